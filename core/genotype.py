@@ -13,6 +13,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from .errors import UserError
+
 CNN_OPS = ("sep3x3", "conv1x1")
 RNN_OPS = ("tanh", "relu", "sigmoid", "identity")
 OPS = {"cnn": CNN_OPS, "rnn": RNN_OPS}
@@ -23,7 +25,7 @@ FORMAT = "autoshrink-genotype/1"
 Edge = tuple[int, int]
 
 
-class GenotypeError(ValueError):
+class GenotypeError(UserError, ValueError):
     """A genotype that breaks the rules; the message is one line naming the problem."""
 
 

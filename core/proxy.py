@@ -1,0 +1,180 @@
+"""Proxy tasks: what it takes to turn one candidate genotype into a scored record.
+
+A task owns the proxy data (loaded once, kept on the training device), builds the
+network for a genotype, trains it with the paper's proxy rules, measures its cost and
+applies the paper's score. The search loop only sees `ProxyTask.evaluate`.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Protocol
+
+import torch
+
+from .config import SearchConfig
+from .genotype import Genotype
+from .result import BUILD_FAILED, FAILED, OK, Cost, TrainResult
+from .seeds import derive_seed
+from .store import CandidateRecord
+
+StopFn = Callable[[], bool]
+EpochFn = Callable[[int, dict], None]            # (candidate idx, history row)
+Job = tuple[int, tuple[int, int] | None, Genotype]  # (idx, removed edge, candidate genotype)
+
+
+def cnn_score(accuracy: float, macs: float) -> float:
+    """Paper: accuracy (fraction) - 0.1 x (log10(MACs) - 6)."""
+    return accuracy - 0.1 * (math.log10(macs) - 6)
+
+
+def rnn_score(perplexity: float, flops: float) -> float:
+    """Paper: (200 - perplexity) x 0.25 - (log10(FLOPs) - 6)."""
+    return (200.0 - perplexity) * 0.25 - (math.log10(flops) - 6)
+
+
+def init_seed(step_seed: int, idx: int) -> int:
+    return derive_seed(step_seed, "init", idx)
+
+
+class ProxyTask(Protocol):
+    kind: str
+    device: torch.device
+    evaluator: str
+
+    def evaluate(self, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
+                 on_epoch: EpochFn, on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]: ...
+
+
+def _record(step: int, job: Job, res: TrainResult, cost: Cost | None, score: float | None) -> CandidateRecord:
+    idx, edge, genotype = job
+    return CandidateRecord(
+        step=step, idx=idx, edge=edge, genotype=genotype, status=res.status, accuracy=res.accuracy,
+        perplexity=res.perplexity, macs=cost.macs if cost else None, flops=cost.flops if cost else None,
+        params=cost.params if cost else None, score=score, epochs=res.epochs, stop_reason=res.stop_reason,
+        wall_s=round(res.wall_s, 3), error=res.error, history=tuple(res.history))
+
+
+def _build_failed(exc: Exception, t0: float) -> TrainResult:
+    return TrainResult(status=FAILED, stop_reason=BUILD_FAILED, wall_s=time.time() - t0,
+                       error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+
+
+class SingleEvaluator:
+    """Trains the candidates one after another: the reference every other evaluator must match."""
+
+    def evaluate_single(self, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
+                        on_epoch: EpochFn, on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]:
+        records = []
+        for job in jobs:
+            if should_stop():
+                break
+            records.append(self._one(step, job, step_seed, should_stop, on_epoch))
+            on_result(records[-1])
+        return records
+
+    def _one(self, step: int, job: Job, step_seed: int, should_stop: StopFn, on_epoch: EpochFn) -> CandidateRecord:
+        idx, _, genotype = job
+        t0 = time.time()
+        try:
+            model, cost = self.build(genotype, init_seed(step_seed, idx)), self.cost(genotype)
+        except Exception as exc:  # a genotype the builder cannot realise is a failed candidate
+            return _record(step, job, _build_failed(exc, t0), None, None)
+        res = self.train(model, step_seed, should_stop, lambda row: on_epoch(idx, row))
+        return _record(step, job, res, cost, self.score(res, cost))
+
+
+class CNNProxyTask(SingleEvaluator):
+    """CIFAR-10 (or digits) proxy classification with the paper's proxy network."""
+    kind = "cnn"
+
+    def __init__(self, cfg: SearchConfig, device: torch.device, log: Callable[[str], None]) -> None:
+        from .cnn import proxy_config
+        from .data import load_proxy
+        from .train_cnn import ProxyTrainConfig
+        self.cfg, self.device = cfg, device
+        self.evaluator = resolve_evaluator(cfg, device)
+        data = load_proxy(cfg.data, seed=cfg.seed, per_class_train=cfg.per_class_train,
+                          per_class_val=cfg.per_class_val, log=log)
+        self.data = data.to(device)
+        self.net = proxy_config(in_channels=data.in_channels, num_classes=data.num_classes,
+                                input_size=data.input_size, stem_channels=cfg.stem_channels,
+                                base_width=cfg.base_width)
+        self.train_cfg = ProxyTrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                                          weight_decay=cfg.weight_decay)
+        self._costs: dict[str, Cost] = {}
+
+    def cost(self, genotype: Genotype) -> Cost:
+        from .cnn import cnn_cost
+        if genotype.hash not in self._costs:
+            self._costs[genotype.hash] = cnn_cost(genotype, self.net)
+        return self._costs[genotype.hash]
+
+    def build(self, genotype: Genotype, seed: int) -> torch.nn.Module:
+        from .cnn import build_cnn
+        torch.manual_seed(seed)
+        return build_cnn(genotype, self.net)
+
+    def score(self, res: TrainResult, cost: Cost) -> float | None:
+        ok = res.status == OK and res.accuracy is not None and math.isfinite(res.accuracy)
+        return cnn_score(res.accuracy, cost.macs) if ok else None
+
+    def evaluate(self, step, jobs, step_seed, should_stop, on_epoch, on_result):
+        if self.evaluator == "batched":
+            from .batched import evaluate_batched
+            return evaluate_batched(self, step, jobs, step_seed, should_stop, on_epoch, on_result)
+        return self.evaluate_single(step, jobs, step_seed, should_stop, on_epoch, on_result)
+
+    def train(self, model, data_seed, should_stop, on_epoch) -> TrainResult:
+        from .train_cnn import train_proxy
+        return train_proxy(model, self.data, self.train_cfg, data_seed=data_seed, device=self.device,
+                           should_stop=should_stop, on_epoch=on_epoch)
+
+
+class RNNProxyTask(SingleEvaluator):
+    """Penn Treebank (or the embedded corpus) language modelling with the DAG RNN cell."""
+    kind = "rnn"
+
+    def __init__(self, cfg: SearchConfig, device: torch.device, log: Callable[[str], None]) -> None:
+        from .corpus import load_corpus
+        from .train_rnn import RNNProxyConfig
+        self.cfg, self.device = cfg, device
+        self.evaluator = "single"
+        if cfg.evaluator == "batched":
+            log("the batched evaluator is for CNN searches; RNN candidates train one at a time")
+        self.corpus = load_corpus(cfg.data, max_vocab=cfg.max_vocab or None, log=log)
+        self.train_cfg = RNNProxyConfig(epochs=cfg.epochs, lr=cfg.lr, clip=cfg.clip,
+                                        batch_size=cfg.batch_size, bptt=cfg.bptt,
+                                        max_batches_per_epoch=cfg.max_batches or None)
+
+    def cost(self, genotype: Genotype) -> Cost:
+        from .rnn import rnn_cost
+        return rnn_cost(genotype, self.cfg.emb, self.cfg.hidden, self.corpus.vocab_size)
+
+    def build(self, genotype: Genotype, seed: int) -> torch.nn.Module:
+        from .rnn import RNNLanguageModel
+        torch.manual_seed(seed)
+        return RNNLanguageModel(genotype, self.corpus.vocab_size, emb=self.cfg.emb, hidden=self.cfg.hidden)
+
+    def score(self, res: TrainResult, cost: Cost) -> float | None:
+        ok = res.status == OK and res.perplexity is not None and math.isfinite(res.perplexity)
+        return rnn_score(res.perplexity, cost.flops) if ok else None
+
+    def evaluate(self, step, jobs, step_seed, should_stop, on_epoch, on_result):
+        return self.evaluate_single(step, jobs, step_seed, should_stop, on_epoch, on_result)
+
+    def train(self, model, data_seed, should_stop, on_epoch) -> TrainResult:
+        from .train_rnn import train_rnn_proxy
+        return train_rnn_proxy(model, self.corpus, self.train_cfg, data_seed=data_seed, device=self.device,
+                               should_stop=should_stop, on_epoch=on_epoch)
+
+
+def resolve_evaluator(cfg: SearchConfig, device: torch.device) -> str:
+    """`auto`: batched on CUDA (where one-at-a-time leaves the GPU idle), single elsewhere."""
+    if cfg.evaluator == "auto":
+        return "batched" if device.type == "cuda" and cfg.task == "cnn" else "single"
+    return cfg.evaluator
+
+
+def make_task(cfg: SearchConfig, device: torch.device, log: Callable[[str], None]) -> ProxyTask:
+    return (CNNProxyTask if cfg.task == "cnn" else RNNProxyTask)(cfg, device, log)

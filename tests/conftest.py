@@ -1,0 +1,25 @@
+"""Shared test fixtures: a temporary run store and the location of the real shared data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+CIFAR_DIR = SHARED_DATA / "cifar10" / "cifar-10-batches-py"
+PTB_DIR = SHARED_DATA / "ptb-proxy"
+
+# Two cores run the suite: one torch thread per test process keeps timings predictable.
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "runs.db"
+
+
+def needs(path: Path, what: str):
+    """Skip a real-data test with a stated reason when ../shared is absent."""
+    return pytest.mark.skipif(not path.exists(), reason=f"{what} not found at {path} (../shared/data is absent)")

@@ -1,0 +1,105 @@
+"""`python -m core` as a user runs it: JSON outputs, one-line errors, kill -9 and resume."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--nodes", "4", "--k", "2", "--epochs", "1", "--keep-fraction", "0", "--threads", "1"]
+
+
+def cli(*args, check=True, timeout=300):
+    out = subprocess.run([sys.executable, "-m", "core", *map(str, args)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["search", "cnn", "--k", "zero"], "invalid int value"),
+    (["search", "cnn", "--nodes", "40"], "nodes must be in 2..16"),
+    (["search", "gan"], "invalid choice"),
+    (["show", "99"], "unknown run 99"),
+    (["resume", "99"], "unknown run 99"),
+    (["summary", "preset:nope"], "unknown preset 'nope'"),
+    (["summary", "/no/such/file.json"], "/no/such/file.json"),
+])
+def test_user_errors_are_one_line_without_traceback(store_path, args, fragment):
+    out = cli(*args, "--store", store_path, check=False) if args[0] != "summary" else cli(*args, check=False)
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in out.stderr, out.stderr
+
+
+def test_search_show_export_json(store_path, tmp_path):
+    out = cli("search", "cnn", *TINY, "--max-steps", "2", "--store", store_path, "--json")
+    final = json.loads(out.stdout.strip().splitlines()[-1])
+    assert final["status"] == "finished" and final["run_id"] == 1
+    shown = json.loads(cli("show", 1, "--store", store_path, "--json").stdout)
+    assert set(shown) == {"run", "steps"} and len(shown["steps"]) == 3
+    step = shown["steps"][1]
+    assert {"step", "edges", "removed", "genotype", "score", "candidates"} <= set(step)
+    assert {"edge", "accuracy", "macs", "params", "score", "status"} <= set(step["candidates"][0])
+    cli("export", 1, "--step", 1, "--out", tmp_path / "g.json", "--store", store_path)
+    exported = json.loads((tmp_path / "g.json").read_text())
+    assert exported["edges"] == step["genotype"]["edges"]
+    assert json.loads(cli("runs", "--store", store_path, "--json").stdout)[0]["status"] == "finished"
+
+
+def test_store_from_environment(tmp_path):
+    env_store = tmp_path / "env.db"
+    out = subprocess.run([sys.executable, "-m", "core", "runs"], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "AUTOSHRINK_STORE": str(env_store)}, timeout=60)
+    assert out.returncode == 0 and str(env_store) in out.stdout and env_store.exists()
+
+
+def test_summary_of_shrinkcnn_a_at_imagenet_224():
+    out = json.loads(cli("summary", "preset:shrinkcnn-a", "--input-size", "224", "--classes", "1001",
+                         "--json").stdout)
+    assert abs(out["params"] - 3.64e6) / 3.64e6 < 0.02
+    assert abs(out["macs"] - 383.7e6) / 383.7e6 < 0.03
+
+
+def test_resume_after_kill_9_continues_from_the_last_committed_step(store_path):
+    args = [sys.executable, "-m", "core", "search", "cnn", *TINY, "--nodes", "5", "--store", str(store_path)]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            if store_path.exists() and _steps(store_path) >= 2:
+                break
+        assert proc.poll() is None, "the search ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    store = Store(store_path)
+    before = [(s.step, s.removed) for s in store.steps(1)]
+    assert store.get_run(1).status == "interrupted" and len(before) >= 2
+    cli("resume", 1, "--store", store_path)
+    after = [(s.step, s.removed) for s in store.steps(1)]
+    assert store.get_run(1).status == "finished"
+    assert [s for s, _ in after] == list(range(len(after)))   # contiguous, none repeated
+    assert after[:len(before)] == before                       # nothing committed was lost or redone
+    # the resumed run made exactly the choices an uninterrupted run makes
+    cli("search", "cnn", *TINY, "--nodes", "5", "--store", store_path)
+    assert [(s.step, s.removed) for s in store.steps(2)] == after
+
+
+def _steps(path: Path) -> int:
+    try:
+        with sqlite3.connect(path, timeout=1) as con:
+            return con.execute("SELECT COUNT(*) FROM steps WHERE run_id=1").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0

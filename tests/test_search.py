@@ -1,0 +1,127 @@
+"""The AutoShrink loop end to end on the embedded digits data."""
+import math
+import threading
+
+import pytest
+
+from core.config import preset_config
+from core.proxy import CNNProxyTask, cnn_score
+from core.search import Observer, QueueObserver, choose, create_run, run_search, step_candidates
+from core.store import FAILED, FINISHED, STOPPED, Store
+from core.genotype import Genotype
+
+TINY = dict(nodes=4, k=2, epochs=1, keep_fraction=0.0, threads=1)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One whole `demo` CNN search, shared by the checks below."""
+    store = Store(tmp_path_factory.mktemp("demo") / "runs.db")
+    run_id = create_run(store, preset_config("cnn", "demo", threads=1))
+    events = QueueObserver()
+    assert run_search(store, run_id, events) == FINISHED
+    return store, run_id, events
+
+
+def test_demo_search_shrinks_to_the_stop_rule(demo_run):
+    store, run_id, _ = demo_run
+    cfg = preset_config("cnn", "demo")
+    steps = store.steps(run_id)
+    assert [s.step for s in steps] == list(range(len(steps)))
+    assert steps[0].edges == cfg.nodes * (cfg.nodes - 1) // 2 and steps[0].removed is None
+    edges = [s.edges for s in steps]
+    assert all(a > b for a, b in zip(edges, edges[1:])), edges
+    last = steps[-1].genotype
+    assert last.num_edges <= cfg.target_edges() or not step_candidates(last, cfg.k, cfg.seed, len(steps))
+    assert steps[-2].edges > cfg.target_edges()
+
+
+def test_each_removed_edge_is_the_best_scoring_candidate(demo_run):
+    store, run_id, _ = demo_run
+    for s in store.steps(run_id)[1:]:
+        cands = store.candidates(run_id, s.step)
+        assert len(cands) == min(preset_config("cnn", "demo").k, len(cands))
+        best = max((c for c in cands if c.score is not None), key=lambda c: c.score)
+        assert s.removed == best.edge and s.score == best.score
+        assert s.genotype == best.genotype
+        assert s.genotype.edges == store.steps(run_id)[s.step - 1].genotype.without_edge(s.removed).edges
+
+
+def test_stored_scores_follow_the_paper_formula(demo_run):
+    store, run_id, _ = demo_run
+    for c in store.candidates(run_id):
+        assert c.status == "ok" and 0 <= c.accuracy <= 1 and c.macs > 0 and c.params > 0
+        assert c.score == pytest.approx(c.accuracy - 0.1 * (math.log10(c.macs) - 6), abs=1e-12)
+        assert c.epochs >= 1 and c.stop_reason and c.wall_s > 0
+    assert cnn_score(0.9, 1e6) == pytest.approx(0.9)
+
+
+def test_observer_saw_every_committed_step(demo_run):
+    store, run_id, events = demo_run
+    seen = []
+    while not events.events.empty():
+        seen.append(events.events.get())
+    steps = [e[2].step for e in seen if e[0] == "step"]
+    assert steps == [s.step for s in store.steps(run_id)]
+    assert seen[-1][0] == "end" and seen[-1][2][0] == FINISHED
+    assert sum(e[0] == "candidate" for e in seen) == len(store.candidates(run_id))
+
+
+def test_same_seed_same_search(store_path):
+    store = Store(store_path)
+    cfg = preset_config("cnn", "demo", **TINY)
+    a, b = create_run(store, cfg), create_run(store, cfg)
+    run_search(store, a), run_search(store, b)
+    assert [(s.removed, s.score) for s in store.steps(a)] == [(s.removed, s.score) for s in store.steps(b)]
+
+
+def test_stop_then_resume_finishes_with_contiguous_steps(store_path):
+    store = Store(store_path)
+    run_id = create_run(store, preset_config("cnn", "demo", **TINY))
+    stop = threading.Event()
+
+    class StopAfterStep1(Observer):
+        def on_step(self, run_id, step, candidates):
+            if step.step == 1:
+                stop.set()
+
+    assert run_search(store, run_id, StopAfterStep1(), stop) == STOPPED
+    assert store.get_run(run_id).status == STOPPED
+    assert [s.step for s in store.steps(run_id)] == [0, 1]
+    assert run_search(store, run_id) == FINISHED
+    assert [s.step for s in store.steps(run_id)] == list(range(len(store.steps(run_id))))
+
+
+def test_a_failed_candidate_is_recorded_and_the_search_goes_on(store_path, monkeypatch):
+    real_build = CNNProxyTask.build
+
+    def build(self, genotype, seed):
+        if (0, 1) not in genotype.edges:
+            raise RuntimeError("planted build failure")
+        return real_build(self, genotype, seed)
+
+    monkeypatch.setattr(CNNProxyTask, "build", build)
+    store = Store(store_path)
+    run_id = create_run(store, preset_config("cnn", "demo", **{**TINY, "k": 6, "max_steps": 1}))
+    assert run_search(store, run_id) == FINISHED
+    failed = [c for c in store.candidates(run_id, 1) if c.status == FAILED]
+    assert len(failed) == 1 and failed[0].edge == (0, 1) and "planted build failure" in failed[0].error
+    assert failed[0].score is None and store.steps(run_id)[1].removed != (0, 1)
+
+
+def test_missing_data_fails_the_run_with_one_line(store_path, tmp_path):
+    store = Store(store_path)
+    run_id = create_run(store, preset_config("cnn", "demo", data=f"cifar10:{tmp_path / 'nope'}"))
+    assert run_search(store, run_id) == FAILED
+    error = store.get_run(run_id).error
+    assert "nope" in error and "\n" not in error
+
+
+def test_choose_breaks_ties_by_fewer_edges():
+    from core.store import CandidateRecord
+    g = Genotype.dense("cnn", 4, 0)
+    small, big = g.without_edge((0, 1)), g.without_edge((2, 3))
+    recs = [CandidateRecord(1, 0, (2, 3), big, "ok", score=0.5),
+            CandidateRecord(1, 1, (0, 1), small, "ok", score=0.5),
+            CandidateRecord(1, 2, (1, 2), big, "failed", score=None)]
+    assert choose(recs).idx == (1 if small.num_edges < big.num_edges else 0)

@@ -1,0 +1,103 @@
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from core.genotype import Genotype
+from core.store import (FINISHED, INTERRUPTED, RUNNING, CandidateRecord, StepRecord, Store, StoreError,
+                        best_of, default_store_path)
+
+G = Genotype.dense("cnn", 4, seed=0)
+
+
+def step(n: int, score: float | None, edges: int) -> StepRecord:
+    return StepRecord(step=n, edges=edges, removed=None if n == 0 else (0, n), genotype=G, score=score)
+
+
+def cand(n: int, idx: int) -> CandidateRecord:
+    return CandidateRecord(step=n, idx=idx, edge=(0, 1), genotype=G, status="ok", accuracy=0.5, score=0.1)
+
+
+def test_store_path_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("AUTOSHRINK_STORE", str(tmp_path / "x.db"))
+    assert default_store_path() == tmp_path / "x.db"
+    monkeypatch.delenv("AUTOSHRINK_STORE")
+    assert str(default_store_path()).endswith("runs/autoshrink.db")
+
+
+def test_wal_mode_and_round_trip(store_path):
+    store = Store(store_path)
+    with sqlite3.connect(store_path) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    run = store.create_run("cnn", {"seed": 1}, expected_steps=5)
+    store.commit_step(run, step(0, 0.3, 6), [cand(0, 0)])
+    store.commit_step(run, step(1, 0.5, 5), [cand(1, 0), cand(1, 1)])
+    assert [s.step for s in store.steps(run)] == [0, 1]
+    assert store.steps(run)[1].removed == (0, 1)
+    assert len(store.candidates(run, step=1)) == 2
+    assert store.candidates(run)[0].genotype == G
+    assert store.get_run(run).config == {"seed": 1}
+
+
+def test_a_step_commits_whole_or_not_at_all(store_path):
+    store = Store(store_path)
+    run = store.create_run("cnn", {}, 3)
+    with pytest.raises(sqlite3.IntegrityError):  # duplicate candidate idx inside one step
+        store.commit_step(run, step(0, 0.3, 6), [cand(0, 0), cand(0, 0)])
+    assert store.steps(run) == [] and store.candidates(run) == []
+
+
+def test_best_snapshot_prefers_score_then_fewer_edges():
+    steps = [step(0, 0.5, 6), step(1, 0.7, 5), step(2, 0.7, 4), step(3, None, 3)]
+    assert best_of(steps).step == 2
+    assert best_of([step(0, None, 6)]) is None
+
+
+def test_unknown_run_is_a_one_line_error(store_path):
+    with pytest.raises(StoreError, match="unknown run 42"):
+        Store(store_path).get_run(42)
+
+
+def test_run_of_a_dead_process_reads_as_interrupted(store_path):
+    store = Store(store_path)
+    run = store.create_run("cnn", {}, 3)
+    store.claim(run, "cpu", "single")
+    assert store.get_run(run).status == RUNNING  # this process is alive
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    with sqlite3.connect(store_path) as con:
+        con.execute("UPDATE runs SET pid=? WHERE id=?", (int(dead.stdout), run))
+    assert store.get_run(run).status == INTERRUPTED
+    store.finish(run, FINISHED)
+    assert store.get_run(run).status == FINISHED
+
+
+def test_other_processes_read_while_a_writer_holds_a_transaction(store_path):
+    store = Store(store_path)
+    run = store.create_run("cnn", {}, 3)
+    store.commit_step(run, step(0, 0.3, 6), [cand(0, 0)])
+    con = sqlite3.connect(store_path, isolation_level=None)
+    con.execute("BEGIN IMMEDIATE")  # a writer mid-transaction
+    con.execute("UPDATE runs SET status='running' WHERE id=?", (run,))
+    reader = textwrap.dedent(f"""
+        from core.store import Store
+        s = Store({str(store_path)!r})
+        print(len(s.steps({run})), s.get_run({run}).status)
+    """)
+    out = subprocess.run([sys.executable, "-c", reader], capture_output=True, text=True, timeout=60,
+                         cwd=os.path.dirname(os.path.dirname(__file__)))
+    con.execute("ROLLBACK")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "queued"]
+
+
+def test_stop_request_flag(store_path):
+    store = Store(store_path)
+    run = store.create_run("cnn", {}, 3)
+    assert not store.stop_requested(run)
+    store.request_stop(run)
+    assert store.stop_requested(run)
+    store.claim(run, "cpu", "single")  # a (re)start clears an old request
+    assert not store.stop_requested(run)
