@@ -277,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--vocab", type=int)
     sm.add_argument("--json", action="store_true")
     sm.set_defaults(func=cmd_summary)
+
+    from .cli_train import add_train_parser  # final training lives in its own module
+    add_train_parser(sub)
     return ap
 
 

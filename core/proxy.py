@@ -145,7 +145,9 @@ class RNNProxyTask(SingleEvaluator):
         self.corpus = load_corpus(cfg.data, max_vocab=cfg.max_vocab or None, log=log)
         self.train_cfg = RNNProxyConfig(epochs=cfg.epochs, lr=cfg.lr, clip=cfg.clip,
                                         batch_size=cfg.batch_size, bptt=cfg.bptt,
-                                        max_batches_per_epoch=cfg.max_batches or None)
+                                        max_batches_per_epoch=cfg.max_batches or None,
+                                        eval_batch_size=cfg.batch_size)  # the cell runs step by step:
+        # validating 10 columns (the DARTS habit) costs more sequential steps than training does
 
     def cost(self, genotype: Genotype) -> Cost:
         from .rnn import rnn_cost

@@ -6,19 +6,12 @@ the trainer polls between batches, so it works for runs owned by any process.
 """
 from __future__ import annotations
 
-import os
 import threading
-from dataclasses import replace
 from typing import Callable
 
 from .config import SearchConfig
 from .search import Observer, create_run, run_search
 from .store import FINISHED, RUNNING, Store, StoreError
-
-
-def ui_threads() -> int:
-    """Leave one core to the web server so pages stay responsive while a search trains."""
-    return max(1, (os.cpu_count() or 2) - 1)
 
 
 class Runner:
@@ -46,8 +39,6 @@ class Runner:
 
     # ----- searches --------------------------------------------------------------------
     def start_search(self, store: Store, cfg: SearchConfig, observer: Observer | None = None) -> int:
-        if not cfg.threads:
-            cfg = replace(cfg, threads=ui_threads())
         run_id = create_run(store, cfg)
         self._launch(_key(store, "search", run_id),
                      lambda stop: run_search(store, run_id, observer, stop))
@@ -62,6 +53,25 @@ class Runner:
         self._launch(_key(store, "search", run_id),
                      lambda stop: run_search(store, run_id, observer, stop))
 
+    # ----- final training jobs ------------------------------------------------------------
+    def start_train(self, store: Store, genotype, cfg, source: str = "", observer=None) -> int:
+        """Record a training job (core.train_job) and run it in a daemon thread; returns its id."""
+        from .jobs import JobStore
+        from .train_job import create_job, run_job
+        jobs = JobStore(store.path)
+        job_id = create_job(jobs, genotype, cfg, source)
+        self._launch(_key(store, "train", job_id), lambda stop: run_job(jobs, job_id, observer, stop))
+        return job_id
+
+    def resume_train(self, store: Store, job_id: int, observer=None) -> None:
+        from .jobs import JobStore
+        from .train_job import check_resumable, run_job
+        jobs = JobStore(store.path)
+        if self.active(store, job_id, "train"):
+            raise StoreError(f"job {job_id} is already running")
+        check_resumable(jobs, job_id)
+        self._launch(_key(store, "train", job_id), lambda stop: run_job(jobs, job_id, observer, stop))
+
     def stop(self, store: Store, run_id: int, kind: str = "search") -> None:
         """Ask a run to stop, wherever it runs; takes effect after the current batch."""
         entry = self._threads.get(_key(store, kind, run_id))
@@ -69,6 +79,9 @@ class Runner:
             entry[1].set()
         if kind == "search":
             store.request_stop(run_id)
+        elif kind == "train":
+            from .jobs import JobStore
+            JobStore(store.path).request_job_stop(run_id)
 
 
 def _key(store: Store, kind: str, job_id: int) -> tuple[str, str, int]:

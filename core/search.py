@@ -8,6 +8,7 @@ the store stays the source of truth.
 """
 from __future__ import annotations
 
+import os
 import queue
 import random
 import threading
@@ -60,6 +61,12 @@ class SearchError(UserError, RuntimeError):
     """The search cannot go on (e.g. every candidate of a step failed)."""
 
 
+def default_threads() -> int:
+    """One core fewer than the machine has: busy-waiting OpenMP threads that share cores with
+    other processes (the app server, a browser) make tiny-network training many times slower."""
+    return max(1, min(torch.get_num_threads(), (os.cpu_count() or 2) - 1))
+
+
 def create_run(store: Store, cfg: SearchConfig) -> int:
     return store.create_run(cfg.task, cfg.to_dict(), cfg.expected_steps())
 
@@ -101,8 +108,7 @@ def run_search(store: Store, run_id: int, observer: Observer | None = None,
 
 
 def _search(store: Store, run_id: int, cfg: SearchConfig, obs: Observer, stop: threading.Event) -> str:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(cfg.threads or default_threads())
     device = resolve_device(cfg.device)
     task = make_task(cfg, device, lambda msg: obs.on_log(run_id, msg))
     store.claim(run_id, describe(device), task.evaluator)

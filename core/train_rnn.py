@@ -191,12 +191,14 @@ def train_rnn_proxy(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig
     """Train `model` (already initialised) with SGD + clipping + truncated BPTT and return
     perplexity = exp(best validation loss); NaN (FAILED/NAN) if that loss is >= max_loss or
     any loss went NaN/inf. Stops early after `patience` epochs without a new best validation
-    loss, or when validation loss > diverge_ratio x the epoch's train loss. Torch's global
+    loss, or when validation loss > diverge_ratio x the epoch's train loss. The lr is divided
+    by 10 after epochs E-4 and E-2 (see lr_at_epoch). Torch's global
     RNG is forked and seeded with data_seed, so dropout (if any) is reproducible too and the
     caller's RNG state is left untouched."""
     result = TrainResult(status=OK)
     t0 = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
+    dev = torch.device(device)
+    with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
         torch.manual_seed(data_seed)
         try:
             _run(model, corpus, cfg, data_seed, device, should_stop, on_epoch, result)

@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from core.config import preset_config
-from core.proxy import CNNProxyTask, cnn_score
+from core.proxy import CNNProxyTask, cnn_score, rnn_score
 from core.search import Observer, QueueObserver, choose, create_run, run_search, step_candidates
 from core.store import FAILED, FINISHED, STOPPED, Store
 from core.genotype import Genotype
@@ -13,51 +13,64 @@ from core.genotype import Genotype
 TINY = dict(nodes=4, k=2, epochs=1, keep_fraction=0.0, threads=1)
 
 
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    """One whole `demo` CNN search, shared by the checks below."""
+def formula(task: str, c) -> float:
+    """The paper's scores, written out independently of core.proxy."""
+    if task == "cnn":
+        return c.accuracy - 0.1 * (math.log10(c.macs) - 6)
+    return (200 - c.perplexity) * 0.25 - (math.log10(c.flops) - 6)
+
+
+@pytest.fixture(scope="module", params=["cnn", "rnn"])
+def demo_run(request, tmp_path_factory):
+    """One whole `demo` search per task, shared by the checks below."""
     store = Store(tmp_path_factory.mktemp("demo") / "runs.db")
-    run_id = create_run(store, preset_config("cnn", "demo", threads=1))
+    run_id = create_run(store, preset_config(request.param, "demo", threads=1))
     events = QueueObserver()
     assert run_search(store, run_id, events) == FINISHED
-    return store, run_id, events
+    return store, run_id, events, request.param
 
 
 def test_demo_search_shrinks_to_the_stop_rule(demo_run):
-    store, run_id, _ = demo_run
-    cfg = preset_config("cnn", "demo")
+    store, run_id, _, task = demo_run
+    cfg = preset_config(task, "demo")
     steps = store.steps(run_id)
-    assert [s.step for s in steps] == list(range(len(steps)))
+    assert [s.step for s in steps] == list(range(len(steps))) and len(steps) >= 3
     assert steps[0].edges == cfg.nodes * (cfg.nodes - 1) // 2 and steps[0].removed is None
     edges = [s.edges for s in steps]
     assert all(a > b for a, b in zip(edges, edges[1:])), edges
     last = steps[-1].genotype
     assert last.num_edges <= cfg.target_edges() or not step_candidates(last, cfg.k, cfg.seed, len(steps))
     assert steps[-2].edges > cfg.target_edges()
+    assert store.get_run(run_id).evaluator == "single"
 
 
 def test_each_removed_edge_is_the_best_scoring_candidate(demo_run):
-    store, run_id, _ = demo_run
-    for s in store.steps(run_id)[1:]:
+    store, run_id, _, task = demo_run
+    steps = store.steps(run_id)
+    for s in steps[1:]:
         cands = store.candidates(run_id, s.step)
-        assert len(cands) == min(preset_config("cnn", "demo").k, len(cands))
+        assert len(cands) == min(preset_config(task, "demo").k, steps[s.step - 1].edges)
         best = max((c for c in cands if c.score is not None), key=lambda c: c.score)
         assert s.removed == best.edge and s.score == best.score
         assert s.genotype == best.genotype
-        assert s.genotype.edges == store.steps(run_id)[s.step - 1].genotype.without_edge(s.removed).edges
+        assert s.genotype.edges == steps[s.step - 1].genotype.without_edge(s.removed).edges
 
 
 def test_stored_scores_follow_the_paper_formula(demo_run):
-    store, run_id, _ = demo_run
+    store, run_id, _, task = demo_run
     for c in store.candidates(run_id):
-        assert c.status == "ok" and 0 <= c.accuracy <= 1 and c.macs > 0 and c.params > 0
-        assert c.score == pytest.approx(c.accuracy - 0.1 * (math.log10(c.macs) - 6), abs=1e-12)
-        assert c.epochs >= 1 and c.stop_reason and c.wall_s > 0
+        assert c.status == "ok" and c.params > 0 and c.epochs >= 1 and c.stop_reason and c.wall_s > 0
+        if task == "cnn":
+            assert 0 <= c.accuracy <= 1 and c.macs > 0 and c.perplexity is None
+        else:
+            assert c.perplexity > 1 and c.flops == c.genotype.num_edges * 32 ** 2 and c.accuracy is None
+        assert c.score == pytest.approx(formula(task, c), abs=1e-12)
     assert cnn_score(0.9, 1e6) == pytest.approx(0.9)
+    assert rnn_score(100.0, 1e6) == pytest.approx(25.0)
 
 
 def test_observer_saw_every_committed_step(demo_run):
-    store, run_id, events = demo_run
+    store, run_id, events, _ = demo_run
     seen = []
     while not events.events.empty():
         seen.append(events.events.get())

@@ -1,0 +1,247 @@
+"""The app through Streamlit's AppTest: every page with an empty store and with real runs,
+the Search form's inline validation, Start/Stop/Resume through the page's widgets, and the
+user-error paths (unknown run, failed run, corrupt upload, mixed CNN/RNN comparison).
+
+The runs are made once per module with core (create_run + run_search on the demo presets,
+shrunk to a few 1-epoch candidates so the module stays well under a minute and a half).
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.config import preset_config
+from core.draw import EARLIER
+from core.search import create_run, run_search
+from core.store import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, Store
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = ("views/search.py", "views/explorer.py", "views/tradeoffs.py", "views/compare.py")
+TIMEOUT = 90  # first runs import torch and cost ImageNet networks on a busy 2-core machine
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict:
+    """A store with a failed run (missing data), an RNN demo run and a CNN demo run (newest)."""
+    path = tmp_path_factory.mktemp("app") / "runs.db"
+    store = Store(path)
+    ids = {}
+    for name, task, overrides in (("failed", "cnn", dict(data="cifar10:/nonexistent/cifar")),
+                                  ("rnn", "rnn", dict(k=2, epochs=1, max_steps=2, max_batches=5)),
+                                  ("cnn", "cnn", dict(k=2, epochs=1, max_steps=2))):
+        ids[name] = create_run(store, preset_config(task, "demo", threads=1, **overrides))
+        run_search(store, ids[name])
+    assert store.get_run(ids["failed"]).status == FAILED
+    assert store.get_run(ids["cnn"]).status == FINISHED and store.get_run(ids["rnn"]).status == FINISHED
+    return {"path": path, "store": store, **ids}
+
+
+def _app(monkeypatch, store_path: Path) -> AppTest:
+    monkeypatch.setenv("AUTOSHRINK_STORE", str(store_path))
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+
+
+def _open(at: AppTest, page: str, run_id: int | None = None) -> AppTest:
+    """Run the app, pick `run_id` in the sidebar, then show `page`."""
+    at.run()
+    if run_id is not None:
+        at.sidebar.selectbox(key="run_id").set_value(run_id).run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _texts(at: AppTest) -> str:
+    parts = [e.value for kind in (at.markdown, at.caption, at.info, at.error, at.warning, at.subheader, at.title)
+             for e in kind]
+    return "\n".join(str(p) for p in parts)
+
+
+def _downloads(at: AppTest) -> set[str]:
+    return {b.label for b in at.get("download_button")}
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+# ----- rendering ---------------------------------------------------------------------------
+@pytest.mark.parametrize("page", PAGES)
+def test_pages_render_with_an_empty_store(monkeypatch, tmp_path, page) -> None:
+    at = _open(_app(monkeypatch, tmp_path / "empty.db"), page)
+    assert not at.error
+    text = _texts(at)
+    assert str(tmp_path / "empty.db") in text  # the sidebar names the store in use
+    expected = {"views/search.py": "No run selected yet", "views/explorer.py": "No run to explore yet",
+                "views/tradeoffs.py": "No run yet", "views/compare.py": "ShrinkCNN-A"}[page]
+    assert expected in text
+
+
+def test_search_page_shows_the_run(monkeypatch, runs) -> None:
+    at = _open(_app(monkeypatch, runs["path"]), "views/search.py", runs["cnn"])
+    assert not at.error
+    assert f"Run #{runs['cnn']}" in _texts(at)
+    assert at.get("progress")[0].proto.value == 100
+    assert at.get("graphviz_chart")
+    assert {"Genotype JSON", "DAG (DOT)", "DAG (SVG)", "Step table (CSV)", "Best genotype JSON"} <= _downloads(at)
+    assert "scored best" in _texts(at)  # the last step's reason
+
+
+@pytest.mark.parametrize("kind", ["cnn", "rnn"])
+def test_explorer_steps_through_the_run(monkeypatch, runs, kind) -> None:
+    at = _open(_app(monkeypatch, runs["path"]), "views/explorer.py", runs[kind])
+    assert not at.error
+    last = len(runs["store"].steps(runs[kind])) - 1
+    slider = at.slider(key="explorer_step")
+    assert slider.max == last and slider.value == last
+    assert "scored best" in at.info[0].value
+    dot = at.get("graphviz_chart")[0].proto.spec
+    assert "removed" in dot and ("x_t, h_{t-1}" if kind == "rnn" else "0: input") in dot
+    assert EARLIER in dot  # edges removed at earlier steps, faint by default
+    at.toggle(key="explorer_earlier").set_value(False).run()
+    assert EARLIER not in at.get("graphviz_chart")[0].proto.spec
+    at.button(key="explorer_prev").click().run()
+    assert at.slider(key="explorer_step").value == last - 1
+    at.slider(key="explorer_step").set_value(0).run()
+    assert "dense starting DAG" in at.info[0].value
+    at.button(key="explorer_next").click().run()
+    assert at.slider(key="explorer_step").value == 1
+    rows = at.main.dataframe[0].value
+    assert (rows["chosen"] != "").sum() == 1  # exactly one candidate is marked as the removed one
+    assert {"Candidate table (CSV)", "Step table (CSV)", "Genotype JSON", "DAG (DOT)"} <= _downloads(at)
+    assert not at.exception
+
+
+@pytest.mark.parametrize("kind", ["cnn", "rnn"])
+def test_tradeoffs_follow_the_task_direction(monkeypatch, runs, kind) -> None:
+    at = _open(_app(monkeypatch, runs["path"]), "views/tradeoffs.py", runs[kind])
+    assert not at.error
+    scatter, series = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
+    assert scatter["layout"]["xaxis"]["type"] == "log"
+    reversed_y = scatter["layout"]["yaxis"].get("autorange") == "reversed"
+    assert reversed_y == (kind == "rnn")  # perplexity: lower is better, so the axis flips
+    names = [t.get("name") for t in scatter["data"]]
+    assert {"candidates", "Pareto front", "chosen snapshots"} <= set(names)
+    assert any(t.get("name") == "best snapshot" for t in series["data"])
+    at.radio(key="tradeoff_cost").set_value("params").run()
+    assert not at.exception
+    assert "params" in json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["xaxis"]["title"]["text"]
+
+
+@pytest.mark.parametrize("kind", ["cnn", "rnn"])
+def test_compare_shows_costs_of_one_kind(monkeypatch, runs, kind) -> None:
+    at = _open(_app(monkeypatch, runs["path"]), "views/compare.py", runs[kind])
+    assert not at.error
+    table = at.main.dataframe[-1].value
+    if kind == "cnn":
+        assert {"ImageNet-224 MACs", "proxy MACs", "proxy accuracy %"} <= set(table.columns)
+        assert 3_600_000 < table.loc[table["genotype"] == "ShrinkCNN-A", "ImageNet-224 params"].iloc[0] < 3_700_000
+        assert len(at.code) == 2  # a torchinfo summary per genotype
+    else:
+        assert {"LM params", "cell FLOPs", "vocab"} <= set(table.columns)
+        assert table.loc[table["genotype"] == "ShrinkRNN", "LM params"].iloc[0] == 23_000_700
+    assert "Edges only one of them has" in _texts(at)
+
+
+def test_compare_refuses_cnn_with_rnn(monkeypatch, runs) -> None:
+    at = _open(_app(monkeypatch, runs["path"]), "views/compare.py")
+    at.selectbox(key="compare0-source").set_value("Preset").run()
+    at.selectbox(key="compare0-preset").set_value("shrinkcnn-a").run()
+    at.selectbox(key="compare1-source").set_value("Preset").run()
+    at.selectbox(key="compare1-preset").set_value("shrinkrnn").run()
+    assert not at.exception
+    assert any("cannot compare costs of CNN cells" in e.value for e in at.error)
+    assert len(at.get("graphviz_chart")) == 2  # the DAGs are still shown
+
+
+def test_compare_reports_a_corrupt_upload(monkeypatch, runs) -> None:
+    at = _open(_app(monkeypatch, runs["path"]), "views/compare.py")
+    at.selectbox(key="compare1-source").set_value("Upload JSON").run()
+    at.file_uploader(key="compare1-upload").set_value(("cell.json", b"{not json", "application/json")).run()
+    assert not at.exception
+    assert any("cell.json" in e.value and "not valid JSON" in e.value for e in at.error)
+    at.file_uploader(key="compare1-upload").set_value(
+        ("cell.json", json.dumps({"kind": "cnn", "ops": ["input", "sep3x3"], "edges": [[1, 0]]}).encode(),
+         "application/json")).run()
+    assert any("goes backward" in e.value for e in at.error)
+
+
+# ----- user errors -------------------------------------------------------------------------
+def test_unknown_run_in_the_link_is_a_message(monkeypatch, runs) -> None:
+    at = _app(monkeypatch, runs["path"])
+    at.query_params["run"] = "999"
+    at.run()
+    assert not at.exception
+    assert any("unknown run 999" in e.value for e in at.error)
+
+
+def test_failed_run_says_why_and_offers_resume(monkeypatch, runs) -> None:
+    at = _open(_app(monkeypatch, runs["path"]), "views/search.py", runs["failed"])
+    assert any("failed" in e.value and "CIFAR-10 directory not found" in e.value for e in at.error)
+    assert at.button(key="live_resume")
+    for page in PAGES[1:]:
+        at.switch_page(page).run()
+        assert not at.exception
+
+
+def test_form_shows_inline_errors_and_starts_nothing(monkeypatch, tmp_path) -> None:
+    path = tmp_path / "form.db"
+    at = _open(_app(monkeypatch, path), "views/search.py")
+    at.number_input(key="form_nodes").set_value(1)
+    at.number_input(key="form_keep_fraction").set_value(1.5)
+    at.text_input(key="form_data").set_value("mnist")
+    at.form_submit_button[0].click().run()
+    errors = [e.value for e in at.error]
+    assert any("nodes must be in 2..16" in e for e in errors)
+    assert any("keep fraction must be in [0, 1)" in e for e in errors)
+    assert any("unknown dataset 'mnist'" in e for e in errors)
+    assert Store(path).list_runs() == []
+    at.radio(key="form_task").set_value("rnn").run()  # a new task reloads its preset and clears errors
+    assert at.text_input(key="form_data").value == "embedded" and not at.error
+
+
+def test_start_stop_and_resume_from_the_page(monkeypatch, tmp_path) -> None:
+    path = tmp_path / "live.db"
+    at = _open(_app(monkeypatch, path), "views/search.py")
+    assert at.selectbox(key="form_preset").value == "demo"
+    for key, value in (("form_nodes", 3), ("form_k", 2), ("form_epochs", 2), ("form_max_steps", 1)):
+        at.number_input(key=key).set_value(value)
+    at.form_submit_button[0].click().run()
+    assert not at.exception and not at.error
+    store = Store(path)
+    (run,) = store.list_runs()
+    assert run.status in (QUEUED, RUNNING) and run.config["nodes"] == 3
+    assert at.sidebar.selectbox(key="run_id").value == run.id
+    at.button(key="live_stop").click().run()
+    _wait(lambda: store.get_run(run.id).status == STOPPED, 30, "the run to stop")
+    at.run()
+    at.button(key="live_resume").click().run()
+    assert not at.exception
+    _wait(lambda: store.get_run(run.id).status == FINISHED, 60, "the resumed run to finish")
+    assert len(store.steps(run.id)) == 2
+
+
+def test_stop_reaches_a_run_started_elsewhere(monkeypatch, tmp_path) -> None:
+    """A run owned by another thread (as the CLI would own it) stops through the store."""
+    path = tmp_path / "cli.db"
+    store = Store(path)
+    run_id = create_run(store, preset_config("cnn", "demo", threads=1, nodes=4, epochs=3))
+    worker = threading.Thread(target=run_search, args=(store, run_id), daemon=True)
+    worker.start()
+    _wait(lambda: store.get_run(run_id).status == RUNNING, 30, "the run to start")
+    at = _open(_app(monkeypatch, path), "views/search.py")
+    at.button(key="live_stop").click().run()
+    _wait(lambda: store.get_run(run_id).status == STOPPED, 30, "the run to stop")
+    worker.join(10)
+    at.run()
+    assert at.button(key="live_resume") and not at.exception

@@ -1,0 +1,27 @@
+"""User errors as one line on the page, never a traceback.
+
+core raises core.errors.UserError subclasses for anything a user can cause (bad genotype
+file, unknown run, missing data); anything else is a bug and keeps Streamlit's traceback.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import streamlit as st
+
+from core.errors import UserError
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Show a UserError raised inside the block as st.error and carry on with the page."""
+    try:
+        yield
+    except UserError as exc:
+        st.error(one_line(exc), icon=":material/error:")

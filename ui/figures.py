@@ -1,0 +1,98 @@
+"""Plotly figures for the Trade-offs page, built from core.tradeoff's plain rows.
+
+No streamlit here: a figure is a pure function of the rows, which keeps the page thin and
+lets tests and the benchmark build figures without a server.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.tradeoff import COSTS
+
+FRONT_COLOUR, PATH_COLOUR, BEST_COLOUR = "#d62728", "#333333", "#ff7f0e"
+
+
+def _quality_values(rows: Sequence[dict], task: str) -> list[float | None]:
+    """Accuracy as a percentage (what people read), perplexity as is."""
+    if task == "rnn":
+        return [r["quality"] for r in rows]
+    return [None if r["quality"] is None else 100 * r["quality"] for r in rows]
+
+
+def _quality_title(task: str) -> str:
+    return "proxy perplexity (lower is better)" if task == "rnn" else "proxy accuracy % (higher is better)"
+
+
+def tradeoff_figure(points: Sequence[dict], front: Sequence[dict], path: Sequence[dict], task: str,
+                    cost_key: str) -> go.Figure:
+    """Every candidate (coloured by step), the Pareto front and the path of chosen snapshots.
+
+    The cost axis is logarithmic; for perplexity the quality axis is reversed so that
+    "better" is up in both tasks and the front always bounds the cloud from the top-left.
+    """
+    cost_label = dict(COSTS[task])[cost_key]
+    q_label = "perplexity" if task == "rnn" else "accuracy %"
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=[p[cost_key] for p in points], y=_quality_values(points, task), mode="markers", name="candidates",
+        marker=dict(size=9, color=[p["step"] for p in points], colorscale="Viridis", showscale=True,
+                    colorbar=dict(title="step"), line=dict(width=[2 if p["chosen"] else 0 for p in points],
+                                                            color="black")),
+        customdata=[[p["edge"], p["step"], p["score"], p["edges"]] for p in points],
+        hovertemplate=(f"edge %{{customdata[0]}} (step %{{customdata[1]}})<br>{q_label} %{{y:.2f}}<br>"
+                       f"{cost_label} %{{x:,.0f}}<br>score %{{customdata[2]:.4f}}<br>"
+                       "%{customdata[3]} edges left<extra></extra>")))
+    fig.add_trace(go.Scatter(
+        x=[p[cost_key] for p in front], y=_quality_values(front, task), mode="lines", name="Pareto front",
+        line=dict(color=FRONT_COLOUR, width=2, shape="hv"),  # best quality reachable at each cost
+        hoverinfo="skip"))
+    usable = [r for r in path if r.get(cost_key) is not None and r["quality"] is not None]
+    fig.add_trace(go.Scatter(
+        x=[r[cost_key] for r in usable], y=_quality_values(usable, task), mode="lines+markers+text",
+        name="chosen snapshots", line=dict(color=PATH_COLOUR, dash="dot"),
+        marker=dict(symbol=["star" if r["best"] else "diamond" for r in usable],
+                    size=[16 if r["best"] else 8 for r in usable],
+                    color=[BEST_COLOUR if r["best"] else PATH_COLOUR for r in usable]),
+        text=[str(r["step"]) for r in usable], textposition="top center",
+        customdata=[[r["removed"], r["step"]] for r in usable],
+        hovertemplate=(f"step %{{customdata[1]}}: removed %{{customdata[0]}}<br>{q_label} %{{y:.2f}}<br>"
+                       f"{cost_label} %{{x:,.0f}}<extra></extra>")))
+    fig.update_xaxes(type="log", title=f"{cost_label} (log scale)")
+    fig.update_yaxes(title=_quality_title(task), autorange="reversed" if task == "rnn" else True)
+    fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.08))
+    return fig
+
+
+def steps_figure(series: Sequence[dict], task: str) -> go.Figure:
+    """Score, quality, cost, params and edge count per step, the best snapshot starred."""
+    cost_key, cost_label = COSTS[task][0]
+    q_label = "perplexity" if task == "rnn" else "accuracy %"
+    panels = [("score", "score", [r["score"] for r in series]),
+              (q_label, q_label, _quality_values(series, task)),
+              (cost_label, cost_label, [r[cost_key] for r in series]),
+              ("params", "params", [r["params"] for r in series]),
+              ("edges", "edges", [r["edges"] for r in series])]
+    fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.03,
+                        subplot_titles=[p[0] for p in panels])
+    steps = [r["step"] for r in series]
+    removed = [r["removed"] for r in series]
+    best = [i for i, r in enumerate(series) if r["best"]]
+    for row, (_, name, values) in enumerate(panels, start=1):
+        fig.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=name, showlegend=False,
+                                 customdata=removed, line=dict(color=PATH_COLOUR),
+                                 hovertemplate=f"step %{{x}}: removed %{{customdata}}<br>{name} %{{y}}"
+                                               "<extra></extra>"), row=row, col=1)
+        if best:
+            i = best[0]
+            fig.add_trace(go.Scatter(x=[steps[i]], y=[values[i]], mode="markers", name="best snapshot",
+                                     showlegend=row == 1, marker=dict(symbol="star", size=16, color=BEST_COLOUR),
+                                     hovertemplate=f"best snapshot: step {steps[i]}<extra></extra>"),
+                          row=row, col=1)
+    if task == "rnn":
+        fig.update_yaxes(autorange="reversed", row=2, col=1)
+    fig.update_xaxes(title="step", row=len(panels), col=1, dtick=1)
+    fig.update_layout(height=760, margin=dict(l=10, r=10, t=40, b=10))
+    return fig

@@ -1,0 +1,167 @@
+"""The live run panel of the Search page: status, Stop/Resume, progress, ETA, DAG, candidates.
+
+Everything is read from the store on each refresh (a fragment that reruns itself every
+REFRESH_S), so a second tab, a browser refresh and a run started from the CLI all show
+the same thing; nothing here depends on having started the run in this session.
+"""
+from __future__ import annotations
+
+import time
+from statistics import fmean
+
+import streamlit as st
+
+from core.config import SearchConfig
+from core.draw import dag_graph
+from core.errors import UserError
+from core.explain import candidate_rows, why_removed
+from core.genotype import Genotype
+from core.progress import fmt_duration
+from core.search import step_candidates
+from core.store import (FAILED, INTERRUPTED, QUEUED, RUNNING, STOPPED, RunRecord, StepRecord, Store,
+                        best_of)
+from core.tradeoff import step_table
+from ui.downloads import dag_with_downloads, genotype_button, table_button
+from ui.errors import one_line
+from ui.resources import get_runner, get_store
+from ui.sidebar import STATUS_ICON, current_run
+
+REFRESH_S = 2.0
+LIVE = (RUNNING, QUEUED)
+RESUMABLE = (STOPPED, FAILED, INTERRUPTED)
+MESSAGE_KEY, SEEN_KEY = "live_message", "live_seen_status"
+
+
+def progress_fraction(run: RunRecord, steps_done: int) -> float:
+    """Share of the search done: committed steps (step 0, the baseline, counts) plus the
+    running step's finished candidates, over expected_steps + 1."""
+    if run.status == "finished":
+        return 1.0
+    total = run.expected_steps + 1
+    p = run.progress or {}
+    partial = p.get("candidate", 0) / p["k"] if p.get("k") and p.get("step") == steps_done else 0.0
+    return min(1.0, (steps_done + partial) / max(total, 1))
+
+
+def eta_seconds(run: RunRecord, steps: list[StepRecord], candidate_times: list[float]) -> float | None:
+    """Remaining candidates x mean candidate time so far; None until one candidate is timed.
+
+    Future steps try min(k, edges left) candidates; each step removes at least one edge.
+    """
+    if not candidate_times or run.status not in LIVE:
+        return None
+    cfg, p = SearchConfig.from_dict(run.config), run.progress or {}
+    left_now = max(p.get("k", 0) - p.get("candidate", 0), 0)
+    edges = p.get("edges") or (steps[-1].edges if steps else cfg.nodes * (cfg.nodes - 1) // 2)
+    future = max(run.expected_steps + 1 - len(steps) - (1 if p else 0), 0)
+    later = sum(min(cfg.k, max(edges - 1 - j, 1)) for j in range(future))
+    return (left_now + later) * fmean(candidate_times)
+
+
+def _stop(run_id: int) -> None:
+    get_runner().stop(get_store(), run_id)
+    st.session_state[MESSAGE_KEY] = f"stop requested for run {run_id}: it ends after the current batch"
+
+
+def _resume(run_id: int) -> None:
+    try:
+        get_runner().resume_search(get_store(), run_id)
+        st.session_state[MESSAGE_KEY] = f"run {run_id} resumed from its last committed step"
+    except UserError as exc:
+        st.session_state[MESSAGE_KEY] = one_line(exc)
+
+
+@st.fragment(run_every=REFRESH_S)
+def live_panel() -> None:
+    """Re-read the chosen run and draw it; a status change (started, ended) triggers a full
+    rerun so the sidebar and the buttons catch up."""
+    run = current_run()
+    if run is None:
+        st.info("No run selected yet: pick a preset and press **Start search**.")
+        return
+    seen = st.session_state.setdefault(SEEN_KEY, {})
+    was = seen.get(run.id)
+    seen[run.id] = run.status
+    if was is not None and was != run.status:
+        st.rerun()
+    store = get_store()
+    _header(run)
+    steps = store.steps(run.id)
+    _progress(store, run, steps)
+    if steps or run.status in LIVE:
+        _current(store, run, steps)
+
+
+def _header(run: RunRecord) -> None:
+    cfg = run.config
+    st.subheader(f"Run #{run.id}: {run.task.upper()} · {cfg.get('preset')} · {cfg.get('data')}")
+    cols = st.columns([3, 1])
+    with cols[0]:
+        st.markdown(f"**{STATUS_ICON.get(run.status, '')} {run.status}**"
+                    + (f" on {run.device}" if run.device else "")
+                    + f" · N={cfg.get('nodes')}, k={cfg.get('k')}, {cfg.get('epochs')} epochs, "
+                      f"keep {cfg.get('keep_fraction')}, seed {cfg.get('seed')}")
+    with cols[1]:
+        if run.status in LIVE:
+            st.button("Stop", key="live_stop", on_click=_stop, args=(run.id,), icon=":material/stop:")
+        elif run.status in RESUMABLE:
+            st.button("Resume", key="live_resume", on_click=_resume, args=(run.id,), type="primary",
+                      icon=":material/replay:")
+    message = st.session_state.pop(MESSAGE_KEY, "")
+    if message:
+        st.toast(message)
+    if run.status == FAILED:
+        st.error(f"run {run.id} failed: {run.error or 'no reason recorded'}", icon=":material/error:")
+    elif run.status == INTERRUPTED:
+        st.warning(f"run {run.id} was interrupted (the process running it is gone); Resume continues from "
+                   "its last committed step.", icon=":material/warning:")
+
+
+def _progress(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
+    p = run.progress or {}
+    total = run.expected_steps + 1
+    text = f"{len(steps)} of {total} steps committed (step 0 is the dense baseline)"
+    if run.status in LIVE and p:
+        text += f" · step {p.get('step')}: candidate {min(p.get('candidate', 0) + 1, p.get('k', 0))} of {p.get('k')}"
+    st.progress(progress_fraction(run, len(steps)), text=text)
+    times = [c.wall_s for c in store.candidates(run.id)] + [d.get("wall_s", 0.0) for d in p.get("done", [])]
+    eta = eta_seconds(run, steps, [t for t in times if t > 0])
+    start = run.started_at or run.created_at
+    elapsed = (run.finished_at if run.status not in LIVE and run.finished_at else time.time()) - start
+    st.caption(f"elapsed {fmt_duration(elapsed)}" + (f" · ETA {fmt_duration(eta)}" if eta is not None else ""))
+
+
+def _current(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
+    """The DAG now (with the running step's candidates in blue) and the latest candidates."""
+    cfg = SearchConfig.from_dict(run.config)
+    p = run.progress or {}
+    if steps:
+        current, next_step = steps[-1].genotype, steps[-1].step + 1
+    else:
+        current, next_step = Genotype.dense(cfg.task, cfg.nodes, cfg.seed), 0
+    live = run.status in LIVE and next_step > 0
+    candidates = step_candidates(current, cfg.k, cfg.seed, next_step) if live else []
+    title = (f"after step {steps[-1].step}: {current.num_edges} edges" if steps else "dense start") + \
+        (f"; step {next_step} candidates in blue" if candidates else "")
+    dag_with_downloads(dag_graph(current, candidates=candidates, start=steps[0].genotype if steps else None,
+                                 show_earlier=False, title=title),
+                       current, f"run{run.id}-step{steps[-1].step if steps else 0}", "live")
+    done = p.get("done", []) if run.status in LIVE else []
+    if done:
+        st.markdown(f"**Step {p.get('step')} so far**")
+        st.dataframe(candidate_rows(done, None, run.task), hide_index=True, width="stretch")
+    elif steps:
+        last = steps[-1]
+        cands = [c.to_dict() for c in store.candidates(run.id, last.step)]
+        st.markdown(f"**Step {last.step} candidates**")
+        st.dataframe(candidate_rows(cands, last.removed, run.task), hide_index=True, width="stretch")
+        before = steps[-2].edges if len(steps) > 1 else None
+        st.caption(why_removed(last.removed, cands, run.task, before))
+    best = best_of(steps)
+    if best is not None:
+        st.caption(f"Best snapshot so far: step {best.step}, {best.edges} edges, score {best.score:.4f}")
+    if steps:
+        with st.container(horizontal=True):
+            table_button(step_table(steps, run.task), "Step table (CSV)", f"run{run.id}-steps", "live-steps")
+            if best is not None:
+                genotype_button(best.genotype, f"run{run.id}-best", "live-best", label="Best genotype JSON")
