@@ -21,11 +21,10 @@ PAGES = [
     st.Page("views/explorer.py", title="Explorer", icon=":material/account_tree:"),
     st.Page("views/tradeoffs.py", title="Trade-offs", icon=":material/scatter_plot:"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:"),
-    # Final training goes here: st.Page("views/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("views/train.py", title="Train", icon=":material/model_training:"),
 ]
 
 page = st.navigation(PAGES)
-with user_errors():
+with user_errors():  # an unreadable store stops here with one message, before any page reads it
     run_sidebar()
-with user_errors():
     page.run()

@@ -18,6 +18,7 @@ import threading
 import time
 
 from .config import ConfigError
+from .genotype import Genotype
 from .jobs import JobStore
 from .presets import PRESET_PREFIX, load_genotype_arg, preset_network
 from .progress import ProgressBar, fmt_duration
@@ -64,7 +65,7 @@ def _run_foreground(store: JobStore, job_id: int, epochs: int, quiet: bool) -> s
     return result.get("status", FAILED)
 
 
-def _genotype(store: JobStore, arg: str):
+def _genotype(store: JobStore, arg: str) -> tuple[Genotype, str, dict]:
     """GENOTYPE.json, preset:NAME or run:ID[:STEP] -> (genotype, source label, implied settings)."""
     if arg.startswith(RUN_PREFIX):
         parts = arg[len(RUN_PREFIX):].split(":")
@@ -177,7 +178,7 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def add_train_parser(sub) -> None:
+def add_train_parser(sub: argparse._SubParsersAction) -> None:
     """Register `train` on the main CLI's subparsers."""
     t = sub.add_parser("train", help="final training of a genotype (cnn or rnn), with checkpoints and exports")
     t.add_argument("genotype", nargs="?", help="GENOTYPE.json | preset:NAME | run:ID[:STEP]")

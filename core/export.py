@@ -14,7 +14,7 @@ import json
 import logging
 import warnings
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .genotype import Genotype, GenotypeError
+
+if TYPE_CHECKING:
+    from .train_job import TrainOutcome
 
 GENOTYPE_FILE, WEIGHTS_FILE, ONNX_FILE, VOCAB_FILE = "genotype.json", "model.pt", "model.onnx", "vocab.txt"
 ONNX_TOLERANCE = 1e-4          # max |onnxruntime - torch|, relative to the output's scale (at least 1)
@@ -140,7 +143,7 @@ def check_inputs(example_inputs: tuple, dynamic_batch: bool) -> tuple:
 
 
 # ----- a finished job's exports -------------------------------------------------------------
-def export_trained(directory: Path, genotype: Genotype, outcome, with_onnx: bool = True,
+def export_trained(directory: Path, genotype: Genotype, outcome: "TrainOutcome", with_onnx: bool = True,
                    job_id: int | None = None, log: Callable[[str], None] | None = None) -> dict:
     """Write model.pt, genotype.json (+ vocab.txt for language models) and model.onnx; return paths."""
     directory = Path(directory)

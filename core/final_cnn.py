@@ -13,6 +13,7 @@ import math
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,7 @@ from .config import ConfigError
 from .data import ImageData, load_full, parse_spec
 from .genotype import Genotype
 from .imagefolder import folder_layout, load_image_folder
+from .result import Cost
 from .seeds import derive_seed
 from .train_cnn import epoch_batches
 from .train_config import CNNTrainConfig
@@ -36,7 +38,7 @@ CIFAR_SHAPE = (3, 32, 10)
 
 
 # ----- data and network ------------------------------------------------------------------------
-def load_images(cfg: CNNTrainConfig, log=None) -> ImageData:
+def load_images(cfg: CNNTrainConfig, log: Callable[[str], None] | None = None) -> ImageData:
     """The full task of `cfg.data`: digits, CIFAR-10 (train batches vs test batch) or an image folder."""
     spec = cfg.data.strip()
     if spec.startswith(FOLDER_PREFIX):
@@ -213,7 +215,7 @@ def train_cnn(ctx: JobContext, genotype: Genotype, cfg: CNNTrainConfig, device: 
                         input_names=("images",), output_names=("logits",), dynamic_batch=True)
 
 
-def _metrics(history: list[dict], cost, net: CNNConfig, data_name: str) -> dict:
+def _metrics(history: list[dict], cost: Cost, net: CNNConfig, data_name: str) -> dict:
     """The job's summary: last and best validation accuracy, cost, pace."""
     out = {"params": cost.params, "macs": cost.macs, "data": data_name, "input_size": net.input_size,
            "epochs": len(history)}

@@ -31,6 +31,7 @@ from torch import Tensor
 from .checkpoint import load_checkpoint, rng_state, set_rng_state
 from .corpus import Corpus, batchify, load_corpus
 from .genotype import Genotype
+from .result import Cost
 from .rnn import RNNLanguageModel, rnn_cost
 from .seeds import derive_seed
 from .train_config import RNNTrainConfig
@@ -130,7 +131,7 @@ def train_rnn(ctx: JobContext, genotype: Genotype, cfg: RNNTrainConfig, device: 
         for epoch in range(first, cfg.epochs + 1):
             offset = random.Random(derive_seed(cfg.seed, "offset", epoch)).randint(1, cfg.bptt)
             t0 = time.perf_counter()
-            result = _train_epoch(ctx, model, opt, train, cfg, epoch, offset, per_epoch, raw)
+            result = _train_epoch(ctx, model, opt, train, cfg, epoch, offset, raw)
             if result is None:
                 return TrainOutcome(stopped=True, metrics=summary())
             train_loss, tokens = result
@@ -175,8 +176,7 @@ def train_rnn(ctx: JobContext, genotype: Genotype, cfg: RNNTrainConfig, device: 
 
 
 def _train_epoch(ctx: JobContext, model: RNNLanguageModel, opt: torch.optim.Optimizer, data: Tensor,
-                 cfg: RNNTrainConfig, epoch: int, offset: int, limit: int,
-                 raw: list[Tensor]) -> tuple[float, int] | None:
+                 cfg: RNNTrainConfig, epoch: int, offset: int, raw: list[Tensor]) -> tuple[float, int] | None:
     """One pass of truncated BPTT with clipping and the slowness penalty; None if stopped.
 
     Returns the token-weighted mean cross-entropy (without the penalty, so it is comparable
@@ -186,7 +186,7 @@ def _train_epoch(ctx: JobContext, model: RNNLanguageModel, opt: torch.optim.Opti
     total = torch.zeros((), device=data.device)
     count = 0
     for n, (start, length) in enumerate(bptt_windows(data.size(0), cfg.bptt, offset)):
-        if n >= limit:
+        if cfg.max_batches and n >= cfg.max_batches:
             break
         if ctx.should_stop():
             return None
@@ -207,7 +207,7 @@ def _train_epoch(ctx: JobContext, model: RNNLanguageModel, opt: torch.optim.Opti
     return float(total) / max(count, 1), count
 
 
-def _metrics(history: list[dict], cost, corpus: Corpus) -> dict:
+def _metrics(history: list[dict], cost: Cost, corpus: Corpus) -> dict:
     """The job's summary: best validation perplexity (the exported weights'), cost, pace."""
     out = {"params": cost.params, "flops": cost.flops, "data": corpus.name, "vocab": corpus.vocab_size,
            "epochs": len(history)}

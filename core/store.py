@@ -273,7 +273,8 @@ class Store:
             created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"],
             heartbeat=row["heartbeat"], pid=row["pid"], host=row["host"], error=row["error"],
             progress=json.loads(row["progress"] or "{}"))
-        if rec.status == RUNNING and not _owner_alive(rec):
+        never_claimed = rec.status == QUEUED and time.time() - rec.created_at > STALE_AFTER_S
+        if never_claimed or (rec.status == RUNNING and not _owner_alive(rec)):
             return RunRecord(**{**rec.__dict__, "status": INTERRUPTED})
         return rec
 

@@ -200,11 +200,16 @@ def train_config(task: str, schedule: str = "demo", **overrides: Any) -> TrainCo
     foreign = sorted(set(given) - known)
     if foreign:
         raise ConfigError(f"setting(s) {', '.join(foreign)} do not apply to {task} training")
-    base = cls(task=task, schedule=schedule, **SCHEDULES[(task, schedule)])
-    cfg = replace(base, **given).validated()
+    cfg = replace(schedule_defaults(task, schedule), **given).validated()
     if task == "cnn" and cfg.data.strip() == "folder:":
         raise ConfigError("the paper schedule trains on an image folder: give --data folder:PATH")
     return cfg
+
+
+def schedule_defaults(task: str, schedule: str) -> TrainConfig:
+    """A schedule's settings as they stand, before the user adds what it needs (the paper
+    CNN schedule's image folder), so a form can show them; train_config validates."""
+    return CONFIG_CLASSES[task](task=task, schedule=schedule, **SCHEDULES[(task, schedule)])
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:

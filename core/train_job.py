@@ -15,7 +15,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -211,7 +211,7 @@ def run_job(store: JobStore, job_id: int, observer: JobObserver | None = None,
     return status
 
 
-def _trainer(task: str):
+def _trainer(task: str) -> Callable[[JobContext, Genotype, Any, torch.device], TrainOutcome]:
     if task == "cnn":
         from .final_cnn import train_cnn
         return train_cnn

@@ -122,6 +122,23 @@ def test_explorer_steps_through_the_run(monkeypatch, runs, kind) -> None:
     assert not at.exception
 
 
+def test_explorer_play_advances_and_stops_at_the_end(monkeypatch, runs) -> None:
+    import ui.step_view
+    monkeypatch.setattr(ui.step_view, "PLAY_S", 0.2)
+    at = _open(_app(monkeypatch, runs["path"]), "views/explorer.py", runs["cnn"])
+    last = at.slider(key="explorer_step").value
+    at.button(key="explorer_play").click().run()  # at the end: play starts over from step 0
+    assert at.button(key="explorer_play").label == "Pause" and at.slider(key="explorer_step").value == 0
+    for expected in range(1, last + 1):
+        time.sleep(0.25)
+        at.run()
+        assert at.slider(key="explorer_step").value == expected
+    time.sleep(0.25)
+    at.run()
+    assert at.button(key="explorer_play").label == "Play" and at.slider(key="explorer_step").value == last
+    assert not at.exception
+
+
 @pytest.mark.parametrize("kind", ["cnn", "rnn"])
 def test_tradeoffs_follow_the_task_direction(monkeypatch, runs, kind) -> None:
     at = _open(_app(monkeypatch, runs["path"]), "views/tradeoffs.py", runs[kind])
@@ -177,12 +194,41 @@ def test_compare_reports_a_corrupt_upload(monkeypatch, runs) -> None:
 
 
 # ----- user errors -------------------------------------------------------------------------
+def test_no_legacy_pages_folder() -> None:
+    """A pages/ folder next to app.py puts Streamlit in its legacy multipage mode on a server's
+    first run (a deep link then shows a bare page without the sidebar): pages live in views/."""
+    assert not (ROOT / "pages").exists()
+
+
+def test_corrupt_store_is_one_message(monkeypatch, tmp_path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not a database" * 100)
+    at = _app(monkeypatch, path).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [f"cannot open run store {path}: file is not a database"]
+
+
 def test_unknown_run_in_the_link_is_a_message(monkeypatch, runs) -> None:
     at = _app(monkeypatch, runs["path"])
     at.query_params["run"] = "999"
     at.run()
     assert not at.exception
     assert any("unknown run 999" in e.value for e in at.error)
+
+
+def test_progress_and_eta_read_the_run_record(runs) -> None:
+    from dataclasses import replace
+
+    from ui.live import eta_seconds, progress_fraction
+    store = runs["store"]
+    run, steps = store.get_run(runs["cnn"]), store.steps(runs["cnn"])
+    assert progress_fraction(run, len(steps)) == 1.0 and eta_seconds(run, steps, [2.0]) is None
+    live = replace(run, status=RUNNING, expected_steps=4,
+                   progress={"step": 1, "candidate": 1, "k": 2, "edges": 9, "done": []})
+    assert progress_fraction(live, 1) == pytest.approx((1 + 0.5) / 5)
+    # 1 candidate left in step 1, then steps 2..4 with min(k=2, edges left) candidates each.
+    assert eta_seconds(live, steps[:1], [2.0, 4.0]) == pytest.approx((1 + 2 + 2 + 2) * 3.0)
+    assert eta_seconds(live, steps[:1], []) is None
 
 
 def test_failed_run_says_why_and_offers_resume(monkeypatch, runs) -> None:
@@ -214,7 +260,7 @@ def test_start_stop_and_resume_from_the_page(monkeypatch, tmp_path) -> None:
     path = tmp_path / "live.db"
     at = _open(_app(monkeypatch, path), "views/search.py")
     assert at.selectbox(key="form_preset").value == "demo"
-    for key, value in (("form_nodes", 3), ("form_k", 2), ("form_epochs", 2), ("form_max_steps", 1)):
+    for key, value in (("form_nodes", 3), ("form_k", 2), ("form_epochs", 3), ("form_max_steps", 1)):
         at.number_input(key=key).set_value(value)
     at.form_submit_button[0].click().run()
     assert not at.exception and not at.error

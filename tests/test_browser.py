@@ -155,3 +155,34 @@ def test_demo_search_in_browser(server) -> None:
             _no_exception(page, "07-search-stopped")
         finally:
             browser.close()
+
+
+def test_train_page_in_browser(server) -> None:
+    """Start a demo training from the Train page, watch its curves appear, stop it."""
+    from core.jobs import JobStore
+    base, store_path = server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+            page.goto(base + "/train")
+            page.get_by_role("heading", name="Train", exact=True).wait_for(timeout=60_000)
+            start = page.get_by_role("button", name="Start training")
+            start.wait_for(timeout=30_000)
+            _no_exception(page, "08-train-empty")
+            start.click()
+            jobs = JobStore(store_path)
+            _wait_for(lambda: bool(jobs.list_jobs()), 30, "the job to be created")
+            job_id = jobs.list_jobs()[0].id
+            _wait_for(lambda: len(jobs.epochs(job_id)) >= 1, 120, "the first epoch")
+            page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)   # live curves, refreshed every 2 s
+            assert page.get_by_text(f"Job #{job_id}").count() >= 1
+            _no_exception(page, "09-train-running")
+            if jobs.get_job(job_id).status != FINISHED:
+                page.get_by_role("button", name="Stop").click()
+                _wait_for(lambda: jobs.get_job(job_id).status in (STOPPED, FINISHED), 60, "the job to stop")
+            page.wait_for_timeout(3000)
+            _no_exception(page, "10-train-stopped")
+        finally:
+            browser.close()

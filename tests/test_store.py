@@ -72,6 +72,11 @@ def test_run_of_a_dead_process_reads_as_interrupted(store_path):
     assert store.get_run(run).status == INTERRUPTED
     store.finish(run, FINISHED)
     assert store.get_run(run).status == FINISHED
+    queued = store.create_run("cnn", {}, 3)  # its creator died before the search claimed it
+    assert store.get_run(queued).status == "queued"
+    with sqlite3.connect(store_path) as con:
+        con.execute("UPDATE runs SET created_at=created_at-600 WHERE id=?", (queued,))
+    assert store.get_run(queued).status == INTERRUPTED
 
 
 def test_other_processes_read_while_a_writer_holds_a_transaction(store_path):

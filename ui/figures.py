@@ -46,9 +46,9 @@ def tradeoff_figure(points: Sequence[dict], front: Sequence[dict], path: Sequenc
                        f"{cost_label} %{{x:,.0f}}<br>score %{{customdata[2]:.4f}}<br>"
                        "%{customdata[3]} edges left<extra></extra>")))
     fig.add_trace(go.Scatter(
-        x=[p[cost_key] for p in front], y=_quality_values(front, task), mode="lines", name="Pareto front",
+        x=[p[cost_key] for p in front], y=_quality_values(front, task), mode="lines+markers", name="Pareto front",
         line=dict(color=FRONT_COLOUR, width=2, shape="hv"),  # best quality reachable at each cost
-        hoverinfo="skip"))
+        marker=dict(symbol="circle-open", size=14, color=FRONT_COLOUR, line=dict(width=2)), hoverinfo="skip"))
     usable = [r for r in path if r.get(cost_key) is not None and r["quality"] is not None]
     fig.add_trace(go.Scatter(
         x=[r[cost_key] for r in usable], y=_quality_values(usable, task), mode="lines+markers+text",

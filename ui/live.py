@@ -18,7 +18,7 @@ from core.explain import candidate_rows, why_removed
 from core.genotype import Genotype
 from core.progress import fmt_duration
 from core.search import step_candidates
-from core.store import (FAILED, INTERRUPTED, QUEUED, RUNNING, STOPPED, RunRecord, StepRecord, Store,
+from core.store import (FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING, STOPPED, RunRecord, StepRecord, Store,
                         best_of)
 from core.tradeoff import step_table
 from ui.downloads import dag_with_downloads, genotype_button, table_button
@@ -35,7 +35,7 @@ MESSAGE_KEY, SEEN_KEY = "live_message", "live_seen_status"
 def progress_fraction(run: RunRecord, steps_done: int) -> float:
     """Share of the search done: committed steps (step 0, the baseline, counts) plus the
     running step's finished candidates, over expected_steps + 1."""
-    if run.status == "finished":
+    if run.status == FINISHED:
         return 1.0
     total = run.expected_steps + 1
     p = run.progress or {}
@@ -120,7 +120,10 @@ def _header(run: RunRecord) -> None:
 def _progress(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
     p = run.progress or {}
     total = run.expected_steps + 1
-    text = f"{len(steps)} of {total} steps committed (step 0 is the dense baseline)"
+    if run.status == FINISHED:
+        text = f"finished: {len(steps)} steps committed (step 0 is the dense baseline; pruning can end it early)"
+    else:
+        text = f"{len(steps)} of {total} steps committed (step 0 is the dense baseline)"
     if run.status in LIVE and p:
         text += f" · step {p.get('step')}: candidate {min(p.get('candidate', 0) + 1, p.get('k', 0))} of {p.get('k')}"
     st.progress(progress_fraction(run, len(steps)), text=text)

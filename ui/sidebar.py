@@ -80,7 +80,8 @@ def _apply_url_run(ids: list[int]) -> str:
     except ValueError:
         return f"the link names run {raw!r}, which is not a run number"
     if run_id not in ids:
-        return f"unknown run {run_id} in {get_store().path}; showing the latest run instead"
+        fallback = "showing the latest run instead" if ids else "the store has no runs yet"
+        return f"unknown run {run_id} in {get_store().path}; {fallback}"
     select_run(run_id)
     return ""
 

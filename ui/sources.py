@@ -18,6 +18,7 @@ from core.presets import load_preset, preset_names, preset_network
 from core.store import RunRecord, StepRecord, Store, best_of
 from ui.errors import one_line
 from ui.sidebar import run_label
+from ui.train_source import pick_trained
 
 Picker = Callable[[str, Store, "RunRecord | None"], "CompareItem | None"]
 
@@ -103,7 +104,7 @@ SOURCES: dict[str, Picker] = {
     "Run best snapshot": pick_run_best,
     "Preset": pick_preset,
     "Upload JSON": pick_upload,
-    # "Trained model": pick_trained,  <- final-training jobs (measured accuracy) plug in here
+    "Trained model": pick_trained,
 }
 
 

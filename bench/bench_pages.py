@@ -1,0 +1,120 @@
+"""How long each page takes to render with a 30-step run in the store (goal: < 1 s a page).
+
+`python bench/bench_pages.py [--task cnn|rnn] [--repeat 3]`
+
+The run is synthetic but made of real records: a dense N=9 cell (36 edges) shrunk one edge
+per step for 30 steps with k=10 candidates each, written as StepRecord/CandidateRecord rows
+through the store; only the training is skipped (figures are drawn from a seeded RNG). Each
+page is rendered with AppTest: the first (cold) render and the median of the warm ones.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from core.config import preset_config  # noqa: E402
+from core.genotype import Genotype  # noqa: E402
+from core.proxy import cnn_score, rnn_score  # noqa: E402
+from core.search import create_run  # noqa: E402
+from core.store import FINISHED, CandidateRecord, StepRecord, Store  # noqa: E402
+
+# Each page and an element it must have drawn, so a page that silently renders nothing
+# cannot pass for a fast one.
+PAGES = {"views/search.py": "graphviz_chart", "views/explorer.py": "graphviz_chart",
+         "views/tradeoffs.py": "plotly_chart", "views/compare.py": "dataframe"}
+STEPS, K, NODES = 30, 10, 9
+
+
+def _figures(task: str, g: Genotype, rng: random.Random) -> dict:
+    """Plausible quality and cost for a cell of g.num_edges edges (training skipped)."""
+    e = g.pruned().num_edges
+    if task == "rnn":
+        ppl, flops = rng.uniform(90, 160) + 2 * (36 - e) * rng.random(), e * 100 * 100
+        return dict(perplexity=ppl, flops=flops, params=1_000_000 + e * 20_000, score=rnn_score(ppl, flops))
+    acc, macs = min(0.99, rng.uniform(0.6, 0.8) + 0.004 * e), 2_000_000 + e * 250_000 + rng.randrange(10_000)
+    return dict(accuracy=acc, macs=macs, params=20_000 + e * 2_500, score=cnn_score(acc, macs))
+
+
+def synthetic_run(store: Store, task: str, seed: int = 0) -> int:
+    """Write a finished 30-step run of real records; returns its id."""
+    rng = random.Random(seed)
+    cfg = preset_config(task, "paper", nodes=NODES, k=K, keep_fraction=0.1, max_steps=STEPS)
+    run_id = create_run(store, cfg)
+    store.claim(run_id, "cpu (synthetic)", "single")
+    current = Genotype.dense(task, NODES, seed)
+    base = _figures(task, current, rng)
+    dense = CandidateRecord(step=0, idx=0, edge=None, genotype=current, status="ok", epochs=3, wall_s=1.0, **base)
+    store.commit_step(run_id, StepRecord(step=0, edges=current.num_edges, removed=None, genotype=current,
+                                         wall_s=1.0, **base), [dense])
+    for step in range(1, STEPS + 1):
+        edges = list(current.edges)
+        rng.shuffle(edges)
+        cands = []
+        for idx, edge in enumerate(edges[:K]):
+            g = current.without_edge(edge)
+            if g.num_edges == 0:
+                continue
+            cands.append(CandidateRecord(step=step, idx=idx, edge=edge, genotype=g, status="ok",
+                                         epochs=rng.randint(2, 20), stop_reason="max_epochs",
+                                         wall_s=round(rng.uniform(5, 30), 2), **_figures(task, g, rng)))
+        # Keep the trajectory 30 steps long: choose among removals that prune nothing else.
+        gentle = [c for c in cands if c.genotype.num_edges == current.num_edges - 1] or cands
+        best = max(gentle, key=lambda c: (c.score, -c.genotype.num_edges))
+        store.commit_step(run_id, StepRecord(
+            step=step, edges=best.genotype.num_edges, removed=best.edge, genotype=best.genotype, score=best.score,
+            accuracy=best.accuracy, perplexity=best.perplexity, macs=best.macs, flops=best.flops,
+            params=best.params, wall_s=sum(c.wall_s for c in cands)), cands)
+        current = best.genotype
+    store.finish(run_id, FINISHED)
+    return run_id
+
+
+def bench(task: str, repeat: int) -> list[tuple[str, float, float]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        store_path = Path(tmp) / "bench.db"
+        run_id = synthetic_run(Store(store_path), task)
+        os.environ["AUTOSHRINK_STORE"] = str(store_path)
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        at.run()
+        at.sidebar.selectbox(key="run_id").set_value(run_id).run()
+        out = []
+        for page in PAGES:
+            at.switch_page(page)
+            times = []
+            for _ in range(repeat + 1):
+                t0 = time.perf_counter()
+                at.run()
+                times.append(time.perf_counter() - t0)
+                if at.exception:
+                    raise SystemExit(f"{page}: {at.exception[0].value}")
+                if not at.main.get(PAGES[page]):
+                    raise SystemExit(f"{page}: no {PAGES[page]} was drawn")
+            out.append((page, times[0], statistics.median(times[1:])))
+        return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", choices=("cnn", "rnn", "both"), default="both")
+    ap.add_argument("--repeat", type=int, default=3, help="warm renders per page (median reported)")
+    args = ap.parse_args()
+    for task in (("cnn", "rnn") if args.task == "both" else (args.task,)):
+        print(f"{task}: {STEPS}-step run, k={K}, N={NODES}; AppTest render time per page")
+        for page, cold, warm in bench(task, args.repeat):
+            flag = "ok" if warm < 1.0 else "SLOW"
+            print(f"  {page:<22} cold {cold * 1000:7.0f} ms   warm {warm * 1000:6.0f} ms  {flag}")
+
+
+if __name__ == "__main__":
+    main()

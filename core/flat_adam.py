@@ -1,0 +1,66 @@
+"""Adam over one flat parameter buffer holding k candidates, each with its own step count.
+
+Why not torch.optim.Adam: the batched evaluator needs (1) per-candidate step counts, because a
+candidate that breaks its epoch early skips steps and its bias corrections fall behind the
+others'; (2) updates switched off per candidate (early-stopped, failed) and per position
+(the union's fixed zeros), without touching their moments; (3) few, whole-buffer kernels so
+one step costs the same for 1 or 100 candidates, and can be recorded in a CUDA graph.
+
+The arithmetic is torch.optim.Adam's single-tensor path (L2 weight decay added to the
+gradient, lerp for the first moment, addcmul for the second, bias corrections computed on
+the host in double precision), op for op, so given the same gradients a candidate's
+weights follow torch's Adam exactly.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class FlatAdam:
+    """Adam for `params` (flat) with gradients in `grad`; element i belongs to slot `slot_of[i]`
+    and is trained only where `owned[i]` and its slot is active."""
+
+    def __init__(self, params: Tensor, grad: Tensor, slot_of: Tensor, owned: Tensor, k: int, lr: float,
+                 weight_decay: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        self.params, self.grad, self.slot_of, self.owned = params, grad, slot_of, owned
+        self.k, self.lr, self.weight_decay, self.betas, self.eps = k, lr, weight_decay, betas, eps
+        self.exp_avg = torch.zeros_like(params)
+        self.exp_avg_sq = torch.zeros_like(params)
+        self.steps = [0] * k
+        # device-side per-slot inputs of `apply`: [active, -step size, sqrt(bias correction 2)]
+        self.slot_scalars = torch.zeros(3, k, device=params.device)
+
+    def prepare(self, active: list[bool]) -> None:
+        """Count the step for the active slots and stage their scalars on the device (host math)."""
+        b1, b2 = self.betas
+        rows: list[list[float]] = [[], [], []]
+        for c in range(self.k):
+            if active[c]:
+                self.steps[c] += 1
+            t = self.steps[c]
+            step_size = self.lr / (1 - b1 ** t) if t else 0.0
+            rows[0].append(1.0 if active[c] else 0.0)
+            rows[1].append(-step_size)
+            rows[2].append((1 - b2 ** t) ** 0.5 if t else 1.0)
+        self.slot_scalars.copy_(torch.tensor(rows, dtype=torch.float32), non_blocking=True)
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        """The update, from device tensors only (so it can be captured in a CUDA graph)."""
+        b1, b2 = self.betas
+        p, m, v = self.params, self.exp_avg, self.exp_avg_sq
+        per_elem = self.slot_scalars[:, self.slot_of]
+        live = self.owned & (per_elem[0] > 0)
+        g = self.grad.add(p, alpha=self.weight_decay) if self.weight_decay else self.grad
+        m_new = m.lerp(g, 1 - b1)
+        v_new = (v * b2).addcmul_(g, g, value=1 - b2)
+        denom = (v_new.sqrt() / per_elem[2]).add_(self.eps)
+        p_new = p + (m_new * per_elem[1]) / denom  # addcdiv's order: value * t1 / t2
+        torch.where(live, p_new, p, out=p)
+        torch.where(live, m_new, m, out=m)
+        torch.where(live, v_new, v, out=v)
+
+    def step(self, active: list[bool]) -> None:
+        self.prepare(active)
+        self.apply()

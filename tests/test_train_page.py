@@ -1,0 +1,132 @@
+"""The Train page through AppTest: the form (genotype sources, schedules, inline errors), a tiny
+job started from the page that finishes with curves, results and exports and then shows up
+in Compare with its measured accuracy, and Stop/Resume of a running job."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from core.jobs import JobStore
+from core.store import FINISHED, RUNNING, STOPPED
+from ui.train_figures import result_rows, training_figure
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 90
+
+
+def _app(monkeypatch, store_path: Path) -> AppTest:
+    monkeypatch.setenv("AUTOSHRINK_STORE", str(store_path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("views/train.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _texts(at: AppTest) -> str:
+    return "\n".join(str(e.value) for kind in (at.markdown, at.caption, at.info, at.error, at.subheader)
+                     for e in kind)
+
+
+def _wait(at: AppTest, predicate, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            at.run()
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _tiny(at: AppTest, epochs: int) -> None:
+    at.number_input(key="train_epochs").set_value(epochs)
+    at.number_input(key="train_max_batches").set_value(4)
+    at.checkbox(key="train_onnx").uncheck()
+
+
+def test_form_sources_schedules_and_inline_errors(monkeypatch, tmp_path) -> None:
+    path = tmp_path / "form.db"
+    at = _app(monkeypatch, path)
+    assert "No training jobs yet" in _texts(at)
+    assert any(c.value.startswith("Network: ") and "MACs per 8x8 image" in c.value for c in at.caption)
+    at.selectbox(key="train-genotype-preset").set_value("shrinkcnn-b").run()
+    assert at.selectbox(key="train_activation").value == "swish"        # ShrinkCNN-B is the Swish model
+    at.selectbox(key="train_schedule").set_value("paper").run()
+    assert at.selectbox(key="train_network").value == "imagenet" and at.number_input(key="train_epochs").value == 300
+    at.selectbox(key="train_schedule").set_value("demo").run()
+    at.number_input(key="train_epochs").set_value(0)
+    at.text_input(key="train_widths").set_value("24, x")
+    at.text_input(key="train_data").set_value("mnist")
+    at.button(key="train_start").click().run()
+    errors = [e.value for e in at.error]
+    assert any("epochs must be at least 1" in e for e in errors)
+    assert any("not a comma-separated list of integers" in e for e in errors)
+    assert any("unknown dataset 'mnist'" in e for e in errors)
+    assert JobStore(path).list_jobs() == []
+    at.selectbox(key="train-genotype-preset").set_value("shrinkrnn").run()
+    assert at.selectbox(key="train_schedule").options == ["demo", "paper"] and not at.error
+    assert at.number_input(key="train_bptt").value == 35 and at.number_input(key="train_dropout").value == 0.75
+    assert any(c.value.startswith("Language model: ") for c in at.caption)
+    assert not at.exception
+
+
+def test_a_tiny_job_finishes_with_curves_results_exports_and_joins_compare(monkeypatch, tmp_path) -> None:
+    path = tmp_path / "finish.db"
+    at = _app(monkeypatch, path)
+    _tiny(at, 2)
+    at.button(key="train_start").click().run()
+    assert not at.exception and not at.error
+    store = JobStore(path)
+    (job,) = store.list_jobs()
+    _wait(at, lambda: store.get_job(job.id).status == FINISHED, 60, "the job to finish")
+    assert f"Job #{job.id}" in _texts(at) and at.get("progress")[0].proto.value == 100
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    titles = {a["text"] for a in spec["layout"]["annotations"]}
+    assert {"loss", "accuracy", "learning rate", "images / s"} <= titles
+    assert len(at.main.dataframe[0].value) == 2                          # the results table: one row per epoch
+    assert {"State dict (.pt)", "Genotype + config JSON"} <= {b.label for b in at.get("download_button")}
+    assert "build_cnn" in at.code[0].value and "weights_only=True" in at.code[0].value
+    accuracy = store.get_job(job.id).metrics["accuracy"]
+
+    at.switch_page("views/compare.py").run()
+    at.selectbox(key="compare0-source").set_value("Trained model").run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.main.dataframe[-1].value
+    row = table[table["genotype"] == f"job{job.id}-ShrinkCNN-A"].iloc[0]
+    assert row["proxy accuracy %"] == round(100 * accuracy, 2) and "final training" in row["measured on"]
+
+
+def test_stop_and_resume_from_the_page(monkeypatch, tmp_path) -> None:
+    path = tmp_path / "stop.db"
+    at = _app(monkeypatch, path)
+    _tiny(at, 200)
+    at.button(key="train_start").click().run()
+    store = JobStore(path)
+    (job,) = store.list_jobs()
+    _wait(at, lambda: len(store.epochs(job.id)) >= 1, 60, "a first epoch")
+    at.button(key="train_stop").click().run()
+    _wait(at, lambda: store.get_job(job.id).status == STOPPED, 30, "the job to stop")
+    at.run()
+    done = len(store.epochs(job.id))
+    at.button(key="train_resume").click().run()
+    assert not at.exception
+    _wait(at, lambda: len(store.epochs(job.id)) > done, 60, "an epoch after the resume")
+    assert store.get_job(job.id).status == RUNNING
+    at.button(key="train_stop").click().run()
+    _wait(at, lambda: store.get_job(job.id).status == STOPPED, 30, "the job to stop again")
+    epochs = [e.epoch for e in store.epochs(job.id)]
+    assert epochs == list(range(1, len(epochs) + 1))                     # resumed where it stopped
+
+
+def test_rnn_figure_shows_perplexity_on_a_log_axis() -> None:
+    rows = [{"epoch": 1, "train_loss": 5.0, "val_loss": 4.8, "train_ppl": 148.0, "val_ppl": 121.0, "lr": 20.0,
+             "throughput": 9000.0}]
+    fig = training_figure(rows, "rnn")
+    assert {a.text for a in fig.layout.annotations} == {"loss", "perplexity", "learning rate", "tokens / s"}
+    assert fig.layout.yaxis2.type == "log"
+    rows[0]["train_acc"] = None
+    assert list(result_rows(rows)[0]) == ["epoch", "train_loss", "val_loss", "train_ppl", "val_ppl", "lr",
+                                          "throughput"]                # no empty accuracy column

@@ -1,0 +1,14 @@
+"""Train: final training of a genotype (ShrinkCNN or ShrinkRNN), Start/Stop/Resume, live curves, exports."""
+import streamlit as st
+
+from ui.sidebar import current_run
+from ui.train_form import train_form
+from ui.train_live import job_panel
+
+st.title("Train")
+form, live = st.columns([2, 3], gap="large")
+with form:
+    st.subheader("New training")
+    train_form(current_run())
+with live:
+    job_panel()
