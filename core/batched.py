@@ -188,7 +188,7 @@ class _Union:
     def validate(self, x: Tensor, y: Tensor, batch: int) -> Tensor:
         """(k, 2) [loss sum, correct] over the validation set, BN in eval mode."""
         self.net.training = False
-        totals = torch.zeros(self.k, 2, device=x.device)
+        totals = torch.zeros(self.k, 2, device=x.device, dtype=self.net.flat.dtype)
         try:
             for start in range(0, len(y), batch):
                 xb, yb = x[start:start + batch], y[start:start + batch]
@@ -202,9 +202,11 @@ class _Union:
 
 
 def _slot_losses(logits: Tensor, y: Tensor) -> Tensor:
-    """(B, k) cross-entropy of every slot's logits against the same labels, in float32."""
+    """(B, k) cross-entropy of every slot's logits against the same labels, at least in float32."""
     k = logits.shape[1]
-    return F.cross_entropy(logits.float().transpose(1, 2), y[:, None].expand(-1, k), reduction="none")
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    return F.cross_entropy(logits.transpose(1, 2), y[:, None].expand(-1, k), reduction="none")
 
 
 # ----- training a chunk of candidates ---------------------------------------------------------------
@@ -275,7 +277,7 @@ class _ChunkTrainer:
         order = torch.cat(batches).to(dev, non_blocking=True)
         active = [True] * k
         seen = [0] * k
-        totals = torch.zeros(k, 2, device=dev)
+        totals = torch.zeros(k, 2, device=dev, dtype=union.net.flat.dtype)
         host = [[0.0, 0.0] for _ in range(k)]
         for idx in order.split([len(b) for b in batches]):
             if self.should_stop():

@@ -1,6 +1,8 @@
 """Device choice in one place: `auto` means CUDA when present, else CPU."""
 from __future__ import annotations
 
+import os
+
 import torch
 
 from .config import ConfigError
@@ -22,3 +24,9 @@ def describe(device: torch.device) -> str:
         return f"cuda ({torch.cuda.get_device_name(device)})"
     n = torch.get_num_threads()
     return f"cpu ({n} thread{'' if n == 1 else 's'})"
+
+
+def default_threads() -> int:
+    """One core fewer than the machine has: busy-waiting OpenMP threads that share cores with
+    other processes (the app server, a browser) make small-network training many times slower."""
+    return max(1, min(torch.get_num_threads(), (os.cpu_count() or 2) - 1))

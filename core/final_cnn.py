@@ -77,7 +77,8 @@ def planned_network(cfg: CNNTrainConfig) -> CNNConfig:
 def _folder(spec: str) -> Path:
     path = spec[len(FOLDER_PREFIX):].strip()
     if not path:
-        raise ConfigError("folder: needs a path, e.g. folder:~/images (class sub-folders of JPEG/PNG)")
+        raise ConfigError("folder: needs a path, e.g. --data folder:~/images (class sub-folders of JPEG/PNG, "
+                          "or train/ and val/ holding them)")
     return Path(path).expanduser()
 
 
@@ -155,7 +156,8 @@ def train_cnn(ctx: JobContext, genotype: Genotype, cfg: CNNTrainConfig, device: 
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
+        if state["scaler"]:  # empty when saved by a disabled scaler (CPU, bfloat16): nothing to restore
+            scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
         first, step, history = int(state["epoch"]) + 1, int(state["step"]), list(state["history"])
     ctx.log(f"{data.name}: {n} train / {len(data.y_val)} val images, {net.input_size}x{net.input_size}; "
@@ -202,11 +204,11 @@ def train_cnn(ctx: JobContext, genotype: Genotype, cfg: CNNTrainConfig, device: 
                "val_acc": val_acc, "lr": lr, "throughput": seen / train_s,
                "seconds": time.perf_counter() - t0}
         history.append(row)
+        ctx.log(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.3f}, val acc {val_acc:.4f}, "
+                f"{row['throughput']:.0f} images/s")
         ctx.epoch_done(row, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                              "scaler": scaler.state_dict(), "rng": rng_state(), "epoch": epoch, "step": step,
                              "history": history})
-        ctx.log(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.3f}, val acc {val_acc:.4f}, "
-                f"{row['throughput']:.0f} images/s")
 
     model = model.eval().cpu().to(memory_format=torch.contiguous_format)
     return TrainOutcome(stopped=False, metrics=summary(), model=model,

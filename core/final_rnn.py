@@ -154,11 +154,11 @@ def train_rnn(ctx: JobContext, genotype: Genotype, cfg: RNNTrainConfig, device: 
                 opt = make_optimizer(model, cfg, ASGD)
                 ctx.log(f"epoch {epoch}: validation stopped improving; switching to averaged SGD")
             val_history.append(val_loss)
+            ctx.log(f"epoch {epoch}/{cfg.epochs}: train ppl {row['train_ppl']:.1f}, valid ppl "
+                    f"{row['val_ppl']:.1f} ({row['optimizer']}), {row['throughput']:.0f} tokens/s")
             ctx.epoch_done(row, {"model": model.state_dict(), "optimizer": opt.state_dict(), "phase": phase,
                                  "rng": rng_state(), "epoch": epoch, "history": history,
                                  "val_history": val_history, "best": best})
-            ctx.log(f"epoch {epoch}/{cfg.epochs}: train ppl {row['train_ppl']:.1f}, valid ppl "
-                    f"{row['val_ppl']:.1f} ({row['optimizer']}), {row['throughput']:.0f} tokens/s")
     finally:
         hook.remove()
 

@@ -29,7 +29,7 @@ class FlatAdam:
         self.exp_avg_sq = torch.zeros_like(params)
         self.steps = [0] * k
         # device-side per-slot inputs of `apply`: [active, -step size, sqrt(bias correction 2)]
-        self.slot_scalars = torch.zeros(3, k, device=params.device)
+        self.slot_scalars = torch.zeros(3, k, device=params.device, dtype=params.dtype)
 
     def prepare(self, active: list[bool]) -> None:
         """Count the step for the active slots and stage their scalars on the device (host math)."""
@@ -43,7 +43,7 @@ class FlatAdam:
             rows[0].append(1.0 if active[c] else 0.0)
             rows[1].append(-step_size)
             rows[2].append((1 - b2 ** t) ** 0.5 if t else 1.0)
-        self.slot_scalars.copy_(torch.tensor(rows, dtype=torch.float32), non_blocking=True)
+        self.slot_scalars.copy_(torch.tensor(rows, dtype=self.params.dtype), non_blocking=True)
 
     @torch.no_grad()
     def apply(self) -> None:

@@ -8,7 +8,6 @@ the store stays the source of truth.
 """
 from __future__ import annotations
 
-import os
 import queue
 import random
 import threading
@@ -19,7 +18,7 @@ from typing import Callable
 import torch
 
 from .config import SearchConfig
-from .device import describe, resolve_device
+from .device import default_threads, describe, resolve_device
 from .errors import UserError
 from .genotype import Genotype, edge_str
 from .proxy import ProxyTask, make_task
@@ -59,12 +58,6 @@ class QueueObserver(Observer):
 
 class SearchError(UserError, RuntimeError):
     """The search cannot go on (e.g. every candidate of a step failed)."""
-
-
-def default_threads() -> int:
-    """One core fewer than the machine has: busy-waiting OpenMP threads that share cores with
-    other processes (the app server, a browser) make tiny-network training many times slower."""
-    return max(1, min(torch.get_num_threads(), (os.cpu_count() or 2) - 1))
 
 
 def create_run(store: Store, cfg: SearchConfig) -> int:

@@ -277,10 +277,10 @@ class StackedCNN:
         for s in tensors:
             s.offset = sizes[s.stat]
             sizes[s.stat] += _numel(s.shape)
-        dev = self.device
-        self.flat = torch.zeros(sizes[False], device=dev)
-        self.grad = torch.zeros(sizes[False], device=dev)
-        self.stats = torch.zeros(sizes[True], device=dev)
+        dev, dtype = self.device, torch.get_default_dtype()  # float32, unless a test asks for float64
+        self.flat = torch.zeros(sizes[False], device=dev, dtype=dtype)
+        self.grad = torch.zeros(sizes[False], device=dev, dtype=dtype)
+        self.stats = torch.zeros(sizes[True], device=dev, dtype=dtype)
         self.owned = torch.zeros(sizes[False], dtype=torch.bool, device=dev)
         self.slot_of_param = torch.zeros(sizes[False], dtype=torch.long, device=dev)
         self.slot_of_stat = torch.zeros(sizes[True], dtype=torch.long, device=dev)

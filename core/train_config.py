@@ -57,7 +57,7 @@ class CNNTrainConfig:
     max_batches: int = _f(0, "cap on batches per epoch (0 = whole epochs; for demos and tests)")
     seed: int = _f(0, "seed of initialisation, batch order and augmentation")
     device: str = _f("auto", "auto | cpu | cuda", DEVICES)
-    threads: int = _f(0, "torch CPU threads (0 = torch's default)")
+    threads: int = _f(0, "torch CPU threads (0 = all cores but one)")
     onnx: bool = _f(True, "export ONNX when the job finishes")
 
     def __post_init__(self) -> None:
@@ -119,7 +119,7 @@ class RNNTrainConfig:
     max_batches: int = _f(0, "cap on BPTT windows per epoch (0 = whole epochs; for demos and tests)")
     seed: int = _f(0, "seed of initialisation, window offsets and dropout masks")
     device: str = _f("auto", "auto | cpu | cuda", DEVICES)
-    threads: int = _f(0, "torch CPU threads (0 = torch's default)")
+    threads: int = _f(0, "torch CPU threads (0 = all cores but one)")
     onnx: bool = _f(True, "export ONNX when the job finishes")
 
     def validated(self) -> "RNNTrainConfig":
@@ -200,15 +200,12 @@ def train_config(task: str, schedule: str = "demo", **overrides: Any) -> TrainCo
     foreign = sorted(set(given) - known)
     if foreign:
         raise ConfigError(f"setting(s) {', '.join(foreign)} do not apply to {task} training")
-    cfg = replace(schedule_defaults(task, schedule), **given).validated()
-    if task == "cnn" and cfg.data.strip() == "folder:":
-        raise ConfigError("the paper schedule trains on an image folder: give --data folder:PATH")
-    return cfg
+    return replace(schedule_defaults(task, schedule), **given).validated()
 
 
 def schedule_defaults(task: str, schedule: str) -> TrainConfig:
     """A schedule's settings as they stand, before the user adds what it needs (the paper
-    CNN schedule's image folder), so a form can show them; train_config validates."""
+    CNN schedule's image folder: its "folder:" is refused when the job is created)."""
     return CONFIG_CLASSES[task](task=task, schedule=schedule, **SCHEDULES[(task, schedule)])
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from .checkpoint import load_checkpoint
 from .checkpoint import save_checkpoint as _save
 from .config import ConfigError
-from .device import describe, resolve_device
+from .device import default_threads, describe, resolve_device
 from .errors import UserError
 from .genotype import Genotype
 from .jobs import EpochRecord, JobStore
@@ -187,8 +187,7 @@ def run_job(store: JobStore, job_id: int, observer: JobObserver | None = None,
     metrics: dict | None = None
     try:
         cfg = config_from_dict(job.config)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(cfg.threads or default_threads())
         device = resolve_device(cfg.device)
         store.claim_job(job_id, describe(device))
         obs.on_log(job_id, f"job {job_id}: {cfg.task} training of {job.name} on {describe(device)}")

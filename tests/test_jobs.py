@@ -104,7 +104,7 @@ def test_checkpoint_write_is_atomic_and_loading_never_unpickles(tmp_path, monkey
     (["train", "preset:shrinkrnn", "--task", "cnn"], "needs a cnn genotype"),
     (["train", "preset:shrinkcnn-a", "--data", "nope"], "unknown dataset 'nope'"),
     (["train", "preset:shrinkcnn-a", "--network", "imagenet"], "imagenet network does not fit digits"),
-    (["train", "preset:shrinkcnn-a", "--schedule", "paper"], "give --data folder:PATH"),
+    (["train", "preset:shrinkcnn-a", "--schedule", "paper"], "folder: needs a path"),
     (["train", "--resume", "42"], "unknown training job 42"),
     (["train", "run:7"], "has no scored step"),
     (["train"], "name a genotype"),

@@ -4,6 +4,7 @@ in Compare with its measured accuracy, and Stop/Resume of a running job."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -56,6 +57,10 @@ def test_form_sources_schedules_and_inline_errors(monkeypatch, tmp_path) -> None
     assert at.selectbox(key="train_activation").value == "swish"        # ShrinkCNN-B is the Swish model
     at.selectbox(key="train_schedule").set_value("paper").run()
     assert at.selectbox(key="train_network").value == "imagenet" and at.number_input(key="train_epochs").value == 300
+    cost = next(c.value for c in at.caption if c.value.startswith("Network: "))
+    params, macs = (int(n.replace(",", "")) for n in re.findall(r"[\d,]{5,}", cost)[:2])
+    assert abs(params - 3.64e6) < 0.02 * 3.64e6 and abs(macs - 383.7e6) < 0.02 * 383.7e6   # the spec's figures
+    assert "MACs per 224x224 image" in cost and "1001 classes" in cost
     at.selectbox(key="train_schedule").set_value("demo").run()
     at.number_input(key="train_epochs").set_value(0)
     at.text_input(key="train_widths").set_value("24, x")

@@ -141,11 +141,18 @@ def cost_line(g: Genotype, task: str, schedule: str, given: dict) -> str:
     try:
         cfg = train_config(task, schedule, **given)
         if task == "cnn":
-            from core.final_cnn import planned_network
-            net = planned_network(cfg)
+            from core.final_cnn import network_config, planned_network
+            note = ""
+            try:
+                net = planned_network(cfg)
+            except UserError:
+                if cfg.network != "imagenet":
+                    raise
+                # No image folder named yet: price the published body on ImageNet's 1001 classes.
+                net, note = network_config(cfg, 3, cfg.image_side(), 1001), ", 1001 classes"
             params, macs = _cnn_cost(g.to_json(), json.dumps(net.to_dict()))
             return (f"Network: {params:,} params, {macs:,} MACs per {net.input_size}x{net.input_size} image "
-                    f"({cfg.network} body, {len(net.widths)} stages)")
+                    f"({cfg.network} body, {len(net.widths)} stages{note})")
         vocab = cfg.max_vocab or (PTB_VOCAB if cfg.data.startswith("ptb") else _corpus_vocab(cfg.data, 0))
         cost = rnn_cost(g, cfg.emb, cfg.hidden, vocab)
         return f"Language model: {cost.params:,} params (vocabulary {vocab:,}), {cost.flops:,} cell FLOPs per token"
