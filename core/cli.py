@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from .config import PRESET_NAMES, TASKS, SearchConfig, preset_config
 from .errors import UserError
@@ -53,21 +54,27 @@ class _ProgressObserver(Observer):
         self.bar.close()
 
 
-def _run_foreground(store: Store, run_id: int, quiet: bool) -> str:
-    """Search in a worker thread so Ctrl-C becomes a cooperative stop, not a torn step."""
-    run = store.get_run(run_id)
-    obs = _ProgressObserver(run.expected_steps, len(store.steps(run_id)), quiet)
+def run_interruptibly(work: Callable[[threading.Event], str], bar: ProgressBar, hint: str = "") -> str:
+    """Run `work(stop)` in a worker thread so Ctrl-C becomes a cooperative stop at a batch
+    boundary (nothing half-written), not a KeyboardInterrupt torn through the trainer."""
     stop, result = threading.Event(), {}
-    worker = threading.Thread(target=lambda: result.update(status=run_search(store, run_id, obs, stop)))
+    worker = threading.Thread(target=lambda: result.update(status=work(stop)))
     worker.start()
     try:
         while worker.is_alive():
             worker.join(0.2)
     except KeyboardInterrupt:
         stop.set()
-        obs.bar.message("stopping after the current batch (Ctrl-C again to abort)...")
+        bar.message(f"stopping after the current batch{hint} (Ctrl-C again to abort)...")
         worker.join()
     return result.get("status", FAILED)
+
+
+def _run_foreground(store: Store, run_id: int, quiet: bool) -> str:
+    run = store.get_run(run_id)
+    obs = _ProgressObserver(run.expected_steps, len(store.steps(run_id)), quiet)
+    return run_interruptibly(lambda stop: run_search(store, run_id, obs, stop), obs.bar,
+                             f"; resume with `resume {run_id}`")
 
 
 def _finish_report(store: Store, run_id: int, as_json: bool) -> int:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 
+from .cli import run_interruptibly
 from .config import ConfigError
 from .genotype import Genotype
 from .jobs import JobStore
@@ -50,19 +50,9 @@ class _BarObserver(JobObserver):
 
 
 def _run_foreground(store: JobStore, job_id: int, epochs: int, quiet: bool) -> str:
-    """Train in a worker thread so Ctrl-C becomes a cooperative stop at a batch boundary."""
-    obs, stop, result = _BarObserver(epochs, quiet), threading.Event(), {}
-    worker = threading.Thread(target=lambda: result.update(status=run_job(store, job_id, obs, stop)))
-    worker.start()
-    try:
-        while worker.is_alive():
-            worker.join(0.2)
-    except KeyboardInterrupt:
-        stop.set()
-        obs.bar.message("stopping after the current batch; resume with --resume "
-                        f"{job_id} (Ctrl-C again to abort)...")
-        worker.join()
-    return result.get("status", FAILED)
+    obs = _BarObserver(epochs, quiet)
+    return run_interruptibly(lambda stop: run_job(store, job_id, obs, stop), obs.bar,
+                             f"; resume with --resume {job_id}")
 
 
 def _genotype(store: JobStore, arg: str) -> tuple[Genotype, str, dict]:

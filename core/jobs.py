@@ -11,8 +11,6 @@ Checkpoints and exports live beside the store, in <store dir>/jobs/<id>/.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,29 +144,17 @@ class JobStore(Store):
             return int(cur.lastrowid)
 
     def claim_job(self, job_id: int, device: str) -> None:
-        """Mark the job as running in this process (start or resume)."""
-        now = time.time()
-        with self._transaction() as con:
-            con.execute(
-                "UPDATE jobs SET status=?, device=?, pid=?, host=?, heartbeat=?, error='', finished_at=NULL,"
-                " started_at=COALESCE(started_at, ?), stop_requested=0 WHERE id=?",
-                (RUNNING, device, os.getpid(), socket.gethostname(), now, now, job_id))
+        self._claim_row("jobs", job_id, device)
 
     def beat_job(self, job_id: int, progress: dict) -> None:
-        with self._transaction() as con:
-            con.execute("UPDATE jobs SET heartbeat=?, progress=? WHERE id=?",
-                        (time.time(), json.dumps(progress), job_id))
+        self._beat_row("jobs", job_id, progress)
 
     def request_job_stop(self, job_id: int) -> None:
-        """Ask whichever process runs the job to stop after the current batch."""
         self.get_job(job_id)
-        with self._transaction() as con:
-            con.execute("UPDATE jobs SET stop_requested=1 WHERE id=?", (job_id,))
+        self._request_stop_row("jobs", job_id)
 
     def job_stop_requested(self, job_id: int) -> bool:
-        with self._connect() as con:
-            row = con.execute("SELECT stop_requested FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return bool(row and row[0])
+        return self._stop_requested_row("jobs", job_id)
 
     def finish_job(self, job_id: int, status: str, error: str = "", metrics: dict | None = None) -> None:
         """Final status; metrics (when given) replace the job's summary, else it is kept."""

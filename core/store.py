@@ -222,31 +222,51 @@ class Store:
                 (task, status, json.dumps(config), expected_steps, time.time()))
             return int(cur.lastrowid)
 
-    def claim(self, run_id: int, device: str, evaluator: str) -> None:
-        """Mark the run as running in this process (start or resume)."""
+    # ----- the lifecycle shared by searches (runs) and training jobs (jobs) ------------------
+    _LIFECYCLE_TABLES = ("runs", "jobs")
+
+    def _claim_row(self, table: str, row_id: int, device: str, **extra: str) -> None:
+        """Mark a run or job as running in this process (start or resume); clears an old stop request."""
+        assert table in self._LIFECYCLE_TABLES
         now = time.time()
+        sets = "".join(f", {col}=?" for col in extra)
         with self._transaction() as con:
             con.execute(
-                "UPDATE runs SET status=?, device=?, evaluator=?, pid=?, host=?, heartbeat=?, error='',"
-                " started_at=COALESCE(started_at, ?), finished_at=NULL, stop_requested=0 WHERE id=?",
-                (RUNNING, device, evaluator, os.getpid(), socket.gethostname(), now, now, run_id))
+                f"UPDATE {table} SET status=?, device=?, pid=?, host=?, heartbeat=?, error='', finished_at=NULL,"
+                f" started_at=COALESCE(started_at, ?), stop_requested=0{sets} WHERE id=?",
+                (RUNNING, device, os.getpid(), socket.gethostname(), now, now, *extra.values(), row_id))
+
+    def _beat_row(self, table: str, row_id: int, progress: dict) -> None:
+        """Heartbeat plus live progress, so readers elsewhere can show where the work is."""
+        assert table in self._LIFECYCLE_TABLES
+        with self._transaction() as con:
+            con.execute(f"UPDATE {table} SET heartbeat=?, progress=? WHERE id=?",
+                        (time.time(), json.dumps(progress), row_id))
+
+    def _request_stop_row(self, table: str, row_id: int) -> None:
+        """Ask the process running it (any process) to stop after the current batch."""
+        assert table in self._LIFECYCLE_TABLES
+        with self._transaction() as con:
+            con.execute(f"UPDATE {table} SET stop_requested=1 WHERE id=?", (row_id,))
+
+    def _stop_requested_row(self, table: str, row_id: int) -> bool:
+        assert table in self._LIFECYCLE_TABLES
+        with self._connect() as con:
+            row = con.execute(f"SELECT stop_requested FROM {table} WHERE id=?", (row_id,)).fetchone()
+        return bool(row and row[0])
+
+    def claim(self, run_id: int, device: str, evaluator: str) -> None:
+        self._claim_row("runs", run_id, device, evaluator=evaluator)
 
     def beat(self, run_id: int, progress: dict) -> None:
-        """Heartbeat plus live progress, so readers elsewhere can show candidate i of k."""
-        with self._transaction() as con:
-            con.execute("UPDATE runs SET heartbeat=?, progress=? WHERE id=?",
-                        (time.time(), json.dumps(progress), run_id))
+        self._beat_row("runs", run_id, progress)
 
     def request_stop(self, run_id: int) -> None:
-        """Ask the process running this run (any process) to stop after the current batch."""
         self.get_run(run_id)
-        with self._transaction() as con:
-            con.execute("UPDATE runs SET stop_requested=1 WHERE id=?", (run_id,))
+        self._request_stop_row("runs", run_id)
 
     def stop_requested(self, run_id: int) -> bool:
-        with self._connect() as con:
-            row = con.execute("SELECT stop_requested FROM runs WHERE id=?", (run_id,)).fetchone()
-        return bool(row and row[0])
+        return self._stop_requested_row("runs", run_id)
 
     def finish(self, run_id: int, status: str, error: str = "") -> None:
         with self._transaction() as con:
