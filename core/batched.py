@@ -14,17 +14,22 @@ is finished leaves the network at the end of the epoch (the union is rebuilt sma
 finished candidates cost nothing). On CPU, in float32, results match training alone within
 float tolerance (tests/test_batched.py proves it).
 
-GPU specifics: bf16 autocast and channels_last (channels_last is used on CPU too, where it
-is what makes oneDNN's depthwise and pointwise convs fast); the k candidates are split into
-chunks when they do not fit in memory (a one-batch probe halves the chunk on CUDA OOM);
-optionally the whole train step is replayed from a CUDA graph.
+Devices. CUDA: all k candidates in one union by default, bf16 autocast, channels_last; a
+chunk that does not fit is halved (a one-batch probe catches the OOM before any training);
+optionally the whole train step is replayed from a CUDA graph (`cuda_graphs`; a union trains
+for hundreds of steps, so one capture per union and batch size is cheap, while torch.compile's
+compile time per union would not pay back). CPU: one candidate per union by default
+(`auto_chunk`): with no launch overhead to amortise, k-wide tensors only cost cache; the
+CPU gain over the one-at-a-time evaluator is channels_last, which oneDNN runs about twice
+as fast for the depthwise and pointwise convs that dominate these cells.
 """
 from __future__ import annotations
 
+import gc
 import math
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, ContextManager, Iterator
 
 import torch
@@ -47,10 +52,12 @@ GRAPH_WARMUP = 3
 @dataclass
 class BatchedOptions:
     """How the batched evaluator runs; the defaults are what the search uses."""
-    chunk: int = 0               # candidates trained together; 0 = all (halved on CUDA until they fit)
+    chunk: int = 0               # candidates trained together; 0 = auto: all on CUDA (halved until
+                                 # they fit), 1 on CPU (measured: stacking does not pay there)
     amp: bool | None = None      # bf16 autocast; None = on CUDA only
     cuda_graphs: bool = False    # replay the train step from a CUDA graph (CUDA only)
     val_batch: int = 0           # validation images per forward; 0 = VAL_BATCH / candidates
+    cudnn_benchmark: bool = False  # cuDNN autotuning (each new union has new shapes: measure first)
 
 
 @dataclass
@@ -109,13 +116,14 @@ class _Union:
     def __init__(self, cands: list[_Candidate], task, opts: BatchedOptions, stats: BatchedStats) -> None:
         dev = torch.device(task.device)
         self.k = len(cands)
-        self.net = StackedCNN([c.job[2] for c in cands], task.net, dev)
-        cfg: ProxyTrainConfig = task.train_cfg
-        self.adam = FlatAdam(self.net.flat, self.net.grad, self.net.slot_of_param, self.net.owned, self.k,
-                             cfg.lr, cfg.weight_decay)
+        net = StackedCNN([c.job[2] for c in cands], task.net)  # laid out and filled on the host
+        exp_avg, exp_avg_sq = torch.zeros_like(net.flat), torch.zeros_like(net.flat)
         for slot, cand in enumerate(cands):
-            self.net.load(slot, cand.state, self.adam.exp_avg, self.adam.exp_avg_sq)
-            self.adam.steps[slot] = cand.state.step
+            net.load(slot, cand.state, exp_avg, exp_avg_sq)
+        self.net = net.to(dev)
+        cfg: ProxyTrainConfig = task.train_cfg
+        self.adam = FlatAdam(net.flat, net.grad, net.slot_of_param, net.owned, self.k, cfg.lr, cfg.weight_decay,
+                             exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, steps=[c.state.step for c in cands])
         self.amp = opts.amp if opts.amp is not None else dev.type == "cuda"
         self.use_graphs = opts.cuda_graphs and dev.type == "cuda"
         self.graphs: dict[int, tuple] = {}
@@ -123,7 +131,8 @@ class _Union:
 
     def states(self) -> list[CandidateState]:
         """Every slot's candidate in its own model's terms, to carry into the next union."""
-        return [self.net.extract(s, self.adam.exp_avg, self.adam.exp_avg_sq, self.adam.steps[s])
+        host = [b.cpu() for b in (self.net.flat, self.net.stats, self.adam.exp_avg, self.adam.exp_avg_sq)]
+        return [self.net.extract(s, host[2], host[3], self.adam.steps[s], flat=host[0], stats=host[1])
                 for s in range(self.k)]
 
     def _autocast(self, cache: bool = True) -> ContextManager:
@@ -280,10 +289,10 @@ class _ChunkTrainer:
         totals = torch.zeros(k, 2, device=dev, dtype=union.net.flat.dtype)
         host = [[0.0, 0.0] for _ in range(k)]
         for idx in order.split([len(b) for b in batches]):
+            if not any(active):  # every member broke its epoch: on to validation, as train_proxy
+                break
             if self.should_stop():
                 raise _Stopped()
-            if not any(active):
-                break
             with _union_errors():
                 x = data.x_train.index_select(0, idx).contiguous(memory_format=torch.channels_last)
                 out = union.train_step(x, data.y_train.index_select(0, idx), active)
@@ -332,7 +341,8 @@ def evaluate_batched(task, step: int, jobs: list[Job], step_seed: int, should_st
     data = task.data.to(dev)
     data = _channels_last(data)
     try:
-        _train_in_chunks(task, cands, data, step_seed, opts, stats, should_stop, on_epoch, finish)
+        with _cudnn_benchmark(opts.cudnn_benchmark and dev.type == "cuda"):
+            _train_in_chunks(task, cands, data, step_seed, opts, stats, should_stop, on_epoch, finish)
     except _Stopped:
         pass
     for cand in cands:
@@ -371,7 +381,7 @@ def _train_in_chunks(task, cands: list[_Candidate], data: ImageData, data_seed: 
                      stats: BatchedStats, should_stop: StopFn, on_epoch: EpochFn, finish: Callable) -> None:
     """Chunks of at most `opts.chunk` candidates, one after another; on CUDA a chunk that does
     not fit (a one-batch probe runs out of memory) is halved until it does."""
-    size = opts.chunk if opts.chunk > 0 else max(1, len(cands))
+    size = opts.chunk if opts.chunk > 0 else auto_chunk(torch.device(task.device), len(cands))
     queue = list(cands)
     while queue:
         if should_stop():
@@ -394,27 +404,53 @@ def _train_in_chunks(task, cands: list[_Candidate], data: ImageData, data_seed: 
         queue = queue[len(group):]
 
 
+def auto_chunk(device: torch.device, k: int) -> int:
+    """Candidates per union when not set. CUDA: all k (a GPU is starved by one small candidate).
+    CPU: 1. Measured on the 2-core machine at paper shapes, per candidate step against the
+    one-at-a-time evaluator: 1 slot 1.3-1.8x, 2-4 slots 0.8-1.25x, 10 slots 0.5-0.8x; a CPU
+    has no launch overhead to amortise, and k-wide activations fall out of cache. The one-slot
+    gain is the channels_last layout (oneDNN's depthwise and pointwise convs run ~2x faster)."""
+    return max(1, k) if device.type == "cuda" else 1
+
+
 def _fits(task, group: list[_Candidate], data: ImageData, data_seed: int, opts: BatchedOptions,
           stats: BatchedStats) -> bool:
     """CUDA only: can this chunk take a full training step and a validation batch? (CPU: yes)."""
     dev = torch.device(task.device)
     if dev.type != "cuda":
         return True
-    union = None
     try:
-        union = _Union(group, task, BatchedOptions(chunk=opts.chunk, amp=opts.amp), stats)
-        batches = epoch_batches(len(data.y_train), task.train_cfg.batch_size, data_seed, 1)
-        idx = max(batches, key=len).to(dev)
-        union.train_step(data.x_train[idx], data.y_train[idx], [True] * len(group))
-        batch = opts.val_batch or max(MIN_VAL_BATCH, VAL_BATCH // len(group))
-        union.validate(data.x_val[:batch], data.y_val[:batch], batch)
-        torch.cuda.synchronize(dev)
-        return True
+        _probe(task, group, data, data_seed, opts, stats)
+        fits = True
     except torch.cuda.OutOfMemoryError:
-        return False
+        fits = False
+    gc.collect()  # the failed probe's tensors are gone only once its traceback is
+    torch.cuda.empty_cache()
+    return fits
+
+
+def _probe(task, group: list[_Candidate], data: ImageData, data_seed: int, opts: BatchedOptions,
+           stats: BatchedStats) -> None:
+    """One step on the epoch's largest batch and one validation batch, on a throwaway union."""
+    dev = torch.device(task.device)
+    union = _Union(group, task, replace(opts, cuda_graphs=False), stats)
+    batches = epoch_batches(len(data.y_train), task.train_cfg.batch_size, data_seed, 1)
+    idx = max(batches, key=len).to(dev)
+    union.train_step(data.x_train[idx], data.y_train[idx], [True] * len(group))
+    batch = opts.val_batch or max(MIN_VAL_BATCH, VAL_BATCH // len(group))
+    union.validate(data.x_val[:batch], data.y_val[:batch], batch)
+    torch.cuda.synchronize(dev)
+
+
+@contextmanager
+def _cudnn_benchmark(on: bool) -> Iterator[None]:
+    """cuDNN autotuning for the duration of one evaluation, then back to the process's setting."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = on or before
+    try:
+        yield
     finally:
-        del union
-        torch.cuda.empty_cache()
+        torch.backends.cudnn.benchmark = before
 
 
 def _one_line(exc: BaseException) -> str:
@@ -424,4 +460,4 @@ def _one_line(exc: BaseException) -> str:
     return msg if len(msg) <= 300 else msg[:297] + "..."
 
 
-__all__ = ["evaluate_batched", "BatchedOptions", "BatchedStats"]
+__all__ = ["evaluate_batched", "BatchedOptions", "BatchedStats", "auto_chunk"]

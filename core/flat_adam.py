@@ -22,12 +22,15 @@ class FlatAdam:
     and is trained only where `owned[i]` and its slot is active."""
 
     def __init__(self, params: Tensor, grad: Tensor, slot_of: Tensor, owned: Tensor, k: int, lr: float,
-                 weight_decay: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+                 weight_decay: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 exp_avg: Tensor | None = None, exp_avg_sq: Tensor | None = None,
+                 steps: list[int] | None = None) -> None:
+        """exp_avg, exp_avg_sq and steps resume a state (moments laid out like `params`)."""
         self.params, self.grad, self.slot_of, self.owned = params, grad, slot_of, owned
         self.k, self.lr, self.weight_decay, self.betas, self.eps = k, lr, weight_decay, betas, eps
-        self.exp_avg = torch.zeros_like(params)
-        self.exp_avg_sq = torch.zeros_like(params)
-        self.steps = [0] * k
+        self.exp_avg = torch.zeros_like(params) if exp_avg is None else exp_avg.to(params.device)
+        self.exp_avg_sq = torch.zeros_like(params) if exp_avg_sq is None else exp_avg_sq.to(params.device)
+        self.steps = list(steps) if steps is not None else [0] * k
         # device-side per-slot inputs of `apply`: [active, -step size, sqrt(bias correction 2)]
         self.slot_scalars = torch.zeros(3, k, device=params.device, dtype=params.dtype)
 

@@ -261,15 +261,15 @@ class StackedCNN:
     `owned` marks the parameter positions that belong to a candidate (the rest are fixed).
     """
 
-    def __init__(self, genotypes: list[Genotype], cfg: CNNConfig, device: torch.device | str = "cpu") -> None:
+    def __init__(self, genotypes: list[Genotype], cfg: CNNConfig) -> None:
+        """The layout, on the host: index-heavy set-up is cheap there; `to` moves it in one go."""
         planner = _Planner(genotypes, cfg)
-        self.k, self.cfg, self.device = planner.k, cfg, torch.device(device)
+        self.k, self.cfg, self.device = planner.k, cfg, torch.device("cpu")
         self.stem, self.cells, self.head, site = planner.plan()
         self.classifier = _classifier(planner, site)
         self.slotted = {s.name: s for s in planner.tensors}
         self.training = True
         self._allocate(planner.tensors)
-        self._move_plan()
 
     # buffers
     def _allocate(self, tensors: list[Slotted]) -> None:
@@ -277,37 +277,51 @@ class StackedCNN:
         for s in tensors:
             s.offset = sizes[s.stat]
             sizes[s.stat] += _numel(s.shape)
-        dev, dtype = self.device, torch.get_default_dtype()  # float32, unless a test asks for float64
-        self.flat = torch.zeros(sizes[False], device=dev, dtype=dtype)
-        self.grad = torch.zeros(sizes[False], device=dev, dtype=dtype)
-        self.stats = torch.zeros(sizes[True], device=dev, dtype=dtype)
-        self.owned = torch.zeros(sizes[False], dtype=torch.bool, device=dev)
-        self.slot_of_param = torch.zeros(sizes[False], dtype=torch.long, device=dev)
-        self.slot_of_stat = torch.zeros(sizes[True], dtype=torch.long, device=dev)
-        self.t: dict[str, Tensor] = {}
+        dtype = torch.get_default_dtype()  # float32, unless a test asks for float64
+        self.flat = torch.zeros(sizes[False], dtype=dtype)
+        self.grad = torch.zeros(sizes[False], dtype=dtype)
+        self.stats = torch.zeros(sizes[True], dtype=dtype)
+        self.owned = torch.zeros(sizes[False], dtype=torch.bool)
+        self.slot_of_param = torch.zeros(sizes[False], dtype=torch.long)
+        self.slot_of_stat = torch.zeros(sizes[True], dtype=torch.long)
         for s in tensors:
-            view = self.view(s, self.stats if s.stat else self.flat)
-            view.fill_(s.fill)
+            self.view(s, self.stats if s.stat else self.flat).fill_(s.fill)
             slots = self.view(s, self.slot_of_stat if s.stat else self.slot_of_param)
-            slots.copy_(torch.arange(self.k, device=dev).repeat_interleave(s.shape[0] // self.k)
+            slots.copy_(torch.arange(self.k).repeat_interleave(s.shape[0] // self.k)
                         .view(-1, *([1] * (len(s.shape) - 1))).expand(s.shape))
-            if s.stat:
-                self.t[s.name] = view
-            else:
-                for c in range(self.k):
-                    if s.sources[c]:
-                        self._block(self.view(s, self.owned), s, c, fill=True)
-                leaf = view.detach().requires_grad_()
-                leaf.grad = self.view(s, self.grad)
-                self.t[s.name] = leaf
+            for c in range(self.k):
+                if s.sources[c] and not s.stat:
+                    self._block(self.view(s, self.owned), s, c, fill=True)
+        self._bind()
 
-    def _move_plan(self) -> None:
+    def _bind(self) -> None:
+        """Name -> tensor views of the buffers; parameters become leaves whose .grad is a view of
+        `grad`, so autograd accumulates every gradient straight into the one flat buffer."""
+        self.t: dict[str, Tensor] = {}
+        for s in self.slotted.values():
+            if s.stat:
+                self.t[s.name] = self.view(s, self.stats)
+                continue
+            leaf = self.view(s, self.flat).detach().requires_grad_()
+            leaf.grad = self.view(s, self.grad)
+            self.t[s.name] = leaf
+
+    def to(self, device: torch.device | str) -> "StackedCNN":
+        """Move the buffers (one transfer each) and the plan's index tensors; returns self."""
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        for name in ("flat", "grad", "stats", "owned", "slot_of_param", "slot_of_stat"):
+            setattr(self, name, getattr(self, name).to(device))
+        self.device = device
+        self._bind()
         for cell in self.cells:
             if cell.identity is not None:
-                cell.identity = tuple(i.to(self.device) for i in cell.identity)
+                cell.identity = tuple(i.to(device) for i in cell.identity)
             for node in cell.nodes:
                 if node.linear_mask is not None:
-                    node.linear_mask = node.linear_mask.to(self.device)
+                    node.linear_mask = node.linear_mask.to(device)
+        return self
 
     def view(self, s: Slotted, buffer: Tensor) -> Tensor:
         """Slotted tensor `s` as a view of a flat buffer laid out like its kind's buffer."""
@@ -356,17 +370,20 @@ class StackedCNN:
 
     @torch.no_grad()
     def extract(self, c: int, exp_avg: Tensor | None = None, exp_avg_sq: Tensor | None = None,
-                step: int = 0) -> CandidateState:
-        """Slot c's candidate as its own model's tensors (the inverse of `load`)."""
+                step: int = 0, flat: Tensor | None = None, stats: Tensor | None = None) -> CandidateState:
+        """Slot c's candidate as its own model's tensors (the inverse of `load`); `flat` and
+        `stats` default to the network's own buffers (pass host copies to read a GPU union cheaply)."""
+        flat = self.flat if flat is None else flat
+        stats = self.stats if stats is None else stats
         state = CandidateState({}, {}, step=step)
         for s in self.slotted.values():
             src = s.sources[c]
             if not src:
                 continue
             if s.stat:
-                state.stats[src] = self._block(self.view(s, self.stats), s, c)
+                state.stats[src] = self._block(self.view(s, stats), s, c)
                 continue
-            state.params[src] = self._block(self.view(s, self.flat), s, c)
+            state.params[src] = self._block(self.view(s, flat), s, c)
             if exp_avg is not None and exp_avg_sq is not None:
                 state.exp_avg[src] = self._block(self.view(s, exp_avg), s, c)
                 state.exp_avg_sq[src] = self._block(self.view(s, exp_avg_sq), s, c)
@@ -396,7 +413,7 @@ class StackedCNN:
             if node.act == "all":
                 h = self._act(h)
             elif node.act == "mixed":
-                h = torch.where(node.linear_mask, h, self._act(h))
+                h = torch.where(node.linear_mask, h, self._act(h, inplace=False))
             states[node.node] = h
         out = self._slot_cat([states[leaf] for leaf in cell.leaves], [cell.sizes[leaf] for leaf in cell.leaves])
         if not cell.residual:
@@ -412,11 +429,17 @@ class StackedCNN:
         groups = {"dense": 1, "slots": self.k, "channels": x.shape[1]}[p.groups]
         h = F.conv2d(x, w, None, p.stride, p.padding, 1, groups)
         t = self.t
-        return F.batch_norm(h, t[f"{p.bn}.running_mean"], t[f"{p.bn}.running_var"], t[f"{p.bn}.weight"],
-                            t[f"{p.bn}.bias"], self.training, BN_MOMENTUM, BN_EPS)
+        args = (t[f"{p.bn}.running_mean"], t[f"{p.bn}.running_var"], t[f"{p.bn}.weight"], t[f"{p.bn}.bias"],
+                self.training, BN_MOMENTUM, BN_EPS)
+        return F.batch_norm(h, *args)
 
-    def _act(self, x: Tensor) -> Tensor:
-        return F.silu(x) if self.cfg.activation == "swish" else F.relu(x)
+    def _act(self, x: Tensor, inplace: bool = True) -> Tensor:
+        """ReLU in place, as the candidates' nn.ReLU(inplace=True): every input here is a fresh BN
+        output that nothing else reads (BN's backward needs its input, not its output), and on
+        CPU not allocating a new k-wide tensor is a large part of the step's cost."""
+        if self.cfg.activation == "swish":
+            return F.silu(x)
+        return F.relu(x, inplace=inplace)
 
     def _slot_cat(self, parts: list[Tensor], sizes: list[int]) -> Tensor:
         """Concat on channels within each slot: slot c of the result is slot c of every part in turn."""
