@@ -18,17 +18,15 @@ from core.explain import candidate_rows, why_removed
 from core.genotype import Genotype
 from core.progress import fmt_duration
 from core.search import step_candidates
-from core.store import (FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING, STOPPED, RunRecord, StepRecord, Store,
-                        best_of)
+from core.store import FINISHED, RunRecord, StepRecord, Store, best_of
 from core.tradeoff import step_table
 from ui.downloads import dag_with_downloads, genotype_button, table_button
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
-from ui.sidebar import STATUS_ICON, current_run
+from ui.sidebar import current_run
+from ui.status import LIVE, status_header
 
 REFRESH_S = 2.0
-LIVE = (RUNNING, QUEUED)
-RESUMABLE = (STOPPED, FAILED, INTERRUPTED)
 MESSAGE_KEY, SEEN_KEY = "live_message", "live_seen_status"
 
 
@@ -95,26 +93,10 @@ def live_panel() -> None:
 def _header(run: RunRecord) -> None:
     cfg = run.config
     st.subheader(f"Run #{run.id}: {run.task.upper()} · {cfg.get('preset')} · {cfg.get('data')}")
-    cols = st.columns([3, 1])
-    with cols[0]:
-        st.markdown(f"**{STATUS_ICON.get(run.status, '')} {run.status}**"
-                    + (f" on {run.device}" if run.device else "")
-                    + f" · N={cfg.get('nodes')}, k={cfg.get('k')}, {cfg.get('epochs')} epochs, "
-                      f"keep {cfg.get('keep_fraction')}, seed {cfg.get('seed')}")
-    with cols[1]:
-        if run.status in LIVE:
-            st.button("Stop", key="live_stop", on_click=_stop, args=(run.id,), icon=":material/stop:")
-        elif run.status in RESUMABLE:
-            st.button("Resume", key="live_resume", on_click=_resume, args=(run.id,), type="primary",
-                      icon=":material/replay:")
-    message = st.session_state.pop(MESSAGE_KEY, "")
-    if message:
-        st.toast(message)
-    if run.status == FAILED:
-        st.error(f"run {run.id} failed: {run.error or 'no reason recorded'}", icon=":material/error:")
-    elif run.status == INTERRUPTED:
-        st.warning(f"run {run.id} was interrupted (the process running it is gone); Resume continues from "
-                   "its last committed step.", icon=":material/warning:")
+    summary = (f"N={cfg.get('nodes')}, k={cfg.get('k')}, {cfg.get('epochs')} epochs, "
+               f"keep {cfg.get('keep_fraction')}, seed {cfg.get('seed')}")
+    status_header("run", run.id, run.status, run.device, summary, run.error, _stop, _resume, MESSAGE_KEY,
+                  "its last committed step", key="live")
 
 
 def _progress(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:

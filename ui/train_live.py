@@ -17,17 +17,15 @@ from core.errors import UserError
 from core.export import rebuild_snippet
 from core.jobs import JobRecord, JobStore
 from core.progress import fmt_duration
-from core.store import FAILED, FINISHED, INTERRUPTED, QUEUED, RUNNING, STOPPED
+from core.store import FINISHED
 from ui.errors import one_line
 from ui.job_store import get_job_store
 from ui.resources import get_runner, get_store
-from ui.sidebar import STATUS_ICON
+from ui.status import LIVE, status_header
 from ui.train_figures import result_rows, training_figure
 from ui.train_form import JOB_KEY
 
 REFRESH_S = 2.0
-LIVE = (RUNNING, QUEUED)
-RESUMABLE = (STOPPED, FAILED, INTERRUPTED)
 MESSAGE_KEY, SEEN_KEY = "train_message", "train_seen_status"
 
 
@@ -89,24 +87,8 @@ def job_panel() -> None:
 def _header(job: JobRecord) -> None:
     cfg = job.config
     st.subheader(f"Job #{job.id}: {job.task.upper()} · {job.name} · {cfg.get('schedule')} · {cfg.get('data')}")
-    cols = st.columns([3, 1])
-    with cols[0]:
-        st.markdown(f"**{STATUS_ICON.get(job.status, '')} {job.status}**"
-                    + (f" on {job.device}" if job.device else "") + f" · from {job.source or '-'}")
-    with cols[1]:
-        if job.status in LIVE:
-            st.button("Stop", key="train_stop", on_click=_stop, args=(job.id,), icon=":material/stop:")
-        elif job.status in RESUMABLE:
-            st.button("Resume", key="train_resume", on_click=_resume, args=(job.id,), type="primary",
-                      icon=":material/replay:")
-    message = st.session_state.pop(MESSAGE_KEY, "")
-    if message:
-        st.toast(message)
-    if job.status == FAILED:
-        st.error(f"job {job.id} failed: {job.error or 'no reason recorded'}", icon=":material/error:")
-    elif job.status == INTERRUPTED:
-        st.warning(f"job {job.id} was interrupted (the process running it is gone); Resume continues from its "
-                   "last checkpoint.", icon=":material/warning:")
+    status_header("job", job.id, job.status, job.device, f"from {job.source or '-'}", job.error, _stop, _resume,
+                  MESSAGE_KEY, "its last checkpoint", key="train")
 
 
 def _progress(job: JobRecord, done: int) -> None:

@@ -1,0 +1,38 @@
+"""The status line of a live search run or training job: state, Stop or Resume, and why it
+ended badly. Searches and training jobs share one lifecycle, so they share this header."""
+from __future__ import annotations
+
+from typing import Callable
+
+import streamlit as st
+
+from core.store import FAILED, INTERRUPTED, QUEUED, RUNNING, STOPPED
+from ui.sidebar import STATUS_ICON
+
+LIVE = (RUNNING, QUEUED)
+RESUMABLE = (STOPPED, FAILED, INTERRUPTED)
+
+
+def status_header(what: str, item_id: int, status: str, device: str, summary: str, error: str,
+                  on_stop: Callable[[int], None], on_resume: Callable[[int], None],
+                  message_key: str, resume_from: str, key: str) -> None:
+    """`what` is "run" or "job"; `resume_from` says where Resume picks up (for the warning);
+    `key` prefixes the buttons' widget keys ("live" -> live_stop, live_resume)."""
+    cols = st.columns([3, 1])
+    with cols[0]:
+        st.markdown(f"**{STATUS_ICON.get(status, '')} {status}**" + (f" on {device}" if device else "")
+                    + f" · {summary}")
+    with cols[1]:
+        if status in LIVE:
+            st.button("Stop", key=f"{key}_stop", on_click=on_stop, args=(item_id,), icon=":material/stop:")
+        elif status in RESUMABLE:
+            st.button("Resume", key=f"{key}_resume", on_click=on_resume, args=(item_id,), type="primary",
+                      icon=":material/replay:")
+    message = st.session_state.pop(message_key, "")
+    if message:
+        st.toast(message)
+    if status == FAILED:
+        st.error(f"{what} {item_id} failed: {error or 'no reason recorded'}", icon=":material/error:")
+    elif status == INTERRUPTED:
+        st.warning(f"{what} {item_id} was interrupted (the process running it is gone); Resume continues from "
+                   f"{resume_from}.", icon=":material/warning:")
