@@ -28,7 +28,7 @@ from .genotype import Genotype
 from .imagefolder import folder_layout, load_image_folder
 from .result import Cost
 from .seeds import derive_seed
-from .train_cnn import epoch_batches
+from .train_cnn import epoch_batches, evaluate_images
 from .train_config import CNNTrainConfig
 from .train_job import JobContext, TrainingDiverged, TrainOutcome
 
@@ -106,22 +106,6 @@ def amp_dtype(cfg: CNNTrainConfig, device: torch.device) -> torch.dtype | None:
 
 
 @torch.no_grad()
-def evaluate_images(model: nn.Module, x: Tensor, y: Tensor, batch_size: int,
-                    dtype: torch.dtype | None) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy in eval mode. Separate from the proxy's validation
-    because final training runs under autocast and may hold 224x224 images, where the
-    proxy's 1024-image batches would not fit."""
-    model.eval()
-    totals = torch.zeros(2, device=x.device)
-    for start in range(0, len(y), batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
-            logits = model(_layout(xb)).float()
-        totals += torch.stack([F.cross_entropy(logits, yb, reduction="sum"), (logits.argmax(1) == yb).sum().float()])
-    loss_sum, correct = totals.tolist()
-    return loss_sum / len(y), correct / len(y)
-
-
 def _layout(x: Tensor) -> Tensor:
     """channels_last on CUDA (faster convolutions with tensor cores); CPU keeps NCHW."""
     return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
@@ -199,7 +183,8 @@ def train_cnn(ctx: JobContext, genotype: Genotype, cfg: CNNTrainConfig, device: 
             raise TrainingDiverged(f"training loss became {loss_sum / seen} in epoch {epoch}; "
                                    f"lower the learning rate (now {cfg.lr:g})")
         ctx.progress(epoch, len(batches), phase="validate", force=True)
-        val_loss, val_acc = evaluate_images(model, data.x_val, data.y_val, 2 * cfg.batch_size, dtype)
+        val_loss, val_acc = evaluate_images(model, data.x_val, data.y_val, 2 * cfg.batch_size, dtype,
+                                             prepare=_layout)
         row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen, "val_loss": val_loss,
                "val_acc": val_acc, "lr": lr, "throughput": seen / train_s,
                "seconds": time.perf_counter() - t0}

@@ -171,7 +171,7 @@ def _run_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: ImageData, cf
     """One training pass (possibly cut short by the train-accuracy rule) and one validation."""
     train_loss, train_acc = _train_pass(model, opt, data, cfg, data_seed, epoch, should_stop)
     with _model_errors():
-        val_loss, val_acc = _validate(model, data.x_val, data.y_val)
+        val_loss, val_acc = evaluate_images(model, data.x_val, data.y_val)
     if not math.isfinite(val_loss):
         raise _NaNLoss()
     return EpochStats(train_loss, train_acc, val_loss, val_acc)
@@ -218,14 +218,19 @@ def _train_step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tens
 
 
 @torch.no_grad()
-def _validate(model: nn.Module, x: Tensor, y: Tensor) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over the validation set, eval mode, one sync at the end."""
+def evaluate_images(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = VAL_BATCH,
+                    dtype: torch.dtype | None = None,
+                    prepare: Callable[[Tensor], Tensor] | None = None) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy in eval mode, one host sync at the end. Proxy search and
+    final training share it; final training passes its autocast dtype, a smaller batch (224x224
+    images) and its memory-layout step as `prepare`."""
     model.eval()
     totals = torch.zeros(2, device=x.device, dtype=torch.float32)
-    for start in range(0, len(y), VAL_BATCH):
-        xb, yb = x[start:start + VAL_BATCH], y[start:start + VAL_BATCH]
-        logits = model(xb)
-        loss = F.cross_entropy(logits.float(), yb, reduction="sum")
+    for start in range(0, len(y), batch_size):
+        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
+            logits = model(prepare(xb) if prepare else xb).float()
+        loss = F.cross_entropy(logits, yb, reduction="sum")
         totals += torch.stack([loss, (logits.argmax(dim=1) == yb).sum().float()])
     loss_sum, correct = totals.tolist()
     return loss_sum / len(y), correct / len(y)
