@@ -22,11 +22,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.config import preset_config  # noqa: E402
+from core.search.config import preset_config  # noqa: E402
 from core.device import default_threads, describe, resolve_device  # noqa: E402
-from core.genotype import Genotype  # noqa: E402
-from core.proxy import init_seed, make_task  # noqa: E402
-from core.search import step_candidates  # noqa: E402
+from core.cell.genotype import Genotype  # noqa: E402
+from core.search.candidates import init_seed
+from core.search.tasks import make_task  # noqa: E402
+from core.search.loop import step_candidates  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 REAL = {"cnn": (SHARED / "cifar10" / "cifar-10-batches-py", "cifar10:{}"),

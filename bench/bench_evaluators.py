@@ -29,14 +29,15 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from core.batched import BatchedOptions, BatchedStats, auto_chunk, evaluate_batched  # noqa: E402
-from core.config import preset_config  # noqa: E402
+from core.search.evaluators.batched import BatchedOptions, BatchedStats, auto_chunk, evaluate_batched  # noqa: E402
+from core.search.config import preset_config  # noqa: E402
 from core.device import default_threads, describe, resolve_device  # noqa: E402
-from core.genotype import Genotype, edge_str  # noqa: E402
-from core.proxy import CNNProxyTask  # noqa: E402
-from core.search import choose, create_run, run_search, step_candidates  # noqa: E402
+from core.cell.genotype import Genotype, edge_str  # noqa: E402
+from core.search.evaluators.single import evaluate_single  # noqa: E402
+from core.search.tasks import CNNProxyTask  # noqa: E402
+from core.search.loop import choose, create_run, run_search, step_candidates  # noqa: E402
 from core.seeds import derive_seed  # noqa: E402
-from core.store import Store  # noqa: E402
+from core.store.runs import Store  # noqa: E402
 
 CIFAR_CANDIDATES = (ROOT.parent / "shared" / "data" / "cifar10" / "cifar-10-batches-py",
                     ROOT / "shared" / "data" / "cifar10" / "cifar-10-batches-py",
@@ -134,7 +135,7 @@ def time_step(name: str, task: CNNProxyTask, jobs: list, step_seed: int, options
     with PeakMemory(device) as mem:
         t0 = time.perf_counter()
         if name == "single":
-            records = task.evaluate_single(1, jobs, step_seed, never, nop, nop)
+            records = evaluate_single(task, 1, jobs, step_seed, never, nop, nop)
         else:
             records = evaluate_batched(task, 1, jobs, step_seed, never, nop, nop, options=options, stats=BatchedStats())
         if device.type == "cuda":

@@ -23,11 +23,11 @@ sys.path.insert(0, str(ROOT))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from core.config import preset_config  # noqa: E402
-from core.genotype import Genotype  # noqa: E402
-from core.proxy import cnn_score, rnn_score  # noqa: E402
-from core.search import create_run  # noqa: E402
-from core.store import FINISHED, CandidateRecord, StepRecord, Store  # noqa: E402
+from core.search.config import preset_config  # noqa: E402
+from core.cell.genotype import Genotype  # noqa: E402
+from core.search.tasks import cnn_score, rnn_score  # noqa: E402
+from core.search.loop import create_run  # noqa: E402
+from core.store.runs import FINISHED, CandidateRecord, StepRecord, Store  # noqa: E402
 
 # Each page and an element it must have drawn, so a page that silently renders nothing
 # cannot pass for a fast one.

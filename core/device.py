@@ -5,7 +5,9 @@ import os
 
 import torch
 
-from .config import ConfigError
+from core.errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -6,3 +6,7 @@ The CLI and the app print these as one line; anything else is a bug and keeps it
 
 class UserError(Exception):
     """A problem with the user's input; str(exc) is a one-line explanation."""
+
+
+class ConfigError(UserError, ValueError):
+    """A bad setting; the message is one line naming the field."""

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.config import preset_config
-from core.draw import EARLIER
-from core.search import create_run, run_search
-from core.store import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, Store
+from core.search.config import preset_config
+from core.insight.draw import EARLIER
+from core.search.loop import create_run, run_search
+from core.store.runs import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ("views/search.py", "views/explorer.py", "views/tradeoffs.py", "views/compare.py")

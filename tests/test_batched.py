@@ -20,19 +20,22 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import core.batched as batched
-import core.cnn as cnn
-import core.data as data_mod
-from core.batched import BatchedOptions, BatchedStats, auto_chunk, evaluate_batched
-from core.cnn import CNNConfig, build_cnn, proxy_config
-from core.config import preset_config
-from core.flat_adam import FlatAdam
-from core.genotype import Genotype
-from core.proxy import CNNProxyTask, init_seed, resolve_evaluator
+import core.search.evaluators.batched as batched
+import core.nets.cnn as cnn
+import core.data.images as data_mod
+from core.search.evaluators.batched import BatchedOptions, BatchedStats, auto_chunk, evaluate_batched
+from core.nets.cnn import CNNConfig, build_cnn, proxy_config
+from core.search.config import preset_config
+from core.search.evaluators.flat_adam import FlatAdam
+from core.cell.genotype import Genotype
+from core.search.tasks import CNNProxyTask
+from core.search.candidates import init_seed
+from core.search.evaluators import resolve_evaluator
+from core.search.evaluators.single import evaluate_single
 from core.result import BUILD_FAILED, FAILED, LOW_ACCURACY, NAN, OK, STOPPED, USER_STOP
-from core.search import create_run, run_search, step_candidates
-from core.stacked import StackedCNN, candidate_state
-from core.store import FINISHED, Store
+from core.search.loop import create_run, run_search, step_candidates
+from core.search.evaluators.stacked import StackedCNN, candidate_state
+from core.store.runs import FINISHED, Store
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 TINY = dict(nodes=4, k=6, epochs=3, threads=1, stem_channels=8, base_width=4, per_class_train=30,
@@ -74,7 +77,7 @@ def step_jobs(task: CNNProxyTask, k: int) -> list:
 def both(task: CNNProxyTask, jobs: list, options: BatchedOptions | None = None) -> tuple[list, list]:
     """(single records, batched records) of the same step, in float64."""
     with float64():
-        single = task.evaluate_single(1, jobs, STEP_SEED, lambda: False, nop, nop)
+        single = evaluate_single(task, 1, jobs, STEP_SEED, lambda: False, nop, nop)
         together = evaluate_batched(task, 1, jobs, STEP_SEED, lambda: False, nop, nop, options=options)
     return single, together
 
@@ -241,7 +244,7 @@ def test_early_breaks_and_stops_are_per_candidate():
     jobs = step_jobs(task, 6)
     stats = BatchedStats()
     with float64():
-        single = task.evaluate_single(1, jobs, STEP_SEED, lambda: False, nop, nop)
+        single = evaluate_single(task, 1, jobs, STEP_SEED, lambda: False, nop, nop)
         together = evaluate_batched(task, 1, jobs, STEP_SEED, lambda: False, nop, nop,
                                     options=BatchedOptions(chunk=6), stats=stats)
     assert_same(single, together)
@@ -401,7 +404,7 @@ def test_cuda_batched_step_matches_single_in_float32_statistically():
     task = make_task("cuda", epochs=2)
     jobs = step_jobs(task, 4)
     stats = BatchedStats()
-    single = task.evaluate_single(1, jobs, STEP_SEED, lambda: False, nop, nop)
+    single = evaluate_single(task, 1, jobs, STEP_SEED, lambda: False, nop, nop)
     together = evaluate_batched(task, 1, jobs, STEP_SEED, lambda: False, nop, nop, stats=stats)
     assert [r.status for r in together] == [r.status for r in single]
     for a, b in zip(single, together):

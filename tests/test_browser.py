@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import FINISHED, STOPPED, Store
+from core.store.runs import FINISHED, STOPPED, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -159,7 +159,7 @@ def test_demo_search_in_browser(server) -> None:
 
 def test_train_page_in_browser(server) -> None:
     """Start a demo training from the Train page, watch its curves appear, stop it."""
-    from core.jobs import JobStore
+    from core.store.jobs import JobStore
     base, store_path = server
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:

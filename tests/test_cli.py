@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store import Store
+from core.store.runs import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--nodes", "4", "--k", "2", "--epochs", "1", "--keep-fraction", "0", "--threads", "1"]

@@ -7,10 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from core.cnn import (CNNConfig, Cell, build_cnn, cifar_config, cnn_cost, cnn_summary, imagenet_config,
-                      proxy_config)
-from core.cost import torchinfo_cost
-from core.genotype import Genotype, GenotypeError
+from core.nets.cnn import (CNNConfig, Cell, build_cnn, cifar_config, cnn_cost, cnn_summary, imagenet_config, proxy_config)
+from core.nets.cost import torchinfo_cost
+from core.cell.genotype import Genotype, GenotypeError
 
 SHRINK_EDGES = ((0, 1), (0, 2), (0, 3), (1, 3), (0, 4), (2, 4))
 SHRINK = Genotype("cnn", ("input", "sep3x3", "sep3x3", "sep3x3", "conv1x1"), SHRINK_EDGES, "ShrinkCNN")

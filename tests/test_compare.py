@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from core.compare import CompareError, CompareItem, common_kind, cost_rows, only_in, rnn_lm_size
-from core.genotype import Genotype
-from core.presets import load_preset
-from core.rnn import rnn_cost
-from core.store import StepRecord
+from core.insight.compare import CompareError, CompareItem, common_kind, cost_rows, only_in, rnn_lm_size
+from core.cell.genotype import Genotype
+from core.cell.presets import load_preset
+from core.nets.rnn import rnn_cost
+from core.store.runs import StepRecord
 
 
 def test_mixed_kinds_are_refused_with_the_labels() -> None:

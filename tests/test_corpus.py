@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import corpus as corpus_mod
-from core.corpus import (EOS, UNK, Corpus, CorpusError, batchify, corpus_names, load_corpus,
-                         tokenize_ptb_style)
+from core.data import corpus as corpus_mod
+from core.data.corpus import (EOS, UNK, Corpus, CorpusError, batchify, corpus_names, load_corpus, tokenize_ptb_style)
 
 SHARED_PTB = Path(__file__).parents[1] / ".." / "shared" / "data" / "ptb-proxy"
 

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from core import data as data_mod
-from core.data import (CIFAR_DIRNAME, DataError, ImageData, dataset_names, load_full, load_proxy,
-                       read_cifar_batch)
+from core.data import images as data_mod
+from core.data.images import (CIFAR_DIRNAME, DataError, ImageData, dataset_names, load_full, load_proxy, read_cifar_batch)
 
 SHARED_CIFAR = Path(__file__).parents[1] / ".." / "shared" / "data" / "cifar10" / CIFAR_DIRNAME
 TRAIN_SIZES = (37, 41, 29, 53, 31)  # odd sizes on purpose: the format does not promise 10,000

@@ -5,10 +5,9 @@ import re
 
 import pytest
 
-from core.draw import (CANDIDATE, EARLIER, FADED, OP_COLOURS, REMOVED, DrawError, dag_graph, dot_source, svg_bytes,
-                       svg_problem)
-from core.genotype import Genotype
-from core.presets import load_preset
+from core.insight.draw import (CANDIDATE, EARLIER, FADED, OP_COLOURS, REMOVED, DrawError, dag_graph, dot_source, svg_bytes, svg_problem)
+from core.cell.genotype import Genotype
+from core.cell.presets import load_preset
 
 
 def _edge_attrs(dot: str, i: int | str, j: int | str) -> list[str]:

@@ -1,7 +1,7 @@
 """The Explorer's words: the candidate table rows and the one sentence on why an edge went."""
 from __future__ import annotations
 
-from core.explain import BASELINE_MARK, CHOSEN_MARK, candidate_rows, si, why_removed
+from core.insight.explain import BASELINE_MARK, CHOSEN_MARK, candidate_rows, si, why_removed
 
 
 def _c(edge, score, acc=None, macs=None, ppl=None, flops=None, edges_left=8, status="ok") -> dict:

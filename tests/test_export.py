@@ -7,14 +7,14 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from core.export import (GENOTYPE_FILE, ONNX_TOLERANCE, VOCAB_FILE, WEIGHTS_FILE, export_trained, load_trained,
-                         rebuild_snippet)
-from core.final_rnn import build_language_model, model_config
-from core.genotype import Genotype
-from core.jobs import JobStore
-from core.presets import load_preset
-from core.train_config import train_config
-from core.train_job import TrainOutcome, create_job, run_job
+from core.training.export import (GENOTYPE_FILE, ONNX_TOLERANCE, VOCAB_FILE, WEIGHTS_FILE, export_trained, load_trained, rebuild_snippet)
+from core.training.rnn import build_language_model, model_config
+from core.cell.genotype import Genotype
+from core.store.jobs import JobStore
+from core.cell.presets import load_preset
+from core.training.config import train_config
+from core.training.context import TrainOutcome
+from core.training.engine import create_job, run_job
 
 
 def test_finished_cnn_job_exports_weights_genotype_and_a_checked_onnx(store_path):
@@ -52,7 +52,7 @@ def test_language_model_onnx_round_trip_and_vocabulary(tmp_path):
     model = build_language_model(load_preset("shrinkrnn"), len(vocab), cfg).eval()
     tokens = torch.randint(0, 30, (5, 1))
     outcome = TrainOutcome(stopped=False, metrics={"perplexity": 12.0}, model=model,
-                           model_spec={"builder": "core.rnn.RNNLanguageModel", "config": model_config(30, cfg)},
+                           model_spec={"builder": "core.nets.rnn.RNNLanguageModel", "config": model_config(30, cfg)},
                            example_inputs=(tokens, model.init_hidden(1)), input_names=("tokens", "hidden"),
                            output_names=("log_probs", "hidden_out"), vocab=vocab)
     out = export_trained(tmp_path, load_preset("shrinkrnn"), outcome)

@@ -9,17 +9,18 @@ import pytest
 import torch
 from PIL import Image
 
-from core.augment import augment_batch, resolve_mode
-from core.cnn import imagenet_config
-from core.config import ConfigError
-from core.data import DataError
-from core.final_cnn import data_shape, lr_at, network_config, planned_network
-from core.imagefolder import load_image_folder
-from core.jobs import JobStore
-from core.presets import load_preset
-from core.store import FINISHED, STOPPED
-from core.train_config import train_config
-from core.train_job import JobObserver, create_job, run_job
+from core.data.augment import augment_batch, resolve_mode
+from core.nets.cnn import imagenet_config
+from core.errors import ConfigError
+from core.data.images import DataError
+from core.training.cnn import data_shape, lr_at, network_config, planned_network
+from core.data.imagefolder import load_image_folder
+from core.store.jobs import JobStore
+from core.cell.presets import load_preset
+from core.store.runs import FINISHED, STOPPED
+from core.training.config import train_config
+from core.training.context import JobObserver
+from core.training.engine import create_job, run_job
 from conftest import CIFAR_DIR, needs
 
 CELL = load_preset("shrinkcnn-a")

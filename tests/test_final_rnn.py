@@ -7,13 +7,14 @@ import threading
 import pytest
 import torch
 
-import core.final_rnn as final_rnn
-from core.final_rnn import averaged_weights, build_language_model, combined_input_dropout, switch_to_asgd
-from core.jobs import JobStore
-from core.presets import load_preset
-from core.store import FINISHED, STOPPED
-from core.train_config import train_config
-from core.train_job import JobObserver, create_job, run_job
+import core.training.rnn as final_rnn
+from core.training.rnn import averaged_weights, build_language_model, combined_input_dropout, switch_to_asgd
+from core.store.jobs import JobStore
+from core.cell.presets import load_preset
+from core.store.runs import FINISHED, STOPPED
+from core.training.config import train_config
+from core.training.context import JobObserver
+from core.training.engine import create_job, run_job
 
 CELL = load_preset("shrinkrnn")
 TINY = dict(emb=32, hidden=32, max_vocab=500, batch_size=32, bptt=20, threads=1, onnx=False)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from core.genotype import CNN_OPS, Genotype, GenotypeError
+from core.cell.genotype import CNN_OPS, Genotype, GenotypeError
 
 SHRINK = ((0, 1), (0, 2), (0, 3), (1, 3), (0, 4), (2, 4))
 

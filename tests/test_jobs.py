@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.cli import main
-from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from core.genotype import Genotype
-from core.jobs import EpochRecord, JobStore
-from core.store import INTERRUPTED, RUNNING, Store, StoreError
+from core.cli.main import main
+from core.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from core.cell.genotype import Genotype
+from core.store.jobs import EpochRecord, JobStore
+from core.store.runs import INTERRUPTED, RUNNING, Store, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
 G = Genotype.dense("cnn", 4, seed=0)

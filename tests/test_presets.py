@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core import presets
-from core.genotype import Genotype, GenotypeError
-from core.presets import load_genotype_arg, load_preset, preset_names, preset_network
+from core.cell import presets
+from core.cell.genotype import Genotype, GenotypeError
+from core.cell.presets import load_genotype_arg, load_preset, preset_names, preset_network
 
 SHRINK_EDGES = ((0, 1), (0, 2), (0, 3), (0, 4), (1, 3), (2, 4))
 

@@ -4,9 +4,9 @@ import math
 import pytest
 
 from conftest import CIFAR_DIR, PTB_DIR, needs
-from core.config import preset_config
-from core.search import create_run, run_search
-from core.store import FINISHED, Store
+from core.search.config import preset_config
+from core.search.loop import create_run, run_search
+from core.store.runs import FINISHED, Store
 
 
 @needs(CIFAR_DIR, "CIFAR-10 python batches")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.genotype import Genotype
-from core.rnn import DagRNNCell, RNNLanguageModel, rnn_cost
+from core.cell.genotype import Genotype
+from core.nets.rnn import DagRNNCell, RNNLanguageModel, rnn_cost
 
 ASSETS = Path(__file__).parents[1] / "assets"
 ACT = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid, "identity": lambda t: t}

@@ -4,11 +4,11 @@ import threading
 
 import pytest
 
-from core.config import preset_config
-from core.proxy import CNNProxyTask, cnn_score, rnn_score
-from core.search import Observer, QueueObserver, choose, create_run, run_search, step_candidates
-from core.store import FAILED, FINISHED, STOPPED, Store
-from core.genotype import Genotype
+from core.search.config import preset_config
+from core.search.tasks import CNNProxyTask, cnn_score, rnn_score
+from core.search.loop import Observer, QueueObserver, choose, create_run, run_search, step_candidates
+from core.store.runs import FAILED, FINISHED, STOPPED, Store
+from core.cell.genotype import Genotype
 
 TINY = dict(nodes=4, k=2, epochs=1, keep_fraction=0.0, threads=1)
 
@@ -131,7 +131,7 @@ def test_missing_data_fails_the_run_with_one_line(store_path, tmp_path):
 
 
 def test_choose_breaks_ties_by_fewer_edges():
-    from core.store import CandidateRecord
+    from core.store.runs import CandidateRecord
     g = Genotype.dense("cnn", 4, 0)
     small, big = g.without_edge((0, 1)), g.without_edge((2, 3))
     recs = [CandidateRecord(1, 0, (2, 3), big, "ok", score=0.5),

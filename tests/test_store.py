@@ -6,9 +6,8 @@ import textwrap
 
 import pytest
 
-from core.genotype import Genotype
-from core.store import (FINISHED, INTERRUPTED, RUNNING, CandidateRecord, StepRecord, Store, StoreError,
-                        best_of, default_store_path)
+from core.cell.genotype import Genotype
+from core.store.runs import (FINISHED, INTERRUPTED, RUNNING, CandidateRecord, StepRecord, Store, StoreError, best_of, default_store_path)
 
 G = Genotype.dense("cnn", 4, seed=0)
 
@@ -87,7 +86,7 @@ def test_other_processes_read_while_a_writer_holds_a_transaction(store_path):
     con.execute("BEGIN IMMEDIATE")  # a writer mid-transaction
     con.execute("UPDATE runs SET status='running' WHERE id=?", (run,))
     reader = textwrap.dedent(f"""
-        from core.store import Store
+        from core.store.runs import Store
         s = Store({str(store_path)!r})
         print(len(s.steps({run})), s.get_run({run}).status)
     """)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import math
 
-from core.genotype import Genotype
-from core.store import CandidateRecord, StepRecord
-from core.tradeoff import candidate_points, front_of, pareto_front, step_series, step_table
+from core.cell.genotype import Genotype
+from core.store.runs import CandidateRecord, StepRecord
+from core.insight.tradeoff import candidate_points, front_of, pareto_front, step_series, step_table
 from ui.figures import steps_figure, tradeoff_figure
 
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from core.data import ImageData, load_proxy
-from core.result import (BUILD_FAILED, DIVERGED, FAILED, LOW_ACCURACY, MAX_EPOCHS, NAN, OK, PATIENCE,
-                         STOPPED, USER_STOP)
-from core.train_cnn import EpochStats, ProxyTrainConfig, epoch_batches, stop_reason, train_proxy
+from core.data.images import ImageData, load_proxy
+from core.result import (BUILD_FAILED, DIVERGED, FAILED, LOW_ACCURACY, MAX_EPOCHS, NAN, OK, PATIENCE, STOPPED, USER_STOP)
+from core.search.proxy_cnn import EpochStats, ProxyTrainConfig, stop_reason, train_proxy
+from core.data.batches import epoch_batches
 
 C = 10  # classes in every synthetic task
 

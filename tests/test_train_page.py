@@ -10,9 +10,9 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from core.jobs import JobStore
-from core.store import FINISHED, RUNNING, STOPPED
-from ui.train_figures import result_rows, training_figure
+from core.store.jobs import JobStore
+from core.store.runs import FINISHED, RUNNING, STOPPED
+from ui.train.figures import result_rows, training_figure
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 90

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.corpus import Corpus, load_corpus
-from core.genotype import Genotype
+from core.data.corpus import Corpus, load_corpus
+from core.cell.genotype import Genotype
 from core.result import BUILD_FAILED, DIVERGED, FAILED, MAX_EPOCHS, NAN, OK, PATIENCE, STOPPED, USER_STOP
-from core.rnn import RNNLanguageModel
-from core.train_rnn import RNNProxyConfig, bptt_windows, lr_at_epoch, train_rnn_proxy
+from core.nets.rnn import RNNLanguageModel
+from core.search.proxy_rnn import RNNProxyConfig, lr_at_epoch, train_rnn_proxy
+from core.data.batches import bptt_windows
 
 SHARED_PTB = Path(__file__).parents[1] / ".." / "shared" / "data" / "ptb-proxy"
 GENOTYPE = Genotype.dense("rnn", 4, 0)

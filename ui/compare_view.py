@@ -3,9 +3,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.compare import CompareError, CompareItem, common_kind, cost_rows, only_in_text, torchinfo_table
-from core.draw import dag_graph
-from core.store import RunRecord, Store
+from core.insight.compare import (
+    CompareError,
+    CompareItem,
+    common_kind,
+    cost_rows,
+    only_in_text,
+    torchinfo_table,
+)
+from core.insight.draw import dag_graph
+from core.store.runs import RunRecord, Store
 from ui.downloads import dag_with_downloads, table_button
 from ui.errors import one_line
 from ui.sources import pick_item

@@ -12,8 +12,8 @@ from typing import Sequence
 import graphviz
 import streamlit as st
 
-from core.draw import dot_source, svg_bytes, svg_problem
-from core.genotype import Genotype
+from core.cell.genotype import Genotype
+from core.insight.draw import dot_source, svg_bytes, svg_problem
 
 
 def csv_text(rows: Sequence[dict]) -> str:

@@ -1,4 +1,4 @@
-"""Plotly figures for the Trade-offs page, built from core.tradeoff's plain rows.
+"""Plotly figures for the Trade-offs page, built from core.insight.tradeoff's plain rows.
 
 No streamlit here: a figure is a pure function of the rows, which keeps the page thin and
 lets tests and the benchmark build figures without a server.
@@ -10,7 +10,7 @@ from typing import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.tradeoff import COSTS
+from core.insight.tradeoff import COSTS
 
 FRONT_COLOUR, PATH_COLOUR, BEST_COLOUR = "#d62728", "#333333", "#ff7f0e"
 

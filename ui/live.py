@@ -11,15 +11,15 @@ from statistics import fmean
 
 import streamlit as st
 
-from core.config import SearchConfig
-from core.draw import dag_graph
+from core.cell.genotype import Genotype
 from core.errors import UserError
-from core.explain import candidate_rows, why_removed
-from core.genotype import Genotype
-from core.progress import fmt_duration
-from core.search import step_candidates
-from core.store import FINISHED, RunRecord, StepRecord, Store, best_of
-from core.tradeoff import step_table
+from core.insight.draw import dag_graph
+from core.insight.explain import candidate_rows, why_removed
+from core.insight.format import fmt_duration
+from core.insight.tradeoff import step_table
+from core.search.config import SearchConfig
+from core.search.loop import step_candidates
+from core.store.runs import FINISHED, RunRecord, StepRecord, Store, best_of
 from ui.downloads import dag_with_downloads, genotype_button, table_button
 from ui.errors import one_line
 from ui.resources import get_runner, get_store

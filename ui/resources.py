@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.runner import Runner
-from core.store import Store, default_store_path
+from core.runner.threads import Runner
+from core.store.runs import Store, default_store_path
 
 
 @st.cache_resource(show_spinner=False)

@@ -11,9 +11,16 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.config import DEVICES, EVALUATORS, PRESET_NAMES, TASKS, ConfigError, SearchConfig, preset_config
-from core.data import DataError, parse_spec
-from core.errors import UserError
+from core.data.images import DataError, parse_spec
+from core.errors import ConfigError, UserError
+from core.search.config import (
+    DEVICES,
+    EVALUATORS,
+    PRESET_NAMES,
+    TASKS,
+    SearchConfig,
+    preset_config,
+)
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
 from ui.sidebar import select_run

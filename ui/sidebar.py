@@ -10,8 +10,8 @@ import time
 
 import streamlit as st
 
-from core.progress import fmt_duration
-from core.store import RunRecord, StoreError
+from core.insight.format import fmt_duration
+from core.store.runs import RunRecord, StoreError
 from ui.resources import get_store
 
 RUN_KEY = "run_id"

@@ -11,14 +11,14 @@ from typing import Callable
 
 import streamlit as st
 
-from core.compare import CompareItem, rnn_lm_size
+from core.cell.genotype import Genotype, edge_str
+from core.cell.presets import load_preset, preset_names, preset_network
 from core.errors import UserError
-from core.genotype import Genotype, edge_str
-from core.presets import load_preset, preset_names, preset_network
-from core.store import RunRecord, StepRecord, Store, best_of
+from core.insight.compare import CompareItem, rnn_lm_size
+from core.store.runs import RunRecord, StepRecord, Store, best_of
 from ui.errors import one_line
 from ui.sidebar import run_label
-from ui.train_source import pick_trained
+from ui.train.source import pick_trained
 
 Picker = Callable[[str, Store, "RunRecord | None"], "CompareItem | None"]
 

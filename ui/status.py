@@ -6,7 +6,7 @@ from typing import Callable
 
 import streamlit as st
 
-from core.store import FAILED, INTERRUPTED, QUEUED, RUNNING, STOPPED
+from core.store.runs import FAILED, INTERRUPTED, QUEUED, RUNNING, STOPPED
 from ui.sidebar import STATUS_ICON
 
 LIVE = (RUNNING, QUEUED)

@@ -10,11 +10,11 @@ import time
 
 import streamlit as st
 
-from core.draw import dag_graph
-from core.explain import candidate_rows, why_removed
-from core.genotype import edge_str
-from core.store import RunRecord, StepRecord, Store
-from core.tradeoff import step_table
+from core.cell.genotype import edge_str
+from core.insight.draw import dag_graph
+from core.insight.explain import candidate_rows, why_removed
+from core.insight.tradeoff import step_table
+from core.store.runs import RunRecord, StepRecord, Store
 from ui.downloads import dag_with_downloads, table_button
 
 PLAY_S = 1.5

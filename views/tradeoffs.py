@@ -1,8 +1,15 @@
 """Trade-offs: every candidate's quality against cost, the Pareto front, the per-step series."""
 import streamlit as st
 
-from core.store import best_of
-from core.tradeoff import COSTS, QUALITY, candidate_points, front_of, step_series, step_table
+from core.insight.tradeoff import (
+    COSTS,
+    QUALITY,
+    candidate_points,
+    front_of,
+    step_series,
+    step_table,
+)
+from core.store.runs import best_of
 from ui.downloads import genotype_button, table_button
 from ui.figures import steps_figure, tradeoff_figure
 from ui.resources import get_store

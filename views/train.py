@@ -2,8 +2,8 @@
 import streamlit as st
 
 from ui.sidebar import current_run
-from ui.train_form import train_form
-from ui.train_live import job_panel
+from ui.train.form import train_form
+from ui.train.live import job_panel
 
 st.title("Train")
 form, live = st.columns([2, 3], gap="large")

@@ -1,0 +1,296 @@
+"""`python -m core`: run, resume, list, show and export searches; cost summaries.
+
+User errors (bad flag values, missing data, unknown runs) end with one line on stderr and
+a non-zero exit, never a traceback. `--json` prints one machine-readable object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from core.cell.genotype import Genotype, edge_str
+from core.cli.progress import ProgressBar
+from core.errors import UserError
+from core.insight.format import fmt_duration
+from core.runner.foreground import run_interruptibly
+from core.search.config import PRESET_NAMES, TASKS, preset_config
+from core.search.loop import Observer, create_run, run_search
+from core.store.runs import (
+    FAILED,
+    FINISHED,
+    RUNNING,
+    CandidateRecord,
+    StepRecord,
+    Store,
+    StoreError,
+    best_of,
+)
+
+
+class CLIError(UserError):
+    """A bad command line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + message
+        raise CLIError(f"{message} (see --help)")
+
+
+# ----- search / resume ------------------------------------------------------------------
+class _ProgressObserver(Observer):
+    """Draws steps done of expected and candidate i of k; logs each committed step."""
+
+    def __init__(self, expected_steps: int, done_steps: int, quiet: bool) -> None:
+        self.expected, self.done, self.quiet = max(expected_steps, 1), done_steps, quiet
+        self.bar = ProgressBar(self.expected + 1)  # +1: the step-0 baseline
+
+    def on_log(self, run_id, message):
+        if not self.quiet:
+            self.bar.message(message)
+
+    def on_candidate(self, run_id, record, i, k):
+        text = f"step {record.step}: candidate {i}/{k}"
+        self.bar.update(self.done + i / k, text, force=i == k)
+
+    def on_step(self, run_id, step, candidates):
+        self.done = step.step + 1
+        self.bar.update(self.done, f"step {step.step} committed, {step.edges} edges")
+
+    def on_end(self, run_id, status, error):
+        self.bar.close()
+
+
+def _run_foreground(store: Store, run_id: int, quiet: bool) -> str:
+    run = store.get_run(run_id)
+    obs = _ProgressObserver(run.expected_steps, len(store.steps(run_id)), quiet)
+    return run_interruptibly(lambda stop: run_search(store, run_id, obs, stop), obs.bar.message,
+                             f"; resume with `resume {run_id}`")
+
+
+def _finish_report(store: Store, run_id: int, as_json: bool) -> int:
+    run, steps = store.get_run(run_id), store.steps(run_id)
+    best = best_of(steps)
+    out = {"run_id": run_id, "status": run.status, "steps": len(steps), "error": run.error,
+           "best_step": best.step if best else None, "best_score": best.score if best else None,
+           "best_edges": best.edges if best else None, "best_genotype": best.genotype.to_dict() if best else None,
+           "wall_s": round((run.finished_at or time.time()) - (run.started_at or run.created_at), 2)}
+    if as_json:
+        print(json.dumps(out))
+    else:
+        print(f"run {run_id}: {run.status} after {fmt_duration(out['wall_s'])}, {len(steps)} steps"
+              + (f"; best snapshot step {best.step} ({best.edges} edges, score {best.score:.4f})" if best else ""))
+    if run.status == FAILED:
+        print(f"error: run {run_id} failed: {run.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    overrides = {k: getattr(args, k) for k in
+                 ("data", "nodes", "k", "epochs", "keep_fraction", "seed", "device", "evaluator", "threads",
+                  "max_steps", "batch_size", "lr")}
+    cfg = preset_config(args.task, args.preset, **overrides)
+    store = Store(args.store)
+    run_id = create_run(store, cfg)
+    if not args.json:
+        print(f"run {run_id}: {cfg.task} search, preset {cfg.preset}, data {cfg.data}, store {store.path}",
+              file=sys.stderr)
+    _run_foreground(store, run_id, args.json)
+    return _finish_report(store, run_id, args.json)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    store = Store(args.store)
+    run = store.get_run(args.run_id)
+    if run.status == RUNNING:
+        raise StoreError(f"run {run.id} is still running (pid {run.pid}); stop it before resuming")
+    if run.status == FINISHED:
+        raise StoreError(f"run {run.id} has already finished; nothing to resume")
+    if not args.json:
+        print(f"resuming run {run.id} ({run.status}) after step {len(store.steps(run.id)) - 1}", file=sys.stderr)
+    _run_foreground(store, run.id, args.json)
+    return _finish_report(store, run.id, args.json)
+
+
+# ----- reading the store --------------------------------------------------------------
+def cmd_runs(args: argparse.Namespace) -> int:
+    store = Store(args.store)
+    rows = []
+    for run in store.list_runs():
+        steps = store.steps(run.id)
+        best = best_of(steps)
+        rows.append({"id": run.id, "task": run.task, "preset": run.config.get("preset"),
+                     "data": run.config.get("data"), "status": run.status, "steps": len(steps),
+                     "best_score": best.score if best else None, "best_edges": best.edges if best else None,
+                     "device": run.device, "age_s": round(time.time() - run.created_at)})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print(f"no runs in {store.path}")
+    for r in rows:
+        best = "-" if r["best_score"] is None else f"{r['best_score']:.4f} ({r['best_edges']} edges)"
+        print(f"{r['id']:>4}  {r['task']}  {r['preset'] or '-':<6} {r['status']:<11} {r['steps']:>3} steps"
+              f"  best {best:<22} {r['data']}  {fmt_duration(r['age_s'])} ago")
+    return 0
+
+
+def show_dict(store: Store, run_id: int) -> dict:
+    """The run with all its steps and candidates, as `show --json` prints it."""
+    run = store.get_run(run_id)
+    cands: dict[int, list[CandidateRecord]] = {}
+    for c in store.candidates(run_id):
+        cands.setdefault(c.step, []).append(c)
+    best = best_of(steps := store.steps(run_id))
+    return {"run": {**run.to_dict(), "best_step": best.step if best else None},
+            "steps": [{**s.to_dict(), "candidates": [c.to_dict() for c in cands.get(s.step, [])]}
+                      for s in steps]}
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    store = Store(args.store)
+    data = show_dict(store, args.run_id)
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    run = data["run"]
+    print(f"run {run['id']} [{run['status']}] {run['task']} preset {run['config'].get('preset')}, "
+          f"data {run['config'].get('data')}, device {run['device'] or '-'}, evaluator {run['evaluator'] or '-'}")
+    if run["error"]:
+        print(f"  error: {run['error']}")
+    for s in data["steps"]:
+        mark = "*" if s["step"] == run["best_step"] else " "
+        quality = _quality(s)
+        score = "-" if s["score"] is None else f"{s['score']:.4f}"
+        print(f" {mark}step {s['step']:>3}  removed {edge_str(s['removed']):>5}  edges {s['edges']:>3}  "
+              f"score {score}  {quality}  ({len(s['candidates'])} candidates, {s['wall_s']:.1f}s)")
+    return 0
+
+
+def _quality(row: dict) -> str:
+    if row.get("perplexity") is not None:
+        return f"ppl {row['perplexity']:.1f}  flops {row['flops']:,}"
+    if row.get("accuracy") is not None:
+        return f"acc {row['accuracy']:.3f}  macs {row['macs']:,}"
+    return ""
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = Store(args.store)
+    steps: list[StepRecord] = store.steps(args.run_id)
+    if args.step is None:
+        chosen = best_of(steps)
+        if chosen is None:
+            raise StoreError(f"run {args.run_id} has no scored step yet")
+    else:
+        chosen = next((s for s in steps if s.step == args.step), None)
+        if chosen is None:
+            raise StoreError(f"run {args.run_id} has no step {args.step} (steps 0..{len(steps) - 1})")
+    g = chosen.genotype
+    text = Genotype(g.kind, g.ops, g.edges, name=f"run{args.run_id}-step{chosen.step}").to_json()
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote step {chosen.step} of run {args.run_id} to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from core.insight.summary import summarize
+    out = summarize(args.genotype, network=args.network, input_size=args.input_size, classes=args.classes,
+                    activation=args.activation, emb=args.emb, hidden=args.hidden, vocab=args.vocab,
+                    with_table=not args.json)
+    if args.json:
+        print(json.dumps({k: v for k, v in out.items() if k != "table"}))
+    else:
+        print(out.pop("table", ""))
+        for k, v in out.items():
+            print(f"{k}: {v:,}" if isinstance(v, int) else f"{k}: {v}")
+    return 0
+
+
+# ----- parser --------------------------------------------------------------------------
+def _store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", help="run store (SQLite); default $AUTOSHRINK_STORE or runs/autoshrink.db")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = _Parser(prog="python -m core", description="AutoShrink Studio: topology-aware NAS by edge shrinking")
+    sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("search", help="run a shrink search (cnn or rnn)")
+    s.add_argument("task", choices=TASKS)
+    s.add_argument("--preset", choices=PRESET_NAMES, default="demo")
+    s.add_argument("--data", help="cnn: digits | cifar10 | cifar10:PATH; rnn: embedded | ptb | ptb:PATH")
+    s.add_argument("--nodes", type=int)
+    s.add_argument("--k", type=int, help="candidates per step")
+    s.add_argument("--epochs", type=int, help="max proxy epochs per candidate")
+    s.add_argument("--keep-fraction", type=float, help="stop at round(F x initial edges)")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    s.add_argument("--evaluator", choices=("auto", "single", "batched"))
+    s.add_argument("--threads", type=int, help="torch CPU threads (0 = default)")
+    s.add_argument("--max-steps", type=int, help="stop after this many steps (0 = no limit)")
+    s.add_argument("--batch-size", type=int)
+    s.add_argument("--lr", type=float)
+    s.add_argument("--json", action="store_true", help="end with one JSON object")
+    _store_arg(s)
+    s.set_defaults(func=cmd_search)
+
+    r = sub.add_parser("resume", help="resume a stopped, failed or killed run from its last step")
+    r.add_argument("run_id", type=int)
+    r.add_argument("--json", action="store_true")
+    _store_arg(r)
+    r.set_defaults(func=cmd_resume)
+
+    ls = sub.add_parser("runs", help="list runs")
+    ls.add_argument("--json", action="store_true")
+    _store_arg(ls)
+    ls.set_defaults(func=cmd_runs)
+
+    sh = sub.add_parser("show", help="a run's steps and candidates")
+    sh.add_argument("run_id", type=int)
+    sh.add_argument("--json", action="store_true")
+    _store_arg(sh)
+    sh.set_defaults(func=cmd_show)
+
+    ex = sub.add_parser("export", help="a step's genotype as JSON (default: the best snapshot)")
+    ex.add_argument("run_id", type=int)
+    ex.add_argument("--step", type=int)
+    ex.add_argument("--out")
+    _store_arg(ex)
+    ex.set_defaults(func=cmd_export)
+
+    sm = sub.add_parser("summary", help="params and MACs (cnn) or FLOPs (rnn) of a genotype")
+    sm.add_argument("genotype", help="GENOTYPE.json or preset:NAME")
+    sm.add_argument("--network", choices=("proxy", "cifar", "imagenet"),
+                    help="cnn network around the cell (default: the preset's, else proxy)")
+    sm.add_argument("--input-size", type=int)
+    sm.add_argument("--classes", type=int)
+    sm.add_argument("--activation", choices=("relu", "swish"))
+    sm.add_argument("--emb", type=int)
+    sm.add_argument("--hidden", type=int)
+    sm.add_argument("--vocab", type=int)
+    sm.add_argument("--json", action="store_true")
+    sm.set_defaults(func=cmd_summary)
+
+    from core.cli.train import (
+        add_train_parser,  # final training lives in its own module
+    )
+    add_train_parser(sub)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,127 @@
+"""Words and tables for one shrink step: the candidate table and why its edge went.
+
+Both work on candidate dicts (CandidateRecord.to_dict(), which is also what a live run
+keeps in its progress JSON), so a committed step and a step still in progress read the
+same. Rows are plain dicts (no pandas) so the app, a CSV writer and tests all take them.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from core.cell.genotype import Edge, edge_str
+
+CHOSEN_MARK = "◀ removed"
+BASELINE_MARK = "◀ start"
+
+
+def si(value: float | int | None) -> str:
+    """Short human number: 170442 -> '170k', 3.64e6 -> '3.64M'; None/NaN -> '-'."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= div:
+            return f"{value / div:.3g}{suffix}"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _edge(d: dict) -> Edge | None:
+    e = d.get("edge")
+    return None if e is None else (int(e[0]), int(e[1]))
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def candidate_rows(candidates: Sequence[dict], removed: Edge | None, task: str) -> list[dict]:
+    """One row per candidate, in training order; the chosen one is marked.
+
+    Column names carry their units so the same rows read right in a table and a CSV.
+    """
+    rows = []
+    for c in candidates:
+        edge = _edge(c)
+        chosen = edge == removed and c.get("status") == "ok"
+        mark = (BASELINE_MARK if edge is None else CHOSEN_MARK) if chosen else ""
+        row = {"chosen": mark, "edge": "dense" if edge is None else edge_str(edge)}
+        if task == "rnn":
+            row["perplexity"] = _round(c.get("perplexity"), 2)
+            row["FLOPs"] = c.get("flops")
+        else:
+            acc = c.get("accuracy")
+            row["accuracy %"] = None if not _finite(acc) else round(100 * acc, 2)
+            row["MACs"] = c.get("macs")
+        row.update({"params": c.get("params"), "score": _round(c.get("score"), 4),
+                    "edges left": c.get("edges_left"), "epochs": c.get("epochs"),
+                    "stop reason": c.get("error") or c.get("stop_reason", ""),
+                    "time s": _round(c.get("wall_s"), 1), "status": c.get("status")})
+        rows.append(row)
+    return rows
+
+
+def _round(x: float | None, digits: int) -> float | None:
+    return round(x, digits) if _finite(x) else None
+
+
+def why_removed(removed: Edge | None, candidates: Sequence[dict], task: str,
+                edges_before: int | None = None) -> str:
+    """One plain sentence: why this step's edge went, against the runner-up.
+
+    edges_before: the DAG's edge count before the step, so the sentence can say when
+    pruning took more edges than the one removed.
+    """
+    if removed is None:
+        return "Step 0 trains the dense starting DAG as the baseline; no edge was removed."
+    scored = sorted((c for c in candidates if _finite(c.get("score"))), key=lambda c: -c["score"])
+    chosen = next((c for c in scored if _edge(c) == tuple(removed)), None)
+    if chosen is None:
+        return f"Edge {edge_str(removed)} was removed, but its candidate has no score in the store."
+    head = f"Removing {edge_str(removed)} scored best ({chosen['score']:.4f})"
+    others = [c for c in scored if c is not chosen]
+    if not others:
+        alone = "it was the only candidate that trained" if len(candidates) > 1 else "it was the only candidate"
+        return f"{head}: {alone}{_pruned_note(chosen, edges_before)}."
+    runner = others[0]
+    return (f"{head}, {chosen['score'] - runner['score']:.4f} ahead of {edge_str(_edge(runner))}: "
+            f"{_quality_vs(chosen, runner, task)} and {_cost_vs(chosen, runner, task)}{_pruned_note(chosen, edges_before)}.")
+
+
+def _quality_vs(a: dict, b: dict, task: str) -> str:
+    if task == "rnn":
+        pa, pb = a.get("perplexity"), b.get("perplexity")
+        if not (_finite(pa) and _finite(pb)):
+            return "perplexity not comparable"
+        if abs(pa - pb) < 0.005:
+            return f"the same perplexity ({pa:.2f})"
+        word = "lower" if pa < pb else "higher"
+        return f"{abs(pa - pb):.2f} {word} perplexity ({pa:.2f} vs {pb:.2f})"
+    aa, ab = a.get("accuracy"), b.get("accuracy")
+    if not (_finite(aa) and _finite(ab)):
+        return "accuracy not comparable"
+    diff = 100 * (aa - ab)
+    if abs(diff) < 0.005:
+        return f"the same accuracy ({100 * aa:.1f}%)"
+    word = "more" if diff > 0 else "less"
+    return f"{abs(diff):.1f} points {word} accuracy ({100 * aa:.1f}% vs {100 * ab:.1f}%)"
+
+
+def _cost_vs(a: dict, b: dict, task: str) -> str:
+    key, unit = ("flops", "FLOPs") if task == "rnn" else ("macs", "MACs")
+    ca, cb = a.get(key), b.get(key)
+    if ca is None or cb is None:
+        return f"{unit} not comparable"
+    if ca == cb:
+        return f"the same {unit} ({si(ca)})"
+    word = "fewer" if ca < cb else "more"
+    pct = 100 * abs(ca - cb) / cb if cb else 0.0
+    return f"{si(abs(ca - cb))} {word} {unit} ({si(ca)} vs {si(cb)}, {pct:.0f}%)"
+
+
+def _pruned_note(c: dict, before: int | None) -> str:
+    """Pruning can take more than the removed edge; say how many went with it."""
+    after = c.get("edges_left")
+    if before is None or after is None or before - after <= 1:
+        return ""
+    extra = before - after - 1
+    return f"; pruning took {extra} more edge{'s' if extra > 1 else ''} with it"

@@ -1,0 +1,300 @@
+"""The CNN search space: a genotype's cell stacked into a network, and what that network costs.
+
+One file holds the whole model (nanoGPT style): a config dataclass for the network around
+the cell, the two node ops, the cell, and the network. The search builds one of these per
+candidate and trains it hundreds of times, so everything here is plain tensor ops over the
+batch; the graph walk in `Cell.forward` is per batch, never per sample.
+
+Cell semantics follow the spec's "CNN cell (search space v3)":
+- node 0 is the cell input, or max-pool 2x2 s2 of it when the cell downsamples (the pool
+  keeps the input's channel count);
+- every other reachable node concatenates its inputs (ascending source order) on channels
+  and applies its op, producing `width` channels;
+- the cell output is the concat of the leaves (leaf 0 means the node-0 tensor) plus a
+  shortcut of the cell input: identity, or conv1x1 (with the stride) + BN where channels
+  or resolution differ. No activation after the add.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import nn
+
+from core.cell.genotype import Genotype, GenotypeError
+from core.nets.cost import torchinfo_cost, torchinfo_text
+from core.result import Cost
+
+ACTIVATIONS = ("relu", "swish")
+SEP3X3, CONV1X1 = "sep3x3", "conv1x1"
+
+
+def round4(x: float) -> int:
+    """Node widths are multiples of 4 (the spec), halves rounded up, never below 4.
+
+    Half-up rather than Python's round-half-even so that e.g. 10 -> 12 and 14 -> 16 alike.
+    """
+    return max(4, int(x / 4.0 + 0.5) * 4)
+
+
+# ----- configuration --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """The network around the cell. Widths are *node* widths: a cell outputs width x leaves."""
+    in_channels: int = 3
+    num_classes: int = 10
+    input_size: int = 32
+    stem_channels: int = 32
+    stem_stride: int = 1
+    widths: tuple[int, ...] = (16, 32, 64)          # node width per stage
+    cells_per_stage: tuple[int, ...] = (1, 1, 1)
+    pools: tuple[bool, ...] = (False, True, True)   # max-pool 2x2 s2 as node 0 of the stage's first cell
+    head_channels: int = 0                          # conv1x1+BN+act before GAP; 0 = none
+    activation: str = "relu"                        # "relu" | "swish"
+    width_multiplier: float = 1.0                   # scales stem, widths, head
+    residual: bool = True
+
+    def __post_init__(self) -> None:
+        # JSON gives lists; keep tuples so the config stays hashable and comparable.
+        for name in ("widths", "cells_per_stage", "pools"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        self.validate()
+
+    def validate(self) -> None:
+        """Reject configs that would build a broken net, with one line naming the problem."""
+        for name in ("in_channels", "num_classes", "input_size", "stem_channels", "stem_stride"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"CNNConfig.{name} must be a positive integer, got {value!r}")
+        if isinstance(self.head_channels, bool) or not isinstance(self.head_channels, int) \
+                or self.head_channels < 0:
+            raise ValueError(f"CNNConfig.head_channels must be an integer >= 0, got {self.head_channels!r}")
+        n = len(self.widths)
+        if n == 0:
+            raise ValueError("CNNConfig.widths must name at least one stage")
+        if len(self.cells_per_stage) != n or len(self.pools) != n:
+            raise ValueError(f"CNNConfig widths, cells_per_stage and pools must have the same length "
+                             f"(got {n}, {len(self.cells_per_stage)}, {len(self.pools)})")
+        for name in ("widths", "cells_per_stage"):
+            if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in getattr(self, name)):
+                raise ValueError(f"CNNConfig.{name} must be positive integers, got {list(getattr(self, name))}")
+        if not all(isinstance(p, bool) for p in self.pools):
+            raise ValueError(f"CNNConfig.pools must be true/false per stage, got {list(self.pools)}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"CNNConfig.activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if not isinstance(self.width_multiplier, (int, float)) or isinstance(self.width_multiplier, bool) \
+                or not self.width_multiplier > 0:
+            raise ValueError(f"CNNConfig.width_multiplier must be > 0, got {self.width_multiplier!r}")
+        if not isinstance(self.residual, bool):
+            raise ValueError(f"CNNConfig.residual must be true or false, got {self.residual!r}")
+        if self.final_resolution() < 1:
+            raise ValueError(f"CNNConfig input_size {self.input_size} is too small for stem stride "
+                             f"{self.stem_stride} and {sum(self.pools)} pools")
+
+    # The scaled sizes the builder uses; the raw fields stay as the user wrote them.
+    def stem_width(self) -> int:
+        """Stem filters after the width multiplier."""
+        return max(1, int(round(self.stem_channels * self.width_multiplier)))
+
+    def stage_widths(self) -> tuple[int, ...]:
+        """Node widths after the multiplier; unscaled widths are kept exactly as given."""
+        if self.width_multiplier == 1.0:
+            return self.widths  # published widths are used as given
+        return tuple(round4(w * self.width_multiplier) for w in self.widths)
+
+    def head_width(self) -> int:
+        """Head channels after the multiplier (0 = no head)."""
+        return int(round(self.head_channels * self.width_multiplier)) if self.head_channels else 0
+
+    def final_resolution(self) -> int:
+        """Side of the last feature map: conv3x3 pad 1 stem, then floor-halving per pool."""
+        size = (self.input_size - 1) // self.stem_stride + 1
+        for pool in self.pools:
+            size = size // 2 if pool else size
+        return size
+
+    def to_dict(self) -> dict:
+        """Plain JSON types (lists, not tuples) so run stores and configs can save it."""
+        d = asdict(self)
+        for name in ("widths", "cells_per_stage", "pools"):
+            d[name] = list(d[name])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CNNConfig":
+        """Inverse of to_dict; unknown keys and bad values are one-line ValueErrors."""
+        if not isinstance(d, dict):
+            raise ValueError("CNNConfig JSON must be an object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"CNNConfig has no field(s) {', '.join(unknown)}")
+        try:
+            return cls(**d)
+        except TypeError as exc:  # e.g. a number where a list belongs
+            raise ValueError(f"CNNConfig JSON is malformed: {exc}") from None
+
+
+def proxy_config(in_channels: int = 3, num_classes: int = 10, input_size: int = 32,
+                 stem_channels: int = 32, base_width: int = 16,
+                 scales: tuple[int, ...] = (1, 2, 4)) -> CNNConfig:
+    """The spec's search proxy: stem 32 s1, one cell per stage, node width 16 x scale, pools 1,2,2."""
+    widths = tuple(round4(base_width * s) for s in scales)
+    return CNNConfig(in_channels=in_channels, num_classes=num_classes, input_size=input_size,
+                     stem_channels=stem_channels, stem_stride=1, widths=widths,
+                     cells_per_stage=(1,) * len(scales),
+                     pools=tuple(i > 0 for i in range(len(scales))),
+                     head_channels=0, activation="relu")
+
+
+def imagenet_config(activation: str = "relu", num_classes: int = 1001, input_size: int = 224) -> CNNConfig:
+    """The published ShrinkCNN body: stem 44 s2, five stages 12..180, head 1280 (A = relu, B = swish)."""
+    return CNNConfig(in_channels=3, num_classes=num_classes, input_size=input_size,
+                     stem_channels=44, stem_stride=2, widths=(12, 24, 44, 88, 180),
+                     cells_per_stage=(1, 3, 4, 6, 4), pools=(False, True, True, True, True),
+                     head_channels=1280, activation=activation)
+
+
+def cifar_config(activation: str = "relu", width_multiplier: float = 1.0, num_classes: int = 10,
+                 cells_per_stage: tuple[int, ...] = (2, 3, 3),
+                 widths: tuple[int, ...] = (24, 48, 96)) -> CNNConfig:
+    """A ShrinkCNN for final training on 32x32 images.
+
+    Why these numbers: at 32x32 the ImageNet body's stride-2 stem and four pools would leave
+    a 1x1 map, so the stem keeps stride 1 and, like the proxy, there are three stages at
+    32/16/8. Widths 1.5x the proxy's and 2-3 cells per stage give the found cell room to
+    show its quality while still training in well under a minute per epoch on a GPU: the
+    ShrinkCNN cell comes to 0.37M params / 51M MACs, the dense N=8 start to 1.05M / 145M.
+    No 1280 head: with 10 classes it would dominate the parameter count for no accuracy
+    gain, and the concat of the leaves is already wide.
+    """
+    cells_per_stage = tuple(cells_per_stage)
+    widths = tuple(widths)
+    return CNNConfig(in_channels=3, num_classes=num_classes, input_size=32, stem_channels=32,
+                     stem_stride=1, widths=widths, cells_per_stage=cells_per_stage,
+                     pools=tuple(i > 0 for i in range(len(widths))), head_channels=0,
+                     activation=activation, width_multiplier=width_multiplier)
+
+
+# ----- building blocks --------------------------------------------------------------------
+
+def make_activation(name: str) -> nn.Module:
+    """Swish is SiLU; ShrinkCNN-B uses it everywhere ReLU would be."""
+    return nn.SiLU(inplace=True) if name == "swish" else nn.ReLU(inplace=True)
+
+
+def conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
+    """Conv without bias (BN's beta already is one) followed by BN."""
+    return [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(c_out)]
+
+
+def node_op(op: str, c_in: int, c_out: int, activation: str, linear: bool) -> nn.Sequential:
+    """A node's op on its concatenated inputs; `linear` drops the final activation (residual leaves).
+
+    sep3x3's inner activation (between depthwise and pointwise) stays even for linear leaves:
+    only the op's output is made linear so the residual add sees an unsquashed signal. It
+    follows the configured activation too, since ShrinkCNN-B is Swish throughout.
+    """
+    if op == SEP3X3:
+        layers = conv_bn(c_in, c_in, 3, groups=c_in) + [make_activation(activation)] + conv_bn(c_in, c_out, 1)
+    elif op == CONV1X1:
+        layers = conv_bn(c_in, c_out, 1)
+    else:
+        raise GenotypeError(f"op {op!r} is not a CNN op")
+    if not linear:
+        layers.append(make_activation(activation))
+    return nn.Sequential(*layers)
+
+
+class Cell(nn.Module):
+    """One genotype cell: a DAG of node ops over concatenated inputs, plus a shortcut.
+
+    Only nodes reachable from node 0 are built. The walk order and input lists are computed
+    once here so forward is a short loop of cat + op per node.
+    """
+
+    def __init__(self, genotype: Genotype, c_in: int, width: int, downsample: bool,
+                 activation: str, residual: bool) -> None:
+        super().__init__()
+        g = genotype.pruned()
+        live = sorted(g.reachable())
+        self.leaves = g.leaves()
+        self.node_inputs: list[tuple[int, tuple[int, ...]]] = []  # (node, its sources), topological
+        channels = {0: c_in}
+        self.ops = nn.ModuleDict()
+        for j in live[1:]:
+            sources = g.inputs(j)
+            channels[j] = width
+            self.node_inputs.append((j, sources))
+            linear = residual and j in self.leaves
+            self.ops[str(j)] = node_op(g.ops[j], sum(channels[i] for i in sources), width, activation, linear)
+        self.pool = nn.MaxPool2d(2, 2) if downsample else nn.Identity()
+        self.c_out = sum(channels[leaf] for leaf in self.leaves)
+        self.residual = residual
+        if residual and (downsample or self.c_out != c_in):
+            self.shortcut: nn.Module = nn.Sequential(*conv_bn(c_in, self.c_out, 1, 2 if downsample else 1))
+        else:
+            self.shortcut = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        states = {0: self.pool(x)}
+        for j, sources in self.node_inputs:
+            h = states[sources[0]] if len(sources) == 1 else torch.cat([states[i] for i in sources], 1)
+            states[j] = self.ops[str(j)](h)
+        out = states[self.leaves[0]] if len(self.leaves) == 1 else torch.cat([states[i] for i in self.leaves], 1)
+        return out + self.shortcut(x) if self.residual else out
+
+
+class CNN(nn.Module):
+    """Stem -> stages of cells -> optional 1x1 head -> global average pool -> linear."""
+
+    def __init__(self, genotype: Genotype, cfg: CNNConfig) -> None:
+        super().__init__()
+        if genotype.kind != "cnn":
+            raise GenotypeError(f"a CNN needs a 'cnn' genotype, got {genotype.kind!r}")
+        self.cfg = cfg
+        c = cfg.stem_width()
+        self.stem = nn.Sequential(*conv_bn(cfg.in_channels, c, 3, cfg.stem_stride), make_activation(cfg.activation))
+        cells = []
+        for width, n_cells, pool in zip(cfg.stage_widths(), cfg.cells_per_stage, cfg.pools):
+            for k in range(n_cells):
+                cell = Cell(genotype, c, width, pool and k == 0, cfg.activation, cfg.residual)
+                cells.append(cell)
+                c = cell.c_out
+        self.cells = nn.Sequential(*cells)
+        head = cfg.head_width()
+        if head:
+            self.head: nn.Module = nn.Sequential(*conv_bn(c, head, 1), make_activation(cfg.activation))
+            c = head
+        else:
+            self.head = nn.Identity()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c, cfg.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(self.cells(self.stem(x)))
+        return self.classifier(torch.flatten(self.pool(x), 1))
+
+
+# ----- public entry points -----------------------------------------------------------------
+
+def build_cnn(genotype: Genotype, cfg: CNNConfig) -> CNN:
+    """The network for `genotype` under `cfg`; forward maps (B, C, H, W) to (B, num_classes) logits."""
+    return CNN(genotype, cfg)
+
+
+def input_shape(cfg: CNNConfig) -> tuple[int, int, int]:
+    """One image's shape (C, H, W), what the cost counter feeds."""
+    return (cfg.in_channels, cfg.input_size, cfg.input_size)
+
+
+def cnn_cost(genotype: Genotype, cfg: CNNConfig) -> Cost:
+    """Params and per-image MACs (conv and linear only) of the built network, via torchinfo."""
+    return torchinfo_cost(build_cnn(genotype, cfg), input_shape(cfg))
+
+
+def cnn_summary(genotype: Genotype, cfg: CNNConfig) -> str:
+    """The torchinfo layer table of the built network, for the app's detail view."""
+    return torchinfo_text(build_cnn(genotype, cfg), input_shape(cfg))

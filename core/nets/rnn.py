@@ -1,0 +1,232 @@
+"""The RNN search space: a DARTS-style recurrent DAG cell and the language model around it.
+
+The cell follows AUTOSHRINK.md exactly (node 0 mixes x_t and h_{t-1} through W0 and a
+highway gate; every edge i -> j has its own W_ij and gate; a node averages its incoming
+contributions; h_t is the mean of the leaves). Any rnn Genotype can be built, because the
+search trains hundreds of arbitrary shrunk DAGs; unreachable nodes get no weights so the
+parameter count of a candidate is the count of what it really computes.
+
+Speed on CPU matters more than elegance here (every candidate is trained from scratch), so:
+the input half of W0 is applied to the whole sequence in one matmul, and each source node
+does a single matmul producing the [c, g] pre-activations of all its outgoing edges.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from core.cell.genotype import Genotype
+from core.result import Cost
+
+# Init ranges. Cell weights uniform +-0.04 (the DARTS/ENAS recurrent-cell setting): with
+# h = 100..745 this keeps the pre-activations small so the sigmoid gates start near 0.5 and
+# every node starts as a half-and-half highway mix, which trains stably under SGD lr 20.
+# Embedding uniform +-0.1 (the AWD-LSTM/PTB setting): the tied decoder then starts with
+# near-uniform logits, so the first loss is close to log(V) instead of exploding.
+CELL_INIT_RANGE = 0.04
+EMB_INIT_RANGE = 0.1
+
+ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "identity": lambda t: t,
+}
+
+
+def _check_rnn(genotype: Genotype) -> Genotype:
+    """Refuse a CNN genotype early: its ops have no meaning in this cell."""
+    if genotype.kind != "rnn":
+        raise ValueError(f"an RNN cell needs an rnn genotype, got kind {genotype.kind!r}")
+    return genotype.pruned()
+
+
+def _check_tied(emb: int, hidden: int) -> None:
+    """The decoder reuses the embedding matrix, so its width must be the hidden size."""
+    if emb != hidden:
+        raise ValueError(f"tied decoder needs emb == hidden, got emb={emb}, hidden={hidden}")
+
+
+def _mask(like: Tensor, shape: tuple[int, ...], p: float) -> Tensor:
+    """Inverted-dropout mask (kept entries scaled by 1/(1-p)) so eval needs no rescaling."""
+    return like.new_empty(shape).bernoulli_(1.0 - p).div_(1.0 - p)
+
+
+class _SourcePlan:
+    """How one source node feeds its outgoing edges: the targets and activation groups.
+
+    Targets are sorted by (activation, node) so targets sharing an activation are
+    contiguous in the fused weight and one activation call covers each group.
+    """
+
+    def __init__(self, source: int, targets: list[int], ops: tuple[str, ...]) -> None:
+        self.source = source
+        self.targets = tuple(sorted(targets, key=lambda j: (ops[j], j)))
+        groups: list[tuple[str, int, int]] = []
+        for pos, j in enumerate(self.targets):
+            if groups and groups[-1][0] == ops[j]:
+                groups[-1] = (ops[j], groups[-1][1], pos + 1)
+            else:
+                groups.append((ops[j], pos, pos + 1))
+        self.groups = tuple(groups)
+
+
+class DagRNNCell(nn.Module):
+    """One recurrent cell built from an rnn Genotype (pruned first).
+
+    Weights: `w0` is (e+h) x 2h; `edge_w[str(i)]` is h x (2h * out-degree of i), the W_ij of
+    all edges leaving i side by side, each as [c-columns | g-columns]. `edge_weight(i, j)`
+    returns the (h x 2h) view that is the spec's W_ij.
+    """
+
+    def __init__(self, genotype: Genotype, emb: int, hidden: int,
+                 dropout_x: float = 0.0, dropout_h: float = 0.0) -> None:
+        super().__init__()
+        g = _check_rnn(genotype)
+        self.genotype = g
+        self.emb, self.hidden = emb, hidden
+        self.dropout_x, self.dropout_h = dropout_x, dropout_h
+        self.leaves = g.leaves()
+        live = g.reachable()
+        self.in_degree = {j: len(g.inputs(j)) for j in live if j != 0}
+        self.plans = [_SourcePlan(i, [j for a, j in g.edges if a == i], g.ops)
+                      for i in sorted(live) if any(a == i for a, _ in g.edges)]
+        self.w0 = nn.Parameter(torch.empty(emb + hidden, 2 * hidden))
+        self.edge_w = nn.ParameterDict({
+            str(p.source): nn.Parameter(torch.empty(hidden, 2 * hidden * len(p.targets)))
+            for p in self.plans})
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for w in self.parameters():
+            nn.init.uniform_(w, -CELL_INIT_RANGE, CELL_INIT_RANGE)
+
+    def edge_weight(self, i: int, j: int) -> Tensor:
+        """The spec's W_ij (h x 2h, columns [c | g]) as a view into the fused weight."""
+        plan = next((p for p in self.plans if p.source == i), None)
+        if plan is None or j not in plan.targets:
+            raise KeyError(f"edge {i}-{j} is not in the pruned cell")
+        pos, h2 = plan.targets.index(j), 2 * self.hidden
+        return self.edge_w[str(i)][:, pos * h2:(pos + 1) * h2]
+
+    # ----- the equations -----------------------------------------------------------------
+    def _node0(self, xw_t: Tensor, h_prev: Tensor, h_mask: Tensor | None) -> Tensor:
+        """s0 = h + c0*(g0 - h) with [c0, g0] = [x, h] W0; xw_t is x's half, precomputed."""
+        h_in = h_prev if h_mask is None else h_prev * h_mask
+        pre = xw_t + h_in @ self.w0[self.emb:]
+        c0, g0 = pre.chunk(2, dim=-1)
+        c0, g0 = torch.sigmoid(c0), torch.tanh(g0)
+        return h_prev + c0 * (g0 - h_prev)
+
+    def _edges_from(self, plan: _SourcePlan, s_i: Tensor) -> Tensor:
+        """Contributions s_i + c*(act_j(g) - s_i) of every edge leaving i: (B, k, h)."""
+        k, h = len(plan.targets), self.hidden
+        pre = (s_i @ self.edge_w[str(plan.source)]).view(-1, k, 2, h)
+        c = torch.sigmoid(pre[:, :, 0])
+        gs = [ACTIVATIONS[op](pre[:, a:b, 1]) for op, a, b in plan.groups]
+        g = gs[0] if len(gs) == 1 else torch.cat(gs, dim=1)
+        s = s_i.unsqueeze(1)
+        return s + c * (g - s)
+
+    def _cell(self, xw_t: Tensor, h_prev: Tensor, h_mask: Tensor | None) -> Tensor:
+        """Run the DAG in node order; a node's state is final once all lower nodes ran."""
+        states: dict[int, Tensor] = {0: self._node0(xw_t, h_prev, h_mask)}
+        sums: dict[int, Tensor] = {}
+        for plan in self.plans:
+            i = plan.source
+            if i not in states:
+                states[i] = sums.pop(i) / self.in_degree[i]
+            contrib = self._edges_from(plan, states[i])
+            for pos, j in enumerate(plan.targets):
+                sums[j] = contrib[:, pos] if j not in sums else sums[j] + contrib[:, pos]
+        for j, total in sums.items():  # nodes with no out-edge: the leaves
+            states[j] = total / self.in_degree[j]
+        if len(self.leaves) == 1:
+            return states[self.leaves[0]]
+        return torch.stack([states[j] for j in self.leaves]).mean(dim=0)
+
+    def step(self, x_t: Tensor, h_prev: Tensor, x_mask: Tensor | None = None,
+             h_mask: Tensor | None = None) -> Tensor:
+        """One time step, (B, e), (B, h) -> (B, h). Masks are passed in, not drawn here,
+        because the spec's variational dropout keeps one mask for the whole sequence."""
+        x_in = x_t if x_mask is None else x_t * x_mask
+        return self._cell(x_in @ self.w0[:self.emb], h_prev, h_mask)
+
+    def forward(self, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
+        """x (T, B, e), h0 (B, h) -> outputs (T, B, h), h_T. Dropout masks only in training."""
+        batch = x.size(1)
+        if self.training and self.dropout_x > 0:
+            x = x * _mask(x, (1, batch, self.emb), self.dropout_x)
+        h_mask = None
+        if self.training and self.dropout_h > 0:
+            h_mask = _mask(h0, (batch, self.hidden), self.dropout_h)
+        xw = x @ self.w0[:self.emb]  # the input half of W0 for all steps in one matmul
+        outputs, h = [], h0
+        for t in range(x.size(0)):
+            h = self._cell(xw[t], h, h_mask)
+            outputs.append(h)
+        return torch.stack(outputs), h
+
+
+class RNNLanguageModel(nn.Module):
+    """Embedding -> DagRNNCell over the sequence -> tied decoder -> log-softmax.
+
+    Dropouts (all 0 for the proxy search, used for final training): `dropout` on the cell
+    outputs and `dropout_x`/`dropout_h` inside the cell are variational (one mask per
+    sequence, shared over time); `dropout_e` drops whole rows of the embedding matrix (a
+    word is dropped at every occurrence in the batch); `dropout_w` drops whole token
+    positions' embedding vectors. Note: DARTS' "embedding-input" dropout (dropouti) is a
+    variational mask over embedding features, which this API does not model separately.
+    """
+
+    def __init__(self, genotype: Genotype, vocab_size: int, emb: int = 100, hidden: int = 100,
+                 dropout: float = 0., dropout_h: float = 0., dropout_x: float = 0.,
+                 dropout_e: float = 0., dropout_w: float = 0.) -> None:
+        super().__init__()
+        _check_tied(emb, hidden)
+        self.vocab_size, self.emb, self.hidden = vocab_size, emb, hidden
+        self.dropout, self.dropout_e, self.dropout_w = dropout, dropout_e, dropout_w
+        self.encoder = nn.Embedding(vocab_size, emb)
+        self.cell = DagRNNCell(genotype, emb, hidden, dropout_x=dropout_x, dropout_h=dropout_h)
+        self.decoder_bias = nn.Parameter(torch.zeros(vocab_size))
+        nn.init.uniform_(self.encoder.weight, -EMB_INIT_RANGE, EMB_INIT_RANGE)
+
+    def _embed(self, tokens: Tensor) -> Tensor:
+        """Look up embeddings with word-row and token dropout applied in training mode."""
+        x = self.encoder(tokens)
+        if not self.training:
+            return x
+        if self.dropout_e > 0:
+            rows = _mask(x, (self.vocab_size,), self.dropout_e)
+            x = x * rows[tokens].unsqueeze(-1)
+        if self.dropout_w > 0:
+            x = x * _mask(x, (*tokens.shape, 1), self.dropout_w)
+        return x
+
+    def forward(self, tokens: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
+        """tokens (T, B) int64, hidden (B, h) -> log-probs (T, B, V), last hidden (B, h)."""
+        out, h = self.cell(self._embed(tokens), hidden)
+        if self.training and self.dropout > 0:
+            out = out * _mask(out, (1, out.size(1), self.hidden), self.dropout)
+        logits = F.linear(out, self.encoder.weight, self.decoder_bias)
+        return F.log_softmax(logits, dim=-1), h
+
+    def init_hidden(self, batch_size: int) -> Tensor:
+        """Zero state on the model's device: each epoch starts the sequence afresh."""
+        return self.decoder_bias.new_zeros(batch_size, self.hidden)
+
+
+def rnn_cost(genotype: Genotype, emb: int, hidden: int, vocab_size: int) -> Cost:
+    """Parameters of the tied language model and the spec's cell FLOPs (edges x h^2).
+
+    Counted from shapes (no allocation), so a 745-wide ShrinkRNN costs nothing to price:
+    embedding V*e (shared with the decoder) + decoder bias V + W0 (e+h)*2h + one h*2h
+    matrix per edge of the pruned cell.
+    """
+    _check_tied(emb, hidden)
+    edges = _check_rnn(genotype).num_edges
+    params = vocab_size * emb + vocab_size + (emb + hidden) * 2 * hidden + edges * hidden * 2 * hidden
+    return Cost(params=params, flops=edges * hidden * hidden)

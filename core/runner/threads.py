@@ -1,0 +1,88 @@
+"""Background work for a long-lived process (the app server): searches in daemon threads.
+
+One `Runner` per process (the app keeps it with st.cache_resource) so a search outlives
+the browser tab that started it. Stop is cooperative: it is written to the store, which
+the trainer polls between batches, so it works for runs owned by any process.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from core.search.config import SearchConfig
+from core.search.loop import Observer, create_run, run_search
+from core.store.runs import FINISHED, RUNNING, Store, StoreError
+
+
+class Runner:
+    """Registry of the jobs running in this process, keyed by (store path, kind, id)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._threads: dict[tuple[str, str, int], tuple[threading.Thread, threading.Event]] = {}
+
+    def _launch(self, key: tuple[str, str, int], target: Callable[[threading.Event], object]) -> None:
+        stop = threading.Event()
+        thread = threading.Thread(target=target, args=(stop,), name=f"{key[1]}-{key[2]}", daemon=True)
+        with self._lock:
+            self._threads[key] = (thread, stop)
+        thread.start()
+
+    def active(self, store: Store, run_id: int, kind: str = "search") -> bool:
+        entry = self._threads.get(_key(store, kind, run_id))
+        return bool(entry and entry[0].is_alive())
+
+    def join(self, store: Store, run_id: int, timeout: float | None = None, kind: str = "search") -> None:
+        entry = self._threads.get(_key(store, kind, run_id))
+        if entry:
+            entry[0].join(timeout)
+
+    # ----- searches --------------------------------------------------------------------
+    def start_search(self, store: Store, cfg: SearchConfig, observer: Observer | None = None) -> int:
+        run_id = create_run(store, cfg)
+        self._launch(_key(store, "search", run_id),
+                     lambda stop: run_search(store, run_id, observer, stop))
+        return run_id
+
+    def resume_search(self, store: Store, run_id: int, observer: Observer | None = None) -> None:
+        run = store.get_run(run_id)
+        if run.status == RUNNING or self.active(store, run_id):
+            raise StoreError(f"run {run_id} is already running")
+        if run.status == FINISHED:
+            raise StoreError(f"run {run_id} has already finished")
+        self._launch(_key(store, "search", run_id),
+                     lambda stop: run_search(store, run_id, observer, stop))
+
+    # ----- final training jobs ------------------------------------------------------------
+    def start_train(self, store: Store, genotype, cfg, source: str = "", observer=None) -> int:
+        """Record a training job (core.training.engine) and run it in a daemon thread; returns its id."""
+        from core.store.jobs import JobStore
+        from core.training.engine import create_job, run_job
+        jobs = JobStore(store.path)
+        job_id = create_job(jobs, genotype, cfg, source)
+        self._launch(_key(store, "train", job_id), lambda stop: run_job(jobs, job_id, observer, stop))
+        return job_id
+
+    def resume_train(self, store: Store, job_id: int, observer=None) -> None:
+        from core.store.jobs import JobStore
+        from core.training.engine import check_resumable, run_job
+        jobs = JobStore(store.path)
+        if self.active(store, job_id, "train"):
+            raise StoreError(f"job {job_id} is already running")
+        check_resumable(jobs, job_id)
+        self._launch(_key(store, "train", job_id), lambda stop: run_job(jobs, job_id, observer, stop))
+
+    def stop(self, store: Store, run_id: int, kind: str = "search") -> None:
+        """Ask a run to stop, wherever it runs; takes effect after the current batch."""
+        entry = self._threads.get(_key(store, kind, run_id))
+        if entry:
+            entry[1].set()
+        if kind == "search":
+            store.request_stop(run_id)
+        elif kind == "train":
+            from core.store.jobs import JobStore
+            JobStore(store.path).request_job_stop(run_id)
+
+
+def _key(store: Store, kind: str, job_id: int) -> tuple[str, str, int]:
+    return (str(store.path.resolve()), kind, job_id)

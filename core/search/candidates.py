@@ -1,0 +1,36 @@
+"""What every evaluator shares about one candidate: the job it trains, its seed, its record.
+
+A job is (index in the step, removed edge, candidate genotype); its initial weights come from
+`init_seed(step_seed, idx)`, so any evaluator, on any worker, builds the same network.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from core.cell.genotype import Genotype
+from core.result import BUILD_FAILED, FAILED, Cost, TrainResult
+from core.seeds import derive_seed
+from core.store.runs import CandidateRecord
+
+StopFn = Callable[[], bool]
+EpochFn = Callable[[int, dict], None]            # (candidate idx, history row)
+Job = tuple[int, tuple[int, int] | None, Genotype]  # (idx, removed edge, candidate genotype)
+
+
+def init_seed(step_seed: int, idx: int) -> int:
+    return derive_seed(step_seed, "init", idx)
+
+
+def make_record(step: int, job: Job, res: TrainResult, cost: Cost | None, score: float | None) -> CandidateRecord:
+    idx, edge, genotype = job
+    return CandidateRecord(
+        step=step, idx=idx, edge=edge, genotype=genotype, status=res.status, accuracy=res.accuracy,
+        perplexity=res.perplexity, macs=cost.macs if cost else None, flops=cost.flops if cost else None,
+        params=cost.params if cost else None, score=score, epochs=res.epochs, stop_reason=res.stop_reason,
+        wall_s=round(res.wall_s, 3), error=res.error, history=tuple(res.history))
+
+
+def build_failed(exc: Exception, t0: float) -> TrainResult:
+    return TrainResult(status=FAILED, stop_reason=BUILD_FAILED, wall_s=time.time() - t0,
+                       error=f"{type(exc).__name__}: {exc}".splitlines()[0])

@@ -1,0 +1,481 @@
+"""The batched evaluator: the k candidates of a shrink step trained at the same time, as one network.
+
+Why: one candidate of the paper's proxy is ~28M MACs per image, far too little work to keep
+a GPU busy; trained one at a time, a step is bound by kernel launches and host syncs. Here
+the candidates live side by side in a `StackedCNN` (one channel slot each), so every kernel
+does k candidates' work, and one host sync per batch serves all of them.
+
+Each candidate still trains exactly as `core.search.proxy_cnn.train_proxy` would train it alone:
+the same initial weights (task.build with the same seed), the same batches (epoch_batches),
+its own Adam state and step count (FlatAdam), its own BN statistics, and the same stop rules
+(`stop_reason`, the running-accuracy epoch break, NaN). A candidate that breaks its epoch
+early is frozen (no weight, moment or BN-statistic change) until the next epoch; one that
+is finished leaves the network at the end of the epoch (the union is rebuilt smaller, so
+finished candidates cost nothing). On CPU, in float32, results match training alone within
+float tolerance (tests/test_batched.py proves it).
+
+Devices. CUDA: all k candidates in one union by default, bf16 autocast, channels_last; a
+chunk that does not fit is halved (a one-batch probe catches the OOM before any training);
+optionally the whole train step is replayed from a CUDA graph (`cuda_graphs`; a union trains
+for hundreds of steps, so one capture per union and batch size is cheap, while torch.compile's
+compile time per union would not pay back). CPU: one candidate per union by default
+(`auto_chunk`): with no launch overhead to amortise, k-wide tensors only cost cache; the
+CPU gain over the one-at-a-time evaluator is channels_last, which oneDNN runs about twice
+as fast for the depthwise and pointwise convs that dominate these cells.
+"""
+from __future__ import annotations
+
+import gc
+import math
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
+from typing import Callable, ContextManager, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from core.data.batches import epoch_batches
+from core.data.images import ImageData
+from core.nets.evaluate import VAL_BATCH
+from core.result import (
+    BUILD_FAILED,
+    FAILED,
+    NAN,
+    OK,
+    STOPPED,
+    USER_STOP,
+    Cost,
+    TrainResult,
+)
+from core.search.candidates import (
+    EpochFn,
+    Job,
+    StopFn,
+    build_failed,
+    init_seed,
+    make_record,
+)
+from core.search.evaluators.flat_adam import FlatAdam
+from core.search.evaluators.stacked import CandidateState, StackedCNN, candidate_state
+from core.search.proxy_cnn import EpochStats, ProxyTrainConfig, stop_reason
+from core.store.runs import CandidateRecord
+
+ResultFn = Callable[[CandidateRecord], None]
+MIN_VAL_BATCH = 64
+GRAPH_WARMUP = 3
+
+
+@dataclass
+class BatchedOptions:
+    """How the batched evaluator runs; the defaults are what the search uses."""
+    chunk: int = 0               # candidates trained together; 0 = auto: all on CUDA (halved until
+                                 # they fit), 1 on CPU (measured: stacking does not pay there)
+    amp: bool | None = None      # bf16 autocast; None = on CUDA only
+    cuda_graphs: bool = False    # replay the train step from a CUDA graph (CUDA only)
+    val_batch: int = 0           # validation images per forward; 0 = VAL_BATCH / candidates
+    cudnn_benchmark: bool = False  # cuDNN autotuning (each new union has new shapes: measure first)
+
+
+@dataclass
+class BatchedStats:
+    """What one evaluate_batched call did, for benchmarks and logs."""
+    chunks: list[int] = field(default_factory=list)   # size of each chunk trained
+    oom_halvings: int = 0
+    peak_bytes: int = 0                                # CUDA peak allocated memory (0 on CPU)
+    graphs: int = 0                                    # CUDA graphs captured
+
+
+@dataclass(eq=False)
+class _Candidate:
+    """One candidate's bookkeeping: its state between unions, its history and its result."""
+    job: Job
+    state: CandidateState
+    cost: Cost
+    history: list[dict] = field(default_factory=list)
+    best_acc: float | None = None
+    best_epoch: int = 0
+    result: TrainResult | None = None
+
+    @property
+    def idx(self) -> int:
+        return self.job[0]
+
+    def update_best(self, epoch: int, acc: float) -> None:
+        """Strict improvement only, as train_proxy's _Best."""
+        if self.best_acc is None or acc > self.best_acc:
+            self.best_acc, self.best_epoch = acc, epoch
+
+
+class _Stopped(Exception):
+    """should_stop() said yes between two batches."""
+
+
+class _UnionError(Exception):
+    """The union network raised while building or running: its candidates fail, the search goes on."""
+
+
+@contextmanager
+def _union_errors() -> Iterator[None]:
+    """Any exception from the union's own computation becomes a one-line _UnionError; errors of
+    the callbacks (on_epoch, on_result) are not caught here and propagate as in train_proxy."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - a failing union fails its candidates only
+        raise _UnionError(_one_line(exc)) from exc
+
+
+# ----- one union network and its optimizer ------------------------------------------------------
+
+class _Union:
+    """The still-training candidates of a chunk as one StackedCNN with one FlatAdam."""
+
+    def __init__(self, cands: list[_Candidate], task, opts: BatchedOptions, stats: BatchedStats) -> None:
+        dev = torch.device(task.device)
+        self.k = len(cands)
+        net = StackedCNN([c.job[2] for c in cands], task.net)  # laid out and filled on the host
+        exp_avg, exp_avg_sq = torch.zeros_like(net.flat), torch.zeros_like(net.flat)
+        for slot, cand in enumerate(cands):
+            net.load(slot, cand.state, exp_avg, exp_avg_sq)
+        self.net = net.to(dev)
+        cfg: ProxyTrainConfig = task.train_cfg
+        self.adam = FlatAdam(net.flat, net.grad, net.slot_of_param, net.owned, self.k, cfg.lr, cfg.weight_decay,
+                             exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, steps=[c.state.step for c in cands])
+        self.amp = opts.amp if opts.amp is not None else dev.type == "cuda"
+        self.use_graphs = opts.cuda_graphs and dev.type == "cuda"
+        self.graphs: dict[int, tuple] = {}
+        self.stats = stats
+
+    def states(self) -> list[CandidateState]:
+        """Every slot's candidate in its own model's terms, to carry into the next union."""
+        host = [b.cpu() for b in (self.net.flat, self.net.stats, self.adam.exp_avg, self.adam.exp_avg_sq)]
+        return [self.net.extract(s, host[2], host[3], self.adam.steps[s], flat=host[0], stats=host[1])
+                for s in range(self.k)]
+
+    def _autocast(self, cache: bool = True) -> ContextManager:
+        if not self.amp:
+            return nullcontext()
+        return torch.autocast(self.net.device.type, dtype=torch.bfloat16, cache_enabled=cache)
+
+    def train_step(self, x: Tensor, y: Tensor, active: list[bool]) -> Tensor:
+        """One Adam step of the active slots; returns (k, 2) [loss x batch, correct] (no sync)."""
+        self.adam.prepare(active)
+        if self.use_graphs:
+            return self._replay(x, y)
+        return self._step(x, y, guard_stats=not all(active))
+
+    def _step(self, x: Tensor, y: Tensor, guard_stats: bool, cache: bool = True) -> Tensor:
+        net = self.net
+        saved = net.stats.clone() if guard_stats else None
+        net.grad.zero_()
+        with self._autocast(cache):
+            logits = net(x)
+        losses = _slot_losses(logits, y).mean(0)
+        losses.sum().backward()
+        self.adam.apply()
+        with torch.no_grad():
+            if saved is not None:  # frozen slots keep their BN statistics, as if they had not run
+                live = self.adam.slot_scalars[0][net.slot_of_stat] > 0
+                torch.where(live, net.stats, saved, out=net.stats)
+            hits = (logits.argmax(dim=2) == y[:, None]).sum(0)
+            return torch.stack([losses.detach() * len(y), hits.float()], 1)
+
+    def _replay(self, x: Tensor, y: Tensor) -> Tensor:
+        """The train step from a CUDA graph recorded once per batch size."""
+        if len(y) not in self.graphs:
+            self.graphs[len(y)] = self._capture(x, y)
+        graph, static_x, static_y, out = self.graphs[len(y)]
+        static_x.copy_(x)
+        static_y.copy_(y)
+        graph.replay()
+        return out
+
+    def _capture(self, x: Tensor, y: Tensor) -> tuple:
+        """Record the step; the warm-up steps it needs are undone, so training is unaffected."""
+        static_x, static_y = x.clone(), y.clone()
+        buffers = (self.net.flat, self.net.stats, self.adam.exp_avg, self.adam.exp_avg_sq)
+        snapshot = [b.clone() for b in buffers]
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(GRAPH_WARMUP):
+                self._step(static_x, static_y, guard_stats=True, cache=False)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = self._step(static_x, static_y, guard_stats=True, cache=False)
+        with torch.no_grad():
+            for buf, saved in zip(buffers, snapshot):
+                buf.copy_(saved)
+        self.stats.graphs += 1
+        return graph, static_x, static_y, out
+
+    @torch.no_grad()
+    def validate(self, x: Tensor, y: Tensor, batch: int) -> Tensor:
+        """(k, 2) [loss sum, correct] over the validation set, BN in eval mode."""
+        self.net.training = False
+        totals = torch.zeros(self.k, 2, device=x.device, dtype=self.net.flat.dtype)
+        try:
+            for start in range(0, len(y), batch):
+                xb, yb = x[start:start + batch], y[start:start + batch]
+                with self._autocast():
+                    logits = self.net(xb)
+                hits = (logits.argmax(dim=2) == yb[:, None]).sum(0)
+                totals += torch.stack([_slot_losses(logits, yb).sum(0), hits.float()], 1)
+        finally:
+            self.net.training = True
+        return totals
+
+
+def _slot_losses(logits: Tensor, y: Tensor) -> Tensor:
+    """(B, k) cross-entropy of every slot's logits against the same labels, at least in float32."""
+    k = logits.shape[1]
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    return F.cross_entropy(logits.transpose(1, 2), y[:, None].expand(-1, k), reduction="none")
+
+
+# ----- training a chunk of candidates ---------------------------------------------------------------
+
+class _ChunkTrainer:
+    """Trains a chunk of candidates epoch by epoch, applying the stop rules to each one."""
+
+    def __init__(self, task, cands: list[_Candidate], data: ImageData, data_seed: int, opts: BatchedOptions,
+                 stats: BatchedStats, should_stop: StopFn, on_epoch: EpochFn, finish: Callable) -> None:
+        self.task, self.cands, self.data, self.data_seed = task, cands, data, data_seed
+        self.cfg: ProxyTrainConfig = task.train_cfg
+        self.opts, self.stats = opts, stats
+        self.should_stop, self.on_epoch, self.finish = should_stop, on_epoch, finish
+        self.union: _Union | None = None
+        self.members: list[_Candidate] = []
+
+    def run(self) -> None:
+        for epoch in range(1, self.cfg.epochs + 1):
+            running = [c for c in self.cands if c.result is None]
+            if not running:
+                return
+            with _union_errors():
+                self._seat(running)
+            self._epoch(epoch)
+
+    def _seat(self, running: list[_Candidate]) -> None:
+        """Rebuild the union when candidates have left it, carrying the others' state across."""
+        if self.union is not None and running == self.members:
+            return
+        if self.union is not None:
+            for cand, state in zip(self.members, self.union.states()):
+                cand.state = state
+            self.union = None
+        self.union, self.members = _Union(running, self.task, self.opts, self.stats), running
+
+    def _epoch(self, epoch: int) -> None:
+        t0 = time.perf_counter()
+        train = self._train_pass(epoch)
+        n_val = len(self.data.y_val)
+        batch = self.opts.val_batch or max(MIN_VAL_BATCH, VAL_BATCH // len(self.members))
+        with _union_errors():
+            val = self.union.validate(self.data.x_val, self.data.y_val, batch).tolist()
+        seconds = time.perf_counter() - t0
+        for slot, cand in enumerate(self.members):
+            if cand.result is not None:  # failed (NaN) during the pass
+                continue
+            (loss_sum, correct), seen = train[slot]
+            val_loss, val_acc = val[slot][0] / n_val, val[slot][1] / n_val
+            if not math.isfinite(val_loss):
+                self.finish(cand, FAILED, NAN, "loss became NaN or infinite")
+                continue
+            stats = EpochStats(loss_sum / seen, correct / seen, val_loss, val_acc)
+            row = {"epoch": epoch, "train_loss": stats.train_loss, "train_acc": stats.train_acc,
+                   "val_loss": stats.val_loss, "val_acc": stats.val_acc, "seconds": seconds}
+            cand.history.append(row)
+            cand.update_best(epoch, val_acc)
+            self.on_epoch(cand.idx, row)
+            reason = stop_reason(self.cfg, epoch, stats, cand.best_epoch)
+            if reason is not None:
+                self.finish(cand, FAILED if reason == NAN else OK, reason)
+
+    def _train_pass(self, epoch: int) -> list[tuple[list[float], int]]:
+        """Every member trains on the epoch's batches until its running accuracy passes the
+        threshold (then it is frozen for the rest of the epoch) or its loss is not finite."""
+        union, data, k = self.union, self.data, len(self.members)
+        dev = data.x_train.device
+        batches = epoch_batches(len(data.y_train), self.cfg.batch_size, self.data_seed, epoch)
+        order = torch.cat(batches).to(dev, non_blocking=True)
+        active = [True] * k
+        seen = [0] * k
+        totals = torch.zeros(k, 2, device=dev, dtype=union.net.flat.dtype)
+        host = [[0.0, 0.0] for _ in range(k)]
+        for idx in order.split([len(b) for b in batches]):
+            if not any(active):  # every member broke its epoch: on to validation, as train_proxy
+                break
+            if self.should_stop():
+                raise _Stopped()
+            with _union_errors():
+                x = data.x_train.index_select(0, idx).contiguous(memory_format=torch.channels_last)
+                out = union.train_step(x, data.y_train.index_select(0, idx), active)
+                stepped = union.adam.slot_scalars[0][:, None] > 0
+                totals = torch.where(stepped, totals + out, totals)
+                host = totals.tolist()
+            for slot in range(k):
+                if not active[slot]:
+                    continue
+                seen[slot] += len(idx)
+                loss_sum, correct = host[slot]
+                if not math.isfinite(loss_sum):
+                    active[slot] = False
+                    self.finish(self.members[slot], FAILED, NAN, "loss became NaN or infinite")
+                elif correct / seen[slot] > self.cfg.train_acc_stop:
+                    active[slot] = False
+        return [(host[s], seen[s]) for s in range(k)]
+
+
+# ----- the evaluator ----------------------------------------------------------------------------------
+
+def evaluate_batched(task, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
+                     on_epoch: EpochFn, on_result: ResultFn, *, options: BatchedOptions | None = None,
+                     stats: BatchedStats | None = None) -> list[CandidateRecord]:
+    """Train and score the step's candidates together; records in job order, as SingleEvaluator's.
+
+    On a stop request, every candidate not finished gets a STOPPED record (the search then
+    discards the step).
+    """
+    opts = options or BatchedOptions()
+    stats = stats if stats is not None else BatchedStats()
+    dev = torch.device(task.device)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    t0 = time.time()
+    records: dict[int, CandidateRecord] = {}
+
+    def finish(cand: _Candidate, status: str, reason: str, error: str = "") -> None:
+        acc = cand.best_acc if status != FAILED else None
+        cand.result = TrainResult(status=status, accuracy=acc, epochs=len(cand.history), stop_reason=reason,
+                                  wall_s=time.time() - t0, error=error, history=list(cand.history))
+        records[cand.idx] = make_record(step, cand.job, cand.result, cand.cost, task.score(cand.result, cand.cost))
+        on_result(records[cand.idx])
+
+    cands = _build_all(task, step, jobs, step_seed, records, on_result)
+    data = task.data.to(dev)
+    data = _channels_last(data)
+    try:
+        with _cudnn_benchmark(opts.cudnn_benchmark and dev.type == "cuda"):
+            _train_in_chunks(task, cands, data, step_seed, opts, stats, should_stop, on_epoch, finish)
+    except _Stopped:
+        pass
+    for cand in cands:
+        if cand.result is None:
+            finish(cand, STOPPED, USER_STOP)
+    if dev.type == "cuda":
+        stats.peak_bytes = max(stats.peak_bytes, torch.cuda.max_memory_allocated(dev))
+    return [records[job[0]] for job in jobs]
+
+
+def _build_all(task, step: int, jobs: list[Job], step_seed: int, records: dict, on_result: ResultFn) -> list[_Candidate]:
+    """Each candidate's own model, built as the single evaluator builds it (same seed), as state."""
+    cands = []
+    for job in jobs:
+        idx, _, genotype = job
+        t0 = time.time()
+        try:
+            model, cost = task.build(genotype, init_seed(step_seed, idx)), task.cost(genotype)
+        except Exception as exc:  # a genotype the builder cannot realise is a failed candidate
+            records[idx] = make_record(step, job, build_failed(exc, t0), None, None)
+            on_result(records[idx])
+            continue
+        cands.append(_Candidate(job, candidate_state(model), cost))
+    return cands
+
+
+def _channels_last(data: ImageData) -> ImageData:
+    """The images in channels_last once per step (a no-op copy when they already are)."""
+    fmt = torch.channels_last
+    return ImageData(data.name, data.x_train.contiguous(memory_format=fmt), data.y_train,
+                     data.x_val.contiguous(memory_format=fmt), data.y_val, data.num_classes,
+                     data.in_channels, data.input_size, list(data.notes))
+
+
+def _train_in_chunks(task, cands: list[_Candidate], data: ImageData, data_seed: int, opts: BatchedOptions,
+                     stats: BatchedStats, should_stop: StopFn, on_epoch: EpochFn, finish: Callable) -> None:
+    """Chunks of at most `opts.chunk` candidates, one after another; on CUDA a chunk that does
+    not fit (a one-batch probe runs out of memory) is halved until it does."""
+    size = opts.chunk if opts.chunk > 0 else auto_chunk(torch.device(task.device), len(cands))
+    queue = list(cands)
+    while queue:
+        if should_stop():
+            raise _Stopped()
+        group = queue[:size]
+        if size > 1 and not _fits(task, group, data, data_seed, opts, stats):
+            size //= 2
+            stats.oom_halvings += 1
+            continue
+        stats.chunks.append(len(group))
+        trainer = _ChunkTrainer(task, group, data, data_seed, opts, stats, should_stop, on_epoch, finish)
+        try:
+            trainer.run()
+        except _UnionError as exc:  # as in train_proxy: the candidates fail, the search goes on
+            for cand in group:
+                if cand.result is None:
+                    finish(cand, FAILED, BUILD_FAILED, str(exc))
+        finally:
+            trainer.union = None
+        queue = queue[len(group):]
+
+
+def auto_chunk(device: torch.device, k: int) -> int:
+    """Candidates per union when not set. CUDA: all k (a GPU is starved by one small candidate).
+    CPU: 1. Measured on the 2-core machine at paper shapes, per candidate step against the
+    one-at-a-time evaluator: 1 slot 1.3-1.8x, 2-4 slots 0.8-1.25x, 10 slots 0.5-0.8x; a CPU
+    has no launch overhead to amortise, and k-wide activations fall out of cache. The one-slot
+    gain is the channels_last layout (oneDNN's depthwise and pointwise convs run ~2x faster)."""
+    return max(1, k) if device.type == "cuda" else 1
+
+
+def _fits(task, group: list[_Candidate], data: ImageData, data_seed: int, opts: BatchedOptions,
+          stats: BatchedStats) -> bool:
+    """CUDA only: can this chunk take a full training step and a validation batch? (CPU: yes)."""
+    dev = torch.device(task.device)
+    if dev.type != "cuda":
+        return True
+    try:
+        _probe(task, group, data, data_seed, opts, stats)
+        fits = True
+    except torch.cuda.OutOfMemoryError:
+        fits = False
+    gc.collect()  # the failed probe's tensors are gone only once its traceback is
+    torch.cuda.empty_cache()
+    return fits
+
+
+def _probe(task, group: list[_Candidate], data: ImageData, data_seed: int, opts: BatchedOptions,
+           stats: BatchedStats) -> None:
+    """One step on the epoch's largest batch and one validation batch, on a throwaway union."""
+    dev = torch.device(task.device)
+    union = _Union(group, task, replace(opts, cuda_graphs=False), stats)
+    batches = epoch_batches(len(data.y_train), task.train_cfg.batch_size, data_seed, 1)
+    idx = max(batches, key=len).to(dev)
+    union.train_step(data.x_train[idx], data.y_train[idx], [True] * len(group))
+    batch = opts.val_batch or max(MIN_VAL_BATCH, VAL_BATCH // len(group))
+    union.validate(data.x_val[:batch], data.y_val[:batch], batch)
+    torch.cuda.synchronize(dev)
+
+
+@contextmanager
+def _cudnn_benchmark(on: bool) -> Iterator[None]:
+    """cuDNN autotuning for the duration of one evaluation, then back to the process's setting."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = on or before
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def _one_line(exc: BaseException) -> str:
+    """`Type: first line of the message`, short enough for a table cell."""
+    text = str(exc).strip().splitlines()
+    msg = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return msg if len(msg) <= 300 else msg[:297] + "..."
+
+
+__all__ = ["evaluate_batched", "BatchedOptions", "BatchedStats", "auto_chunk"]

@@ -1,0 +1,187 @@
+"""The AutoShrink loop: k-candidate edge removal, one committed step at a time.
+
+`run_search` is both start and resume: it reads the steps already committed for the run
+and goes on from the last one, so a killed process loses at most the step in progress.
+All randomness is derived from (seed, step), so a resumed run draws what the
+uninterrupted one would have. Observers follow the search live in the same process;
+the store stays the source of truth.
+"""
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+import traceback
+from typing import Callable
+
+import torch
+
+from core.cell.genotype import Genotype, edge_str
+from core.device import default_threads, describe, resolve_device
+from core.errors import UserError
+from core.search.config import SearchConfig
+from core.search.tasks import ProxyTask, make_task
+from core.seeds import derive_seed
+from core.store.runs import (
+    FAILED,
+    FINISHED,
+    RUNNING,
+    STOPPED,
+    CandidateRecord,
+    StepRecord,
+    Store,
+    StoreError,
+    best_of,
+)
+
+
+class Observer:
+    """Callbacks a UI or CLI overrides to follow a search; every method is optional."""
+
+    def on_log(self, run_id: int, message: str) -> None: ...
+    def on_candidate_start(self, run_id: int, step: int, i: int, k: int, edge) -> None: ...
+    def on_epoch(self, run_id: int, step: int, idx: int, row: dict) -> None: ...
+    def on_candidate(self, run_id: int, record: CandidateRecord, i: int, k: int) -> None: ...
+    def on_step(self, run_id: int, step: StepRecord, candidates: list[CandidateRecord]) -> None: ...
+    def on_end(self, run_id: int, status: str, error: str) -> None: ...
+
+
+class QueueObserver(Observer):
+    """Turns callbacks into (event, run_id, payload) tuples on a queue for another thread."""
+
+    def __init__(self, maxsize: int = 10000) -> None:
+        self.events: queue.Queue = queue.Queue(maxsize)
+
+    def _put(self, *event) -> None:
+        try:
+            self.events.put_nowait(event)
+        except queue.Full:  # a reader that stopped reading must not stall the search
+            pass
+
+    def on_log(self, run_id, message): self._put("log", run_id, message)
+    def on_candidate(self, run_id, record, i, k): self._put("candidate", run_id, record)
+    def on_step(self, run_id, step, candidates): self._put("step", run_id, step)
+    def on_end(self, run_id, status, error): self._put("end", run_id, (status, error))
+
+
+class SearchError(UserError, RuntimeError):
+    """The search cannot go on (e.g. every candidate of a step failed)."""
+
+
+def create_run(store: Store, cfg: SearchConfig) -> int:
+    return store.create_run(cfg.task, cfg.to_dict(), cfg.expected_steps())
+
+
+def step_candidates(current: Genotype, k: int, seed: int, step: int) -> list[tuple[int, int]]:
+    """Shuffle the edges (seeded by run and step) and keep the first k whose removal leaves an output."""
+    edges = list(current.edges)
+    random.Random(derive_seed(seed, step, "edges")).shuffle(edges)
+    admissible = [e for e in edges if current.without_edge(e).num_edges > 0]
+    return admissible[:k]
+
+
+def choose(records: list[CandidateRecord]) -> CandidateRecord | None:
+    """Best score wins; ties go to fewer edges, then to the earlier candidate."""
+    ok = [r for r in records if r.score is not None]
+    return max(ok, key=lambda r: (r.score, -r.genotype.num_edges, -r.idx)) if ok else None
+
+
+def run_search(store: Store, run_id: int, observer: Observer | None = None,
+               stop_event: threading.Event | None = None) -> str:
+    """Run (or resume) a search to its end, a stop request, or a failure; returns the final status."""
+    obs = observer or Observer()
+    stop_event = stop_event or threading.Event()
+    run = store.get_run(run_id)
+    if run.status == RUNNING:
+        raise StoreError(f"run {run_id} is still running in process {run.pid}; stop it first")
+    cfg = SearchConfig.from_dict(run.config)
+    try:
+        status = _search(store, run_id, cfg, obs, stop_event)
+        error = ""
+    except Exception as exc:  # recorded, not swallowed: the run says why it failed
+        status, error = FAILED, str(exc).splitlines()[0] if isinstance(exc, UserError) else \
+            f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if not isinstance(exc, UserError):  # a bug: keep the traceback for whoever reads the log
+            obs.on_log(run_id, traceback.format_exc())
+    store.finish(run_id, status, error)
+    obs.on_end(run_id, status, error)
+    return status
+
+
+def _search(store: Store, run_id: int, cfg: SearchConfig, obs: Observer, stop: threading.Event) -> str:
+    torch.set_num_threads(cfg.threads or default_threads())
+    device = resolve_device(cfg.device)
+    task = make_task(cfg, device, lambda msg: obs.on_log(run_id, msg))
+    store.claim(run_id, describe(device), task.evaluator)
+    obs.on_log(run_id, f"run {run_id}: {cfg.task} search on {describe(device)}, evaluator {task.evaluator}")
+    steps = store.steps(run_id)
+    if not steps:
+        dense = Genotype.dense(cfg.task, cfg.nodes, cfg.seed, name=f"run{run_id}-dense")
+        if not _do_step(store, run_id, cfg, task, obs, stop, 0, dense, [(0, None, dense)]):
+            return STOPPED
+        steps = store.steps(run_id)
+    while True:
+        current, step = steps[-1].genotype, steps[-1].step + 1
+        edges = step_candidates(current, cfg.k, cfg.seed, step)
+        done = (current.num_edges <= cfg.target_edges() or not edges
+                or (cfg.max_steps and step > cfg.max_steps))
+        if done:
+            best = best_of(store.steps(run_id))
+            obs.on_log(run_id, f"finished: best snapshot step {best.step if best else '-'}")
+            return FINISHED
+        jobs = [(i, e, current.without_edge(e)) for i, e in enumerate(edges)]
+        if not _do_step(store, run_id, cfg, task, obs, stop, step, current, jobs):
+            return STOPPED
+        steps = store.steps(run_id)
+
+
+def _stop_poller(store: Store, run_id: int, stop: threading.Event) -> Callable[[], bool]:
+    """should_stop for the trainers: the in-process event, or a stop asked in the store by any
+    process (polled at most once a second, since it is called between batches)."""
+    last = [0.0]
+
+    def should_stop() -> bool:
+        if not stop.is_set() and time.time() - last[0] > 1.0:
+            last[0] = time.time()
+            if store.stop_requested(run_id):
+                stop.set()
+        return stop.is_set()
+    return should_stop
+
+
+def _do_step(store: Store, run_id: int, cfg: SearchConfig, task: ProxyTask, obs: Observer,
+             stop: threading.Event, step: int, current: Genotype, jobs: list) -> bool:
+    """Train the step's candidates and commit the step; False if a stop request cut it short."""
+    t0, k = time.time(), len(jobs)
+    progress = {"step": step, "candidate": 0, "k": k, "edges": current.num_edges, "started": t0}
+    store.beat(run_id, progress)
+    last_beat = [0.0]
+
+    def on_epoch(idx: int, row: dict) -> None:
+        obs.on_epoch(run_id, step, idx, row)
+        if time.time() - last_beat[0] > 1.0:
+            last_beat[0] = time.time()
+            store.beat(run_id, {**progress, "epoch": row.get("epoch")})
+
+    def on_result(rec: CandidateRecord) -> None:
+        progress["candidate"] += 1
+        progress.setdefault("done", []).append(rec.to_dict())
+        store.beat(run_id, progress)
+        obs.on_candidate(run_id, rec, progress["candidate"], k)
+
+    records = task.evaluate(step, jobs, derive_seed(cfg.seed, step), _stop_poller(store, run_id, stop),
+                            on_epoch, on_result)
+    if stop.is_set() or len(records) < k or any(r.status == STOPPED for r in records):
+        return False
+    best = choose(records)
+    if best is None:
+        raise SearchError(f"every candidate of step {step} failed: {records[0].error or records[0].stop_reason}")
+    rec = StepRecord(step=step, edges=best.genotype.num_edges, removed=best.edge, genotype=best.genotype,
+                     score=best.score, accuracy=best.accuracy, perplexity=best.perplexity, macs=best.macs,
+                     flops=best.flops, params=best.params, wall_s=round(time.time() - t0, 3))
+    store.commit_step(run_id, rec, records)
+    what = "baseline (dense)" if best.edge is None else f"removed {edge_str(best.edge)}"
+    obs.on_log(run_id, f"step {step}: {what}, {rec.edges} edges left, score {rec.score:.4f}")
+    obs.on_step(run_id, rec, records)
+    return True

@@ -1,0 +1,228 @@
+"""Proxy training of one candidate CNN: the paper's short, early-stopped training run.
+
+The search trains every shrink candidate from scratch with this function and compares their
+best validation accuracies, so two things matter more than anything else:
+- fairness: every candidate of a run sees the same mini-batches in the same order
+  (`epoch_batches` is a pure function of the data seed and the epoch), and the result is
+  deterministic on CPU for a fixed initialisation;
+- cheapness: hopeless candidates stop early (floor, divergence, patience, NaN), and the loop
+  avoids per-sample Python and needless host/device syncs.
+
+Stop rules, checked after each epoch's validation in this order (NaN also mid-epoch):
+NaN/inf loss -> failed; val loss > diverge_ratio x running train loss; val accuracy under
+the floor from epoch `floor_epoch` on; `patience` epochs without a new best; else the last
+epoch. The result is the best validation accuracy seen.
+"""
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from core.data.batches import epoch_batches
+from core.data.images import ImageData
+from core.nets.evaluate import evaluate_images
+from core.result import (
+    BUILD_FAILED,
+    DIVERGED,
+    FAILED,
+    LOW_ACCURACY,
+    MAX_EPOCHS,
+    NAN,
+    OK,
+    PATIENCE,
+    STOPPED,
+    USER_STOP,
+    TrainResult,
+)
+
+ERROR_CHARS = 300
+
+
+@dataclass
+class ProxyTrainConfig:
+    """The paper's proxy-training settings (AUTOSHRINK.md); tests shrink them for speed."""
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 4e-3
+    weight_decay: float = 1e-5
+    train_acc_stop: float = 0.98   # stop an epoch early once the running train accuracy passes this
+    patience: int = 5              # stop after this many epochs without a new best val accuracy
+    floor_epoch: int = 4           # from this epoch (counting from 1) on ...
+    floor_acc: float = 0.20        # ... stop if val accuracy is below this
+    diverge_ratio: float = 3.0     # stop if val loss > ratio x running train loss
+
+
+class _ModelError(Exception):
+    """The candidate network raised while running: the candidate fails, the search goes on."""
+
+
+class _NaNLoss(Exception):
+    """A NaN/inf loss: training cannot recover, so the candidate fails at once."""
+
+
+class _UserStop(Exception):
+    """should_stop() said yes between two batches."""
+
+
+@dataclass
+class EpochStats:
+    """What one epoch measured: the inputs of the stop rules."""
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+
+
+def train_proxy(model: nn.Module, data: ImageData, cfg: ProxyTrainConfig, data_seed: int,
+                device: torch.device | str = "cpu", should_stop: Callable[[], bool] | None = None,
+                on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train an initialised `model` on `data` with the proxy recipe and early stopping.
+
+    Returns TrainResult with accuracy = best validation accuracy (None when the candidate
+    failed, or was stopped before finishing an epoch), epochs = completed epochs, and one
+    history row per completed epoch. The model is trained in place on `device`.
+    """
+    start = time.perf_counter()
+    history: list[dict] = []
+    best = _Best()
+
+    def result(status: str, reason: str, error: str = "") -> TrainResult:
+        acc = best.acc if status != FAILED else None
+        return TrainResult(status=status, accuracy=acc, epochs=len(history), stop_reason=reason,
+                           wall_s=time.perf_counter() - start, error=error, history=history)
+
+    try:
+        with _model_errors():
+            dev = torch.device(device)
+            model.to(dev)
+            data = data.to(dev)
+            opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        for epoch in range(1, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            stats = _run_epoch(model, opt, data, cfg, data_seed, epoch, should_stop)
+            row = {"epoch": epoch, "train_loss": stats.train_loss, "train_acc": stats.train_acc,
+                   "val_loss": stats.val_loss, "val_acc": stats.val_acc,
+                   "seconds": time.perf_counter() - t0}
+            history.append(row)
+            best.update(epoch, stats.val_acc)
+            if on_epoch is not None:
+                on_epoch(row)
+            reason = stop_reason(cfg, epoch, stats, best.epoch)
+            if reason is not None:
+                return result(FAILED if reason == NAN else OK, reason)
+        return result(OK, MAX_EPOCHS)
+    except _NaNLoss:
+        return result(FAILED, NAN, "loss became NaN or infinite")
+    except _UserStop:
+        return result(STOPPED, USER_STOP)
+    except _ModelError as exc:
+        return result(FAILED, BUILD_FAILED, str(exc))
+
+
+class _Best:
+    """Best validation accuracy so far and the epoch it came from (strict improvement only)."""
+
+    def __init__(self) -> None:
+        self.acc: float | None = None
+        self.epoch = 0
+
+    def update(self, epoch: int, acc: float) -> None:
+        if self.acc is None or acc > self.acc:
+            self.acc, self.epoch = acc, epoch
+
+
+def stop_reason(cfg: ProxyTrainConfig, epoch: int, stats: EpochStats, best_epoch: int) -> str | None:
+    """Why training ends after `epoch`, or None to go on; the rules in the paper's order."""
+    if not all(math.isfinite(v) for v in (stats.train_loss, stats.val_loss)):
+        return NAN
+    if stats.val_loss > cfg.diverge_ratio * stats.train_loss:
+        return DIVERGED
+    if epoch >= cfg.floor_epoch and stats.val_acc < cfg.floor_acc:
+        return LOW_ACCURACY
+    if epoch - best_epoch >= cfg.patience:
+        return PATIENCE
+    if epoch >= cfg.epochs:
+        return MAX_EPOCHS
+    return None
+
+
+def _run_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: ImageData, cfg: ProxyTrainConfig,
+               data_seed: int, epoch: int, should_stop: Callable[[], bool] | None) -> EpochStats:
+    """One training pass (possibly cut short by the train-accuracy rule) and one validation."""
+    train_loss, train_acc = _train_pass(model, opt, data, cfg, data_seed, epoch, should_stop)
+    with _model_errors():
+        val_loss, val_acc = evaluate_images(model, data.x_val, data.y_val)
+    if not math.isfinite(val_loss):
+        raise _NaNLoss()
+    return EpochStats(train_loss, train_acc, val_loss, val_acc)
+
+
+def _train_pass(model: nn.Module, opt: torch.optim.Optimizer, data: ImageData, cfg: ProxyTrainConfig,
+                data_seed: int, epoch: int, should_stop: Callable[[], bool] | None) -> tuple[float, float]:
+    """Train over the epoch's batches; returns the running (cumulative) train loss and accuracy.
+
+    The running accuracy must be known after every batch for the early epoch break, so each
+    batch costs one host sync, of a 2-element tensor that also carries the loss sum (that
+    same read is the NaN check). Sums stay on the device; nothing else is read back.
+    """
+    dev = data.x_train.device
+    batches = epoch_batches(len(data.y_train), cfg.batch_size, data_seed, epoch)
+    order = torch.cat(batches).to(dev, non_blocking=True)  # one transfer per epoch
+    totals = torch.zeros(2, device=dev, dtype=torch.float32)  # [loss sum, correct]
+    seen, loss_sum, correct = 0, 0.0, 0.0
+    model.train()
+    for idx in order.split([len(b) for b in batches]):
+        if should_stop is not None and should_stop():
+            raise _UserStop()
+        with _model_errors():
+            totals += _train_step(model, opt, data.x_train[idx], data.y_train[idx])
+            loss_sum, correct = totals.tolist()
+        seen += len(idx)
+        if not math.isfinite(loss_sum):
+            raise _NaNLoss()
+        if correct / seen > cfg.train_acc_stop:
+            break
+    return loss_sum / seen, correct / seen
+
+
+def _train_step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor) -> Tensor:
+    """One Adam step; returns [loss x batch size, correct count] as a device tensor (no sync)."""
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        hits = (logits.argmax(dim=1) == y).sum()
+        return torch.stack([loss.detach().float() * len(y), hits.float()])
+
+
+@contextmanager
+def _model_errors() -> Iterator[None]:
+    """Turn any exception from running the network into a one-line _ModelError.
+
+    KeyboardInterrupt and SystemExit are not Exceptions, so they pass through untouched.
+    """
+    try:
+        yield
+    except (_NaNLoss, _UserStop, _ModelError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of a candidate network fails only it
+        raise _ModelError(_one_line(exc)) from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    """`Type: first line of the message`, trimmed: fits one log line and one table cell."""
+    text = str(exc).strip().splitlines()
+    msg = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    return msg if len(msg) <= ERROR_CHARS else msg[:ERROR_CHARS - 3] + "..."
+
+
+__all__ = ["ProxyTrainConfig", "EpochStats", "train_proxy", "stop_reason"]

@@ -1,0 +1,198 @@
+"""The paper's RNN proxy training: train one candidate language model from scratch on a
+corpus and report its best validation perplexity.
+
+The search compares candidates by this number, so the procedure is fixed and
+deterministic: the same data_seed gives every candidate the same batch sequence, and on
+CPU the same initial weights give the same result. Everything that can go wrong with one
+candidate (divergence, NaN, a crash) becomes a TrainResult, never an exception, so one
+bad DAG cannot stop a search.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from core.data.batches import bptt_windows
+from core.data.corpus import Corpus, batchify
+from core.nets.evaluate import evaluate_lm
+from core.nets.rnn import RNNLanguageModel
+from core.result import (
+    BUILD_FAILED,
+    DIVERGED,
+    FAILED,
+    MAX_EPOCHS,
+    NAN,
+    OK,
+    PATIENCE,
+    STOPPED,
+    USER_STOP,
+    TrainResult,
+)
+
+LR_DECAY = 0.1
+
+
+@dataclass
+class RNNProxyConfig:
+    """Search-time training settings (AUTOSHRINK.md "Search settings")."""
+    epochs: int = 10
+    lr: float = 20.0
+    clip: float = 0.25
+    batch_size: int = 128
+    bptt: int = 35
+    patience: int = 4
+    diverge_ratio: float = 3.0
+    max_loss: float = 30.0
+    max_batches_per_epoch: int | None = None    # cap for demo/tests
+    eval_batch_size: int = 10                   # narrow columns: long context for validation
+    max_eval_batches: int | None = None         # cap for demo/tests
+
+
+def lr_at_epoch(cfg: RNNProxyConfig, epoch: int) -> float:
+    """Learning rate of 1-based `epoch`: divided by 10 once epoch E-4 has finished and again
+    once epoch E-2 has finished (torch's MultiStepLR with milestones [E-4, E-2] stepped
+    after each epoch). For E = 10: epochs 1-6 at lr, 7-8 at lr/10, 9-10 at lr/100.
+    Milestones below 1 (E < 5) never fire."""
+    drops = sum(1 for m in (cfg.epochs - 4, cfg.epochs - 2) if m >= 1 and epoch > m)
+    return cfg.lr * LR_DECAY ** drops
+
+
+def _epoch_offsets(data_seed: int, bptt: int) -> Iterator[int]:
+    """One first-window length per epoch, drawn only from data_seed: the same for every
+    candidate of a search, whatever its architecture or how long it trains."""
+    rng = random.Random(data_seed)
+    while True:
+        yield rng.randint(1, bptt)
+
+
+class _UserStop(Exception):
+    """Raised between batches when should_stop() says so; turned into a STOPPED result."""
+
+
+def _train_epoch(model: RNNLanguageModel, opt: torch.optim.Optimizer, data: Tensor,
+                 cfg: RNNProxyConfig, offset: int, should_stop: Callable[[], bool] | None) -> float:
+    """One pass of truncated BPTT; hidden state carried and detached between windows.
+    Returns the token-weighted mean training loss (NaN/inf as soon as it appears)."""
+    model.train()
+    hidden = model.init_hidden(data.size(1))
+    total, count = 0.0, 0
+    for n, (start, length) in enumerate(bptt_windows(data.size(0), cfg.bptt, offset)):
+        if cfg.max_batches_per_epoch is not None and n >= cfg.max_batches_per_epoch:
+            break
+        if should_stop is not None and should_stop():
+            raise _UserStop
+        inputs, targets = data[start:start + length], data[start + 1:start + 1 + length]
+        log_probs, hidden = model(inputs, hidden.detach())
+        loss = F.nll_loss(log_probs.reshape(-1, log_probs.size(-1)), targets.reshape(-1))
+        if not torch.isfinite(loss):
+            return float(loss.item())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        opt.step()
+        total += loss.item() * targets.numel()
+        count += targets.numel()
+    return total / max(count, 1)
+
+
+def _ppl(loss: float) -> float:
+    """Perplexity, inf rather than an OverflowError for a huge loss."""
+    return math.exp(loss) if loss < 700 else math.inf
+
+
+def _one_line(exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _run(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig, data_seed: int,
+         device: torch.device | str, should_stop: Callable[[], bool] | None,
+         on_epoch: Callable[[dict], None] | None, result: TrainResult) -> None:
+    """The epoch loop; fills `result` in place so a stop or crash keeps the history so far."""
+    model.to(device)
+    train = batchify(corpus.train, cfg.batch_size, device)
+    valid = batchify(corpus.valid, cfg.eval_batch_size, device)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    offsets = _epoch_offsets(data_seed, cfg.bptt)
+    best, since_best = math.inf, 0
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        lr = lr_at_epoch(cfg, epoch)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        train_loss = _train_epoch(model, opt, train, cfg, next(offsets), should_stop)
+        if not math.isfinite(train_loss):
+            result.status, result.stop_reason = FAILED, NAN
+            result.error = f"training loss became {train_loss} in epoch {epoch}"
+            return
+        if should_stop is not None and should_stop():
+            raise _UserStop
+        val_loss = evaluate_lm(model, valid, cfg.bptt, cfg.max_eval_batches)
+        row = {"epoch": epoch, "train_loss": train_loss, "train_ppl": _ppl(train_loss),
+               "val_loss": val_loss, "val_ppl": _ppl(val_loss), "lr": lr,
+               "seconds": time.perf_counter() - t0}
+        result.history.append(row)
+        result.epochs = epoch
+        if on_epoch is not None:
+            on_epoch(row)
+        if not math.isfinite(val_loss):
+            result.status, result.stop_reason = FAILED, NAN
+            result.error = f"validation loss became {val_loss} in epoch {epoch}"
+            return
+        if val_loss < best:
+            best, since_best = val_loss, 0
+        else:
+            since_best += 1
+        if val_loss > cfg.diverge_ratio * train_loss:
+            result.stop_reason = DIVERGED
+            return
+        if since_best >= cfg.patience:
+            result.stop_reason = PATIENCE
+            return
+    result.stop_reason = MAX_EPOCHS
+
+
+def _best_loss(result: TrainResult) -> float:
+    losses = [r["val_loss"] for r in result.history if math.isfinite(r["val_loss"])]
+    return min(losses) if losses else math.nan
+
+
+def train_rnn_proxy(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig, data_seed: int,
+                    device: torch.device | str = "cpu",
+                    should_stop: Callable[[], bool] | None = None,
+                    on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train `model` (already initialised) with SGD + clipping + truncated BPTT and return
+    perplexity = exp(best validation loss); NaN (FAILED/NAN) if that loss is >= max_loss or
+    any loss went NaN/inf. Stops early after `patience` epochs without a new best validation
+    loss, or when validation loss > diverge_ratio x the epoch's train loss. The lr is divided
+    by 10 after epochs E-4 and E-2 (see lr_at_epoch). Torch's global
+    RNG is forked and seeded with data_seed, so dropout (if any) is reproducible too and the
+    caller's RNG state is left untouched."""
+    result = TrainResult(status=OK)
+    t0 = time.perf_counter()
+    dev = torch.device(device)
+    with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
+        torch.manual_seed(data_seed)
+        try:
+            _run(model, corpus, cfg, data_seed, device, should_stop, on_epoch, result)
+        except _UserStop:
+            result.status, result.stop_reason = STOPPED, USER_STOP
+        except Exception as exc:  # noqa: BLE001 (one bad candidate must not stop the search)
+            result.status, result.stop_reason, result.error = FAILED, BUILD_FAILED, _one_line(exc)
+    result.wall_s = time.perf_counter() - t0
+    best = _best_loss(result)
+    if result.status == OK and not best < cfg.max_loss:
+        result.status, result.stop_reason = FAILED, NAN
+        result.error = result.error or f"best validation loss {best:.3g} is not below {cfg.max_loss:g}"
+    if result.status == FAILED:  # a failed candidate has no quality, whatever it reached
+        result.perplexity = math.nan
+    elif math.isfinite(best):
+        result.perplexity = _ppl(best)
+    return result

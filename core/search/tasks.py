@@ -1,0 +1,130 @@
+"""Proxy tasks: what it takes to turn one candidate genotype into a scored record.
+
+A task owns the proxy data (loaded once, kept on the training device), builds the
+network for a genotype, trains it with the paper's proxy rules, measures its cost and
+applies the paper's score. The search loop only sees `ProxyTask.evaluate`, which hands the
+step's jobs to the evaluator the task resolved (core.search.evaluators).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Protocol
+
+import torch
+
+from core.cell.genotype import Genotype
+from core.result import OK, Cost, TrainResult
+from core.search.candidates import EpochFn, Job, StopFn
+from core.search.config import SearchConfig
+from core.search.evaluators import evaluate, resolve_evaluator
+from core.store.runs import CandidateRecord
+
+
+def cnn_score(accuracy: float, macs: float) -> float:
+    """Paper: accuracy (fraction) - 0.1 x (log10(MACs) - 6)."""
+    return accuracy - 0.1 * (math.log10(macs) - 6)
+
+
+def rnn_score(perplexity: float, flops: float) -> float:
+    """Paper: (200 - perplexity) x 0.25 - (log10(FLOPs) - 6)."""
+    return (200.0 - perplexity) * 0.25 - (math.log10(flops) - 6)
+
+
+class ProxyTask(Protocol):
+    kind: str
+    device: torch.device
+    evaluator: str
+
+    def evaluate(self, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
+                 on_epoch: EpochFn, on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]: ...
+
+
+class _Task:
+    """What both tasks share: a step's candidates go to the resolved evaluator."""
+    evaluator: str
+
+    def evaluate(self, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
+                 on_epoch: EpochFn, on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]:
+        return evaluate(self, step, jobs, step_seed, should_stop, on_epoch, on_result)
+
+
+class CNNProxyTask(_Task):
+    """CIFAR-10 (or digits) proxy classification with the paper's proxy network."""
+    kind = "cnn"
+
+    def __init__(self, cfg: SearchConfig, device: torch.device, log: Callable[[str], None]) -> None:
+        from core.data.images import load_proxy
+        from core.nets.cnn import proxy_config
+        from core.search.proxy_cnn import ProxyTrainConfig
+        self.cfg, self.device = cfg, device
+        self.evaluator = resolve_evaluator(cfg, device)
+        data = load_proxy(cfg.data, seed=cfg.seed, per_class_train=cfg.per_class_train,
+                          per_class_val=cfg.per_class_val, log=log)
+        self.data = data.to(device)
+        self.net = proxy_config(in_channels=data.in_channels, num_classes=data.num_classes,
+                                input_size=data.input_size, stem_channels=cfg.stem_channels,
+                                base_width=cfg.base_width)
+        self.train_cfg = ProxyTrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                                          weight_decay=cfg.weight_decay)
+        self._costs: dict[str, Cost] = {}
+
+    def cost(self, genotype: Genotype) -> Cost:
+        from core.nets.cnn import cnn_cost
+        if genotype.hash not in self._costs:
+            self._costs[genotype.hash] = cnn_cost(genotype, self.net)
+        return self._costs[genotype.hash]
+
+    def build(self, genotype: Genotype, seed: int) -> torch.nn.Module:
+        from core.nets.cnn import build_cnn
+        torch.manual_seed(seed)
+        return build_cnn(genotype, self.net)
+
+    def score(self, res: TrainResult, cost: Cost) -> float | None:
+        ok = res.status == OK and res.accuracy is not None and math.isfinite(res.accuracy)
+        return cnn_score(res.accuracy, cost.macs) if ok else None
+
+    def train(self, model, data_seed, should_stop, on_epoch) -> TrainResult:
+        from core.search.proxy_cnn import train_proxy
+        return train_proxy(model, self.data, self.train_cfg, data_seed=data_seed, device=self.device,
+                           should_stop=should_stop, on_epoch=on_epoch)
+
+
+class RNNProxyTask(_Task):
+    """Penn Treebank (or the embedded corpus) language modelling with the DAG RNN cell."""
+    kind = "rnn"
+
+    def __init__(self, cfg: SearchConfig, device: torch.device, log: Callable[[str], None]) -> None:
+        from core.data.corpus import load_corpus
+        from core.search.proxy_rnn import RNNProxyConfig
+        self.cfg, self.device = cfg, device
+        self.evaluator = "single"
+        if cfg.evaluator == "batched":
+            log("the batched evaluator is for CNN searches; RNN candidates train one at a time")
+        self.corpus = load_corpus(cfg.data, max_vocab=cfg.max_vocab or None, log=log)
+        self.train_cfg = RNNProxyConfig(epochs=cfg.epochs, lr=cfg.lr, clip=cfg.clip,
+                                        batch_size=cfg.batch_size, bptt=cfg.bptt,
+                                        max_batches_per_epoch=cfg.max_batches or None,
+                                        eval_batch_size=cfg.batch_size)  # the cell runs step by step:
+        # validating 10 columns (the DARTS habit) costs more sequential steps than training does
+
+    def cost(self, genotype: Genotype) -> Cost:
+        from core.nets.rnn import rnn_cost
+        return rnn_cost(genotype, self.cfg.emb, self.cfg.hidden, self.corpus.vocab_size)
+
+    def build(self, genotype: Genotype, seed: int) -> torch.nn.Module:
+        from core.nets.rnn import RNNLanguageModel
+        torch.manual_seed(seed)
+        return RNNLanguageModel(genotype, self.corpus.vocab_size, emb=self.cfg.emb, hidden=self.cfg.hidden)
+
+    def score(self, res: TrainResult, cost: Cost) -> float | None:
+        ok = res.status == OK and res.perplexity is not None and math.isfinite(res.perplexity)
+        return rnn_score(res.perplexity, cost.flops) if ok else None
+
+    def train(self, model, data_seed, should_stop, on_epoch) -> TrainResult:
+        from core.search.proxy_rnn import train_rnn_proxy
+        return train_rnn_proxy(model, self.corpus, self.train_cfg, data_seed=data_seed, device=self.device,
+                               should_stop=should_stop, on_epoch=on_epoch)
+
+
+def make_task(cfg: SearchConfig, device: torch.device, log: Callable[[str], None]) -> ProxyTask:
+    return (CNNProxyTask if cfg.task == "cnn" else RNNProxyTask)(cfg, device, log)

@@ -1,0 +1,228 @@
+"""Final-training jobs in the run store: one `jobs` row per job, one `job_epochs` row per epoch.
+
+The tables live in the same SQLite file as the searches, so the app, the CLI and Compare
+read one place. The rules mirror the search's: only the job row changes (status, heartbeat,
+live progress, final metrics); epoch rows are immutable (triggers refuse UPDATE and DELETE),
+written once after the epoch's checkpoint is safely on disk. A killed job therefore loses at
+most the epoch in progress, and a resume continues from the last checkpoint.
+
+Checkpoints and exports live beside the store, in <store dir>/jobs/<id>/.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.cell.genotype import Genotype
+from core.store.runs import (
+    INTERRUPTED,
+    QUEUED,
+    RUNNING,
+    Store,
+    StoreError,
+    _owner_alive,
+)
+
+JOBS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    status TEXT NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL DEFAULT '',
+    genotype TEXT NOT NULL,
+    config TEXT NOT NULL,
+    device TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    heartbeat REAL,
+    pid INTEGER,
+    host TEXT,
+    error TEXT NOT NULL DEFAULT '',
+    progress TEXT NOT NULL DEFAULT '{}',
+    metrics TEXT NOT NULL DEFAULT '{}',
+    stop_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS job_epochs (
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    epoch INTEGER NOT NULL,
+    train_loss REAL,
+    train_acc REAL,
+    train_ppl REAL,
+    val_loss REAL,
+    val_acc REAL,
+    val_ppl REAL,
+    lr REAL,
+    throughput REAL,
+    seconds REAL,
+    extra TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    PRIMARY KEY (job_id, epoch)
+);
+CREATE TRIGGER IF NOT EXISTS job_epochs_no_update BEFORE UPDATE ON job_epochs
+BEGIN SELECT RAISE(ABORT, 'job epoch rows are immutable'); END;
+CREATE TRIGGER IF NOT EXISTS job_epochs_no_delete BEFORE DELETE ON job_epochs
+BEGIN SELECT RAISE(ABORT, 'job epoch rows are immutable'); END;
+"""
+
+EPOCH_COLUMNS = ("train_loss", "train_acc", "train_ppl", "val_loss", "val_acc", "val_ppl", "lr",
+                 "throughput", "seconds")
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One completed epoch; `extra` holds task-specific values (e.g. which optimizer ran)."""
+    epoch: int
+    train_loss: float | None = None
+    train_acc: float | None = None
+    train_ppl: float | None = None
+    val_loss: float | None = None
+    val_acc: float | None = None
+    val_ppl: float | None = None
+    lr: float | None = None
+    throughput: float | None = None
+    seconds: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"epoch": self.epoch, **{c: getattr(self, c) for c in EPOCH_COLUMNS}, **self.extra}
+
+    @classmethod
+    def from_row(cls, row: dict) -> "EpochRecord":
+        """From a trainer's history row: known columns by name, the rest kept in `extra`."""
+        known = {c: _num(row.get(c)) for c in EPOCH_COLUMNS}
+        extra = {k: v for k, v in row.items() if k not in EPOCH_COLUMNS and k != "epoch"}
+        return cls(epoch=int(row["epoch"]), extra=extra, **known)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: int
+    task: str
+    status: str
+    name: str
+    source: str
+    genotype: Genotype
+    config: dict
+    device: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    heartbeat: float | None
+    pid: int | None
+    host: str | None
+    error: str
+    progress: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["genotype"] = self.genotype.to_dict()
+        return d
+
+
+def _num(value: object) -> float | None:
+    """REAL columns take floats or NULL (numpy/torch scalars are cast; SQLite keeps NaN as NULL)."""
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+class JobStore(Store):
+    """The run store with the final-training tables added (created if absent)."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        super().__init__(path)
+        with self._connect() as con:
+            con.executescript(JOBS_SCHEMA)
+
+    def job_dir(self, job_id: int) -> Path:
+        """Where the job's checkpoint and exports live: <store dir>/jobs/<id>/."""
+        return self.path.resolve().parent / "jobs" / str(job_id)
+
+    # ----- the job row --------------------------------------------------------------------
+    def create_job(self, task: str, genotype: Genotype, config: dict, source: str = "", name: str = "") -> int:
+        with self._transaction() as con:
+            cur = con.execute(
+                "INSERT INTO jobs (task, status, name, source, genotype, config, created_at)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (task, QUEUED, name, source, genotype.to_json(), json.dumps(config), time.time()))
+            return int(cur.lastrowid)
+
+    def claim_job(self, job_id: int, device: str) -> None:
+        self._claim_row("jobs", job_id, device)
+
+    def beat_job(self, job_id: int, progress: dict) -> None:
+        self._beat_row("jobs", job_id, progress)
+
+    def request_job_stop(self, job_id: int) -> None:
+        self.get_job(job_id)
+        self._request_stop_row("jobs", job_id)
+
+    def job_stop_requested(self, job_id: int) -> bool:
+        return self._stop_requested_row("jobs", job_id)
+
+    def finish_job(self, job_id: int, status: str, error: str = "", metrics: dict | None = None) -> None:
+        """Final status; metrics (when given) replace the job's summary, else it is kept."""
+        now = time.time()
+        with self._transaction() as con:
+            if metrics is None:
+                con.execute("UPDATE jobs SET status=?, error=?, finished_at=?, heartbeat=? WHERE id=?",
+                            (status, error, now, now, job_id))
+            else:
+                con.execute("UPDATE jobs SET status=?, error=?, finished_at=?, heartbeat=?, metrics=?"
+                            " WHERE id=?", (status, error, now, now, json.dumps(metrics), job_id))
+
+    def get_job(self, job_id: int) -> JobRecord:
+        with self._connect() as con:
+            row = con.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"unknown training job {job_id} in {self.path}")
+        return self._job(row)
+
+    def list_jobs(self, task: str | None = None) -> list[JobRecord]:
+        sql, args = "SELECT * FROM jobs", []
+        if task is not None:
+            sql, args = sql + " WHERE task=?", [task]
+        with self._connect() as con:
+            rows = con.execute(sql + " ORDER BY id DESC", args).fetchall()
+        return [self._job(r) for r in rows]
+
+    @staticmethod
+    def _job(row) -> JobRecord:
+        rec = JobRecord(
+            id=row["id"], task=row["task"], status=row["status"], name=row["name"], source=row["source"],
+            genotype=Genotype.from_json(row["genotype"]), config=json.loads(row["config"]),
+            device=row["device"], created_at=row["created_at"], started_at=row["started_at"],
+            finished_at=row["finished_at"], heartbeat=row["heartbeat"], pid=row["pid"], host=row["host"],
+            error=row["error"], progress=json.loads(row["progress"] or "{}"),
+            metrics=json.loads(row["metrics"] or "{}"))
+        if rec.status == RUNNING and not _owner_alive(rec):  # type: ignore[arg-type]
+            return JobRecord(**{**rec.__dict__, "status": INTERRUPTED})
+        return rec
+
+    # ----- epoch rows -----------------------------------------------------------------------
+    def add_epochs(self, job_id: int, records: list[EpochRecord]) -> None:
+        """Insert epoch rows (one transaction); an epoch already recorded is a StoreError."""
+        if not records:
+            return
+        now = time.time()
+        try:
+            with self._transaction() as con:
+                con.executemany(
+                    f"INSERT INTO job_epochs (job_id, epoch, {', '.join(EPOCH_COLUMNS)}, extra, created_at)"
+                    f" VALUES (?,?,{','.join('?' * len(EPOCH_COLUMNS))},?,?)",
+                    [(job_id, r.epoch, *[getattr(r, c) for c in EPOCH_COLUMNS], json.dumps(r.extra), now)
+                     for r in records])
+                con.execute("UPDATE jobs SET heartbeat=? WHERE id=?", (now, job_id))
+        except Exception as exc:
+            if "UNIQUE" in str(exc):
+                raise StoreError(f"job {job_id}: epoch {records[0].epoch} is already recorded") from None
+            raise
+
+    def epochs(self, job_id: int) -> list[EpochRecord]:
+        with self._connect() as con:
+            rows = con.execute("SELECT * FROM job_epochs WHERE job_id=? ORDER BY epoch", (job_id,)).fetchall()
+        return [EpochRecord(epoch=r["epoch"], extra=json.loads(r["extra"] or "{}"),
+                            **{c: r[c] for c in EPOCH_COLUMNS}) for r in rows]

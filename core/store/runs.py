@@ -1,0 +1,372 @@
+"""The run store: SQLite (WAL) holding runs, their steps and every candidate trained.
+
+The database is the source of truth: the search writes, every other reader (the app in
+another thread or process, the CLI) only reads. Steps and candidates are immutable rows
+written together in one transaction per step, so a killed process loses at most the step
+in progress and a resume continues from the last committed one. Only the run row changes
+(status, heartbeat, live progress).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from core.cell.genotype import Genotype
+from core.errors import UserError
+
+DEFAULT_STORE = Path("runs") / "autoshrink.db"
+STALE_AFTER_S = 120.0   # a running run whose heartbeat is older than this is taken for dead
+
+RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED, QUEUED = (
+    "running", "finished", "stopped", "failed", "interrupted", "queued")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    status TEXT NOT NULL,
+    config TEXT NOT NULL,
+    device TEXT NOT NULL DEFAULT '',
+    evaluator TEXT NOT NULL DEFAULT '',
+    expected_steps INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    heartbeat REAL,
+    pid INTEGER,
+    host TEXT,
+    error TEXT NOT NULL DEFAULT '',
+    progress TEXT NOT NULL DEFAULT '{}',
+    stop_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS steps (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    step INTEGER NOT NULL,
+    edges INTEGER NOT NULL,
+    removed TEXT,
+    genotype TEXT NOT NULL,
+    score REAL,
+    accuracy REAL,
+    perplexity REAL,
+    macs INTEGER,
+    flops INTEGER,
+    params INTEGER,
+    wall_s REAL NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, step)
+);
+CREATE TABLE IF NOT EXISTS candidates (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    step INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    edge TEXT,
+    genotype TEXT NOT NULL,
+    status TEXT NOT NULL,
+    accuracy REAL,
+    perplexity REAL,
+    macs INTEGER,
+    flops INTEGER,
+    params INTEGER,
+    score REAL,
+    epochs INTEGER NOT NULL DEFAULT 0,
+    stop_reason TEXT NOT NULL DEFAULT '',
+    wall_s REAL NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    history TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (run_id, step, idx)
+);
+"""
+
+
+class StoreError(UserError, LookupError):
+    """A user-facing store problem (unknown run, unreadable file): one line."""
+
+
+def default_store_path() -> Path:
+    """`AUTOSHRINK_STORE` wins over the default `runs/autoshrink.db`."""
+    return Path(os.environ.get("AUTOSHRINK_STORE") or DEFAULT_STORE)
+
+
+def _edge_json(edge) -> str | None:
+    return None if edge is None else json.dumps(list(edge))
+
+
+def _edge_load(text: str | None) -> tuple[int, int] | None:
+    return None if text is None else tuple(json.loads(text))
+
+
+@dataclass(frozen=True)
+class CandidateRecord:
+    step: int
+    idx: int
+    edge: tuple[int, int] | None      # None for the step-0 baseline (the dense DAG itself)
+    genotype: Genotype
+    status: str
+    accuracy: float | None = None
+    perplexity: float | None = None
+    macs: int | None = None
+    flops: int | None = None
+    params: int | None = None
+    score: float | None = None
+    epochs: int = 0
+    stop_reason: str = ""
+    wall_s: float = 0.0
+    error: str = ""
+    history: tuple = ()
+
+    def to_dict(self) -> dict:
+        return {"step": self.step, "idx": self.idx, "edge": None if self.edge is None else list(self.edge),
+                "accuracy": self.accuracy, "perplexity": self.perplexity, "macs": self.macs,
+                "flops": self.flops, "params": self.params, "score": self.score, "status": self.status,
+                "epochs": self.epochs, "stop_reason": self.stop_reason, "wall_s": self.wall_s,
+                "error": self.error, "edges_left": self.genotype.num_edges}
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    step: int
+    edges: int
+    removed: tuple[int, int] | None
+    genotype: Genotype
+    score: float | None
+    accuracy: float | None = None
+    perplexity: float | None = None
+    macs: int | None = None
+    flops: int | None = None
+    params: int | None = None
+    wall_s: float = 0.0
+    created_at: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"step": self.step, "edges": self.edges,
+                "removed": None if self.removed is None else list(self.removed),
+                "genotype": self.genotype.to_dict(), "score": self.score, "accuracy": self.accuracy,
+                "perplexity": self.perplexity, "macs": self.macs, "flops": self.flops,
+                "params": self.params, "wall_s": self.wall_s}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    task: str
+    status: str
+    config: dict
+    device: str
+    evaluator: str
+    expected_steps: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    heartbeat: float | None
+    pid: int | None
+    host: str | None
+    error: str
+    progress: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class Store:
+    """Thin typed access to the database; one short-lived connection per operation.
+
+    A connection per call keeps the store safe to share between the search thread and
+    UI threads (sqlite3 connections are not), and WAL lets readers in other processes
+    read while a step is being written.
+    """
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else default_store_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._connect() as con:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot open run store {self.path}: {exc}") from None
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        con.row_factory = sqlite3.Row
+        con.execute("PRAGMA busy_timeout=30000")
+        con.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    # ----- runs ------------------------------------------------------------------------
+    def create_run(self, task: str, config: dict, expected_steps: int, status: str = QUEUED) -> int:
+        with self._transaction() as con:
+            cur = con.execute(
+                "INSERT INTO runs (task, status, config, expected_steps, created_at) VALUES (?,?,?,?,?)",
+                (task, status, json.dumps(config), expected_steps, time.time()))
+            return int(cur.lastrowid)
+
+    # ----- the lifecycle shared by searches (runs) and training jobs (jobs) ------------------
+    _LIFECYCLE_TABLES = ("runs", "jobs")
+
+    def _claim_row(self, table: str, row_id: int, device: str, **extra: str) -> None:
+        """Mark a run or job as running in this process (start or resume); clears an old stop request."""
+        assert table in self._LIFECYCLE_TABLES
+        now = time.time()
+        sets = "".join(f", {col}=?" for col in extra)
+        with self._transaction() as con:
+            con.execute(
+                f"UPDATE {table} SET status=?, device=?, pid=?, host=?, heartbeat=?, error='', finished_at=NULL,"
+                f" started_at=COALESCE(started_at, ?), stop_requested=0{sets} WHERE id=?",
+                (RUNNING, device, os.getpid(), socket.gethostname(), now, now, *extra.values(), row_id))
+
+    def _beat_row(self, table: str, row_id: int, progress: dict) -> None:
+        """Heartbeat plus live progress, so readers elsewhere can show where the work is."""
+        assert table in self._LIFECYCLE_TABLES
+        with self._transaction() as con:
+            con.execute(f"UPDATE {table} SET heartbeat=?, progress=? WHERE id=?",
+                        (time.time(), json.dumps(progress), row_id))
+
+    def _request_stop_row(self, table: str, row_id: int) -> None:
+        """Ask the process running it (any process) to stop after the current batch."""
+        assert table in self._LIFECYCLE_TABLES
+        with self._transaction() as con:
+            con.execute(f"UPDATE {table} SET stop_requested=1 WHERE id=?", (row_id,))
+
+    def _stop_requested_row(self, table: str, row_id: int) -> bool:
+        assert table in self._LIFECYCLE_TABLES
+        with self._connect() as con:
+            row = con.execute(f"SELECT stop_requested FROM {table} WHERE id=?", (row_id,)).fetchone()
+        return bool(row and row[0])
+
+    def claim(self, run_id: int, device: str, evaluator: str) -> None:
+        self._claim_row("runs", run_id, device, evaluator=evaluator)
+
+    def beat(self, run_id: int, progress: dict) -> None:
+        self._beat_row("runs", run_id, progress)
+
+    def request_stop(self, run_id: int) -> None:
+        self.get_run(run_id)
+        self._request_stop_row("runs", run_id)
+
+    def stop_requested(self, run_id: int) -> bool:
+        return self._stop_requested_row("runs", run_id)
+
+    def finish(self, run_id: int, status: str, error: str = "") -> None:
+        with self._transaction() as con:
+            con.execute("UPDATE runs SET status=?, error=?, finished_at=?, heartbeat=?, progress='{}'"
+                        " WHERE id=?", (status, error, time.time(), time.time(), run_id))
+
+    def get_run(self, run_id: int) -> RunRecord:
+        with self._connect() as con:
+            row = con.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"unknown run {run_id} in {self.path}")
+        return self._run(row)
+
+    def list_runs(self) -> list[RunRecord]:
+        with self._connect() as con:
+            rows = con.execute("SELECT * FROM runs ORDER BY id DESC").fetchall()
+        return [self._run(r) for r in rows]
+
+    @staticmethod
+    def _run(row: sqlite3.Row) -> RunRecord:
+        rec = RunRecord(
+            id=row["id"], task=row["task"], status=row["status"], config=json.loads(row["config"]),
+            device=row["device"], evaluator=row["evaluator"], expected_steps=row["expected_steps"],
+            created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"],
+            heartbeat=row["heartbeat"], pid=row["pid"], host=row["host"], error=row["error"],
+            progress=json.loads(row["progress"] or "{}"))
+        never_claimed = rec.status == QUEUED and time.time() - rec.created_at > STALE_AFTER_S
+        if never_claimed or (rec.status == RUNNING and not _owner_alive(rec)):
+            return RunRecord(**{**rec.__dict__, "status": INTERRUPTED})
+        return rec
+
+    # ----- steps and candidates ---------------------------------------------------------
+    def commit_step(self, run_id: int, step: StepRecord, candidates: list[CandidateRecord]) -> None:
+        """Write a step and all its candidates atomically: all of it or none of it."""
+        with self._transaction() as con:
+            con.execute(
+                "INSERT INTO steps (run_id, step, edges, removed, genotype, score, accuracy, perplexity,"
+                " macs, flops, params, wall_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run_id, step.step, step.edges, _edge_json(step.removed), step.genotype.to_json(),
+                 step.score, step.accuracy, step.perplexity, step.macs, step.flops, step.params,
+                 step.wall_s, time.time()))
+            con.executemany(
+                "INSERT INTO candidates (run_id, step, idx, edge, genotype, status, accuracy, perplexity,"
+                " macs, flops, params, score, epochs, stop_reason, wall_s, error, history)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(run_id, c.step, c.idx, _edge_json(c.edge), c.genotype.to_json(), c.status, c.accuracy,
+                  c.perplexity, c.macs, c.flops, c.params, c.score, c.epochs, c.stop_reason, c.wall_s,
+                  c.error, json.dumps(list(c.history))) for c in candidates])
+            con.execute("UPDATE runs SET heartbeat=? WHERE id=?", (time.time(), run_id))
+
+    def steps(self, run_id: int) -> list[StepRecord]:
+        with self._connect() as con:
+            rows = con.execute("SELECT * FROM steps WHERE run_id=? ORDER BY step", (run_id,)).fetchall()
+        return [StepRecord(
+            step=r["step"], edges=r["edges"], removed=_edge_load(r["removed"]),
+            genotype=Genotype.from_json(r["genotype"]), score=r["score"], accuracy=r["accuracy"],
+            perplexity=r["perplexity"], macs=r["macs"], flops=r["flops"], params=r["params"],
+            wall_s=r["wall_s"], created_at=r["created_at"]) for r in rows]
+
+    def candidates(self, run_id: int, step: int | None = None) -> list[CandidateRecord]:
+        sql, args = "SELECT * FROM candidates WHERE run_id=?", [run_id]
+        if step is not None:
+            sql, args = sql + " AND step=?", args + [step]
+        with self._connect() as con:
+            rows = con.execute(sql + " ORDER BY step, idx", args).fetchall()
+        return [CandidateRecord(
+            step=r["step"], idx=r["idx"], edge=_edge_load(r["edge"]),
+            genotype=Genotype.from_json(r["genotype"]), status=r["status"], accuracy=r["accuracy"],
+            perplexity=r["perplexity"], macs=r["macs"], flops=r["flops"], params=r["params"],
+            score=r["score"], epochs=r["epochs"], stop_reason=r["stop_reason"], wall_s=r["wall_s"],
+            error=r["error"], history=tuple(json.loads(r["history"]))) for r in rows]
+
+    def best_step(self, run_id: int) -> StepRecord | None:
+        """The snapshot with the best score along the trajectory (ties: fewer edges)."""
+        return best_of(self.steps(run_id))
+
+
+def best_of(steps: list[StepRecord]) -> StepRecord | None:
+    scored = [s for s in steps if s.score is not None and s.score == s.score]
+    if not scored:
+        return None
+    return max(scored, key=lambda s: (s.score, -s.edges))
+
+
+def _owner_alive(run: RunRecord) -> bool:
+    """Is the process that claimed this run still there? Same host: ask the OS; else heartbeat."""
+    if run.host == socket.gethostname() and run.pid:
+        try:
+            os.kill(run.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return _pid_is_not_zombie(run.pid)
+    return run.heartbeat is not None and time.time() - run.heartbeat < STALE_AFTER_S
+
+
+def _pid_is_not_zombie(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"

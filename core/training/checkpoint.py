@@ -1,0 +1,72 @@
+"""Checkpoints: written atomically, read without unpickling code.
+
+A job is resumable only if the checkpoint on disk is always a complete one, so it is
+written to a temporary file in the same directory, flushed to disk and then renamed over
+the old one (os.replace is atomic on POSIX and Windows): a kill -9 mid-write leaves the
+previous checkpoint intact. Reading uses torch.load(weights_only=True), which rebuilds only
+tensors and plain containers (dict, list, str, int, float, bool, None) and refuses any other
+object, so a planted file cannot run code. Everything saved here is therefore kept to
+those types: RNG states are saved as the uint8 tensors torch hands out.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.errors import UserError
+
+
+class CheckpointError(UserError):
+    """An unreadable or foreign checkpoint file; one line naming it."""
+
+
+def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
+    """Write `obj` to `path` atomically: temp file in the same directory, fsync, os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with weights_only=True; any failure is a one-line CheckpointError."""
+    path = Path(path)
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint not found: {path}") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"cannot read checkpoint {path}: {first}") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} is not a training checkpoint (expected a dict)")
+    return obj
+
+
+def rng_state() -> dict[str, Any]:
+    """Torch's global CPU and CUDA generator states as tensors (what dropout masks draw from)."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what rng_state saved; CUDA states only where the same number of GPUs is present."""
+    torch.set_rng_state(state["torch"].cpu())
+    cuda = state.get("cuda")
+    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])

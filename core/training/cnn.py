@@ -1,0 +1,216 @@
+"""ShrinkCNN final training: a genotype's cell in a full network, trained to convergence.
+
+Unlike the proxy training (which only has to rank candidates), this is the real recipe:
+SGD with Nesterov momentum or Adam, linear warm-up then cosine decay per batch, label
+smoothing, weight decay, mixed precision on CUDA, and CIFAR augmentation on the device.
+The learning rate is a pure function of the global step, the batch order of
+(seed, epoch) and the augmentation of (seed, epoch), so the checkpoint needs only the
+step counter for the schedule and a resumed job trains exactly as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from core.cell.genotype import Genotype
+from core.data.augment import augment_batch, resolve_mode
+from core.data.batches import epoch_batches
+from core.data.imagefolder import folder_layout, load_image_folder
+from core.data.images import ImageData, load_full, parse_spec
+from core.errors import ConfigError
+from core.nets.cnn import CNNConfig, build_cnn, cifar_config, cnn_cost, imagenet_config
+from core.nets.evaluate import evaluate_images
+from core.result import Cost
+from core.seeds import derive_seed
+from core.training.checkpoint import rng_state, set_rng_state
+from core.training.config import CNNTrainConfig
+from core.training.context import JobContext, TrainingDiverged, TrainOutcome
+from core.training.export import CNN_BUILDER
+
+FOLDER_PREFIX = "folder:"
+DIGITS_SHAPE = (1, 8, 10)           # in_channels, side, classes of scikit-learn's digits
+CIFAR_SHAPE = (3, 32, 10)
+
+
+# ----- data and network ------------------------------------------------------------------------
+def load_images(cfg: CNNTrainConfig, log: Callable[[str], None] | None = None) -> ImageData:
+    """The full task of `cfg.data`: digits, CIFAR-10 (train batches vs test batch) or an image folder."""
+    spec = cfg.data.strip()
+    if spec.startswith(FOLDER_PREFIX):
+        return load_image_folder(_folder(spec), cfg.image_side(), cfg.val_fraction, cfg.seed, log)
+    return load_full(spec, log=log)
+
+
+def data_shape(cfg: CNNTrainConfig) -> tuple[int, int, int]:
+    """(channels, side, classes) of `cfg.data` without reading images, for cost reports before a run."""
+    spec = cfg.data.strip()
+    if spec.startswith(FOLDER_PREFIX):
+        classes, _ = folder_layout(_folder(spec))
+        return 3, cfg.image_side(), len(classes)
+    kind, _ = parse_spec(spec)
+    return DIGITS_SHAPE if kind == "digits" else CIFAR_SHAPE
+
+
+def network_config(cfg: CNNTrainConfig, in_channels: int, input_size: int, num_classes: int) -> CNNConfig:
+    """The network around the cell: the CIFAR-style body or the published ImageNet body, sized to the data."""
+    try:
+        if cfg.network == "imagenet":
+            base = imagenet_config(cfg.activation, num_classes=num_classes, input_size=input_size)
+        else:
+            base = cifar_config(cfg.activation, cfg.width_multiplier, num_classes, cfg.cells_per_stage,
+                                cfg.widths)
+        return replace(base, in_channels=in_channels, input_size=input_size, width_multiplier=cfg.width_multiplier)
+    except ValueError as exc:  # e.g. the ImageNet body's stride and pools on 8x8 digits
+        raise ConfigError(f"{cfg.network} network does not fit {cfg.data}: {exc}") from None
+
+
+def planned_network(cfg: CNNTrainConfig) -> CNNConfig:
+    """The network a job with `cfg` will build (what the page prices before Start)."""
+    return network_config(cfg, *data_shape(cfg))
+
+
+def _folder(spec: str) -> Path:
+    path = spec[len(FOLDER_PREFIX):].strip()
+    if not path:
+        raise ConfigError("folder: needs a path, e.g. --data folder:~/images (class sub-folders of JPEG/PNG, "
+                          "or train/ and val/ holding them)")
+    return Path(path).expanduser()
+
+
+# ----- schedule ----------------------------------------------------------------------------------
+def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
+    """Linear warm-up to `peak` over warmup_steps, then cosine decay to 0 at total_steps (0-based step)."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    return 0.5 * peak * (1.0 + math.cos(math.pi * min(step - warmup_steps, span) / span))
+
+
+def make_optimizer(model: nn.Module, cfg: CNNTrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay)
+
+
+def amp_dtype(cfg: CNNTrainConfig, device: torch.device) -> torch.dtype | None:
+    """Mixed precision only on CUDA: bfloat16 where supported (no loss scaling), else float16."""
+    if not cfg.amp or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+@torch.no_grad()
+def _layout(x: Tensor) -> Tensor:
+    """channels_last on CUDA (faster convolutions with tensor cores); CPU keeps NCHW."""
+    return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
+
+
+# ----- the job -----------------------------------------------------------------------------------
+def train_cnn(ctx: JobContext, genotype: Genotype, cfg: CNNTrainConfig, device: torch.device) -> TrainOutcome:
+    """Train (or resume) the CNN of `genotype` under `cfg`; one checkpoint and epoch row per epoch."""
+    data = load_images(cfg, ctx.log)
+    for note in data.notes:
+        ctx.log(note)
+    net = network_config(cfg, data.in_channels, data.input_size, data.num_classes)
+    cost = cnn_cost(genotype, net)
+    torch.manual_seed(derive_seed(cfg.seed, "init"))
+    model = build_cnn(genotype, net).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    opt = make_optimizer(model, cfg)
+    dtype = amp_dtype(cfg, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype is torch.float16)
+    mode = resolve_mode(cfg.augment, data.in_channels, data.input_size)
+    data = data.to(device)
+    n = len(data.y_train)
+    order_seed = derive_seed(cfg.seed, "order")
+    per_epoch = len(epoch_batches(n, cfg.batch_size, order_seed, 1))
+    if cfg.max_batches:
+        per_epoch = min(per_epoch, cfg.max_batches)
+    total, warmup = cfg.epochs * per_epoch, int(round(cfg.warmup_epochs * per_epoch))
+
+    first, step, history = 1, 0, []
+    state = ctx.resume_state()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if state["scaler"]:  # empty when saved by a disabled scaler (CPU, bfloat16): nothing to restore
+            scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        first, step, history = int(state["epoch"]) + 1, int(state["step"]), list(state["history"])
+    ctx.log(f"{data.name}: {n} train / {len(data.y_val)} val images, {net.input_size}x{net.input_size}; "
+            f"{cost.params:,} params, {cost.macs:,} MACs per image; augmentation {mode}")
+    ctx.begin(first, cfg.epochs, per_epoch)
+
+    def summary() -> dict:
+        return _metrics(history, cost, net, data.name)
+
+    for epoch in range(first, cfg.epochs + 1):
+        gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "augment", epoch))
+        batches = epoch_batches(n, cfg.batch_size, order_seed, epoch)[:per_epoch]
+        model.train()
+        totals = torch.zeros(3, device=device)           # loss sum, correct, images
+        t0 = time.perf_counter()
+        for b, idx in enumerate(batches):
+            if ctx.should_stop():
+                return TrainOutcome(stopped=True, metrics=summary())
+            lr = lr_at(step, total, warmup, cfg.lr)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            idx = idx.to(device, non_blocking=True)
+            x, y = augment_batch(data.x_train[idx], mode, gen), data.y_train[idx]
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                logits = model(_layout(x)).float()
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            with torch.no_grad():
+                totals += torch.stack([loss.detach() * len(y), (logits.argmax(1) == y).sum().float(),
+                                       torch.tensor(float(len(y)), device=device)])
+            step += 1
+            ctx.progress(epoch, b + 1)
+        loss_sum, correct, seen = totals.tolist()
+        train_s = time.perf_counter() - t0
+        if not math.isfinite(loss_sum):
+            raise TrainingDiverged(f"training loss became {loss_sum / seen} in epoch {epoch}; "
+                                   f"lower the learning rate (now {cfg.lr:g})")
+        ctx.progress(epoch, len(batches), phase="validate", force=True)
+        val_loss, val_acc = evaluate_images(model, data.x_val, data.y_val, 2 * cfg.batch_size, dtype,
+                                             prepare=_layout)
+        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen, "val_loss": val_loss,
+               "val_acc": val_acc, "lr": lr, "throughput": seen / train_s,
+               "seconds": time.perf_counter() - t0}
+        history.append(row)
+        ctx.log(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.3f}, val acc {val_acc:.4f}, "
+                f"{row['throughput']:.0f} images/s")
+        ctx.epoch_done(row, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                             "scaler": scaler.state_dict(), "rng": rng_state(), "epoch": epoch, "step": step,
+                             "history": history})
+
+    model = model.eval().cpu().to(memory_format=torch.contiguous_format)
+    return TrainOutcome(stopped=False, metrics=summary(), model=model,
+                        model_spec={"builder": CNN_BUILDER, "config": net.to_dict()},
+                        example_inputs=(data.x_val[:2].detach().cpu().contiguous(),),
+                        input_names=("images",), output_names=("logits",), dynamic_batch=True)
+
+
+def _metrics(history: list[dict], cost: Cost, net: CNNConfig, data_name: str) -> dict:
+    """The job's summary: last and best validation accuracy, cost, pace."""
+    out = {"params": cost.params, "macs": cost.macs, "data": data_name, "input_size": net.input_size,
+           "epochs": len(history)}
+    if history:
+        last = history[-1]
+        out.update(accuracy=last["val_acc"], best_accuracy=max(r["val_acc"] for r in history),
+                   val_loss=last["val_loss"], train_loss=last["train_loss"],
+                   images_per_s=sum(r["throughput"] for r in history) / len(history))
+    return out

@@ -1,0 +1,136 @@
+"""The layout of core/ as a test: packages by concept, imports that run one way, no circles.
+
+The import graph is read from the source with ast (nothing is executed), so the test sees
+lazy imports inside functions too.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+CORE = Path(__file__).resolve().parent.parent / "core"
+BASE = {"errors", "seeds", "result", "device"}
+# package -> the core packages it may import (besides itself and the base modules)
+ALLOWED = {
+    "cell": set(),
+    "data": set(),
+    "nets": {"cell", "data"},
+    "store": {"cell"},
+    "search": {"cell", "data", "nets", "store"},
+    "training": {"cell", "data", "nets", "store"},
+    "insight": {"cell", "data", "nets", "store", "search", "training"},
+    "runner": {"cell", "data", "nets", "store", "search", "training"},
+    "cli": {"cell", "data", "nets", "store", "search", "training", "insight", "runner"},
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(CORE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _resolve(module: str, node: ast.ImportFrom, is_pkg: bool) -> str:
+    if not node.level:
+        return node.module or ""
+    base = module.split(".")
+    base = base if is_pkg else base[:-1]
+    base = base[:len(base) - (node.level - 1)]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def import_graph() -> dict[str, set[str]]:
+    """core module -> the core modules it imports (a `from pkg import name` counts as pkg.name
+    when that is a module, else as pkg)."""
+    files = {_module_name(p): p for p in CORE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for module, path in files.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                target = _resolve(module, node, path.name == "__init__.py")
+                targets = [f"{target}.{a.name}" if f"{target}.{a.name}" in files else target for a in node.names]
+            else:
+                continue
+            deps |= {t for t in targets if t.split(".")[0] in ("core", "streamlit")}
+        graph[module] = deps - {module}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle as a path [a, b, ..., a], or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                return stack[stack.index(dep):] + [dep]
+            if dep in graph and not state.get(dep):
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if not state.get(node):
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_core_has_no_import_cycle():
+    graph = import_graph()
+    cycle = find_cycle(graph)
+    print(f"core/: {len(graph)} modules, {sum(map(len, graph.values()))} imports, cycle: {cycle or 'none'}")
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_find_cycle_sees_a_circle():
+    """The detector itself: a planted circle is found, a chain is not."""
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_packages_import_only_downwards():
+    wrong = []
+    for module, deps in import_graph().items():
+        pkg = _package(module)
+        if pkg == "__main__":
+            allowed = {"cli"}
+        elif pkg in BASE or not pkg:
+            allowed = BASE
+        else:
+            allowed = ALLOWED[pkg] | BASE | {pkg}
+        for dep in deps:
+            if dep.startswith("core.") and _package(dep) not in allowed:
+                wrong.append(f"{module} -> {dep}")
+    assert not wrong, "imports against the layering:\n" + "\n".join(sorted(wrong))
+
+
+def test_core_never_imports_streamlit():
+    offenders = [m for m, deps in import_graph().items() if any(d.startswith("streamlit") for d in deps)]
+    assert not offenders
+
+
+def test_core_is_packages_with_a_few_base_files():
+    top = sorted(p.stem for p in CORE.glob("*.py") if p.stem not in ("__init__", "__main__"))
+    assert set(top) == BASE and len(top) <= 4
+    packages = sorted(p.name for p in CORE.iterdir() if p.is_dir() and p.name != "__pycache__")
+    assert set(packages) == set(ALLOWED)
+    for pkg in CORE.rglob("__init__.py"):
+        doc = ast.get_docstring(ast.parse(pkg.read_text()))
+        assert doc and len(doc) > 60, f"{pkg} needs a docstring saying what it holds"
+        if pkg.parent != CORE:
+            assert "May import" in doc, f"{pkg}'s docstring must say which packages it may import"
