@@ -105,3 +105,44 @@ def test_stop_request_flag(store_path):
     assert store.stop_requested(run)
     store.claim(run, "cpu", "single")  # a (re)start clears an old request
     assert not store.stop_requested(run)
+
+
+def test_store_is_marked_and_a_foreign_sqlite_file_is_refused_untouched(tmp_path):
+    import sqlite3
+
+    from core.store.schema import APPLICATION_ID, SCHEMA_VERSION
+    ours = tmp_path / "ours.db"
+    Store(ours)
+    con = sqlite3.connect(ours)
+    assert con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    con.close()
+    foreign = tmp_path / "foreign.db"
+    con = sqlite3.connect(foreign)
+    con.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    con.execute("INSERT INTO notes (body) VALUES ('keep me')")
+    con.commit()
+    con.close()
+    before = foreign.read_bytes()
+    with pytest.raises(StoreError, match="not an AutoShrink run store.*notes"):
+        Store(foreign)
+    assert foreign.read_bytes() == before
+    assert not (tmp_path / "foreign.db-wal").exists()
+
+
+def test_an_unmarked_store_of_the_previous_version_is_adopted(tmp_path):
+    """Stores written before the mark existed (our tables, application_id 0) still open."""
+    import sqlite3
+
+    from core.store.schema import APPLICATION_ID, BASE_SCHEMA
+    old = tmp_path / "old.db"
+    con = sqlite3.connect(old)
+    con.executescript(BASE_SCHEMA)
+    con.execute("INSERT INTO runs (task, status, config, created_at) VALUES ('cnn', 'finished', '{}', 1.0)")
+    con.commit()
+    con.close()
+    store = Store(old)
+    assert [r.id for r in store.list_runs()] == [1]
+    con = sqlite3.connect(old)
+    assert con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    assert "jobs" in {r[0] for r in con.execute("SELECT name FROM sqlite_master")}

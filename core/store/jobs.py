@@ -25,49 +25,6 @@ from core.store.runs import (
     _owner_alive,
 )
 
-JOBS_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    task TEXT NOT NULL,
-    status TEXT NOT NULL,
-    name TEXT NOT NULL DEFAULT '',
-    source TEXT NOT NULL DEFAULT '',
-    genotype TEXT NOT NULL,
-    config TEXT NOT NULL,
-    device TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    heartbeat REAL,
-    pid INTEGER,
-    host TEXT,
-    error TEXT NOT NULL DEFAULT '',
-    progress TEXT NOT NULL DEFAULT '{}',
-    metrics TEXT NOT NULL DEFAULT '{}',
-    stop_requested INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS job_epochs (
-    job_id INTEGER NOT NULL REFERENCES jobs(id),
-    epoch INTEGER NOT NULL,
-    train_loss REAL,
-    train_acc REAL,
-    train_ppl REAL,
-    val_loss REAL,
-    val_acc REAL,
-    val_ppl REAL,
-    lr REAL,
-    throughput REAL,
-    seconds REAL,
-    extra TEXT NOT NULL DEFAULT '{}',
-    created_at REAL NOT NULL,
-    PRIMARY KEY (job_id, epoch)
-);
-CREATE TRIGGER IF NOT EXISTS job_epochs_no_update BEFORE UPDATE ON job_epochs
-BEGIN SELECT RAISE(ABORT, 'job epoch rows are immutable'); END;
-CREATE TRIGGER IF NOT EXISTS job_epochs_no_delete BEFORE DELETE ON job_epochs
-BEGIN SELECT RAISE(ABORT, 'job epoch rows are immutable'); END;
-"""
-
 EPOCH_COLUMNS = ("train_loss", "train_acc", "train_ppl", "val_loss", "val_acc", "val_ppl", "lr",
                  "throughput", "seconds")
 
@@ -130,12 +87,7 @@ def _num(value: object) -> float | None:
 
 
 class JobStore(Store):
-    """The run store with the final-training tables added (created if absent)."""
-
-    def __init__(self, path: str | Path | None = None) -> None:
-        super().__init__(path)
-        with self._connect() as con:
-            con.executescript(JOBS_SCHEMA)
+    """The run store seen through its final-training tables (every store has them)."""
 
     def job_dir(self, job_id: int) -> Path:
         """Where the job's checkpoint and exports live: <store dir>/jobs/<id>/."""

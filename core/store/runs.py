@@ -20,70 +20,13 @@ from typing import Iterator
 
 from core.cell.genotype import Genotype
 from core.errors import UserError
+from core.store.schema import NotOurStore, prepare
 
 DEFAULT_STORE = Path("runs") / "autoshrink.db"
 STALE_AFTER_S = 120.0   # a running run whose heartbeat is older than this is taken for dead
 
 RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED, QUEUED = (
     "running", "finished", "stopped", "failed", "interrupted", "queued")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    task TEXT NOT NULL,
-    status TEXT NOT NULL,
-    config TEXT NOT NULL,
-    device TEXT NOT NULL DEFAULT '',
-    evaluator TEXT NOT NULL DEFAULT '',
-    expected_steps INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    heartbeat REAL,
-    pid INTEGER,
-    host TEXT,
-    error TEXT NOT NULL DEFAULT '',
-    progress TEXT NOT NULL DEFAULT '{}',
-    stop_requested INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS steps (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    step INTEGER NOT NULL,
-    edges INTEGER NOT NULL,
-    removed TEXT,
-    genotype TEXT NOT NULL,
-    score REAL,
-    accuracy REAL,
-    perplexity REAL,
-    macs INTEGER,
-    flops INTEGER,
-    params INTEGER,
-    wall_s REAL NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    PRIMARY KEY (run_id, step)
-);
-CREATE TABLE IF NOT EXISTS candidates (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    step INTEGER NOT NULL,
-    idx INTEGER NOT NULL,
-    edge TEXT,
-    genotype TEXT NOT NULL,
-    status TEXT NOT NULL,
-    accuracy REAL,
-    perplexity REAL,
-    macs INTEGER,
-    flops INTEGER,
-    params INTEGER,
-    score REAL,
-    epochs INTEGER NOT NULL DEFAULT 0,
-    stop_reason TEXT NOT NULL DEFAULT '',
-    wall_s REAL NOT NULL DEFAULT 0,
-    error TEXT NOT NULL DEFAULT '',
-    history TEXT NOT NULL DEFAULT '[]',
-    PRIMARY KEY (run_id, step, idx)
-);
-"""
-
 
 class StoreError(UserError, LookupError):
     """A user-facing store problem (unknown run, unreadable file): one line."""
@@ -187,8 +130,10 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with self._connect() as con:
+                prepare(con, self.path)               # refuses a foreign file before changing it
                 con.execute("PRAGMA journal_mode=WAL")
-                con.executescript(SCHEMA)
+        except NotOurStore as exc:
+            raise StoreError(str(exc)) from None
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open run store {self.path}: {exc}") from None
 
