@@ -178,4 +178,7 @@ def _statements(script: str) -> list[str]:
         if text.endswith(";") and sqlite3.complete_statement(text):
             parts.append(text)
             current = []
+    rest = "\n".join(current).strip()
+    if rest:  # a last statement without its ';' (as a one-line migration is written) still runs
+        parts.append(rest)
     return parts

@@ -99,6 +99,7 @@ def _one_line(exc: BaseException) -> str:
 # ----- choosing what to train ----------------------------------------------------------------
 def genotype_from_run(store: JobStore, run_id: int, step: int | None = None) -> tuple[Genotype, str]:
     """A search run's best snapshot (step None) or any step, named after where it came from."""
+    store.get_run(run_id)  # an unknown run says so
     steps = store.steps(run_id)
     if step is None:
         from core.store.runs import best_of
