@@ -4,15 +4,17 @@ The CLI's `search`, `resume` and `train` use it, so an interrupted run is left `
 at a batch boundary (nothing half-written) and can be resumed; the command then exits 130,
 the shell's code for "ended by SIGINT".
 
-The main thread waits on an Event the worker sets when it is done, never on
-`Thread.join`: a KeyboardInterrupt that lands inside `join` can leave the thread's
-internal lock released, and the next `join` then returns while the worker still runs, so
-the interpreter shut down under a running torch thread (seen: exit 134, the run left
-`running`).
+Ctrl-C is taken by a SIGINT handler that only sets the stop event, never as a
+KeyboardInterrupt: one that lands inside `Thread.join` can leave the thread's internal lock
+released, the next `join` then returns while the worker still runs, and the interpreter shut
+down under a running torch thread (seen: exit 134, the run left `running`); one that lands
+anywhere else in the main thread (e.g. while it is starved of the GIL before it waits)
+would skip the cooperative stop.
 """
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ def run_interruptibly(work: Callable[[threading.Event], str], say: Callable[[str
     what the last committed step or epoch left, as after a kill, and a resume goes on from it.
     An exception raised by `work` is raised again here, in the caller's thread."""
     stop, done, result = threading.Event(), threading.Event(), {}
+    presses: list[float] = []
 
     def target() -> None:
         try:
@@ -47,26 +50,34 @@ def run_interruptibly(work: Callable[[threading.Event], str], say: Callable[[str
         finally:
             done.set()
 
-    threading.Thread(target=target, name="foreground-work", daemon=True).start()
-    interrupted = _wait(done, stop, say, hint)
+    def on_sigint(signum: int, frame: object) -> None:
+        """A handler, not KeyboardInterrupt: nothing is raised wherever the main thread is."""
+        now = time.monotonic()
+        if presses and now - presses[0] < SAME_PRESS_S:
+            return  # one press delivered twice (`timeout -s INT` signals the child and its group)
+        if presses:  # a second Ctrl-C: give up the batch in progress
+            os.write(2, b"\naborted; the work since the last committed step is lost\n")
+            os._exit(EXIT_INTERRUPTED)
+        presses.append(now)
+        stop.set()
+
+    previous = _install(on_sigint)
+    try:
+        threading.Thread(target=target, name="foreground-work", daemon=True).start()
+        announced = False
+        while not done.wait(0.2):
+            if presses and not announced:
+                announced = True
+                say(f"stopping after the current batch{hint} (Ctrl-C again to abort)...")
+    finally:
+        _install(previous)
     if "error" in result:
         raise result["error"]
-    return Outcome(result.get("status", FAILED), interrupted)
+    return Outcome(result.get("status", FAILED), bool(presses))
 
 
-def _wait(done: threading.Event, stop: threading.Event, say: Callable[[str], None], hint: str) -> bool:
-    """Wait for the worker; True if Ctrl-C was pressed while it ran."""
-    first: float | None = None
-    while True:
-        try:
-            if done.wait(0.2):
-                return first is not None
-        except KeyboardInterrupt:
-            if first is not None and time.monotonic() - first < SAME_PRESS_S:
-                continue  # one press delivered twice (`timeout -s INT` signals child and group)
-            if first is not None:  # a second Ctrl-C: give up the batch in progress
-                say("aborted; the work since the last committed step is lost")
-                os._exit(EXIT_INTERRUPTED)
-            first = time.monotonic()
-            stop.set()
-            say(f"stopping after the current batch{hint} (Ctrl-C again to abort)...")
+def _install(handler: Callable | int | None) -> Callable | int | None:
+    """Set the SIGINT handler where Python allows it (the main thread); returns the old one."""
+    if handler is None or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, handler)
