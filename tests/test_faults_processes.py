@@ -75,7 +75,7 @@ def test_ctrl_c_stops_a_search_with_130_and_resume_finishes_it(tmp_path):
     _until(lambda: _status(db, "runs") == RUNNING, "the search to claim its run", proc)
     proc.send_signal(signal.SIGINT)
     code, err = _finish(proc)
-    assert code == EXIT_INTERRUPTED and "Traceback" not in err and "stopping after the current batch" in err, err
+    assert code == EXIT_INTERRUPTED and "Traceback" not in err and "resume with `resume 1`" in err, err
     store = Store(db)
     assert store.get_run(1).status == STOPPED
     kept = [s.to_dict() for s in store.steps(1)]

@@ -69,6 +69,8 @@ def run_interruptibly(work: Callable[[threading.Event], str], say: Callable[[str
             if presses and not announced:
                 announced = True
                 say(f"stopping after the current batch{hint} (Ctrl-C again to abort)...")
+        if presses and not announced:  # it stopped before this thread got to say so
+            say(f"stopped by Ctrl-C{hint}")
     finally:
         _install(previous)
     if "error" in result:
