@@ -22,7 +22,15 @@ from core.runner.foreground import EXIT_INTERRUPTED
 from core.search.config import preset_config
 from core.search.loop import create_run
 from core.store.jobs import JobStore
-from core.store.runs import FINISHED, INTERRUPTED, QUEUED, RUNNING, STOPPED, Store, StoreError
+from core.store.runs import (
+    FINISHED,
+    INTERRUPTED,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    Store,
+    StoreError,
+)
 from core.store.schema import SCHEMA_VERSION
 
 TIMEOUT = 120
