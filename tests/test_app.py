@@ -16,7 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.search.config import preset_config
-from core.insight.draw import EARLIER
+from core.insight.draw import EARLIER, NO_DOT, svg_problem
 from core.search.loop import create_run, run_search
 from core.store.runs import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, Store
 
@@ -34,7 +34,10 @@ def runs(tmp_path_factory) -> dict:
     for name, task, overrides in (("failed", "cnn", dict(data="cifar10:/nonexistent/cifar")),
                                   ("rnn", "rnn", dict(k=2, epochs=1, max_steps=2, max_batches=5)),
                                   ("cnn", "cnn", dict(k=2, epochs=1, max_steps=2))):
-        ids[name] = create_run(store, preset_config(task, "demo", threads=1, **overrides))
+        cfg = preset_config(task, "demo", threads=1, **overrides)
+        # the failed run's data is gone by the time it runs (create_run itself would refuse it)
+        ids[name] = store.create_run(task, cfg.to_dict(), cfg.expected_steps()) if name == "failed" \
+            else create_run(store, cfg)
         run_search(store, ids[name])
     assert store.get_run(ids["failed"]).status == FAILED
     assert store.get_run(ids["cnn"]).status == FINISHED and store.get_run(ids["rnn"]).status == FINISHED
@@ -93,8 +96,21 @@ def test_search_page_shows_the_run(monkeypatch, runs) -> None:
     assert f"Run #{runs['cnn']}" in _texts(at)
     assert at.get("progress")[0].proto.value == 100
     assert at.get("graphviz_chart")
-    assert {"Genotype JSON", "DAG (DOT)", "DAG (SVG)", "Step table (CSV)", "Best genotype JSON"} <= _downloads(at)
+    assert {"Genotype JSON", "DAG (DOT)", "Step table (CSV)", "Best genotype JSON"} <= _downloads(at)
+    if svg_problem():  # no Graphviz `dot` here: the page says why instead of offering the SVG
+        assert "DAG (SVG)" not in _downloads(at) and NO_DOT in _texts(at)
+    else:
+        assert "DAG (SVG)" in _downloads(at)
     assert "scored best" in _texts(at)  # the last step's reason
+
+
+def test_search_page_without_graphviz_explains_the_missing_svg(monkeypatch, runs) -> None:
+    """What a fresh machine without `dot` sees: the DOT download and one line on the SVG's absence."""
+    monkeypatch.setattr("core.insight.draw.shutil.which", lambda name: None)
+    at = _open(_app(monkeypatch, runs["path"]), "views/search.py", runs["cnn"])
+    assert not at.error
+    assert "DAG (DOT)" in _downloads(at) and "DAG (SVG)" not in _downloads(at)
+    assert NO_DOT in _texts(at)
 
 
 @pytest.mark.parametrize("kind", ["cnn", "rnn"])

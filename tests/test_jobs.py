@@ -46,7 +46,7 @@ def test_jobs_share_the_run_store_and_epoch_rows_are_immutable(store_path):
         con.execute("UPDATE job_epochs SET val_acc=0 WHERE job_id=?", (job,))
     with sqlite3.connect(store_path) as con, pytest.raises(sqlite3.DatabaseError, match="immutable"):
         con.execute("DELETE FROM job_epochs")
-    assert jobs.job_dir(job) == store_path.resolve().parent / "jobs" / str(job)
+    assert jobs.job_dir(job) == store_path.resolve().parent / f"{store_path.name}.jobs" / str(job)
     with pytest.raises(StoreError, match="unknown training job 99"):
         jobs.get_job(99)
 
@@ -106,7 +106,7 @@ def test_checkpoint_write_is_atomic_and_loading_never_unpickles(tmp_path, monkey
     (["train", "preset:shrinkcnn-a", "--network", "imagenet"], "imagenet network does not fit digits"),
     (["train", "preset:shrinkcnn-a", "--schedule", "paper"], "folder: needs a path"),
     (["train", "--resume", "42"], "unknown training job 42"),
-    (["train", "run:7"], "has no scored step"),
+    (["train", "run:7"], "unknown run 7"),
     (["train"], "name a genotype"),
 ])
 def test_train_errors_are_one_line(store_path, args, fragment, capsys):

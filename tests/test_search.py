@@ -1,9 +1,12 @@
 """The AutoShrink loop end to end on the embedded digits data."""
 import math
+import shutil
 import threading
 
 import pytest
 
+from core.data.images import CIFAR_TEST_FILE, CIFAR_TRAIN_FILES
+from core.errors import UserError
 from core.search.config import preset_config
 from core.search.tasks import CNNProxyTask, cnn_score, rnn_score
 from core.search.loop import Observer, QueueObserver, choose, create_run, run_search, step_candidates
@@ -122,12 +125,23 @@ def test_a_failed_candidate_is_recorded_and_the_search_goes_on(store_path, monke
     assert failed[0].score is None and store.steps(run_id)[1].removed != (0, 1)
 
 
-def test_missing_data_fails_the_run_with_one_line(store_path, tmp_path):
+def test_missing_data_is_refused_before_a_run_exists(store_path, tmp_path):
     store = Store(store_path)
-    run_id = create_run(store, preset_config("cnn", "demo", data=f"cifar10:{tmp_path / 'nope'}"))
+    with pytest.raises(UserError, match="nope"):
+        create_run(store, preset_config("cnn", "demo", data=f"cifar10:{tmp_path / 'nope'}"))
+    assert store.list_runs() == []
+
+
+def test_data_gone_after_the_start_fails_the_run_with_one_line(store_path, tmp_path):
+    store, folder = Store(store_path), tmp_path / "gone"
+    folder.mkdir()
+    for name in (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE):
+        (folder / name).write_bytes(b"")
+    run_id = create_run(store, preset_config("cnn", "demo", data=f"cifar10:{folder}"))
+    shutil.rmtree(folder)
     assert run_search(store, run_id) == FAILED
     error = store.get_run(run_id).error
-    assert "nope" in error and "\n" not in error
+    assert "gone" in error and "\n" not in error
 
 
 def test_choose_breaks_ties_by_fewer_edges():

@@ -20,6 +20,7 @@ RNN_OPS = ("tanh", "relu", "sigmoid", "identity")
 OPS = {"cnn": CNN_OPS, "rnn": RNN_OPS}
 INPUT_OP = "input"
 MIN_NODES, MAX_NODES = 2, 16
+MAX_NAME = 200          # characters: a name is a label, and it goes into the store and the logs
 FORMAT = "autoshrink-genotype/1"
 
 Edge = tuple[int, int]
@@ -53,6 +54,8 @@ class Genotype:
     def validate(self) -> None:
         if self.kind not in OPS:
             raise GenotypeError(f"unknown genotype kind {self.kind!r}; expected 'cnn' or 'rnn'")
+        if len(self.name) > MAX_NAME:
+            raise GenotypeError(f"genotype name is {len(self.name):,} characters; at most {MAX_NAME}")
         n = self.n_nodes
         if not MIN_NODES <= n <= MAX_NODES:
             raise GenotypeError(f"node count {n} is outside {MIN_NODES}..{MAX_NODES}")
@@ -63,11 +66,11 @@ class Genotype:
                     f"unknown op {op!r} at node {idx} for a {self.kind} cell; allowed: {', '.join(allowed)}")
         for i, j in self.edges:
             if not (0 <= i < n and 0 <= j < n):
-                raise GenotypeError(f"edge {i}-{j} names a node outside 0..{n - 1}")
+                raise GenotypeError(f"edge [{i}, {j}] names a node outside 0..{n - 1}")
             if i == j:
-                raise GenotypeError(f"edge {i}-{j} is a self edge")
+                raise GenotypeError(f"edge [{i}, {j}] is a self edge")
             if i > j:
-                raise GenotypeError(f"edge {i}-{j} goes backward; edges must go from a lower to a higher node")
+                raise GenotypeError(f"edge [{i}, {j}] goes backward; edges must go from a lower to a higher node")
 
     def reachable(self) -> frozenset[int]:
         """Nodes reachable from node 0 along the edges (node 0 included)."""
@@ -134,20 +137,19 @@ class Genotype:
         if not isinstance(ops, list) or not all(isinstance(o, str) for o in ops):
             raise GenotypeError("genotype 'ops' must be a list of op names")
         if not isinstance(edges, list) or not all(
-                isinstance(e, (list, tuple)) and len(e) == 2 and all(isinstance(x, int) for x in e)
+                isinstance(e, (list, tuple)) and len(e) == 2 and all(_is_int(x) for x in e)
                 for e in edges):
             raise GenotypeError("genotype 'edges' must be a list of [from, to] integer pairs")
         if "nodes" in d and d["nodes"] != len(ops):
             raise GenotypeError(f"genotype says {d['nodes']} nodes but lists {len(ops)} ops")
-        return cls(str(d["kind"]), tuple(ops), tuple(tuple(e) for e in edges), str(d.get("name", "")))
+        name = d.get("name", "")
+        if not isinstance(name, str):
+            raise GenotypeError("genotype 'name' must be a string")
+        return cls(str(d["kind"]), tuple(ops), tuple(tuple(e) for e in edges), name)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "Genotype":
-        try:
-            d = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise GenotypeError(f"genotype file is not valid JSON: {exc}") from None
-        return cls.from_dict(d)
+        return cls.from_dict(parse_json(text, "genotype file"))
 
     # ----- construction ----------------------------------------------------------------
     @classmethod
@@ -168,6 +170,22 @@ def assign_ops(ops: Iterable[str], n_nodes: int, seed: int) -> tuple[str, ...]:
     dealt = [ops[i % len(ops)] for i in range(n_nodes)]
     random.Random(seed).shuffle(dealt)
     return tuple(dealt)
+
+
+def _is_int(x: object) -> bool:
+    """A JSON integer: bool is an int subclass in Python, but `true` is not a node number."""
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def parse_json(text: str | bytes, what: str) -> object:
+    """json.loads with every failure one GenotypeError line, including nesting so deep that
+    the parser recurses out of stack (RecursionError), which no genotype needs."""
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise GenotypeError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise GenotypeError(f"{what} nests too deeply to be a genotype") from None
 
 
 def edge_str(edge: Edge | None) -> str:

@@ -8,10 +8,9 @@ ignores it, `preset_network` returns it.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from core.cell.genotype import Genotype, GenotypeError
+from core.cell.genotype import Genotype, GenotypeError, parse_json
 
 ASSETS_DIR: Path = Path(__file__).resolve().parents[2] / "assets"
 PRESET_PREFIX = "preset:"
@@ -70,10 +69,7 @@ def _read_json(path: Path) -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         raise GenotypeError(f"genotype file {str(path)!r} cannot be read: {reason}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise GenotypeError(f"genotype file {str(path)!r} is not valid JSON: {exc}") from None
+    data = parse_json(text, f"genotype file {str(path)!r}")
     if not isinstance(data, dict):
         raise GenotypeError(f"genotype file {str(path)!r} must hold a JSON object")
     return data

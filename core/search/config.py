@@ -5,6 +5,7 @@ reproduced from the store alone), and every field is a CLI flag and a form field
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from core.cell.genotype import MAX_NODES, MIN_NODES
@@ -69,7 +70,10 @@ class SearchConfig:
         return min(steps, self.max_steps) if self.max_steps else steps
 
     def validated(self) -> "SearchConfig":
+        infinite = [f.name for f in fields(self) if isinstance(v := getattr(self, f.name), float)
+                    and not math.isfinite(v)]
         checks = [
+            (not infinite, f"{', '.join(infinite).replace('_', ' ')} must be a finite number"),
             (self.task in TASKS, f"task must be one of {', '.join(TASKS)}, not {self.task!r}"),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, not {self.device!r}"),
             (self.evaluator in EVALUATORS,

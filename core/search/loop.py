@@ -26,12 +26,10 @@ from core.seeds import derive_seed
 from core.store.runs import (
     FAILED,
     FINISHED,
-    RUNNING,
     STOPPED,
     CandidateRecord,
     StepRecord,
     Store,
-    StoreError,
     best_of,
 )
 
@@ -70,7 +68,21 @@ class SearchError(UserError, RuntimeError):
 
 
 def create_run(store: Store, cfg: SearchConfig) -> int:
+    """Record a queued run, after refusing what cannot run here (see check_startable)."""
+    check_startable(cfg)
     return store.create_run(cfg.task, cfg.to_dict(), cfg.expected_steps())
+
+
+def check_startable(cfg: SearchConfig) -> None:
+    """One line (a UserError) for a device this machine lacks or data that cannot load, before
+    any run row exists: a refused start leaves no failed run behind. Cheap: no data is loaded."""
+    resolve_device(cfg.device)
+    if cfg.task == "cnn":
+        from core.data.images import check_image_spec
+        check_image_spec(cfg.data)
+    else:
+        from core.data.corpus import check_corpus_spec
+        check_corpus_spec(cfg.data)
 
 
 def step_candidates(current: Genotype, k: int, seed: int, step: int) -> list[tuple[int, int]]:
@@ -92,12 +104,12 @@ def run_search(store: Store, run_id: int, observer: Observer | None = None,
     """Run (or resume) a search to its end, a stop request, or a failure; returns the final status."""
     obs = observer or Observer()
     stop_event = stop_event or threading.Event()
-    run = store.get_run(run_id)
-    if run.status == RUNNING:
-        raise StoreError(f"run {run_id} is still running in process {run.pid}; stop it first")
-    cfg = SearchConfig.from_dict(run.config)
-    try:
-        status = _search(store, run_id, cfg, obs, stop_event)
+    cfg = SearchConfig.from_dict(store.get_run(run_id).config)
+    torch.set_num_threads(cfg.threads or default_threads())
+    device = resolve_device(cfg.device)  # e.g. no CUDA on this machine: refused, the run untouched
+    store.claim(run_id, describe(device), "")  # before loading data, atomic: a second claimer is
+    try:                                       # refused (StoreError) and changes nothing
+        status = _search(store, run_id, cfg, device, obs, stop_event)
         error = ""
     except Exception as exc:  # recorded, not swallowed: the run says why it failed
         status, error = FAILED, str(exc).splitlines()[0] if isinstance(exc, UserError) else \
@@ -109,11 +121,10 @@ def run_search(store: Store, run_id: int, observer: Observer | None = None,
     return status
 
 
-def _search(store: Store, run_id: int, cfg: SearchConfig, obs: Observer, stop: threading.Event) -> str:
-    torch.set_num_threads(cfg.threads or default_threads())
-    device = resolve_device(cfg.device)
+def _search(store: Store, run_id: int, cfg: SearchConfig, device: torch.device, obs: Observer,
+            stop: threading.Event) -> str:
     task = make_task(cfg, device, lambda msg: obs.on_log(run_id, msg))
-    store.claim(run_id, describe(device), task.evaluator)
+    store.set_evaluator(run_id, task.evaluator)
     obs.on_log(run_id, f"run {run_id}: {cfg.task} search on {describe(device)}, evaluator {task.evaluator}")
     steps = store.steps(run_id)
     if not steps:

@@ -6,11 +6,13 @@ live progress, final metrics); epoch rows are immutable (triggers refuse UPDATE 
 written once after the epoch's checkpoint is safely on disk. A killed job therefore loses at
 most the epoch in progress, and a resume continues from the last checkpoint.
 
-Checkpoints and exports live beside the store, in <store dir>/jobs/<id>/.
+Checkpoints and exports live beside the store, in <store>.jobs/<id>/ (see JobStore.job_dir).
 """
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +21,13 @@ from core.cell.genotype import Genotype
 from core.store.runs import (
     INTERRUPTED,
     QUEUED,
-    RUNNING,
     Store,
     StoreError,
-    _owner_alive,
+    _refuse_claim,
+    effective_status,
 )
 
+FILES_BESIDE_STORE, FILES_LEGACY = "store.jobs", "legacy"   # jobs.files: where a job keeps its files
 EPOCH_COLUMNS = ("train_loss", "train_acc", "train_ppl", "val_loss", "val_acc", "val_ppl", "lr",
                  "throughput", "seconds")
 
@@ -90,20 +93,37 @@ class JobStore(Store):
     """The run store seen through its final-training tables (every store has them)."""
 
     def job_dir(self, job_id: int) -> Path:
-        """Where the job's checkpoint and exports live: <store dir>/jobs/<id>/."""
-        return self.path.resolve().parent / "jobs" / str(job_id)
+        """Where the job's checkpoint and exports live: <store>.jobs/<id>/, beside the store file
+        and named after it, so two stores in one folder never share a job's files.
+
+        Jobs created before that layout (`files` = 'legacy') keep using <store dir>/jobs/<id>/
+        where it exists, so their checkpoints still resume."""
+        store = self.path.resolve()
+        with self._connect() as con:
+            row = con.execute("SELECT files FROM jobs WHERE id=?", (job_id,)).fetchone()
+        legacy = store.parent / "jobs" / str(job_id)
+        if row is not None and row[0] == FILES_LEGACY and legacy.is_dir():
+            return legacy
+        return store.parent / f"{store.name}.jobs" / str(job_id)
 
     # ----- the job row --------------------------------------------------------------------
     def create_job(self, task: str, genotype: Genotype, config: dict, source: str = "", name: str = "") -> int:
         with self._transaction() as con:
             cur = con.execute(
-                "INSERT INTO jobs (task, status, name, source, genotype, config, created_at)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (task, QUEUED, name, source, genotype.to_json(), json.dumps(config), time.time()))
+                "INSERT INTO jobs (task, status, name, source, genotype, config, created_at, pid, host, files)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (task, QUEUED, name, source, genotype.to_json(), json.dumps(config), time.time(),
+                 os.getpid(), socket.gethostname(), FILES_BESIDE_STORE))
             return int(cur.lastrowid)
 
     def claim_job(self, job_id: int, device: str) -> None:
         self._claim_row("jobs", job_id, device)
+
+    def check_job_resumable(self, job_id: int) -> None:
+        """One line if the job is finished or held by a live process (the claim checks again)."""
+        with self._connect() as con:
+            row = con.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
+        _refuse_claim("jobs", job_id, row, self.path)
 
     def beat_job(self, job_id: int, progress: dict) -> None:
         self._beat_row("jobs", job_id, progress)
@@ -150,7 +170,7 @@ class JobStore(Store):
             finished_at=row["finished_at"], heartbeat=row["heartbeat"], pid=row["pid"], host=row["host"],
             error=row["error"], progress=json.loads(row["progress"] or "{}"),
             metrics=json.loads(row["metrics"] or "{}"))
-        if rec.status == RUNNING and not _owner_alive(rec):  # type: ignore[arg-type]
+        if effective_status(row) != rec.status:
             return JobRecord(**{**rec.__dict__, "status": INTERRUPTED})
         return rec
 

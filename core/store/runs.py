@@ -126,8 +126,12 @@ class Store:
     """
 
     def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(path).expanduser() if path else default_store_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a folder should be, no permission, ...
+            raise StoreError(f"cannot create the folder of run store {self.path}: "
+                             f"{exc.strerror or type(exc).__name__}") from None
         try:
             with self._connect() as con:
                 prepare(con, self.path)               # refuses a foreign file before changing it
@@ -161,21 +165,30 @@ class Store:
 
     # ----- runs ------------------------------------------------------------------------
     def create_run(self, task: str, config: dict, expected_steps: int, status: str = QUEUED) -> int:
+        """A queued run owned by this process (pid, host) until it claims it: a `resume` from
+        elsewhere meanwhile is refused, and if this process dies first the run reads interrupted."""
         with self._transaction() as con:
             cur = con.execute(
-                "INSERT INTO runs (task, status, config, expected_steps, created_at) VALUES (?,?,?,?,?)",
-                (task, status, json.dumps(config), expected_steps, time.time()))
+                "INSERT INTO runs (task, status, config, expected_steps, created_at, pid, host)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (task, status, json.dumps(config), expected_steps, time.time(), os.getpid(),
+                 socket.gethostname()))
             return int(cur.lastrowid)
 
     # ----- the lifecycle shared by searches (runs) and training jobs (jobs) ------------------
     _LIFECYCLE_TABLES = ("runs", "jobs")
 
     def _claim_row(self, table: str, row_id: int, device: str, **extra: str) -> None:
-        """Mark a run or job as running in this process (start or resume); clears an old stop request."""
+        """Mark a run or job as running in this process (start or resume); clears an old stop request.
+
+        Check and update are one IMMEDIATE transaction, so of two processes claiming the same
+        row one wins and the other gets a one-line StoreError, having changed nothing."""
         assert table in self._LIFECYCLE_TABLES
         now = time.time()
         sets = "".join(f", {col}=?" for col in extra)
         with self._transaction() as con:
+            row = con.execute(f"SELECT * FROM {table} WHERE id=?", (row_id,)).fetchone()
+            _refuse_claim(table, row_id, row, self.path)
             con.execute(
                 f"UPDATE {table} SET status=?, device=?, pid=?, host=?, heartbeat=?, error='', finished_at=NULL,"
                 f" started_at=COALESCE(started_at, ?), stop_requested=0{sets} WHERE id=?",
@@ -238,10 +251,21 @@ class Store:
             created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"],
             heartbeat=row["heartbeat"], pid=row["pid"], host=row["host"], error=row["error"],
             progress=json.loads(row["progress"] or "{}"))
-        never_claimed = rec.status == QUEUED and time.time() - rec.created_at > STALE_AFTER_S
-        if never_claimed or (rec.status == RUNNING and not _owner_alive(rec)):
+        if effective_status(row) != rec.status:
             return RunRecord(**{**rec.__dict__, "status": INTERRUPTED})
         return rec
+
+    def check_resumable(self, run_id: int) -> None:
+        """Refuse (one line) to resume a finished run or one that a live process holds; the
+        claim itself checks again, atomically, so this is only the early, friendly answer."""
+        with self._connect() as con:
+            row = con.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        _refuse_claim("runs", run_id, row, self.path)
+
+    def set_evaluator(self, run_id: int, evaluator: str) -> None:
+        """The evaluator is known once the task is built, which is after the claim."""
+        with self._transaction() as con:
+            con.execute("UPDATE runs SET evaluator=? WHERE id=?", (evaluator, run_id))
 
     # ----- steps and candidates ---------------------------------------------------------
     def commit_step(self, run_id: int, step: StepRecord, candidates: list[CandidateRecord]) -> None:
@@ -298,15 +322,49 @@ def best_of(steps: list[StepRecord]) -> StepRecord | None:
 
 def _owner_alive(run: RunRecord) -> bool:
     """Is the process that claimed this run still there? Same host: ask the OS; else heartbeat."""
-    if run.host == socket.gethostname() and run.pid:
+    return _alive(run.host, run.pid, run.heartbeat)
+
+
+def _alive(host: str | None, pid: int | None, heartbeat: float | None) -> bool:
+    if host == socket.gethostname() and pid:
         try:
-            os.kill(run.pid, 0)
+            os.kill(pid, 0)
         except ProcessLookupError:
             return False
         except PermissionError:
             return True
-        return _pid_is_not_zombie(run.pid)
-    return run.heartbeat is not None and time.time() - run.heartbeat < STALE_AFTER_S
+        return _pid_is_not_zombie(pid)
+    return heartbeat is not None and time.time() - heartbeat < STALE_AFTER_S
+
+
+def effective_status(row: sqlite3.Row) -> str:
+    """A run or job row's status as readers should see it: `running` whose process is gone, or
+    `queued` whose creator died (or never claimed it within STALE_AFTER_S), reads interrupted."""
+    status = row["status"]
+    if status == RUNNING and not _alive(row["host"], row["pid"], row["heartbeat"]):
+        return INTERRUPTED
+    if status == QUEUED:
+        never_claimed = time.time() - row["created_at"] > STALE_AFTER_S
+        creator_gone = row["pid"] is not None and not _alive(row["host"], row["pid"], row["created_at"])
+        if never_claimed or creator_gone:
+            return INTERRUPTED
+    return status
+
+
+def _refuse_claim(table: str, row_id: int, row: sqlite3.Row | None, path: Path) -> None:
+    """Raise the one-line reason why this process may not (re)start the run or job, if any."""
+    what = "run" if table == "runs" else "training job"
+    if row is None:
+        raise StoreError(f"unknown {what} {row_id} in {path}")
+    status = effective_status(row)
+    if status == FINISHED:
+        raise StoreError(f"{what} {row_id} has already finished; nothing to resume")
+    if status == RUNNING:
+        raise StoreError(f"{what} {row_id} is already running (pid {row['pid']} on {row['host']}); "
+                         f"stop it before resuming")
+    ours = row["pid"] == os.getpid() and row["host"] == socket.gethostname()
+    if status == QUEUED and row["pid"] is not None and not ours:
+        raise StoreError(f"{what} {row_id} is being started by process {row['pid']} on {row['host']}")
 
 
 def _pid_is_not_zombie(pid: int) -> bool:

@@ -117,7 +117,10 @@ BEGIN SELECT RAISE(ABORT, 'job epoch rows are immutable'); END;
 """
 
 # (what it adds, SQL) -- version = 1 + index; version 1 is BASE_SCHEMA + JOBS_SCHEMA.
-MIGRATIONS: list[tuple[str, str]] = []
+MIGRATIONS: list[tuple[str, str]] = [
+    # where a job keeps its files: rows from before are 'legacy' (<store dir>/jobs/<id>/)
+    ("jobs.files", "ALTER TABLE jobs ADD COLUMN files TEXT NOT NULL DEFAULT 'legacy'"),
+]
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 OUR_TABLES = frozenset({"runs", "steps", "candidates", "jobs", "job_epochs", "sqlite_sequence"})
@@ -175,4 +178,7 @@ def _statements(script: str) -> list[str]:
         if text.endswith(";") and sqlite3.complete_statement(text):
             parts.append(text)
             current = []
+    rest = "\n".join(current).strip()
+    if rest:  # a last statement without its ';' (as a one-line migration is written) still runs
+        parts.append(rest)
     return parts

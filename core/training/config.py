@@ -10,6 +10,7 @@ CIFAR-10 recipe are one schedule name away (`paper`, `cifar`).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, Union
 
@@ -146,7 +147,9 @@ CONFIG_CLASSES: dict[str, type] = {"cnn": CNNTrainConfig, "rnn": RNNTrainConfig}
 
 
 def _check_common(cfg: TrainConfig) -> None:
+    infinite = [f.name for f in fields(cfg) if isinstance(v := getattr(cfg, f.name), float) and not math.isfinite(v)]
     _raise_first([
+        (not infinite, f"{', '.join(infinite).replace('_', ' ')} must be a finite number"),
         (cfg.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, not {cfg.device!r}"),
         (1 <= cfg.epochs <= 100_000, f"epochs must be at least 1, not {cfg.epochs}"),
         (cfg.batch_size >= 1, f"batch size must be at least 1, not {cfg.batch_size}"),

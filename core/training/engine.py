@@ -15,7 +15,7 @@ from core.cell.genotype import Genotype
 from core.device import default_threads, describe, resolve_device
 from core.errors import ConfigError, UserError
 from core.store.jobs import JobStore
-from core.store.runs import FAILED, FINISHED, RUNNING, STOPPED, StoreError
+from core.store.runs import FAILED, FINISHED, STOPPED, StoreError
 from core.training.config import TrainConfig, config_from_dict, config_to_dict
 from core.training.context import JobContext, JobObserver, TrainOutcome
 
@@ -25,19 +25,23 @@ def create_job(store: JobStore, genotype: Genotype, cfg: TrainConfig, source: st
     """Record a queued job; its whole config travels in the row, so any process can run it."""
     if genotype.kind != cfg.task:
         raise ConfigError(f"a {cfg.task} training needs a {cfg.task} genotype, got a {genotype.kind} one")
+    resolve_device(cfg.device)  # a device this machine lacks is refused before the job exists
     if cfg.task == "cnn":  # a dataset spec or network that cannot work fails here, not in the job
         from core.training.cnn import planned_network
         planned_network(cfg)
+        if not cfg.data.strip().startswith("folder:"):
+            from core.data.images import check_image_spec
+            check_image_spec(cfg.data)
+    else:
+        from core.data.corpus import check_corpus_spec
+        check_corpus_spec(cfg.data)
     name = genotype.name or f"cell-{genotype.hash}"
     return store.create_job(cfg.task, genotype, config_to_dict(cfg), source=source, name=name)
 
 
 def check_resumable(store: JobStore, job_id: int) -> None:
-    job = store.get_job(job_id)
-    if job.status == RUNNING:
-        raise StoreError(f"job {job_id} is still running (pid {job.pid}); stop it before resuming")
-    if job.status == FINISHED:
-        raise StoreError(f"job {job_id} has already finished; nothing to resume")
+    """One line if the job is finished or held by a live process; the claim checks again atomically."""
+    store.check_job_resumable(job_id)
 
 
 def run_job(store: JobStore, job_id: int, observer: JobObserver | None = None,
@@ -45,14 +49,13 @@ def run_job(store: JobStore, job_id: int, observer: JobObserver | None = None,
     """Run (or resume) a job to its end, a stop request or a failure; returns the final status."""
     obs = observer or JobObserver()
     stop = stop_event or threading.Event()
-    check_resumable(store, job_id)
     job = store.get_job(job_id)
+    cfg = config_from_dict(job.config)
+    torch.set_num_threads(cfg.threads or default_threads())
+    device = resolve_device(cfg.device)     # e.g. no CUDA here: refused before the job is touched
+    store.claim_job(job_id, describe(device))  # atomic; another holder -> StoreError, nothing changed
     metrics: dict | None = None
     try:
-        cfg = config_from_dict(job.config)
-        torch.set_num_threads(cfg.threads or default_threads())
-        device = resolve_device(cfg.device)
-        store.claim_job(job_id, describe(device))
         obs.on_log(job_id, f"job {job_id}: {cfg.task} training of {job.name} on {describe(device)}")
         ctx = JobContext(store, job_id, stop, obs, device)
         outcome = _trainer(cfg.task)(ctx, job.genotype, cfg, device)
@@ -96,6 +99,7 @@ def _one_line(exc: BaseException) -> str:
 # ----- choosing what to train ----------------------------------------------------------------
 def genotype_from_run(store: JobStore, run_id: int, step: int | None = None) -> tuple[Genotype, str]:
     """A search run's best snapshot (step None) or any step, named after where it came from."""
+    store.get_run(run_id)  # an unknown run says so
     steps = store.steps(run_id)
     if step is None:
         from core.store.runs import best_of
