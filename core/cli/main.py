@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="run a shrink search (cnn or rnn)")
     s.add_argument("task", choices=TASKS)
     s.add_argument("--preset", choices=PRESET_NAMES, default="demo")
-    s.add_argument("--data", help="cnn: digits | cifar10 | cifar10:PATH; rnn: embedded | ptb | ptb:PATH")
+    s.add_argument("--data", help="cnn: digits | cifar10 | cifar10:PATH; rnn: embedded | ptb | ptb:PATH | ptb-proxy | ptb-proxy:PATH")
     s.add_argument("--nodes", type=int)
     s.add_argument("--k", type=int, help="candidates per step")
     s.add_argument("--epochs", type=int, help="max proxy epochs per candidate")

@@ -109,7 +109,7 @@ PRESETS: dict[tuple[str, str], dict] = {
     ("cnn", "demo"): dict(data="digits", nodes=5, k=4, epochs=3, keep_fraction=0.3, stem_channels=16,
                           base_width=8, batch_size=32),
     # The paper's RNN search: N=6 (15 edges), k=10, e=h=100, 10 epochs, PTB proxy, keep 25%.
-    ("rnn", "paper"): dict(data="ptb", nodes=6, k=10, epochs=10, keep_fraction=0.25, lr=20.0,
+    ("rnn", "paper"): dict(data="ptb-proxy", nodes=6, k=10, epochs=10, keep_fraction=0.25, lr=20.0,
                            batch_size=128, weight_decay=0.0, emb=100, hidden=100, bptt=35, clip=0.25),
     # Laptop demo on the embedded corpus (Python's own docs): tiny cell and LM, capped epochs.
     ("rnn", "demo"): dict(data="embedded", nodes=5, k=3, epochs=3, keep_fraction=0.4, lr=20.0,
