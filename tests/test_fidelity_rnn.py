@@ -106,3 +106,19 @@ def test_divergence_compares_with_ema_09_of_batch_losses(monkeypatch) -> None:
         ema = 0.9 * ema + 0.1 * v
     assert len(seen) > 5 and moving == pytest.approx(ema) and not math.isclose(moving, mean)
     assert cfg.diverge_ratio == 3.0 and cfg.loss_momentum == 0.9 and cfg.patience == 4
+
+
+# ----- final training ----------------------------------------------------------------------
+def test_hidden_dropout_mask_applies_to_every_edge_input() -> None:
+    """Rule: final training masks the source state of every edge (`(s_prev * h_mask) @ W_ij`,
+    official model.py), with the highway term on the unmasked state."""
+    from core.nets.rnn import DagRNNCell
+    torch.manual_seed(0)
+    cell = DagRNNCell(Genotype("rnn", ("tanh", "tanh", "tanh"), ((0, 1), (1, 2))), 4, 4)
+    xw, h_prev = torch.randn(2, 8), torch.randn(2, 4)
+    zero = torch.zeros(2, 4)
+    s0 = cell._node0(xw, h_prev, zero)
+    s1 = s0 + 0.5 * (torch.tanh(torch.zeros(())) - s0)     # masked input: pre-activations 0
+    s2 = s1 + 0.5 * (0 - s1)
+    assert torch.allclose(cell._cell(xw, h_prev, zero), s2)
+    assert not torch.allclose(cell._cell(xw, h_prev, None), s2)
