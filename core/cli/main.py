@@ -166,7 +166,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         quality = _quality(s)
         score = "-" if s["score"] is None else f"{s['score']:.4f}"
         print(f" {mark}step {s['step']:>3}  removed {edge_str(s['removed']):>5}  edges {s['edges']:>3}  "
-              f"score {score}  {quality}  ({len(s['candidates'])} candidates, {s['wall_s']:.1f}s)")
+              f"score {score}  {quality}  ({len(s['candidates'])} candidates, {s['wall_s']:.1f}s)"
+              + ("  baseline (dense DAG, never the result)" if s["step"] == 0 else ""))
     return 0
 
 
@@ -184,7 +185,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.step is None:
         chosen = best_of(steps)
         if chosen is None:
-            raise StoreError(f"run {args.run_id} has no scored step yet")
+            raise StoreError(f"run {args.run_id} has no scored step after the dense baseline yet")
     else:
         chosen = next((s for s in steps if s.step == args.step), None)
         if chosen is None:
