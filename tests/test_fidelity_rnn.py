@@ -122,3 +122,37 @@ def test_hidden_dropout_mask_applies_to_every_edge_input() -> None:
     s2 = s1 + 0.5 * (0 - s1)
     assert torch.allclose(cell._cell(xw, h_prev, zero), s2)
     assert not torch.allclose(cell._cell(xw, h_prev, None), s2)
+
+
+# ----- embedding init ----------------------------------------------------------------------
+def test_glove_init_copies_vectors_and_draws_u05_for_missing_words(tmp_path: Path) -> None:
+    """Rule: GloVe vectors copied into the embedding, U(-0.5, 0.5) for words without one, the
+    same tensor for every candidate (official build_emb / build_weight); text only, no pickle."""
+    from core.data.glove import GloveError, glove_embedding
+    from core.search.tasks import make_task
+    d = _write_ptb(tmp_path / "ptb", {"train": 40, "valid": 5, "test": 5})
+    glove = tmp_path / "glove.txt"
+    glove.write_text("w1 " + " ".join(["0.25"] * 8) + "\nzzz " + " ".join(["9"] * 8) + "\n")
+    cfg = preset_config("rnn", "demo", data=f"ptb-proxy:{d}", max_vocab=0, emb=8, hidden=8,
+                        embedding_init=f"glove:{glove}")
+    logs: list[str] = []
+    task = make_task(cfg, torch.device("cpu"), logs.append)
+    vocab = task.corpus.vocab
+    a, b = task.build(Genotype.dense("rnn", 5, 0), 1), task.build(Genotype.dense("rnn", 5, 0), 2)
+    emb = a.encoder.weight.detach()
+    assert torch.equal(emb, b.encoder.weight.detach())                   # the same for every candidate
+    assert torch.equal(emb[vocab.index("w1")], torch.full((8,), 0.25))
+    others = torch.cat([emb[:vocab.index("w1")], emb[vocab.index("w1") + 1:]])
+    assert others.abs().max() <= 0.5 and others.abs().max() > 0.3        # U(-0.5, 0.5), not U(-0.1, 0.1)
+    assert any("GloVe" in m and f"1 of {len(vocab)}" in m for m in logs)
+    assert task.cfg.to_dict()["embedding_init"] == f"glove:{glove}"       # stored with the run's config
+    emb2, _ = glove_embedding(glove, vocab, 8, cfg.seed)
+    assert torch.equal(emb2, emb)
+    with pytest.raises(GloveError, match="expected 4"):
+        glove_embedding(glove, vocab, 4, 0)
+    (tmp_path / "w2v.pkl").write_bytes(b"\x80\x04\x95\xff\xfe\x00")
+    with pytest.raises(GloveError, match="not UTF-8"):
+        glove_embedding(tmp_path / "w2v.pkl", vocab, 8, 0)
+    from core.errors import ConfigError
+    with pytest.raises(ConfigError, match="embedding init"):
+        preset_config("rnn", "paper", embedding_init="w2v.pkl")

@@ -91,7 +91,7 @@ def _finish_report(store: Store, run_id: int, as_json: bool) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in
                  ("data", "nodes", "k", "epochs", "keep_fraction", "seed", "device", "evaluator", "threads",
-                  "max_steps", "batch_size", "lr")}
+                  "max_steps", "batch_size", "lr", "embedding_init")}
     cfg = preset_config(args.task, args.preset, **overrides)
     store = Store(args.store)
     run_id = create_run(store, cfg)
@@ -238,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-steps", type=int, help="stop after this many steps (0 = no limit)")
     s.add_argument("--batch-size", type=int)
     s.add_argument("--lr", type=float)
+    s.add_argument("--embedding-init", help="rnn: uniform | glove:PATH (GloVe plain text; U(+-0.5) for missing words)")
     s.add_argument("--json", action="store_true", help="end with one JSON object")
     _store_arg(s)
     s.set_defaults(func=cmd_search)

@@ -45,6 +45,7 @@ class SearchConfig:
     clip: float = 0.25
     max_vocab: int = 0             # 0 = the corpus's own vocabulary
     max_batches: int = 0           # 0 = whole epochs; a cap for demos
+    embedding_init: str = "uniform"  # "uniform" (U(+-0.1)) or "glove:PATH" (GloVe text, U(+-0.5) for missing words)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,6 +93,9 @@ class SearchConfig:
             (self.bptt >= 1 and self.clip > 0, "bptt must be >= 1 and clip > 0"),
             (self.max_vocab >= 0 and self.max_batches >= 0, "max vocab and max batches must be >= 0"),
             (bool(str(self.data).strip()), "data must name a dataset"),
+            (self.embedding_init == "uniform" or (self.embedding_init.startswith("glove:")
+                                                  and len(self.embedding_init) > len("glove:")),
+             f"embedding init must be uniform or glove:PATH, not {self.embedding_init!r}"),
         ]
         for ok, message in checks:
             if not ok:
