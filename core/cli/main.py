@@ -16,7 +16,7 @@ from core.cli.progress import ProgressBar
 from core.errors import UserError
 from core.insight.format import fmt_duration
 from core.runner.foreground import run_interruptibly
-from core.search.config import PRESET_NAMES, TASKS, preset_config
+from core.search.config import PRESET_NAMES, TASKS, SearchConfig, preset_config
 from core.search.loop import Observer, create_run, run_search
 from core.store.runs import (
     FAILED,
@@ -93,6 +93,8 @@ def cmd_search(args: argparse.Namespace) -> int:
                  ("data", "nodes", "k", "epochs", "keep_fraction", "seed", "device", "evaluator", "threads",
                   "max_steps", "batch_size", "lr", "embedding_init")}
     cfg = preset_config(args.task, args.preset, **overrides)
+    if args.dry_run:
+        return _dry_run(cfg, args.json)
     store = Store(args.store)
     run_id = create_run(store, cfg)
     if not args.json:
@@ -100,6 +102,15 @@ def cmd_search(args: argparse.Namespace) -> int:
               file=sys.stderr)
     _run_foreground(store, run_id, args.json)
     return _finish_report(store, run_id, args.json)
+
+
+def _dry_run(cfg: SearchConfig, as_json: bool) -> int:
+    """What the search would do: its resolved settings and starting cell; nothing is trained
+    and the store is not opened."""
+    start = Genotype.dense(cfg.task, cfg.nodes, cfg.seed, name=f"{cfg.task}-{cfg.preset}-seed{cfg.seed}-dense")
+    out = {"config": cfg.to_dict(), "genotype": start.to_dict()}
+    print(json.dumps(out) if as_json else json.dumps(out, indent=2))
+    return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -146,7 +157,8 @@ def show_dict(store: Store, run_id: int) -> dict:
         cands.setdefault(c.step, []).append(c)
     best = best_of(steps := store.steps(run_id))
     return {"run": {**run.to_dict(), "best_step": best.step if best else None},
-            "steps": [{**s.to_dict(), "candidates": [c.to_dict() for c in cands.get(s.step, [])]}
+            "steps": [{**s.to_dict(), "baseline": s.step == 0,
+                       "candidates": [{**c.to_dict(), "history": list(c.history)} for c in cands.get(s.step, [])]}
                       for s in steps]}
 
 
@@ -240,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lr", type=float)
     s.add_argument("--embedding-init", help="rnn: uniform | glove:PATH (GloVe plain text; U(+-0.5) for missing words)")
     s.add_argument("--json", action="store_true", help="end with one JSON object")
+    s.add_argument("--dry-run", action="store_true",
+                   help="print the resolved settings and the starting cell, then exit without training")
     _store_arg(s)
     s.set_defaults(func=cmd_search)
 
