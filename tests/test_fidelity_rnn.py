@@ -43,6 +43,13 @@ def test_ptb_proxy_takes_first_4000_300_300_lines_and_one_dictionary(tmp_path: P
         load_corpus(f"ptb-proxy:{d}", max_vocab=100)
 
 
+def test_ptb_proxy_spec_derives_from_the_ptb_download(tmp_path: Path) -> None:
+    """`ptb-proxy` cuts the proxy from the cached `ptb` download (files present: no network)."""
+    _write_ptb(tmp_path / "ptb", {"train": 4100, "valid": 400, "test": 400})
+    c = load_corpus("ptb-proxy", cache_dir=tmp_path)
+    assert (c.train.numel(), c.valid.numel(), c.test.numel()) == (12_000, 900, 900) and c.name == "ptb-proxy"
+
+
 @needs(PTB_DIR, "the PTB proxy")
 def test_shared_ptb_proxy_has_the_official_counts() -> None:
     c = load_corpus(f"ptb-proxy:{PTB_DIR}")
