@@ -6,7 +6,7 @@ per candidate and per epoch. On a CPU the paper's 20 (CNN) / 10 (RNN) epochs tak
 --epochs to cap them; per-epoch time is what scales.
 
     python bench/bench_candidate.py --task cnn --epochs 2 --candidates 2
-    python bench/bench_candidate.py --task rnn --candidates 2          # full 10 epochs
+    python bench/bench_candidate.py --task rnn --candidates 1 --threads 1   # full 10 epochs, PTB proxy
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from core.search.loop import step_candidates  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 REAL = {"cnn": (SHARED / "cifar10" / "cifar-10-batches-py", "cifar10:{}"),
-        "rnn": (SHARED / "ptb-proxy", "ptb:{}")}
+        "rnn": (SHARED / "ptb-proxy", "ptb-proxy:{}")}
 
 
 def main() -> None:

@@ -114,6 +114,21 @@ def test_search_page_without_graphviz_explains_the_missing_svg(monkeypatch, runs
 
 
 @pytest.mark.parametrize("kind", ["cnn", "rnn"])
+def test_explorer_plots_the_curves_of_the_candidate_picked(monkeypatch, runs, kind) -> None:
+    at = _open(_app(monkeypatch, runs["path"]), "views/explorer.py", runs[kind])
+    picker = at.selectbox(key="explorer_curve_candidate")
+    cands = [c for c in runs["store"].candidates(runs[kind]) if c.history]
+    assert len(picker.options) == len(cands) and "step 0" in picker.options[0]
+    picker.set_value(0).run()
+    spec = json.loads(at.get("plotly_chart")[-1].proto.spec)
+    names = {t["name"] for t in spec["data"]}
+    quality = {"train_ppl", "val_ppl"} if kind == "rnn" else {"train_acc", "val_acc"}
+    assert names == {"train_loss", "val_loss"} | quality
+    assert spec["data"][0]["x"] == [r["epoch"] for r in cands[0].history]
+    assert not at.exception
+
+
+@pytest.mark.parametrize("kind", ["cnn", "rnn"])
 def test_explorer_steps_through_the_run(monkeypatch, runs, kind) -> None:
     at = _open(_app(monkeypatch, runs["path"]), "views/explorer.py", runs[kind])
     assert not at.error

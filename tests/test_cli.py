@@ -49,10 +49,24 @@ def test_search_show_export_json(store_path, tmp_path):
     step = shown["steps"][1]
     assert {"step", "edges", "removed", "genotype", "score", "candidates"} <= set(step)
     assert {"edge", "accuracy", "macs", "params", "score", "status"} <= set(step["candidates"][0])
+    history = step["candidates"][0]["history"]          # per-epoch curves of each candidate
+    assert [row["epoch"] for row in history] == [1]
+    assert {"epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc"} <= set(history[0])
+    assert shown["run"]["best_step"] >= 1               # the dense baseline is never the result
     cli("export", 1, "--step", 1, "--out", tmp_path / "g.json", "--store", store_path)
     exported = json.loads((tmp_path / "g.json").read_text())
     assert exported["edges"] == step["genotype"]["edges"]
     assert json.loads(cli("runs", "--store", store_path, "--json").stdout)[0]["status"] == "finished"
+
+
+def test_dry_run_prints_settings_and_starting_cell_without_training(store_path):
+    out = json.loads(cli("search", "rnn", "--preset", "paper", "--seed", "3", "--dry-run", "--json",
+                         "--store", store_path).stdout)
+    assert out["config"]["data"] == "ptb-proxy" and out["config"]["epochs"] == 10 and out["config"]["seed"] == 3
+    assert out["genotype"]["kind"] == "rnn" and len(out["genotype"]["edges"]) == 15
+    from core.cell.genotype import Genotype
+    assert tuple(out["genotype"]["ops"]) == Genotype.dense("rnn", 6, 3).ops
+    assert not Path(store_path).exists()                 # nothing created, nothing trained
 
 
 def test_store_from_environment(tmp_path):

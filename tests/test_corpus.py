@@ -84,7 +84,7 @@ def test_ptb_dir_errors(tmp_path: Path) -> None:
 def test_unknown_spec_names_the_options() -> None:
     with pytest.raises(CorpusError, match="embedded, ptb, ptb:PATH"):
         load_corpus("wikitext")
-    assert corpus_names() == ["embedded", "ptb", "ptb:PATH"]
+    assert corpus_names() == ["embedded", "ptb", "ptb:PATH", "ptb-proxy", "ptb-proxy:PATH"]
 
 
 def test_ptb_download_offline_fails_fast_naming_ptb_path(tmp_path: Path, monkeypatch) -> None:

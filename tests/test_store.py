@@ -55,6 +55,12 @@ def test_best_snapshot_prefers_score_then_fewer_edges():
     assert best_of([step(0, None, 6)]) is None
 
 
+def test_the_dense_baseline_is_never_the_result():
+    """Rule: step 0 (the dense DAG) is a reference row; the result is chosen among steps >= 1."""
+    assert best_of([step(0, 0.9, 6), step(1, 0.5, 5), step(2, 0.4, 4)]).step == 1
+    assert best_of([step(0, 0.9, 6)]) is None
+
+
 def test_unknown_run_is_a_one_line_error(store_path):
     with pytest.raises(StoreError, match="unknown run 42"):
         Store(store_path).get_run(42)

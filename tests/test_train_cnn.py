@@ -123,14 +123,17 @@ def test_nan_in_validation_fails() -> None:
 
 
 def test_stop_rule_order() -> None:
-    """NaN, then divergence, then the floor, then patience, then the last epoch."""
+    """The official order: NaN, patience, the floor (at epoch 4 only), divergence, last epoch."""
     cfg = ProxyTrainConfig(epochs=20)
     bad = EpochStats(train_loss=0.1, train_acc=0.9, val_loss=1.0, val_acc=0.05)  # diverged + floor
     assert stop_reason(cfg, 10, EpochStats(float("nan"), 0.9, 1.0, 0.05), best_epoch=1) == NAN
-    assert stop_reason(cfg, 10, bad, best_epoch=1) == DIVERGED
+    assert stop_reason(cfg, 10, bad, best_epoch=1) == PATIENCE
+    assert stop_reason(cfg, 4, bad, best_epoch=4) == LOW_ACCURACY
+    assert stop_reason(cfg, 5, bad, best_epoch=5) == DIVERGED
     low = EpochStats(train_loss=1.0, train_acc=0.2, val_loss=1.0, val_acc=0.05)
-    assert stop_reason(cfg, 3, low, best_epoch=3) is None  # floor applies from epoch 4
+    assert stop_reason(cfg, 3, low, best_epoch=3) is None  # the floor is checked at epoch 4 ...
     assert stop_reason(cfg, 4, low, best_epoch=1) == LOW_ACCURACY
+    assert stop_reason(cfg, 5, low, best_epoch=5) is None  # ... and only there
     fine = EpochStats(train_loss=1.0, train_acc=0.6, val_loss=1.0, val_acc=0.5)
     assert stop_reason(cfg, 6, fine, best_epoch=1) == PATIENCE
     assert stop_reason(cfg, 5, fine, best_epoch=1) is None
@@ -214,6 +217,7 @@ def test_digits_training_beats_chance_and_reports_each_epoch(digits: ImageData) 
     assert res.status == OK and res.epochs == 6 and res.stop_reason == MAX_EPOCHS
     assert res.accuracy is not None and res.accuracy > 0.5  # chance is 0.1
     assert rows == res.history and [r["epoch"] for r in rows] == list(range(1, 7))
-    assert set(rows[0]) == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"}
+    assert set(rows[0]) == {"epoch", "lr", "train_loss", "train_acc", "train_loss_ema", "train_acc_ema",
+                            "val_loss", "val_acc", "seconds"}
     assert res.accuracy == max(r["val_acc"] for r in rows)
     assert all(math.isfinite(r["train_loss"]) for r in rows) and res.wall_s > 0

@@ -50,8 +50,8 @@ def test_paper_defaults() -> None:
     cfg = RNNProxyConfig()
     assert (cfg.epochs, cfg.lr, cfg.clip, cfg.batch_size, cfg.bptt, cfg.patience,
             cfg.diverge_ratio, cfg.max_loss) == (10, 20.0, 0.25, 128, 35, 4, 3.0, 30.0)
-    assert [lr_at_epoch(cfg, e) for e in range(1, 11)] == pytest.approx([20.0] * 6 + [2.0] * 2 + [0.2] * 2)
-    assert [lr_at_epoch(RNNProxyConfig(epochs=3), e) for e in (1, 2, 3)] == pytest.approx([20.0, 2.0, 2.0])
+    assert [lr_at_epoch(cfg, e) for e in range(1, 11)] == pytest.approx([20.0] * 7 + [2.0] * 2 + [0.2])
+    assert [lr_at_epoch(RNNProxyConfig(epochs=3), e) for e in (1, 2, 3)] == pytest.approx([20.0, 20.0, 2.0])
 
 
 def test_bptt_windows_cover_every_step_once() -> None:
@@ -67,11 +67,12 @@ def test_validation_perplexity_falls_and_is_reproducible(small: Corpus) -> None:
     r = train_rnn_proxy(_model(small.vocab_size), small, _cfg(), data_seed=3, on_epoch=rows.append)
     assert r.status == OK and r.stop_reason == MAX_EPOCHS and r.epochs == 4 and r.error == ""
     assert rows == r.history and [h["epoch"] for h in r.history] == [1, 2, 3, 4]
-    assert set(r.history[0]) == {"epoch", "train_loss", "train_ppl", "val_loss", "val_ppl", "lr", "seconds"}
+    assert set(r.history[0]) == {"epoch", "train_loss", "train_ppl", "train_loss_ema", "val_loss", "val_ppl", "lr",
+                                 "seconds"}
     first, best = r.history[0]["val_ppl"], min(h["val_ppl"] for h in r.history)
     assert best < 0.9 * first < small.vocab_size
     assert r.perplexity == pytest.approx(math.exp(min(h["val_loss"] for h in r.history)))
-    assert [h["lr"] for h in r.history] == pytest.approx([20.0, 20.0, 2.0, 2.0])
+    assert [h["lr"] for h in r.history] == pytest.approx([20.0, 2.0, 2.0, 0.2])
 
     # reproducible: the first epoch again, bit for bit; another data_seed cuts windows differently
     again = train_rnn_proxy(_model(small.vocab_size), small, _cfg(epochs=1), data_seed=3)

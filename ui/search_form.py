@@ -27,7 +27,7 @@ from ui.sidebar import select_run
 
 # (field, label, help); the widget kind follows the field's type in SearchConfig.
 KNOBS = (
-    ("data", "Dataset", "cnn: digits (offline) | cifar10 | cifar10:PATH; rnn: embedded (offline) | ptb | ptb:PATH"),
+    ("data", "Dataset", "cnn: digits (offline) | cifar10 | cifar10:PATH; rnn: embedded (offline) | ptb | ptb:PATH | ptb-proxy | ptb-proxy:PATH"),
     ("nodes", "Nodes N", "cell size; the search starts from all N(N-1)/2 edges"),
     ("k", "Candidates k", "edges tried per step (the paper uses 10)"),
     ("epochs", "Epochs", "max proxy epochs per candidate"),
@@ -67,11 +67,13 @@ def data_problem(task: str, spec: str) -> str:
         except DataError as exc:
             return one_line(exc)
         return f"no CIFAR-10 directory at {path}" if path is not None and not path.exists() else ""
-    if spec in ("embedded", "ptb"):
+    if spec in ("embedded", "ptb", "ptb-proxy"):
         return ""
-    path = Path(spec[4:] if spec.startswith("ptb:") else spec).expanduser()
+    prefix = next((p for p in ("ptb-proxy:", "ptb:") if spec.startswith(p)), "")
+    path = Path(spec[len(prefix):]).expanduser()
     if not spec or not path.is_dir():
-        return f"unknown corpus {spec!r}: use embedded, ptb or ptb:PATH (a directory with train/valid/test .txt)"
+        return (f"unknown corpus {spec!r}: use embedded, ptb, ptb:PATH, ptb-proxy or ptb-proxy:PATH "
+                "(a directory with train/valid/test .txt)")
     return ""
 
 

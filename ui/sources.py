@@ -53,7 +53,7 @@ def pick_run_step(key: str, store: Store, default: RunRecord | None) -> CompareI
     if not steps:
         st.caption(f"Run {run.id} has no committed step yet.")
         return None
-    labels = {s.step: f"step {s.step}: " + ("dense start" if s.removed is None else f"removed {edge_str(s.removed)}")
+    labels = {s.step: f"step {s.step}: " + ("dense start (baseline)" if s.removed is None else f"removed {edge_str(s.removed)}")
               + f" ({s.edges} edges)" for s in steps}
     n = st.selectbox("Step", list(labels), index=len(steps) - 1, key=f"{key}-step", format_func=labels.get)
     return _from_step(run, steps, steps[n], f"run{run.id}-step{n}")
@@ -66,7 +66,7 @@ def pick_run_best(key: str, store: Store, default: RunRecord | None) -> CompareI
     steps = store.steps(run.id)
     best = best_of(steps)
     if best is None:
-        st.caption(f"Run {run.id} has no scored step yet.")
+        st.caption(f"Run {run.id} has no scored step after the dense baseline yet.")
         return None
     st.caption(f"best snapshot: step {best.step}, {best.edges} edges, score {best.score:.4f}")
     return _from_step(run, steps, best, f"run{run.id}-best")

@@ -154,12 +154,15 @@ class Genotype:
     # ----- construction ----------------------------------------------------------------
     @classmethod
     def dense(cls, kind: str, n_nodes: int, seed: int, name: str = "") -> "Genotype":
-        """The search's start: every forward edge, ops dealt in equal shares, seeded shuffle."""
+        """The search's start: every forward edge. CNN ops are dealt in equal shares in a seeded
+        shuffled order (official ops_gen.py); RNN ops are drawn independently and uniformly per
+        node (official searching/rnn/utils.py random_choose_ops), seeded here where the official
+        draw is not, so a run can be reproduced."""
         if kind not in OPS:
             raise GenotypeError(f"unknown genotype kind {kind!r}; expected 'cnn' or 'rnn'")
         if not MIN_NODES <= n_nodes <= MAX_NODES:
             raise GenotypeError(f"node count {n_nodes} is outside {MIN_NODES}..{MAX_NODES}")
-        ops = assign_ops(OPS[kind], n_nodes, seed)
+        ops = draw_ops(OPS[kind], n_nodes, seed) if kind == "rnn" else assign_ops(OPS[kind], n_nodes, seed)
         edges = tuple((i, j) for j in range(n_nodes) for i in range(j))
         return cls(kind, ops, edges, name)
 
@@ -186,6 +189,12 @@ def parse_json(text: str | bytes, what: str) -> object:
         raise GenotypeError(f"{what} is not valid JSON: {exc}") from None
     except RecursionError:
         raise GenotypeError(f"{what} nests too deeply to be a genotype") from None
+def draw_ops(ops: Iterable[str], n_nodes: int, seed: int) -> tuple[str, ...]:
+    """One independent, uniform, seeded draw per node: any multiset of ops can start a search
+    (the published ShrinkRNN's tanh x2, sigmoid x2, identity x2 among them)."""
+    ops = tuple(ops)
+    rng = random.Random(seed)
+    return tuple(ops[rng.randrange(len(ops))] for _ in range(n_nodes))
 
 
 def edge_str(edge: Edge | None) -> str:

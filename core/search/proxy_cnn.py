@@ -8,10 +8,13 @@ best validation accuracies, so two things matter more than anything else:
 - cheapness: hopeless candidates stop early (floor, divergence, patience, NaN), and the loop
   avoids per-sample Python and needless host/device syncs.
 
-Stop rules, checked after each epoch's validation in this order (NaN also mid-epoch):
-NaN/inf loss -> failed; val loss > diverge_ratio x running train loss; val accuracy under
-the floor from epoch `floor_epoch` on; `patience` epochs without a new best; else the last
-epoch. The result is the best validation accuracy seen.
+Rules of the official proxy_estimator.py (docs/FIDELITY.md): the "running" train accuracy
+and loss are exponential moving averages (momentum 0.99) of the per-batch values, restarted
+each epoch (the first batch sets them); an epoch ends early once the running accuracy passes
+98%. After each epoch's validation, in the official order (NaN also mid-epoch): NaN/inf
+loss -> failed; `patience` epochs without a new best; val accuracy under the floor at epoch
+`floor_epoch` only; val loss > diverge_ratio x running train loss; else the last epoch. The
+result is the best validation accuracy seen. L2 is Keras-style (see l2_coefficients).
 """
 from __future__ import annotations
 
@@ -51,12 +54,14 @@ class ProxyTrainConfig:
     epochs: int = 20
     batch_size: int = 128
     lr: float = 4e-3
-    weight_decay: float = 1e-5
+    weight_decay: float = 1e-5     # Keras L2: + weight_decay x sum(w^2) of conv, pointwise, dense kernels
+    shortcut_l2: float = 4e-5      # the official shortcut 1x1 conv keeps the library default l2(4e-5)
     train_acc_stop: float = 0.98   # stop an epoch early once the running train accuracy passes this
     patience: int = 5              # stop after this many epochs without a new best val accuracy
-    floor_epoch: int = 4           # from this epoch (counting from 1) on ...
+    floor_epoch: int = 4           # at this epoch (counting from 1) only ...
     floor_acc: float = 0.20        # ... stop if val accuracy is below this
     diverge_ratio: float = 3.0     # stop if val loss > ratio x running train loss
+    momentum: float = 0.99         # of the running (EMA) train accuracy and loss
 
 
 class _ModelError(Exception):
@@ -73,11 +78,67 @@ class _UserStop(Exception):
 
 @dataclass
 class EpochStats:
-    """What one epoch measured: the inputs of the stop rules."""
+    """What one epoch measured: the inputs of the stop rules. train_loss/acc are the epoch's
+    means (for the curves); running_loss/acc are the EMAs the rules use (None: the means)."""
     train_loss: float
     train_acc: float
     val_loss: float
     val_acc: float
+    running_loss: float | None = None
+    running_acc: float | None = None
+
+    def row(self, epoch: int, lr: float, seconds: float) -> dict:
+        """The history row of this epoch."""
+        return {"epoch": epoch, "lr": lr, "train_loss": self.train_loss, "train_acc": self.train_acc,
+                "train_loss_ema": self.running_loss, "train_acc_ema": self.running_acc,
+                "val_loss": self.val_loss, "val_acc": self.val_acc, "seconds": seconds}
+
+
+class Running:
+    """The official running train accuracy and loss: EMA(momentum) of the per-batch values,
+    restarted each epoch, the first batch setting them. Plain floats on the host, so the
+    single and batched evaluators compute the same numbers from the same batch values."""
+
+    def __init__(self, momentum: float) -> None:
+        self.momentum, self.loss, self.acc = momentum, None, None
+        self.loss_sum, self.hits, self.seen = 0.0, 0.0, 0
+
+    def add(self, loss: float, hits: float, n: int) -> None:
+        """One batch: mean loss, correct count, batch size."""
+        m, acc = self.momentum, hits / n
+        self.loss = loss if self.loss is None else m * self.loss + (1 - m) * loss
+        self.acc = acc if self.acc is None else m * self.acc + (1 - m) * acc
+        self.loss_sum, self.hits, self.seen = self.loss_sum + loss * n, self.hits + hits, self.seen + n
+
+    def stats(self, val_loss: float, val_acc: float) -> EpochStats:
+        n = max(self.seen, 1)
+        return EpochStats(self.loss_sum / n, self.hits / n, val_loss, val_acc, self.loss, self.acc)
+
+
+def l2_coefficients(model: nn.Module, cfg: ProxyTrainConfig) -> dict[str, float]:
+    """lambda of each parameter in the official Keras-style L2, loss + lambda x sum(w^2): conv,
+    pointwise and dense kernels get weight_decay; the residual shortcut's 1x1 conv gets
+    shortcut_l2 (official tflayers/add.py passes no regularizer, so it falls back to the
+    library default l2(4e-5)); depthwise kernels (regularize_depthwise=False), BN and biases 0."""
+    coef = {name: 0.0 for name, _ in model.named_parameters()}
+    for name, mod in model.named_modules():
+        if not isinstance(mod, (nn.Conv2d, nn.Linear)):
+            continue
+        if isinstance(mod, nn.Conv2d) and mod.groups > 1 and mod.groups == mod.in_channels:
+            continue                                        # depthwise
+        key = f"{name}.weight" if name else "weight"
+        coef[key] = cfg.shortcut_l2 if ".shortcut." in f".{name}." else cfg.weight_decay
+    return coef
+
+
+def adam_groups(model: nn.Module, cfg: ProxyTrainConfig) -> list[dict]:
+    """Adam parameter groups that realise the L2 of l2_coefficients exactly: the gradient of
+    lambda x w^2 is 2 lambda w, which is torch Adam's (coupled) weight_decay = 2 lambda."""
+    coef = l2_coefficients(model, cfg)
+    groups: dict[float, list] = {}
+    for name, p in model.named_parameters():
+        groups.setdefault(2.0 * coef[name], []).append(p)
+    return [{"params": ps, "weight_decay": wd} for wd, ps in groups.items()]
 
 
 def train_proxy(model: nn.Module, data: ImageData, cfg: ProxyTrainConfig, data_seed: int,
@@ -103,13 +164,11 @@ def train_proxy(model: nn.Module, data: ImageData, cfg: ProxyTrainConfig, data_s
             dev = torch.device(device)
             model.to(dev)
             data = data.to(dev)
-            opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            opt = torch.optim.Adam(adam_groups(model, cfg), lr=cfg.lr)
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.perf_counter()
             stats = _run_epoch(model, opt, data, cfg, data_seed, epoch, should_stop)
-            row = {"epoch": epoch, "train_loss": stats.train_loss, "train_acc": stats.train_acc,
-                   "val_loss": stats.val_loss, "val_acc": stats.val_acc,
-                   "seconds": time.perf_counter() - t0}
+            row = stats.row(epoch, cfg.lr, time.perf_counter() - t0)
             history.append(row)
             best.update(epoch, stats.val_acc)
             if on_epoch is not None:
@@ -139,15 +198,16 @@ class _Best:
 
 
 def stop_reason(cfg: ProxyTrainConfig, epoch: int, stats: EpochStats, best_epoch: int) -> str | None:
-    """Why training ends after `epoch`, or None to go on; the rules in the paper's order."""
-    if not all(math.isfinite(v) for v in (stats.train_loss, stats.val_loss)):
+    """Why training ends after `epoch`, or None to go on; the rules in the official order."""
+    running = stats.train_loss if stats.running_loss is None else stats.running_loss
+    if not all(math.isfinite(v) for v in (stats.train_loss, stats.val_loss, running)):
         return NAN
-    if stats.val_loss > cfg.diverge_ratio * stats.train_loss:
-        return DIVERGED
-    if epoch >= cfg.floor_epoch and stats.val_acc < cfg.floor_acc:
-        return LOW_ACCURACY
     if epoch - best_epoch >= cfg.patience:
         return PATIENCE
+    if epoch == cfg.floor_epoch and stats.val_acc < cfg.floor_acc:
+        return LOW_ACCURACY
+    if stats.val_loss > cfg.diverge_ratio * running:
+        return DIVERGED
     if epoch >= cfg.epochs:
         return MAX_EPOCHS
     return None
@@ -156,44 +216,43 @@ def stop_reason(cfg: ProxyTrainConfig, epoch: int, stats: EpochStats, best_epoch
 def _run_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: ImageData, cfg: ProxyTrainConfig,
                data_seed: int, epoch: int, should_stop: Callable[[], bool] | None) -> EpochStats:
     """One training pass (possibly cut short by the train-accuracy rule) and one validation."""
-    train_loss, train_acc = _train_pass(model, opt, data, cfg, data_seed, epoch, should_stop)
+    running = _train_pass(model, opt, data, cfg, data_seed, epoch, should_stop)
     with _model_errors():
         val_loss, val_acc = evaluate_images(model, data.x_val, data.y_val)
     if not math.isfinite(val_loss):
         raise _NaNLoss()
-    return EpochStats(train_loss, train_acc, val_loss, val_acc)
+    return running.stats(val_loss, val_acc)
 
 
 def _train_pass(model: nn.Module, opt: torch.optim.Optimizer, data: ImageData, cfg: ProxyTrainConfig,
-                data_seed: int, epoch: int, should_stop: Callable[[], bool] | None) -> tuple[float, float]:
-    """Train over the epoch's batches; returns the running (cumulative) train loss and accuracy.
+                data_seed: int, epoch: int, should_stop: Callable[[], bool] | None) -> Running:
+    """Train over the epoch's batches; returns the epoch's Running (EMAs and means).
 
     The running accuracy must be known after every batch for the early epoch break, so each
-    batch costs one host sync, of a 2-element tensor that also carries the loss sum (that
-    same read is the NaN check). Sums stay on the device; nothing else is read back.
+    batch costs one host sync, of a 2-element tensor [batch loss, correct] (that same read is
+    the NaN check); nothing else is read back.
     """
     dev = data.x_train.device
     batches = epoch_batches(len(data.y_train), cfg.batch_size, data_seed, epoch)
     order = torch.cat(batches).to(dev, non_blocking=True)  # one transfer per epoch
-    totals = torch.zeros(2, device=dev, dtype=torch.float32)  # [loss sum, correct]
-    seen, loss_sum, correct = 0, 0.0, 0.0
+    running = Running(cfg.momentum)
     model.train()
     for idx in order.split([len(b) for b in batches]):
         if should_stop is not None and should_stop():
             raise _UserStop()
         with _model_errors():
-            totals += _train_step(model, opt, data.x_train[idx], data.y_train[idx])
-            loss_sum, correct = totals.tolist()
-        seen += len(idx)
-        if not math.isfinite(loss_sum):
+            loss, hits = _train_step(model, opt, data.x_train[idx], data.y_train[idx]).tolist()
+        if not math.isfinite(loss):
             raise _NaNLoss()
-        if correct / seen > cfg.train_acc_stop:
+        running.add(loss, hits, len(idx))
+        if running.acc > cfg.train_acc_stop:
             break
-    return loss_sum / seen, correct / seen
+    return running
 
 
 def _train_step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor) -> Tensor:
-    """One Adam step; returns [loss x batch size, correct count] as a device tensor (no sync)."""
+    """One Adam step; returns [mean batch loss, correct count] as a device tensor (no sync).
+    The loss is the cross-entropy only (the official running loss has no L2 term either)."""
     logits = model(x)
     loss = F.cross_entropy(logits, y)
     opt.zero_grad(set_to_none=True)
@@ -201,7 +260,7 @@ def _train_step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tens
     opt.step()
     with torch.no_grad():
         hits = (logits.argmax(dim=1) == y).sum()
-        return torch.stack([loss.detach().float() * len(y), hits.float()])
+        return torch.stack([loss.detach().float(), hits.float()])
 
 
 @contextmanager
@@ -225,4 +284,5 @@ def _one_line(exc: BaseException) -> str:
     return msg if len(msg) <= ERROR_CHARS else msg[:ERROR_CHARS - 3] + "..."
 
 
-__all__ = ["ProxyTrainConfig", "EpochStats", "train_proxy", "stop_reason"]
+__all__ = ["ProxyTrainConfig", "EpochStats", "Running", "train_proxy", "stop_reason", "l2_coefficients",
+           "adam_groups"]

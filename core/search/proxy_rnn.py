@@ -49,6 +49,7 @@ class RNNProxyConfig:
     bptt: int = 35
     patience: int = 4
     diverge_ratio: float = 3.0
+    loss_momentum: float = 0.9                  # EMA of batch train losses for the divergence rule
     max_loss: float = 30.0
     max_batches_per_epoch: int | None = None    # cap for demo/tests
     eval_batch_size: int = 10                   # narrow columns: long context for validation
@@ -56,11 +57,11 @@ class RNNProxyConfig:
 
 
 def lr_at_epoch(cfg: RNNProxyConfig, epoch: int) -> float:
-    """Learning rate of 1-based `epoch`: divided by 10 once epoch E-4 has finished and again
-    once epoch E-2 has finished (torch's MultiStepLR with milestones [E-4, E-2] stepped
-    after each epoch). For E = 10: epochs 1-6 at lr, 7-8 at lr/10, 9-10 at lr/100.
-    Milestones below 1 (E < 5) never fire."""
-    drops = sum(1 for m in (cfg.epochs - 4, cfg.epochs - 2) if m >= 1 and epoch > m)
+    """Learning rate of 1-based `epoch`. The official loop (searching/rnn/model.py) divides lr
+    by 10 at the END of 0-based epochs E-4 and E-2, so 1-based epoch e runs at the reduced
+    rate once e-1 > m for a milestone m. For E = 10: epochs 1-7 at lr, 8-9 at lr/10, 10 at
+    lr/100. Negative milestones (E < 4) never fire, as `epoch == E - 4` never holds there."""
+    drops = sum(1 for m in (cfg.epochs - 4, cfg.epochs - 2) if m >= 0 and epoch - 1 > m)
     return cfg.lr * LR_DECAY ** drops
 
 
@@ -77,12 +78,16 @@ class _UserStop(Exception):
 
 
 def _train_epoch(model: RNNLanguageModel, opt: torch.optim.Optimizer, data: Tensor,
-                 cfg: RNNProxyConfig, offset: int, should_stop: Callable[[], bool] | None) -> float:
+                 cfg: RNNProxyConfig, offset: int, should_stop: Callable[[], bool] | None
+                 ) -> tuple[float, float]:
     """One pass of truncated BPTT; hidden state carried and detached between windows.
-    Returns the token-weighted mean training loss (NaN/inf as soon as it appears)."""
+    Returns (token-weighted mean training loss, moving loss): the moving loss is the official
+    EMA of the per-batch losses, restarted each epoch (the first batch sets it), which the
+    divergence rule compares with. Both are the NaN/inf loss as soon as one appears."""
     model.train()
     hidden = model.init_hidden(data.size(1))
     total, count = 0.0, 0
+    moving: float | None = None
     for n, (start, length) in enumerate(bptt_windows(data.size(0), cfg.bptt, offset)):
         if cfg.max_batches_per_epoch is not None and n >= cfg.max_batches_per_epoch:
             break
@@ -92,14 +97,17 @@ def _train_epoch(model: RNNLanguageModel, opt: torch.optim.Optimizer, data: Tens
         log_probs, hidden = model(inputs, hidden.detach())
         loss = F.nll_loss(log_probs.reshape(-1, log_probs.size(-1)), targets.reshape(-1))
         if not torch.isfinite(loss):
-            return float(loss.item())
+            return float(loss.item()), float(loss.item())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         opt.step()
-        total += loss.item() * targets.numel()
+        value = loss.item()
+        total += value * targets.numel()
         count += targets.numel()
-    return total / max(count, 1)
+        moving = value if moving is None else cfg.loss_momentum * moving + (1 - cfg.loss_momentum) * value
+    mean = total / max(count, 1)
+    return mean, mean if moving is None else moving
 
 
 def _ppl(loss: float) -> float:
@@ -127,7 +135,7 @@ def _run(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig, data_seed
         lr = lr_at_epoch(cfg, epoch)
         for group in opt.param_groups:
             group["lr"] = lr
-        train_loss = _train_epoch(model, opt, train, cfg, next(offsets), should_stop)
+        train_loss, moving_loss = _train_epoch(model, opt, train, cfg, next(offsets), should_stop)
         if not math.isfinite(train_loss):
             result.status, result.stop_reason = FAILED, NAN
             result.error = f"training loss became {train_loss} in epoch {epoch}"
@@ -136,7 +144,7 @@ def _run(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig, data_seed
             raise _UserStop
         val_loss = evaluate_lm(model, valid, cfg.bptt, cfg.max_eval_batches)
         row = {"epoch": epoch, "train_loss": train_loss, "train_ppl": _ppl(train_loss),
-               "val_loss": val_loss, "val_ppl": _ppl(val_loss), "lr": lr,
+               "train_loss_ema": moving_loss, "val_loss": val_loss, "val_ppl": _ppl(val_loss), "lr": lr,
                "seconds": time.perf_counter() - t0}
         result.history.append(row)
         result.epochs = epoch
@@ -150,7 +158,7 @@ def _run(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig, data_seed
             best, since_best = val_loss, 0
         else:
             since_best += 1
-        if val_loss > cfg.diverge_ratio * train_loss:
+        if val_loss > cfg.diverge_ratio * moving_loss:
             result.stop_reason = DIVERGED
             return
         if since_best >= cfg.patience:
@@ -171,7 +179,7 @@ def train_rnn_proxy(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig
     """Train `model` (already initialised) with SGD + clipping + truncated BPTT and return
     perplexity = exp(best validation loss); NaN (FAILED/NAN) if that loss is >= max_loss or
     any loss went NaN/inf. Stops early after `patience` epochs without a new best validation
-    loss, or when validation loss > diverge_ratio x the epoch's train loss. The lr is divided
+    loss, or when validation loss > diverge_ratio x the EMA (0.9) of the epoch's batch losses. The lr is divided
     by 10 after epochs E-4 and E-2 (see lr_at_epoch). Torch's global
     RNG is forked and seeded with data_seed, so dropout (if any) is reproducible too and the
     caller's RNG state is left untouched."""

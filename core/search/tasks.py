@@ -101,6 +101,7 @@ class RNNProxyTask(_Task):
         if cfg.evaluator == "batched":
             log("the batched evaluator is for CNN searches; RNN candidates train one at a time")
         self.corpus = load_corpus(cfg.data, max_vocab=cfg.max_vocab or None, log=log)
+        self.pretrained = _pretrained_embedding(cfg, self.corpus.vocab, log)
         self.train_cfg = RNNProxyConfig(epochs=cfg.epochs, lr=cfg.lr, clip=cfg.clip,
                                         batch_size=cfg.batch_size, bptt=cfg.bptt,
                                         max_batches_per_epoch=cfg.max_batches or None,
@@ -114,7 +115,11 @@ class RNNProxyTask(_Task):
     def build(self, genotype: Genotype, seed: int) -> torch.nn.Module:
         from core.nets.rnn import RNNLanguageModel
         torch.manual_seed(seed)
-        return RNNLanguageModel(genotype, self.corpus.vocab_size, emb=self.cfg.emb, hidden=self.cfg.hidden)
+        model = RNNLanguageModel(genotype, self.corpus.vocab_size, emb=self.cfg.emb, hidden=self.cfg.hidden)
+        if self.pretrained is not None:
+            with torch.no_grad():
+                model.encoder.weight.copy_(self.pretrained)
+        return model
 
     def score(self, res: TrainResult, cost: Cost) -> float | None:
         ok = res.status == OK and res.perplexity is not None and math.isfinite(res.perplexity)
@@ -124,6 +129,22 @@ class RNNProxyTask(_Task):
         from core.search.proxy_rnn import train_rnn_proxy
         return train_rnn_proxy(model, self.corpus, self.train_cfg, data_seed=data_seed, device=self.device,
                                should_stop=should_stop, on_epoch=on_epoch)
+
+
+def _pretrained_embedding(cfg: SearchConfig, vocab: list[str], log: Callable[[str], None]) -> torch.Tensor | None:
+    """The one embedding every candidate starts from under `glove:PATH` (None: each candidate's
+    own U(+-0.1)); logged, so the run says which initialisation ran."""
+    if not cfg.embedding_init.startswith("glove:"):
+        log("embedding init: uniform U(-0.1, 0.1) per candidate (no GloVe; the official search uses GloVe 100-d)")
+        return None
+    from pathlib import Path
+
+    from core.data.glove import glove_embedding
+    path = Path(cfg.embedding_init[len("glove:"):]).expanduser()
+    emb, found = glove_embedding(path, vocab, cfg.emb, cfg.seed)
+    log(f"embedding init: GloVe from {path}: {found:,} of {len(vocab):,} words, U(-0.5, 0.5) for the rest, "
+        "the same tensor for every candidate")
+    return emb
 
 
 def make_task(cfg: SearchConfig, device: torch.device, log: Callable[[str], None]) -> ProxyTask:

@@ -314,7 +314,10 @@ class Store:
 
 
 def best_of(steps: list[StepRecord]) -> StepRecord | None:
-    scored = [s for s in steps if s.score is not None and s.score == s.score]
+    """The result of a search: the best-scoring snapshot among steps >= 1 (ties: fewer edges).
+    Step 0, the dense DAG, is a reference row only: the official search never trains, scores
+    or saves it, so it can never be the result (docs/FIDELITY.md, "selection")."""
+    scored = [s for s in steps if s.step >= 1 and s.score is not None and s.score == s.score]
     if not scored:
         return None
     return max(scored, key=lambda s: (s.score, -s.edges))

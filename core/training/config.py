@@ -104,7 +104,7 @@ class RNNTrainConfig:
     emb: int = _f(128, "embedding size e (tied decoder: must equal hidden)")
     hidden: int = _f(128, "hidden size h")
     dropout: float = _f(0.75, "output dropout (variational)")
-    dropout_h: float = _f(0.25, "hidden-state dropout inside the cell (variational)")
+    dropout_h: float = _f(0.25, "hidden-state dropout inside the cell (variational; on h_{t-1} and every edge input)")
     dropout_x: float = _f(0.75, "input-x dropout inside the cell (variational)")
     dropout_i: float = _f(0.2, "embedding-input dropout (variational over embedding features)")
     dropout_e: float = _f(0.1, "word dropout (whole embedding rows)")

@@ -105,7 +105,7 @@ def genotype_from_run(store: JobStore, run_id: int, step: int | None = None) -> 
         from core.store.runs import best_of
         chosen = best_of(steps)
         if chosen is None:
-            raise StoreError(f"run {run_id} has no scored step yet")
+            raise StoreError(f"run {run_id} has no scored step after the dense baseline yet")
     else:
         chosen = next((s for s in steps if s.step == step), None)
         if chosen is None:

@@ -8,7 +8,8 @@ does k candidates' work, and one host sync per batch serves all of them.
 Each candidate still trains exactly as `core.search.proxy_cnn.train_proxy` would train it alone:
 the same initial weights (task.build with the same seed), the same batches (epoch_batches),
 its own Adam state and step count (FlatAdam), its own BN statistics, and the same stop rules
-(`stop_reason`, the running-accuracy epoch break, NaN). A candidate that breaks its epoch
+(`stop_reason`, the running-accuracy epoch break with the same `Running` EMAs, NaN), and
+the same Keras-style L2 (`l2_coefficients`, as a per-element decay in FlatAdam). A candidate that breaks its epoch
 early is frozen (no weight, moment or BN-statistic change) until the next epoch; one that
 is finished leaves the network at the end of the epoch (the union is rebuilt smaller, so
 finished candidates cost nothing). On CPU, in float32, results match training alone within
@@ -59,7 +60,7 @@ from core.search.candidates import (
 )
 from core.search.evaluators.flat_adam import FlatAdam
 from core.search.evaluators.stacked import CandidateState, StackedCNN, candidate_state
-from core.search.proxy_cnn import EpochStats, ProxyTrainConfig, stop_reason
+from core.search.proxy_cnn import ProxyTrainConfig, Running, l2_coefficients, stop_reason
 from core.store.runs import CandidateRecord
 
 ResultFn = Callable[[CandidateRecord], None]
@@ -93,6 +94,7 @@ class _Candidate:
     job: Job
     state: CandidateState
     cost: Cost
+    l2: dict[str, float] = field(default_factory=dict)   # lambda per parameter name (l2_coefficients)
     history: list[dict] = field(default_factory=list)
     best_acc: float | None = None
     best_epoch: int = 0
@@ -140,7 +142,7 @@ class _Union:
             net.load(slot, cand.state, exp_avg, exp_avg_sq)
         self.net = net.to(dev)
         cfg: ProxyTrainConfig = task.train_cfg
-        self.adam = FlatAdam(net.flat, net.grad, net.slot_of_param, net.owned, self.k, cfg.lr, cfg.weight_decay,
+        self.adam = FlatAdam(net.flat, net.grad, net.slot_of_param, net.owned, self.k, cfg.lr, _decay(net, cands),
                              exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, steps=[c.state.step for c in cands])
         self.amp = opts.amp if opts.amp is not None else dev.type == "cuda"
         self.use_graphs = opts.cuda_graphs and dev.type == "cuda"
@@ -159,7 +161,7 @@ class _Union:
         return torch.autocast(self.net.device.type, dtype=torch.bfloat16, cache_enabled=cache)
 
     def train_step(self, x: Tensor, y: Tensor, active: list[bool]) -> Tensor:
-        """One Adam step of the active slots; returns (k, 2) [loss x batch, correct] (no sync)."""
+        """One Adam step of the active slots; returns (k, 2) [mean batch loss, correct] (no sync)."""
         self.adam.prepare(active)
         if self.use_graphs:
             return self._replay(x, y)
@@ -179,7 +181,7 @@ class _Union:
                 live = self.adam.slot_scalars[0][net.slot_of_stat] > 0
                 torch.where(live, net.stats, saved, out=net.stats)
             hits = (logits.argmax(dim=2) == y[:, None]).sum(0)
-            return torch.stack([losses.detach() * len(y), hits.float()], 1)
+            return torch.stack([losses.detach(), hits.float()], 1)
 
     def _replay(self, x: Tensor, y: Tensor) -> Tensor:
         """The train step from a CUDA graph recorded once per batch size."""
@@ -226,6 +228,22 @@ class _Union:
         finally:
             self.net.training = True
         return totals
+
+
+@torch.no_grad()
+def _decay(net: StackedCNN, cands: list[_Candidate]) -> Tensor:
+    """Per-element Adam weight decay of the union: 2 x lambda of the candidate parameter each
+    position belongs to (the gradient of lambda x w^2), as train_proxy's adam_groups."""
+    decay = torch.zeros_like(net.flat)
+    for s in net.slotted.values():
+        if s.stat:
+            continue
+        for c, cand in enumerate(cands):
+            src = s.sources[c]
+            if src and cand.l2.get(src):
+                own = cand.state.params[src]
+                net._block(net.view(s, decay), s, c, torch.full_like(own, 2.0 * cand.l2[src]))
+    return decay
 
 
 def _slot_losses(logits: Tensor, y: Tensor) -> Tensor:
@@ -280,14 +298,12 @@ class _ChunkTrainer:
         for slot, cand in enumerate(self.members):
             if cand.result is not None:  # failed (NaN) during the pass
                 continue
-            (loss_sum, correct), seen = train[slot]
             val_loss, val_acc = val[slot][0] / n_val, val[slot][1] / n_val
             if not math.isfinite(val_loss):
                 self.finish(cand, FAILED, NAN, "loss became NaN or infinite")
                 continue
-            stats = EpochStats(loss_sum / seen, correct / seen, val_loss, val_acc)
-            row = {"epoch": epoch, "train_loss": stats.train_loss, "train_acc": stats.train_acc,
-                   "val_loss": stats.val_loss, "val_acc": stats.val_acc, "seconds": seconds}
+            stats = train[slot].stats(val_loss, val_acc)
+            row = stats.row(epoch, self.cfg.lr, seconds)
             cand.history.append(row)
             cand.update_best(epoch, val_acc)
             self.on_epoch(cand.idx, row)
@@ -295,7 +311,7 @@ class _ChunkTrainer:
             if reason is not None:
                 self.finish(cand, FAILED if reason == NAN else OK, reason)
 
-    def _train_pass(self, epoch: int) -> list[tuple[list[float], int]]:
+    def _train_pass(self, epoch: int) -> list[Running]:
         """Every member trains on the epoch's batches until its running accuracy passes the
         threshold (then it is frozen for the rest of the epoch) or its loss is not finite."""
         union, data, k = self.union, self.data, len(self.members)
@@ -303,9 +319,7 @@ class _ChunkTrainer:
         batches = epoch_batches(len(data.y_train), self.cfg.batch_size, self.data_seed, epoch)
         order = torch.cat(batches).to(dev, non_blocking=True)
         active = [True] * k
-        seen = [0] * k
-        totals = torch.zeros(k, 2, device=dev, dtype=union.net.flat.dtype)
-        host = [[0.0, 0.0] for _ in range(k)]
+        running = [Running(self.cfg.momentum) for _ in range(k)]
         for idx in order.split([len(b) for b in batches]):
             if not any(active):  # every member broke its epoch: on to validation, as train_proxy
                 break
@@ -313,21 +327,19 @@ class _ChunkTrainer:
                 raise _Stopped()
             with _union_errors():
                 x = data.x_train.index_select(0, idx).contiguous(memory_format=torch.channels_last)
-                out = union.train_step(x, data.y_train.index_select(0, idx), active)
-                stepped = union.adam.slot_scalars[0][:, None] > 0
-                totals = torch.where(stepped, totals + out, totals)
-                host = totals.tolist()
+                host = union.train_step(x, data.y_train.index_select(0, idx), active).tolist()
             for slot in range(k):
                 if not active[slot]:
                     continue
-                seen[slot] += len(idx)
-                loss_sum, correct = host[slot]
-                if not math.isfinite(loss_sum):
+                loss, hits = host[slot]
+                if not math.isfinite(loss):
                     active[slot] = False
                     self.finish(self.members[slot], FAILED, NAN, "loss became NaN or infinite")
-                elif correct / seen[slot] > self.cfg.train_acc_stop:
+                    continue
+                running[slot].add(loss, hits, len(idx))
+                if running[slot].acc > self.cfg.train_acc_stop:
                     active[slot] = False
-        return [(host[s], seen[s]) for s in range(k)]
+        return running
 
 
 # ----- the evaluator ----------------------------------------------------------------------------------
@@ -383,7 +395,7 @@ def _build_all(task, step: int, jobs: list[Job], step_seed: int, records: dict, 
             records[idx] = make_record(step, job, build_failed(exc, t0), None, None)
             on_result(records[idx])
             continue
-        cands.append(_Candidate(job, candidate_state(model), cost))
+        cands.append(_Candidate(job, candidate_state(model), cost, l2_coefficients(model, task.train_cfg)))
     return cands
 
 

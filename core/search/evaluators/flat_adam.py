@@ -22,11 +22,14 @@ class FlatAdam:
     and is trained only where `owned[i]` and its slot is active."""
 
     def __init__(self, params: Tensor, grad: Tensor, slot_of: Tensor, owned: Tensor, k: int, lr: float,
-                 weight_decay: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float | Tensor, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  exp_avg: Tensor | None = None, exp_avg_sq: Tensor | None = None,
                  steps: list[int] | None = None) -> None:
-        """exp_avg, exp_avg_sq and steps resume a state (moments laid out like `params`)."""
+        """exp_avg, exp_avg_sq and steps resume a state (moments laid out like `params`).
+        weight_decay is one coefficient or one per element (laid out like `params`)."""
         self.params, self.grad, self.slot_of, self.owned = params, grad, slot_of, owned
+        if isinstance(weight_decay, Tensor):
+            weight_decay = weight_decay.to(params.device, params.dtype)
         self.k, self.lr, self.weight_decay, self.betas, self.eps = k, lr, weight_decay, betas, eps
         self.exp_avg = torch.zeros_like(params) if exp_avg is None else exp_avg.to(params.device)
         self.exp_avg_sq = torch.zeros_like(params) if exp_avg_sq is None else exp_avg_sq.to(params.device)
@@ -55,7 +58,11 @@ class FlatAdam:
         p, m, v = self.params, self.exp_avg, self.exp_avg_sq
         per_elem = self.slot_scalars[:, self.slot_of]
         live = self.owned & (per_elem[0] > 0)
-        g = self.grad.add(p, alpha=self.weight_decay) if self.weight_decay else self.grad
+        wd = self.weight_decay
+        if isinstance(wd, Tensor):
+            g = self.grad.addcmul(p, wd)
+        else:
+            g = self.grad.add(p, alpha=wd) if wd else self.grad
         m_new = m.lerp(g, 1 - b1)
         v_new = (v * b2).addcmul_(g, g, value=1 - b2)
         denom = (v_new.sqrt() / per_elem[2]).add_(self.eps)
