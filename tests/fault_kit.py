@@ -46,13 +46,20 @@ def spawn(*args: object, **kw) -> subprocess.Popen:
 
 
 def committed_run(store: Store) -> int:
-    """A finished run with one committed step and its candidate, written directly (no training)."""
+    """A finished run with the dense baseline and one shrink step, written directly (no training):
+    step 1 is there because the baseline is never a run's result."""
     g = Genotype.dense("cnn", 3, 0, name="kept")
-    run_id = store.create_run("cnn", {"seed": 0}, expected_steps=1)
+    run_id = store.create_run("cnn", {"seed": 0}, expected_steps=2)
     step = StepRecord(step=0, edges=g.num_edges, removed=None, genotype=g, score=0.5, accuracy=0.9,
                       macs=1000, params=10, wall_s=1.0)
     store.commit_step(run_id, step, [CandidateRecord(0, 0, None, g, "ok", accuracy=0.9, macs=1000,
                                                      params=10, score=0.5, epochs=1)])
+    edge = g.edges[-1]
+    shrunk = g.without_edge(edge)
+    step1 = StepRecord(step=1, edges=shrunk.num_edges, removed=edge, genotype=shrunk, score=0.6, accuracy=0.9,
+                       macs=900, params=9, wall_s=1.0)
+    store.commit_step(run_id, step1, [CandidateRecord(1, 0, edge, shrunk, "ok", accuracy=0.9, macs=900,
+                                                      params=9, score=0.6, epochs=1)])
     store.finish(run_id, FINISHED)
     return run_id
 
