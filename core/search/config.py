@@ -12,7 +12,7 @@ from core.device import DEVICES
 from core.errors import ConfigError
 
 TASKS = ("cnn", "rnn")
-EVALUATORS = ("auto", "single", "batched")
+EVALUATORS = ("auto", "single", "batched", "ray")
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class SearchConfig:
     keep_fraction: float = 0.0
     seed: int = 0
     device: str = "auto"
-    evaluator: str = "auto"        # batched on CUDA, one-at-a-time elsewhere, unless set
+    evaluator: str = "auto"        # the fastest correct local path (resolve_evaluator), unless set
     threads: int = 0               # torch CPU threads for training; 0 = all cores but one
     max_steps: int = 0             # 0 = until the stop rule
     # proxy training, shared names
@@ -45,6 +45,11 @@ class SearchConfig:
     clip: float = 0.25
     max_vocab: int = 0             # 0 = the corpus's own vocabulary
     max_batches: int = 0           # 0 = whole epochs; a cap for demos
+    # the ray evaluator (core.search.evaluators.ray_eval); ignored by the others
+    ray_address: str = ""          # "" = $AUTOSHRINK_RAY_ADDRESS, else a local cluster sized to this machine
+    ray_cpus_per_candidate: float = 1.0
+    ray_gpus_per_candidate: float = 0.0  # > 0: candidates train on CUDA workers; 0.25 packs four on a GPU
+    ray_chunk: int = 1             # candidates per Ray task (> 1: trained together by the batched evaluator)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,6 +97,10 @@ class SearchConfig:
             (self.bptt >= 1 and self.clip > 0, "bptt must be >= 1 and clip > 0"),
             (self.max_vocab >= 0 and self.max_batches >= 0, "max vocab and max batches must be >= 0"),
             (bool(str(self.data).strip()), "data must name a dataset"),
+            (self.ray_cpus_per_candidate > 0, f"ray CPUs per candidate must be > 0, not {self.ray_cpus_per_candidate}"),
+            (self.ray_gpus_per_candidate >= 0,
+             f"ray GPUs per candidate must be >= 0, not {self.ray_gpus_per_candidate}"),
+            (self.ray_chunk >= 1, f"ray chunk must be at least 1, not {self.ray_chunk}"),
         ]
         for ok, message in checks:
             if not ok:
