@@ -82,18 +82,57 @@ def connect(address: str = "") -> dict:
                 raise RayEvaluatorError(f"this process is already on Ray cluster {_connected_to[0]}; "
                                         f"one cluster per process, so {wanted} cannot be joined here")
             return cluster_info()
-        common = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        for name, value in QUIET_ENV.items():
+            os.environ.setdefault(name, value)
         try:
-            if wanted:
-                ray.init(address=wanted, runtime_env={"working_dir": str(ROOT), "excludes": SHIP_EXCLUDES},
-                         **common)
-            else:
-                ray.init(num_cpus=_local_cpus(), runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}}, **common)
+            _init_in_owner_thread(wanted)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise RayEvaluatorError(f"cannot reach Ray cluster {wanted or '(local)'}: "
                                     f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         _connected_to[:] = [wanted or "local"]
     return cluster_info()
+
+
+# Set before Ray starts anything: no usage reports to ray.io, and no token file for a private local cluster.
+QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+_owner_stop = threading.Event()
+
+
+def _init_in_owner_thread(address: str) -> None:
+    """ray.init from a thread that lives as long as the connection: Ray ties the local cluster's
+    GCS and raylet to the thread that started them (PR_SET_PDEATHSIG), and searches run in
+    short-lived threads (the app's Runner, the CLI's Ctrl-C wrapper)."""
+    ray = _ray()
+    setup = {"worker_process_setup_hook": f"{__name__}.warm_worker"}   # torch imported before any task
+    kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    if address:   # the cluster's nodes get the project's code; their Python packages must match ours
+        kwargs.update(address=address, runtime_env={"working_dir": str(ROOT), "excludes": SHIP_EXCLUDES, **setup})
+    else:         # "local": a private cluster, never one another process started on this machine
+        kwargs.update(address="local", num_cpus=_local_cpus(),
+                      runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}, **setup})
+    ready, failure = threading.Event(), []
+    _owner_stop.clear()
+
+    def owner() -> None:
+        try:
+            ray.init(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(exc)
+        ready.set()
+        if not failure:
+            _owner_stop.wait()
+    threading.Thread(target=owner, name="ray-owner", daemon=True).start()
+    ready.wait()
+    if failure:
+        raise failure[0]
+
+
+def warm_worker() -> None:
+    """Runs in every new worker before its first task: import torch and the trainers now, so a
+    cancel never lands in the middle of `import torch` (which leaves the worker broken)."""
+    import core.search.evaluators.batched  # noqa: F401
+    import core.search.evaluators.single  # noqa: F401
+    import core.search.tasks  # noqa: F401
 
 
 def disconnect() -> None:
@@ -102,6 +141,7 @@ def disconnect() -> None:
     with _connect_lock:
         if ray.is_initialized():
             ray.shutdown()
+        _owner_stop.set()
         _connected_to.clear()
         _remote_fn.clear()
 
