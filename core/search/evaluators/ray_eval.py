@@ -132,7 +132,6 @@ def warm_worker() -> None:
     cancel never lands in the middle of `import torch` (which leaves the worker broken)."""
     import core.search.evaluators.batched  # noqa: F401
     import core.search.evaluators.single  # noqa: F401
-    import core.search.tasks  # noqa: F401
 
 
 def disconnect() -> None:
@@ -169,6 +168,20 @@ def describe_cluster(info: dict) -> str:
     n = info.get("nodes", 0)
     return (f"ray {info.get('address', '?')}: {n} node{'' if n == 1 else 's'}, "
             f"{info.get('cpus', 0):g} CPUs, {info.get('gpus', 0):g} GPUs")
+
+
+def cluster_status() -> str:
+    """For a page: the cluster this process is on, or what the first ray search will start or join."""
+    try:
+        _ray()
+    except RayEvaluatorError:
+        return "Ray is not installed: the ray evaluator is unavailable"
+    info = cluster_info()
+    limit = f"at most {SLOTS.limit} searches on it at once, {SLOTS.active} now"
+    if info:
+        return f"{describe_cluster(info)}; {limit}"
+    where = os.environ.get(ADDRESS_ENV) or f"a local cluster of {_local_cpus()} CPUs"
+    return f"no Ray cluster yet: the first ray search joins {where}; {limit}"
 
 
 # ----- many searches, one cluster ----------------------------------------------------------------
@@ -219,6 +232,7 @@ SLOTS = SearchSlots(int(_env_number(MAX_SEARCHES_ENV, DEFAULT_MAX_SEARCHES)))
 class RayRun:
     """What the driver keeps for a run: the data in the object store and how tasks are shaped."""
     data_ref: object            # ray.ObjectRef of the proxy ImageData / Corpus (CPU tensors)
+    task_type: type             # the proxy task's class (shipped by reference): the worker builds one
     cfg: dict                   # the settings the worker rebuilds its task from
     cluster: dict
     num_cpus: float
@@ -241,7 +255,7 @@ def prepare_ray(task, log: Callable[[str], None]) -> dict:
         raise RayEvaluatorError(f"--ray-gpus-per-candidate {gpus:g} asks for GPUs, but {describe_cluster(info)}")
     num_gpus = 0.0 if gpus <= 0 else min(1.0, gpus * chunk)
     per_search = _env_number(CPUS_PER_SEARCH_ENV, info.get("cpus", 1.0) or 1.0)
-    run = RayRun(data_ref=ray.put(data), cfg=cfg.to_dict(), cluster=info, num_cpus=cfg.ray_cpus_per_candidate,
+    run = RayRun(data_ref=ray.put(data), task_type=type(task), cfg=cfg.to_dict(), cluster=info, num_cpus=cfg.ray_cpus_per_candidate,
                  num_gpus=num_gpus, threads=threads_for(cfg.ray_cpus_per_candidate), chunk=chunk,
                  max_inflight=max(1, int(per_search // cfg.ray_cpus_per_candidate)), log=log)
     task.ray_run = run
@@ -276,7 +290,8 @@ def _run_chunks(run: RayRun, step: int, chunks: list[list[Job]], step_seed: int,
     while todo or pending:
         while todo and len(pending) < run.max_inflight:
             chunk = todo.pop(0)
-            ref = remote.remote(run.cfg, [run.data_ref], step, chunk, step_seed, run.threads, run.num_gpus > 0)
+            ref = remote.remote(run.task_type, run.cfg, [run.data_ref], step, chunk, step_seed, run.threads,
+                                run.num_gpus > 0)
             pending[ref] = chunk
         if should_stop():
             _cancel(list(pending))
@@ -333,8 +348,8 @@ _WORKER_TASKS: dict[str, object] = {}   # data ref -> proxy task; a worker keeps
 _KEEP_TASKS = 2
 
 
-def train_chunk(cfg: dict, data_box: list, step: int, jobs: list[Job], step_seed: int, threads: int,
-                use_cuda: bool) -> list[CandidateRecord]:
+def train_chunk(task_type: type, cfg: dict, data_box: list, step: int, jobs: list[Job], step_seed: int,
+                threads: int, use_cuda: bool) -> list[CandidateRecord]:
     """In a Ray worker: train `jobs` with the local evaluator and label each record with the worker.
 
     `data_box` holds the data's ObjectRef inside a list so Ray does not fetch it for every task:
@@ -342,7 +357,7 @@ def train_chunk(cfg: dict, data_box: list, step: int, jobs: list[Job], step_seed
     from core.search.evaluators.batched import evaluate_batched
     from core.search.evaluators.single import evaluate_single
     torch.set_num_threads(threads)
-    task = _worker_task(cfg, data_box[0], use_cuda, len(jobs))
+    task = _worker_task(task_type, cfg, data_box[0], use_cuda, len(jobs))
     never, nop = (lambda: False), (lambda *a: None)
     train = evaluate_batched if task.evaluator == "batched" else evaluate_single
     records = train(task, step, jobs, step_seed, never, nop, nop)
@@ -350,14 +365,13 @@ def train_chunk(cfg: dict, data_box: list, step: int, jobs: list[Job], step_seed
     return [replace(r, worker=label) for r in records]
 
 
-def _worker_task(cfg: dict, data_ref, use_cuda: bool, chunk: int):
-    from core.search.tasks import make_task
+def _worker_task(task_type: type, cfg: dict, data_ref, use_cuda: bool, chunk: int):
     key = f"{data_ref.hex()}:{use_cuda}:{chunk > 1}"
     if key not in _WORKER_TASKS:
         settings = SearchConfig.from_dict(cfg)
         inner = "batched" if settings.task == "cnn" and (use_cuda or chunk > 1) else "single"
         device = torch.device("cuda" if use_cuda else "cpu")
-        task = make_task(replace(settings, evaluator=inner), device, lambda msg: None, data=_ray().get(data_ref))
+        task = task_type(replace(settings, evaluator=inner), device, lambda msg: None, _ray().get(data_ref))
         while len(_WORKER_TASKS) >= _KEEP_TASKS:
             _WORKER_TASKS.pop(next(iter(_WORKER_TASKS)))
         _WORKER_TASKS[key] = task
