@@ -82,8 +82,9 @@ def connect(address: str = "") -> dict:
                 raise RayEvaluatorError(f"this process is already on Ray cluster {_connected_to[0]}; "
                                         f"one cluster per process, so {wanted} cannot be joined here")
             return cluster_info()
-        for name, value in QUIET_ENV.items():
-            os.environ.setdefault(name, value)
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")   # no usage reports to ray.io
+        if not wanted:   # a private cluster needs no token; a joined one keeps the mode it was started with
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         try:
             _init_in_owner_thread(wanted)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -93,8 +94,6 @@ def connect(address: str = "") -> dict:
     return cluster_info()
 
 
-# Set before Ray starts anything: no usage reports to ray.io, and no token file for a private local cluster.
-QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 _owner_stop = threading.Event()
 
 
