@@ -80,7 +80,8 @@ def time_ray(args: argparse.Namespace) -> dict:
     ray_eval.prepare_ray(task, NOP)
     put_s = time.perf_counter() - t0
     print(f"ray: {ray_eval.describe_cluster(info)}, 1 CPU and 1 torch thread per candidate; cluster start "
-          f"{start_s:.1f} s, data into the object store {1000 * put_s:.0f} ms (once per run) ... load {load()}", flush=True)
+          f"{start_s:.1f} s, data into the object store {1000 * put_s:.0f} ms (once per run) ... load {load()}",
+          flush=True)
     t0 = time.perf_counter()
     records = ray_eval.evaluate_ray(task, 1, jobs, seed, NEVER, NOP, NOP)
     seconds = time.perf_counter() - t0
@@ -102,7 +103,8 @@ def task_overhead(run: dict, n: int) -> dict:
     remote = ray.remote(max_retries=ray_eval.MAX_RETRIES)(echo).options(num_cpus=ray_run.num_cpus)
     one = run["jobs"][:1]
     rec = run["records"][:1]
-    call = lambda: remote.remote(ray_run.task_type, ray_run.cfg, [ray_run.data_ref], 1, one, run["seed"], 1, False, rec)  # noqa: E731
+    args = (ray_run.task_type, ray_run.cfg, [ray_run.data_ref], 1, one, run["seed"], 1, False, rec)
+    call = lambda: remote.remote(*args)  # noqa: E731
     ray.get([call() for _ in range(4)])  # warm
     t0 = time.perf_counter()
     for _ in range(n):

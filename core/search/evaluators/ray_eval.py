@@ -254,8 +254,9 @@ def prepare_ray(task, log: Callable[[str], None]) -> dict:
         raise RayEvaluatorError(f"--ray-gpus-per-candidate {gpus:g} asks for GPUs, but {describe_cluster(info)}")
     num_gpus = 0.0 if gpus <= 0 else min(1.0, gpus * chunk)
     per_search = _env_number(CPUS_PER_SEARCH_ENV, info.get("cpus", 1.0) or 1.0)
-    run = RayRun(data_ref=ray.put(data), task_type=type(task), cfg=cfg.to_dict(), cluster=info, num_cpus=cfg.ray_cpus_per_candidate,
-                 num_gpus=num_gpus, threads=threads_for(cfg.ray_cpus_per_candidate), chunk=chunk,
+    run = RayRun(data_ref=ray.put(data), task_type=type(task), cfg=cfg.to_dict(), cluster=info,
+                 num_cpus=cfg.ray_cpus_per_candidate, num_gpus=num_gpus,
+                 threads=threads_for(cfg.ray_cpus_per_candidate), chunk=chunk,
                  max_inflight=max(1, int(per_search // cfg.ray_cpus_per_candidate)), log=log)
     task.ray_run = run
     log(f"evaluator ray on {describe_cluster(info)}; tasks of {chunk} candidate(s), "
@@ -286,25 +287,28 @@ def _run_chunks(run: RayRun, step: int, chunks: list[list[Job]], step_seed: int,
     ray = _ray()
     remote = _remote().options(num_cpus=run.num_cpus, num_gpus=run.num_gpus)
     todo, pending, done = list(chunks), {}, {}
-    while todo or pending:
-        while todo and len(pending) < run.max_inflight:
-            chunk = todo.pop(0)
-            ref = remote.remote(run.task_type, run.cfg, [run.data_ref], step, chunk, step_seed, run.threads,
-                                run.num_gpus > 0)
-            pending[ref] = chunk
-        if should_stop():
+    try:
+        while todo or pending:
+            while todo and len(pending) < run.max_inflight:
+                chunk = todo.pop(0)
+                ref = remote.remote(run.task_type, run.cfg, [run.data_ref], step, chunk, step_seed, run.threads,
+                                    run.num_gpus > 0)
+                pending[ref] = chunk
+            if should_stop():
+                break
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+            for ref in ready:
+                chunk = pending.pop(ref)
+                for rec in _get(ref, chunk):
+                    if rec.idx in done:   # one record per job, whatever Ray retried
+                        continue
+                    done[rec.idx] = rec
+                    for row in rec.history:
+                        on_epoch(rec.idx, row)
+                    on_result(rec)
+    finally:   # a stop, or an error of one task: the others must not train on for nobody
+        if pending:
             _cancel(list(pending))
-            return done
-        ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
-        for ref in ready:
-            chunk = pending.pop(ref)
-            for rec in _get(ref, chunk):
-                if rec.idx in done:   # one record per job, whatever Ray retried
-                    continue
-                done[rec.idx] = rec
-                for row in rec.history:
-                    on_epoch(rec.idx, row)
-                on_result(rec)
     return done
 
 
