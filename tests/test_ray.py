@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -90,12 +91,19 @@ def test_the_local_cluster_is_sized_to_this_machine(cluster):
     assert "1 node" in ray_eval.describe_cluster(cluster)
 
 
-def test_a_ray_search_gives_the_records_and_choices_of_single_and_records_its_cluster(tmp_path):
-    store = Store(tmp_path / "runs.db")
+@pytest.fixture(scope="module")
+def searches(tmp_path_factory):
+    """The same tiny search with the single and the ray evaluator, in one store."""
+    store = Store(tmp_path_factory.mktemp("ray") / "runs.db")
     runs = {ev: create_run(store, preset_config("cnn", "demo", **TINY, evaluator=ev, max_steps=1))
             for ev in ("single", "ray")}
     for run_id in runs.values():
         assert run_search(store, run_id) == FINISHED
+    return store, runs
+
+
+def test_a_ray_search_gives_the_records_and_choices_of_single_and_records_its_cluster(searches):
+    store, runs = searches
     steps = {ev: store.steps(r) for ev, r in runs.items()}
     assert [s.removed for s in steps["ray"]] == [s.removed for s in steps["single"]] and len(steps["ray"]) == 2
     single, distributed = store.candidates(runs["single"]), store.candidates(runs["ray"])
@@ -104,6 +112,20 @@ def test_a_ray_search_gives_the_records_and_choices_of_single_and_records_its_cl
     assert run.evaluator == "ray" and run.cluster["nodes"] == 1 and run.cluster["cpus"] == os.cpu_count()
     assert all(c.worker.endswith(ray.get_runtime_context().get_node_id()[:8]) for c in distributed)
     assert all(c.worker == "" for c in single) and store.get_run(runs["single"]).cluster == {}
+
+
+def test_the_search_page_shows_the_cluster_and_the_run_s_evaluator(monkeypatch, searches):
+    from streamlit.testing.v1 import AppTest
+    store, runs = searches
+    monkeypatch.setenv("AUTOSHRINK_STORE", str(store.path))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=90)
+    at.run()
+    at.sidebar.selectbox(key="run_id").set_value(runs["ray"]).run()
+    at.switch_page("views/search.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    texts = "\n".join(str(e.value) for kind in (at.markdown, at.caption) for e in kind)
+    assert f"ray local: 1 node, {os.cpu_count()} CPUs, 0 GPUs; at most" in texts     # under the form
+    assert "evaluator ray on ray local: 1 node" in texts                              # the run's header
 
 
 def test_a_worker_killed_mid_candidate_is_retried_from_its_seed(single_records):
