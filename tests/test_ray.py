@@ -26,6 +26,7 @@ from core.store.runs import FINISHED, Store  # noqa: E402
 
 TINY = dict(nodes=4, k=2, epochs=2, threads=1, per_class_train=30,  # stem 8 / width 4 crash torch here
             per_class_val=10, keep_fraction=0.0)
+LONGER = dict(epochs=3, per_class_train=120)  # candidates of a few seconds: a kill lands mid-candidate
 NEVER, NOP = (lambda: False), (lambda *a: None)
 
 
@@ -55,7 +56,7 @@ def _step(**over):
 
 @pytest.fixture(scope="module")
 def single_records():
-    task, jobs, seed = _step(evaluator="single", epochs=3)
+    task, jobs, seed = _step(evaluator="single", **LONGER)
     return evaluate_single(task, 1, jobs, seed, NEVER, NOP, NOP)
 
 
@@ -129,7 +130,7 @@ def test_the_search_page_shows_the_cluster_and_the_run_s_evaluator(monkeypatch, 
 
 
 def test_a_worker_killed_mid_candidate_is_retried_from_its_seed(single_records):
-    task, jobs, seed = _step(evaluator="ray", epochs=3)
+    task, jobs, seed = _step(evaluator="ray", **LONGER)
     out, results = {}, []
     worker = threading.Thread(target=lambda: out.update(records=ray_eval.evaluate_ray(
         task, 1, jobs, seed, NEVER, NOP, results.append)))
@@ -140,6 +141,7 @@ def test_a_worker_killed_mid_candidate_is_retried_from_its_seed(single_records):
         time.sleep(0.2)
     assert victims, "no worker was seen training"
     time.sleep(0.5)                  # let it get into the candidate
+    assert victims[0] in _my_workers() and not results, "the candidate ended before the kill"
     os.kill(victims[0], signal.SIGKILL)
     worker.join(300)
     assert not worker.is_alive()
