@@ -34,6 +34,7 @@ from core.search.config import preset_config  # noqa: E402
 from core.device import default_threads, describe, resolve_device  # noqa: E402
 from core.cell.genotype import Genotype, edge_str  # noqa: E402
 from core.search.evaluators.single import evaluate_single  # noqa: E402
+from core.search.evaluators import auto_reason  # noqa: E402
 from core.search.tasks import CNNProxyTask  # noqa: E402
 from core.search.loop import choose, create_run, run_search, step_candidates  # noqa: E402
 from core.seeds import derive_seed  # noqa: E402
@@ -153,7 +154,8 @@ def summarise(times: dict[str, list[Timing]], k: int, device: torch.device) -> d
     diffs = [abs(a.accuracy - b.accuracy) for a, b in zip(single, batched) if a.accuracy is not None and b.accuracy is not None]
     print(f"\nsingle : {rate['single']:8.2f} candidates/min  (median {med['single']:.1f} s, peak {mib(peak['single'])})")
     print(f"batched: {rate['batched']:8.2f} candidates/min  (median {med['batched']:.1f} s, peak {mib(peak['batched'])})")
-    print(f"ratio batched/single: {rate['batched'] / rate['single']:.2f}x")
+    print(f"ratio batched/single: {rate['batched'] / rate['single']:.2f}x "
+          f"({'agrees with' if rate['batched'] >= rate['single'] else 'contradicts'} auto's choice of batched)")
     print(f"chosen edge: single {edge_str(pick['single'].edge if pick['single'] else None)}, "
           f"batched {edge_str(pick['batched'].edge if pick['batched'] else None)}; "
           f"mean |accuracy difference| {sum(diffs) / max(1, len(diffs)):.4f}")
@@ -203,7 +205,8 @@ def header(cfg, device: torch.device, task: CNNProxyTask, k: int, options: Batch
     return (f"step 1 of a paper search: {cfg.nodes} nodes, {k} candidates, {cfg.epochs} epochs, batch {cfg.batch_size}\n"
             f"data {task.data.name}: {len(task.data.y_train)} train / {len(task.data.y_val)} val images\n"
             f"device {describe(device)}, torch {torch.__version__}; batched: {chunk} per union, "
-            f"bf16 {'on' if amp else 'off'}, CUDA graphs {'on' if options.cuda_graphs and device.type == 'cuda' else 'off'}")
+            f"bf16 {'on' if amp else 'off'}, CUDA graphs {'on' if options.cuda_graphs and device.type == 'cuda' else 'off'}\n"
+            f"{auto_reason('cnn', device)}")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -352,10 +352,11 @@ def test_bf16_autocast_path_trains(task64):
 
 
 # ----- the search -----------------------------------------------------------------------------------
-def test_auto_uses_batched_on_cuda_and_a_setting_switches_it_anywhere():
+def test_auto_uses_batched_for_cnn_on_every_device_and_a_setting_switches_it_anywhere():
     cfg = preset_config("cnn", "demo")
     assert resolve_evaluator(cfg, torch.device("cuda")) == "batched"
-    assert resolve_evaluator(cfg, torch.device("cpu")) == "single"
+    assert resolve_evaluator(cfg, torch.device("cpu")) == "batched"  # one per union, channels_last
+    assert resolve_evaluator(preset_config("rnn", "demo"), torch.device("cpu")) == "single"
     for device in ("cpu", "cuda"):
         for choice in ("single", "batched"):
             assert resolve_evaluator(replace(cfg, evaluator=choice), torch.device(device)) == choice

@@ -18,6 +18,7 @@ from core.insight.explain import candidate_rows, why_removed
 from core.insight.format import fmt_duration
 from core.insight.tradeoff import step_table
 from core.search.config import SearchConfig
+from core.search.evaluators.ray_eval import describe_cluster
 from core.search.loop import step_candidates
 from core.store.runs import FINISHED, RunRecord, StepRecord, Store, best_of
 from ui.downloads import dag_with_downloads, genotype_button, table_button
@@ -94,7 +95,8 @@ def _header(run: RunRecord) -> None:
     cfg = run.config
     st.subheader(f"Run #{run.id}: {run.task.upper()} · {cfg.get('preset')} · {cfg.get('data')}")
     summary = (f"N={cfg.get('nodes')}, k={cfg.get('k')}, {cfg.get('epochs')} epochs, "
-               f"keep {cfg.get('keep_fraction')}, seed {cfg.get('seed')}")
+               f"keep {cfg.get('keep_fraction')}, seed {cfg.get('seed')}, evaluator {run.evaluator or '-'}"
+               + (f" on {describe_cluster(run.cluster)}" if run.cluster else ""))
     status_header("run", run.id, run.status, run.device, summary, run.error, _stop, _resume, MESSAGE_KEY,
                   "its last committed step", key="live")
 

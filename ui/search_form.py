@@ -21,6 +21,7 @@ from core.search.config import (
     SearchConfig,
     preset_config,
 )
+from core.search.evaluators.ray_eval import cluster_status
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
 from ui.sidebar import select_run
@@ -34,7 +35,8 @@ KNOBS = (
     ("keep_fraction", "Keep fraction", "stop at round(F x initial edges)"),
     ("seed", "Seed", "seeds op assignment, edge shuffles and training"),
     ("device", "Device", "auto = CUDA when present"),
-    ("evaluator", "Evaluator", "auto = batched on CUDA, one at a time elsewhere"),
+    ("evaluator", "Evaluator", "auto = the fastest local path (batched for CNN, single for RNN); "
+                               "ray = candidates as tasks on the Ray cluster shown below"),
     ("max_steps", "Max steps", "0 = until the stop rule"),
 )
 CHOICES = {"device": DEVICES, "evaluator": EVALUATORS}
@@ -144,6 +146,7 @@ def search_form() -> None:
         if FORM_ERROR in errors:
             st.error(errors[FORM_ERROR], icon=":material/error:")
         st.form_submit_button("Start search", type="primary", on_click=_start, icon=":material/play_arrow:")
+    st.caption(f":material/hub: {cluster_status()}")
 
 
 def _knob(field: str, label: str, help_text: str) -> None:

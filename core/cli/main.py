@@ -17,7 +17,7 @@ from core.cli.progress import ProgressBar
 from core.errors import UserError
 from core.insight.format import fmt_duration
 from core.runner.foreground import EXIT_INTERRUPTED, Outcome, run_interruptibly
-from core.search.config import PRESET_NAMES, TASKS, SearchConfig, preset_config
+from core.search.config import EVALUATORS, PRESET_NAMES, TASKS, SearchConfig, preset_config
 from core.search.loop import Observer, create_run, run_search
 from core.store.runs import (
     FAILED,
@@ -90,7 +90,8 @@ def _finish_report(store: Store, run_id: int, as_json: bool, outcome: Outcome) -
 def cmd_search(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in
                  ("data", "nodes", "k", "epochs", "keep_fraction", "seed", "device", "evaluator", "threads",
-                  "max_steps", "batch_size", "lr", "embedding_init")}
+                  "max_steps", "batch_size", "lr", "embedding_init", "ray_address", "ray_cpus_per_candidate",
+                  "ray_gpus_per_candidate", "ray_chunk")}
     cfg = preset_config(args.task, args.preset, **overrides)
     if args.dry_run:
         return _dry_run(cfg, args.json)
@@ -242,7 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--keep-fraction", type=float, help="stop at round(F x initial edges)")
     s.add_argument("--seed", type=int)
     s.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    s.add_argument("--evaluator", choices=("auto", "single", "batched"))
+    s.add_argument("--evaluator", choices=EVALUATORS, help="auto = the fastest correct local path; "
+                   "ray = candidates as Ray tasks on a cluster")
+    s.add_argument("--ray-address", help="Ray cluster to join (HOST:PORT, or 'auto' for one started with "
+                   "`ray start` here); default $AUTOSHRINK_RAY_ADDRESS, else a local cluster of this machine")
+    s.add_argument("--ray-cpus-per-candidate", type=float, help="CPUs (and torch threads) per Ray task; default 1")
+    s.add_argument("--ray-gpus-per-candidate", type=float,
+                   help="GPUs per candidate, fractional packs several on a GPU (0.25 = four); default 0 (CPU)")
+    s.add_argument("--ray-chunk", type=int, help="candidates per Ray task, trained together (batched); default 1")
     s.add_argument("--threads", type=int, help="torch CPU threads (0 = default)")
     s.add_argument("--max-steps", type=int, help="stop after this many steps (0 = no limit)")
     s.add_argument("--batch-size", type=int)

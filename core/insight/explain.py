@@ -56,6 +56,8 @@ def candidate_rows(candidates: Sequence[dict], removed: Edge | None, task: str) 
                     "edges left": c.get("edges_left"), "epochs": c.get("epochs"),
                     "stop reason": c.get("error") or c.get("stop_reason", ""),
                     "time s": _round(c.get("wall_s"), 1), "status": c.get("status")})
+        if c.get("worker"):   # trained on a Ray cluster: which node (and GPU)
+            row["worker"] = c["worker"]
         rows.append(row)
     return rows
 

@@ -13,7 +13,7 @@ from core.device import DEVICES
 from core.errors import ConfigError
 
 TASKS = ("cnn", "rnn")
-EVALUATORS = ("auto", "single", "batched")
+EVALUATORS = ("auto", "single", "batched", "ray")
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class SearchConfig:
     keep_fraction: float = 0.0
     seed: int = 0
     device: str = "auto"
-    evaluator: str = "auto"        # batched on CUDA, one-at-a-time elsewhere, unless set
+    evaluator: str = "auto"        # the fastest correct local path (resolve_evaluator), unless set
     threads: int = 0               # torch CPU threads for training; 0 = all cores but one
     max_steps: int = 0             # 0 = until the stop rule
     # proxy training, shared names
@@ -47,6 +47,11 @@ class SearchConfig:
     max_vocab: int = 0             # 0 = the corpus's own vocabulary
     max_batches: int = 0           # 0 = whole epochs; a cap for demos
     embedding_init: str = "uniform"  # "uniform" (U(+-0.1)) or "glove:PATH" (GloVe text, U(+-0.5) for missing words)
+    # the ray evaluator (core.search.evaluators.ray_eval); ignored by the others
+    ray_address: str = ""          # "" = $AUTOSHRINK_RAY_ADDRESS, else a local cluster sized to this machine
+    ray_cpus_per_candidate: float = 1.0
+    ray_gpus_per_candidate: float = 0.0  # > 0: candidates train on CUDA workers; 0.25 packs four on a GPU
+    ray_chunk: int = 1             # candidates per Ray task (> 1: trained together by the batched evaluator)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,6 +105,10 @@ class SearchConfig:
             (self.embedding_init == "uniform" or (self.embedding_init.startswith("glove:")
                                                   and len(self.embedding_init) > len("glove:")),
              f"embedding init must be uniform or glove:PATH, not {self.embedding_init!r}"),
+            (self.ray_cpus_per_candidate > 0, f"ray CPUs per candidate must be > 0, not {self.ray_cpus_per_candidate}"),
+            (self.ray_gpus_per_candidate >= 0,
+             f"ray GPUs per candidate must be >= 0, not {self.ray_gpus_per_candidate}"),
+            (self.ray_chunk >= 1, f"ray chunk must be at least 1, not {self.ray_chunk}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -21,6 +21,7 @@ from core.cell.genotype import Genotype, edge_str
 from core.device import default_threads, describe, resolve_device
 from core.errors import UserError
 from core.search.config import SearchConfig
+from core.search.evaluators import prepare as prepare_evaluator
 from core.search.tasks import ProxyTask, make_task
 from core.seeds import derive_seed
 from core.store.runs import (
@@ -124,7 +125,9 @@ def run_search(store: Store, run_id: int, observer: Observer | None = None,
 def _search(store: Store, run_id: int, cfg: SearchConfig, device: torch.device, obs: Observer,
             stop: threading.Event) -> str:
     task = make_task(cfg, device, lambda msg: obs.on_log(run_id, msg))
+    cluster = prepare_evaluator(task, lambda msg: obs.on_log(run_id, msg))
     store.set_evaluator(run_id, task.evaluator)
+    store.set_cluster(run_id, cluster)
     obs.on_log(run_id, f"run {run_id}: {cfg.task} search on {describe(device)}, evaluator {task.evaluator}")
     steps = store.steps(run_id)
     if not steps:

@@ -52,14 +52,17 @@ class CNNProxyTask(_Task):
     """CIFAR-10 (or digits) proxy classification with the paper's proxy network."""
     kind = "cnn"
 
-    def __init__(self, cfg: SearchConfig, device: torch.device, log: Callable[[str], None]) -> None:
+    def __init__(self, cfg: SearchConfig, device: torch.device, log: Callable[[str], None],
+                 data=None) -> None:
+        """`data`: the proxy ImageData when the caller has it already (a Ray worker), else loaded."""
         from core.data.images import load_proxy
         from core.nets.cnn import proxy_config
         from core.search.proxy_cnn import ProxyTrainConfig
         self.cfg, self.device = cfg, device
         self.evaluator = resolve_evaluator(cfg, device)
-        data = load_proxy(cfg.data, seed=cfg.seed, per_class_train=cfg.per_class_train,
-                          per_class_val=cfg.per_class_val, log=log)
+        if data is None:
+            data = load_proxy(cfg.data, seed=cfg.seed, per_class_train=cfg.per_class_train,
+                              per_class_val=cfg.per_class_val, log=log)
         self.data = data.to(device)
         self.net = proxy_config(in_channels=data.in_channels, num_classes=data.num_classes,
                                 input_size=data.input_size, stem_channels=cfg.stem_channels,
@@ -93,14 +96,16 @@ class RNNProxyTask(_Task):
     """Penn Treebank (or the embedded corpus) language modelling with the DAG RNN cell."""
     kind = "rnn"
 
-    def __init__(self, cfg: SearchConfig, device: torch.device, log: Callable[[str], None]) -> None:
+    def __init__(self, cfg: SearchConfig, device: torch.device, log: Callable[[str], None],
+                 corpus=None) -> None:
+        """`corpus`: the tokenised Corpus when the caller has it already (a Ray worker), else loaded."""
         from core.data.corpus import load_corpus
         from core.search.proxy_rnn import RNNProxyConfig
         self.cfg, self.device = cfg, device
-        self.evaluator = "single"
+        self.evaluator = "ray" if cfg.evaluator == "ray" else "single"
         if cfg.evaluator == "batched":
             log("the batched evaluator is for CNN searches; RNN candidates train one at a time")
-        self.corpus = load_corpus(cfg.data, max_vocab=cfg.max_vocab or None, log=log)
+        self.corpus = corpus if corpus is not None else load_corpus(cfg.data, max_vocab=cfg.max_vocab or None, log=log)
         self.pretrained = _pretrained_embedding(cfg, self.corpus.vocab, log)
         self.train_cfg = RNNProxyConfig(epochs=cfg.epochs, lr=cfg.lr, clip=cfg.clip,
                                         batch_size=cfg.batch_size, bptt=cfg.bptt,
@@ -147,5 +152,6 @@ def _pretrained_embedding(cfg: SearchConfig, vocab: list[str], log: Callable[[st
     return emb
 
 
-def make_task(cfg: SearchConfig, device: torch.device, log: Callable[[str], None]) -> ProxyTask:
-    return (CNNProxyTask if cfg.task == "cnn" else RNNProxyTask)(cfg, device, log)
+def make_task(cfg: SearchConfig, device: torch.device, log: Callable[[str], None], data=None) -> ProxyTask:
+    """The proxy task of `cfg`; `data` (ImageData or Corpus) skips loading when given."""
+    return (CNNProxyTask if cfg.task == "cnn" else RNNProxyTask)(cfg, device, log, data)

@@ -63,13 +63,14 @@ class CandidateRecord:
     wall_s: float = 0.0
     error: str = ""
     history: tuple = ()
+    worker: str = ""                  # the node (and GPU) that trained it; '' when trained in the driver
 
     def to_dict(self) -> dict:
         return {"step": self.step, "idx": self.idx, "edge": None if self.edge is None else list(self.edge),
                 "accuracy": self.accuracy, "perplexity": self.perplexity, "macs": self.macs,
                 "flops": self.flops, "params": self.params, "score": self.score, "status": self.status,
                 "epochs": self.epochs, "stop_reason": self.stop_reason, "wall_s": self.wall_s,
-                "error": self.error, "edges_left": self.genotype.num_edges}
+                "error": self.error, "edges_left": self.genotype.num_edges, "worker": self.worker}
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class RunRecord:
     host: str | None
     error: str
     progress: dict = field(default_factory=dict)
+    cluster: dict = field(default_factory=dict)   # the Ray cluster it ran on: nodes, cpus, gpus
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -216,6 +218,11 @@ class Store:
     def claim(self, run_id: int, device: str, evaluator: str) -> None:
         self._claim_row("runs", run_id, device, evaluator=evaluator)
 
+    def set_cluster(self, run_id: int, cluster: dict) -> None:
+        """The cluster a run's candidates train on (the ray evaluator); {} for a local run."""
+        with self._transaction() as con:
+            con.execute("UPDATE runs SET cluster=? WHERE id=?", (json.dumps(cluster), run_id))
+
     def beat(self, run_id: int, progress: dict) -> None:
         self._beat_row("runs", run_id, progress)
 
@@ -250,7 +257,7 @@ class Store:
             device=row["device"], evaluator=row["evaluator"], expected_steps=row["expected_steps"],
             created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"],
             heartbeat=row["heartbeat"], pid=row["pid"], host=row["host"], error=row["error"],
-            progress=json.loads(row["progress"] or "{}"))
+            progress=json.loads(row["progress"] or "{}"), cluster=json.loads(row["cluster"] or "{}"))
         if effective_status(row) != rec.status:
             return RunRecord(**{**rec.__dict__, "status": INTERRUPTED})
         return rec
@@ -279,11 +286,11 @@ class Store:
                  step.wall_s, time.time()))
             con.executemany(
                 "INSERT INTO candidates (run_id, step, idx, edge, genotype, status, accuracy, perplexity,"
-                " macs, flops, params, score, epochs, stop_reason, wall_s, error, history)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " macs, flops, params, score, epochs, stop_reason, wall_s, error, history, worker)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(run_id, c.step, c.idx, _edge_json(c.edge), c.genotype.to_json(), c.status, c.accuracy,
                   c.perplexity, c.macs, c.flops, c.params, c.score, c.epochs, c.stop_reason, c.wall_s,
-                  c.error, json.dumps(list(c.history))) for c in candidates])
+                  c.error, json.dumps(list(c.history)), c.worker) for c in candidates])
             con.execute("UPDATE runs SET heartbeat=? WHERE id=?", (time.time(), run_id))
 
     def steps(self, run_id: int) -> list[StepRecord]:
@@ -306,7 +313,7 @@ class Store:
             genotype=Genotype.from_json(r["genotype"]), status=r["status"], accuracy=r["accuracy"],
             perplexity=r["perplexity"], macs=r["macs"], flops=r["flops"], params=r["params"],
             score=r["score"], epochs=r["epochs"], stop_reason=r["stop_reason"], wall_s=r["wall_s"],
-            error=r["error"], history=tuple(json.loads(r["history"]))) for r in rows]
+            error=r["error"], history=tuple(json.loads(r["history"])), worker=r["worker"]) for r in rows]
 
     def best_step(self, run_id: int) -> StepRecord | None:
         """The snapshot with the best score along the trajectory (ties: fewer edges)."""

@@ -120,6 +120,8 @@ BEGIN SELECT RAISE(ABORT, 'job epoch rows are immutable'); END;
 MIGRATIONS: list[tuple[str, str]] = [
     # where a job keeps its files: rows from before are 'legacy' (<store dir>/jobs/<id>/)
     ("jobs.files", "ALTER TABLE jobs ADD COLUMN files TEXT NOT NULL DEFAULT 'legacy'"),
+    ("runs.cluster", "ALTER TABLE runs ADD COLUMN cluster TEXT NOT NULL DEFAULT '{}';"),
+    ("candidates.worker", "ALTER TABLE candidates ADD COLUMN worker TEXT NOT NULL DEFAULT '';"),
 ]
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
