@@ -10,19 +10,15 @@ import math
 from typing import Sequence
 
 from core.cell.genotype import Edge, edge_str
+from core.insight.format import fmt_si
 
 CHOSEN_MARK = "◀ removed"
 BASELINE_MARK = "◀ start"
 
 
 def si(value: float | int | None) -> str:
-    """Short human number: 170442 -> '170k', 3.64e6 -> '3.64M'; None/NaN -> '-'."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= div:
-            return f"{value / div:.3g}{suffix}"
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+    """Short human number (see core.insight.format.fmt_si, the one writer)."""
+    return fmt_si(value)
 
 
 def _edge(d: dict) -> Edge | None:

@@ -20,6 +20,7 @@ from typing import Iterator
 
 from core.cell.genotype import Genotype
 from core.errors import UserError
+from core.store.access import require_write
 from core.store.schema import NotOurStore, prepare
 
 DEFAULT_STORE = Path("runs") / "autoshrink.db"
@@ -112,6 +113,7 @@ class RunRecord:
     host: str | None
     error: str
     progress: dict = field(default_factory=dict)
+    name: str = ""                      # given by the instructor (core.store.admin.rename_run); '' = none
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -161,6 +163,7 @@ class Store:
 
     # ----- runs ------------------------------------------------------------------------
     def create_run(self, task: str, config: dict, expected_steps: int, status: str = QUEUED) -> int:
+        require_write("starting a search")
         with self._transaction() as con:
             cur = con.execute(
                 "INSERT INTO runs (task, status, config, expected_steps, created_at) VALUES (?,?,?,?,?)",
@@ -191,6 +194,7 @@ class Store:
     def _request_stop_row(self, table: str, row_id: int) -> None:
         """Ask the process running it (any process) to stop after the current batch."""
         assert table in self._LIFECYCLE_TABLES
+        require_write("stopping a search or training job")
         with self._transaction() as con:
             con.execute(f"UPDATE {table} SET stop_requested=1 WHERE id=?", (row_id,))
 
@@ -237,7 +241,7 @@ class Store:
             device=row["device"], evaluator=row["evaluator"], expected_steps=row["expected_steps"],
             created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"],
             heartbeat=row["heartbeat"], pid=row["pid"], host=row["host"], error=row["error"],
-            progress=json.loads(row["progress"] or "{}"))
+            progress=json.loads(row["progress"] or "{}"), name=row["name"] if "name" in row.keys() else "")
         never_claimed = rec.status == QUEUED and time.time() - rec.created_at > STALE_AFTER_S
         if never_claimed or (rec.status == RUNNING and not _owner_alive(rec)):
             return RunRecord(**{**rec.__dict__, "status": INTERRUPTED})
