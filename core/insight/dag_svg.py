@@ -101,7 +101,7 @@ def _styled_edge(layout: DagLayout, e: Edge, is_removed: bool, is_pruned: bool, 
 
 
 def _leaf_link(layout: DagLayout, leaf: int) -> str:
-    (x1, y), (x2, _) = layout.xy(leaf), layout.xy("out")
+    x1, x2 = layout.xy(leaf)[0], layout.xy("out")[0]
     span = round((x2 - x1) / layout.spacing)
     d, _ = _path(layout, f"n{leaf}", "out", span, above=span % 2 == 0)
     return (f"<path class='edge leaf-link' d='{d}' fill='none' stroke='{LEAF_LINK}' stroke-width='1.2' "

@@ -40,7 +40,8 @@ def candidate_rows(candidates: Sequence[dict], removed: Edge | None, task: str) 
         edge = _edge(c)
         chosen = edge == removed and c.get("status") == "ok"
         mark = (BASELINE_MARK if edge is None else CHOSEN_MARK) if chosen else ""
-        row = {"chosen": mark, "edge": "dense" if edge is None else edge_str(edge)}
+        row = {"chosen": mark, "edge": "dense" if edge is None else edge_str(edge),
+               "score": _round(c.get("score"), 4)}  # first: it decides the step (never cut off)
         if task == "rnn":
             row["perplexity"] = _round(c.get("perplexity"), 2)
             row["FLOPs"] = c.get("flops")
@@ -48,7 +49,7 @@ def candidate_rows(candidates: Sequence[dict], removed: Edge | None, task: str) 
             acc = c.get("accuracy")
             row["accuracy %"] = None if not _finite(acc) else round(100 * acc, 2)
             row["MACs"] = c.get("macs")
-        row.update({"params": c.get("params"), "score": _round(c.get("score"), 4),
+        row.update({"params": c.get("params"),
                     "edges left": c.get("edges_left"), "epochs": c.get("epochs"),
                     "stop reason": c.get("error") or c.get("stop_reason", ""),
                     "time s": _round(c.get("wall_s"), 1), "status": c.get("status")})

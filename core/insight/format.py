@@ -18,7 +18,7 @@ def quality_text(metrics: dict) -> str:
         return (f"valid ppl {metrics['perplexity']:.1f}" + (f", test ppl {test:.1f}" if test else "")
                 + f", {metrics.get('tokens_per_s', 0):,.0f} tokens/s")
     if metrics.get("accuracy") is not None:
-        return (f"val acc {metrics['accuracy']:.4f} (best {metrics['best_accuracy']:.4f}), "
+        return (f"val acc {100 * metrics['accuracy']:.2f}% (best {100 * metrics['best_accuracy']:.2f}%), "
                 f"{metrics.get('images_per_s', 0):,.0f} images/s")
     return "no completed epoch"
 
