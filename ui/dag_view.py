@@ -35,4 +35,5 @@ def genotype_layout(g: Genotype) -> DagLayout:
 
 def show_dag(g: Genotype, layout: DagLayout, **emphasis) -> None:
     """Draw `g` full width; `emphasis` goes to core.insight.dag_svg.dag_svg."""
-    st.html(f"<div class='autoshrink-dag' style='width:100%'>{dag_svg(g, layout, **emphasis)}</div>")
+    st.markdown(f"<div class='autoshrink-dag' style='width:100%'>{dag_svg(g, layout, **emphasis)}</div>",
+                unsafe_allow_html=True)

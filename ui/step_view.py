@@ -20,6 +20,7 @@ from ui.dag_view import run_layout, show_dag
 from ui.downloads import dag_buttons, genotype_button, table_button
 from ui.follow import is_live, live_badge, refresh_every, reread
 from ui.tables import candidates_table, score_caption
+from ui.urlstate import url_step, write_step
 
 PLAY_S = 1.5
 STEP_KEY, PLAYING_KEY, TICK_KEY, EARLIER_KEY = "explorer_step", "explorer_playing", "explorer_tick", \
@@ -65,6 +66,8 @@ def _view(store: Store, run: RunRecord) -> None:
         st.info(f"Run {run.id} has no committed step yet; the first appears once the dense baseline is trained.")
         return
     last = steps[-1].step
+    if url_step(STEP_KEY, last):
+        st.session_state[FOLLOW_KEY] = False
     st.session_state.setdefault(FOLLOW_KEY, True)
     if STEP_KEY not in st.session_state or st.session_state[STEP_KEY] > last or (
             is_live(run) and st.session_state[FOLLOW_KEY] and not st.session_state.get(PLAYING_KEY)):
@@ -89,9 +92,12 @@ def _view(store: Store, run: RunRecord) -> None:
                        icon=":material/pause:" if playing else ":material/play_arrow:")
     controls[2].button("Next", key="explorer_next", on_click=_move, args=(1, last), shortcut="Right",
                        icon=":material/skip_next:", disabled=st.session_state[STEP_KEY] >= last)
-    controls[3].toggle("Show edges removed earlier", key=EARLIER_KEY, value=True)
+    with controls[3].container(horizontal=True):
+        st.toggle("Show edges removed earlier", key=EARLIER_KEY, value=True)
+        st.page_link("views/presenter.py", label="Presenter mode", icon=":material/slideshow:")
     if last > 0:
         st.slider("Step", 0, last, key=STEP_KEY, on_change=_unfollow)
+    write_step(st.session_state[STEP_KEY])
     _step(store, run, steps, st.session_state[STEP_KEY])
 
 

@@ -77,6 +77,8 @@ def _edge(layout: DagLayout, e: Edge, colour: str, width: float, mark: str, dash
     i, j = e
     span = j - i
     d, (lx, ly) = _path(layout, f"n{i}", f"n{j}", span, above=span % 2 == 0)
+    if span <= 1 and label:
+        label, ly = edge_str(e), ly - 4  # between two neighbours there is room for the edge's name only
     style = f" stroke-dasharray='{dash}'" if dash else ""
     out = (f"<path class='edge {cls}' data-edge='{i}-{j}' d='{d}' fill='none' stroke='{colour}' "
            f"stroke-width='{width}'{style} marker-end='url(#arrow-{mark})'><title>{edge_str(e)}</title></path>")

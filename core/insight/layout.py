@@ -15,7 +15,7 @@ from core.cell.genotype import Genotype
 WIDTH = 1100.0          # viewBox width: the drawing is scaled to the page width
 MARGIN = 40.0
 NODE_W, NODE_H = 54.0, 40.0
-ARC = 0.30              # arc height per unit of span, in node spacings
+ARC = 0.21              # arc height per unit of span, in node spacings
 TITLE_H, LEGEND_H = 30.0, 56.0
 
 
