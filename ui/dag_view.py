@@ -33,7 +33,11 @@ def genotype_layout(g: Genotype) -> DagLayout:
     return _layout(Genotype.dense(g.kind, g.n_nodes, 0).to_json())
 
 
+MIN_PX = 720  # below this the labels would shrink past reading; a narrow column scrolls instead
+
+
 def show_dag(g: Genotype, layout: DagLayout, **emphasis) -> None:
-    """Draw `g` full width; `emphasis` goes to core.insight.dag_svg.dag_svg."""
-    st.markdown(f"<div class='autoshrink-dag' style='width:100%'>{dag_svg(g, layout, **emphasis)}</div>",
-                unsafe_allow_html=True)
+    """Draw `g` full width (inline SVG, so no Graphviz is needed); `emphasis` goes to
+    core.insight.dag_svg.dag_svg."""
+    st.markdown(f"<div class='autoshrink-dag' style='width:100%; overflow-x:auto'><div style='min-width:{MIN_PX}px'>"
+                f"{dag_svg(g, layout, **emphasis)}</div></div>", unsafe_allow_html=True)

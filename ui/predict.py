@@ -109,7 +109,7 @@ def _play(run: RunRecord, before: StepRecord, n: int, cands: list[dict], steps: 
     (st.success if result.hit else st.warning)(result.sentence())
     left, right = st.columns([3, 2], gap="large")
     with left:
-        st.plotly_chart(score_bars(cands, step.removed, run.task, pick=result.pick, height=260), width="stretch",
+        st.plotly_chart(score_bars(cands, step.removed, run.task, pick=result.pick, height=60 + 28 * len(options)), width="stretch",
                         key=f"predict_bars_{n}")
     with right:
         st.info(why_removed(step.removed, cands, run.task, before.edges), icon=":material/lightbulb:")

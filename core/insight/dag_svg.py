@@ -38,7 +38,7 @@ def dag_svg(g: Genotype, layout: DagLayout, *, candidates: Iterable[Edge] = (), 
     if title:
         parts.append(f"<text x='12' y='22' font-size='17' font-weight='bold' {FONT}>{escape(title)}</text>")
     if start is not None and show_earlier:
-        parts += [_edge(layout, e, EARLIER, 1.5, "earlier", dash="5 4") for e in sorted(set(start.edges) - set(g.edges))]
+        parts += [_edge(layout, e, EARLIER, 1.5, "earlier", dash="5 4", cls="earlier") for e in sorted(set(start.edges) - set(g.edges))]
     parts += [_leaf_link(layout, leaf) for leaf in leaves]
     for e in sorted(g.edges, key=lambda e: (e == pick, e in candidates, e == removed)):  # emphasis on top
         parts.append(_styled_edge(layout, e, e == removed, e not in kept, e in candidates, e == pick))
@@ -106,7 +106,7 @@ def _leaf_link(layout: DagLayout, leaf: int) -> str:
     x1, x2 = layout.xy(leaf)[0], layout.xy("out")[0]
     span = round((x2 - x1) / layout.spacing)
     d, _ = _path(layout, f"n{leaf}", "out", span, above=span % 2 == 0)
-    return (f"<path class='edge leaf-link' d='{d}' fill='none' stroke='{LEAF_LINK}' stroke-width='1.2' "
+    return (f"<path class='leaf-link' d='{d}' fill='none' stroke='{LEAF_LINK}' stroke-width='1.2' "
             f"stroke-dasharray='2 3' marker-end='url(#arrow-leaf)'/>")
 
 

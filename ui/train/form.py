@@ -184,12 +184,12 @@ def _start(g: Genotype, source: str, task: str) -> None:
 
 def _start_row(g: Genotype, source: str, task: str) -> None:
     """Start with its outcome beside it, near the top of the form (not under the knobs)."""
-    button, note = st.columns([1, 2], vertical_alignment="center")
-    button.button("Start training", type="primary", key="train_start", on_click=_start,
-                  args=(g, source, task), icon=":material/play_arrow:")
-    feedback = st.session_state.get(FEEDBACK_KEY, "")
-    if feedback:
-        (note.warning if feedback.startswith("Not started") else note.success)(feedback)
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.button("Start training", type="primary", key="train_start", on_click=_start,
+                  args=(g, source, task), icon=":material/play_arrow:", width="content")
+        feedback = st.session_state.get(FEEDBACK_KEY, "")
+        if feedback:
+            (st.warning if feedback.startswith("Not started") else st.success)(feedback)
 
 
 def train_form(default_run: RunRecord | None) -> None:
