@@ -96,6 +96,9 @@ def _view(store: Store, run: RunRecord) -> None:
         st.toggle("Show edges removed earlier", key=EARLIER_KEY, value=True)
         st.page_link("views/presenter.py", label="Presenter mode", icon=":material/slideshow:")
     if last > 0:
+        # Re-assign before drawing: a slider whose max grew is a new widget to Streamlit and
+        # would start again at 0 unless its value is set explicitly in this run.
+        st.session_state[STEP_KEY] = st.session_state[STEP_KEY]
         st.slider("Step", 0, last, key=STEP_KEY, on_change=_unfollow)
     write_step(st.session_state[STEP_KEY])
     _step(store, run, steps, st.session_state[STEP_KEY])

@@ -17,8 +17,9 @@ def apply_url_page(pages: dict[str, "st.navigation"]) -> None:
         return
     st.session_state["_url_page_applied"] = True
     name = (st.query_params.get(PAGE_PARAM) or "").strip().lower()
-    if name in pages:
-        st.switch_page(pages[name])
+    if name in pages:  # switching drops the query, so hand the rest of the link to the page
+        st.switch_page(pages[name], query_params={k: v for k, v in st.query_params.to_dict().items()
+                                                  if k != PAGE_PARAM})
 
 
 def url_step(key: str, last: int) -> bool:

@@ -118,7 +118,7 @@ BEGIN SELECT RAISE(ABORT, 'job epoch rows are immutable'); END;
 
 # (what it adds, SQL) -- version = 1 + index; version 1 is BASE_SCHEMA + JOBS_SCHEMA.
 MIGRATIONS: list[tuple[str, str]] = [
-    ("runs.name", "ALTER TABLE runs ADD COLUMN name TEXT NOT NULL DEFAULT ''"),
+    ("runs.name", "ALTER TABLE runs ADD COLUMN name TEXT NOT NULL DEFAULT '';"),
 ]
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
