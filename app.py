@@ -19,7 +19,9 @@ from pathlib import Path
 import streamlit as st
 
 from core.store.access import MODE_ENV, VIEW
+from core.store.runs import default_store_path
 from ui.errors import user_errors
+from ui.resources import warm_up
 from ui.sidebar import run_sidebar
 from ui.urlstate import apply_url_page
 
@@ -43,4 +45,5 @@ page = st.navigation(PAGES)
 apply_url_page({p.url_path or "search": p for p in PAGES})
 with user_errors():  # an unreadable store stops here with one message, before any page reads it
     run_sidebar()
+    warm_up(str(default_store_path().resolve()))
     page.run()

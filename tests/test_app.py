@@ -173,6 +173,8 @@ def test_compare_shows_costs_of_one_kind(monkeypatch, runs, kind) -> None:
         table = at.main.dataframe[-1].value
         params = table.loc[table["genotype"] == "ShrinkCNN-A", cost_columns(IMAGENET_NET)[0]].iloc[0]
         assert 3_600_000 < params < 3_700_000
+        assert not at.code  # torchinfo tables cost a forward pass each: only on request
+        at.toggle(key="compare_torchinfo").set_value(True).run()
         assert len(at.code) == 2  # a torchinfo summary per genotype
     else:
         assert {"LM params", "cell FLOPs", "vocab"} <= set(table.columns)

@@ -71,7 +71,7 @@ def compare_view(store: Store, run: RunRecord | None) -> None:
                               else " (RNN: the language model, FLOPs = edges x h²)"))
     st.dataframe(rows, hide_index=True, width="stretch", column_config=compare_columns(rows))
     table_button(rows, "Comparison (CSV)", "compare", "compare-table")
-    if kind == "cnn":
+    if kind == "cnn" and st.toggle("Show torchinfo layer tables (proxy network)", key="compare_torchinfo"):
         for slot, it in enumerate(picked):
             with st.expander(f"torchinfo summary: {it.label} (proxy network)"):
                 st.code(torchinfo_table(it.genotype.to_json()), language=None)
