@@ -75,6 +75,9 @@ def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            outside: list[str] = []  # the app must work offline: nothing fetched beyond this server
+            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((base, "data:", "blob:"))
+                    else None)
             page.goto(f"{base}/explorer?run={run_id}")
             page.locator("svg.dag").first.wait_for(timeout=90_000)
             _wait_for(lambda: _title_has(page, "step 3:"), 30, "the newest step (3)")
@@ -108,5 +111,6 @@ def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
             assert "step=3" in page.url
             page.screenshot(path=str(ARTIFACTS / "classroom-presenter.png"))
             assert page.locator("[data-testid='stException']").count() == 0
+            assert not outside, f"fetched from outside the server: {outside}"
         finally:
             browser.close()
