@@ -79,7 +79,8 @@ def test_core_refuses_changes_in_view_mode(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv(MODE_ENV, "view")
     runner, cfg = Runner(), preset_config("cnn", "demo")
     calls = [lambda: runner.start_search(store, cfg), lambda: runner.resume_search(store, run_id),
-             lambda: runner.stop(store, run_id), lambda: runner.start_train(store, store.steps(run_id)[-1].genotype, {}),
+             lambda: runner.stop(store, run_id),
+             lambda: runner.start_train(store, store.steps(run_id)[-1].genotype, {}),
              lambda: runner.resume_train(store, 1), lambda: store.create_run("cnn", cfg.to_dict(), 3),
              lambda: store.request_stop(run_id), lambda: rename_run(store, run_id, "x"),
              lambda: delete_run(store, run_id), lambda: reset_store(store),
@@ -157,7 +158,7 @@ def test_presenter_opens_a_linked_step_and_steps_with_the_buttons(monkeypatch, t
     at.query_params.update({"run": str(run_id), "page": "presenter", "step": "1"})
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert any(f"step 1 of 3" in m.value for m in at.markdown)
+    assert any("step 1 of 3" in m.value for m in at.markdown)
     removed = edge_str(store.steps(run_id)[1].removed)
     assert any(f"removed {removed}" in m.value and "<svg class='dag'" in m.value for m in at.markdown)
     assert at.button(key="presenter_prev").proto.shortcut  # the arrow keys

@@ -33,11 +33,9 @@ def genotype_layout(g: Genotype) -> DagLayout:
     return _layout(Genotype.dense(g.kind, g.n_nodes, 0).to_json())
 
 
-MIN_PX = 720  # below this the labels would shrink past reading; a narrow column scrolls instead
-
-
-def show_dag(g: Genotype, layout: DagLayout, **emphasis) -> None:
+def show_dag(g: Genotype, layout: DagLayout, min_px: int = 0, **emphasis) -> None:
     """Draw `g` full width (inline SVG, so no Graphviz is needed); `emphasis` goes to
-    core.insight.dag_svg.dag_svg."""
-    st.markdown(f"<div class='autoshrink-dag' style='width:100%; overflow-x:auto'><div style='min-width:{MIN_PX}px'>"
+    core.insight.dag_svg.dag_svg. min_px: below this width the drawing scrolls sideways
+    instead of shrinking its labels (0: always fit the column, as in Compare's narrow ones)."""
+    st.markdown(f"<div class='autoshrink-dag' style='width:100%; overflow-x:auto'><div style='min-width:{min_px}px'>"
                 f"{dag_svg(g, layout, **emphasis)}</div></div>", unsafe_allow_html=True)

@@ -98,8 +98,8 @@ def _progress(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
     eta = eta_seconds(run, steps, [t for t in times if t > 0])
     start = run.started_at or run.created_at
     elapsed = (run.finished_at if run.status not in LIVE and run.finished_at else time.time()) - start
-    st.caption(f"elapsed {fmt_duration(elapsed)}" + (f" · ETA {fmt_duration(eta)} to the target edge count "
-                                                      f"(at the pace edges have gone so far)" if eta is not None else ""))
+    eta_text = f" · ETA {fmt_duration(eta)} to the target edge count (at the pace edges have gone so far)"
+    st.caption(f"elapsed {fmt_duration(elapsed)}" + (eta_text if eta is not None else ""))
 
 
 def _current(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:

@@ -94,7 +94,8 @@ def _play(run: RunRecord, before: StepRecord, n: int, cands: list[dict], steps: 
     if result is None:
         key = f"{PICK_KEY}_{run.id}_{n}"
         choice = st.pills("Your pick", options, format_func=edge_str, key=key, disabled=locked is not None)
-        show_dag(before.genotype, layout, candidates=options, pick=tuple(locked or choice or ()) or None,
+        show_dag(before.genotype, layout, min_px=720, candidates=options,
+                 pick=tuple(locked or choice or ()) or None,
                  title=f"before step {n}: {before.genotype.num_edges} edges; candidates in blue")
         if locked is None:
             st.button("Lock in my pick", key="predict_lock", type="primary", on_click=_lock, args=(run.id, n),
@@ -109,15 +110,15 @@ def _play(run: RunRecord, before: StepRecord, n: int, cands: list[dict], steps: 
     (st.success if result.hit else st.warning)(result.sentence())
     left, right = st.columns([3, 2], gap="large")
     with left:
-        st.plotly_chart(score_bars(cands, step.removed, run.task, pick=result.pick, height=60 + 28 * len(options)), width="stretch",
-                        key=f"predict_bars_{n}")
+        bars = score_bars(cands, step.removed, run.task, pick=result.pick, height=60 + 28 * len(options))
+        st.plotly_chart(bars, width="stretch", key=f"predict_bars_{n}")
     with right:
         st.info(why_removed(step.removed, cands, run.task, before.edges), icon=":material/lightbulb:")
         st.caption(SCORE_FORMULA[run.task])
         if n + 1 < len(steps) or is_live(run):
             st.button("Next step", key="predict_next", type="primary", on_click=_go, args=(run.id, n + 1),
                       icon=":material/arrow_forward:", shortcut="Right")
-    show_dag(before.genotype, layout, candidates=options, removed=step.removed,
+    show_dag(before.genotype, layout, min_px=720, candidates=options, removed=step.removed,
              pick=None if result.hit else result.pick, title=f"step {n}: AutoShrink removed {edge_str(step.removed)}")
 
 

@@ -118,7 +118,7 @@ def _step(store: Store, run: RunRecord, steps: list[StepRecord], n: int) -> None
     tried = [tuple(c["edge"]) for c in cands if c["edge"] is not None]
     title = step_title(step)
     show_earlier = st.session_state.get(EARLIER_KEY, True)
-    show_dag(parent, run_layout(run, steps[0].genotype), candidates=tried, removed=step.removed,
+    show_dag(parent, run_layout(run, steps[0].genotype), min_px=720, candidates=tried, removed=step.removed,
              start=steps[0].genotype, show_earlier=show_earlier, title=title)
     dot = dag_graph(parent, candidates=tried, removed=step.removed, start=steps[0].genotype,
                     show_earlier=show_earlier, title=title)

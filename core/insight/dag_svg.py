@@ -38,7 +38,8 @@ def dag_svg(g: Genotype, layout: DagLayout, *, candidates: Iterable[Edge] = (), 
     if title:
         parts.append(f"<text x='12' y='22' font-size='17' font-weight='bold' {FONT}>{escape(title)}</text>")
     if start is not None and show_earlier:
-        parts += [_edge(layout, e, EARLIER, 1.5, "earlier", dash="5 4", cls="earlier") for e in sorted(set(start.edges) - set(g.edges))]
+        parts += [_edge(layout, e, EARLIER, 1.5, "earlier", dash="5 4", cls="earlier")
+                  for e in sorted(set(start.edges) - set(g.edges))]
     parts += [_leaf_link(layout, leaf) for leaf in leaves]
     for e in sorted(g.edges, key=lambda e: (e == pick, e in candidates, e == removed)):  # emphasis on top
         parts.append(_styled_edge(layout, e, e == removed, e not in kept, e in candidates, e == pick))
@@ -55,7 +56,8 @@ def _defs() -> str:
              "leaf": LEAF_LINK}
     return "<defs>" + "".join(
         f"<marker id='arrow-{name}' viewBox='0 0 10 10' refX='9' refY='5' markerWidth='11' markerHeight='11' "
-        f"markerUnits='userSpaceOnUse' orient='auto-start-reverse'><path d='M0,0 L10,5 L0,10 z' fill='{colour}'/></marker>"
+        f"markerUnits='userSpaceOnUse' orient='auto-start-reverse'>"
+        f"<path d='M0,0 L10,5 L0,10 z' fill='{colour}'/></marker>"
         for name, colour in marks.items()) + "</defs>"
 
 
