@@ -88,7 +88,7 @@ def _slide(store: Store, run: RunRecord) -> None:
             is_live(run) and st.session_state[FOLLOW_KEY]):
         st.session_state[STEP_KEY] = last
     n = st.session_state[STEP_KEY]
-    write_step(n)
+    write_step(n, following=is_live(run) and st.session_state[FOLLOW_KEY])
     step = steps[n]
     with st.container(horizontal=True, vertical_alignment="center"):
         st.markdown(f"### Run #{run.id}{' · ' + run.name if run.name else ''} · step {n} of {last}")

@@ -100,7 +100,7 @@ def _view(store: Store, run: RunRecord) -> None:
         # would start again at 0 unless its value is set explicitly in this run.
         st.session_state[STEP_KEY] = st.session_state[STEP_KEY]
         st.slider("Step", 0, last, key=STEP_KEY, on_change=_unfollow)
-    write_step(st.session_state[STEP_KEY])
+    write_step(st.session_state[STEP_KEY], following=is_live(run) and st.session_state[FOLLOW_KEY])
     _step(store, run, steps, st.session_state[STEP_KEY])
 
 

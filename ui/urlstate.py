@@ -40,5 +40,10 @@ def url_step(key: str, last: int) -> bool:
         return False
 
 
-def write_step(step: int) -> None:
-    st.query_params[STEP_PARAM] = str(step)
+def write_step(step: int, following: bool = False) -> None:
+    """The link to what is on screen; while following a live run there is no fixed step, so
+    the link (and a browser reload) follows the newest one too."""
+    if following:
+        st.query_params.pop(STEP_PARAM, None)
+    else:
+        st.query_params[STEP_PARAM] = str(step)
