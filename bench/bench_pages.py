@@ -1,6 +1,8 @@
 """How long each page takes to render with a 30-step run in the store (goal: < 1 s a page).
 
 `python bench/bench_pages.py [--task cnn|rnn] [--repeat 3]`
+`python bench/bench_pages.py --switch [--task cnn]`: page switches in a warm session (goal
+< 0.5 s) and Compare's first render in a fresh server process (goal < 1 s).
 
 The run is synthetic but made of real records: a dense N=9 cell (36 edges) shrunk one edge
 per step for 30 steps with k=10 candidates each, written as StepRecord/CandidateRecord rows
@@ -31,8 +33,8 @@ from core.store.runs import FINISHED, CandidateRecord, StepRecord, Store  # noqa
 
 # Each page and an element it must have drawn, so a page that silently renders nothing
 # cannot pass for a fast one.
-PAGES = {"views/search.py": "graphviz_chart", "views/explorer.py": "graphviz_chart",
-         "views/tradeoffs.py": "plotly_chart", "views/compare.py": "dataframe"}
+PAGES = {"views/search.py": "markdown", "views/explorer.py": "markdown", "views/presenter.py": "plotly_chart",
+         "views/predict.py": "markdown", "views/tradeoffs.py": "plotly_chart", "views/compare.py": "dataframe"}
 STEPS, K, NODES = 30, 10, 9
 
 
@@ -104,11 +106,78 @@ def bench(task: str, repeat: int) -> list[tuple[str, float, float]]:
         return out
 
 
+def page_switches(task: str, rounds: int) -> list[tuple[str, float]]:
+    """Moving between pages in one warm session (what a user clicking the navigation feels):
+    every page visited once to warm up, then `rounds` tours; the median per target page."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store_path = Path(tmp) / "bench.db"
+        run_id = synthetic_run(Store(store_path), task)
+        os.environ["AUTOSHRINK_STORE"] = str(store_path)
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
+        at.run()
+        at.sidebar.selectbox(key="run_id").set_value(run_id).run()
+        times: dict[str, list[float]] = {p: [] for p in PAGES}
+        for tour in range(rounds + 1):
+            for page in PAGES:
+                t0 = time.perf_counter()
+                at.switch_page(page).run()
+                if tour:
+                    times[page].append(time.perf_counter() - t0)
+                if at.exception:
+                    raise SystemExit(f"{page}: {at.exception[0].value}")
+        return [(p, statistics.median(t)) for p, t in times.items()]
+
+
+FRESH = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+from streamlit.testing.v1 import AppTest
+os.environ["AUTOSHRINK_STORE"] = {store!r}
+at = AppTest.from_file({app!r}, default_timeout=300)
+t0 = time.perf_counter(); at.run(); start = time.perf_counter() - t0
+at.sidebar.selectbox(key="run_id").set_value({run_id}).run()
+t0 = time.perf_counter(); at.switch_page("views/compare.py").run(); first = time.perf_counter() - t0
+assert not at.exception and at.main.get("dataframe"), "compare drew no table"
+direct = AppTest.from_file({app!r}, default_timeout=300)  # same process: imports already paid
+direct.switch_page("views/compare.py")
+t0 = time.perf_counter(); direct.run(); cold_open = time.perf_counter() - t0
+print(start, first, cold_open)
+"""
+
+
+def compare_first_render(task: str) -> tuple[float, float, float]:
+    """A fresh server process (new interpreter): the app's first page, then Compare's first
+    render (costing the default pair of cells), then a new session opening Compare directly
+    (its script run includes starting the page), in seconds."""
+    import subprocess
+    with tempfile.TemporaryDirectory() as tmp:
+        store_path = Path(tmp) / "bench.db"
+        run_id = synthetic_run(Store(store_path), task)
+        code = FRESH.format(root=str(ROOT), store=str(store_path), app=str(ROOT / "app.py"), run_id=run_id)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        start, first, direct = map(float, out.stdout.split()[-3:])
+        return start, first, direct
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", choices=("cnn", "rnn", "both"), default="both")
     ap.add_argument("--repeat", type=int, default=3, help="warm renders per page (median reported)")
+    ap.add_argument("--switch", action="store_true",
+                    help="instead: page-switch time in one warm session, and Compare's first render in a "
+                         "fresh server process (goals: < 0.5 s and < 1 s)")
     args = ap.parse_args()
+    if args.switch:
+        for task in (("cnn", "rnn") if args.task == "both" else (args.task,)):
+            print(f"{task}: {STEPS}-step run, k={K}, N={NODES}; switching to each page (median of "
+                  f"{args.repeat} tours, warm session)")
+            for page, t in page_switches(task, args.repeat):
+                print(f"  -> {page:<22} {t * 1000:6.0f} ms  {'ok' if t < 0.5 else 'SLOW'}")
+            start, first, direct = compare_first_render(task)
+            print(f"  fresh server: first page {start * 1000:.0f} ms (imports torch, plotly), then Compare's "
+                  f"first render {first * 1000:.0f} ms  {'ok' if first < 1.0 else 'SLOW'}; a new session "
+                  f"opening Compare directly {direct * 1000:.0f} ms")
+        return
     for task in (("cnn", "rnn") if args.task == "both" else (args.task,)):
         print(f"{task}: {STEPS}-step run, k={K}, N={NODES}; AppTest render time per page")
         for page, cold, warm in bench(task, args.repeat):

@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from core.search.config import preset_config
 from core.insight.draw import EARLIER, NO_DOT, svg_problem
+from core.insight.compare import IMAGENET_NET, PROXY_NET, cost_columns
 from core.search.loop import create_run, run_search
 from core.store.runs import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, Store
 
@@ -65,6 +66,11 @@ def _texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
+def _svgs(at: AppTest) -> list[str]:
+    """The DAG drawings on the page (inline SVG in markdown elements)."""
+    return [m.value for m in at.main.markdown if "<svg class='dag'" in m.value]
+
+
 def _downloads(at: AppTest) -> set[str]:
     return {b.label for b in at.get("download_button")}
 
@@ -95,7 +101,7 @@ def test_search_page_shows_the_run(monkeypatch, runs) -> None:
     assert not at.error
     assert f"Run #{runs['cnn']}" in _texts(at)
     assert at.get("progress")[0].proto.value == 100
-    assert at.get("graphviz_chart")
+    assert _svgs(at)  # the DAG, drawn as inline SVG on the run's fixed layout
     assert {"Genotype JSON", "DAG (DOT)", "Step table (CSV)", "Best genotype JSON"} <= _downloads(at)
     if svg_problem():  # no Graphviz `dot` here: the page says why instead of offering the SVG
         assert "DAG (SVG)" not in _downloads(at) and NO_DOT in _texts(at)
@@ -136,11 +142,11 @@ def test_explorer_steps_through_the_run(monkeypatch, runs, kind) -> None:
     slider = at.slider(key="explorer_step")
     assert slider.max == last and slider.value == last
     assert "scored best" in at.info[0].value
-    dot = at.get("graphviz_chart")[0].proto.spec
-    assert "removed" in dot and ("x_t, h_{t-1}" if kind == "rnn" else "0: input") in dot
-    assert EARLIER in dot  # edges removed at earlier steps, faint by default
+    svg = _svgs(at)[0]
+    assert "class='edge removed'" in svg and "data-node='0'" in svg
+    assert "class='edge earlier'" in svg  # edges removed at earlier steps, faint by default
     at.toggle(key="explorer_earlier").set_value(False).run()
-    assert EARLIER not in at.get("graphviz_chart")[0].proto.spec
+    assert "class='edge earlier'" not in _svgs(at)[0]
     at.button(key="explorer_prev").click().run()
     assert at.slider(key="explorer_step").value == last - 1
     at.slider(key="explorer_step").set_value(0).run()
@@ -192,8 +198,15 @@ def test_compare_shows_costs_of_one_kind(monkeypatch, runs, kind) -> None:
     assert not at.error
     table = at.main.dataframe[-1].value
     if kind == "cnn":
-        assert {"ImageNet-224 MACs", "proxy MACs", "proxy accuracy %"} <= set(table.columns)
-        assert 3_600_000 < table.loc[table["genotype"] == "ShrinkCNN-A", "ImageNet-224 params"].iloc[0] < 3_700_000
+        proxy_params, proxy_macs = cost_columns(PROXY_NET)
+        assert {proxy_params, proxy_macs, "proxy accuracy %"} <= set(table.columns)
+        assert cost_columns(IMAGENET_NET)[1] not in table.columns  # costly: only on request
+        at.toggle(key="compare_imagenet").set_value(True).run()
+        table = at.main.dataframe[-1].value
+        params = table.loc[table["genotype"] == "ShrinkCNN-A", cost_columns(IMAGENET_NET)[0]].iloc[0]
+        assert 3_600_000 < params < 3_700_000
+        assert not at.code  # torchinfo tables cost a forward pass each: only on request
+        at.toggle(key="compare_torchinfo").set_value(True).run()
         assert len(at.code) == 2  # a torchinfo summary per genotype
     else:
         assert {"LM params", "cell FLOPs", "vocab"} <= set(table.columns)
@@ -209,7 +222,7 @@ def test_compare_refuses_cnn_with_rnn(monkeypatch, runs) -> None:
     at.selectbox(key="compare1-preset").set_value("shrinkrnn").run()
     assert not at.exception
     assert any("cannot compare costs of CNN cells" in e.value for e in at.error)
-    assert len(at.get("graphviz_chart")) == 2  # the DAGs are still shown
+    assert len(_svgs(at)) == 2  # the DAGs are still shown
 
 
 def test_compare_reports_a_corrupt_upload(monkeypatch, runs) -> None:
@@ -248,17 +261,19 @@ def test_unknown_run_in_the_link_is_a_message(monkeypatch, runs) -> None:
 
 
 def test_progress_and_eta_read_the_run_record(runs) -> None:
+    """Progress and ETA count edges to the target (pruning can take several per step)."""
     from dataclasses import replace
 
     from ui.live import eta_seconds, progress_fraction
     store = runs["store"]
     run, steps = store.get_run(runs["cnn"]), store.steps(runs["cnn"])
-    assert progress_fraction(run, len(steps)) == 1.0 and eta_seconds(run, steps, [2.0]) is None
-    live = replace(run, status=RUNNING, expected_steps=4,
-                   progress={"step": 1, "candidate": 1, "k": 2, "edges": 9, "done": []})
-    assert progress_fraction(live, 1) == pytest.approx((1 + 0.5) / 5)
-    # 1 candidate left in step 1, then steps 2..4 with min(k=2, edges left) candidates each.
-    assert eta_seconds(live, steps[:1], [2.0, 4.0]) == pytest.approx((1 + 2 + 2 + 2) * 3.0)
+    assert progress_fraction(run, steps) == 1.0 and eta_seconds(run, steps, [2.0]) is None
+    # demo: N=5 (10 edges), keep 0.3 -> target 3; no step cap here.
+    live = replace(run, status=RUNNING, config={**run.config, "max_steps": 0, "k": 2},
+                   progress={"step": 1, "candidate": 1, "k": 2, "edges": 10, "done": []})
+    assert progress_fraction(live, steps[:1]) == 0.0
+    # 1 candidate left in step 1 (10 -> 9 edges), then 6 steps to reach 3 edges, 2 candidates each.
+    assert eta_seconds(live, steps[:1], [2.0, 4.0]) == pytest.approx((1 + 6 * 2) * 3.0)
     assert eta_seconds(live, steps[:1], []) is None
 
 

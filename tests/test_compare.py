@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.insight.compare import CompareError, CompareItem, common_kind, cost_rows, only_in, rnn_lm_size
+from core.insight.compare import (IMAGENET_NET, PROXY_NET, CompareError, CompareItem, common_kind, cost_columns,
+                                  cost_rows, only_in, rnn_lm_size)
 from core.cell.genotype import Genotype
 from core.cell.presets import load_preset
 from core.nets.rnn import rnn_cost
@@ -26,8 +27,11 @@ def test_only_in_lists_edges_no_other_genotype_has() -> None:
 
 def test_cnn_costs_reproduce_the_published_shrinkcnn() -> None:
     (row,) = cost_rows([CompareItem("A", load_preset("shrinkcnn-a"), quality=0.9)])
-    assert abs(row["ImageNet-224 params"] - 3.64e6) < 0.01e6 and abs(row["ImageNet-224 MACs"] - 383.7e6) < 0.1e6
-    assert row["proxy accuracy %"] == 90.0 and row["proxy MACs"] > 0
+    params, macs = cost_columns(IMAGENET_NET)
+    assert abs(row[params] - 3.64e6) < 0.01e6 and abs(row[macs] - 383.7e6) < 0.1e6
+    assert row["proxy accuracy %"] == 90.0 and row[cost_columns(PROXY_NET)[1]] > 0
+    (quick,) = cost_rows([CompareItem("A", load_preset("shrinkcnn-a"))], imagenet=False)
+    assert params not in quick and cost_columns(PROXY_NET)[0] in quick  # the quick table: proxy net only
 
 
 def test_rnn_costs_and_lm_size_recovered_from_a_run() -> None:

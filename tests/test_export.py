@@ -40,6 +40,7 @@ def test_finished_cnn_job_exports_weights_genotype_and_a_checked_onnx(store_path
     assert np.abs(got - want).max() < 1e-4
 
     namespace: dict = {"images": images}
+    assert "(N, 1, 8, 8)" in rebuild_snippet(d, bundle)           # the data's shape (8x8 grey digits), not 3xHxW
     exec(rebuild_snippet(d, bundle), namespace)                    # the page's snippet, run as a user would
     with torch.no_grad():
         assert torch.allclose(namespace["logits"], torch.from_numpy(want), atol=1e-6)

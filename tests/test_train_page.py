@@ -86,6 +86,7 @@ def test_a_tiny_job_finishes_with_curves_results_exports_and_joins_compare(monke
     assert not at.exception and not at.error
     store = JobStore(path)
     (job,) = store.list_jobs()
+    assert any(f"Job #{job.id} started" in s.value for s in at.success)  # feedback beside the button
     _wait(at, lambda: store.get_job(job.id).status == FINISHED, 60, "the job to finish")
     assert f"Job #{job.id}" in _texts(at) and at.get("progress")[0].proto.value == 100
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
@@ -93,6 +94,10 @@ def test_a_tiny_job_finishes_with_curves_results_exports_and_joins_compare(monke
     assert {"loss", "accuracy", "learning rate", "images / s"} <= titles
     assert len(at.main.dataframe[0].value) == 2                          # the results table: one row per epoch
     assert {"State dict (.pt)", "Genotype + config JSON"} <= {b.label for b in at.get("download_button")}
+    from ui.train.live import download_name
+    slug = "".join(ch if ch.isalnum() else "-" for ch in job.name.lower()).strip("-")
+    assert download_name(job, "/x/model.onnx") == f"job{job.id}-{slug}.onnx"  # e.g. job12-shrinkcnn-a.onnx
+    assert download_name(job, "/x/genotype.json") == f"job{job.id}-{slug}-genotype.json"
     assert "build_cnn" in at.code[0].value and "weights_only=True" in at.code[0].value
     accuracy = store.get_job(job.id).metrics["accuracy"]
 

@@ -7,7 +7,6 @@ the same thing; nothing here depends on having started the run in this session.
 from __future__ import annotations
 
 import time
-from statistics import fmean
 
 import streamlit as st
 
@@ -15,13 +14,17 @@ from core.cell.genotype import Genotype
 from core.errors import UserError
 from core.insight.draw import dag_graph
 from core.insight.explain import candidate_rows, why_removed
-from core.insight.format import fmt_duration
+from core.insight.format import SCORE_FORMULA, fmt_duration
+from core.insight.progress import edge_progress
+from core.insight.progress import eta_seconds as progress_eta
 from core.insight.tradeoff import step_table
 from core.search.config import SearchConfig
 from core.search.evaluators.ray_eval import describe_cluster
 from core.search.loop import step_candidates
-from core.store.runs import FINISHED, RunRecord, StepRecord, Store, best_of
-from ui.downloads import dag_with_downloads, genotype_button, table_button
+from core.store.runs import RunRecord, StepRecord, Store, best_of
+from ui.dag_view import run_layout, show_dag
+from ui.downloads import dag_buttons, genotype_button, table_button
+from ui.tables import candidates_table
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
 from ui.sidebar import current_run
@@ -31,30 +34,15 @@ REFRESH_S = 2.0
 MESSAGE_KEY, SEEN_KEY = "live_message", "live_seen_status"
 
 
-def progress_fraction(run: RunRecord, steps_done: int) -> float:
-    """Share of the search done: committed steps (step 0, the baseline, counts) plus the
-    running step's finished candidates, over expected_steps + 1."""
-    if run.status == FINISHED:
-        return 1.0
-    total = run.expected_steps + 1
-    p = run.progress or {}
-    partial = p.get("candidate", 0) / p["k"] if p.get("k") and p.get("step") == steps_done else 0.0
-    return min(1.0, (steps_done + partial) / max(total, 1))
+def progress_fraction(run: RunRecord, steps: list[StepRecord]) -> float:
+    """Share of the edges to remove that are gone (core.insight.progress): steps are the
+    wrong unit because pruning can take several edges in one step."""
+    return edge_progress(run, steps).fraction
 
 
 def eta_seconds(run: RunRecord, steps: list[StepRecord], candidate_times: list[float]) -> float | None:
-    """Remaining candidates x mean candidate time so far; None until one candidate is timed.
-
-    Future steps try min(k, edges left) candidates; each step removes at least one edge.
-    """
-    if not candidate_times or run.status not in LIVE:
-        return None
-    cfg, p = SearchConfig.from_dict(run.config), run.progress or {}
-    left_now = max(p.get("k", 0) - p.get("candidate", 0), 0)
-    edges = p.get("edges") or (steps[-1].edges if steps else cfg.nodes * (cfg.nodes - 1) // 2)
-    future = max(run.expected_steps + 1 - len(steps) - (1 if p else 0), 0)
-    later = sum(min(cfg.k, max(edges - 1 - j, 1)) for j in range(future))
-    return (left_now + later) * fmean(candidate_times)
+    """Seconds left to the target edge count (core.insight.progress.eta_seconds)."""
+    return progress_eta(run, steps, candidate_times)
 
 
 def _stop(run_id: int) -> None:
@@ -103,19 +91,17 @@ def _header(run: RunRecord) -> None:
 
 def _progress(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
     p = run.progress or {}
-    total = run.expected_steps + 1
-    if run.status == FINISHED:
-        text = f"finished: {len(steps)} steps committed (step 0 is the dense baseline; pruning can end it early)"
-    else:
-        text = f"{len(steps)} of {total} steps committed (step 0 is the dense baseline)"
+    prog = edge_progress(run, steps)
+    text = prog.text()
     if run.status in LIVE and p:
         text += f" · step {p.get('step')}: candidate {min(p.get('candidate', 0) + 1, p.get('k', 0))} of {p.get('k')}"
-    st.progress(progress_fraction(run, len(steps)), text=text)
+    st.progress(prog.fraction, text=text)
     times = [c.wall_s for c in store.candidates(run.id)] + [d.get("wall_s", 0.0) for d in p.get("done", [])]
     eta = eta_seconds(run, steps, [t for t in times if t > 0])
     start = run.started_at or run.created_at
     elapsed = (run.finished_at if run.status not in LIVE and run.finished_at else time.time()) - start
-    st.caption(f"elapsed {fmt_duration(elapsed)}" + (f" · ETA {fmt_duration(eta)}" if eta is not None else ""))
+    eta_text = f" · ETA {fmt_duration(eta)} to the target edge count (at the pace edges have gone so far)"
+    st.caption(f"elapsed {fmt_duration(elapsed)}" + (eta_text if eta is not None else ""))
 
 
 def _current(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
@@ -130,23 +116,29 @@ def _current(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
     candidates = step_candidates(current, cfg.k, cfg.seed, next_step) if live else []
     title = (f"after step {steps[-1].step}: {current.num_edges} edges" if steps else "dense start") + \
         (f"; step {next_step} candidates in blue" if candidates else "")
-    dag_with_downloads(dag_graph(current, candidates=candidates, start=steps[0].genotype if steps else None,
-                                 show_earlier=False, title=title),
-                       current, f"run{run.id}-step{steps[-1].step if steps else 0}", "live")
+    show_dag(current, run_layout(run, steps[0].genotype if steps else None), candidates=candidates,
+             start=steps[0].genotype if steps else None, show_earlier=False, title=title)
+    dot = dag_graph(current, candidates=candidates, start=steps[0].genotype if steps else None,
+                    show_earlier=False, title=title)
+    with st.container(horizontal=True):
+        name = f"run{run.id}-step{steps[-1].step if steps else 0}"
+        genotype_button(current, name, "live")
+        dag_buttons(dot, name, "live")
     done = p.get("done", []) if run.status in LIVE else []
     if done:
         st.markdown(f"**Step {p.get('step')} so far**")
-        st.dataframe(candidate_rows(done, None, run.task), hide_index=True, width="stretch")
+        candidates_table(candidate_rows(done, None, run.task), run)
     elif steps:
         last = steps[-1]
         cands = [c.to_dict() for c in store.candidates(run.id, last.step)]
         st.markdown(f"**Step {last.step} candidates**")
-        st.dataframe(candidate_rows(cands, last.removed, run.task), hide_index=True, width="stretch")
+        candidates_table(candidate_rows(cands, last.removed, run.task), run)
         before = steps[-2].edges if len(steps) > 1 else None
         st.caption(why_removed(last.removed, cands, run.task, before))
     best = best_of(steps)
     if best is not None:
-        st.caption(f"Best snapshot so far: step {best.step}, {best.edges} edges, score {best.score:.4f}")
+        st.caption(f"Best snapshot so far: step {best.step}, {best.edges} edges, score {best.score:.4f} "
+                   f"({SCORE_FORMULA[run.task]})")
     if steps:
         with st.container(horizontal=True):
             table_button(step_table(steps, run.task), "Step table (CSV)", f"run{run.id}-steps", "live-steps")

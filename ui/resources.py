@@ -5,6 +5,8 @@ that tab closes and shows in every other tab; st.cache_resource gives exactly th
 """
 from __future__ import annotations
 
+import threading
+
 import streamlit as st
 
 from core.runner.threads import Runner
@@ -26,3 +28,27 @@ def get_store() -> Store:
     """The run store named by AUTOSHRINK_STORE (read on every call, so tests can point the
     app at a temporary store) or runs/autoshrink.db."""
     return _store_at(str(default_store_path().resolve()))
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up(store_path: str) -> threading.Thread:
+    """Once per server: cost the published cells and the newest run's best snapshot in the
+    background (core.insight.compare memoises them per process), so the first visit to
+    Compare finds them ready instead of paying torch's first forward passes."""
+    def work() -> None:
+        from core.cell.presets import load_preset, preset_names
+        from core.insight.compare import cnn_costs
+        try:
+            cells = [load_preset(n) for n in preset_names()]
+            runs = Store(store_path).list_runs()
+            best = Store(store_path).best_step(runs[0].id) if runs else None
+            cells += [best.genotype] if best is not None else []
+            for g in cells:
+                if g.kind == "cnn":
+                    cnn_costs(g.to_json(), "proxy")
+        except Exception:  # noqa: BLE001 - a warm-up must never break the app; Compare costs on demand anyway
+            pass
+
+    thread = threading.Thread(target=work, name="compare-warm-up", daemon=True)
+    thread.start()
+    return thread

@@ -24,6 +24,7 @@ from core.search.config import (
 from core.search.evaluators.ray_eval import cluster_status
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
+from ui.roles import can_change, view_note
 from ui.sidebar import select_run
 
 # (field, label, help); the widget kind follows the field's type in SearchConfig.
@@ -126,6 +127,9 @@ def _start() -> None:
 
 def search_form() -> None:
     """Task and preset (outside the form: they reload the knobs), then the knobs and Start."""
+    if not can_change():
+        view_note()
+        return
     st.session_state.setdefault(TASK_KEY, "cnn")
     st.session_state.setdefault(PRESET_KEY, "demo")
     if _key("nodes") not in st.session_state:

@@ -13,6 +13,7 @@ import streamlit as st
 from core.insight.format import fmt_duration
 from core.store.runs import RunRecord, StoreError
 from ui.resources import get_store
+from ui.roles import manage_runs, mode_line
 
 RUN_KEY = "run_id"
 # Material icons (markdown shortcodes): they render in every browser, unlike emoji fonts.
@@ -33,7 +34,8 @@ def run_label(run: RunRecord) -> str:
 
 
 def run_status(run: RunRecord) -> str:
-    return f"{STATUS_ICON.get(run.status, '')} {run.status} · started {age(run)}"
+    named = f"**{run.name}** · " if run.name else ""
+    return f"{named}{STATUS_ICON.get(run.status, '')} {run.status} · started {age(run)}"
 
 
 def select_run(run_id: int) -> None:
@@ -48,6 +50,7 @@ def run_sidebar() -> None:
     ids = [r.id for r in runs]
     unknown = _apply_url_run(ids)
     with st.sidebar:
+        mode_line()
         st.caption(f"Run store: `{store.path}`")
         if not runs:
             st.session_state.pop(RUN_KEY, None)
@@ -60,9 +63,10 @@ def run_sidebar() -> None:
             st.caption(run_status(by_id[st.session_state[RUN_KEY]]))
             st.query_params["run"] = str(st.session_state[RUN_KEY])
             with st.expander(f"All runs ({len(runs)})", expanded=False):
-                st.dataframe([{"run": r.id, "task": r.task, "preset": r.config.get("preset", ""),
+                st.dataframe([{"run": r.id, "name": r.name, "task": r.task, "preset": r.config.get("preset", ""),
                                "status": r.status, "started": age(r)}
                               for r in runs], hide_index=True, width="stretch")
+        manage_runs(by_id.get(st.session_state.get(RUN_KEY)) if runs else None)
     if unknown:
         st.error(unknown, icon=":material/error:")
 

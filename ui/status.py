@@ -7,6 +7,7 @@ from typing import Callable
 import streamlit as st
 
 from core.store.runs import FAILED, INTERRUPTED, QUEUED, RUNNING, STOPPED
+from ui.roles import can_change
 from ui.sidebar import STATUS_ICON
 
 LIVE = (RUNNING, QUEUED)
@@ -23,7 +24,9 @@ def status_header(what: str, item_id: int, status: str, device: str, summary: st
         st.markdown(f"**{STATUS_ICON.get(status, '')} {status}**" + (f" on {device}" if device else "")
                     + f" · {summary}")
     with cols[1]:
-        if status in LIVE:
+        if not can_change():
+            pass  # view-only: watching, no Stop/Resume (the core would refuse them too)
+        elif status in LIVE:
             st.button("Stop", key=f"{key}_stop", on_click=on_stop, args=(item_id,), icon=":material/stop:")
         elif status in RESUMABLE:
             st.button("Resume", key=f"{key}_resume", on_click=on_resume, args=(item_id,), type="primary",

@@ -1,8 +1,9 @@
-"""The Explorer's step-through: slider, play/pause, previous/next; DAG, table and reason.
+"""The Explorer's step-through: slider, play/pause, previous/next (or the arrow keys); DAG,
+table and reason.
 
-The view is a fragment so that playing (advancing one step per PLAY_S) and moving the
-slider redraw only the view, not the whole app. Play/Pause change the fragment's timer,
-so their callbacks ask for a full rerun.
+The view is a fragment so that playing (advancing one step per PLAY_S), following a live
+run (re-reading the store every REFRESH_S) and moving the slider redraw only the view, not
+the whole app. Play/Pause change the fragment's timer, so their callbacks ask for a full rerun.
 """
 from __future__ import annotations
 
@@ -15,14 +16,21 @@ from core.insight.draw import dag_graph
 from core.insight.explain import candidate_rows, why_removed
 from core.insight.tradeoff import step_table
 from core.store.runs import RunRecord, StepRecord, Store
-from ui.downloads import dag_with_downloads, table_button
+from ui.dag_view import run_layout, show_dag
+from ui.downloads import dag_buttons, genotype_button, table_button
+from ui.follow import is_live, live_badge, refresh_every, reread
+from ui.tables import candidates_table, score_caption
+from ui.urlstate import url_step, write_step
 
 PLAY_S = 1.5
 STEP_KEY, PLAYING_KEY, TICK_KEY, EARLIER_KEY = "explorer_step", "explorer_playing", "explorer_tick", \
     "explorer_earlier"
+FOLLOW_KEY = "explorer_follow"
 
 
 def _move(delta: int, last: int) -> None:
+    if delta < 0:
+        _unfollow()
     st.session_state[STEP_KEY] = min(max(st.session_state.get(STEP_KEY, 0) + delta, 0), last)
 
 
@@ -36,58 +44,93 @@ def _toggle_play(last: int) -> None:
 
 
 def step_explorer(store: Store, run: RunRecord) -> None:
-    """Draw the explorer for `run`; the fragment ticks only while playing."""
+    """Draw the explorer for `run`; the fragment ticks while playing and while the run is live
+    (new steps appear and the slider grows; FOLLOW_KEY decides whether the view jumps to them)."""
+    if not store.steps(run.id) and not is_live(run):
+        st.info(f"Run {run.id} has no committed step yet; the first appears once the dense baseline is trained.")
+        return
+    playing = st.session_state.get(PLAYING_KEY, False)
+    st.fragment(_view, run_every=PLAY_S if playing else refresh_every(run))(store, run)
+
+
+def _unfollow() -> None:
+    """A student who moves by hand stops following the live run (they stepped back on purpose)."""
+    st.session_state[FOLLOW_KEY] = False
+
+
+def _view(store: Store, run: RunRecord) -> None:
+    run = reread(run, "explorer")
     steps = store.steps(run.id)
     if not steps:
+        live_badge(run)
         st.info(f"Run {run.id} has no committed step yet; the first appears once the dense baseline is trained.")
         return
     last = steps[-1].step
-    if st.session_state.get(STEP_KEY, last) > last or STEP_KEY not in st.session_state:
+    if url_step(STEP_KEY, last):
+        st.session_state[FOLLOW_KEY] = False
+    st.session_state.setdefault(FOLLOW_KEY, True)
+    if STEP_KEY not in st.session_state or st.session_state[STEP_KEY] > last or (
+            is_live(run) and st.session_state[FOLLOW_KEY] and not st.session_state.get(PLAYING_KEY)):
         st.session_state[STEP_KEY] = last
-    playing = st.session_state.get(PLAYING_KEY, False)
-    st.fragment(_view, run_every=PLAY_S if playing else None)(store, run, steps)
-
-
-def _view(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
-    last = steps[-1].step
     if st.session_state.get(PLAYING_KEY) and time.time() - st.session_state.get(TICK_KEY, 0) >= 0.9 * PLAY_S:
         st.session_state[TICK_KEY] = time.time()
         if st.session_state[STEP_KEY] >= last:
             st.session_state[PLAYING_KEY] = False
             st.rerun()  # stop the timer
         st.session_state[STEP_KEY] += 1
+    if is_live(run):
+        behind = last - st.session_state[STEP_KEY]
+        with st.container(horizontal=True, vertical_alignment="center"):
+            live_badge(run, f"{last + 1} steps so far" + (f", {behind} newer than this one" if behind else ""))
+            st.toggle("Follow the newest step", key=FOLLOW_KEY,
+                      help="on: the view jumps to each new step; off: stay where you are")
     controls = st.columns([1, 1, 1, 3])
-    controls[0].button("Previous", key="explorer_prev", on_click=_move, args=(-1, last),
+    controls[0].button("Previous", key="explorer_prev", on_click=_move, args=(-1, last), shortcut="Left",
                        icon=":material/skip_previous:", disabled=st.session_state[STEP_KEY] <= 0)
     playing = st.session_state.get(PLAYING_KEY, False)
     controls[1].button("Pause" if playing else "Play", key="explorer_play", on_click=_toggle_play, args=(last,),
                        icon=":material/pause:" if playing else ":material/play_arrow:")
-    controls[2].button("Next", key="explorer_next", on_click=_move, args=(1, last),
+    controls[2].button("Next", key="explorer_next", on_click=_move, args=(1, last), shortcut="Right",
                        icon=":material/skip_next:", disabled=st.session_state[STEP_KEY] >= last)
-    controls[3].toggle("Show edges removed earlier", key=EARLIER_KEY, value=True)
+    with controls[3].container(horizontal=True):
+        st.toggle("Show edges removed earlier", key=EARLIER_KEY, value=True)
+        st.page_link("views/presenter.py", label="Presenter mode", icon=":material/slideshow:")
     if last > 0:
-        st.slider("Step", 0, last, key=STEP_KEY)
+        # Re-assign before drawing: a slider whose max grew is a new widget to Streamlit and
+        # would start again at 0 unless its value is set explicitly in this run.
+        st.session_state[STEP_KEY] = st.session_state[STEP_KEY]
+        st.slider("Step", 0, last, key=STEP_KEY, on_change=_unfollow)
+    write_step(st.session_state[STEP_KEY], following=is_live(run) and st.session_state[FOLLOW_KEY])
     _step(store, run, steps, st.session_state[STEP_KEY])
 
 
+def step_title(step: StepRecord) -> str:
+    what = "dense start (baseline)" if step.removed is None else f"removed {edge_str(step.removed)}"
+    return f"step {step.step}: {what}; {step.edges} edges left"
+
+
 def _step(store: Store, run: RunRecord, steps: list[StepRecord], n: int) -> None:
-    """One step: the DAG before its removal with its candidates, the table and the reason."""
+    """One step: the DAG before its removal with its candidates (full width, on the run's
+    fixed layout), then the table with the score first, and the reason."""
     step = steps[n]
     parent = steps[n - 1].genotype if n > 0 else step.genotype
     cands = [c.to_dict() for c in store.candidates(run.id, n)]
     tried = [tuple(c["edge"]) for c in cands if c["edge"] is not None]
-    what = "dense start (baseline)" if step.removed is None else f"removed {edge_str(step.removed)}"
-    title = f"step {n}: {what}; {step.edges} edges left"
+    title = step_title(step)
+    show_earlier = st.session_state.get(EARLIER_KEY, True)
+    show_dag(parent, run_layout(run, steps[0].genotype), min_px=720, candidates=tried, removed=step.removed,
+             start=steps[0].genotype, show_earlier=show_earlier, title=title)
     dot = dag_graph(parent, candidates=tried, removed=step.removed, start=steps[0].genotype,
-                    show_earlier=st.session_state.get(EARLIER_KEY, True), title=title)
-    left, right = st.columns([3, 2])
-    with left:
-        dag_with_downloads(dot, step.genotype, f"run{run.id}-step{n}", "explorer")
-    with right:
-        st.markdown(f"**Step {n} candidates** ({len(cands)})")
-        rows = candidate_rows(cands, step.removed, run.task)
-        st.dataframe(rows, hide_index=True, width="stretch")
-        st.info(why_removed(step.removed, cands, run.task, steps[n - 1].edges if n > 0 else None),
-                icon=":material/lightbulb:")
+                    show_earlier=show_earlier, title=title)
+    with st.container(horizontal=True):
+        genotype_button(step.genotype, f"run{run.id}-step{n}", "explorer")
+        dag_buttons(dot, f"run{run.id}-step{n}", "explorer")
+    st.info(why_removed(step.removed, cands, run.task, steps[n - 1].edges if n > 0 else None),
+            icon=":material/lightbulb:")
+    st.markdown(f"**Step {n} candidates** ({len(cands)})")
+    rows = candidate_rows(cands, step.removed, run.task)
+    candidates_table(rows, run)
+    score_caption(run.task)
+    with st.container(horizontal=True):
         table_button(rows, "Candidate table (CSV)", f"run{run.id}-step{n}-candidates", "explorer-cands")
         table_button(step_table(steps, run.task), "Step table (CSV)", f"run{run.id}-steps", "explorer-steps")

@@ -12,13 +12,16 @@ from core.insight.tradeoff import (
 from core.store.runs import best_of
 from ui.downloads import genotype_button, table_button
 from ui.figures import steps_figure, tradeoff_figure
+from ui.follow import live_watch
 from ui.resources import get_store
 from ui.sidebar import current_run
+from ui.tables import column_config, score_caption
 
 st.title("Trade-offs")
 run = current_run()
 store = get_store()
 steps = store.steps(run.id) if run is not None else []
+live_watch(run, len(steps), "tradeoffs")
 if run is None:
     st.info("No run yet: start one on the Search page.")
 elif not steps:
@@ -36,7 +39,8 @@ else:
                     width="stretch", key="tradeoff_scatter")
     st.plotly_chart(steps_figure(series, task), width="stretch", key="tradeoff_steps")
     rows = step_table(steps, task)
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(rows, hide_index=True, width="stretch", column_config=column_config(run))
+    score_caption(task)
     table_button(rows, "Step table (CSV)", f"run{run.id}-steps", "tradeoff-steps")
     best = best_of(steps)
     if best is not None:

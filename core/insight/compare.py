@@ -65,11 +65,21 @@ def only_in_text(items: Sequence[CompareItem]) -> list[str]:
             for it, edges in zip(items, only_in(items))]
 
 
-def cost_rows(items: Sequence[CompareItem]) -> list[dict]:
-    """Params and compute of each item; CNN in the spec's proxy net and in ImageNet-224 ShrinkCNN.
+PROXY_NET, IMAGENET_NET = "CIFAR-10 proxy net 32x32", "ImageNet-224 ShrinkCNN"
+
+
+def cost_columns(network: str) -> tuple[str, str]:
+    """(params, MACs) column names for a network: every cost column says what it was measured on."""
+    return f"params · {network}", f"MACs · {network}"
+
+
+def cost_rows(items: Sequence[CompareItem], imagenet: bool = True) -> list[dict]:
+    """Params and compute of each item; CNN in the spec's proxy net and (imagenet=True) in the
+    ImageNet-224 ShrinkCNN body, which costs about a second per new cell on a CPU.
 
     The proxy network here is the spec's (CIFAR-10 32x32, stem 32, width 16) for every
-    item, so cells from runs on other data still compare on one scale.
+    item, so cells from runs on other data still compare on one scale; a run's own pages
+    show costs in that run's proxy net (e.g. 8x8 digits), which are smaller numbers.
     """
     from core.insight.summary import summarize_genotype
     kind = common_kind(items)
@@ -83,10 +93,10 @@ def cost_rows(items: Sequence[CompareItem]) -> list[dict]:
                         "cell FLOPs": cost["flops"],
                         "proxy perplexity": None if it.quality is None else round(it.quality, 2)})
         else:
-            proxy, imagenet = cnn_costs(g.to_json(), "proxy"), cnn_costs(g.to_json(), "imagenet")
-            row.update({"proxy params": proxy[0], "proxy MACs": proxy[1],
-                        "ImageNet-224 params": imagenet[0], "ImageNet-224 MACs": imagenet[1],
-                        "proxy accuracy %": None if it.quality is None else round(100 * it.quality, 2)})
+            row.update(dict(zip(cost_columns(PROXY_NET), cnn_costs(g.to_json(), "proxy"))))
+            if imagenet:
+                row.update(dict(zip(cost_columns(IMAGENET_NET), cnn_costs(g.to_json(), "imagenet"))))
+            row["proxy accuracy %"] = None if it.quality is None else round(100 * it.quality, 2)
         row["measured on"] = it.quality_note
         rows.append(row)
     return rows

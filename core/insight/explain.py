@@ -10,19 +10,15 @@ import math
 from typing import Sequence
 
 from core.cell.genotype import Edge, edge_str
+from core.insight.format import fmt_si
 
 CHOSEN_MARK = "◀ removed"
 BASELINE_MARK = "◀ start"
 
 
 def si(value: float | int | None) -> str:
-    """Short human number: 170442 -> '170k', 3.64e6 -> '3.64M'; None/NaN -> '-'."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= div:
-            return f"{value / div:.3g}{suffix}"
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+    """Short human number (see core.insight.format.fmt_si, the one writer)."""
+    return fmt_si(value)
 
 
 def _edge(d: dict) -> Edge | None:
@@ -44,7 +40,8 @@ def candidate_rows(candidates: Sequence[dict], removed: Edge | None, task: str) 
         edge = _edge(c)
         chosen = edge == removed and c.get("status") == "ok"
         mark = (BASELINE_MARK if edge is None else CHOSEN_MARK) if chosen else ""
-        row = {"chosen": mark, "edge": "dense" if edge is None else edge_str(edge)}
+        row = {"chosen": mark, "edge": "dense" if edge is None else edge_str(edge),
+               "score": _round(c.get("score"), 4)}  # first: it decides the step (never cut off)
         if task == "rnn":
             row["perplexity"] = _round(c.get("perplexity"), 2)
             row["FLOPs"] = c.get("flops")
@@ -52,7 +49,7 @@ def candidate_rows(candidates: Sequence[dict], removed: Edge | None, task: str) 
             acc = c.get("accuracy")
             row["accuracy %"] = None if not _finite(acc) else round(100 * acc, 2)
             row["MACs"] = c.get("macs")
-        row.update({"params": c.get("params"), "score": _round(c.get("score"), 4),
+        row.update({"params": c.get("params"),
                     "edges left": c.get("edges_left"), "epochs": c.get("epochs"),
                     "stop reason": c.get("error") or c.get("stop_reason", ""),
                     "time s": _round(c.get("wall_s"), 1), "status": c.get("status")})

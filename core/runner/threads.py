@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable
 
 from core.errors import UserError
 from core.search.config import SearchConfig
 from core.search.loop import Observer, create_run, run_search
-from core.store.runs import Store, StoreError
+from core.store.access import require_write
+from core.store.runs import FINISHED, QUEUED, RUNNING, Store, StoreError
+
+SAME_START_S = 10.0  # a second Start with the same settings within this window is the same click
 
 
 class Runner:
@@ -42,12 +46,31 @@ class Runner:
 
     # ----- searches --------------------------------------------------------------------
     def start_search(self, store: Store, cfg: SearchConfig, observer: Observer | None = None) -> int:
-        run_id = create_run(store, cfg)
+        """Create and launch a run; a repeat of the same settings while the first is still
+        queued or running and younger than SAME_START_S (a double click on Start, a second
+        tab's identical submit) returns that run instead of creating a twin."""
+        require_write("starting a search")
+        with self._lock:
+            twin = self._recent_twin(store, cfg)
+            if twin is not None:
+                return twin
+            run_id = create_run(store, cfg)
         self._launch(_key(store, "search", run_id),
                      lambda stop: run_search(store, run_id, observer, stop))
         return run_id
 
+    @staticmethod
+    def _recent_twin(store: Store, cfg: SearchConfig) -> int | None:
+        wanted, now = cfg.to_dict(), time.time()
+        for run in store.list_runs():
+            if now - run.created_at > SAME_START_S:
+                break  # newest first: the rest are older
+            if run.config == wanted and run.status in (QUEUED, RUNNING):
+                return run.id
+        return None
+
     def resume_search(self, store: Store, run_id: int, observer: Observer | None = None) -> None:
+        require_write("resuming a search")
         if self.active(store, run_id):
             raise StoreError(f"run {run_id} is already running")
         store.check_resumable(run_id)
@@ -59,6 +82,7 @@ class Runner:
         """Record a training job (core.training.engine) and run it in a daemon thread; returns its id."""
         from core.store.jobs import JobStore
         from core.training.engine import create_job, run_job
+        require_write("starting a training job")
         jobs = JobStore(store.path)
         job_id = create_job(jobs, genotype, cfg, source)
         self._launch(_key(store, "train", job_id), lambda stop: run_job(jobs, job_id, observer, stop))
@@ -67,6 +91,7 @@ class Runner:
     def resume_train(self, store: Store, job_id: int, observer=None) -> None:
         from core.store.jobs import JobStore
         from core.training.engine import check_resumable, run_job
+        require_write("resuming a training job")
         jobs = JobStore(store.path)
         if self.active(store, job_id, "train"):
             raise StoreError(f"job {job_id} is already running")
@@ -75,6 +100,7 @@ class Runner:
 
     def stop(self, store: Store, run_id: int, kind: str = "search") -> None:
         """Ask a run to stop, wherever it runs; takes effect after the current batch."""
+        require_write("stopping a search or training job")
         entry = self._threads.get(_key(store, kind, run_id))
         if entry:
             entry[1].set()

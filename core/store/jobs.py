@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.store.access import require_write
 from core.cell.genotype import Genotype
 from core.store.runs import (
     INTERRUPTED,
@@ -108,6 +109,7 @@ class JobStore(Store):
 
     # ----- the job row --------------------------------------------------------------------
     def create_job(self, task: str, genotype: Genotype, config: dict, source: str = "", name: str = "") -> int:
+        require_write("starting a training job")
         with self._transaction() as con:
             cur = con.execute(
                 "INSERT INTO jobs (task, status, name, source, genotype, config, created_at, pid, host, files)"

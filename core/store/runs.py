@@ -20,6 +20,7 @@ from typing import Iterator
 
 from core.cell.genotype import Genotype
 from core.errors import UserError
+from core.store.access import require_write
 from core.store.schema import NotOurStore, prepare
 
 DEFAULT_STORE = Path("runs") / "autoshrink.db"
@@ -114,6 +115,7 @@ class RunRecord:
     error: str
     progress: dict = field(default_factory=dict)
     cluster: dict = field(default_factory=dict)   # the Ray cluster it ran on: nodes, cpus, gpus
+    name: str = ""                      # given by the instructor (core.store.admin.rename_run); '' = none
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -169,6 +171,7 @@ class Store:
     def create_run(self, task: str, config: dict, expected_steps: int, status: str = QUEUED) -> int:
         """A queued run owned by this process (pid, host) until it claims it: a `resume` from
         elsewhere meanwhile is refused, and if this process dies first the run reads interrupted."""
+        require_write("starting a search")
         with self._transaction() as con:
             cur = con.execute(
                 "INSERT INTO runs (task, status, config, expected_steps, created_at, pid, host)"
@@ -206,6 +209,7 @@ class Store:
     def _request_stop_row(self, table: str, row_id: int) -> None:
         """Ask the process running it (any process) to stop after the current batch."""
         assert table in self._LIFECYCLE_TABLES
+        require_write("stopping a search or training job")
         with self._transaction() as con:
             con.execute(f"UPDATE {table} SET stop_requested=1 WHERE id=?", (row_id,))
 
@@ -257,7 +261,8 @@ class Store:
             device=row["device"], evaluator=row["evaluator"], expected_steps=row["expected_steps"],
             created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"],
             heartbeat=row["heartbeat"], pid=row["pid"], host=row["host"], error=row["error"],
-            progress=json.loads(row["progress"] or "{}"), cluster=json.loads(row["cluster"] or "{}"))
+            progress=json.loads(row["progress"] or "{}"), cluster=json.loads(row["cluster"] or "{}"),
+            name=row["name"])
         if effective_status(row) != rec.status:
             return RunRecord(**{**rec.__dict__, "status": INTERRUPTED})
         return rec

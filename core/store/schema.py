@@ -122,6 +122,7 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("jobs.files", "ALTER TABLE jobs ADD COLUMN files TEXT NOT NULL DEFAULT 'legacy'"),
     ("runs.cluster", "ALTER TABLE runs ADD COLUMN cluster TEXT NOT NULL DEFAULT '{}';"),
     ("candidates.worker", "ALTER TABLE candidates ADD COLUMN worker TEXT NOT NULL DEFAULT '';"),
+    ("runs.name", "ALTER TABLE runs ADD COLUMN name TEXT NOT NULL DEFAULT '';"),
 ]
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)

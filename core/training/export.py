@@ -78,7 +78,10 @@ def rebuild_snippet(directory: Path, bundle: dict) -> str:
         build = ("from core.nets.cnn import CNNConfig, build_cnn\n\n"
                  f"spec = json.loads(Path({str(d / GENOTYPE_FILE)!r}).read_text())\n"
                  "model = build_cnn(Genotype.from_dict(spec), CNNConfig.from_dict(spec['model']['config']))\n")
-        use = "logits = model(images)  # images: (N, 3, H, W), normalised like the training data"
+        net = bundle["model"].get("config", {})
+        c, size = net.get("in_channels", 3), net.get("input_size", 32)
+        use = (f"logits = model(images)  # images: (N, {c}, {size}, {size}) float tensors, "
+               "normalised like the training data")
     else:
         build = ("from core.nets.rnn import RNNLanguageModel\n\n"
                  f"spec = json.loads(Path({str(d / GENOTYPE_FILE)!r}).read_text())\n"

@@ -18,7 +18,7 @@ def _panels(task: str) -> list[tuple[str, list[tuple[str, str, str]]]]:
     """(panel title, [(row key, trace name, colour)]) in display order."""
     quality = ([("train_ppl", "train perplexity", TRAIN_COLOUR), ("val_ppl", "validation perplexity", VAL_COLOUR)]
                if task == "rnn" else
-               [("train_acc", "train accuracy", TRAIN_COLOUR), ("val_acc", "validation accuracy", VAL_COLOUR)])
+               [("train_acc", "train accuracy %", TRAIN_COLOUR), ("val_acc", "validation accuracy %", VAL_COLOUR)])
     pace = "tokens / s" if task == "rnn" else "images / s"
     return [("loss", [("train_loss", "train loss", TRAIN_COLOUR), ("val_loss", "validation loss", VAL_COLOUR)]),
             ("perplexity" if task == "rnn" else "accuracy", quality),
@@ -35,7 +35,7 @@ def training_figure(rows: Sequence[dict], task: str) -> go.Figure:
     for n, (title, traces) in enumerate(panels):
         row, col = n // 2 + 1, n % 2 + 1
         for key, name, colour in traces:
-            values = [r.get(key) for r in rows]
+            values = [_shown(key, r.get(key)) for r in rows]
             if all(v is None for v in values):
                 continue
             fig.add_trace(go.Scatter(x=epochs, y=values, mode="lines+markers", name=name, legendgroup=name,
@@ -51,8 +51,16 @@ def training_figure(rows: Sequence[dict], task: str) -> go.Figure:
     return fig
 
 
+PERCENT = ("train_acc", "val_acc")  # stored as fractions, shown as % like on every other page
+
+
+def _shown(key: str, value):
+    return 100 * value if key in PERCENT and value is not None else value
+
+
 def result_rows(rows: Sequence[dict]) -> list[dict]:
     """The per-epoch table as shown: columns the task never fills (accuracy for a language
-    model, perplexity for a classifier) left out, numbers rounded for reading."""
+    model, perplexity for a classifier) left out, accuracy in %, numbers rounded for reading."""
     keys = [k for k in (rows[0] if rows else {}) if any(r.get(k) is not None for r in rows)]
-    return [{k: round(r[k], 4) if isinstance(r.get(k), float) else r.get(k) for k in keys} for r in rows]
+    return [{(f"{k} %" if k in PERCENT else k): round(_shown(k, r[k]), 4) if isinstance(r.get(k), float) else r.get(k)
+             for k in keys} for r in rows]

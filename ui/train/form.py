@@ -27,11 +27,12 @@ from core.training.config import (
 from core.training.engine import published_defaults
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
+from ui.roles import can_change, view_note
 from ui.search_form import data_problem
 from ui.sources import SOURCES
 
 SOURCE_KEY, SCHEDULE_KEY, ERRORS_KEY, LOADED_KEY = "train_source", "train_schedule", "train_errors", "train_loaded"
-JOB_KEY, PICKED_KEY = "train_job", "train_picked"
+JOB_KEY, PICKED_KEY, FEEDBACK_KEY = "train_job", "train_picked", "train_feedback"
 FORM_ERROR = "_form"
 PTB_VOCAB = 10_000
 GROUPS = {  # field -> the box it is drawn in; anything not listed goes to "Run"
@@ -172,9 +173,23 @@ def _start(g: Genotype, source: str, task: str) -> None:
         try:
             job_id = get_runner().start_train(get_store(), g, train_config(task, schedule, **given), source)
             st.session_state[JOB_KEY] = job_id
+            st.session_state[FEEDBACK_KEY] = f"Job #{job_id} started: its progress and curves are on the right."
         except UserError as exc:
             errors[FORM_ERROR] = one_line(exc)
     st.session_state[ERRORS_KEY] = errors
+    if errors:
+        st.session_state[FEEDBACK_KEY] = "Not started: " + (errors.get(FORM_ERROR) or
+                                                          f"{len(errors)} setting(s) need a fix (marked below)")
+
+
+def _start_row(g: Genotype, source: str, task: str) -> None:
+    """Start with its outcome beside it, near the top of the form (not under the knobs)."""
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.button("Start training", type="primary", key="train_start", on_click=_start,
+                  args=(g, source, task), icon=":material/play_arrow:", width="content")
+        feedback = st.session_state.get(FEEDBACK_KEY, "")
+        if feedback:
+            (st.warning if feedback.startswith("Not started") else st.success)(feedback)
 
 
 def train_form(default_run: RunRecord | None) -> None:
@@ -205,6 +220,10 @@ def train_form(default_run: RunRecord | None) -> None:
             st.session_state[_key(field)] = value
     st.session_state[PICKED_KEY] = picked
     st.caption(f"{task.upper()} cell **{item.label}** ({item.source}), {g.pruned().num_edges} edges")
+    if not can_change():
+        view_note()
+        return
+    _start_row(g, f"{item.source}: {item.label}", task)
 
     errors: dict[str, str] = st.session_state.get(ERRORS_KEY, {})
     specs = field_specs(task)
@@ -222,8 +241,6 @@ def train_form(default_run: RunRecord | None) -> None:
     st.caption(cost_line(g, task, st.session_state[SCHEDULE_KEY], values(task)))
     if FORM_ERROR in errors:
         st.error(errors[FORM_ERROR], icon=":material/error:")
-    st.button("Start training", type="primary", key="train_start", on_click=_start,
-              args=(g, f"{item.source}: {item.label}", task), icon=":material/play_arrow:")
 
 
 def _knob(spec: dict) -> None:

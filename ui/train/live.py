@@ -7,6 +7,7 @@ shows the same; nothing depends on this session having started it.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -44,6 +45,16 @@ def _resume(job_id: int) -> None:
         st.session_state[MESSAGE_KEY] = f"job {job_id} resumed from its last checkpoint"
     except UserError as exc:
         st.session_state[MESSAGE_KEY] = one_line(exc)
+
+
+def download_name(job: JobRecord, path: str | Path) -> str:
+    """A download named by its job, e.g. job12-shrinkcnn-a.onnx (every job exports model.onnx,
+    so the file name alone would collide in a Downloads folder)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", (job.name or "").lower()).strip("-")
+    stem = Path(path).stem
+    stem = "" if stem in ("model", "genotype") else f"-{stem}"  # model.pt and model.onnx differ by suffix
+    kind = "-genotype" if Path(path).name == "genotype.json" else ""
+    return f"job{job.id}{'-' + slug if slug else ''}{stem}{kind}{Path(path).suffix}"
 
 
 def _fraction(job: JobRecord, done: int) -> float:
@@ -118,7 +129,7 @@ def _results(store: JobStore, job: JobRecord, rows: list[dict]) -> None:
         for name, label, mime in files:
             path = exports.get(name)
             if path and Path(path).exists():
-                st.download_button(label, lambda p=path: Path(p).read_bytes(), file_name=Path(path).name,
+                st.download_button(label, lambda p=path: Path(p).read_bytes(), file_name=download_name(job, path),
                                    mime=mime, key=f"train-dl-{name}", on_click="ignore",
                                    icon=":material/download:")
     if exports.get("onnx"):

@@ -1,0 +1,67 @@
+"""Following a running search on the read-only pages (Explorer, Trade-offs, Presenter, Predict).
+
+A page that shows a live run wraps its body in a fragment that reruns every REFRESH_S and
+re-reads the store, so new steps appear by themselves; when the run ends, the fragment
+asks for one full rerun so its timer stops and the sidebar catches up.
+"""
+from __future__ import annotations
+
+import streamlit as st
+
+from core.store.runs import QUEUED, RUNNING, RunRecord, StoreError
+from ui.resources import get_store
+
+REFRESH_S = 2.0
+LIVE = (RUNNING, QUEUED)
+SEEN_KEY = "follow_seen_status"
+
+
+def is_live(run: RunRecord | None) -> bool:
+    return run is not None and run.status in LIVE
+
+
+def refresh_every(run: RunRecord | None) -> float | None:
+    """The fragment timer for `run`: REFRESH_S while it runs, none once it has ended."""
+    return REFRESH_S if is_live(run) else None
+
+
+def reread(run: RunRecord, page: str) -> RunRecord:
+    """The run as the store has it now; a status change since the page's last look (the run
+    ended, or was resumed) triggers a full rerun so the page's timer is rebuilt."""
+    try:
+        fresh = get_store().get_run(run.id)
+    except StoreError:  # deleted meanwhile: the next full run shows the sidebar's choice
+        st.rerun()
+    seen = st.session_state.setdefault(SEEN_KEY, {})
+    was, seen[(page, run.id)] = seen.get((page, run.id)), fresh.status
+    if was is not None and was != fresh.status:
+        st.rerun()
+    return fresh
+
+
+def live_badge(run: RunRecord, note: str = "") -> None:
+    """A red "live" badge while the run is running, with what it is doing now."""
+    if is_live(run):
+        p = run.progress or {}
+        doing = (f"step {p.get('step')}: candidate {min(p.get('candidate', 0) + 1, p.get('k', 0))} of {p.get('k')}"
+                 if p.get("k") else run.status)
+        st.badge(f"live · {doing}" + (f" · {note}" if note else ""), icon=":material/radio_button_checked:",
+                 color="red")
+
+
+def live_watch(run: RunRecord | None, steps_shown: int, page: str) -> None:
+    """For a page drawn in one piece (Trade-offs): while `run` is live, show the badge and
+    poll the store every REFRESH_S; when a step commits or the run ends, rerun the page so the
+    new step is in every figure. Costs one small query per tick; nothing while the run is over."""
+    if not is_live(run):
+        return
+
+    @st.fragment(run_every=REFRESH_S)
+    def _poll() -> None:
+        fresh = reread(run, page)
+        now = len(get_store().steps(run.id))
+        if now != steps_shown:
+            st.rerun(scope="app")
+        live_badge(fresh, f"{now} steps so far; figures update as steps commit")
+
+    _poll()
