@@ -16,7 +16,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.search.config import preset_config
-from core.insight.draw import EARLIER, NO_DOT, svg_problem
+from core.insight.draw import NO_DOT, svg_problem
 from core.insight.compare import IMAGENET_NET, PROXY_NET, cost_columns
 from core.search.loop import create_run, run_search
 from core.store.runs import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, Store

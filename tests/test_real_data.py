@@ -1,7 +1,6 @@
 """Real-data tier: one shrink step on the shared CIFAR-10 and PTB proxies (skipped without ../shared)."""
 import math
 
-import pytest
 
 from conftest import CIFAR_DIR, PTB_DIR, needs
 from core.search.config import preset_config
