@@ -134,14 +134,14 @@ def _current(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
     done = p.get("done", []) if run.status in LIVE else []
     if done:
         st.markdown(f"**Step {p.get('step')} so far**")
-        st.dataframe(candidate_rows(done, None, run.task), hide_index=True, width="stretch")
+        st.dataframe(candidate_rows(done, None, run.task, run.noise), hide_index=True, width="stretch")
     elif steps:
         last = steps[-1]
         cands = [c.to_dict() for c in store.candidates(run.id, last.step)]
         st.markdown(f"**Step {last.step} candidates**")
-        st.dataframe(candidate_rows(cands, last.removed, run.task), hide_index=True, width="stretch")
+        st.dataframe(candidate_rows(cands, last.removed, run.task, run.noise), hide_index=True, width="stretch")
         before = steps[-2].edges if len(steps) > 1 else None
-        st.caption(why_removed(last.removed, cands, run.task, before))
+        st.caption(why_removed(last.removed, cands, run.task, before, run.noise))
     best = best_of(steps)
     if best is not None:
         st.caption(f"Best snapshot so far: step {best.step}, {best.edges} edges, score {best.score:.4f}")

@@ -85,9 +85,10 @@ def _step(store: Store, run: RunRecord, steps: list[StepRecord], n: int) -> None
         dag_with_downloads(dot, step.genotype, f"run{run.id}-step{n}", "explorer")
     with right:
         st.markdown(f"**Step {n} candidates** ({len(cands)})")
-        rows = candidate_rows(cands, step.removed, run.task)
+        rows = candidate_rows(cands, step.removed, run.task, run.noise)
         st.dataframe(rows, hide_index=True, width="stretch")
-        st.info(why_removed(step.removed, cands, run.task, steps[n - 1].edges if n > 0 else None),
+        st.info(why_removed(step.removed, cands, run.task, steps[n - 1].edges if n > 0 else None,
+                            run.noise),
                 icon=":material/lightbulb:")
         table_button(rows, "Candidate table (CSV)", f"run{run.id}-step{n}-candidates", "explorer-cands")
         table_button(step_table(steps, run.task), "Step table (CSV)", f"run{run.id}-steps", "explorer-steps")

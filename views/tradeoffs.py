@@ -12,6 +12,7 @@ from core.insight.tradeoff import (
 from core.store.runs import best_of
 from ui.downloads import genotype_button, table_button
 from ui.figures import steps_figure, tradeoff_figure
+from ui.noise import noise_caption, with_verdicts
 from ui.resources import get_store
 from ui.sidebar import current_run
 
@@ -35,7 +36,8 @@ else:
     st.plotly_chart(tradeoff_figure(points, front_of(points, cost_key, task), series, task, cost_key),
                     width="stretch", key="tradeoff_scatter")
     st.plotly_chart(steps_figure(series, task), width="stretch", key="tradeoff_steps")
-    rows = step_table(steps, task)
+    noise_caption(run)
+    rows = with_verdicts(step_table(steps, task), store, run)
     st.dataframe(rows, hide_index=True, width="stretch")
     table_button(rows, "Step table (CSV)", f"run{run.id}-steps", "tradeoff-steps")
     best = best_of(steps)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -91,15 +92,21 @@ def _finish_report(store: Store, run_id: int, as_json: bool) -> int:
 def cmd_search(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in
                  ("data", "nodes", "k", "epochs", "keep_fraction", "seed", "device", "evaluator", "threads",
-                  "max_steps", "batch_size", "lr")}
+                  "max_steps", "batch_size", "lr", "noise_seeds")}
     cfg = preset_config(args.task, args.preset, **overrides)
     store = Store(args.store)
     run_id = create_run(store, cfg)
+    store.set_meta(run_id, {"command": command_line()})
     if not args.json:
         print(f"run {run_id}: {cfg.task} search, preset {cfg.preset}, data {cfg.data}, store {store.path}",
               file=sys.stderr)
     _run_foreground(store, run_id, args.json)
     return _finish_report(store, run_id, args.json)
+
+
+def command_line() -> str:
+    """The command as typed (`python -m core ...`), kept with the run so a bundle says how it was made."""
+    return " ".join(["python -m core", *map(shlex.quote, sys.argv[1:])])
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -199,6 +206,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_run(args: argparse.Namespace) -> int:
+    from core.search.bundle import write_bundle
+    store = Store(args.store)
+    size = write_bundle(store, args.run_id, args.out, command=args.command)
+    print(f"wrote run {args.run_id} to {args.out} ({size:,} bytes)", file=sys.stderr)
+    return 0
+
+
+def cmd_import_run(args: argparse.Namespace) -> int:
+    from core.search.bundle import import_file
+    store = Store(args.store)
+    run_id = import_file(store, args.file)
+    run = store.get_run(run_id)
+    if args.json:
+        print(json.dumps({"run_id": run_id, "task": run.task, "status": run.status, "store": str(store.path),
+                          "steps": len(store.steps(run_id)), "source": run.meta.get("bundle", {})}))
+    else:
+        print(f"imported {args.file} as run {run_id} ({run.task}, {run.status}) into {store.path}")
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from core.insight.summary import summarize
     out = summarize(args.genotype, network=args.network, input_size=args.input_size, classes=args.classes,
@@ -237,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-steps", type=int, help="stop after this many steps (0 = no limit)")
     s.add_argument("--batch-size", type=int)
     s.add_argument("--lr", type=float)
+    s.add_argument("--noise-seeds", type=int, help="train the dense baseline with this many seeds to measure noise "
+                                                   "(1 = off; demo presets: 3)")
     s.add_argument("--json", action="store_true", help="end with one JSON object")
     _store_arg(s)
     s.set_defaults(func=cmd_search)
@@ -264,6 +294,19 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out")
     _store_arg(ex)
     ex.set_defaults(func=cmd_export)
+
+    er = sub.add_parser("export-run", help="a whole run (settings, steps, candidates, noise) as one bundle file")
+    er.add_argument("run_id", type=int)
+    er.add_argument("--out", required=True, help="FILE.json or FILE.json.gz (gzip)")
+    er.add_argument("--command", help="how the run was made, when the store did not record it")
+    _store_arg(er)
+    er.set_defaults(func=cmd_export_run)
+
+    ir = sub.add_parser("import-run", help="add a run bundle to the store under a new run id")
+    ir.add_argument("file")
+    ir.add_argument("--json", action="store_true")
+    _store_arg(ir)
+    ir.set_defaults(func=cmd_import_run)
 
     sm = sub.add_parser("summary", help="params and MACs (cnn) or FLOPs (rnn) of a genotype")
     sm.add_argument("genotype", help="GENOTYPE.json or preset:NAME")

@@ -45,6 +45,7 @@ class SearchConfig:
     clip: float = 0.25
     max_vocab: int = 0             # 0 = the corpus's own vocabulary
     max_batches: int = 0           # 0 = whole epochs; a cap for demos
+    noise_seeds: int = 1           # step 0 trains the dense DAG this many times (seeds) to measure noise; 1 = off
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,6 +92,7 @@ class SearchConfig:
              f"emb ({self.emb}) must equal hidden ({self.hidden}): the decoder is tied to the embedding"),
             (self.bptt >= 1 and self.clip > 0, "bptt must be >= 1 and clip > 0"),
             (self.max_vocab >= 0 and self.max_batches >= 0, "max vocab and max batches must be >= 0"),
+            (1 <= self.noise_seeds <= 10, f"noise seeds must be in 1..10, not {self.noise_seeds}"),
             (bool(str(self.data).strip()), "data must name a dataset"),
         ]
         for ok, message in checks:
@@ -107,14 +109,14 @@ PRESETS: dict[tuple[str, str], dict] = {
     # Batch 32, not 128: digits has ~1,400 training images, and with 12 batches an epoch BatchNorm's
     # running statistics lag so far that the paper's divergence rule fires on healthy candidates.
     ("cnn", "demo"): dict(data="digits", nodes=5, k=4, epochs=3, keep_fraction=0.3, stem_channels=16,
-                          base_width=8, batch_size=32),
+                          base_width=8, batch_size=32, noise_seeds=3),
     # The paper's RNN search: N=6 (15 edges), k=10, e=h=100, 10 epochs, PTB proxy, keep 25%.
     ("rnn", "paper"): dict(data="ptb", nodes=6, k=10, epochs=10, keep_fraction=0.25, lr=20.0,
                            batch_size=128, weight_decay=0.0, emb=100, hidden=100, bptt=35, clip=0.25),
     # Laptop demo on the embedded corpus (Python's own docs): tiny cell and LM, capped epochs.
     ("rnn", "demo"): dict(data="embedded", nodes=5, k=3, epochs=3, keep_fraction=0.4, lr=20.0,
                           batch_size=32, weight_decay=0.0, emb=32, hidden=32, bptt=20, clip=0.25,
-                          max_vocab=2000, max_batches=20),
+                          max_vocab=2000, max_batches=20, noise_seeds=3),
 }
 PRESET_NAMES = ("demo", "paper")
 

@@ -117,7 +117,12 @@ BEGIN SELECT RAISE(ABORT, 'job epoch rows are immutable'); END;
 """
 
 # (what it adds, SQL) -- version = 1 + index; version 1 is BASE_SCHEMA + JOBS_SCHEMA.
-MIGRATIONS: list[tuple[str, str]] = []
+MIGRATIONS: list[tuple[str, str]] = [
+    # the noise a run measured at step 0 (metric, std over seeds), JSON; '{}' = not measured
+    ("runs.noise", "ALTER TABLE runs ADD COLUMN noise TEXT NOT NULL DEFAULT '{}';"),
+    # where a run came from when it was imported from a bundle (command, device, wall time), JSON
+    ("runs.meta", "ALTER TABLE runs ADD COLUMN meta TEXT NOT NULL DEFAULT '{}';"),
+]
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 OUR_TABLES = frozenset({"runs", "steps", "candidates", "jobs", "job_epochs", "sqlite_sequence"})
