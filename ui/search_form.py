@@ -36,6 +36,7 @@ KNOBS = (
     ("device", "Device", "auto = CUDA when present"),
     ("evaluator", "Evaluator", "auto = batched on CUDA, one at a time elsewhere"),
     ("max_steps", "Max steps", "0 = until the stop rule"),
+    ("noise_seeds", "Noise seeds", "step 0 trains the dense cell this many times to measure noise (1 = off)"),
 )
 CHOICES = {"device": DEVICES, "evaluator": EVALUATORS}
 ERRORS_KEY, TASK_KEY, PRESET_KEY = "form_errors", "form_task", "form_preset"
