@@ -41,7 +41,8 @@ def test_samples_are_listed_and_open_without_computation(monkeypatch, tmp_path, 
     picker = at.sidebar.selectbox(key="run_id")
     assert any("sample" in str(o) for o in picker.options)
     captions = "\n".join(c.value for c in at.sidebar.caption)
-    assert "Recorded sample (read-only)" in captions and "test sample" in captions
+    assert "Recorded sample, read-only" in captions
+    assert "test sample" in "\n".join(c.value for c in at.caption)  # the Search page: how it was made
     assert "Run bundle" in {b.label for b in at.get("download_button")}
     assert "How AutoShrink works" in " ".join(e.label for e in at.expander)
     at.switch_page("views/explorer.py").run()

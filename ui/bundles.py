@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from core.errors import UserError
-from core.search.bundle import SAMPLE_DIR, bundle_bytes, import_bundle, import_samples, wall_seconds
+from core.search.bundle import SAMPLE_DIR, bundle_bytes, import_bundle, import_samples
 from core.insight.format import fmt_duration
 from core.store.runs import RunRecord, Store
 from ui.errors import one_line
@@ -47,6 +47,14 @@ def is_sample(run: RunRecord) -> bool:
     return bool(run.meta.get("sample"))
 
 
+def sample_header(run: RunRecord) -> None:
+    """A sample's status line: recorded and read-only, so no Stop or Resume."""
+    made = run.meta.get("bundle") or {}
+    st.markdown(f"**:material/inventory_2: recorded sample, {run.status}** after {made.get('steps', '?')} steps "
+                f"on {run.device or '?'} · read-only")
+    st.caption(provenance(run))
+
+
 def provenance(run: RunRecord) -> str:
     """How an imported run was made: command, device, wall time (from its bundle)."""
     made = run.meta.get("bundle") or {}
@@ -75,8 +83,12 @@ def _import(store: Store) -> None:
 def bundle_sidebar(store: Store, run: RunRecord | None) -> None:
     """In the sidebar: the chosen run's provenance and bundle download, and the bundle upload."""
     if run is not None:
-        if is_sample(run) or run.meta.get("bundle"):
-            st.caption(("Recorded sample (read-only). " if is_sample(run) else "Imported run. ") + provenance(run))
+        made = run.meta.get("bundle") or {}
+        if made:
+            wall = made.get("wall_s")
+            st.caption(("Recorded sample, read-only" if is_sample(run) else "Imported run")
+                       + f": {made.get('device') or '?'}, wall time {fmt_duration(wall) if wall else '?'} "
+                       "(the Search page shows how it was made).")
         st.download_button("Run bundle", lambda: bundle_bytes(store, run.id), file_name=f"run{run.id}.json.gz",
                            mime="application/gzip", key="bundle-download", on_click="ignore",
                            icon=":material/download:", help="the whole run (settings, steps, candidates, "

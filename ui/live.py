@@ -20,6 +20,7 @@ from core.insight.tradeoff import step_table
 from core.search.config import SearchConfig
 from core.search.loop import step_candidates
 from core.store.runs import FINISHED, RunRecord, StepRecord, Store, best_of
+from ui.bundles import is_sample, sample_header
 from ui.downloads import dag_with_downloads, genotype_button, table_button
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
@@ -95,6 +96,8 @@ def _header(run: RunRecord) -> None:
     st.subheader(f"Run #{run.id}: {run.task.upper()} · {cfg.get('preset')} · {cfg.get('data')}")
     summary = (f"N={cfg.get('nodes')}, k={cfg.get('k')}, {cfg.get('epochs')} epochs, "
                f"keep {cfg.get('keep_fraction')}, seed {cfg.get('seed')}")
+    if is_sample(run):
+        return sample_header(run)
     status_header("run", run.id, run.status, run.device, summary, run.error, _stop, _resume, MESSAGE_KEY,
                   "its last committed step", key="live")
 

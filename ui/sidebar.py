@@ -30,8 +30,8 @@ def run_label(run: RunRecord) -> str:
     age): Streamlit matches a selectbox value by its label, so a changing label would
     lose the user's choice on the next refresh."""
     cfg = run.config
-    sample = " · sample" if run.meta.get("sample") else ""
-    return f"#{run.id} {run.task} {cfg.get('preset', '')} · {cfg.get('data', '')}{sample}"
+    sample = "sample " if run.meta.get("sample") else ""
+    return f"#{run.id} {sample}{run.task} {cfg.get('preset', '')} · {cfg.get('data', '')}"
 
 
 def run_status(run: RunRecord) -> str:

@@ -209,7 +209,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_export_run(args: argparse.Namespace) -> int:
     from core.search.bundle import write_bundle
     store = Store(args.store)
-    size = write_bundle(store, args.run_id, args.out, command=args.command)
+    size = write_bundle(store, args.run_id, args.out, command=args.command, note=args.note)
     print(f"wrote run {args.run_id} to {args.out} ({size:,} bytes)", file=sys.stderr)
     return 0
 
@@ -299,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     er.add_argument("run_id", type=int)
     er.add_argument("--out", required=True, help="FILE.json or FILE.json.gz (gzip)")
     er.add_argument("--command", help="how the run was made, when the store did not record it")
+    er.add_argument("--note", help="a sentence on how it was made (machine, load, why it stopped)")
     _store_arg(er)
     er.set_defaults(func=cmd_export_run)
 

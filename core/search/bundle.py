@@ -60,41 +60,45 @@ class Bundle:
 
 
 # ----- export ------------------------------------------------------------------------------
-def wall_seconds(run: RunRecord) -> float | None:
-    """Start to end of a run (including resumes' gaps); None if it never started or ended."""
-    if run.started_at is None or run.finished_at is None:
+def wall_seconds(run: RunRecord, steps: list[StepRecord]) -> float | None:
+    """Start to end of a run (including resumes' gaps); for a run still going, start to its last
+    committed step (what the bundle holds); None if it never started."""
+    end = run.finished_at or (steps[-1].created_at if steps else None)
+    if run.started_at is None or end is None:
         return None
-    return round(run.finished_at - run.started_at, 1)
+    return round(end - run.started_at, 1)
 
 
-def run_bundle(store: Store, run_id: int, command: str | None = None) -> dict:
-    """The bundle of `run_id` as a JSON-ready dict; `command` overrides the recorded command line."""
-    run = store.get_run(run_id)
+def run_bundle(store: Store, run_id: int, command: str | None = None, note: str | None = None) -> dict:
+    """The bundle of `run_id` as a JSON-ready dict; `command` overrides the recorded command line,
+    `note` says in words how it was made (machine, load, why it stopped)."""
+    run, steps = store.get_run(run_id), store.steps(run_id)
     status = run.status if run.status not in (RUNNING, QUEUED) else STOPPED
     meta = {"exported_at": time.time(), "exported_by": f"AutoShrink Studio {__version__}",
             "source_run_id": run.id, "command": command or run.meta.get("command", ""),
-            "device": run.device, "evaluator": run.evaluator, "wall_s": wall_seconds(run), "status": status,
-            "made": run.meta.get("made", "")}
+            "device": run.device, "evaluator": run.evaluator, "wall_s": wall_seconds(run, steps), "status": status,
+            "made": note or run.meta.get("made", ""), "steps": len(steps)}
     run_fields = {"task": run.task, "status": status, "config": run.config, "device": run.device,
                   "evaluator": run.evaluator, "expected_steps": run.expected_steps, "created_at": run.created_at,
                   "started_at": run.started_at, "finished_at": run.finished_at, "error": run.error,
                   "noise": run.noise, "meta": {k: v for k, v in run.meta.items() if k != "sample"}}
-    steps = [{**s.to_dict(), "created_at": s.created_at} for s in store.steps(run_id)]
     cands = [{**c.to_dict(), "genotype": c.genotype.to_dict(), "history": list(c.history)}
              for c in store.candidates(run_id) if c.step < len(steps)]
-    return {"format": FORMAT, "version": VERSION, "meta": meta, "run": run_fields, "steps": steps,
-            "candidates": cands}
+    return {"format": FORMAT, "version": VERSION, "meta": meta, "run": run_fields,
+            "steps": [{**s.to_dict(), "created_at": s.created_at} for s in steps], "candidates": cands}
 
 
-def bundle_bytes(store: Store, run_id: int, compress: bool = True, command: str | None = None) -> bytes:
-    """The bundle as file content: gzip'd JSON (mtime 0, so the same run gives the same bytes) or JSON."""
-    text = json.dumps(run_bundle(store, run_id, command), separators=(",", ":")).encode()
+def bundle_bytes(store: Store, run_id: int, compress: bool = True, command: str | None = None,
+                 note: str | None = None) -> bytes:
+    """The bundle as file content: gzip'd JSON (mtime 0) or plain JSON."""
+    text = json.dumps(run_bundle(store, run_id, command, note), separators=(",", ":")).encode()
     return gzip.compress(text, mtime=0) if compress else text
 
 
-def write_bundle(store: Store, run_id: int, path: str | Path, command: str | None = None) -> int:
+def write_bundle(store: Store, run_id: int, path: str | Path, command: str | None = None,
+                 note: str | None = None) -> int:
     """Write the bundle to `path` (gzip when it ends in .gz); returns its size in bytes."""
-    data = bundle_bytes(store, run_id, compress=str(path).endswith(".gz"), command=command)
+    data = bundle_bytes(store, run_id, compress=str(path).endswith(".gz"), command=command, note=note)
     Path(path).write_bytes(data)
     return len(data)
 
