@@ -1,6 +1,7 @@
 """Shared test fixtures: a temporary run store and the location of the real shared data."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 CIFAR_DIR = SHARED_DATA / "cifar10" / "cifar-10-batches-py"
 PTB_DIR = SHARED_DATA / "ptb-proxy"
+
+# The app imports the recorded sample runs (assets/runs/) into its store; tests start from
+# empty stores unless they ask for the samples.
+os.environ["AUTOSHRINK_SAMPLES"] = "off"
 
 # Two cores run the suite: one torch thread per test process keeps timings predictable.
 torch.set_num_threads(1)

@@ -10,7 +10,7 @@ from core.errors import UserError
 from core.search.config import preset_config
 from core.search.tasks import CNNProxyTask, cnn_score, rnn_score
 from core.search.loop import Observer, QueueObserver, choose, create_run, run_search, step_candidates
-from core.store.runs import FAILED, FINISHED, STOPPED, Store
+from core.store.runs import FAILED, FINISHED, STOPPED, Store, best_of
 from core.cell.genotype import Genotype
 
 TINY = dict(nodes=4, k=2, epochs=1, keep_fraction=0.0, threads=1)
@@ -66,7 +66,8 @@ def test_stored_scores_follow_the_paper_formula(demo_run):
         if task == "cnn":
             assert 0 <= c.accuracy <= 1 and c.macs > 0 and c.perplexity is None
         else:
-            assert c.perplexity > 1 and c.flops == c.genotype.num_edges * 32 ** 2 and c.accuracy is None
+            hidden = preset_config("rnn", "demo").hidden
+            assert c.perplexity > 1 and c.flops == c.genotype.num_edges * hidden ** 2 and c.accuracy is None
         assert c.score == pytest.approx(formula(task, c), abs=1e-12)
     assert cnn_score(0.9, 1e6) == pytest.approx(0.9)
     assert rnn_score(100.0, 1e6) == pytest.approx(25.0)
@@ -152,3 +153,27 @@ def test_choose_breaks_ties_by_fewer_edges():
             CandidateRecord(1, 1, (0, 1), small, "ok", score=0.5),
             CandidateRecord(1, 2, (1, 2), big, "failed", score=None)]
     assert choose(recs).idx == (1 if small.num_edges < big.num_edges else 0)
+
+
+def test_demo_figures_teach(demo_run):
+    """The demos a class sees: a measured noise, real differences, a real cell (loose bounds)."""
+    store, run_id, _, task = demo_run
+    run, steps = store.get_run(run_id), store.steps(run_id)
+    std = run.noise["std"]
+    assert run.noise["seeds"] == 3 and std is not None and std >= 0
+    metric = "perplexity" if task == "rnn" else "accuracy"
+    spreads = []
+    for s in steps[1:]:
+        values = [getattr(c, metric) for c in store.candidates(run_id, s.step) if c.status == "ok"]
+        spreads.append(max(values) - min(values))
+    best = best_of(steps)
+    if task == "rnn":
+        # candidates learn: well below the unigram level of the 500-word vocabulary (~107)
+        ppl = [c.perplexity for c in store.candidates(run_id) if c.status == "ok"]
+        assert max(ppl) < 0.95 * 107 and min(ppl) < 0.85 * 107, ppl
+        wide = sum(spread > 2 * std for spread in spreads)
+        assert wide > len(spreads) / 2, (spreads, std)  # most steps: more than twice the noise
+    else:
+        assert best.edges >= 3, best.genotype.edges  # a real cell, not a trivial one
+        acc = [c.accuracy for c in store.candidates(run_id) if c.status == "ok"]
+        assert max(acc) < 0.99, acc  # not saturated: quality still tells cells apart

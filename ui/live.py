@@ -22,13 +22,14 @@ from core.search.config import SearchConfig
 from core.search.evaluators.ray_eval import describe_cluster
 from core.search.loop import step_candidates
 from core.store.runs import RunRecord, StepRecord, Store, best_of
+from ui.bundles import is_sample, sample_header
 from ui.dag_view import run_layout, show_dag
 from ui.downloads import dag_buttons, genotype_button, table_button
-from ui.tables import candidates_table
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
 from ui.sidebar import current_run
 from ui.status import LIVE, status_header
+from ui.tables import candidates_table
 
 REFRESH_S = 2.0
 MESSAGE_KEY, SEEN_KEY = "live_message", "live_seen_status"
@@ -85,6 +86,8 @@ def _header(run: RunRecord) -> None:
     summary = (f"N={cfg.get('nodes')}, k={cfg.get('k')}, {cfg.get('epochs')} epochs, "
                f"keep {cfg.get('keep_fraction')}, seed {cfg.get('seed')}, evaluator {run.evaluator or '-'}"
                + (f" on {describe_cluster(run.cluster)}" if run.cluster else ""))
+    if is_sample(run):
+        return sample_header(run)
     status_header("run", run.id, run.status, run.device, summary, run.error, _stop, _resume, MESSAGE_KEY,
                   "its last committed step", key="live")
 
@@ -127,14 +130,14 @@ def _current(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
     done = p.get("done", []) if run.status in LIVE else []
     if done:
         st.markdown(f"**Step {p.get('step')} so far**")
-        candidates_table(candidate_rows(done, None, run.task), run)
+        candidates_table(candidate_rows(done, None, run.task, run.noise), run)
     elif steps:
         last = steps[-1]
         cands = [c.to_dict() for c in store.candidates(run.id, last.step)]
         st.markdown(f"**Step {last.step} candidates**")
-        candidates_table(candidate_rows(cands, last.removed, run.task), run)
+        candidates_table(candidate_rows(cands, last.removed, run.task, run.noise), run)
         before = steps[-2].edges if len(steps) > 1 else None
-        st.caption(why_removed(last.removed, cands, run.task, before))
+        st.caption(why_removed(last.removed, cands, run.task, before, run.noise))
     best = best_of(steps)
     if best is not None:
         st.caption(f"Best snapshot so far: step {best.step}, {best.edges} edges, score {best.score:.4f} "

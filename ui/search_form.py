@@ -39,6 +39,7 @@ KNOBS = (
     ("evaluator", "Evaluator", "auto = the fastest local path (batched for CNN, single for RNN); "
                                "ray = candidates as tasks on the Ray cluster shown below"),
     ("max_steps", "Max steps", "0 = until the stop rule"),
+    ("noise_seeds", "Noise seeds", "step 0 trains the dense cell this many times to measure noise (1 = off)"),
 )
 CHOICES = {"device": DEVICES, "evaluator": EVALUATORS}
 ERRORS_KEY, TASK_KEY, PRESET_KEY = "form_errors", "form_task", "form_preset"

@@ -12,6 +12,7 @@ import streamlit as st
 
 from core.insight.format import fmt_duration
 from core.store.runs import RunRecord, StoreError
+from ui.bundles import bundle_sidebar, ensure_samples
 from ui.resources import get_store
 from ui.roles import manage_runs, mode_line
 
@@ -30,7 +31,8 @@ def run_label(run: RunRecord) -> str:
     age): Streamlit matches a selectbox value by its label, so a changing label would
     lose the user's choice on the next refresh."""
     cfg = run.config
-    return f"#{run.id} {run.task} {cfg.get('preset', '')} · {cfg.get('data', '')}"
+    sample = "sample " if run.meta.get("sample") else ""
+    return f"#{run.id} {sample}{run.task} {cfg.get('preset', '')} · {cfg.get('data', '')}"
 
 
 def run_status(run: RunRecord) -> str:
@@ -46,6 +48,7 @@ def select_run(run_id: int) -> None:
 def run_sidebar() -> None:
     """Store path, the run picker and the runs list. Call once per script run, before the page."""
     store = get_store()
+    ensure_samples(store)  # the recorded sample runs, imported once
     runs = store.list_runs()
     ids = [r.id for r in runs]
     unknown = _apply_url_run(ids)
@@ -55,6 +58,7 @@ def run_sidebar() -> None:
         if not runs:
             st.session_state.pop(RUN_KEY, None)
             st.info("No runs yet: start one on the Search page.")
+            bundle_sidebar(store, None)
         else:
             if st.session_state.get(RUN_KEY) not in ids:
                 st.session_state[RUN_KEY] = ids[0]
@@ -62,6 +66,7 @@ def run_sidebar() -> None:
             st.selectbox("Run", ids, key=RUN_KEY, format_func=lambda i: run_label(by_id[i]))
             st.caption(run_status(by_id[st.session_state[RUN_KEY]]))
             st.query_params["run"] = str(st.session_state[RUN_KEY])
+            bundle_sidebar(store, by_id[st.session_state[RUN_KEY]])
             with st.expander(f"All runs ({len(runs)})", expanded=False):
                 st.dataframe([{"run": r.id, "name": r.name, "task": r.task, "preset": r.config.get("preset", ""),
                                "status": r.status, "started": age(r)}

@@ -125,10 +125,11 @@ def _step(store: Store, run: RunRecord, steps: list[StepRecord], n: int) -> None
     with st.container(horizontal=True):
         genotype_button(step.genotype, f"run{run.id}-step{n}", "explorer")
         dag_buttons(dot, f"run{run.id}-step{n}", "explorer")
-    st.info(why_removed(step.removed, cands, run.task, steps[n - 1].edges if n > 0 else None),
+    st.info(why_removed(step.removed, cands, run.task, steps[n - 1].edges if n > 0 else None,
+                        run.noise),
             icon=":material/lightbulb:")
     st.markdown(f"**Step {n} candidates** ({len(cands)})")
-    rows = candidate_rows(cands, step.removed, run.task)
+    rows = candidate_rows(cands, step.removed, run.task, run.noise)
     candidates_table(rows, run)
     score_caption(run.task)
     with st.container(horizontal=True):

@@ -13,6 +13,7 @@ from core.store.runs import best_of
 from ui.downloads import genotype_button, table_button
 from ui.figures import steps_figure, tradeoff_figure
 from ui.follow import live_watch
+from ui.noise import noise_caption, with_verdicts
 from ui.resources import get_store
 from ui.sidebar import current_run
 from ui.tables import column_config, score_caption
@@ -38,7 +39,8 @@ else:
     st.plotly_chart(tradeoff_figure(points, front_of(points, cost_key, task), series, task, cost_key),
                     width="stretch", key="tradeoff_scatter")
     st.plotly_chart(steps_figure(series, task), width="stretch", key="tradeoff_steps")
-    rows = step_table(steps, task)
+    noise_caption(run)
+    rows = with_verdicts(step_table(steps, task), store, run)
     st.dataframe(rows, hide_index=True, width="stretch", column_config=column_config(run))
     score_caption(task)
     table_button(rows, "Step table (CSV)", f"run{run.id}-steps", "tradeoff-steps")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -91,12 +92,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in
                  ("data", "nodes", "k", "epochs", "keep_fraction", "seed", "device", "evaluator", "threads",
                   "max_steps", "batch_size", "lr", "embedding_init", "ray_address", "ray_cpus_per_candidate",
-                  "ray_gpus_per_candidate", "ray_chunk")}
+                  "ray_gpus_per_candidate", "ray_chunk", "noise_seeds")}
     cfg = preset_config(args.task, args.preset, **overrides)
     if args.dry_run:
         return _dry_run(cfg, args.json)
     store = Store(args.store)
     run_id = create_run(store, cfg)
+    store.set_meta(run_id, {"command": command_line()})
     if not args.json:
         print(f"run {run_id}: {cfg.task} search, preset {cfg.preset}, data {cfg.data}, store {store.path}",
               file=sys.stderr)
@@ -111,6 +113,11 @@ def _dry_run(cfg: SearchConfig, as_json: bool) -> int:
     out = {"config": cfg.to_dict(), "genotype": start.to_dict()}
     print(json.dumps(out) if as_json else json.dumps(out, indent=2))
     return 0
+
+
+def command_line() -> str:
+    """The command as typed (`python -m core ...`), kept with the run so a bundle says how it was made."""
+    return " ".join(["python -m core", *map(shlex.quote, sys.argv[1:])])
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -210,6 +217,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_run(args: argparse.Namespace) -> int:
+    from core.search.bundle import write_bundle
+    store = Store(args.store)
+    size = write_bundle(store, args.run_id, args.out, command=args.command, note=args.note)
+    print(f"wrote run {args.run_id} to {args.out} ({size:,} bytes)", file=sys.stderr)
+    return 0
+
+
+def cmd_import_run(args: argparse.Namespace) -> int:
+    from core.search.bundle import import_file
+    store = Store(args.store)
+    run_id = import_file(store, args.file)
+    run = store.get_run(run_id)
+    if args.json:
+        print(json.dumps({"run_id": run_id, "task": run.task, "status": run.status, "store": str(store.path),
+                          "steps": len(store.steps(run_id)), "source": run.meta.get("bundle", {})}))
+    else:
+        print(f"imported {args.file} as run {run_id} ({run.task}, {run.status}) into {store.path}")
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from core.insight.summary import summarize
     out = summarize(args.genotype, network=args.network, input_size=args.input_size, classes=args.classes,
@@ -256,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int)
     s.add_argument("--lr", type=float)
     s.add_argument("--embedding-init", help="rnn: uniform | glove:PATH (GloVe plain text; U(+-0.5) for missing words)")
+    s.add_argument("--noise-seeds", type=int, help="train the dense baseline with this many seeds to measure noise "
+                                                   "(1 = off; demo presets: 3)")
     s.add_argument("--json", action="store_true", help="end with one JSON object")
     s.add_argument("--dry-run", action="store_true",
                    help="print the resolved settings and the starting cell, then exit without training")
@@ -286,6 +316,20 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     _store_arg(ex)
     ex.set_defaults(func=cmd_export)
+
+    er = sub.add_parser("export-run", help="a whole run (settings, steps, candidates, noise) as one bundle file")
+    er.add_argument("run_id", type=int)
+    er.add_argument("--out", required=True, help="FILE.json or FILE.json.gz (gzip)")
+    er.add_argument("--command", help="how the run was made, when the store did not record it")
+    er.add_argument("--note", help="a sentence on how it was made (machine, load, why it stopped)")
+    _store_arg(er)
+    er.set_defaults(func=cmd_export_run)
+
+    ir = sub.add_parser("import-run", help="add a run bundle to the store under a new run id")
+    ir.add_argument("file")
+    ir.add_argument("--json", action="store_true")
+    _store_arg(ir)
+    ir.set_defaults(func=cmd_import_run)
 
     sm = sub.add_parser("summary", help="params and MACs (cnn) or FLOPs (rnn) of a genotype")
     sm.add_argument("genotype", help="GENOTYPE.json or preset:NAME")

@@ -11,6 +11,7 @@ from typing import Sequence
 
 from core.cell.genotype import Edge, edge_str
 from core.insight.format import fmt_si
+from core.insight.noise import COST, NOISE, decided_by, noise_marks, noise_text, within_noise
 
 CHOSEN_MARK = "◀ removed"
 BASELINE_MARK = "◀ start"
@@ -30,13 +31,17 @@ def _finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
 
-def candidate_rows(candidates: Sequence[dict], removed: Edge | None, task: str) -> list[dict]:
+def candidate_rows(candidates: Sequence[dict], removed: Edge | None, task: str,
+                   noise: dict | None = None) -> list[dict]:
     """One row per candidate, in training order; the chosen one is marked.
 
-    Column names carry their units so the same rows read right in a table and a CSV.
+    Column names carry their units so the same rows read right in a table and a CSV. With a
+    measured noise, a "vs chosen" column marks the candidates whose quality is within noise
+    of the chosen one (of the best so far while a step is in progress).
     """
     rows = []
-    for c in candidates:
+    marks = noise_marks(candidates, _reference(candidates, removed), task, noise) if noise_text(noise, task) else None
+    for i, c in enumerate(candidates):
         edge = _edge(c)
         chosen = edge == removed and c.get("status") == "ok"
         mark = (BASELINE_MARK if edge is None else CHOSEN_MARK) if chosen else ""
@@ -55,8 +60,17 @@ def candidate_rows(candidates: Sequence[dict], removed: Edge | None, task: str) 
                     "time s": _round(c.get("wall_s"), 1), "status": c.get("status")})
         if c.get("worker"):   # trained on a Ray cluster: which node (and GPU)
             row["worker"] = c["worker"]
+        if marks is not None:
+            row["vs chosen"] = marks[i]
         rows.append(row)
     return rows
+
+
+def _reference(candidates: Sequence[dict], removed: Edge | None) -> dict | None:
+    """The candidate the others are measured against: the chosen one, else the best score."""
+    ok = [c for c in candidates if c.get("status") == "ok" and _finite(c.get("score"))]
+    chosen = [c for c in ok if removed is not None and _edge(c) == tuple(removed)]
+    return chosen[0] if chosen else max(ok, key=lambda c: c["score"], default=None)
 
 
 def _round(x: float | None, digits: int) -> float | None:
@@ -64,14 +78,18 @@ def _round(x: float | None, digits: int) -> float | None:
 
 
 def why_removed(removed: Edge | None, candidates: Sequence[dict], task: str,
-                edges_before: int | None = None) -> str:
+                edges_before: int | None = None, noise: dict | None = None) -> str:
     """One plain sentence: why this step's edge went, against the runner-up.
 
     edges_before: the DAG's edge count before the step, so the sentence can say when
-    pruning took more edges than the one removed.
+    pruning took more edges than the one removed. noise: the run's measured noise, so the
+    sentence can say when the gap is within it and when the cost term decided the step.
     """
     if removed is None:
-        return "Step 0 trains the dense starting DAG as the baseline; no edge was removed."
+        measured = noise_text(noise, task)
+        return ("Step 0 trains the dense starting DAG as the baseline; no edge was removed."
+                + (f" It was trained with {noise.get('seeds')} seeds to measure the noise: {measured}; "
+                   "gaps smaller than that are marked 'within noise'." if measured else ""))
     scored = sorted((c for c in candidates if _finite(c.get("score"))), key=lambda c: -c["score"])
     chosen = next((c for c in scored if _edge(c) == tuple(removed)), None)
     if chosen is None:
@@ -83,7 +101,20 @@ def why_removed(removed: Edge | None, candidates: Sequence[dict], task: str,
         return f"{head}: {alone}{_pruned_note(chosen, edges_before)}."
     runner = others[0]
     return (f"{head}, {chosen['score'] - runner['score']:.4f} ahead of {edge_str(_edge(runner))}: "
-            f"{_quality_vs(chosen, runner, task)} and {_cost_vs(chosen, runner, task)}{_pruned_note(chosen, edges_before)}.")
+            f"{_quality_vs(chosen, runner, task)} and {_cost_vs(chosen, runner, task)}{_pruned_note(chosen, edges_before)}."
+            + _decided_note(chosen, runner, task, noise))
+
+
+def _decided_note(chosen: dict, runner: dict, task: str, noise: dict | None) -> str:
+    """What decided the step, against the measured noise (empty when quality did)."""
+    within = within_noise(chosen, runner, task, noise)
+    gap = f" (the quality gap is within the measured noise, {noise_text(noise, task)})" if within else ""
+    verdict = decided_by(chosen, runner, task, noise)
+    if verdict == COST:
+        return f" The cost term, not quality, decided this step{gap}."
+    if verdict == NOISE:
+        return f" The quality gap is within the measured noise ({noise_text(noise, task)}): it could go either way."
+    return ""
 
 
 def _quality_vs(a: dict, b: dict, task: str) -> str:

@@ -22,6 +22,7 @@ from core.device import default_threads, describe, resolve_device
 from core.errors import UserError
 from core.search.config import SearchConfig
 from core.search.evaluators import prepare as prepare_evaluator
+from core.search.noise import measure_noise
 from core.search.tasks import ProxyTask, make_task
 from core.seeds import derive_seed
 from core.store.runs import (
@@ -132,9 +133,15 @@ def _search(store: Store, run_id: int, cfg: SearchConfig, device: torch.device, 
     steps = store.steps(run_id)
     if not steps:
         dense = Genotype.dense(cfg.task, cfg.nodes, cfg.seed, name=f"run{run_id}-dense")
-        if not _do_step(store, run_id, cfg, task, obs, stop, 0, dense, [(0, None, dense)]):
+        seeds = [(i, None, dense) for i in range(cfg.noise_seeds)]  # idx i: its own initial weights
+        if not _do_step(store, run_id, cfg, task, obs, stop, 0, dense, seeds):
             return STOPPED
         steps = store.steps(run_id)
+    if not store.get_run(run_id).noise:  # also after a kill between step 0 and this line
+        noise = measure_noise(cfg.task, store.candidates(run_id, 0))
+        store.set_noise(run_id, noise)
+        if noise["std"] is not None:
+            obs.on_log(run_id, f"noise: {noise['metric']} std {noise['std']:.4g} over {noise['seeds']} seeds")
     while True:
         current, step = steps[-1].genotype, steps[-1].step + 1
         edges = step_candidates(current, cfg.k, cfg.seed, step)
@@ -188,7 +195,9 @@ def _do_step(store: Store, run_id: int, cfg: SearchConfig, task: ProxyTask, obs:
                             on_epoch, on_result)
     if stop.is_set() or len(records) < k or any(r.status == STOPPED for r in records):
         return False
-    best = choose(records)
+    # step 0: the first seed is the baseline (the others only measure noise), so that
+    # noise_seeds=1 and noise_seeds=r start from the same snapshot
+    best = choose([r for r in records if r.idx == 0] if step == 0 else records) or choose(records)
     if best is None:
         raise SearchError(f"every candidate of step {step} failed: {records[0].error or records[0].stop_reason}")
     rec = StepRecord(step=step, edges=best.genotype.num_edges, removed=best.edge, genotype=best.genotype,

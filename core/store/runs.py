@@ -116,6 +116,8 @@ class RunRecord:
     progress: dict = field(default_factory=dict)
     cluster: dict = field(default_factory=dict)   # the Ray cluster it ran on: nodes, cpus, gpus
     name: str = ""                      # given by the instructor (core.store.admin.rename_run); '' = none
+    noise: dict = field(default_factory=dict)   # {"metric", "std", "seeds", ...} measured at step 0
+    meta: dict = field(default_factory=dict)    # provenance: command, imported bundle, sample
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -242,6 +244,16 @@ class Store:
             con.execute("UPDATE runs SET status=?, error=?, finished_at=?, heartbeat=?, progress='{}'"
                         " WHERE id=?", (status, error, time.time(), time.time(), run_id))
 
+    def set_noise(self, run_id: int, noise: dict) -> None:
+        """Record the noise measured at step 0 (see core.search.noise)."""
+        with self._transaction() as con:
+            con.execute("UPDATE runs SET noise=? WHERE id=?", (json.dumps(noise), run_id))
+
+    def set_meta(self, run_id: int, meta: dict) -> None:
+        """Record how a run was made (the command line) or where it was imported from."""
+        with self._transaction() as con:
+            con.execute("UPDATE runs SET meta=? WHERE id=?", (json.dumps(meta), run_id))
+
     def get_run(self, run_id: int) -> RunRecord:
         with self._connect() as con:
             row = con.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
@@ -262,7 +274,7 @@ class Store:
             created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"],
             heartbeat=row["heartbeat"], pid=row["pid"], host=row["host"], error=row["error"],
             progress=json.loads(row["progress"] or "{}"), cluster=json.loads(row["cluster"] or "{}"),
-            name=row["name"])
+            name=row["name"], noise=json.loads(row["noise"] or "{}"), meta=json.loads(row["meta"] or "{}"))
         if effective_status(row) != rec.status:
             return RunRecord(**{**rec.__dict__, "status": INTERRUPTED})
         return rec
@@ -297,6 +309,34 @@ class Store:
                   c.perplexity, c.macs, c.flops, c.params, c.score, c.epochs, c.stop_reason, c.wall_s,
                   c.error, json.dumps(list(c.history)), c.worker) for c in candidates])
             con.execute("UPDATE runs SET heartbeat=? WHERE id=?", (time.time(), run_id))
+
+    def insert_run(self, run: dict, steps: list[StepRecord], candidates: list[CandidateRecord]) -> int:
+        """Add a whole finished (or stopped) run under a new id in one transaction: all or nothing.
+
+        For imported bundles; `run` holds the runs-table fields (task, status, config, ...).
+        """
+        with self._transaction() as con:
+            cur = con.execute(
+                "INSERT INTO runs (task, status, config, device, evaluator, expected_steps, created_at,"
+                " started_at, finished_at, heartbeat, error, noise, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (run["task"], run["status"], json.dumps(run["config"]), run.get("device", ""),
+                 run.get("evaluator", ""), run.get("expected_steps", 0), run["created_at"], run.get("started_at"),
+                 run.get("finished_at"), run.get("finished_at"), run.get("error", ""),
+                 json.dumps(run.get("noise") or {}), json.dumps(run.get("meta") or {})))
+            run_id = int(cur.lastrowid)
+            con.executemany(
+                "INSERT INTO steps (run_id, step, edges, removed, genotype, score, accuracy, perplexity,"
+                " macs, flops, params, wall_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(run_id, s.step, s.edges, _edge_json(s.removed), s.genotype.to_json(), s.score, s.accuracy,
+                  s.perplexity, s.macs, s.flops, s.params, s.wall_s, s.created_at) for s in steps])
+            con.executemany(
+                "INSERT INTO candidates (run_id, step, idx, edge, genotype, status, accuracy, perplexity,"
+                " macs, flops, params, score, epochs, stop_reason, wall_s, error, history)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(run_id, c.step, c.idx, _edge_json(c.edge), c.genotype.to_json(), c.status, c.accuracy,
+                  c.perplexity, c.macs, c.flops, c.params, c.score, c.epochs, c.stop_reason, c.wall_s,
+                  c.error, json.dumps(list(c.history))) for c in candidates])
+            return run_id
 
     def steps(self, run_id: int) -> list[StepRecord]:
         with self._connect() as con:

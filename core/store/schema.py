@@ -123,6 +123,10 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("runs.cluster", "ALTER TABLE runs ADD COLUMN cluster TEXT NOT NULL DEFAULT '{}';"),
     ("candidates.worker", "ALTER TABLE candidates ADD COLUMN worker TEXT NOT NULL DEFAULT '';"),
     ("runs.name", "ALTER TABLE runs ADD COLUMN name TEXT NOT NULL DEFAULT '';"),
+    # the noise a run measured at step 0 (metric, std over seeds), JSON; '{}' = not measured
+    ("runs.noise", "ALTER TABLE runs ADD COLUMN noise TEXT NOT NULL DEFAULT '{}';"),
+    # where a run came from when it was imported from a bundle (command, device, wall time), JSON
+    ("runs.meta", "ALTER TABLE runs ADD COLUMN meta TEXT NOT NULL DEFAULT '{}';"),
 ]
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)

@@ -1,0 +1,86 @@
+"""The demo searches' teaching figures: wall time, per-step spread against the measured noise,
+the best cell, and (RNN) the unigram perplexity the candidates must beat.
+
+    python bench/demo_figures.py rnn                 # the rnn demo preset as shipped
+    python bench/demo_figures.py cnn --set epochs=2  # with a setting changed
+
+Wall time depends on the machine and its load; it is printed, never asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.insight.noise import step_verdict  # noqa: E402
+from core.search.config import preset_config  # noqa: E402
+from core.search.loop import create_run, run_search  # noqa: E402
+from core.store.runs import Store, best_of  # noqa: E402
+
+
+def unigram_perplexity(cfg) -> float:
+    """exp(cross-entropy) of the validation tokens under the training unigram distribution."""
+    from core.data.corpus import load_corpus
+    corpus = load_corpus(cfg.data, max_vocab=cfg.max_vocab or None)
+    counts = Counter(corpus.train.tolist())
+    total = sum(counts.values())
+    vocab = corpus.vocab_size
+    nll = [-math.log((counts.get(t, 0) + 1) / (total + vocab)) for t in corpus.valid.tolist()]
+    return math.exp(sum(nll) / len(nll))
+
+
+def _value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("task", choices=("cnn", "rnn"))
+    ap.add_argument("--set", action="append", default=[], help="setting=value on top of the demo preset")
+    args = ap.parse_args()
+    overrides = dict(kv.split("=", 1) for kv in args.set)
+    cfg = preset_config(args.task, "demo", **{k: _value(v) for k, v in overrides.items()})
+    store = Store(Path(tempfile.mkdtemp()) / "runs.db")
+    run_id = create_run(store, cfg)
+    t0 = time.perf_counter()
+    status = run_search(store, run_id)
+    wall = time.perf_counter() - t0
+    run = store.get_run(run_id)
+    metric = "perplexity" if args.task == "rnn" else "accuracy"
+    std = run.noise.get("std")
+    print(f"{args.task} demo {overrides or ''}: {status} in {wall:.1f} s wall; noise {metric} std "
+          f"{std if std is None else round(std, 4)} over {run.noise.get('seeds')} seeds, values "
+          f"{[round(v, 4) for v in run.noise.get('values', [])]}")
+    if args.task == "rnn":
+        print(f"unigram perplexity (validation, add-one): {unigram_perplexity(cfg):.1f}")
+    wider = 0
+    steps = store.steps(run_id)
+    for s in steps[1:]:
+        cands = [c for c in store.candidates(run_id, s.step) if c.status == "ok"]
+        values = [getattr(c, metric) for c in cands]
+        spread = max(values) - min(values) if values else float("nan")
+        ratio = spread / std if std else float("nan")
+        wider += ratio > 2
+        verdict = step_verdict(s.removed, [c.to_dict() for c in store.candidates(run_id, s.step)], args.task,
+                               run.noise)
+        print(f"  step {s.step}: {len(cands)} candidates, {metric} {min(values):.4f}..{max(values):.4f}, "
+              f"spread {spread:.4f} = {ratio:.1f} x noise; {s.edges} edges left; decided by {verdict}")
+    best = best_of(steps)
+    print(f"steps with spread > 2 x noise: {wider} of {len(steps) - 1}")
+    print(f"best snapshot: step {best.step}, {best.edges} edges {list(map(list, best.genotype.edges))}, "
+          f"{metric} {getattr(best, metric):.4f}, score {best.score:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""The app with recorded samples: listed out of the box, read-only, open with no computation,
+and every run offers its bundle for download."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.search.bundle import bundle_bytes
+from core.search.config import preset_config
+from core.search.loop import create_run, run_search
+from core.store.runs import FINISHED, Store
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 90
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> Path:
+    """A folder holding one recorded bundle (a tiny digits search with measured noise)."""
+    work = tmp_path_factory.mktemp("samples")
+    store = Store(work / "made.db")
+    run_id = create_run(store, preset_config("cnn", "demo", nodes=3, k=2, epochs=1, max_steps=1, threads=1,
+                                             keep_fraction=0.0, noise_seeds=2))
+    store.set_meta(run_id, {"command": "python -m core search cnn (test sample)"})
+    assert run_search(store, run_id) == FINISHED
+    folder = work / "runs"
+    folder.mkdir()
+    (folder / "tiny.json.gz").write_bytes(bundle_bytes(store, run_id))
+    return folder
+
+
+def test_samples_are_listed_and_open_without_computation(monkeypatch, tmp_path, samples) -> None:
+    store_path = tmp_path / "fresh.db"
+    monkeypatch.setenv("AUTOSHRINK_STORE", str(store_path))
+    monkeypatch.setenv("AUTOSHRINK_SAMPLES", str(samples))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    picker = at.sidebar.selectbox(key="run_id")
+    assert any("sample" in str(o) for o in picker.options)
+    captions = "\n".join(c.value for c in at.sidebar.caption)
+    assert "Recorded sample, read-only" in captions
+    assert "test sample" in "\n".join(c.value for c in at.caption)  # the Search page: how it was made
+    assert "Run bundle" in {b.label for b in at.get("download_button")}
+    assert "How AutoShrink works" in " ".join(e.label for e in at.expander)
+    at.switch_page("views/explorer.py").run()
+    assert not at.exception and not at.error
+    assert "scored best" in "\n".join(i.value for i in at.info)  # the last step's reason, from the records
+    at.switch_page("views/tradeoffs.py").run()
+    assert not at.exception and not at.error
+    assert "Measured noise" in "\n".join(c.value for c in at.caption)
+    assert "Resume" not in {b.label for b in at.button}
+    assert len(Store(store_path).list_runs()) == 1  # imported once, however often the app reruns
