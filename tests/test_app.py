@@ -268,12 +268,13 @@ def test_progress_and_eta_read_the_run_record(runs) -> None:
     store = runs["store"]
     run, steps = store.get_run(runs["cnn"]), store.steps(runs["cnn"])
     assert progress_fraction(run, steps) == 1.0 and eta_seconds(run, steps, [2.0]) is None
-    # demo: N=5 (10 edges), keep 0.3 -> target 3; no step cap here.
+    # demo: N=5 (10 edges), keep 0.5 -> target 5; no step cap here.
     live = replace(run, status=RUNNING, config={**run.config, "max_steps": 0, "k": 2},
                    progress={"step": 1, "candidate": 1, "k": 2, "edges": 10, "done": []})
     assert progress_fraction(live, steps[:1]) == 0.0
-    # 1 candidate left in step 1 (10 -> 9 edges), then 6 steps to reach 3 edges, 2 candidates each.
-    assert eta_seconds(live, steps[:1], [2.0, 4.0]) == pytest.approx((1 + 6 * 2) * 3.0)
+    # 1 candidate left in step 1 (10 -> 9 edges), then 4 steps to reach 5 edges, 2 candidates each.
+    assert run.config["keep_fraction"] == 0.5
+    assert eta_seconds(live, steps[:1], [2.0, 4.0]) == pytest.approx((1 + 4 * 2) * 3.0)
     assert eta_seconds(live, steps[:1], []) is None
 
 

