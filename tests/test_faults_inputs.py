@@ -273,7 +273,28 @@ def test_export_out_never_overwrites_the_store_or_a_file(tmp_path, store, capsys
 
 
 # ----- run bundles -----------------------------------------------------------------------------
-def test_bad_run_bundles_are_one_line():
-    """Run bundles (the demos issue) are read by code that is not on this branch yet: the lead
-    fills this class in at merge (truncated, wrong format tag, foreign genotype, huge file)."""
-    pytest.skip("run bundles arrive with the demos issue; this class is filled in at merge")
+def test_bad_run_bundles_are_one_line(tmp_path, store, capsys):
+    """`import-run` of a truncated, foreign, wrong-version, tampered or oversized bundle: one line,
+    exit 2, and the store keeps exactly what it had (tests/test_bundle.py holds the full list)."""
+    import gzip
+    import json
+
+    from core.search.bundle import MAX_FILE_BYTES, bundle_bytes
+    run = store.list_runs()[0].id
+    good = json.loads(gzip.decompress(bundle_bytes(store, run)))
+    tampered = json.loads(json.dumps(good))
+    tampered["steps"][1]["score"] = 9.0           # a choice the candidates do not support
+    cases = {"truncated.json.gz": (bundle_bytes(store, run)[:100], "truncated"),
+             "foreign.json": (b'{"format": "something-else"}', ""),
+             "newer.json": (json.dumps({**good, "version": 99}).encode(), "version"),
+             "tampered.json": (json.dumps(tampered).encode(), ""),
+             "huge.json": (b" " * (MAX_FILE_BYTES + 1), "limit"),
+             "nested.json": (b"[" * 100_000, "")}
+    before = snapshot(store)
+    for name, (data, fragment) in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        code, err = cli(capsys, "import-run", path, "--store", store.path)
+        line = only_line(err)
+        assert code == 2 and line.startswith(f"error: {name}: ") and fragment in line, (name, err)
+        assert snapshot(store) == before, name

@@ -113,6 +113,8 @@ def read_bundle(data: bytes, name: str = "bundle") -> Bundle:
         doc = json.loads(text, parse_constant=lambda c: None)  # NaN/Infinity read as missing
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{name}: not a run bundle (JSON unreadable: {exc}); truncated?") from None
+    except RecursionError:  # nesting deep enough to exhaust the parser's stack: no bundle has it
+        raise BundleError(f"{name}: not a run bundle (JSON nested too deeply)") from None
     try:
         return _check(doc, hashlib.sha256(text).hexdigest())
     except BundleError as exc:
