@@ -27,11 +27,11 @@ HOW = r"""
   *within noise*, and the Explorer says when the cost term, not quality, decided a step.
 """
 
-DEMOS = ("**The demos** (offline, under a minute on 2 idle CPU cores): the CNN demo trains on scikit-learn's 8x8 "
+DEMOS = ("**The demos** (offline, about 15 s and 65 s on 2 idle CPU cores): the CNN demo trains on scikit-learn's 8x8 "
          "digits (60 images a class, 3 epochs, accuracy near 90 %). Digits is easy: a 2-edge cell does about as "
          "well as the dense one, so the cost term alone would shrink the cell to 1-2 edges; the CNN demo therefore "
          "stops at half the edges (keep 0.5). The RNN demo trains a 500-word language model on Python's own "
-         "documentation: a unigram model scores perplexity ~107, the candidates ~70-90.")
+         "documentation: a unigram model scores perplexity ~107, the candidates ~85-100.")
 
 SAMPLES = ("**No time to run a search?** The sidebar's run list includes recorded searches marked "
            "*sample*: a CNN search on the CIFAR-10 proxy and an RNN search on the Penn Treebank proxy, "
