@@ -13,8 +13,8 @@ from pathlib import Path
 import streamlit as st
 
 from core.errors import UserError
-from core.search.bundle import SAMPLE_DIR, bundle_bytes, import_bundle, import_samples
 from core.insight.format import fmt_duration
+from core.search.bundle import SAMPLE_DIR, bundle_bytes, import_bundle, import_samples
 from core.store.runs import RunRecord, Store
 from ui.errors import one_line
 

@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.store.runs import QUEUED, RUNNING, RunRecord, StoreError
 from ui.resources import get_store
+from ui.urlstate import url_step
 
 REFRESH_S = 2.0
 LIVE = (RUNNING, QUEUED)
@@ -65,3 +66,16 @@ def live_watch(run: RunRecord | None, steps_shown: int, page: str) -> None:
         live_badge(fresh, f"{now} steps so far; figures update as steps commit")
 
     _poll()
+
+
+def followed_step(run: RunRecord, last: int, step_key: str, follow_key: str, follow_default: bool,
+                  hold: bool = False) -> int:
+    """The step a page shows: the URL's step (which stops following), else the student's own, moved
+    to the newest step while the run is live and they follow it (unless `hold`, e.g. playback)."""
+    if url_step(step_key, last):
+        st.session_state[follow_key] = False
+    st.session_state.setdefault(follow_key, follow_default)
+    if step_key not in st.session_state or st.session_state[step_key] > last or (
+            is_live(run) and st.session_state[follow_key] and not hold):
+        st.session_state[step_key] = last
+    return st.session_state[step_key]

@@ -15,8 +15,8 @@ import streamlit as st
 
 from core.cell.genotype import edge_str
 from core.insight.explain import why_removed
-from core.insight.predict import PickResult, pick_options, score_pick, tally
 from core.insight.format import SCORE_FORMULA
+from core.insight.predict import PickResult, pick_options, score_pick, tally
 from core.search.config import SearchConfig
 from core.search.loop import step_candidates
 from core.store.runs import RunRecord, StepRecord, Store

@@ -19,9 +19,9 @@ from core.insight.explain import why_removed
 from core.insight.format import SCORE_FORMULA
 from core.store.runs import RunRecord, Store
 from ui.dag_view import run_layout, show_dag
-from ui.follow import is_live, live_badge, refresh_every, reread
+from ui.follow import followed_step, is_live, live_badge, refresh_every, reread
 from ui.step_view import step_title
-from ui.urlstate import url_step, write_step
+from ui.urlstate import write_step
 
 STEP_KEY, FOLLOW_KEY = "presenter_step", "presenter_follow"
 PICK_COLOUR = "#7b3294"
@@ -81,13 +81,7 @@ def _slide(store: Store, run: RunRecord) -> None:
         st.info(f"Run {run.id} has no committed step yet.")
         return
     last = steps[-1].step
-    if url_step(STEP_KEY, last):
-        st.session_state[FOLLOW_KEY] = False
-    st.session_state.setdefault(FOLLOW_KEY, st.session_state.get(STEP_KEY, last) == last)
-    if STEP_KEY not in st.session_state or st.session_state[STEP_KEY] > last or (
-            is_live(run) and st.session_state[FOLLOW_KEY]):
-        st.session_state[STEP_KEY] = last
-    n = st.session_state[STEP_KEY]
+    n = followed_step(run, last, STEP_KEY, FOLLOW_KEY, st.session_state.get(STEP_KEY, last) == last)
     write_step(n, following=is_live(run) and st.session_state[FOLLOW_KEY])
     step = steps[n]
     with st.container(horizontal=True, vertical_alignment="center"):

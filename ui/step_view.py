@@ -18,9 +18,9 @@ from core.insight.tradeoff import step_table
 from core.store.runs import RunRecord, StepRecord, Store
 from ui.dag_view import run_layout, show_dag
 from ui.downloads import dag_buttons, genotype_button, table_button
-from ui.follow import is_live, live_badge, refresh_every, reread
+from ui.follow import followed_step, is_live, live_badge, refresh_every, reread
 from ui.tables import candidates_table, score_caption
-from ui.urlstate import url_step, write_step
+from ui.urlstate import write_step
 
 PLAY_S = 1.5
 STEP_KEY, PLAYING_KEY, TICK_KEY, EARLIER_KEY = "explorer_step", "explorer_playing", "explorer_tick", \
@@ -66,12 +66,7 @@ def _view(store: Store, run: RunRecord) -> None:
         st.info(f"Run {run.id} has no committed step yet; the first appears once the dense baseline is trained.")
         return
     last = steps[-1].step
-    if url_step(STEP_KEY, last):
-        st.session_state[FOLLOW_KEY] = False
-    st.session_state.setdefault(FOLLOW_KEY, True)
-    if STEP_KEY not in st.session_state or st.session_state[STEP_KEY] > last or (
-            is_live(run) and st.session_state[FOLLOW_KEY] and not st.session_state.get(PLAYING_KEY)):
-        st.session_state[STEP_KEY] = last
+    followed_step(run, last, STEP_KEY, FOLLOW_KEY, True, hold=bool(st.session_state.get(PLAYING_KEY)))
     if st.session_state.get(PLAYING_KEY) and time.time() - st.session_state.get(TICK_KEY, 0) >= 0.9 * PLAY_S:
         st.session_state[TICK_KEY] = time.time()
         if st.session_state[STEP_KEY] >= last:
