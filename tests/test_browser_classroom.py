@@ -110,7 +110,7 @@ def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
             _wait_for(lambda: page.locator("[data-testid='stSidebar']").is_hidden(), 15, "full screen (no sidebar)")
             page.mouse.click(5, 900)  # focus the page, not a widget
             _press(page, "ArrowRight", "step 3:")
-            assert "step=3" in page.url
+            _wait_for(lambda: "step=3" in page.url, 15, "the address bar to link step 3")  # sent after the render
             page.screenshot(path=str(ARTIFACTS / "classroom-presenter.png"))
             assert page.locator("[data-testid='stException']").count() == 0
             assert not outside, f"fetched from outside the server: {outside}"
