@@ -7,6 +7,7 @@ or traceback. Screenshots land in artifacts/ for a human to look at.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -49,19 +51,25 @@ def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 60.0) ->
     raise TimeoutError("streamlit did not become healthy")
 
 
-@pytest.fixture
-def server(tmp_path: Path):
-    """A headless app server on a free port with an empty temporary store; killed afterwards."""
-    port, store = _free_port(), tmp_path / "browser.db"
+@contextlib.contextmanager
+def app_server(store: Path, log_path: Path, **env_changes: str | None) -> Iterator[str]:
+    """A headless app server on a free port over `store`, killed afterwards; yields its base URL.
+    An env change of None removes that variable."""
+    port = _free_port()
     env = dict(os.environ, AUTOSHRINK_STORE=str(store), PYTHONUNBUFFERED="1")
-    log = open(tmp_path / "server.log", "w")
+    for name, value in env_changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.headless", "true", "--server.address", "localhost", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_healthy(port, proc)
-        yield f"http://localhost:{port}", store
+        yield f"http://localhost:{port}"
     finally:
         proc.terminate()
         try:
@@ -70,6 +78,14 @@ def server(tmp_path: Path):
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    """A headless app server with an empty temporary store."""
+    store = tmp_path / "browser.db"
+    with app_server(store, tmp_path / "server.log") as base:
+        yield base, store
 
 
 def _no_exception(page, name: str) -> None:

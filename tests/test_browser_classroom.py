@@ -6,16 +6,20 @@ Skips without chromium or playwright, like tests/test_browser.py.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from fake_runs import add_step, fake_run
+from test_browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    _wait_for,
+    app_server,
+    sync_api,
+)
 
 from core.store.runs import Store
-from fake_runs import add_step, fake_run
-from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, _free_port, _wait_for, _wait_healthy, sync_api
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"chromium not found at {CHROMIUM}")
 
@@ -30,24 +34,8 @@ TITLE_JS = """() => (document.querySelector("svg.dag") || {}).getAttribute?.("ar
 def live_server(tmp_path: Path):
     store = Store(tmp_path / "live.db")
     run_id = fake_run(store, nodes=8, steps=3, k=5, live=True)
-    port = _free_port()
-    env = dict(os.environ, AUTOSHRINK_STORE=str(store.path), PYTHONUNBUFFERED="1")
-    env.pop("AUTOSHRINK_MODE", None)
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.headless", "true", "--server.address", "localhost"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_healthy(port, proc)
-        yield f"http://localhost:{port}", store, run_id
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with app_server(store.path, tmp_path / "server.log", AUTOSHRINK_MODE=None) as base:
+        yield base, store, run_id
 
 
 def _title_has(page, text: str) -> bool:
