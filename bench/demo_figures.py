@@ -27,7 +27,7 @@ from core.store.runs import Store, best_of  # noqa: E402
 def unigram_perplexity(cfg) -> float:
     """exp(cross-entropy) of the validation tokens under the training unigram distribution."""
     from core.data.corpus import load_corpus
-    corpus = load_corpus(cfg.data, max_vocab=cfg.max_vocab or None)
+    corpus = load_corpus(cfg.data_spec, max_vocab=cfg.max_vocab or None)
     counts = Counter(corpus.train.tolist())
     total = sum(counts.values())
     vocab = corpus.vocab_size

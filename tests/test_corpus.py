@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from core.data import corpus as corpus_mod
-from core.data.corpus import (EOS, UNK, Corpus, CorpusError, batchify, corpus_names, load_corpus, tokenize_ptb_style)
+from core.data.spec import DataSpecError, spec_forms
+from core.data.corpus import (EOS, UNK, Corpus, CorpusError, batchify, load_corpus, tokenize_ptb_style)
 
 SHARED_PTB = Path(__file__).parents[1] / ".." / "shared" / "data" / "ptb-proxy"
 
@@ -82,9 +83,9 @@ def test_ptb_dir_errors(tmp_path: Path) -> None:
 
 
 def test_unknown_spec_names_the_options() -> None:
-    with pytest.raises(CorpusError, match="embedded, ptb, ptb:PATH"):
+    with pytest.raises(DataSpecError, match="embedded, ptb, ptb:PATH"):
         load_corpus("wikitext")
-    assert corpus_names() == ["embedded", "ptb", "ptb:PATH", "ptb-proxy", "ptb-proxy:PATH"]
+    assert spec_forms("rnn") == ["embedded", "ptb", "ptb:PATH", "ptb-proxy", "ptb-proxy:PATH"]
 
 
 def test_ptb_download_offline_fails_fast_naming_ptb_path(tmp_path: Path, monkeypatch) -> None:

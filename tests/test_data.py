@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from core.data import images as data_mod
-from core.data.images import (CIFAR_DIRNAME, DataError, ImageData, dataset_names, load_full, load_proxy, read_cifar_batch)
+from core.data.images import (CIFAR_DIRNAME, DataError, ImageData, load_full, load_proxy, read_cifar_batch)
+from core.data.spec import spec_forms
 
 SHARED_CIFAR = Path(__file__).parents[1] / ".." / "shared" / "data" / "cifar10" / CIFAR_DIRNAME
 TRAIN_SIZES = (37, 41, 29, 53, 31)  # odd sizes on purpose: the format does not promise 10,000
@@ -50,7 +51,7 @@ def per_class(labels: torch.Tensor) -> list[int]:
 
 # ----- spec parsing --------------------------------------------------------------------------
 def test_dataset_names_lists_the_forms() -> None:
-    assert dataset_names() == ["digits", "cifar10", "cifar10:PATH"]
+    assert spec_forms("cnn", search=True) == ["digits", "cifar10", "cifar10:PATH"]
 
 
 @pytest.mark.parametrize("spec", ["mnist", "", "cifar10:", "cifar100:/x", "Digits"])

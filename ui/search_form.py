@@ -7,11 +7,8 @@ the tab does not stop the search.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
-from core.data.images import DataError, parse_spec
 from core.errors import ConfigError, UserError
 from core.search.config import (
     DEVICES,
@@ -22,6 +19,7 @@ from core.search.config import (
     preset_config,
 )
 from core.search.evaluators.ray_eval import cluster_status
+from ui.data_field import data_help, data_problem
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
 from ui.roles import can_change, view_note
@@ -29,7 +27,7 @@ from ui.sidebar import select_run
 
 # (field, label, help); the widget kind follows the field's type in SearchConfig.
 KNOBS = (
-    ("data", "Dataset", "cnn: digits (offline) | cifar10 | cifar10:PATH; rnn: embedded (offline) | ptb | ptb:PATH | ptb-proxy | ptb-proxy:PATH"),
+    ("data", "Dataset", f"cnn: {data_help('cnn', True)}; rnn: {data_help('rnn', True)}"),
     ("nodes", "Nodes N", "cell size; the search starts from all N(N-1)/2 edges"),
     ("k", "Candidates k", "edges tried per step (the paper uses 10)"),
     ("epochs", "Epochs", "max proxy epochs per candidate"),
@@ -58,29 +56,6 @@ def _load_preset() -> None:
     st.session_state[ERRORS_KEY] = {}
 
 
-def data_problem(task: str, spec: str) -> str:
-    """A quick look at the dataset field before a search is queued ('' if it looks usable).
-
-    The loaders still have the last word (a download can fail later); this only catches
-    typos and missing local paths while the user is still at the form.
-    """
-    spec = (spec or "").strip()
-    if task == "cnn":
-        try:
-            _, path = parse_spec(spec)
-        except DataError as exc:
-            return one_line(exc)
-        return f"no CIFAR-10 directory at {path}" if path is not None and not path.exists() else ""
-    if spec in ("embedded", "ptb", "ptb-proxy"):
-        return ""
-    prefix = next((p for p in ("ptb-proxy:", "ptb:") if spec.startswith(p)), "")
-    path = Path(spec[len(prefix):]).expanduser()
-    if not spec or not path.is_dir():
-        return (f"unknown corpus {spec!r}: use embedded, ptb, ptb:PATH, ptb-proxy or ptb-proxy:PATH "
-                "(a directory with train/valid/test .txt)")
-    return ""
-
-
 def validate(task: str, preset: str, values: dict) -> dict[str, str]:
     """Field -> one-line message for every knob core refuses; FORM_ERROR for cross-field ones."""
     errors: dict[str, str] = {}
@@ -89,7 +64,7 @@ def validate(task: str, preset: str, values: dict) -> dict[str, str]:
             preset_config(task, preset, **{field: value})
         except ConfigError as exc:
             errors[field] = one_line(exc)
-    problem = data_problem(task, values.get("data", ""))
+    problem = data_problem(task, values.get("data", ""), search=True)
     if problem:
         errors["data"] = problem
     if not errors:

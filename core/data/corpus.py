@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from core.errors import UserError
+from core.data.spec import DataError, DataSpec, Source, parse_data_spec
 from core.data.ptb_proxy import PROXY_LINES, proxy_note, proxy_words, union_vocab
 
 EOS, UNK = "<eos>", "<unk>"
@@ -35,7 +35,7 @@ EMBEDDED_BLOCK = 10         # sentences per block in the embedded split (8 train
 Log = Callable[[str], None] | None
 
 
-class CorpusError(UserError, ValueError):
+class CorpusError(DataError):
     """A corpus that cannot be loaded; the message is one line naming the problem (a UserError,
     so the CLI and the app print it as that line, not a traceback)."""
 
@@ -53,11 +53,6 @@ class Corpus:
     @property
     def vocab_size(self) -> int:
         return len(self.vocab)
-
-
-def corpus_names() -> list[str]:
-    """The accepted corpus specs, for help text."""
-    return ["embedded", "ptb", "ptb:PATH", "ptb-proxy", "ptb-proxy:PATH"]
 
 
 # ----- building a corpus from token lists ----------------------------------------------
@@ -283,41 +278,27 @@ def load_embedded(max_vocab: int | None = None) -> Corpus:
 
 
 # ----- entry points ----------------------------------------------------------------------
-def load_corpus(spec: str = "embedded", cache_dir: Path | None = None, max_vocab: int | None = None,
-                log: Log = None) -> Corpus:
-    """Load "embedded", "ptb", "ptb:PATH", "ptb-proxy", "ptb-proxy:PATH" or a directory path."""
-    spec = (spec or "embedded").strip()
-    if spec == "ptb-proxy":
+def load_corpus(spec: DataSpec | str = "embedded", cache_dir: Path | None = None,
+                max_vocab: int | None = None, log: Log = None) -> Corpus:
+    """Load a corpus spec: embedded, ptb[:PATH] or ptb-proxy[:PATH] (see core.data.spec)."""
+    spec = parse_data_spec(spec, "rnn")
+    if spec.source is Source.EMBEDDED:
+        return load_embedded(max_vocab)
+    if spec.source is Source.PTB:
+        if spec.path is None:
+            return load_ptb_download(cache_dir, max_vocab, log)
+        return load_ptb_dir(spec.path, str(spec), max_vocab)
+    if spec.path is None:
         target = (cache_dir or default_cache_dir()) / "ptb"
         _download_ptb(target, log)
         return load_ptb_proxy(target, "ptb-proxy", max_vocab, [f"PTB cached in {target}"])
-    if spec.startswith("ptb-proxy:"):
-        path = Path(spec[len("ptb-proxy:"):]).expanduser()
-        return load_ptb_proxy(path, f"ptb-proxy:{path}", max_vocab)
-    if spec == "embedded":
-        return load_embedded(max_vocab)
-    if spec == "ptb":
-        return load_ptb_download(cache_dir, max_vocab, log)
-    if spec.startswith("ptb:"):
-        path = Path(spec[4:]).expanduser()
-        return load_ptb_dir(path, f"ptb:{path}", max_vocab)
-    path = Path(spec).expanduser()
-    if path.is_dir() or os.sep in spec or "/" in spec:
-        return load_ptb_dir(path, f"ptb:{path}", max_vocab)
-    raise CorpusError(f"unknown corpus {spec!r}; use one of: {', '.join(corpus_names())}")
+    return load_ptb_proxy(spec.path, str(spec), max_vocab)
 
 
-def check_corpus_spec(spec: str) -> None:
-    """Refuse, in one line, a corpus spec that cannot load, before a run or job is recorded:
-    an unknown spec, or a PTB directory that is missing, lacks a split, or holds a split that
-    is empty, binary or not UTF-8. `embedded` and the `ptb` download are checked when loaded."""
-    spec = (spec or "embedded").strip()
-    if spec in ("embedded", "ptb"):
-        return
-    path = Path(spec.removeprefix("ptb:")).expanduser()
-    if not spec.startswith("ptb:") and not (path.is_dir() or os.sep in spec or "/" in spec):
-        raise CorpusError(f"unknown corpus {spec!r}; use one of: {', '.join(corpus_names())}")
-    for file in _ptb_files(path).values():
+def check_ptb_dir(directory: Path) -> None:
+    """One line if `directory` is no readable PTB-format folder: missing, lacking a split, or
+    holding a split that is empty, binary or not UTF-8."""
+    for file in _ptb_files(directory).values():
         _read_text(file)
 
 

@@ -1,6 +1,6 @@
-"""Image datasets for CNN search and final training: the registry behind `--data SPEC`.
+"""Image datasets for CNN search and final training (specs parsed by core.data.spec).
 
-Three specs exist:
+Three sources are read here (image folders: core.data.imagefolder):
 - ``digits``: scikit-learn's 8x8 handwritten digits, shipped with scikit-learn, so the app and
   the tests always have a real (if tiny) image task offline.
 - ``cifar10:PATH``: a local CIFAR-10 "python version" directory (``data_batch_1..5``,
@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from core.errors import UserError
+from core.data.spec import DataError, DataSpec, Source, parse_data_spec
 
 Log = Callable[[str], None]
 
@@ -46,13 +46,6 @@ CIFAR_CLASSES, CIFAR_SIZE, CIFAR_CHANNELS = 10, 32, 3
 CONNECT_TIMEOUT_S = 5.0      # offline must fail at once, not after a minute of retries
 DIGITS_TRAIN_FRACTION = 0.8  # digits has ~180 images per class: keep 80% for training
 FULL_DIGITS_SEED = 0         # the "full" digits split is fixed so final runs are comparable
-
-
-class DataError(UserError, ValueError):
-    """A dataset problem the user can fix; the message is one line that says what and how.
-
-    A UserError so the CLI and the app print it as one line instead of a traceback.
-    """
 
 
 @dataclass
@@ -75,13 +68,8 @@ class ImageData:
                        notes=list(self.notes))
 
 
-def dataset_names() -> list[str]:
-    """The spec forms load_proxy/load_full accept, for help text and error messages."""
-    return ["digits", "cifar10", "cifar10:PATH"]
-
-
 # ----- public loaders ------------------------------------------------------------------------
-def load_proxy(spec: str, seed: int = 0, per_class_train: int = 500, per_class_val: int = 100,
+def load_proxy(spec: DataSpec | str, seed: int = 0, per_class_train: int = 500, per_class_val: int = 100,
                cache_dir: Path | None = None, log: Log | None = None) -> ImageData:
     """The small, class-balanced task the search trains every candidate on.
 
@@ -92,10 +80,10 @@ def load_proxy(spec: str, seed: int = 0, per_class_train: int = 500, per_class_v
     for training and min(per_class_val, the rest) for validation, so train and validation never
     overlap however large the requested counts are (defaults give about 144 / 36 per class).
     """
-    kind, path = parse_spec(spec)
-    if kind == "digits":
+    spec = parse_data_spec(spec, "cnn", search=True)
+    if spec.source is Source.DIGITS:
         return _digits_split(seed, per_class_train, per_class_val, log)
-    root = _cifar_root(path, cache_dir, log)
+    root = _cifar_root(spec.path, cache_dir, log)
     (x_tr, y_tr), (x_te, y_te) = _read_cifar_dir(root)
     notes: list[str] = []
     rng = np.random.default_rng(seed)
@@ -105,39 +93,23 @@ def load_proxy(spec: str, seed: int = 0, per_class_train: int = 500, per_class_v
                        x_te[val_idx], y_te[val_idx], CIFAR_CLASSES, notes)
 
 
-def load_full(spec: str, cache_dir: Path | None = None, log: Log | None = None) -> ImageData:
+def load_full(spec: DataSpec | str, cache_dir: Path | None = None, log: Log | None = None) -> ImageData:
     """The whole task for final training: CIFAR-10 train batches vs test batch; digits 80/20.
 
     digits has no official test set, so its "full" split is the stratified 80/20 split with a
     fixed seed: every final run of a digits model is measured on the same held-out images.
     """
-    kind, path = parse_spec(spec)
-    if kind == "digits":
+    spec = parse_data_spec(spec, "cnn", search=True)  # image folders: core.data.imagefolder
+    if spec.source is Source.DIGITS:
         return replace(_digits_split(FULL_DIGITS_SEED, None, None, log=None), name="digits-full")
-    root = _cifar_root(path, cache_dir, log)
+    root = _cifar_root(spec.path, cache_dir, log)
     (x_tr, y_tr), (x_te, y_te) = _read_cifar_dir(root)
     return _image_data(f"cifar10-full({root})", x_tr, y_tr, x_te, y_te, CIFAR_CLASSES, [])
 
 
-def parse_spec(spec: str) -> tuple[str, Path | None]:
-    """Split a dataset spec into its kind and optional path; unknown forms list the valid ones."""
-    text = (spec or "").strip()
-    if text == "digits":
-        return "digits", None
-    if text == "cifar10":
-        return "cifar10", None
-    if text.startswith("cifar10:") and text[len("cifar10:"):].strip():
-        return "cifar10", Path(text[len("cifar10:"):].strip()).expanduser()
-    raise DataError(f"unknown dataset {spec!r}; use one of: {', '.join(dataset_names())}")
-
-
-def check_image_spec(spec: str) -> None:
-    """Refuse, in one line, an image spec that cannot load, before a run or job is recorded:
-    an unknown spec, or a CIFAR-10 directory that is missing or lacks a batch file. The
-    batches' content (and the `cifar10` download) is checked when they are read."""
-    kind, path = parse_spec(spec)
-    if kind == "digits" or path is None:
-        return
+def check_cifar_dir(path: Path) -> None:
+    """One line if `path` is no CIFAR-10 python-version directory (missing, or lacking a batch
+    file); the batches' content is checked when they are read."""
     root = _cifar_root(path, None, None)
     missing = [n for n in (*CIFAR_TRAIN_FILES, CIFAR_TEST_FILE) if not (root / n).is_file()]
     if missing:
@@ -404,5 +376,5 @@ def _download(url: str, dest: Path, log: Log | None) -> None:
     shutil.move(str(part), dest)
 
 
-__all__ = ["DataError", "ImageData", "dataset_names", "load_proxy", "load_full", "parse_spec",
+__all__ = ["DataError", "ImageData", "load_proxy", "load_full", "check_cifar_dir",
            "read_cifar_batch", "SafeBatchUnpickler", "default_cache_dir", "ensure_cifar_download"]

@@ -9,6 +9,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from core.cell.genotype import MAX_NODES, MIN_NODES
+from core.data.spec import DataSpec, DataSpecError, parse_data_spec
 from core.device import DEVICES
 from core.errors import ConfigError
 
@@ -65,6 +66,11 @@ class SearchConfig:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
         return cls(**d).validated()
 
+    @property
+    def data_spec(self) -> DataSpec:
+        """The parsed `data` field (validated() has already refused one that does not parse)."""
+        return parse_data_spec(self.data, self.task, search=True)
+
     def target_edges(self) -> int:
         """The stop rule's edge count: round(keep_fraction x initial edges)."""
         initial = self.nodes * (self.nodes - 1) // 2
@@ -115,6 +121,10 @@ class SearchConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        try:
+            self.data_spec
+        except DataSpecError as exc:
+            raise ConfigError(str(exc)) from None
         return self
 
 

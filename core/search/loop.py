@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from core.cell.genotype import Genotype, edge_str
+from core.data.check import check_data
 from core.device import default_threads, describe, resolve_device
 from core.errors import UserError
 from core.search.config import SearchConfig
@@ -79,12 +80,7 @@ def check_startable(cfg: SearchConfig) -> None:
     """One line (a UserError) for a device this machine lacks or data that cannot load, before
     any run row exists: a refused start leaves no failed run behind. Cheap: no data is loaded."""
     resolve_device(cfg.device)
-    if cfg.task == "cnn":
-        from core.data.images import check_image_spec
-        check_image_spec(cfg.data)
-    else:
-        from core.data.corpus import check_corpus_spec
-        check_corpus_spec(cfg.data)
+    check_data(cfg.data_spec)
 
 
 def step_candidates(current: Genotype, k: int, seed: int, step: int) -> list[tuple[int, int]]:

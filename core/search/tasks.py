@@ -61,7 +61,7 @@ class CNNProxyTask(_Task):
         self.cfg, self.device = cfg, device
         self.evaluator = resolve_evaluator(cfg, device)
         if data is None:
-            data = load_proxy(cfg.data, seed=cfg.seed, per_class_train=cfg.per_class_train,
+            data = load_proxy(cfg.data_spec, seed=cfg.seed, per_class_train=cfg.per_class_train,
                               per_class_val=cfg.per_class_val, log=log)
         self.data = data.to(device)
         self.net = proxy_config(in_channels=data.in_channels, num_classes=data.num_classes,
@@ -105,7 +105,7 @@ class RNNProxyTask(_Task):
         self.evaluator = "ray" if cfg.evaluator == "ray" else "single"
         if cfg.evaluator == "batched":
             log("the batched evaluator is for CNN searches; RNN candidates train one at a time")
-        self.corpus = corpus if corpus is not None else load_corpus(cfg.data, max_vocab=cfg.max_vocab or None, log=log)
+        self.corpus = corpus if corpus is not None else load_corpus(cfg.data_spec, max_vocab=cfg.max_vocab or None, log=log)
         self.pretrained = _pretrained_embedding(cfg, self.corpus.vocab, log)
         self.train_cfg = RNNProxyConfig(epochs=cfg.epochs, lr=cfg.lr, clip=cfg.clip,
                                         batch_size=cfg.batch_size, bptt=cfg.bptt,

@@ -23,7 +23,8 @@ from core.cell.genotype import Genotype
 from core.data.augment import augment_batch, resolve_mode
 from core.data.batches import epoch_batches
 from core.data.imagefolder import folder_layout, load_image_folder
-from core.data.images import ImageData, load_full, parse_spec
+from core.data.images import ImageData, load_full
+from core.data.spec import Source, parse_data_spec
 from core.errors import ConfigError
 from core.nets.cnn import CNNConfig, build_cnn, cifar_config, cnn_cost, imagenet_config
 from core.nets.evaluate import evaluate_images
@@ -34,7 +35,6 @@ from core.training.config import CNNTrainConfig
 from core.training.context import JobContext, TrainingDiverged, TrainOutcome
 from core.training.export import CNN_BUILDER
 
-FOLDER_PREFIX = "folder:"
 DIGITS_SHAPE = (1, 8, 10)           # in_channels, side, classes of scikit-learn's digits
 CIFAR_SHAPE = (3, 32, 10)
 
@@ -42,20 +42,19 @@ CIFAR_SHAPE = (3, 32, 10)
 # ----- data and network ------------------------------------------------------------------------
 def load_images(cfg: CNNTrainConfig, log: Callable[[str], None] | None = None) -> ImageData:
     """The full task of `cfg.data`: digits, CIFAR-10 (train batches vs test batch) or an image folder."""
-    spec = cfg.data.strip()
-    if spec.startswith(FOLDER_PREFIX):
-        return load_image_folder(_folder(spec), cfg.image_side(), cfg.val_fraction, cfg.seed, log)
+    spec = parse_data_spec(cfg.data, "cnn")
+    if spec.source is Source.FOLDER:
+        return load_image_folder(spec.path, cfg.image_side(), cfg.val_fraction, cfg.seed, log)
     return load_full(spec, log=log)
 
 
 def data_shape(cfg: CNNTrainConfig) -> tuple[int, int, int]:
     """(channels, side, classes) of `cfg.data` without reading images, for cost reports before a run."""
-    spec = cfg.data.strip()
-    if spec.startswith(FOLDER_PREFIX):
-        classes, _ = folder_layout(_folder(spec))
+    spec = parse_data_spec(cfg.data, "cnn")
+    if spec.source is Source.FOLDER:
+        classes, _ = folder_layout(spec.path)
         return 3, cfg.image_side(), len(classes)
-    kind, _ = parse_spec(spec)
-    return DIGITS_SHAPE if kind == "digits" else CIFAR_SHAPE
+    return DIGITS_SHAPE if spec.source is Source.DIGITS else CIFAR_SHAPE
 
 
 def network_config(cfg: CNNTrainConfig, in_channels: int, input_size: int, num_classes: int) -> CNNConfig:
@@ -74,14 +73,6 @@ def network_config(cfg: CNNTrainConfig, in_channels: int, input_size: int, num_c
 def planned_network(cfg: CNNTrainConfig) -> CNNConfig:
     """The network a job with `cfg` will build (what the page prices before Start)."""
     return network_config(cfg, *data_shape(cfg))
-
-
-def _folder(spec: str) -> Path:
-    path = spec[len(FOLDER_PREFIX):].strip()
-    if not path:
-        raise ConfigError("folder: needs a path, e.g. --data folder:~/images (class sub-folders of JPEG/PNG, "
-                          "or train/ and val/ holding them)")
-    return Path(path).expanduser()
 
 
 # ----- schedule ----------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ class RNNTrainConfig:
     """ShrinkRNN final training (AUTOSHRINK.md "Final ShrinkRNN training"), every knob exposed."""
     task: str = _f("rnn", "rnn")
     schedule: str = _f("demo", "named schedule these settings started from")
-    data: str = _f("embedded", "embedded | ptb | ptb:PATH | a PTB-format directory")
+    data: str = _f("embedded", "embedded | ptb | ptb:PATH | ptb-proxy | ptb-proxy:PATH")
     max_vocab: int = _f(0, "cap on the vocabulary (0 = the corpus's own)")
     emb: int = _f(128, "embedding size e (tied decoder: must equal hidden)")
     hidden: int = _f(128, "hidden size h")

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 
 from core.cell.genotype import Genotype
+from core.data.check import check_data
 from core.device import default_threads, describe, resolve_device
 from core.errors import ConfigError, UserError
 from core.store.jobs import JobStore
@@ -26,15 +27,10 @@ def create_job(store: JobStore, genotype: Genotype, cfg: TrainConfig, source: st
     if genotype.kind != cfg.task:
         raise ConfigError(f"a {cfg.task} training needs a {cfg.task} genotype, got a {genotype.kind} one")
     resolve_device(cfg.device)  # a device this machine lacks is refused before the job exists
-    if cfg.task == "cnn":  # a dataset spec or network that cannot work fails here, not in the job
+    check_data(cfg.data, cfg.task)  # a dataset spec or network that cannot work fails here, not in the job
+    if cfg.task == "cnn":
         from core.training.cnn import planned_network
         planned_network(cfg)
-        if not cfg.data.strip().startswith("folder:"):
-            from core.data.images import check_image_spec
-            check_image_spec(cfg.data)
-    else:
-        from core.data.corpus import check_corpus_spec
-        check_corpus_spec(cfg.data)
     name = genotype.name or f"cell-{genotype.hash}"
     return store.create_job(cfg.task, genotype, config_to_dict(cfg), source=source, name=name)
 

@@ -13,6 +13,7 @@ import json
 import streamlit as st
 
 from core.cell.genotype import Genotype
+from core.data.spec import parse_data_spec
 from core.cell.presets import load_preset, preset_names, preset_network
 from core.errors import ConfigError, UserError
 from core.nets.cnn import CNNConfig, cnn_cost
@@ -28,7 +29,7 @@ from core.training.engine import published_defaults
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
 from ui.roles import can_change, view_note
-from ui.search_form import data_problem
+from ui.data_field import data_problem
 from ui.sources import SOURCES
 
 SOURCE_KEY, SCHEDULE_KEY, ERRORS_KEY, LOADED_KEY = "train_source", "train_schedule", "train_errors", "train_loaded"
@@ -104,9 +105,8 @@ def validate(task: str, schedule: str, given: dict) -> dict[str, str]:
             train_config(task, schedule, **{field: value})
         except (ConfigError, TypeError) as exc:
             errors[field] = one_line(exc)
-    data = str(given.get("data", ""))
-    if "data" not in errors and not data.startswith("folder:"):
-        problem = data_problem(task, data)        # the Search form's check: typos, missing paths
+    if "data" not in errors:
+        problem = data_problem(task, str(given.get("data", "")), search=False)
         if problem:
             errors["data"] = problem
     if errors:
@@ -158,7 +158,8 @@ def cost_line(g: Genotype, task: str, schedule: str, given: dict) -> str:
             params, macs = _cnn_cost(g.to_json(), json.dumps(net.to_dict()))
             return (f"Network: {params:,} params, {macs:,} MACs per {net.input_size}x{net.input_size} image "
                     f"({cfg.network} body, {len(net.widths)} stages{note})")
-        vocab = cfg.max_vocab or (PTB_VOCAB if cfg.data.startswith("ptb") else _corpus_vocab(cfg.data, 0))
+        spec = parse_data_spec(cfg.data, "rnn")  # a download's vocabulary is PTB's until it is loaded
+        vocab = cfg.max_vocab or (PTB_VOCAB if spec.downloads else _corpus_vocab(str(spec), 0))
         cost = rnn_cost(g, cfg.emb, cfg.hidden, vocab)
         return f"Language model: {cost.params:,} params (vocabulary {vocab:,}), {cost.flops:,} cell FLOPs per token"
     except (UserError, ValueError) as exc:
