@@ -37,6 +37,7 @@ KNOBS = (
     ("evaluator", "Evaluator", "auto = the fastest local path (batched for CNN, single for RNN); "
                                "ray = candidates as tasks on the Ray cluster shown below"),
     ("max_steps", "Max steps", "0 = until the stop rule"),
+    ("max_batches", "Max batches", "train at most this many batches an epoch (0 = whole epochs)"),
     ("noise_seeds", "Noise seeds", "step 0 trains the dense cell this many times to measure noise (1 = off)"),
 )
 CHOICES = {"device": DEVICES, "evaluator": EVALUATORS}

@@ -19,7 +19,7 @@ from core.errors import UserError
 from core.insight.format import fmt_duration
 from core.runner.foreground import EXIT_INTERRUPTED, Outcome, run_interruptibly
 from core.search.config import EVALUATORS, PRESET_NAMES, TASKS, SearchConfig, preset_config
-from core.search.loop import Observer, create_run, run_search
+from core.search.loop import Observer, check_startable, create_run, run_search
 from core.store.runs import (
     FAILED,
     CandidateRecord,
@@ -91,10 +91,11 @@ def _finish_report(store: Store, run_id: int, as_json: bool, outcome: Outcome) -
 def cmd_search(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in
                  ("data", "nodes", "k", "epochs", "keep_fraction", "seed", "device", "evaluator", "threads",
-                  "max_steps", "batch_size", "lr", "embedding_init", "ray_address", "ray_cpus_per_candidate",
+                  "max_steps", "max_batches", "batch_size", "lr", "embedding_init", "ray_address", "ray_cpus_per_candidate",
                   "ray_gpus_per_candidate", "ray_chunk", "noise_seeds")}
     cfg = preset_config(args.task, args.preset, **overrides)
     if args.dry_run:
+        check_startable(cfg)  # a dry run refuses what a real start would refuse
         return _dry_run(cfg, args.json)
     store = Store(args.store)
     run_id = create_run(store, cfg)
@@ -108,7 +109,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def _dry_run(cfg: SearchConfig, as_json: bool) -> int:
     """What the search would do: its resolved settings and starting cell; nothing is trained
-    and the store is not opened."""
+    and the store is not opened (the start check has passed)."""
     start = Genotype.dense(cfg.task, cfg.nodes, cfg.seed, name=f"{cfg.task}-{cfg.preset}-seed{cfg.seed}-dense")
     out = {"config": cfg.to_dict(), "genotype": start.to_dict()}
     print(json.dumps(out) if as_json else json.dumps(out, indent=2))
@@ -281,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ray-chunk", type=int, help="candidates per Ray task, trained together (batched); default 1")
     s.add_argument("--threads", type=int, help="torch CPU threads (0 = default)")
     s.add_argument("--max-steps", type=int, help="stop after this many steps (0 = no limit)")
+    s.add_argument("--max-batches", type=int, help="train at most this many batches an epoch (0 = whole epochs)")
     s.add_argument("--batch-size", type=int)
     s.add_argument("--lr", type=float)
     s.add_argument("--embedding-init", help="rnn: uniform | glove:PATH (GloVe plain text; U(+-0.5) for missing words)")

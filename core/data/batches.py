@@ -12,13 +12,14 @@ import torch
 from torch import Tensor
 
 
-def epoch_batches(n: int, batch_size: int, data_seed: int, epoch: int) -> list[Tensor]:
+def epoch_batches(n: int, batch_size: int, data_seed: int, epoch: int, limit: int = 0) -> list[Tensor]:
     """Index batches (CPU int64) of one epoch: a seeded permutation of range(n) cut into batches.
 
     A pure function of its arguments (own generator, global RNG untouched) so that every
     candidate, and every member of a batched evaluator, trains on identical batches.
     A trailing batch of one sample is merged into the previous batch, because BatchNorm
-    cannot normalise a single sample in training mode.
+    cannot normalise a single sample in training mode. `limit` > 0 keeps only the first
+    `limit` batches (the `--max-batches` cap of demos and tests).
     """
     if n <= 0 or batch_size <= 0:
         raise ValueError(f"epoch_batches needs n > 0 and batch_size > 0, got {n}, {batch_size}")
@@ -27,7 +28,7 @@ def epoch_batches(n: int, batch_size: int, data_seed: int, epoch: int) -> list[T
     batches = list(torch.randperm(n, generator=gen).split(batch_size))
     if len(batches) > 1 and len(batches[-1]) == 1:
         batches[-2:] = [torch.cat(batches[-2:])]
-    return batches
+    return batches[:limit] if limit > 0 else batches
 
 
 def _mix_seed(data_seed: int, epoch: int) -> int:

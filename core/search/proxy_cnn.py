@@ -62,6 +62,7 @@ class ProxyTrainConfig:
     floor_acc: float = 0.20        # ... stop if val accuracy is below this
     diverge_ratio: float = 3.0     # stop if val loss > ratio x running train loss
     momentum: float = 0.99         # of the running (EMA) train accuracy and loss
+    max_batches: int = 0           # > 0: train only this many batches an epoch (demos, tests)
 
 
 class _ModelError(Exception):
@@ -233,7 +234,7 @@ def _train_pass(model: nn.Module, opt: torch.optim.Optimizer, data: ImageData, c
     the NaN check); nothing else is read back.
     """
     dev = data.x_train.device
-    batches = epoch_batches(len(data.y_train), cfg.batch_size, data_seed, epoch)
+    batches = epoch_batches(len(data.y_train), cfg.batch_size, data_seed, epoch, cfg.max_batches)
     order = torch.cat(batches).to(dev, non_blocking=True)  # one transfer per epoch
     running = Running(cfg.momentum)
     model.train()

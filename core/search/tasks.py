@@ -68,7 +68,7 @@ class CNNProxyTask(_Task):
                                 input_size=data.input_size, stem_channels=cfg.stem_channels,
                                 base_width=cfg.base_width)
         self.train_cfg = ProxyTrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                                          weight_decay=cfg.weight_decay)
+                                          weight_decay=cfg.weight_decay, max_batches=cfg.max_batches)
         self._costs: dict[str, Cost] = {}
 
     def cost(self, genotype: Genotype) -> Cost:

@@ -204,7 +204,17 @@ def train_config(task: str, schedule: str = "demo", **overrides: Any) -> TrainCo
     foreign = sorted(set(given) - known)
     if foreign:
         raise ConfigError(f"setting(s) {', '.join(foreign)} do not apply to {task} training")
-    return replace(schedule_defaults(task, schedule), **given).validated()
+    base = schedule_defaults(task, schedule)
+    return replace(base, **_fit_warmup(base, given)).validated()
+
+
+def _fit_warmup(base: TrainConfig, given: dict[str, Any]) -> dict[str, Any]:
+    """Fewer epochs than the schedule's warm-up (a quick try of `cifar` with `--epochs 2`) keep
+    the schedule's warm-up share instead of being refused; a warm-up the user sets is kept."""
+    epochs, warmup = given.get("epochs"), getattr(base, "warmup_epochs", None)
+    if warmup is None or not isinstance(epochs, int) or "warmup_epochs" in given or warmup <= epochs:
+        return given
+    return {**given, "warmup_epochs": warmup * epochs / base.epochs}
 
 
 def schedule_defaults(task: str, schedule: str) -> TrainConfig:

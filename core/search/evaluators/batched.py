@@ -316,7 +316,8 @@ class _ChunkTrainer:
         threshold (then it is frozen for the rest of the epoch) or its loss is not finite."""
         union, data, k = self.union, self.data, len(self.members)
         dev = data.x_train.device
-        batches = epoch_batches(len(data.y_train), self.cfg.batch_size, self.data_seed, epoch)
+        batches = epoch_batches(len(data.y_train), self.cfg.batch_size, self.data_seed, epoch,
+                                self.cfg.max_batches)
         order = torch.cat(batches).to(dev, non_blocking=True)
         active = [True] * k
         running = [Running(self.cfg.momentum) for _ in range(k)]

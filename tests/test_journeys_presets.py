@@ -1,0 +1,81 @@
+"""Every preset of every task really starts: a run is created and its first step commits,
+from the CLI and from the app's Search page, on the preset's default data, or on the
+../shared copy where the default is a download (skipped, with the reason, without it).
+
+Scaled down with the documented knobs only (k, epochs, max steps, max batches).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.cli.main import main
+from core.search.config import PRESETS, preset_config
+from core.store.runs import FINISHED, Store
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+SHARED_DATA = {"cifar10": f"cifar10:{SHARED / 'cifar10' / 'cifar-10-batches-py'}",
+               "ptb-proxy": f"ptb-proxy:{SHARED / 'ptb-proxy'}"}
+SCALE = {"k": 1, "epochs": 1, "max_steps": 1, "max_batches": 1}
+ALL = sorted(PRESETS)
+TIMEOUT = 240
+
+
+def _data(task: str, preset: str) -> str:
+    """The preset's data where it ships with the project, else the ../shared copy (or skip)."""
+    spec = preset_config(task, preset).data_spec
+    if not spec.downloads:
+        return str(spec)
+    shared = SHARED_DATA[spec.source.value]
+    if not Path(shared.split(":", 1)[1]).is_dir():
+        pytest.skip(f"{task} {preset} downloads {spec}; ../shared has no copy to start from offline")
+    return shared
+
+
+def _first_step_committed(store: Store, run_id: int) -> None:
+    run, steps = store.get_run(run_id), store.steps(run_id)
+    assert run.status == FINISHED, (run.status, run.error)
+    assert [s.step for s in steps] == [0, 1]
+    assert any(c.score is not None for c in store.candidates(run_id, 1))
+
+
+def test_there_are_presets_for_both_tasks() -> None:
+    assert {task for task, _ in ALL} == {"cnn", "rnn"} and len(ALL) >= 4
+
+
+@pytest.mark.parametrize("task, preset", ALL)
+def test_preset_starts_from_the_cli(task: str, preset: str, tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in SCALE.items()]
+    code = main(["search", task, "--preset", preset, "--data", _data(task, preset), *flags, "--store", str(db)])
+    assert code == 0
+    _first_step_committed(Store(db), 1)
+
+
+@pytest.mark.parametrize("task, preset", ALL)
+def test_preset_starts_from_the_search_page(task: str, preset: str, tmp_path: Path, monkeypatch) -> None:
+    db = tmp_path / "runs.db"
+    monkeypatch.setenv("AUTOSHRINK_STORE", str(db))
+    monkeypatch.setenv("AUTOSHRINK_SAMPLES", "off")
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page("views/search.py").run()
+    at.radio(key="form_task").set_value(task).run()
+    at.selectbox(key="form_preset").set_value(preset).run()
+    at.text_input(key="form_data").set_value(_data(task, preset))
+    for field, value in SCALE.items():
+        at.number_input(key=f"form_{field}").set_value(value)
+    at.form_submit_button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    store = Store(db)
+    (run,) = store.list_runs()
+    assert run.config["preset"] == preset and run.config["task"] == task
+    deadline = time.time() + TIMEOUT
+    while store.get_run(run.id).status != FINISHED and time.time() < deadline:
+        time.sleep(0.5)
+    _first_step_committed(store, run.id)
