@@ -53,3 +53,24 @@ def test_samples_are_listed_and_open_without_computation(monkeypatch, tmp_path, 
     assert "Measured noise" in "\n".join(c.value for c in at.caption)
     assert "Resume" not in {b.label for b in at.button}
     assert len(Store(store_path).list_runs()) == 1  # imported once, however often the app reruns
+
+
+def test_first_look_is_the_users_newest_run_else_the_cnn_sample(monkeypatch, tmp_path) -> None:
+    """The shipped samples import in file order (the RNN one, ~1,000 perplexity, last): a fresh
+    store still opens on the CNN sample, and on the user's own run once there is one."""
+    shipped = sorted((ROOT / "assets" / "runs").glob("*.json.gz"))
+    assert {p.name.split("-")[0] for p in shipped} >= {"cnn", "rnn"}
+    store_path = tmp_path / "fresh.db"
+    monkeypatch.setenv("AUTOSHRINK_STORE", str(store_path))
+    monkeypatch.delenv("AUTOSHRINK_SAMPLES", raising=False)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    store = Store(store_path)
+    chosen = store.get_run(at.sidebar.selectbox(key="run_id").value)
+    assert chosen.task == "cnn" and chosen.meta.get("sample")
+    assert max(r.id for r in store.list_runs()) != chosen.id  # not simply the newest row
+    own = create_run(store, preset_config("rnn", "demo", nodes=3, k=1, epochs=1, max_steps=1, max_batches=1, threads=1))
+    assert run_search(store, own) == FINISHED
+    fresh = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    fresh.run()
+    assert fresh.sidebar.selectbox(key="run_id").value == own

@@ -12,7 +12,7 @@ import streamlit as st
 
 from core.insight.format import fmt_duration
 from core.store.runs import RunRecord, StoreError
-from ui.bundles import bundle_sidebar, ensure_samples
+from ui.bundles import bundle_sidebar, ensure_samples, is_sample
 from ui.resources import get_store
 from ui.roles import manage_runs, mode_line
 
@@ -61,7 +61,7 @@ def run_sidebar() -> None:
             bundle_sidebar(store, None)
         else:
             if st.session_state.get(RUN_KEY) not in ids:
-                st.session_state[RUN_KEY] = ids[0]
+                st.session_state[RUN_KEY] = first_look(runs)
             by_id = {r.id: r for r in runs}
             st.selectbox("Run", ids, key=RUN_KEY, format_func=lambda i: run_label(by_id[i]))
             st.caption(run_status(by_id[st.session_state[RUN_KEY]]))
@@ -74,6 +74,15 @@ def run_sidebar() -> None:
         manage_runs(by_id.get(st.session_state.get(RUN_KEY)) if runs else None)
     if unknown:
         st.error(unknown, icon=":material/error:")
+
+
+def first_look(runs: list[RunRecord]) -> int:
+    """The run a fresh session opens on (runs newest first): the newest run the user made, else
+    the recorded CNN sample, whose proxy accuracies are worth reading (the RNN sample's
+    1-epoch perplexities of about 1,000 teach nothing at first sight), else the newest."""
+    own = [r for r in runs if not is_sample(r)]
+    cnn_samples = [r for r in runs if is_sample(r) and r.task == "cnn"]
+    return (own or cnn_samples or runs)[0].id
 
 
 def _apply_url_run(ids: list[int]) -> str:
