@@ -290,9 +290,9 @@ def test_failed_run_says_why_and_offers_resume(monkeypatch, runs) -> None:
 def test_form_shows_inline_errors_and_starts_nothing(monkeypatch, tmp_path) -> None:
     path = tmp_path / "form.db"
     at = _open(_app(monkeypatch, path), "views/search.py")
-    at.number_input(key="form_nodes").set_value(1)
-    at.number_input(key="form_keep_fraction").set_value(1.5)
-    at.text_input(key="form_data").set_value("mnist")
+    at.number_input(key="search.nodes").set_value(1)
+    at.number_input(key="search.keep_fraction").set_value(1.5)
+    at.text_input(key="search.data").set_value("mnist")
     at.form_submit_button[0].click().run()
     errors = [e.value for e in at.error]
     assert any("nodes must be in 2..16" in e for e in errors)
@@ -300,14 +300,14 @@ def test_form_shows_inline_errors_and_starts_nothing(monkeypatch, tmp_path) -> N
     assert any("unknown dataset 'mnist'" in e for e in errors)
     assert Store(path).list_runs() == []
     at.radio(key="form_task").set_value("rnn").run()  # a new task reloads its preset and clears errors
-    assert at.text_input(key="form_data").value == "embedded" and not at.error
+    assert at.text_input(key="search.data").value == "embedded" and not at.error
 
 
 def test_start_stop_and_resume_from_the_page(monkeypatch, tmp_path) -> None:
     path = tmp_path / "live.db"
     at = _open(_app(monkeypatch, path), "views/search.py")
     assert at.selectbox(key="form_preset").value == "demo"
-    for key, value in (("form_nodes", 3), ("form_k", 2), ("form_epochs", 3), ("form_max_steps", 1)):
+    for key, value in (("search.nodes", 3), ("search.k", 2), ("search.epochs", 3), ("search.max_steps", 1)):
         at.number_input(key=key).set_value(value)
     at.form_submit_button[0].click().run()
     assert not at.exception and not at.error

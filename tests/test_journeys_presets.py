@@ -67,9 +67,9 @@ def test_preset_starts_from_the_search_page(task: str, preset: str, tmp_path: Pa
     at.switch_page("views/search.py").run()
     at.radio(key="form_task").set_value(task).run()
     at.selectbox(key="form_preset").set_value(preset).run()
-    at.text_input(key="form_data").set_value(_data(task, preset))
+    at.text_input(key="search.data").set_value(_data(task, preset))
     for field, value in SCALE.items():
-        at.number_input(key=f"form_{field}").set_value(value)
+        at.number_input(key=f"search.{field}").set_value(value)
     at.form_submit_button[0].click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     store = Store(db)

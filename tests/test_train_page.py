@@ -43,9 +43,9 @@ def _wait(at: AppTest, predicate, timeout: float, what: str) -> None:
 
 
 def _tiny(at: AppTest, epochs: int) -> None:
-    at.number_input(key="train_epochs").set_value(epochs)
-    at.number_input(key="train_max_batches").set_value(4)
-    at.checkbox(key="train_onnx").uncheck()
+    at.number_input(key="train.epochs").set_value(epochs)
+    at.number_input(key="train.max_batches").set_value(4)
+    at.checkbox(key="train.onnx").uncheck()
 
 
 def test_form_sources_schedules_and_inline_errors(monkeypatch, tmp_path) -> None:
@@ -54,17 +54,17 @@ def test_form_sources_schedules_and_inline_errors(monkeypatch, tmp_path) -> None
     assert "No training jobs yet" in _texts(at)
     assert any(c.value.startswith("Network: ") and "MACs per 8x8 image" in c.value for c in at.caption)
     at.selectbox(key="train-genotype-preset").set_value("shrinkcnn-b").run()
-    assert at.selectbox(key="train_activation").value == "swish"        # ShrinkCNN-B is the Swish model
+    assert at.selectbox(key="train.activation").value == "swish"        # ShrinkCNN-B is the Swish model
     at.selectbox(key="train_schedule").set_value("paper").run()
-    assert at.selectbox(key="train_network").value == "imagenet" and at.number_input(key="train_epochs").value == 300
+    assert at.selectbox(key="train.network").value == "imagenet" and at.number_input(key="train.epochs").value == 300
     cost = next(c.value for c in at.caption if c.value.startswith("Network: "))
     params, macs = (int(n.replace(",", "")) for n in re.findall(r"[\d,]{5,}", cost)[:2])
     assert abs(params - 3.64e6) < 0.02 * 3.64e6 and abs(macs - 383.7e6) < 0.02 * 383.7e6   # the spec's figures
     assert "MACs per 224x224 image" in cost and "1001 classes" in cost
     at.selectbox(key="train_schedule").set_value("demo").run()
-    at.number_input(key="train_epochs").set_value(0)
-    at.text_input(key="train_widths").set_value("24, x")
-    at.text_input(key="train_data").set_value("mnist")
+    at.number_input(key="train.epochs").set_value(0)
+    at.text_input(key="train.widths").set_value("24, x")
+    at.text_input(key="train.data").set_value("mnist")
     at.button(key="train_start").click().run()
     errors = [e.value for e in at.error]
     assert any("epochs must be at least 1" in e for e in errors)
@@ -73,7 +73,7 @@ def test_form_sources_schedules_and_inline_errors(monkeypatch, tmp_path) -> None
     assert JobStore(path).list_jobs() == []
     at.selectbox(key="train-genotype-preset").set_value("shrinkrnn").run()
     assert at.selectbox(key="train_schedule").options == ["demo", "paper"] and not at.error
-    assert at.number_input(key="train_bptt").value == 35 and at.number_input(key="train_dropout").value == 0.75
+    assert at.number_input(key="train.bptt").value == 35 and at.number_input(key="train.dropout").value == 0.75
     assert any(c.value.startswith("Language model: ") for c in at.caption)
     assert not at.exception
 

@@ -1,4 +1,4 @@
-"""The dataset field of both forms: its help text and its inline check, from core.data.spec.
+"""The dataset field's inline check in both forms, from core.data.check.
 
 One place for both, so the Search and Train forms accept exactly what the CLI and the
 loaders accept (the forms once had their own spec parsing, and it disagreed with core's).
@@ -7,14 +7,8 @@ loaders accept (the forms once had their own spec parsing, and it disagreed with
 from __future__ import annotations
 
 from core.data.check import check_data
-from core.data.spec import spec_forms
 from core.errors import UserError
 from ui.errors import one_line
-
-
-def data_help(task: str, search: bool) -> str:
-    """The accepted forms for `task`, for a widget's help."""
-    return " | ".join(spec_forms(task, search))
 
 
 def data_problem(task: str, spec: str, search: bool) -> str:

@@ -10,50 +10,29 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import ConfigError, UserError
-from core.search.config import (
-    DEVICES,
-    EVALUATORS,
-    PRESET_NAMES,
-    TASKS,
-    SearchConfig,
-    preset_config,
-)
+from core.search.config import BASIC, GROUPS, PRESET_NAMES, TASKS, SearchConfig, preset_config
+from core.settings import field_specs
 from core.search.evaluators.ray_eval import cluster_status
-from ui.data_field import data_help, data_problem
+from ui import settings_form
+from ui.data_field import data_problem
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
 from ui.roles import can_change, view_note
 from ui.sidebar import select_run
 
-# (field, label, help); the widget kind follows the field's type in SearchConfig.
-KNOBS = (
-    ("data", "Dataset", f"cnn: {data_help('cnn', True)}; rnn: {data_help('rnn', True)}"),
-    ("nodes", "Nodes N", "cell size; the search starts from all N(N-1)/2 edges"),
-    ("k", "Candidates k", "edges tried per step (the paper uses 10)"),
-    ("epochs", "Epochs", "max proxy epochs per candidate"),
-    ("keep_fraction", "Keep fraction", "stop at round(F x initial edges)"),
-    ("seed", "Seed", "seeds op assignment, edge shuffles and training"),
-    ("device", "Device", "auto = CUDA when present"),
-    ("evaluator", "Evaluator", "auto = the fastest local path (batched for CNN, single for RNN); "
-                               "ray = candidates as tasks on the Ray cluster shown below"),
-    ("max_steps", "Max steps", "0 = until the stop rule"),
-    ("max_batches", "Max batches", "train at most this many batches an epoch (0 = whole epochs)"),
-    ("noise_seeds", "Noise seeds", "step 0 trains the dense cell this many times to measure noise (1 = off)"),
-)
-CHOICES = {"device": DEVICES, "evaluator": EVALUATORS}
+NS = "search"
 ERRORS_KEY, TASK_KEY, PRESET_KEY = "form_errors", "form_task", "form_preset"
 FORM_ERROR = "_form"
 
 
-def _key(field: str) -> str:
-    return f"form_{field}"
+def _specs(task: str) -> list:
+    return field_specs(SearchConfig, task)
 
 
 def _load_preset() -> None:
     """Put the chosen preset's values into the knobs (on first render and on every change)."""
-    cfg = preset_config(st.session_state[TASK_KEY], st.session_state[PRESET_KEY])
-    for field, _, _ in KNOBS:
-        st.session_state[_key(field)] = getattr(cfg, field)
+    task = st.session_state[TASK_KEY]
+    settings_form.load(NS, _specs(task), preset_config(task, st.session_state[PRESET_KEY]))
     st.session_state[ERRORS_KEY] = {}
 
 
@@ -76,22 +55,10 @@ def validate(task: str, preset: str, values: dict) -> dict[str, str]:
     return errors
 
 
-def _values() -> dict:
-    """The knobs as typed config values (number inputs may hand back floats for ints)."""
-    types = {f: type(getattr(SearchConfig(), f)) for f, _, _ in KNOBS}
-    out = {}
-    for field, _, _ in KNOBS:
-        value = st.session_state[_key(field)]
-        if types[field] is int and isinstance(value, float) and value.is_integer():
-            value = int(value)
-        out[field] = value.strip() if isinstance(value, str) else value
-    return out
-
-
 def _start() -> None:
     """Start button callback: validate, then queue the search on the Runner and select it."""
     task, preset = st.session_state[TASK_KEY], st.session_state[PRESET_KEY]
-    values = _values()
+    values = settings_form.values(NS, _specs(task))
     errors = validate(task, preset, values)
     if not errors:
         try:
@@ -109,7 +76,7 @@ def search_form() -> None:
         return
     st.session_state.setdefault(TASK_KEY, "cnn")
     st.session_state.setdefault(PRESET_KEY, "demo")
-    if _key("nodes") not in st.session_state:
+    if settings_form.key(NS, "nodes") not in st.session_state:
         _load_preset()
     left, right = st.columns(2)
     left.radio("Task", TASKS, key=TASK_KEY, horizontal=True, on_change=_load_preset,
@@ -118,27 +85,8 @@ def search_form() -> None:
                     help="demo: small and quick on a laptop; paper: the paper's settings")
     errors: dict[str, str] = st.session_state.get(ERRORS_KEY, {})
     with st.form("new_search", border=True):
-        cols = st.columns(3)
-        for n, (field, label, help_text) in enumerate(KNOBS):
-            with cols[n % 3]:
-                _knob(field, label, help_text)
-                if field in errors:
-                    st.error(errors[field], icon=":material/error:")
+        settings_form.draw(NS, _specs(st.session_state[TASK_KEY]), GROUPS, (BASIC,), errors)
         if FORM_ERROR in errors:
             st.error(errors[FORM_ERROR], icon=":material/error:")
         st.form_submit_button("Start search", type="primary", on_click=_start, icon=":material/play_arrow:")
     st.caption(f":material/hub: {cluster_status()}")
-
-
-def _knob(field: str, label: str, help_text: str) -> None:
-    """One widget per knob, chosen by the field's type. Numbers are unbounded on purpose:
-    out-of-range values get core's message under the field instead of being clamped."""
-    key = _key(field)
-    if field in CHOICES:
-        st.selectbox(label, CHOICES[field], key=key, help=help_text)
-    elif isinstance(st.session_state[key], str):
-        st.text_input(label, key=key, help=help_text)
-    elif isinstance(st.session_state[key], float):
-        st.number_input(label, key=key, step=0.05, format="%.2f", help=help_text)
-    else:
-        st.number_input(label, key=key, step=1, format="%d", help=help_text)

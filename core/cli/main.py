@@ -13,12 +13,14 @@ import time
 from pathlib import Path
 
 from core.cell.genotype import Genotype, edge_str
+from core.cli.flags import add_setting_flags
 from core.cli.output import write_export
 from core.cli.progress import ProgressBar
 from core.errors import UserError
 from core.insight.format import fmt_duration
+from core.settings import field_specs
 from core.runner.foreground import EXIT_INTERRUPTED, Outcome, run_interruptibly
-from core.search.config import EVALUATORS, PRESET_NAMES, TASKS, SearchConfig, preset_config
+from core.search.config import PRESET_NAMES, TASKS, SearchConfig, preset_config
 from core.search.loop import Observer, check_startable, create_run, run_search
 from core.store.runs import (
     FAILED,
@@ -89,10 +91,7 @@ def _finish_report(store: Store, run_id: int, as_json: bool, outcome: Outcome) -
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    overrides = {k: getattr(args, k) for k in
-                 ("data", "nodes", "k", "epochs", "keep_fraction", "seed", "device", "evaluator", "threads",
-                  "max_steps", "max_batches", "batch_size", "lr", "embedding_init", "ray_address", "ray_cpus_per_candidate",
-                  "ray_gpus_per_candidate", "ray_chunk", "noise_seeds")}
+    overrides = {spec.name: getattr(args, spec.name) for spec in field_specs(SearchConfig)}
     cfg = preset_config(args.task, args.preset, **overrides)
     if args.dry_run:
         check_startable(cfg)  # a dry run refuses what a real start would refuse
@@ -111,8 +110,13 @@ def _dry_run(cfg: SearchConfig, as_json: bool) -> int:
     """What the search would do: its resolved settings and starting cell; nothing is trained
     and the store is not opened (the start check has passed)."""
     start = Genotype.dense(cfg.task, cfg.nodes, cfg.seed, name=f"{cfg.task}-{cfg.preset}-seed{cfg.seed}-dense")
-    out = {"config": cfg.to_dict(), "genotype": start.to_dict()}
-    print(json.dumps(out) if as_json else json.dumps(out, indent=2))
+    if as_json:
+        print(json.dumps({"config": cfg.to_dict(), "genotype": start.to_dict()}))
+        return 0
+    print(f"{cfg.task} search, preset {cfg.preset}: the settings it would run with")
+    for spec in field_specs(SearchConfig, cfg.task):
+        print(f"  {spec.flag:<26} {getattr(cfg, spec.name)!s:<14} {spec.setting.help}")
+    print(f"starting cell: {start.num_edges} edges, ops {', '.join(start.ops)}")
     return 0
 
 
@@ -265,29 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="run a shrink search (cnn or rnn)")
     s.add_argument("task", choices=TASKS)
     s.add_argument("--preset", choices=PRESET_NAMES, default="demo")
-    s.add_argument("--data", help="cnn: digits | cifar10 | cifar10:PATH; rnn: embedded | ptb | ptb:PATH | ptb-proxy | ptb-proxy:PATH")
-    s.add_argument("--nodes", type=int)
-    s.add_argument("--k", type=int, help="candidates per step")
-    s.add_argument("--epochs", type=int, help="max proxy epochs per candidate")
-    s.add_argument("--keep-fraction", type=float, help="stop at round(F x initial edges)")
-    s.add_argument("--seed", type=int)
-    s.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    s.add_argument("--evaluator", choices=EVALUATORS, help="auto = the fastest correct local path; "
-                   "ray = candidates as Ray tasks on a cluster")
-    s.add_argument("--ray-address", help="Ray cluster to join (HOST:PORT, or 'auto' for one started with "
-                   "`ray start` here); default $AUTOSHRINK_RAY_ADDRESS, else a local cluster of this machine")
-    s.add_argument("--ray-cpus-per-candidate", type=float, help="CPUs (and torch threads) per Ray task; default 1")
-    s.add_argument("--ray-gpus-per-candidate", type=float,
-                   help="GPUs per candidate, fractional packs several on a GPU (0.25 = four); default 0 (CPU)")
-    s.add_argument("--ray-chunk", type=int, help="candidates per Ray task, trained together (batched); default 1")
-    s.add_argument("--threads", type=int, help="torch CPU threads (0 = default)")
-    s.add_argument("--max-steps", type=int, help="stop after this many steps (0 = no limit)")
-    s.add_argument("--max-batches", type=int, help="train at most this many batches an epoch (0 = whole epochs)")
-    s.add_argument("--batch-size", type=int)
-    s.add_argument("--lr", type=float)
-    s.add_argument("--embedding-init", help="rnn: uniform | glove:PATH (GloVe plain text; U(+-0.5) for missing words)")
-    s.add_argument("--noise-seeds", type=int, help="train the dense baseline with this many seeds to measure noise "
-                                                   "(1 = off; demo presets: 3)")
+    add_setting_flags(s, {"search": field_specs(SearchConfig)})
     s.add_argument("--json", action="store_true", help="end with one JSON object")
     s.add_argument("--dry-run", action="store_true",
                    help="print the resolved settings and the starting cell, then exit without training")

@@ -18,6 +18,7 @@ import time
 
 from core.cell.genotype import Genotype
 from core.cell.presets import PRESET_PREFIX, load_genotype_arg, preset_network
+from core.cli.flags import add_setting_flags
 from core.cli.progress import ProgressBar
 from core.errors import ConfigError
 from core.insight.format import fmt_duration, quality_text
@@ -100,7 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if task != genotype.kind:
             raise ConfigError(f"--task {task} needs a {task} genotype; {args.genotype} is a {genotype.kind} cell")
         given = {n: getattr(args, n) for n in _field_names() if getattr(args, n) is not None}
-        foreign = [f"--{n.replace('_', '-')}" for n in given if n not in {s["name"] for s in field_specs(task)}]
+        foreign = [f"--{n.replace('_', '-')}" for n in given if n not in {s.name for s in field_specs(task)}]
         if foreign:
             raise ConfigError(f"{', '.join(foreign)} do(es) not apply to {task} training")
         overrides = {**implied, **given}
@@ -150,17 +151,7 @@ def _list(store: JobStore, as_json: bool) -> int:
 
 # ----- parser --------------------------------------------------------------------------------
 def _field_names() -> list[str]:
-    names: list[str] = []
-    for task in TASKS:
-        names += [s["name"] for s in field_specs(task) if s["name"] not in names]
-    return names
-
-
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.replace(" ", "").split(",") if v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    return list(dict.fromkeys(s.name for task in TASKS for s in field_specs(task)))
 
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
@@ -175,26 +166,7 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                    + " (default demo)")
     t.add_argument("--resume", type=int, metavar="JOB_ID", help="continue a stopped, failed or killed job")
     t.add_argument("--list", action="store_true", help="list training jobs")
-    specs: dict[str, dict] = {}
-    for task in TASKS:
-        for s in field_specs(task):
-            if s["name"] in specs:
-                if specs[s["name"]]["help"] != s["help"]:
-                    specs[s["name"]]["help"] = f"{specs[s['name']]['help']} (cnn); {s['help']} (rnn)"
-                specs[s["name"]]["tasks"].append(task)
-            else:
-                specs[s["name"]] = {**s, "tasks": [task]}
-    for name, s in specs.items():
-        flag = "--" + name.replace("_", "-")
-        only = "" if len(s["tasks"]) == 2 else f"[{s['tasks'][0]}] "
-        kw: dict = {"default": None, "help": only + s["help"]}
-        if s["kind"] == "bool":
-            t.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
-            continue
-        kw["type"] = {"int": int, "float": float, "str": str, "ints": _ints}[s["kind"]]
-        if s["choices"]:
-            kw["choices"] = s["choices"]
-        t.add_argument(flag, **kw)
+    add_setting_flags(t, {task: field_specs(task) for task in TASKS})
     t.add_argument("--json", action="store_true", help="end with one JSON object (job_id, status, metrics)")
     t.add_argument("--store", help="run store (SQLite); default $AUTOSHRINK_STORE or runs/autoshrink.db")
     t.set_defaults(func=cmd_train)

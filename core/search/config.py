@@ -5,55 +5,70 @@ reproduced from the store alone), and every field is a CLI flag and a form field
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from core.cell.genotype import MAX_NODES, MIN_NODES
-from core.data.spec import DataSpec, DataSpecError, parse_data_spec
+from core.data.spec import DataSpec, DataSpecError, parse_data_spec, spec_forms
 from core.device import DEVICES
 from core.errors import ConfigError
+from core.settings import check_settings, setting
 
 TASKS = ("cnn", "rnn")
 EVALUATORS = ("auto", "single", "batched", "ray")
+BASIC, MACHINE, TRAINING, NETWORK, RAY = "Search", "Device", "Proxy training", "Proxy network", "Ray cluster"
+GROUPS = (BASIC, MACHINE, TRAINING, NETWORK, RAY)
 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    task: str = "cnn"
-    preset: str = "paper"
-    data: str = "cifar10"
-    nodes: int = 8
-    k: int = 10
-    epochs: int = 20
-    keep_fraction: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    evaluator: str = "auto"        # the fastest correct local path (resolve_evaluator), unless set
-    threads: int = 0               # torch CPU threads for training; 0 = all cores but one
-    max_steps: int = 0             # 0 = until the stop rule
-    # proxy training, shared names
-    batch_size: int = 128
-    lr: float = 4e-3
-    weight_decay: float = 1e-5
-    # CNN proxy network and split
-    stem_channels: int = 32
-    base_width: int = 16
-    per_class_train: int = 500
-    per_class_val: int = 100
-    # RNN proxy language model
-    emb: int = 100
-    hidden: int = 100
-    bptt: int = 35
-    clip: float = 0.25
-    max_vocab: int = 0             # 0 = the corpus's own vocabulary
-    max_batches: int = 0           # 0 = whole epochs; a cap for demos
-    embedding_init: str = "uniform"  # "uniform" (U(+-0.1)) or "glove:PATH" (GloVe text, U(+-0.5) for missing words)
-    # the ray evaluator (core.search.evaluators.ray_eval); ignored by the others
-    ray_address: str = ""          # "" = $AUTOSHRINK_RAY_ADDRESS, else a local cluster sized to this machine
-    ray_cpus_per_candidate: float = 1.0
-    ray_gpus_per_candidate: float = 0.0  # > 0: candidates train on CUDA workers; 0.25 packs four on a GPU
-    ray_chunk: int = 1             # candidates per Ray task (> 1: trained together by the batched evaluator)
-    noise_seeds: int = 1           # step 0 trains the dense DAG this many times (seeds) to measure noise; 1 = off
+    """Every search setting, declared once with its help, range and group (core.settings):
+    the CLI flags, the Search form, `--dry-run` and validation are made from these fields."""
+
+    task: str = setting("cnn", "cnn (images) or rnn (language model)", choices=TASKS, user=False)
+    preset: str = setting("paper", "the preset these settings started from", user=False)
+    data: str = setting("cifar10", f"cnn: {' | '.join(spec_forms('cnn', True))}; "
+                                   f"rnn: {' | '.join(spec_forms('rnn', True))}", label="Dataset", group=BASIC)
+    nodes: int = setting(8, "cell size N; the search starts from all N(N-1)/2 edges",
+                         low=MIN_NODES, high=MAX_NODES, label="nodes", group=BASIC)
+    k: int = setting(10, "candidate edges tried per step (the paper uses 10)", low=1, high=1000, group=BASIC)
+    epochs: int = setting(20, "max proxy epochs per candidate", low=1, high=10000, group=BASIC)
+    keep_fraction: float = setting(0.0, "stop at round(F x initial edges)", low=0.0, high=1.0, high_open=True,
+                                   group=BASIC)
+    seed: int = setting(0, "seeds op assignment, edge shuffles and training", low=0, group=BASIC)
+    max_steps: int = setting(0, "stop after this many steps (0 = until the stop rule)", low=0, group=BASIC)
+    noise_seeds: int = setting(1, "step 0 trains the dense cell this many times to measure noise (1 = off)",
+                               low=1, high=10, group=BASIC)
+    device: str = setting("auto", "auto = CUDA when present", choices=DEVICES, group=MACHINE)
+    evaluator: str = setting("auto", "auto = the fastest correct local path (batched for CNN, single for RNN); "
+                                     "ray = candidates as tasks on a Ray cluster", choices=EVALUATORS, group=MACHINE)
+    threads: int = setting(0, "torch CPU threads for training (0 = all cores but one)", low=0, group=MACHINE)
+    batch_size: int = setting(128, "proxy training batch size", low=1, group=TRAINING)
+    lr: float = setting(4e-3, "proxy learning rate (Adam for CNN, SGD for RNN)", low=0.0, low_open=True,
+                        group=TRAINING)
+    weight_decay: float = setting(1e-5, "L2 penalty (CNN: Keras-style on conv and dense kernels)", low=0.0,
+                                  group=TRAINING)
+    max_batches: int = setting(0, "train at most this many batches an epoch (0 = whole epochs; demos, tests)",
+                               low=0, group=TRAINING)
+    bptt: int = setting(35, "truncated back-propagation window", low=1, group=TRAINING, task="rnn")
+    clip: float = setting(0.25, "gradient-norm clip", low=0.0, low_open=True, group=TRAINING, task="rnn")
+    stem_channels: int = setting(32, "proxy network: stem filters", low=1, group=NETWORK, task="cnn")
+    base_width: int = setting(16, "proxy network: node width of the first stage", low=1, group=NETWORK, task="cnn")
+    per_class_train: int = setting(500, "proxy split: training images per class", low=1, group=NETWORK, task="cnn")
+    per_class_val: int = setting(100, "proxy split: validation images per class", low=1, group=NETWORK, task="cnn")
+    emb: int = setting(100, "embedding size e (the decoder is tied: must equal hidden)", low=1, group=NETWORK,
+                       task="rnn")
+    hidden: int = setting(100, "hidden size h", low=1, group=NETWORK, task="rnn")
+    max_vocab: int = setting(0, "cap on the vocabulary (0 = the corpus's own)", low=0, group=NETWORK, task="rnn")
+    embedding_init: str = setting("uniform", "uniform (U(+-0.1)) or glove:PATH (GloVe plain text, U(+-0.5) for "
+                                             "missing words, as the official search)", group=NETWORK, task="rnn")
+    ray_address: str = setting("", "Ray cluster to join (HOST:PORT, or auto); empty = $AUTOSHRINK_RAY_ADDRESS, "
+                                   "else a private local cluster", group=RAY)
+    ray_cpus_per_candidate: float = setting(1.0, "CPUs (and torch threads) per Ray task", low=0.0, low_open=True,
+                                            label="ray CPUs per candidate", group=RAY)
+    ray_gpus_per_candidate: float = setting(0.0, "> 0: candidates train on CUDA workers; 0.25 packs four on a GPU",
+                                            low=0.0, label="ray GPUs per candidate", group=RAY)
+    ray_chunk: int = setting(1, "candidates per Ray task (> 1: trained together by the batched evaluator)",
+                             low=1, group=RAY)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,40 +98,14 @@ class SearchConfig:
         return min(steps, self.max_steps) if self.max_steps else steps
 
     def validated(self) -> "SearchConfig":
-        infinite = [f.name for f in fields(self) if isinstance(v := getattr(self, f.name), float)
-                    and not math.isfinite(v)]
+        """Ranges and choices from the declarations, then what one field alone cannot say."""
+        check_settings(self)
         checks = [
-            (not infinite, f"{', '.join(infinite).replace('_', ' ')} must be a finite number"),
-            (self.task in TASKS, f"task must be one of {', '.join(TASKS)}, not {self.task!r}"),
-            (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, not {self.device!r}"),
-            (self.evaluator in EVALUATORS,
-             f"evaluator must be one of {', '.join(EVALUATORS)}, not {self.evaluator!r}"),
-            (MIN_NODES <= self.nodes <= MAX_NODES, f"nodes must be in {MIN_NODES}..{MAX_NODES}, not {self.nodes}"),
-            (1 <= self.k <= 1000, f"k must be at least 1, not {self.k}"),
-            (1 <= self.epochs <= 10000, f"epochs must be at least 1, not {self.epochs}"),
-            (0.0 <= self.keep_fraction < 1.0, f"keep fraction must be in [0, 1), not {self.keep_fraction}"),
-            (self.seed >= 0, f"seed must be >= 0, not {self.seed}"),
-            (self.threads >= 0, f"threads must be >= 0, not {self.threads}"),
-            (self.max_steps >= 0, f"max steps must be >= 0, not {self.max_steps}"),
-            (self.batch_size >= 1, f"batch size must be at least 1, not {self.batch_size}"),
-            (self.lr > 0, f"learning rate must be > 0, not {self.lr}"),
-            (self.weight_decay >= 0, f"weight decay must be >= 0, not {self.weight_decay}"),
-            (self.stem_channels >= 1 and self.base_width >= 1, "stem channels and base width must be >= 1"),
-            (self.per_class_train >= 1 and self.per_class_val >= 1, "per-class image counts must be >= 1"),
-            (self.emb >= 1 and self.hidden >= 1, "emb and hidden must be >= 1"),
             (self.task != "rnn" or self.emb == self.hidden,
              f"emb ({self.emb}) must equal hidden ({self.hidden}): the decoder is tied to the embedding"),
-            (self.bptt >= 1 and self.clip > 0, "bptt must be >= 1 and clip > 0"),
-            (self.max_vocab >= 0 and self.max_batches >= 0, "max vocab and max batches must be >= 0"),
-            (1 <= self.noise_seeds <= 10, f"noise seeds must be in 1..10, not {self.noise_seeds}"),
-            (bool(str(self.data).strip()), "data must name a dataset"),
             (self.embedding_init == "uniform" or (self.embedding_init.startswith("glove:")
                                                   and len(self.embedding_init) > len("glove:")),
              f"embedding init must be uniform or glove:PATH, not {self.embedding_init!r}"),
-            (self.ray_cpus_per_candidate > 0, f"ray CPUs per candidate must be > 0, not {self.ray_cpus_per_candidate}"),
-            (self.ray_gpus_per_candidate >= 0,
-             f"ray GPUs per candidate must be >= 0, not {self.ray_gpus_per_candidate}"),
-            (self.ray_chunk >= 1, f"ray chunk must be at least 1, not {self.ray_chunk}"),
         ]
         for ok, message in checks:
             if not ok:

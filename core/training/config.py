@@ -11,11 +11,13 @@ CIFAR-10 recipe are one schedule name away (`paper`, `cifar`).
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Union
 
 from core.device import DEVICES
 from core.errors import ConfigError
+from core.settings import FieldSpec, setting
+from core.settings import field_specs as declared_fields
 
 TASKS = ("cnn", "rnn")
 OPTIMIZERS = ("sgd", "adam")
@@ -24,43 +26,39 @@ CNN_ACTIVATIONS = ("relu", "swish")
 AUGMENTS = ("auto", "crop-flip", "crop", "none")
 
 
-def _f(default: Any, help: str, choices: tuple | None = None) -> Any:
-    """A dataclass field whose metadata feeds the CLI flag and the form widget."""
-    meta = {"help": help, "choices": choices}
-    if isinstance(default, (list, tuple)):
-        return field(default_factory=lambda: tuple(default), metadata=meta)
-    return field(default=default, metadata=meta)
+DATA, REGULARISATION, SCHEDULE, RUN = "Data and network", "Regularisation", "Schedule", "Run"
+GROUPS = (DATA, REGULARISATION, SCHEDULE, RUN)
 
 
 @dataclass(frozen=True)
 class CNNTrainConfig:
     """ShrinkCNN final training: dataset, network around the cell, schedule."""
-    task: str = _f("cnn", "cnn")
-    schedule: str = _f("demo", "named schedule these settings started from")
-    data: str = _f("digits", "digits | cifar10 | cifar10:PATH | folder:PATH")
-    network: str = _f("cifar", "network around the cell: cifar (32x32, stride-1 stem) or imagenet "
-                               "(the published ShrinkCNN body)", NETWORKS)
-    activation: str = _f("relu", "relu (ShrinkCNN-A) or swish (ShrinkCNN-B)", CNN_ACTIVATIONS)
-    width_multiplier: float = _f(1.0, "scales stem, node widths and head")
-    widths: tuple[int, ...] = _f((24, 48, 96), "cifar network: node width per stage")
-    cells_per_stage: tuple[int, ...] = _f((2, 3, 3), "cifar network: cells per stage")
-    image_size: int = _f(0, "folder datasets: images are resized to this side (0 = 32 for cifar, 224 for imagenet)")
-    val_fraction: float = _f(0.2, "folder datasets without train/ and val/: share of each class held out")
-    optimizer: str = _f("sgd", "sgd (with momentum) or adam", OPTIMIZERS)
-    lr: float = _f(0.05, "peak learning rate (after warm-up)")
-    momentum: float = _f(0.9, "SGD momentum (Nesterov)")
-    weight_decay: float = _f(5e-4, "L2 weight decay")
-    label_smoothing: float = _f(0.1, "label smoothing of the cross-entropy")
-    warmup_epochs: float = _f(1.0, "linear warm-up before the cosine decay, in epochs")
-    epochs: int = _f(10, "training epochs")
-    batch_size: int = _f(128, "training batch size")
-    augment: str = _f("auto", "auto = crop+flip for colour images, none for digits", AUGMENTS)
-    amp: bool = _f(True, "mixed precision (CUDA only; ignored on CPU)")
-    max_batches: int = _f(0, "cap on batches per epoch (0 = whole epochs; for demos and tests)")
-    seed: int = _f(0, "seed of initialisation, batch order and augmentation")
-    device: str = _f("auto", "auto | cpu | cuda", DEVICES)
-    threads: int = _f(0, "torch CPU threads (0 = all cores but one)")
-    onnx: bool = _f(True, "export ONNX when the job finishes")
+    task: str = setting("cnn", "cnn", user=False)
+    schedule: str = setting("demo", "named schedule these settings started from", user=False)
+    data: str = setting("digits", "digits | cifar10 | cifar10:PATH | folder:PATH", group=DATA)
+    network: str = setting("cifar", "network around the cell: cifar (32x32, stride-1 stem) or imagenet "
+                               "(the published ShrinkCNN body)", choices=NETWORKS, group=DATA)
+    activation: str = setting("relu", "relu (ShrinkCNN-A) or swish (ShrinkCNN-B)", choices=CNN_ACTIVATIONS, group=DATA)
+    width_multiplier: float = setting(1.0, "scales stem, node widths and head", group=DATA)
+    widths: tuple[int, ...] = setting((24, 48, 96), "cifar network: node width per stage", group=DATA)
+    cells_per_stage: tuple[int, ...] = setting((2, 3, 3), "cifar network: cells per stage", group=DATA)
+    image_size: int = setting(0, "folder datasets: images are resized to this side (0 = 32 for cifar, 224 for imagenet)", group=DATA)
+    val_fraction: float = setting(0.2, "folder datasets without train/ and val/: share of each class held out", group=DATA)
+    optimizer: str = setting("sgd", "sgd (with momentum) or adam", choices=OPTIMIZERS, group=SCHEDULE)
+    lr: float = setting(0.05, "peak learning rate (after warm-up)", group=SCHEDULE)
+    momentum: float = setting(0.9, "SGD momentum (Nesterov)", group=SCHEDULE)
+    weight_decay: float = setting(5e-4, "L2 weight decay", group=REGULARISATION)
+    label_smoothing: float = setting(0.1, "label smoothing of the cross-entropy", group=REGULARISATION)
+    warmup_epochs: float = setting(1.0, "linear warm-up before the cosine decay, in epochs", group=SCHEDULE)
+    epochs: int = setting(10, "training epochs", group=SCHEDULE)
+    batch_size: int = setting(128, "training batch size", group=SCHEDULE)
+    augment: str = setting("auto", "auto = crop+flip for colour images, none for digits", choices=AUGMENTS, group=DATA)
+    amp: bool = setting(True, "mixed precision (CUDA only; ignored on CPU)", group=SCHEDULE)
+    max_batches: int = setting(0, "cap on batches per epoch (0 = whole epochs; for demos and tests)")
+    seed: int = setting(0, "seed of initialisation, batch order and augmentation")
+    device: str = setting("auto", "auto | cpu | cuda", choices=DEVICES)
+    threads: int = setting(0, "torch CPU threads (0 = all cores but one)")
+    onnx: bool = setting(True, "export ONNX when the job finishes")
 
     def __post_init__(self) -> None:
         for name in ("widths", "cells_per_stage"):
@@ -97,32 +95,32 @@ class CNNTrainConfig:
 @dataclass(frozen=True)
 class RNNTrainConfig:
     """ShrinkRNN final training (AUTOSHRINK.md "Final ShrinkRNN training"), every knob exposed."""
-    task: str = _f("rnn", "rnn")
-    schedule: str = _f("demo", "named schedule these settings started from")
-    data: str = _f("embedded", "embedded | ptb | ptb:PATH | ptb-proxy | ptb-proxy:PATH")
-    max_vocab: int = _f(0, "cap on the vocabulary (0 = the corpus's own)")
-    emb: int = _f(128, "embedding size e (tied decoder: must equal hidden)")
-    hidden: int = _f(128, "hidden size h")
-    dropout: float = _f(0.75, "output dropout (variational)")
-    dropout_h: float = _f(0.25, "hidden-state dropout inside the cell (variational; on h_{t-1} and every edge input)")
-    dropout_x: float = _f(0.75, "input-x dropout inside the cell (variational)")
-    dropout_i: float = _f(0.2, "embedding-input dropout (variational over embedding features)")
-    dropout_e: float = _f(0.1, "word dropout (whole embedding rows)")
-    slowness: float = _f(1e-3, "activation slowness: penalty on differences of consecutive hidden states")
-    weight_decay: float = _f(8e-7, "L2 weight decay")
-    lr: float = _f(20.0, "SGD learning rate (kept by averaged SGD)")
-    clip: float = _f(0.25, "gradient-norm clip")
-    batch_size: int = _f(64, "training batch size (columns of the token stream)")
-    eval_batch_size: int = _f(10, "validation/test batch size")
-    bptt: int = _f(35, "truncated back-propagation window")
-    epochs: int = _f(30, "training epochs")
-    asgd: bool = _f(True, "switch to averaged SGD when validation stops improving")
-    nonmono: int = _f(5, "switch once validation is worse than the best of all but the last N epochs")
-    max_batches: int = _f(0, "cap on BPTT windows per epoch (0 = whole epochs; for demos and tests)")
-    seed: int = _f(0, "seed of initialisation, window offsets and dropout masks")
-    device: str = _f("auto", "auto | cpu | cuda", DEVICES)
-    threads: int = _f(0, "torch CPU threads (0 = all cores but one)")
-    onnx: bool = _f(True, "export ONNX when the job finishes")
+    task: str = setting("rnn", "rnn", user=False)
+    schedule: str = setting("demo", "named schedule these settings started from", user=False)
+    data: str = setting("embedded", "embedded | ptb | ptb:PATH | ptb-proxy | ptb-proxy:PATH", group=DATA)
+    max_vocab: int = setting(0, "cap on the vocabulary (0 = the corpus's own)", group=DATA)
+    emb: int = setting(128, "embedding size e (tied decoder: must equal hidden)", group=DATA)
+    hidden: int = setting(128, "hidden size h", group=DATA)
+    dropout: float = setting(0.75, "output dropout (variational)", group=REGULARISATION)
+    dropout_h: float = setting(0.25, "hidden-state dropout inside the cell (variational; on h_{t-1} and every edge input)", group=REGULARISATION)
+    dropout_x: float = setting(0.75, "input-x dropout inside the cell (variational)", group=REGULARISATION)
+    dropout_i: float = setting(0.2, "embedding-input dropout (variational over embedding features)", group=REGULARISATION)
+    dropout_e: float = setting(0.1, "word dropout (whole embedding rows)", group=REGULARISATION)
+    slowness: float = setting(1e-3, "activation slowness: penalty on differences of consecutive hidden states", group=REGULARISATION)
+    weight_decay: float = setting(8e-7, "L2 weight decay", group=REGULARISATION)
+    lr: float = setting(20.0, "SGD learning rate (kept by averaged SGD)", group=SCHEDULE)
+    clip: float = setting(0.25, "gradient-norm clip", group=SCHEDULE)
+    batch_size: int = setting(64, "training batch size (columns of the token stream)", group=SCHEDULE)
+    eval_batch_size: int = setting(10, "validation/test batch size", group=SCHEDULE)
+    bptt: int = setting(35, "truncated back-propagation window", group=SCHEDULE)
+    epochs: int = setting(30, "training epochs", group=SCHEDULE)
+    asgd: bool = setting(True, "switch to averaged SGD when validation stops improving", group=SCHEDULE)
+    nonmono: int = setting(5, "switch once validation is worse than the best of all but the last N epochs", group=SCHEDULE)
+    max_batches: int = setting(0, "cap on BPTT windows per epoch (0 = whole epochs; for demos and tests)")
+    seed: int = setting(0, "seed of initialisation, window offsets and dropout masks")
+    device: str = setting("auto", "auto | cpu | cuda", choices=DEVICES)
+    threads: int = setting(0, "torch CPU threads (0 = all cores but one)")
+    onnx: bool = setting(True, "export ONNX when the job finishes")
 
     def validated(self) -> "RNNTrainConfig":
         _check_common(self)
@@ -244,14 +242,6 @@ def config_from_dict(d: dict) -> TrainConfig:
         raise ConfigError(f"training config is malformed: {exc}") from None
 
 
-def field_specs(task: str) -> list[dict]:
-    """Name, type, default, help and choices of every tunable field: what the CLI and form build from."""
-    out = []
-    for f in fields(CONFIG_CLASSES[task]):
-        if f.name in ("task", "schedule"):
-            continue
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        kind = "ints" if isinstance(default, tuple) else type(default).__name__
-        out.append({"name": f.name, "kind": kind, "default": default, "help": f.metadata.get("help", ""),
-                    "choices": f.metadata.get("choices")})
-    return out
+def field_specs(task: str) -> list[FieldSpec]:
+    """Every setting of `task`'s training a user may set: what the CLI and the form build from."""
+    return declared_fields(CONFIG_CLASSES[task])

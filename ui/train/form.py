@@ -20,6 +20,9 @@ from core.nets.cnn import CNNConfig, cnn_cost
 from core.nets.rnn import rnn_cost
 from core.store.runs import RunRecord
 from core.training.config import (
+    DATA,
+    GROUPS,
+    SCHEDULE,
     field_specs,
     schedule_defaults,
     schedule_names,
@@ -29,6 +32,7 @@ from core.training.engine import published_defaults
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
 from ui.roles import can_change, view_note
+from ui import settings_form
 from ui.data_field import data_problem
 from ui.sources import SOURCES
 
@@ -36,34 +40,12 @@ SOURCE_KEY, SCHEDULE_KEY, ERRORS_KEY, LOADED_KEY = "train_source", "train_schedu
 JOB_KEY, PICKED_KEY, FEEDBACK_KEY = "train_job", "train_picked", "train_feedback"
 FORM_ERROR = "_form"
 PTB_VOCAB = 10_000
-GROUPS = {  # field -> the box it is drawn in; anything not listed goes to "Run"
-    "data": "Data and network", "network": "Data and network", "activation": "Data and network",
-    "width_multiplier": "Data and network", "widths": "Data and network", "cells_per_stage": "Data and network",
-    "image_size": "Data and network", "val_fraction": "Data and network", "augment": "Data and network",
-    "max_vocab": "Data and network", "emb": "Data and network", "hidden": "Data and network",
-    "dropout": "Regularisation", "dropout_h": "Regularisation", "dropout_x": "Regularisation",
-    "dropout_i": "Regularisation", "dropout_e": "Regularisation", "slowness": "Regularisation",
-    "weight_decay": "Regularisation", "label_smoothing": "Regularisation",
-    "optimizer": "Schedule", "lr": "Schedule", "momentum": "Schedule", "warmup_epochs": "Schedule",
-    "epochs": "Schedule", "batch_size": "Schedule", "clip": "Schedule", "bptt": "Schedule",
-    "eval_batch_size": "Schedule", "asgd": "Schedule", "nonmono": "Schedule", "amp": "Schedule",
-}
-
-
-def _key(field: str) -> str:
-    return f"train_{field}"
-
-
-def _shown(spec: dict, value):
-    """Tuples of ints are edited as "24, 48, 96" text."""
-    return ", ".join(str(v) for v in value) if spec["kind"] == "ints" else value
+NS = "train"
 
 
 def _load(task: str, schedule: str, implied: dict) -> None:
     """Put a schedule's values (plus what the genotype implies, e.g. Swish) into the knobs."""
-    cfg = schedule_defaults(task, schedule)
-    for spec in field_specs(task):
-        st.session_state[_key(spec["name"])] = _shown(spec, implied.get(spec["name"], getattr(cfg, spec["name"])))
+    settings_form.load(NS, field_specs(task), schedule_defaults(task, schedule), implied)
     st.session_state[ERRORS_KEY] = {}
 
 
@@ -77,21 +59,8 @@ def implied_settings(g: Genotype) -> dict:
 
 
 def values(task: str) -> dict:
-    """The knobs as typed config values; a malformed integer list stays text for the validator."""
-    out = {}
-    for spec in field_specs(task):
-        value = st.session_state.get(_key(spec["name"]), spec["default"])
-        if spec["kind"] == "ints" and isinstance(value, str):
-            try:
-                value = tuple(int(v) for v in value.replace(" ", "").split(",") if v)
-            except ValueError:
-                pass
-        elif spec["kind"] == "int" and isinstance(value, float) and value.is_integer():
-            value = int(value)
-        elif isinstance(value, str):
-            value = value.strip()
-        out[spec["name"]] = value
-    return out
+    """The knobs as typed config values."""
+    return settings_form.values(NS, field_specs(task))
 
 
 def validate(task: str, schedule: str, given: dict) -> dict[str, str]:
@@ -218,7 +187,7 @@ def train_form(default_run: RunRecord | None) -> None:
         st.session_state[LOADED_KEY] = loaded
     elif st.session_state.get(PICKED_KEY) != picked:
         for field, value in implied_settings(g).items():
-            st.session_state[_key(field)] = value
+            st.session_state[settings_form.key(NS, field)] = value
     st.session_state[PICKED_KEY] = picked
     st.caption(f"{task.upper()} cell **{item.label}** ({item.source}), {g.pruned().num_edges} edges")
     if not can_change():
@@ -227,34 +196,9 @@ def train_form(default_run: RunRecord | None) -> None:
     _start_row(g, f"{item.source}: {item.label}", task)
 
     errors: dict[str, str] = st.session_state.get(ERRORS_KEY, {})
-    specs = field_specs(task)
-    for group in ("Data and network", "Regularisation", "Schedule", "Run"):
-        fields = [s for s in specs if GROUPS.get(s["name"], "Run") == group]
-        if not fields:
-            continue
-        with st.expander(group, expanded=group in ("Data and network", "Schedule")):
-            cols = st.columns(3)
-            for n, spec in enumerate(fields):
-                with cols[n % 3]:
-                    _knob(spec)
-                    if spec["name"] in errors:
-                        st.error(errors[spec["name"]], icon=":material/error:")
+    settings_form.draw(NS, field_specs(task), GROUPS, (DATA, SCHEDULE), errors)
     st.caption(cost_line(g, task, st.session_state[SCHEDULE_KEY], values(task)))
     if FORM_ERROR in errors:
         st.error(errors[FORM_ERROR], icon=":material/error:")
 
 
-def _knob(spec: dict) -> None:
-    """One widget per setting, chosen by the field's type; numbers are unbounded on purpose,
-    so an out-of-range value gets core's message under the field instead of being clamped."""
-    key, label, help_text = _key(spec["name"]), spec["name"].replace("_", " "), spec["help"]
-    if spec["choices"]:
-        st.selectbox(label, spec["choices"], key=key, help=help_text)
-    elif spec["kind"] == "bool":
-        st.checkbox(label, key=key, help=help_text)
-    elif spec["kind"] == "float":
-        st.number_input(label, key=key, step=None, format="%g", help=help_text)
-    elif spec["kind"] == "int":
-        st.number_input(label, key=key, step=1, format="%d", help=help_text)
-    else:
-        st.text_input(label, key=key, help=help_text)
