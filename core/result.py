@@ -6,6 +6,7 @@ one shape without importing each other.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
 # Why a training ended; the store and the UI show these words as they are.
 MAX_EPOCHS = "max_epochs"          # ran every epoch
@@ -16,7 +17,25 @@ NAN = "nan"                        # loss became NaN/inf: the candidate is faile
 BUILD_FAILED = "build_failed"      # the network could not be built or run
 USER_STOP = "stopped"              # the user stopped the search mid-training
 
-OK, FAILED, STOPPED = "ok", "failed", "stopped"
+
+
+class CandidateStatus(StrEnum):
+    """How one candidate's training ended; the value is what the store keeps.
+
+    `ok`: trained and scored; `failed`: no usable result (it never completed an epoch, or
+    could not be built); `stopped`: the user stopped the search while it trained.
+    """
+
+    OK = "ok"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    @property
+    def scored(self) -> bool:
+        return self is CandidateStatus.OK
+
+
+OK, FAILED, STOPPED = CandidateStatus.OK, CandidateStatus.FAILED, CandidateStatus.STOPPED
 
 
 @dataclass

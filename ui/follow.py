@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.store.runs import QUEUED, RUNNING, RunRecord, StoreError
+from core.store.runs import RunRecord, StoreError
 from ui.resources import get_store
 from ui.urlstate import url_step
 
 REFRESH_S = 2.0
-LIVE = (RUNNING, QUEUED)
 SEEN_KEY = "follow_seen_status"
 
 
 def is_live(run: RunRecord | None) -> bool:
-    return run is not None and run.status in LIVE
+    return run is not None and run.status.live
 
 
 def refresh_every(run: RunRecord | None) -> float | None:

@@ -28,7 +28,7 @@ from ui.downloads import dag_buttons, genotype_button, table_button
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
 from ui.sidebar import current_run
-from ui.status import LIVE, status_header
+from ui.status import status_header
 from ui.tables import candidates_table
 
 REFRESH_S = 2.0
@@ -76,7 +76,7 @@ def live_panel() -> None:
     _header(run)
     steps = store.steps(run.id)
     _progress(store, run, steps)
-    if steps or run.status in LIVE:
+    if steps or run.status.live:
         _current(store, run, steps)
 
 
@@ -96,13 +96,13 @@ def _progress(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
     p = run.progress or {}
     prog = edge_progress(run, steps)
     text = prog.text()
-    if run.status in LIVE and p:
+    if run.status.live and p:
         text += f" · step {p.get('step')}: candidate {min(p.get('candidate', 0) + 1, p.get('k', 0))} of {p.get('k')}"
     st.progress(prog.fraction, text=text)
     times = [c.wall_s for c in store.candidates(run.id)] + [d.get("wall_s", 0.0) for d in p.get("done", [])]
     eta = eta_seconds(run, steps, [t for t in times if t > 0])
     start = run.started_at or run.created_at
-    elapsed = (run.finished_at if run.status not in LIVE and run.finished_at else time.time()) - start
+    elapsed = (run.finished_at if not run.status.live and run.finished_at else time.time()) - start
     eta_text = f" · ETA {fmt_duration(eta)} to the target edge count (at the pace edges have gone so far)"
     st.caption(f"elapsed {fmt_duration(elapsed)}" + (eta_text if eta is not None else ""))
 
@@ -115,7 +115,7 @@ def _current(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
         current, next_step = steps[-1].genotype, steps[-1].step + 1
     else:
         current, next_step = Genotype.dense(cfg.task, cfg.nodes, cfg.seed), 0
-    live = run.status in LIVE and next_step > 0
+    live = run.status.live and next_step > 0
     candidates = step_candidates(current, cfg.k, cfg.seed, next_step) if live else []
     title = (f"after step {steps[-1].step}: {current.num_edges} edges" if steps else "dense start") + \
         (f"; step {next_step} candidates in blue" if candidates else "")
@@ -127,7 +127,7 @@ def _current(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
         name = f"run{run.id}-step{steps[-1].step if steps else 0}"
         genotype_button(current, name, "live")
         dag_buttons(dot, name, "live")
-    done = p.get("done", []) if run.status in LIVE else []
+    done = p.get("done", []) if run.status.live else []
     if done:
         st.markdown(f"**Step {p.get('step')} so far**")
         candidates_table(candidate_rows(done, None, run.task, run.noise), run)

@@ -11,7 +11,7 @@ import streamlit as st
 
 from core.errors import UserError
 from core.store.access import view_only
-from core.store.admin import LIVE, delete_run, rename_run, reset_store
+from core.store.admin import delete_run, rename_run, reset_store
 from core.store.runs import RunRecord
 from ui.errors import one_line
 from ui.resources import get_store
@@ -74,7 +74,7 @@ def manage_runs(run: RunRecord | None) -> None:
         if run is not None:
             st.text_input("Name of run #%d" % run.id, value=run.name, key=f"manage_name_{run.id}", max_chars=80)
             st.button("Rename", key="manage_rename", on_click=_rename, args=(run.id,))
-            live = run.status in LIVE
+            live = run.status.live
             confirm = st.checkbox(f"Yes, delete run #{run.id} and its steps", key="manage_confirm_delete",
                                   disabled=live)
             st.button("Delete run", key="manage_delete", on_click=_delete, args=(run.id,), type="secondary",

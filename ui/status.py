@@ -6,12 +6,10 @@ from typing import Callable
 
 import streamlit as st
 
-from core.store.runs import FAILED, INTERRUPTED, QUEUED, RUNNING, STOPPED
+from core.store.runs import FAILED, INTERRUPTED, RunStatus
 from ui.roles import can_change
 from ui.sidebar import STATUS_ICON
 
-LIVE = (RUNNING, QUEUED)
-RESUMABLE = (STOPPED, FAILED, INTERRUPTED)
 
 
 def status_header(what: str, item_id: int, status: str, device: str, summary: str, error: str,
@@ -26,9 +24,9 @@ def status_header(what: str, item_id: int, status: str, device: str, summary: st
     with cols[1]:
         if not can_change():
             pass  # view-only: watching, no Stop/Resume (the core would refuse them too)
-        elif status in LIVE:
+        elif RunStatus(status).live:
             st.button("Stop", key=f"{key}_stop", on_click=on_stop, args=(item_id,), icon=":material/stop:")
-        elif status in RESUMABLE:
+        elif RunStatus(status).resumable:
             st.button("Resume", key=f"{key}_resume", on_click=on_resume, args=(item_id,), type="primary",
                       icon=":material/replay:")
     message = st.session_state.pop(message_key, "")

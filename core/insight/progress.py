@@ -12,9 +12,8 @@ from statistics import fmean
 from typing import Sequence
 
 from core.search.config import SearchConfig
-from core.store.runs import FINISHED, QUEUED, RUNNING, RunRecord, StepRecord
+from core.store.runs import FINISHED, RunRecord, StepRecord
 
-LIVE = (RUNNING, QUEUED)
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ def eta_seconds(run: RunRecord, steps: Sequence[StepRecord], candidate_times: Se
     """Seconds left: the running step's untrained candidates plus the steps still needed to
     reach the target edge count at the pace edges have gone so far (each trains
     min(k, edges) candidates), times the mean candidate time. None until one is timed."""
-    if not candidate_times or run.status not in LIVE:
+    if not candidate_times or not run.status.live:
         return None
     cfg, p = SearchConfig.from_dict(run.config), run.progress or {}
     prog = edge_progress(run, steps)

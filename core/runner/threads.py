@@ -15,7 +15,7 @@ from core.errors import UserError
 from core.search.config import SearchConfig
 from core.search.loop import Observer, create_run, run_search
 from core.store.access import require_write
-from core.store.runs import QUEUED, RUNNING, Store, StoreError
+from core.store.runs import Store, StoreError
 
 SAME_START_S = 10.0  # a second Start with the same settings within this window is the same click
 
@@ -65,7 +65,7 @@ class Runner:
         for run in store.list_runs():
             if now - run.created_at > SAME_START_S:
                 break  # newest first: the rest are older
-            if run.config == wanted and run.status in (QUEUED, RUNNING):
+            if run.config == wanted and run.status.live:
                 return run.id
         return None
 

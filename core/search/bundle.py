@@ -29,8 +29,6 @@ from core.search.config import SearchConfig
 from core.store.runs import (
     FAILED,
     FINISHED,
-    QUEUED,
-    RUNNING,
     STOPPED,
     CandidateRecord,
     RunRecord,
@@ -73,7 +71,7 @@ def run_bundle(store: Store, run_id: int, command: str | None = None, note: str 
     """The bundle of `run_id` as a JSON-ready dict; `command` overrides the recorded command line,
     `note` says in words how it was made (machine, load, why it stopped)."""
     run, steps = store.get_run(run_id), store.steps(run_id)
-    status = run.status if run.status not in (RUNNING, QUEUED) else STOPPED
+    status = STOPPED if run.status.live else run.status
     meta = {"exported_at": time.time(), "exported_by": f"AutoShrink Studio {__version__}",
             "source_run_id": run.id, "command": command or run.meta.get("command", ""),
             "device": run.device, "evaluator": run.evaluator, "wall_s": wall_seconds(run, steps), "status": status,

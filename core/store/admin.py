@@ -10,9 +10,8 @@ import shutil
 
 from core.store.access import require_write
 from core.store.jobs import JobStore
-from core.store.runs import QUEUED, RUNNING, Store, StoreError
+from core.store.runs import Store, StoreError
 
-LIVE = (RUNNING, QUEUED)
 MAX_NAME = 80
 
 
@@ -32,7 +31,7 @@ def delete_run(store: Store, run_id: int) -> None:
     """Remove a run with its steps and candidates; a queued or running one is refused."""
     require_write("deleting a run")
     run = store.get_run(run_id)
-    if run.status in LIVE:
+    if run.status.live:
         raise StoreError(f"run {run_id} is {run.status}: stop it before deleting it")
     with store._transaction() as con:
         for table in ("candidates", "steps"):
@@ -45,8 +44,8 @@ def reset_store(store: Store) -> int:
     any run or job is live. Returns how many runs were removed."""
     require_write("resetting the store")
     jobs = JobStore(store.path)
-    busy = [f"run {r.id}" for r in store.list_runs() if r.status in LIVE] + \
-        [f"job {j.id}" for j in jobs.list_jobs() if j.status in LIVE]
+    busy = [f"run {r.id}" for r in store.list_runs() if r.status.live] + \
+        [f"job {j.id}" for j in jobs.list_jobs() if j.status.live]
     if busy:
         raise StoreError(f"cannot reset while {', '.join(busy)} {'is' if len(busy) == 1 else 'are'} live: stop first")
     n, job_ids = len(store.list_runs()), [j.id for j in jobs.list_jobs()]

@@ -22,6 +22,7 @@ from core.cell.genotype import Genotype
 from core.store.runs import (
     INTERRUPTED,
     QUEUED,
+    RunStatus,
     Store,
     StoreError,
     _refuse_claim,
@@ -63,7 +64,7 @@ class EpochRecord:
 class JobRecord:
     id: int
     task: str
-    status: str
+    status: RunStatus
     name: str
     source: str
     genotype: Genotype
@@ -78,6 +79,9 @@ class JobRecord:
     error: str
     progress: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", RunStatus(self.status))
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}

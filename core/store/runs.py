@@ -15,19 +15,47 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Iterator
 
 from core.cell.genotype import Genotype
 from core.errors import UserError
+from core.result import CandidateStatus
 from core.store.access import require_write
 from core.store.schema import NotOurStore, prepare
 
 DEFAULT_STORE = Path("runs") / "autoshrink.db"
 STALE_AFTER_S = 120.0   # a running run whose heartbeat is older than this is taken for dead
 
+
+
+class RunStatus(StrEnum):
+    """Where a search run or a training job is in its life; the value is what the store keeps.
+
+    `live`: a process is (or is about to be) working on it, so it can be stopped, not deleted;
+    `resumable`: it ended before its stop rule, and `resume` goes on from what it committed.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"  # read, never written: a running row whose process is gone
+
+    @property
+    def live(self) -> bool:
+        return self in (RunStatus.RUNNING, RunStatus.QUEUED)
+
+    @property
+    def resumable(self) -> bool:
+        return self in (RunStatus.STOPPED, RunStatus.FAILED, RunStatus.INTERRUPTED)
+
+
 RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED, QUEUED = (
-    "running", "finished", "stopped", "failed", "interrupted", "queued")
+    RunStatus.RUNNING, RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.FAILED, RunStatus.INTERRUPTED,
+    RunStatus.QUEUED)
 
 class StoreError(UserError, LookupError):
     """A user-facing store problem (unknown run, unreadable file): one line."""
@@ -52,7 +80,7 @@ class CandidateRecord:
     idx: int
     edge: tuple[int, int] | None      # None for the step-0 baseline (the dense DAG itself)
     genotype: Genotype
-    status: str
+    status: CandidateStatus
     accuracy: float | None = None
     perplexity: float | None = None
     macs: int | None = None
@@ -65,6 +93,9 @@ class CandidateRecord:
     error: str = ""
     history: tuple = ()
     worker: str = ""                  # the node (and GPU) that trained it; '' when trained in the driver
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", CandidateStatus(self.status))
 
     def to_dict(self) -> dict:
         return {"step": self.step, "idx": self.idx, "edge": None if self.edge is None else list(self.edge),
@@ -101,7 +132,7 @@ class StepRecord:
 class RunRecord:
     id: int
     task: str
-    status: str
+    status: RunStatus
     config: dict
     device: str
     evaluator: str
@@ -118,6 +149,9 @@ class RunRecord:
     name: str = ""                      # given by the instructor (core.store.admin.rename_run); '' = none
     noise: dict = field(default_factory=dict)   # {"metric", "std", "seeds", ...} measured at step 0
     meta: dict = field(default_factory=dict)    # provenance: command, imported bundle, sample
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", RunStatus(self.status))
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}

@@ -20,7 +20,7 @@ from core.store.runs import FINISHED
 from core.training.export import rebuild_snippet
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
-from ui.status import LIVE, status_header
+from ui.status import status_header
 from ui.train.figures import result_rows, training_figure
 from ui.train.form import JOB_KEY
 from ui.train.job_store import get_job_store
@@ -61,7 +61,7 @@ def _fraction(job: JobRecord, done: int) -> float:
     if job.status == FINISHED:
         return 1.0
     p = job.progress or {}
-    if job.status in LIVE and "fraction" in p:
+    if job.status.live and "fraction" in p:
         return float(p["fraction"])
     return min(1.0, done / max(int(job.config.get("epochs", 1)), 1))
 
@@ -104,14 +104,14 @@ def _header(job: JobRecord) -> None:
 def _progress(job: JobRecord, done: int) -> None:
     p, epochs = job.progress or {}, job.config.get("epochs")
     text = f"{done} of {epochs} epochs"
-    if job.status in LIVE and p:
+    if job.status.live and p:
         text += f" · epoch {p.get('epoch')}: {p.get('phase')}"
         if p.get("phase") == "train":
             text += f", batch {p.get('batch')} of {p.get('batches')}"
     st.progress(_fraction(job, done), text=text)
     start = job.started_at or job.created_at
-    end = job.finished_at if job.status not in LIVE and job.finished_at else time.time()
-    eta = p.get("eta_s") if job.status in LIVE else None
+    end = job.finished_at if not job.status.live and job.finished_at else time.time()
+    eta = p.get("eta_s") if job.status.live else None
     st.caption(f"elapsed {fmt_duration(end - start)}" + (f" · ETA {fmt_duration(eta)}" if eta is not None else ""))
 
 
