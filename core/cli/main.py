@@ -258,79 +258,66 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 # ----- parser --------------------------------------------------------------------------
-def _store_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--store", help="run store (SQLite); default $AUTOSHRINK_STORE or runs/autoshrink.db")
+def _command(sub: argparse._SubParsersAction, name: str, help: str, func, *, run_id: bool = False,
+             as_json: bool = True, store: bool = True) -> argparse.ArgumentParser:
+    """A subcommand with the arguments most share: a run id, --json and --store."""
+    p = sub.add_parser(name, help=help)
+    if run_id:
+        p.add_argument("run_id", type=int)
+    if as_json:
+        p.add_argument("--json", action="store_true", help="end with one JSON object")
+    if store:
+        p.add_argument("--store", help="run store (SQLite); default $AUTOSHRINK_STORE or runs/autoshrink.db")
+    p.set_defaults(func=func)
+    return p
+
+
+def _search_parser(sub: argparse._SubParsersAction) -> None:
+    s = _command(sub, "search", "run a shrink search (cnn or rnn)", cmd_search)
+    s.add_argument("task", choices=TASKS)
+    s.add_argument("--preset", choices=PRESET_NAMES, default="demo")
+    add_setting_flags(s, {"search": field_specs(SearchConfig)})
+    s.add_argument("--dry-run", action="store_true",
+                   help="run the start check, print the settings and the starting cell, then exit")
+
+
+def _run_parsers(sub: argparse._SubParsersAction) -> None:
+    """The commands over recorded runs: resume, list, show, export, bundles."""
+    _command(sub, "resume", "resume a stopped, failed or killed run from its last step", cmd_resume, run_id=True)
+    _command(sub, "runs", "list runs", cmd_runs)
+    _command(sub, "show", "a run's steps and candidates", cmd_show, run_id=True)
+    ex = _command(sub, "export", "a step's genotype as JSON (default: the best snapshot)", cmd_export,
+                  run_id=True, as_json=False)
+    ex.add_argument("--step", type=int)
+    ex.add_argument("--out")
+    ex.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    er = _command(sub, "export-run", "a whole run (settings, steps, candidates, noise) as one bundle file",
+                  cmd_export_run, run_id=True, as_json=False)
+    er.add_argument("--out", required=True, help="FILE.json or FILE.json.gz (gzip)")
+    er.add_argument("--command", help="how the run was made, when the store did not record it")
+    er.add_argument("--note", help="a sentence on how it was made (machine, load, why it stopped)")
+    ir = _command(sub, "import-run", "add a run bundle to the store under a new run id", cmd_import_run)
+    ir.add_argument("file")
+
+
+def _summary_parser(sub: argparse._SubParsersAction) -> None:
+    sm = _command(sub, "summary", "params and MACs (cnn) or FLOPs (rnn) of a genotype", cmd_summary, store=False)
+    sm.add_argument("genotype", help="GENOTYPE.json or preset:NAME")
+    sm.add_argument("--network", choices=("proxy", "cifar", "imagenet"),
+                    help="cnn network around the cell (default: the preset's, else proxy)")
+    for flag in ("--input-size", "--classes", "--emb", "--hidden", "--vocab"):
+        sm.add_argument(flag, type=int)
+    sm.add_argument("--activation", choices=("relu", "swish"))
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="python -m core", description="AutoShrink Studio: topology-aware NAS by edge shrinking")
     sub = ap.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _search_parser(sub)
+    _run_parsers(sub)
+    _summary_parser(sub)
+    from core.cli.train import add_train_parser  # final training lives in its own module
 
-    s = sub.add_parser("search", help="run a shrink search (cnn or rnn)")
-    s.add_argument("task", choices=TASKS)
-    s.add_argument("--preset", choices=PRESET_NAMES, default="demo")
-    add_setting_flags(s, {"search": field_specs(SearchConfig)})
-    s.add_argument("--json", action="store_true", help="end with one JSON object")
-    s.add_argument("--dry-run", action="store_true",
-                   help="print the resolved settings and the starting cell, then exit without training")
-    _store_arg(s)
-    s.set_defaults(func=cmd_search)
-
-    r = sub.add_parser("resume", help="resume a stopped, failed or killed run from its last step")
-    r.add_argument("run_id", type=int)
-    r.add_argument("--json", action="store_true")
-    _store_arg(r)
-    r.set_defaults(func=cmd_resume)
-
-    ls = sub.add_parser("runs", help="list runs")
-    ls.add_argument("--json", action="store_true")
-    _store_arg(ls)
-    ls.set_defaults(func=cmd_runs)
-
-    sh = sub.add_parser("show", help="a run's steps and candidates")
-    sh.add_argument("run_id", type=int)
-    sh.add_argument("--json", action="store_true")
-    _store_arg(sh)
-    sh.set_defaults(func=cmd_show)
-
-    ex = sub.add_parser("export", help="a step's genotype as JSON (default: the best snapshot)")
-    ex.add_argument("run_id", type=int)
-    ex.add_argument("--step", type=int)
-    ex.add_argument("--out")
-    ex.add_argument("--force", action="store_true", help="overwrite an existing --out file")
-    _store_arg(ex)
-    ex.set_defaults(func=cmd_export)
-
-    er = sub.add_parser("export-run", help="a whole run (settings, steps, candidates, noise) as one bundle file")
-    er.add_argument("run_id", type=int)
-    er.add_argument("--out", required=True, help="FILE.json or FILE.json.gz (gzip)")
-    er.add_argument("--command", help="how the run was made, when the store did not record it")
-    er.add_argument("--note", help="a sentence on how it was made (machine, load, why it stopped)")
-    _store_arg(er)
-    er.set_defaults(func=cmd_export_run)
-
-    ir = sub.add_parser("import-run", help="add a run bundle to the store under a new run id")
-    ir.add_argument("file")
-    ir.add_argument("--json", action="store_true")
-    _store_arg(ir)
-    ir.set_defaults(func=cmd_import_run)
-
-    sm = sub.add_parser("summary", help="params and MACs (cnn) or FLOPs (rnn) of a genotype")
-    sm.add_argument("genotype", help="GENOTYPE.json or preset:NAME")
-    sm.add_argument("--network", choices=("proxy", "cifar", "imagenet"),
-                    help="cnn network around the cell (default: the preset's, else proxy)")
-    sm.add_argument("--input-size", type=int)
-    sm.add_argument("--classes", type=int)
-    sm.add_argument("--activation", choices=("relu", "swish"))
-    sm.add_argument("--emb", type=int)
-    sm.add_argument("--hidden", type=int)
-    sm.add_argument("--vocab", type=int)
-    sm.add_argument("--json", action="store_true")
-    sm.set_defaults(func=cmd_summary)
-
-    from core.cli.train import (
-        add_train_parser,  # final training lives in its own module
-    )
     add_train_parser(sub)
     return ap
 
