@@ -50,11 +50,3 @@ def table_button(rows: Sequence[dict], label: str, name: str, key: str) -> None:
     """A table as CSV (greyed out while it has no rows, rather than offering an empty file)."""
     st.download_button(label, csv_text(rows), file_name=f"{name}.csv", mime="text/csv", key=f"{key}-csv",
                        on_click="ignore", icon=":material/download:", disabled=not rows)
-
-
-def dag_with_downloads(dot: graphviz.Digraph, g: Genotype, name: str, key: str) -> None:
-    """The DAG chart with its genotype, DOT and SVG downloads in a row under it."""
-    st.graphviz_chart(dot)  # natural size, shrunk to fit: a 3-node cell is not blown up to the page width
-    with st.container(horizontal=True):
-        genotype_button(g, name, key)
-        dag_buttons(dot, name, key)

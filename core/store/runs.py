@@ -409,11 +409,6 @@ def best_of(steps: list[StepRecord]) -> StepRecord | None:
     return max(scored, key=lambda s: (s.score, -s.edges))
 
 
-def _owner_alive(run: RunRecord) -> bool:
-    """Is the process that claimed this run still there? Same host: ask the OS; else heartbeat."""
-    return _alive(run.host, run.pid, run.heartbeat)
-
-
 def _alive(host: str | None, pid: int | None, heartbeat: float | None) -> bool:
     if host == socket.gethostname() and pid:
         try:
