@@ -51,7 +51,8 @@ def values(namespace: str, specs: list[FieldSpec]) -> dict:
 
 def knob(namespace: str, spec: FieldSpec) -> None:
     """One widget per setting, chosen by its choices and value kind."""
-    k, label, help_text = key(namespace, spec.name), spec.label, spec.setting.help
+    k, help_text = key(namespace, spec.name), spec.setting.help
+    label = spec.label[:1].upper() + spec.label[1:]
     if spec.setting.choices:
         st.selectbox(label, spec.setting.choices, key=k, help=help_text)
     elif spec.kind == "bool":
