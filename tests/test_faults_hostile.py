@@ -95,3 +95,85 @@ def test_an_unmarked_first_schema_store_without_jobs_tables_is_adopted(tmp_path)
 def _split(script: str) -> list[str]:
     from core.store.schema import _statements
     return _statements(script)
+
+
+# ----- view-only mode writes nothing ----------------------------------------------------------
+SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "runs" / "cnn-cifar10-proxy.json.gz"
+
+
+@pytest.fixture
+def view_store(tmp_path, monkeypatch) -> Store:
+    """A store with a finished and a stopped run (written in full mode), then view-only mode on."""
+    from core.store.access import MODE_ENV
+    from core.store.runs import STOPPED
+    monkeypatch.delenv(MODE_ENV, raising=False)
+    store = Store(tmp_path / "class.db")
+    committed_run(store)
+    store.finish(committed_run(store), STOPPED)
+    monkeypatch.setenv(MODE_ENV, "view")
+    return store
+
+
+def test_view_mode_core_refuses_a_bundle_import(view_store):
+    from core.search.bundle import import_bundle, import_file, import_samples
+    from core.store.access import ReadOnlyError
+    before = snapshot(view_store)
+    for call in (lambda: import_bundle(view_store, SAMPLE.read_bytes(), SAMPLE.name),
+                 lambda: import_file(view_store, SAMPLE), lambda: import_samples(view_store, SAMPLE.parent),
+                 lambda: view_store.insert_run({}, [], [])):
+        with pytest.raises(ReadOnlyError, match="importing a run bundle is not allowed in view-only mode"):
+            call()
+    assert snapshot(view_store) == before
+
+
+@pytest.mark.parametrize("command", [["import-run", SAMPLE], ["resume", 2], ["search", "cnn", *TINY_SEARCH]])
+def test_view_mode_cli_writes_nothing(view_store, capsys, command):
+    """The mode is the core's, so a CLI under AUTOSHRINK_MODE=view is refused too: one line, exit 2."""
+    before = snapshot(view_store)
+    code, err = cli(capsys, *command, "--store", view_store.path)
+    assert code == 2 and "view-only mode" in only_line(err), err
+    assert snapshot(view_store) == before
+
+
+def test_view_mode_claim_of_a_training_job_is_refused(view_store, monkeypatch, capsys):
+    from core.cell.presets import load_preset
+    from core.store.access import MODE_ENV
+    from core.store.jobs import JobStore
+    from core.store.runs import STOPPED
+    jobs = JobStore(view_store.path)
+    monkeypatch.delenv(MODE_ENV)
+    job = jobs.create_job("cnn", load_preset("shrinkcnn-a"), {})
+    jobs.finish_job(job, STOPPED)
+    monkeypatch.setenv(MODE_ENV, "view")
+    code, err = cli(capsys, "train", "--resume", job, "--store", view_store.path)
+    assert code == 2 and "view-only mode" in only_line(err), err
+    assert jobs.get_job(job).status == STOPPED and jobs.epochs(job) == []
+
+
+def _sidebar_app(monkeypatch, store_path: Path, view: bool, samples: str = "off"):
+    from streamlit.testing.v1 import AppTest
+
+    from core.store.access import MODE_ENV
+    monkeypatch.setenv("AUTOSHRINK_STORE", str(store_path))
+    monkeypatch.setenv("AUTOSHRINK_SAMPLES", samples)
+    if view:
+        monkeypatch.setenv(MODE_ENV, "view")
+    else:
+        monkeypatch.delenv(MODE_ENV, raising=False)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=90).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_view_mode_page_offers_no_upload_and_imports_no_samples(monkeypatch, tmp_path):
+    """Full mode offers the sidebar's upload (so the check below can see one); view mode does not,
+    and a view server imports no samples into an empty store (the store stays empty)."""
+    full = _sidebar_app(monkeypatch, tmp_path / "full.db", view=False)
+    assert full.get("file_uploader") and any(b.label == "Import" for b in full.sidebar.button)
+    store = Store(tmp_path / "class.db")
+    committed_run(store)
+    before = snapshot(store)
+    view = _sidebar_app(monkeypatch, store.path, view=True, samples=str(SAMPLE.parent))
+    assert not view.get("file_uploader") and not any(b.label == "Import" for b in view.sidebar.button)
+    assert not any("Import a run bundle" in e.label for e in view.sidebar.expander)
+    assert snapshot(store) == before  # the shipped samples were not imported either
