@@ -177,3 +177,71 @@ def test_view_mode_page_offers_no_upload_and_imports_no_samples(monkeypatch, tmp
     assert not view.get("file_uploader") and not any(b.label == "Import" for b in view.sidebar.button)
     assert not any("Import a run bundle" in e.label for e in view.sidebar.expander)
     assert snapshot(store) == before  # the shipped samples were not imported either
+
+
+# ----- --embedding-init glove:PATH that cannot be read ---------------------------------------
+RNN_DIM = 64  # the rnn demo preset's emb (= hidden)
+GLOVE = {
+    "missing": (None, "no GloVe file at"),
+    "a directory": ("dir", "(it is a directory)"),
+    "empty": (b"", "not GloVe text"),
+    "binary": (b"\x89PNG\r\n\x1a\n\xff\xfe" * 10, "not UTF-8 text"),
+    "words only": (b"the of and to\n", "not GloVe text"),
+    "non-numeric": (b"the 0.1 zero 0.3\n", "not GloVe text"),
+    "wrong size": (b"the " + b" ".join([b"0.5"] * 50) + b"\n", f"50 values for 'the', expected {RNN_DIM}"),
+}
+
+
+def _glove(tmp_path: Path, case: str) -> Path:
+    content, _ = GLOVE[case]
+    path = tmp_path / "glove.txt"
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize("case", GLOVE)
+def test_unreadable_glove_is_refused_before_a_run_exists(tmp_path, capsys, case):
+    store = Store(tmp_path / "runs.db")
+    committed_run(store)
+    before = snapshot(store)
+    path = _glove(tmp_path, case)
+    code, err = cli(capsys, "search", "rnn", *TINY_SEARCH, "--embedding-init", f"glove:{path}",
+                    "--store", store.path)
+    assert code == 2 and GLOVE[case][1] in only_line(err), err
+    assert snapshot(store) == before  # no failed run left behind
+
+
+@pytest.mark.skipif(hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0,
+                    reason="root reads a file whatever its mode")
+def test_glove_without_read_permission_is_refused(tmp_path, capsys):
+    path = tmp_path / "glove.txt"
+    path.write_text("the " + " ".join(["0.5"] * RNN_DIM) + "\n")
+    path.chmod(0)
+    code, err = cli(capsys, "search", "rnn", *TINY_SEARCH, "--embedding-init", f"glove:{path}",
+                    "--store", tmp_path / "runs.db")
+    assert code == 2 and "cannot read GloVe file" in only_line(err)
+    assert Store(tmp_path / "runs.db").list_runs() == []
+
+
+@pytest.mark.parametrize("case", ["missing", "binary", "wrong size"])
+def test_the_app_start_path_refuses_unreadable_glove(tmp_path, case):
+    """The Search page's Start calls Runner.start_search: the same one line, no run row."""
+    from core.errors import UserError
+    from core.runner.threads import Runner
+    from core.search.config import preset_config
+    store = Store(tmp_path / "runs.db")
+    cfg = preset_config("rnn", "demo", embedding_init=f"glove:{_glove(tmp_path, case)}")
+    with pytest.raises(UserError, match=re.escape(GLOVE[case][1])):
+        Runner().start_search(store, cfg)
+    assert store.list_runs() == []
+
+
+def test_a_good_glove_file_passes_the_start_check(tmp_path):
+    from core.search.config import preset_config
+    from core.search.loop import check_startable
+    path = tmp_path / "glove.txt"
+    path.write_text("the " + " ".join(["0.5"] * RNN_DIM) + "\nof " + " ".join(["-1e-3"] * RNN_DIM) + "\n")
+    check_startable(preset_config("rnn", "demo", embedding_init=f"glove:{path}"))
