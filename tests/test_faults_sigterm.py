@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -145,40 +147,56 @@ def test_a_chained_sigterm_stops_the_runner_before_the_previous_handler(tmp_path
     assert seen == [STOPPED]
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
 def test_an_app_server_stopped_by_sigterm_leaves_its_search_stopped(tmp_path):
     """A real `streamlit run app.py`: Start a demo search in a browser, SIGTERM the server while the
-    search runs; the server exits and the run reads `stopped`, not `running` or interrupted."""
+    search runs; the server exits 0 and the run reads `stopped`, not `running` or interrupted."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
-    from test_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, _wait_healthy
     if not CHROMIUM.exists():
         pytest.skip(f"chromium not found at {CHROMIUM}")
-    db, port = tmp_path / "app.db", _free_port()
-    env = {**os.environ, "AUTOSHRINK_STORE": str(db), "AUTOSHRINK_SAMPLES": "off",
-           "PYTHONUNBUFFERED": "1"}
+    db, port, log_path = tmp_path / "app.db", _free_port(), tmp_path / "server.log"
+    env = {**os.environ, "AUTOSHRINK_STORE": str(db), "AUTOSHRINK_SAMPLES": "off", "PYTHONUNBUFFERED": "1"}
     env.pop("AUTOSHRINK_MODE", None)
-    log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
-         "--server.address", "localhost", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_healthy(port, server)
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page()
-                page.goto(f"http://localhost:{port}/")
-                page.get_by_role("button", name="Start search").click(timeout=60_000)
-                _until(lambda: _status(db, "runs") == RUNNING, "the app's search to run", server)
-            finally:
-                browser.close()
-        server.send_signal(signal.SIGTERM)
-        code = server.wait(TIMEOUT)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-        log.close()
-    assert code == 0, (Store(db).get_run(1).error, (tmp_path / "server.log").read_text())
-    assert _status(db, "runs") == STOPPED, (tmp_path / "server.log").read_text()
-    assert Store(db).get_run(1).status == STOPPED
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless",
+             "true", "--server.address", "localhost", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _until(lambda: _healthy(port), "the server to answer", server)
+            with sync_api.sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                try:
+                    page = browser.new_page()
+                    page.goto(f"http://localhost:{port}/")
+                    page.get_by_role("button", name="Start search").click(timeout=60_000)
+                    _until(lambda: _status(db, "runs") == RUNNING, "the app's search to run", server)
+                finally:
+                    browser.close()
+            server.send_signal(signal.SIGTERM)
+            code = server.wait(TIMEOUT)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+    assert code == 0, log_path.read_text()
+    run = Store(db).get_run(1)
+    assert run.status == STOPPED and run.error == "", (run.status, run.error, log_path.read_text())
