@@ -116,6 +116,7 @@ ACCEPTED = {  # what a search does write
         **RNN["candidates"][LOSER], "status": "failed", "perplexity": None, "score": None, "stop_reason": "nan",
         "history": [{**RNN["candidates"][LOSER]["history"][0], "val_loss": NAN, "val_ppl": float("inf")}]}),
     "a train perplexity over e^700": (RNN, _c(LOSER, "history", 0, "train_ppl"), float("inf")),
+    "a NaN running loss": (RNN, _c(LOSER, "history", 0, "train_loss_ema"), NAN),
     "measured noise": (CNN, ["run", "noise"], {"metric": "accuracy", "std": 0.012, "seeds": 3, "mean": 0.3,
                                                "values": [0.29, 0.3, 0.31]}),
     "noise not measured": (RNN, ["run", "noise"], {"metric": "perplexity", "std": None, "seeds": 1,

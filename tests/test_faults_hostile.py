@@ -45,6 +45,7 @@ FOREIGN = {
     "our runs with an older jobs table of its own": [
         BASE_SCHEMA.split("CREATE TABLE IF NOT EXISTS steps")[0],
         "CREATE TABLE jobs (id INTEGER PRIMARY KEY, cron TEXT)"],
+    "nothing but a view": ["CREATE VIEW answer AS SELECT 42"],
     "our tables plus a view of its own": [
         BASE_SCHEMA.split("CREATE TABLE IF NOT EXISTS steps")[0],
         "CREATE VIEW recent AS SELECT id FROM runs"],

@@ -160,7 +160,7 @@ def history_row(row: dict, cfg: SearchConfig, where: str) -> None:
             continue
         what = f"{where}history {key}"
         if isinstance(v, float) and not math.isfinite(v):
-            need(key.endswith(NON_FINITE_OK), f"{what} is not finite")
+            need(any(part in key for part in NON_FINITE_OK), f"{what} is not finite")
         elif "acc" in key:
             in_range(v, 0.0, 1.0, what)
         elif key.endswith("ppl"):

@@ -156,7 +156,8 @@ def prepare(con: sqlite3.Connection, path: Path) -> None:
                           f"this one knows {SCHEMA_VERSION}); upgrade to open it")
     if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
         return
-    if tables:  # about to adopt or migrate it: its shape must be one we wrote
+    objects = con.execute("SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchone()[0]
+    if objects:  # about to adopt or migrate it: its shape must be one we wrote (a lone view is not)
         mismatch = _shape_mismatch(con, version)
         if mismatch:
             raise NotOurStore(f"{path} is not an AutoShrink run store ({mismatch}); choose another --store")
