@@ -4,6 +4,9 @@ The samples shipped in assets/runs/ are imported into the store once per server 
 (matched by content hash, so never twice) and marked as samples: finished runs that open in
 Explorer, Trade-offs and Compare without any computation. AUTOSHRINK_SAMPLES=off turns that
 off (the tests do), or names another folder.
+
+In view-only mode (core.store.access) nothing here writes the store: no samples are imported
+and no upload is offered (the core refuses an import there anyway).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import streamlit as st
 from core.errors import UserError
 from core.insight.format import fmt_duration
 from core.search.bundle import SAMPLE_DIR, bundle_bytes, import_bundle, import_samples
+from core.store.access import view_only
 from core.store.runs import RunRecord, Store
 from ui.errors import one_line
 
@@ -35,8 +39,9 @@ def _samples_in(store_path: str, folder: str) -> list[int]:
 
 
 def ensure_samples(store: Store) -> None:
+    """Import the samples once per server process; a view-only server writes nothing."""
     folder = sample_folder()
-    if folder is not None:
+    if folder is not None and not view_only():
         try:
             _samples_in(str(store.path), str(folder))
         except UserError as exc:  # a damaged sample must not take the app down
@@ -81,7 +86,7 @@ def _import(store: Store) -> None:
 
 
 def bundle_sidebar(store: Store, run: RunRecord | None) -> None:
-    """In the sidebar: the chosen run's provenance and bundle download, and the bundle upload."""
+    """In the sidebar: the chosen run's provenance and bundle download, and (full mode only) the upload."""
     if run is not None:
         made = run.meta.get("bundle") or {}
         if made:
@@ -93,6 +98,8 @@ def bundle_sidebar(store: Store, run: RunRecord | None) -> None:
                            mime="application/gzip", key="bundle-download", on_click="ignore",
                            icon=":material/download:", help="the whole run (settings, steps, candidates, "
                            "noise, timings) as one file; `python -m core import-run` or the upload below reads it")
+    if view_only():  # an import writes the shared store: the instructor's server does it
+        return
     with st.expander("Import a run bundle", expanded=False):
         st.file_uploader("Run bundle (.json.gz or .json)", type=["gz", "json"], key=UPLOAD_KEY)
         st.button("Import", key="bundle-import", on_click=_import, args=(store,), icon=":material/upload:")

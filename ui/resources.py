@@ -9,14 +9,32 @@ import threading
 
 import streamlit as st
 
-from core.runner.threads import Runner
+from core.runner.threads import Runner, chain_stop_signals
 from core.store.runs import Store, default_store_path
 
 
 @st.cache_resource(show_spinner=False)
 def get_runner() -> Runner:
-    """The process's one Runner (background search threads)."""
-    return Runner()
+    """The process's one Runner (background search threads); when the server process ends
+    (SIGTERM, Ctrl-C) its searches and jobs are stopped and marked `stopped`, not left running."""
+    runner = Runner()
+    runner.stop_at_exit()
+    _on_server_loop(lambda: chain_stop_signals(runner))
+    return runner
+
+
+def _on_server_loop(fn) -> bool:
+    """Run `fn` on the server's event loop, i.e. the main thread, the only one that may set signal
+    handlers. Streamlit has no public way in; its Runtime's loop is reached through a private
+    method (streamlit is pinned in requirements.txt, and tests/test_faults_sigterm.py stops a
+    real server to prove it). False where there is no server (AppTest): atexit still applies."""
+    try:
+        from streamlit.runtime import Runtime
+        loop = Runtime.instance()._get_async_objs().eventloop
+        loop.call_soon_threadsafe(fn)
+        return True
+    except Exception:  # noqa: BLE001 -- no running server, or Streamlit moved its internals
+        return False
 
 
 @st.cache_resource(show_spinner=False)

@@ -18,10 +18,10 @@ from core.cli.output import write_export
 from core.cli.progress import ProgressBar
 from core.errors import UserError
 from core.insight.format import fmt_duration
-from core.settings import field_specs
-from core.runner.foreground import EXIT_INTERRUPTED, Outcome, run_interruptibly
+from core.runner.foreground import Outcome, run_interruptibly
 from core.search.config import PRESET_NAMES, TASKS, SearchConfig, preset_config
 from core.search.loop import Observer, check_startable, create_run, run_search
+from core.settings import field_specs
 from core.store.runs import (
     FAILED,
     CandidateRecord,
@@ -87,7 +87,7 @@ def _finish_report(store: Store, run_id: int, as_json: bool, outcome: Outcome) -
     if run.status == FAILED:
         print(f"error: run {run_id} failed: {run.error}", file=sys.stderr)
         return 1
-    return EXIT_INTERRUPTED if outcome.interrupted else 0
+    return outcome.exit_code
 
 
 def cmd_search(args: argparse.Namespace) -> int:

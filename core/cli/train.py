@@ -22,7 +22,7 @@ from core.cli.flags import add_setting_flags
 from core.cli.progress import ProgressBar
 from core.errors import ConfigError
 from core.insight.format import fmt_duration, quality_text
-from core.runner.foreground import EXIT_INTERRUPTED, Outcome, run_interruptibly
+from core.runner.foreground import Outcome, run_interruptibly
 from core.store.jobs import JobStore
 from core.store.runs import FAILED
 from core.training.config import SCHEDULES, TASKS, field_specs, train_config
@@ -130,7 +130,7 @@ def _report(store: JobStore, job_id: int, as_json: bool, outcome: Outcome) -> in
     if job.status == FAILED:
         print(f"error: job {job_id} failed: {job.error}", file=sys.stderr)
         return 1
-    return EXIT_INTERRUPTED if outcome.interrupted else 0
+    return outcome.exit_code
 
 
 def _list(store: JobStore, as_json: bool) -> int:

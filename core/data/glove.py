@@ -22,6 +22,38 @@ class GloveError(UserError, ValueError):
     """A GloVe file that cannot be used; the message is one line."""
 
 
+def glove_path(spec: str) -> Path:
+    """The file of an `--embedding-init glove:PATH` value."""
+    return Path(spec[len("glove:"):]).expanduser()
+
+
+def check_glove_file(path: Path, dim: int) -> None:
+    """One line (GloveError) unless `path` is a readable GloVe text file of `dim`-d vectors.
+
+    Cheap, for the start check: only the first line is read (a word, then `dim` floats), so
+    a missing, unreadable, binary or wrong-size file is refused before any run row exists
+    instead of failing the run after its corpus has loaded."""
+    if not path.is_file():
+        raise GloveError(f"no GloVe file at {path}" + (" (it is a directory)" if path.is_dir() else ""))
+    try:
+        with path.open(encoding="utf-8") as f:
+            first = f.readline(1 << 20)
+    except OSError as exc:
+        raise GloveError(f"cannot read GloVe file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise GloveError(f"{path} is not UTF-8 text; expected GloVe's plain-text format") from None
+    word, _, rest = first.rstrip("\n").partition(" ")
+    values = rest.split()
+    try:
+        numbers = [float(v) for v in values]
+    except ValueError:
+        numbers = []
+    if not word.strip() or not numbers:
+        raise GloveError(f"{path} line 1: not GloVe text (expected a word and its numbers)")
+    if len(numbers) != dim:
+        raise GloveError(f"{path} line 1: {len(numbers)} values for {word!r}, expected {dim} (the embedding size)")
+
+
 def read_glove(path: Path, vocab: list[str], dim: int) -> dict[str, list[float]]:
     """The vectors of `vocab`'s words found in the text file at `path`; each must have `dim` floats."""
     wanted, found = set(vocab), {}

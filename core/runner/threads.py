@@ -3,10 +3,23 @@
 One `Runner` per process (the app keeps it with st.cache_resource) so a search outlives
 the browser tab that started it. Stop is cooperative: it is written to the store, which
 the trainer polls between batches, so it works for runs owned by any process.
+
+When the process ends, the Runner stops its searches and jobs as a Stop click would, so they
+are left `stopped` and resumable, not `running`. An app server gets SIGTERM (or Ctrl-C) and
+Streamlit's own handler stops its loop; `chain_stop_signals` (run on the main thread: the
+app's script runs elsewhere, where Python cannot set a handler) puts `Runner.shutdown` in
+front of that handler, so the threads reach their batch boundary while the interpreter is
+still whole. Waiting for atexit is too late: by then the interpreter is shutting down and a
+search still loading its data fails on the first lazy import (seen: sklearn's, with
+"can't register atexit after shutdown"). `stop_at_exit` stays as the fallback for any
+other normal exit.
 """
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import signal
 import threading
 import time
 from typing import Callable
@@ -15,9 +28,10 @@ from core.errors import UserError
 from core.search.config import SearchConfig
 from core.search.loop import Observer, create_run, run_search
 from core.store.access import require_write
-from core.store.runs import Store, StoreError
+from core.store.runs import QUEUED, RUNNING, STOPPED, Store, StoreError
 
 SAME_START_S = 10.0  # a second Start with the same settings within this window is the same click
+EXIT_GRACE_S = 8.0   # at exit, how long the threads get to reach a batch boundary (docker waits 10 s)
 
 
 class Runner:
@@ -34,6 +48,27 @@ class Runner:
         with self._lock:
             self._threads[key] = (thread, stop)
         thread.start()
+
+    def stop_at_exit(self) -> None:
+        """Call `shutdown` when this process exits (the app server does this for its Runner)."""
+        atexit.register(self.shutdown)
+
+    def shutdown(self, grace_s: float = EXIT_GRACE_S) -> list[tuple[str, str, int]]:
+        """Stop every live search and job of this process: each stops at its next batch boundary
+        and marks itself `stopped`; one that has not within `grace_s` (still loading data, say) is
+        marked `stopped` here, as its committed steps or epochs are all a resume needs. Returns
+        the (store, kind, id) keys it stopped."""
+        with self._lock:
+            live = [(key, thread, stop) for key, (thread, stop) in self._threads.items() if thread.is_alive()]
+        for _, _, stop in live:
+            stop.set()
+        deadline = time.monotonic() + grace_s
+        for _, thread, _ in live:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        for key, thread, _ in live:
+            if thread.is_alive():
+                _mark_stopped(*key)
+        return [key for key, _, _ in live]
 
     def active(self, store: Store, run_id: int, kind: str = "search") -> bool:
         entry = self._threads.get(_key(store, kind, run_id))
@@ -118,6 +153,47 @@ def _quiet_loser(target: Callable[[threading.Event], object], stop: threading.Ev
         target(stop)
     except UserError as exc:
         logging.getLogger(__name__).warning("not started: %s", exc)
+
+
+def chain_stop_signals(runner: Runner) -> bool:
+    """On the main thread: make SIGTERM and SIGINT call `runner.shutdown()` first, then the handler
+    that was there (Streamlit's, which stops the server). Idempotent; False off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(signum)
+        if getattr(previous, "stops_runner", None) is runner:
+            continue
+        signal.signal(signum, _stop_then(runner, previous))
+    return True
+
+
+def _stop_then(runner: Runner, previous) -> Callable:
+    def handler(signum: int, frame) -> None:
+        runner.shutdown()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:  # what the signal would have done: end the process
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+    handler.stops_runner = runner  # type: ignore[attr-defined]
+    return handler
+
+
+def _mark_stopped(path: str, kind: str, row_id: int) -> None:
+    """Leave a run or job whose thread did not stop in time `stopped` (if it is still live)."""
+    try:
+        if kind == "search":
+            store = Store(path)
+            if store.get_run(row_id).status in (QUEUED, RUNNING):
+                store.finish(row_id, STOPPED)
+        else:
+            from core.store.jobs import JobStore
+            jobs = JobStore(path)
+            if jobs.get_job(row_id).status in (QUEUED, RUNNING):
+                jobs.finish_job(row_id, STOPPED)
+    except Exception as exc:  # noqa: BLE001 -- at exit: a store gone meanwhile must not hide the others
+        logging.getLogger(__name__).warning("could not mark %s %s stopped: %s", kind, row_id, exc)
 
 
 def _key(store: Store, kind: str, job_id: int) -> tuple[str, str, int]:

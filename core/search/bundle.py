@@ -5,7 +5,8 @@ measured noise, the device, evaluator and timings, and how the run was made (com
 time). Importing one adds the run to any store under a new id and overwrites nothing.
 
 A bundle comes from outside, so reading one trusts nothing: the size is capped before and
-after decompression, the format version must match, every record is type-checked, and the
+after decompression, the format version must match, every record is type-checked, every
+number must lie in the range a search can produce (core.search.bundle_ranges), and the
 steps must replay (each step's genotype is its parent without the removed edge, each step's
 choice is one of its trained candidates). Any failure is one line and the store is left
 untouched: the run, its steps and candidates are inserted in one transaction.
@@ -25,6 +26,7 @@ from pathlib import Path
 from core import __version__
 from core.cell.genotype import Genotype
 from core.errors import UserError
+from core.search import bundle_ranges as ranges
 from core.search.config import SearchConfig
 from core.store.runs import (
     FAILED,
@@ -108,9 +110,11 @@ def read_bundle(data: bytes, name: str = "bundle") -> Bundle:
         raise BundleError(f"{name}: {len(data):,} bytes is over the {MAX_FILE_BYTES // 2**20} MiB bundle limit")
     text = _decompress(data, name)
     try:
-        doc = json.loads(text, parse_constant=lambda c: None)  # NaN/Infinity read as missing
+        doc = json.loads(text, parse_constant=float)  # NaN/Infinity: refused by the range checks
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{name}: not a run bundle (JSON unreadable: {exc}); truncated?") from None
+    except ValueError as exc:  # an integer of thousands of digits
+        raise BundleError(f"{name}: not a run bundle ({str(exc).split(':')[0]})") from None
     except RecursionError:  # nesting deep enough to exhaust the parser's stack: no bundle has it
         raise BundleError(f"{name}: not a run bundle (JSON nested too deeply)") from None
     try:
@@ -178,8 +182,9 @@ def _num(d: dict, key: str, kind=float, optional: bool = True, where: str = ""):
     if v is None:
         _need(optional, f"inconsistent bundle: {where}{key} is missing")
         return None
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    _need(ok and (kind is float or float(v).is_integer()), f"inconsistent bundle: {where}{key} is not a number")
+    ok = isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and math.isfinite(v)
+    _need(ok and (kind is float or isinstance(v, int) or v.is_integer()),
+          f"inconsistent bundle: {where}{key} is not a number")
     return kind(v)
 
 
@@ -206,15 +211,24 @@ def _check(doc, sha: str) -> Bundle:
     _need(isinstance(doc, dict) and doc.get("format") == FORMAT, "not a run bundle (no autoshrink-run-bundle mark)")
     _need(doc.get("version") == VERSION,
           f"bundle format version {doc.get('version')!r}; this AutoShrink Studio reads version {VERSION}")
-    run = _check_run(_dict(doc.get("run"), "run"))
-    cfg = SearchConfig.from_dict(run["config"])
     raw_steps, raw_cands = doc.get("steps"), doc.get("candidates")
     _need(isinstance(raw_steps, list) and raw_steps, "inconsistent bundle: it has no steps")
     _need(isinstance(raw_cands, list), "inconsistent bundle: candidates is not a list")
+    ranges.all_finite([v for k, v in doc.items() if k != "candidates"])  # histories: per key, below
+    ranges.all_finite([{k: v for k, v in c.items() if k != "history"} for c in raw_cands if isinstance(c, dict)])
+    run = _check_run(_dict(doc.get("run"), "run"))
+    cfg = SearchConfig.from_dict(run["config"])
+    meta = _dict(doc.get("meta", {}), "meta")
+    ranges.run_numbers(run, cfg, run["noise"])
+    ranges.bundle_meta(meta)
     steps = [_step(_dict(s, "a step"), i) for i, s in enumerate(raw_steps)]
     cands = [_candidate(_dict(c, "a candidate")) for c in raw_cands]
+    for s in steps:
+        ranges.step_numbers(s, f"step {s.step}: ")
+    for c in cands:
+        ranges.candidate_numbers(c, cfg, f"candidate {c.step}/{c.idx}: ")
     _replay(cfg, steps, cands)
-    return Bundle(meta=_dict(doc.get("meta", {}), "meta"), run=run, steps=steps, candidates=cands, sha256=sha)
+    return Bundle(meta=meta, run=run, steps=steps, candidates=cands, sha256=sha)
 
 
 def _check_run(r: dict) -> dict:
@@ -222,6 +236,7 @@ def _check_run(r: dict) -> dict:
     _need(r.get("status") in (FINISHED, STOPPED, FAILED), f"inconsistent bundle: run status {r.get('status')!r}")
     config = _dict(r.get("config"), "run config")
     _need(config.get("task") == r["task"], "inconsistent bundle: the settings are for another task")
+    ranges.config_types(config)
     out = {"task": r["task"], "status": r["status"], "config": config,
            "device": _text(r, "device", "run "), "evaluator": _text(r, "evaluator", "run "),
            "expected_steps": _num(r, "expected_steps", int, False, "run "),
@@ -287,7 +302,7 @@ def _replay(cfg: SearchConfig, steps: list[StepRecord], cands: list[CandidateRec
         _need(s.edges == s.genotype.num_edges, f"inconsistent bundle: step {s.step}'s edge count is wrong")
         group = by_step.get(s.step, [])
         chosen = [c for c in group if c.edge == s.removed and c.genotype == s.genotype and c.status == "ok"]
-        _need(bool(chosen) and any(c.score == s.score for c in chosen),
+        _need(ranges.same_numbers(s, chosen),  # its score, quality and cost are its choice's
               f"inconsistent bundle: step {s.step}'s choice is not one of its trained candidates")
         for c in group:
             ok = (c.edge is None and c.genotype == dense) if s.step == 0 else \

@@ -76,10 +76,14 @@ def create_run(store: Store, cfg: SearchConfig) -> int:
 
 
 def check_startable(cfg: SearchConfig) -> None:
-    """One line (a UserError) for a device this machine lacks or data that cannot load, before
-    any run row exists: a refused start leaves no failed run behind. Cheap: no data is loaded."""
+    """One line (a UserError) for a device this machine lacks, or data or a GloVe file that cannot
+    load, before any run row exists: a refused start leaves no failed run behind. Cheap: no data
+    is loaded (a GloVe file's first line only)."""
     resolve_device(cfg.device)
     check_data(cfg.data_spec)
+    if cfg.task == "rnn" and cfg.embedding_init.startswith("glove:"):
+        from core.data.glove import check_glove_file, glove_path
+        check_glove_file(glove_path(cfg.embedding_init), cfg.emb)
 
 
 def step_candidates(current: Genotype, k: int, seed: int, step: int) -> list[tuple[int, int]]:

@@ -142,10 +142,8 @@ def _pretrained_embedding(cfg: SearchConfig, vocab: list[str], log: Callable[[st
     if not cfg.embedding_init.startswith("glove:"):
         log("embedding init: uniform U(-0.1, 0.1) per candidate (no GloVe; the official search uses GloVe 100-d)")
         return None
-    from pathlib import Path
-
-    from core.data.glove import glove_embedding
-    path = Path(cfg.embedding_init[len("glove:"):]).expanduser()
+    from core.data.glove import glove_embedding, glove_path
+    path = glove_path(cfg.embedding_init)
     emb, found = glove_embedding(path, vocab, cfg.emb, cfg.seed)
     log(f"embedding init: GloVe from {path}: {found:,} of {len(vocab):,} words, U(-0.5, 0.5) for the rest, "
         "the same tensor for every candidate")

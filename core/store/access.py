@@ -4,7 +4,11 @@ A classroom server started with AUTOSHRINK_MODE=view (or `streamlit run app.py -
 which sets it) lets everyone look at runs but nobody start, stop, resume, train, rename,
 delete or reset. The app hides those controls, and because a hidden button is not a
 lock, the core's write paths the app uses (Runner, Store.create_run/rename/delete/reset,
-stop requests, job creation) call `require_write` too and refuse with one line.
+stop requests, job creation, the claim that starts or resumes any run or job, and
+Store.insert_run, which every bundle import goes through) call `require_write` too and
+refuse with one line. The other writes (steps, heartbeats, the final status) only ever follow
+a claim, so they need no check of their own. A view-only app server imports no recorded
+samples either: the instructor's server (or `import-run`) adds them to the shared store.
 """
 from __future__ import annotations
 

@@ -127,6 +127,7 @@ class JobStore(Store):
 
     def check_job_resumable(self, job_id: int) -> None:
         """One line if the job is finished or held by a live process (the claim checks again)."""
+        require_write("running a training job")
         with self._connect() as con:
             row = con.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         _refuse_claim("jobs", job_id, row, self.path)

@@ -225,6 +225,7 @@ class Store:
         Check and update are one IMMEDIATE transaction, so of two processes claiming the same
         row one wins and the other gets a one-line StoreError, having changed nothing."""
         assert table in self._LIFECYCLE_TABLES
+        require_write("running a search" if table == "runs" else "running a training job")  # e.g. a CLI resume
         now = time.time()
         sets = "".join(f", {col}=?" for col in extra)
         with self._transaction() as con:
@@ -316,6 +317,7 @@ class Store:
     def check_resumable(self, run_id: int) -> None:
         """Refuse (one line) to resume a finished run or one that a live process holds; the
         claim itself checks again, atomically, so this is only the early, friendly answer."""
+        require_write("running a search")
         with self._connect() as con:
             row = con.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         _refuse_claim("runs", run_id, row, self.path)
@@ -348,7 +350,9 @@ class Store:
         """Add a whole finished (or stopped) run under a new id in one transaction: all or nothing.
 
         For imported bundles; `run` holds the runs-table fields (task, status, config, ...).
+        Refused in view-only mode: an import would put any run, name and note in front of a class.
         """
+        require_write("importing a run bundle")
         with self._transaction() as con:
             cur = con.execute(
                 "INSERT INTO runs (task, status, config, device, evaluator, expected_steps, created_at,"

@@ -7,6 +7,12 @@ A store file is marked with `PRAGMA application_id` (ours: ASK1) and `PRAGMA use
 - unmarked but holding exactly our tables (written before stores were marked): adopt it;
 - anything else (another program's SQLite file): refuse with one line, touching nothing.
 
+"Our tables" means our columns, not our table names: another program's file may well hold a
+table called `runs`. Before anything is written, every table, trigger and index in the file
+must be one the schema of its version makes, with exactly that version's columns (the
+expected shape is built from BASE_SCHEMA, JOBS_SCHEMA and MIGRATIONS in memory, so it can
+never drift from them).
+
 To change the schema, append to MIGRATIONS; never edit an entry that has shipped.
 """
 from __future__ import annotations
@@ -150,6 +156,11 @@ def prepare(con: sqlite3.Connection, path: Path) -> None:
                           f"this one knows {SCHEMA_VERSION}); upgrade to open it")
     if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
         return
+    objects = con.execute("SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchone()[0]
+    if objects:  # about to adopt or migrate it: its shape must be one we wrote (a lone view is not)
+        mismatch = _shape_mismatch(con, version)
+        if mismatch:
+            raise NotOurStore(f"{path} is not an AutoShrink run store ({mismatch}); choose another --store")
     con.execute("BEGIN IMMEDIATE")
     try:
         for statement in _statements(BASE_SCHEMA + JOBS_SCHEMA):
@@ -169,6 +180,41 @@ def prepare(con: sqlite3.Connection, path: Path) -> None:
 def _looks_like_ours(tables: set[str]) -> bool:
     """An unmarked file written by an earlier version: our runs table and nothing foreign."""
     return "runs" in tables and tables <= OUR_TABLES
+
+
+def _shape(con: sqlite3.Connection) -> dict[tuple[str, str], frozenset[str]]:
+    """(type, name) -> column names (tables) or () for every object SQLite did not make itself."""
+    rows = con.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall()
+    return {(kind, name): frozenset(r[1] for r in con.execute(f'PRAGMA table_info("{name}")'))
+            if kind == "table" else frozenset() for kind, name in rows}
+
+
+def expected_shape(version: int) -> dict[tuple[str, str], frozenset[str]]:
+    """What a store of schema `version` holds (0 = unmarked: the first schema), built in memory."""
+    mem = sqlite3.connect(":memory:")
+    try:
+        for statement in _statements(BASE_SCHEMA + JOBS_SCHEMA):
+            mem.execute(statement)
+        for _, sql in MIGRATIONS[:max(version - 1, 0)]:
+            for statement in _statements(sql):
+                mem.execute(statement)
+        return _shape(mem)
+    finally:
+        mem.close()
+
+
+def _shape_mismatch(con: sqlite3.Connection, version: int) -> str:
+    """'' when every object in the file is one our schema `version` makes, with its exact columns
+    (a store may predate the jobs tables, so ours may be missing); else what is foreign."""
+    want, have = expected_shape(version), _shape(con)
+    if ("table", "runs") not in have:
+        return f"no runs table of ours; it holds {_names({n for k, n in have if k == 'table'})}"
+    for (kind, name), columns in sorted(have.items()):
+        if (kind, name) not in want:
+            return f"it holds the {kind} {name!r}, which is not ours"
+        if columns != want[(kind, name)]:
+            return f"its {name!r} table has columns {', '.join(sorted(columns))}, not those of schema {max(version, 1)}"
+    return ""
 
 
 def _names(tables: set[str]) -> str:

@@ -1,0 +1,202 @@
+"""Fault suite: SIGTERM (what `kill`, docker and systemd send) is a stop, like Ctrl-C.
+
+Real `python -m core` processes (`search`, `resume`, `train`, `train --resume`) get SIGTERM
+while they hold their row: each stops at a batch boundary, leaves its run or job `stopped`
+(resumable, nothing committed lost) and exits 143. The app server's Runner does the same
+for its background searches and jobs when the server process ends (tests below drive the
+Runner in-process, and a real `streamlit run app.py` server gets SIGTERM mid-search).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+from fault_kit import ROOT, TINY_SEARCH, spawn
+from test_faults_processes import TIMEOUT, TINY_TRAIN, _finish, _status, _until
+
+from core.cell.presets import load_preset
+from core.runner.foreground import EXIT_TERMINATED
+from core.runner.threads import Runner
+from core.search.config import preset_config
+from core.store.jobs import JobStore
+from core.store.runs import RUNNING, STOPPED, Store
+from core.training.config import train_config
+
+
+def _term_while_running(proc: subprocess.Popen, db: Path, table: str) -> tuple[int, str]:
+    _until(lambda: _status(db, table) == RUNNING, f"the {table} row to be claimed", proc)
+    proc.send_signal(signal.SIGTERM)
+    return _finish(proc)
+
+
+def _stopped_by_sigterm(code: int, err: str) -> None:
+    assert code == EXIT_TERMINATED and "Traceback" not in err and "SIGTERM" in err, (code, err)
+
+
+def test_sigterm_stops_search_and_resume_with_143(tmp_path):
+    db = tmp_path / "runs.db"
+    code, err = _term_while_running(spawn("search", "cnn", *TINY_SEARCH, "--store", db), db, "runs")
+    _stopped_by_sigterm(code, err)
+    assert "resume with `resume 1`" in err
+    store = Store(db)
+    assert store.get_run(1).status == STOPPED
+    kept = [s.to_dict() for s in store.steps(1)]
+    code, err = _term_while_running(spawn("resume", 1, "--store", db), db, "runs")
+    _stopped_by_sigterm(code, err)
+    assert store.get_run(1).status == STOPPED  # resumable; that a resume then finishes is the Ctrl-C test's
+    assert [s.to_dict() for s in store.steps(1)][:len(kept)] == kept
+
+
+def test_sigterm_stops_train_and_train_resume_with_143(tmp_path):
+    db = tmp_path / "runs.db"
+    code, err = _term_while_running(spawn(*TINY_TRAIN, "--store", db), db, "jobs")
+    _stopped_by_sigterm(code, err)
+    jobs = JobStore(db)
+    assert jobs.get_job(1).status == STOPPED
+    kept = [e.to_dict() for e in jobs.epochs(1)]
+    code, err = _term_while_running(spawn("train", "--resume", 1, "--store", db), db, "jobs")
+    _stopped_by_sigterm(code, err)
+    assert jobs.get_job(1).status == STOPPED and [e.to_dict() for e in jobs.epochs(1)][:len(kept)] == kept
+
+
+# ----- the app server's Runner --------------------------------------------------------------
+TINY_CFG = dict(nodes=3, k=2, epochs=1, max_steps=1, threads=1)
+
+
+def test_runner_shutdown_stops_its_search_and_job_at_a_batch_boundary(tmp_path):
+    store, runner = Store(tmp_path / "runs.db"), Runner()
+    run_id = runner.start_search(store, preset_config("cnn", "demo", **{**TINY_CFG, "epochs": 50}))
+    job_id = runner.start_train(store, load_preset("shrinkcnn-a"),
+                                train_config("cnn", epochs=50, max_batches=3, threads=1, width_multiplier=0.25,
+                                             cells_per_stage=(1, 1, 1), onnx=False))
+    jobs = JobStore(store.path)
+    _until(lambda: store.get_run(run_id).status == RUNNING and jobs.get_job(job_id).status == RUNNING,
+           "both to be claimed")
+    stopped = runner.shutdown(grace_s=TIMEOUT)
+    assert {(kind, row) for _, kind, row in stopped} == {("search", run_id), ("train", job_id)}
+    assert store.get_run(run_id).status == STOPPED and jobs.get_job(job_id).status == STOPPED
+    assert not runner.active(store, run_id) and not runner.active(store, job_id, "train")
+
+
+def test_runner_shutdown_marks_a_thread_that_does_not_stop_in_time(tmp_path, monkeypatch):
+    """A search still loading its data when the grace period ends is marked stopped by the Runner."""
+    import core.runner.threads as threads
+    release = threading.Event()
+
+    def stuck(store, run_id, observer, stop):
+        store.claim(run_id, "cpu", "single")
+        release.wait(TIMEOUT)  # ignores `stop`, as a data load would
+    monkeypatch.setattr(threads, "run_search", stuck)
+    store, runner = Store(tmp_path / "runs.db"), Runner()
+    run_id = runner.start_search(store, preset_config("cnn", "demo", **TINY_CFG))
+    _until(lambda: store.get_run(run_id).status == RUNNING, "the claim")
+    try:
+        runner.shutdown(grace_s=0.2)
+        assert store.get_run(run_id).status == STOPPED and store.steps(run_id) == []
+    finally:
+        release.set()
+
+
+def test_the_app_runner_stops_on_exit_and_on_sigterm(monkeypatch):
+    """ui.resources.get_runner (the app's one Runner) hands its shutdown to atexit and asks the
+    server's loop to chain SIGTERM/SIGINT to it (see the real server below)."""
+    import atexit
+
+    from ui import resources
+    registered, on_loop = [], []
+    monkeypatch.setattr(atexit, "register", lambda fn, *a, **kw: registered.append(fn))
+    monkeypatch.setattr(resources, "_on_server_loop", on_loop.append)
+    resources.get_runner.clear()
+    try:
+        runner = resources.get_runner()
+    finally:
+        resources.get_runner.clear()
+    assert registered == [runner.shutdown] and len(on_loop) == 1
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        on_loop[0]()  # what the server's loop runs, on the main thread
+        assert signal.getsignal(signal.SIGTERM).stops_runner is runner
+        assert signal.getsignal(signal.SIGINT).stops_runner is runner
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def test_a_chained_sigterm_stops_the_runner_before_the_previous_handler(tmp_path):
+    """The chained handler runs the Runner's shutdown (runs marked stopped) and then the handler
+    that was there before (Streamlit's, in a server), in that order."""
+    from core.runner.threads import chain_stop_signals
+    store, runner, seen = Store(tmp_path / "runs.db"), Runner(), []
+    previous = signal.signal(signal.SIGTERM, lambda s, f: seen.append(store.get_run(run_id).status))
+    try:
+        assert chain_stop_signals(runner) and chain_stop_signals(runner)  # twice: chained once
+        run_id = runner.start_search(store, preset_config("cnn", "demo", **{**TINY_CFG, "epochs": 50}))
+        _until(lambda: store.get_run(run_id).status == RUNNING, "the claim")
+        os.kill(os.getpid(), signal.SIGTERM)
+        _until(lambda: seen, "the previous handler")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert seen == [STOPPED]
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def test_an_app_server_stopped_by_sigterm_leaves_its_search_stopped(tmp_path):
+    """A real `streamlit run app.py`: Start a demo search in a browser, SIGTERM the server while the
+    search runs; the server exits 0 and the run reads `stopped`, not `running` or interrupted."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
+    if not CHROMIUM.exists():
+        pytest.skip(f"chromium not found at {CHROMIUM}")
+    db, port, log_path = tmp_path / "app.db", _free_port(), tmp_path / "server.log"
+    env = {**os.environ, "AUTOSHRINK_STORE": str(db), "AUTOSHRINK_SAMPLES": "off", "PYTHONUNBUFFERED": "1"}
+    env.pop("AUTOSHRINK_MODE", None)
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless",
+             "true", "--server.address", "localhost", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _until(lambda: _healthy(port), "the server to answer", server)
+            with sync_api.sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                try:
+                    page = browser.new_page()
+                    page.goto(f"http://localhost:{port}/")
+                    page.get_by_role("button", name="Start search").click(timeout=60_000)
+                    _until(lambda: _status(db, "runs") == RUNNING, "the app's search to run", server)
+                finally:
+                    browser.close()
+            server.send_signal(signal.SIGTERM)
+            code = server.wait(TIMEOUT)
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+    assert code == 0, log_path.read_text()
+    run = Store(db).get_run(1)
+    assert run.status == STOPPED and run.error == "", (run.status, run.error, log_path.read_text())
