@@ -193,7 +193,7 @@ def test_gpu_tasks_on_a_cluster_without_gpus_are_refused_in_one_line():
 
 
 @pytest.mark.parametrize("flag, value, message", [
-    ("--ray-chunk", "0", "ray chunk must be at least 1"),
+    ("--ray-chunk", "-1", "ray chunk must be >= 0"),
     ("--ray-cpus-per-candidate", "0", "ray CPUs per candidate must be > 0"),
     ("--ray-gpus-per-candidate", "-1", "ray GPUs per candidate must be >= 0"),
 ])

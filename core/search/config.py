@@ -51,7 +51,8 @@ class SearchConfig:
     ray_address: str = ""          # "" = $AUTOSHRINK_RAY_ADDRESS, else a local cluster sized to this machine
     ray_cpus_per_candidate: float = 1.0
     ray_gpus_per_candidate: float = 0.0  # > 0: candidates train on CUDA workers; 0.25 packs four on a GPU
-    ray_chunk: int = 1             # candidates per Ray task (> 1: trained together by the batched evaluator)
+    ray_chunk: int = 0             # candidates per Ray task (> 1: trained together by the batched evaluator);
+                                   # 0 = a whole step per task on GPUs, one candidate per task on CPUs
     noise_seeds: int = 1           # step 0 trains the dense DAG this many times (seeds) to measure noise; 1 = off
 
     def to_dict(self) -> dict:
@@ -110,7 +111,7 @@ class SearchConfig:
             (self.ray_cpus_per_candidate > 0, f"ray CPUs per candidate must be > 0, not {self.ray_cpus_per_candidate}"),
             (self.ray_gpus_per_candidate >= 0,
              f"ray GPUs per candidate must be >= 0, not {self.ray_gpus_per_candidate}"),
-            (self.ray_chunk >= 1, f"ray chunk must be at least 1, not {self.ray_chunk}"),
+            (self.ray_chunk >= 0, f"ray chunk must be >= 0 (0: auto), not {self.ray_chunk}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -18,10 +18,12 @@ from typing import Callable
 import torch
 
 from core.cell.genotype import Genotype, edge_str
-from core.device import default_threads, describe, resolve_device
+from core.device import default_threads, describe
 from core.errors import UserError
 from core.search.config import SearchConfig
+from core.search.evaluators import check_startable as check_evaluator
 from core.search.evaluators import prepare as prepare_evaluator
+from core.search.evaluators import search_device
 from core.search.noise import measure_noise
 from core.search.tasks import ProxyTask, make_task
 from core.seeds import derive_seed
@@ -77,14 +79,16 @@ def create_run(store: Store, cfg: SearchConfig) -> int:
 
 def check_startable(cfg: SearchConfig) -> None:
     """One line (a UserError) for a device this machine lacks or data that cannot load, before
-    any run row exists: a refused start leaves no failed run behind. Cheap: no data is loaded."""
-    resolve_device(cfg.device)
+    any run row exists: a refused start leaves no failed run behind. Cheap: no data is loaded
+    (a ray search with GPUs joins its cluster here, to count them)."""
+    search_device(cfg)
     if cfg.task == "cnn":
         from core.data.images import check_image_spec
         check_image_spec(cfg.data)
     else:
         from core.data.corpus import check_corpus_spec
         check_corpus_spec(cfg.data)
+    check_evaluator(cfg)
 
 
 def step_candidates(current: Genotype, k: int, seed: int, step: int) -> list[tuple[int, int]]:
@@ -108,7 +112,7 @@ def run_search(store: Store, run_id: int, observer: Observer | None = None,
     stop_event = stop_event or threading.Event()
     cfg = SearchConfig.from_dict(store.get_run(run_id).config)
     torch.set_num_threads(cfg.threads or default_threads())
-    device = resolve_device(cfg.device)  # e.g. no CUDA on this machine: refused, the run untouched
+    device = search_device(cfg)  # e.g. no CUDA on this machine: refused, the run untouched
     store.claim(run_id, describe(device), "")  # before loading data, atomic: a second claimer is
     try:                                       # refused (StoreError) and changes nothing
         status = _search(store, run_id, cfg, device, obs, stop_event)
