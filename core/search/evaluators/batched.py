@@ -524,8 +524,7 @@ def _fits(task, group: list[_Candidate], data: ImageData, data_seed: int, opts: 
           stats: BatchedStats) -> bool:
     """CUDA only: can this chunk take a full training step and a validation batch? (CPU: yes).
     An OOM-like error (is_oom_like) says no; any other error is the chunk's own (_UnionError)."""
-    dev = torch.device(task.device)
-    if dev.type != "cuda":
+    if not _probes(task):
         return True
     try:
         _probe(task, group, data, data_seed, opts, stats)
@@ -537,6 +536,11 @@ def _fits(task, group: list[_Candidate], data: ImageData, data_seed: int, opts: 
     gc.collect()  # the failed probe's tensors are gone only once its traceback is
     torch.cuda.empty_cache()
     return fits
+
+
+def _probes(task) -> bool:
+    """Whether chunks are probed before training: on CUDA, where memory is what limits them."""
+    return torch.device(task.device).type == "cuda"
 
 
 def _probe(task, group: list[_Candidate], data: ImageData, data_seed: int, opts: BatchedOptions,
