@@ -190,19 +190,28 @@ class _Union:
             return nullcontext()
         return torch.autocast(self.net.device.type, dtype=torch.bfloat16, cache_enabled=cache)
 
-    def train_step(self, x: Tensor, y: Tensor, active: list[bool]) -> Tensor:
-        """One Adam step of the active slots; returns (k, 2) [mean batch loss, correct] (no sync)."""
-        self.adam.prepare(active)
+    def train_step(self, x: Tensor, y: Tensor, active: list[bool] | Tensor) -> Tensor:
+        """One Adam step of the active slots; returns (k, 2) [mean batch loss, correct] (no sync).
+        `active`: host flags, or a device (k,) bool tensor (then between FlatAdam's begin_epoch
+        and end_epoch; the BN statistics are always guarded, as the host cannot see which run)."""
+        if isinstance(active, Tensor):
+            self.adam.prepare_device(active)
+            guard = True
+        else:
+            self.adam.prepare(active)
+            guard = not all(active)
         if self.use_graphs:
             return self._replay(x, y)
-        return self._step(x, y, guard_stats=not all(active))
+        return self._step(x, y, guard_stats=guard)
 
     def _step(self, x: Tensor, y: Tensor, guard_stats: bool, cache: bool = True) -> Tensor:
         net = self.net
         saved = net.stats.clone() if guard_stats else None
         net.grad.zero_()
         with self._autocast(cache):
+            net.cast_weights(torch.bfloat16 if self.amp else None)   # one cast of the weights a step
             logits = net(x)
+            net.cast_weights(None)
         losses = _slot_losses(logits, y).mean(0)
         losses.sum().backward()
         self.adam.apply()
@@ -248,6 +257,7 @@ class _Union:
         """(k, 2) [loss sum, correct] over the validation set, BN in eval mode."""
         self.net.training = False
         totals = torch.zeros(self.k, 2, device=x.device, dtype=self.net.flat.dtype)
+        self.net.cast_weights(torch.bfloat16 if self.amp else None)
         try:
             for start in range(0, len(y), batch):
                 xb, yb = x[start:start + batch], y[start:start + batch]
@@ -257,6 +267,7 @@ class _Union:
                 totals += torch.stack([_slot_losses(logits, yb).sum(0), hits.float()], 1)
         finally:
             self.net.training = True
+            self.net.cast_weights(None)
         return totals
 
 
@@ -353,33 +364,90 @@ class _ChunkTrainer:
 
     def _train_pass(self, epoch: int) -> list[Running]:
         """Every member trains on the epoch's batches until its running accuracy passes the
-        threshold (then it is frozen for the rest of the epoch) or its loss is not finite."""
+        threshold (then it is frozen for the rest of the epoch) or its loss is not finite.
+
+        The stop rules' running values live on the device (_DeviceRunning), so a batch makes no
+        host sync: the host reads whether any member is still training every ALL_DONE_EVERY
+        batches (a batch with none is a no-op: nothing is updated), and everything else once, at
+        the end of the pass."""
         union, data, k = self.union, self.data, len(self.members)
         dev = data.x_train.device
         batches = epoch_batches(len(data.y_train), self.cfg.batch_size, self.data_seed, epoch)
         order = torch.cat(batches).to(dev, non_blocking=True)
-        active = [c.result is None for c in self.members]   # finished members stay frozen
-        running = [Running(self.cfg.momentum) for _ in range(k)]
-        for idx in order.split([len(b) for b in batches]):
-            if not any(active):  # every member broke its epoch: on to validation, as train_proxy
+        running = _DeviceRunning([c.result is None for c in self.members], self.cfg, union.net.flat.dtype, dev)
+        with _union_errors():
+            union.adam.begin_epoch(len(batches))
+        for b, idx in enumerate(order.split([len(b) for b in batches])):
+            if b % ALL_DONE_EVERY == 0 and not running.any_active():   # on to validation, as train_proxy
                 break
             if self.should_stop():
                 raise _Stopped()
             with _union_errors():
                 x = data.x_train.index_select(0, idx).contiguous(memory_format=torch.channels_last)
-                host = union.train_step(x, data.y_train.index_select(0, idx), active).tolist()
-            for slot in range(k):
-                if not active[slot]:
-                    continue
-                loss, hits = host[slot]
-                if not math.isfinite(loss):
-                    active[slot] = False
-                    self.finish(self.members[slot], FAILED, NAN, "loss became NaN or infinite")
-                    continue
-                running[slot].add(loss, hits, len(idx))
-                if running[slot].acc > self.cfg.train_acc_stop:
-                    active[slot] = False
-        return running
+                out = union.train_step(x, data.y_train.index_select(0, idx), running.active)
+                running.add(out, len(idx))
+        with _union_errors():
+            host, taken = running.read(union.adam.taken)
+        union.adam.end_epoch(taken)
+        for slot, run in enumerate(host):
+            if run is None and self.members[slot].result is None:
+                self.finish(self.members[slot], FAILED, NAN, "loss became NaN or infinite")
+        return host
+
+
+ALL_DONE_EVERY = 8   # batches between the host reads of "is any member still training?"
+
+
+class _DeviceRunning:
+    """The per-slot `Running` values (EMAs of batch loss and accuracy, sums) as float64 device
+    tensors: the same IEEE double operations as Running's Python floats, so the same numbers,
+    with no host sync per batch. A slot stops training (its `active` flag, read by FlatAdam on
+    the device) at a non-finite loss or once its running accuracy passes the threshold."""
+
+    def __init__(self, live: list[bool], cfg: ProxyTrainConfig, dtype: torch.dtype, dev: torch.device) -> None:
+        k = len(live)
+        self.momentum, self.threshold = cfg.momentum, cfg.train_acc_stop
+        self.active = torch.tensor(live, device=dev)
+        self.nan = torch.zeros(k, dtype=torch.bool, device=dev)
+        # rows: loss EMA, accuracy EMA, loss sum, hits, images seen
+        self.values = torch.zeros(5, k, dtype=torch.float64, device=dev)
+
+    def any_active(self) -> bool:
+        return bool(self.active.any())
+
+    def add(self, out: Tensor, n: int) -> None:
+        """One batch's (k, 2) [mean loss, correct] for the slots that trained on it."""
+        m = self.momentum
+        loss, hits = out[:, 0].double(), out[:, 1].double()
+        finite = torch.isfinite(loss)
+        self.nan |= self.active & ~finite
+        live = self.active & finite
+        ema_loss, ema_acc, loss_sum, hit_sum, seen = self.values
+        first = seen == 0
+        acc = hits / n
+        new = torch.stack([torch.where(first, loss, m * ema_loss + (1 - m) * loss),
+                           torch.where(first, acc, m * ema_acc + (1 - m) * acc),
+                           loss_sum + loss * n, hit_sum + hits, seen + n])
+        torch.where(live, new, self.values, out=self.values)
+        self.active = live & ~(self.values[1] > self.threshold)
+
+    def read(self, taken: Tensor) -> tuple[list[Running | None], list[int]]:
+        """The epoch's Running per slot (None: its loss went non-finite) and the Adam steps each
+        slot took (FlatAdam's `taken`), in one host read."""
+        cols = torch.cat([self.values, self.nan[None].double(), taken[None].double()]).T.tolist()
+        out: list[Running | None] = []
+        steps: list[int] = []
+        for ema_loss, ema_acc, loss_sum, hits, seen, nan, took in cols:
+            steps.append(int(took))
+            if nan:
+                out.append(None)
+                continue
+            run = Running(self.momentum)
+            if seen:
+                run.loss, run.acc = ema_loss, ema_acc
+            run.loss_sum, run.hits, run.seen = loss_sum, hits, int(seen)
+            out.append(run)
+        return out, steps
 
 
 # ----- the evaluator ----------------------------------------------------------------------------------
