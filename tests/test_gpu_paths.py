@@ -78,7 +78,8 @@ def _same(a: list, b: list) -> None:
 # ----- the union on the device -------------------------------------------------------------------
 def test_a_union_step_on_the_meta_device_mixes_no_devices_and_copies_once():
     """Every tensor of a train step and a validation lives on the union's device (torch refuses
-    to mix meta and CPU tensors), and a step's only host-to-device copy is the per-slot scalars."""
+    to mix meta and CPU tensors); a training step makes no host-to-device copy (its per-slot
+    scalars come from a table copied once an epoch) and no sync."""
     task = _task(k=3)
     jobs = _jobs(task, 3)
     cands = []
@@ -89,11 +90,16 @@ def test_a_union_step_on_the_meta_device_mixes_no_devices_and_copies_once():
     union = _Union(cands, task, BatchedOptions(amp=False), BatchedStats())  # autocast has no meta backend
     x = torch.empty(32, 1, 8, 8, device="meta").contiguous(memory_format=torch.channels_last)
     y = torch.empty(32, dtype=torch.long, device="meta")
+    flags = [torch.tensor(live, device="meta") for live in ([True] * 3, [True, False, True])]
     with TransferCounter("meta") as counter:
-        for active in ([True] * 3, [True, False, True]):
+        union.adam.begin_epoch(2)                        # the epoch's bias corrections: one copy
+        for active in flags:                             # as training runs: the flags on the device
             out = union.train_step(x, y, active)
     assert out.device.type == "meta" and out.shape == (3, 2)
-    assert counter.copies == 2 and counter.syncs == 0, counter.where   # one per step
+    assert counter.copies == 1 and counter.syncs == 0, counter.where
+    with TransferCounter("meta") as counter:
+        union.train_step(x, y, [True, True, False])      # host flags (the probe): one copy, the scalars
+    assert counter.copies == 1 and counter.syncs == 0
     assert union.validate(x, y, 16).device.type == "meta"
 
 
@@ -493,6 +499,7 @@ def test_on_gpus_a_whole_step_is_one_task_by_default():
     assert task_chunk(preset_config("cnn", "paper", ray_gpus_per_candidate=1.0)) == 10
     assert task_chunk(preset_config("cnn", "paper")) == 1
     assert task_chunk(preset_config("cnn", "paper", ray_gpus_per_candidate=1.0, ray_chunk=2)) == 2
+    assert task_chunk(preset_config("rnn", "paper", ray_gpus_per_candidate=1.0)) == 1   # no RNN union
 
 
 def test_bf16_casts_the_flat_weights_once_a_step_with_autocast_s_numbers(task64):

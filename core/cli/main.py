@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ray-gpus-per-candidate", type=float,
                    help="GPUs per candidate, fractional packs several on a GPU (0.25 = four); default 0 (CPU)")
     s.add_argument("--ray-chunk", type=int, help="candidates per Ray task, trained together (batched); default 0 = "
-                   "a whole step per task on GPUs, 1 on CPUs")
+                   "a whole CNN step per task on GPUs, else 1")
     s.add_argument("--threads", type=int, help="torch CPU threads (0 = default)")
     s.add_argument("--max-steps", type=int, help="stop after this many steps (0 = no limit)")
     s.add_argument("--batch-size", type=int)

@@ -52,7 +52,7 @@ class SearchConfig:
     ray_cpus_per_candidate: float = 1.0
     ray_gpus_per_candidate: float = 0.0  # > 0: candidates train on CUDA workers; 0.25 packs four on a GPU
     ray_chunk: int = 0             # candidates per Ray task (> 1: trained together by the batched evaluator);
-                                   # 0 = a whole step per task on GPUs, one candidate per task on CPUs
+                                   # 0 = a whole CNN step per task on GPUs, else one candidate per task
     noise_seeds: int = 1           # step 0 trains the dense DAG this many times (seeds) to measure noise; 1 = off
 
     def to_dict(self) -> dict:

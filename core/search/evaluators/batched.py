@@ -11,12 +11,16 @@ its own Adam state and step count (FlatAdam), its own BN statistics, and the sam
 (`stop_reason`, the running-accuracy epoch break with the same `Running` EMAs, NaN), and
 the same Keras-style L2 (`l2_coefficients`, as a per-element decay in FlatAdam). A candidate that breaks its epoch
 early is frozen (no weight, moment or BN-statistic change) until the next epoch; one that
-is finished leaves the network at the end of the epoch (the union is rebuilt smaller, so
-finished candidates cost nothing). On CPU, in float32, results match training alone within
+is finished stays frozen in its slot for the rest of the chunk (the union is built, and its
+CUDA graph captured, once per chunk: rebuilding it smaller costs more than the idle slot).
+The stop rules' running values are kept on the device and read once an epoch, so a batch
+makes no host sync; under bf16 the weights are cast once a step, from the flat buffer. On CPU, in float32, results match training alone within
 float tolerance (tests/test_batched.py proves it).
 
 Devices. CUDA: all k candidates in one union by default, bf16 autocast, channels_last; a
-chunk that does not fit is halved (a one-batch probe catches the OOM before any training);
+chunk that does not fit is halved (a one-batch probe catches the OOM, or the cuBLAS/cuDNN
+errors that stand in for one, before any training), and one that runs out of memory later is
+re-queued at half the size from its members' state at the start of that epoch;
 optionally the whole train step is replayed from a CUDA graph (`cuda_graphs`; a union trains
 for hundreds of steps, so one capture per union and batch size is cheap, while torch.compile's
 compile time per union would not pay back). CPU: one candidate per union by default

@@ -292,11 +292,12 @@ def _check_gpus(cfg: SearchConfig, info: dict) -> None:
 
 
 def task_chunk(cfg: SearchConfig) -> int:
-    """Candidates per task: as set, else (0) a whole step per task on a GPU (one union keeps the GPU
-    busy; a fresh worker per GPU task costs a few seconds, paid once a step), one per task on CPUs."""
+    """Candidates per task: as set, else (0) a whole CNN step per task on a GPU (its one union keeps
+    the GPU busy; a fresh worker per GPU task costs a few seconds, paid once a step), and one per
+    task otherwise (RNN candidates train one after another even inside a task)."""
     if cfg.ray_chunk > 0:
         return cfg.ray_chunk
-    return cfg.k if cfg.ray_gpus_per_candidate > 0 else 1
+    return cfg.k if cfg.ray_gpus_per_candidate > 0 and cfg.task == "cnn" else 1
 
 
 def prepare_ray(task, log: Callable[[str], None]) -> dict:
