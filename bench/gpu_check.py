@@ -140,7 +140,7 @@ def part_final(data: str, out_dir: Path) -> dict:
     from core.training.context import JobObserver
     from core.training.engine import create_job, run_job
     store = JobStore(out_dir / "final.db")
-    cfg = train_config("cnn", "demo", data=data, epochs=2, max_batches=60, onnx=False, device="cuda")
+    cfg = train_config("cnn", "demo", data=data, epochs=2, max_batches=60, onnx=False, device="cuda", optimizer="adam")
     job = create_job(store, load_preset("shrinkcnn-a"), cfg, "gpu_check")
     stop = threading.Event()
 
