@@ -15,6 +15,9 @@ the whole at --budget seconds (a part that runs out is recorded as such, and the
 5. final      one final-training epoch, stopped, then resumed for a second: status, epochs,
               whether the resume trained on, Adam's step device after it, syncs per batch. ~40 s
 
+`--device cpu --budget 120 --small` runs the same code on a CPU with small settings, to check
+the script itself (its figures mean nothing there).
+
 Data: the CIFAR-10 copy under shared/ (or ../shared, or data/) when present, else digits (then
 the figures are not paper figures, and the report says so). Without CUDA: one line, exit 1.
 """
@@ -38,6 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import torch  # noqa: E402
 
 BUDGET_S = 480
+SMALL = dict(nodes=4, k=2, per_class_train=30, per_class_val=10)   # --small: the script's own check
 SHARES = {"tests": 90, "syncs": 60, "bench": 200, "search": 150, "final": 90}   # seconds, at most
 
 
@@ -75,7 +79,12 @@ def part_tests(clock: Clock) -> dict:
                     "tests/test_gpu_paths.py", "-k", select], clock.share("tests"))
 
 
-def part_syncs(data: str) -> dict:
+def sync_debug(device: str, mode: str | int) -> None:
+    if device == "cuda":
+        torch.cuda.set_sync_debug_mode(mode)
+
+
+def part_syncs(data: str, device: str, small: bool) -> dict:
     """Host syncs per batch of one batched epoch at paper shapes (sync debug mode warns per sync)."""
     from core.cell.genotype import Genotype
     from core.search.config import preset_config
@@ -83,8 +92,8 @@ def part_syncs(data: str) -> dict:
     from core.search.loop import step_candidates
     from core.search.tasks import CNNProxyTask
     from core.data.batches import epoch_batches
-    cfg = preset_config("cnn", "paper", data=data, epochs=1, device="cuda")
-    task = CNNProxyTask(cfg, torch.device("cuda"), lambda m: None)
+    cfg = preset_config("cnn", "paper", data=data, epochs=1, device=device, **(SMALL if small else {}))
+    task = CNNProxyTask(cfg, torch.device(device), lambda m: None)
     dense = Genotype.dense("cnn", cfg.nodes, cfg.seed)
     jobs = [(i, e, dense.without_edge(e)) for i, e in enumerate(step_candidates(dense, cfg.k, cfg.seed, 1))]
     for job in jobs:
@@ -94,11 +103,11 @@ def part_syncs(data: str) -> dict:
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
+        sync_debug(device, "warn")
         try:
             records = evaluate_batched(task, 1, jobs, 1, lambda: False, lambda *a: None, lambda *a: None, stats=stats)
         finally:
-            torch.cuda.set_sync_debug_mode(0)
+            sync_debug(device, 0)
     syncs = [str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message).lower()]
     return {"batches": batches, "syncs": len(syncs), "syncs_per_batch": round(len(syncs) / max(batches, 1), 2),
             "first_sync_messages": sorted(set(syncs))[:5], "seconds": round(time.perf_counter() - t0, 1),
@@ -106,13 +115,14 @@ def part_syncs(data: str) -> dict:
             "statuses": [r.status for r in records]}
 
 
-def part_bench(clock: Clock, data: str, out_dir: Path) -> dict:
+def part_bench(clock: Clock, data: str, out_dir: Path, device: str, small: bool) -> dict:
     results = {}
     for label, chunk, precision in (("chunk1_fp32", 1, "fp32"), ("chunkk_fp32", 0, "fp32"), ("chunkk_bf16", 0, "bf16")):
         out = out_dir / f"bench_{label}.json"
         share = min(clock.share("bench") / 3 + 10, clock.left())
-        res = run_cmd([sys.executable, "bench/bench_evaluators.py", "step", "--data", data, "--device", "cuda",
-                       "--epochs", "10", "--repeats", "1", "--skip-single", "--chunk", str(chunk),
+        size = ["--epochs", "1", "--k", "2", "--nodes", "4"] if small else ["--epochs", "10"]
+        res = run_cmd([sys.executable, "bench/bench_evaluators.py", "step", "--data", data, "--device", device,
+                       *size, "--repeats", "1", "--skip-single", "--chunk", str(chunk),
                        "--precision", precision, "--json", str(out)], share)
         if out.exists():
             res["summary"] = json.loads(out.read_text())
@@ -125,13 +135,14 @@ def part_bench(clock: Clock, data: str, out_dir: Path) -> dict:
     return results
 
 
-def part_search(clock: Clock, data: str, out_dir: Path) -> dict:
+def part_search(clock: Clock, data: str, out_dir: Path, device: str, small: bool) -> dict:
     store = out_dir / "search.db"
-    return run_cmd([sys.executable, "-m", "core", "search", "cnn", "--preset", "paper", "--data", data,
-                    "--max-steps", "2", "--device", "cuda", "--store", str(store), "--json"], clock.share("search"))
+    size = ["--epochs", "1", "--k", "2", "--nodes", "4"] if small else []
+    return run_cmd([sys.executable, "-m", "core", "search", "cnn", "--preset", "paper", "--data", data, *size,
+                    "--max-steps", "2", "--device", device, "--store", str(store), "--json"], clock.share("search"))
 
 
-def part_final(data: str, out_dir: Path) -> dict:
+def part_final(data: str, out_dir: Path, device: str, small: bool) -> dict:
     """One epoch, a stop, a resume for the second; what the resumed optimizer holds."""
     from core.cell.presets import load_preset
     from core.store.jobs import JobStore
@@ -140,7 +151,8 @@ def part_final(data: str, out_dir: Path) -> dict:
     from core.training.context import JobObserver
     from core.training.engine import create_job, run_job
     store = JobStore(out_dir / "final.db")
-    cfg = train_config("cnn", "demo", data=data, epochs=2, max_batches=60, onnx=False, device="cuda", optimizer="adam")
+    cfg = train_config("cnn", "demo", data=data, epochs=2, max_batches=5 if small else 60, onnx=False, device=device,
+                       optimizer="adam")
     job = create_job(store, load_preset("shrinkcnn-a"), cfg, "gpu_check")
     stop = threading.Event()
 
@@ -160,11 +172,11 @@ def part_final(data: str, out_dir: Path) -> dict:
         first = run_job(store, job, StopAfterOne(), stop)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode("warn")
+            sync_debug(device, "warn")
             try:
                 second = run_job(store, job)
             finally:
-                torch.cuda.set_sync_debug_mode(0)
+                sync_debug(device, 0)
     finally:
         cnn_training.make_optimizer = make_optimizer
     steps = [s["step"].device.type for s in seen["opt"].state.values() if "step" in s and torch.is_tensor(s["step"])]
@@ -199,24 +211,31 @@ def main(argv: list[str] | None = None) -> int:
     default_out = Path(os.environ.get("OUT", tempfile.gettempdir())) / "gpu_check.json"
     p.add_argument("--out", type=Path, default=default_out, help=f"the JSON report (default {default_out})")
     p.add_argument("--budget", type=float, default=BUDGET_S, help="seconds for the whole check (default 480)")
+    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda", help="cpu: check the script itself")
+    p.add_argument("--small", action="store_true", help="tiny settings (with --device cpu)")
     args = p.parse_args(argv)
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print(f"error: gpu_check needs a CUDA GPU, and torch {torch.__version__} sees none here", file=sys.stderr)
         return 1
     clock = Clock(args.budget)
-    data, paper_data = find_data()
-    props = torch.cuda.get_device_properties(0)
-    report = {"gpu": torch.cuda.get_device_name(0), "capability": f"{props.major}.{props.minor}",
-              "memory_gib": round(props.total_memory / 2**30, 1), "gpus": torch.cuda.device_count(),
+    data, paper_data = ("digits", False) if args.small else find_data()
+    on_gpu = args.device == "cuda"
+    props = torch.cuda.get_device_properties(0) if on_gpu else None
+    report = {"gpu": torch.cuda.get_device_name(0) if on_gpu else "none (--device cpu)",
+              "capability": f"{props.major}.{props.minor}" if props else None,
+              "memory_gib": round(props.total_memory / 2**30, 1) if props else None,
+              "gpus": torch.cuda.device_count(),
               "torch": torch.__version__, "cuda": torch.version.cuda, "data": data, "paper_data": paper_data,
               "parts": {}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="gpu_check-"))
-    guarded("tests", lambda: part_tests(clock), report, args.out)
-    guarded("syncs", lambda: part_syncs(data), report, args.out)
-    guarded("bench", lambda: part_bench(clock, data, work), report, args.out)
-    guarded("search", lambda: part_search(clock, data, work), report, args.out)
-    guarded("final", lambda: part_final(data, work), report, args.out)
+    dev, small = args.device, args.small
+    if on_gpu:
+        guarded("tests", lambda: part_tests(clock), report, args.out)
+    guarded("syncs", lambda: part_syncs(data, dev, small), report, args.out)
+    guarded("bench", lambda: part_bench(clock, data, work, dev, small), report, args.out)
+    guarded("search", lambda: part_search(clock, data, work, dev, small), report, args.out)
+    guarded("final", lambda: part_final(data, work, dev, small), report, args.out)
     print(f"gpu_check: report in {args.out}", file=sys.stderr)
     print(json.dumps({k: v for k, v in report.items() if k != "parts"}))
     return 0
