@@ -2,6 +2,9 @@
 
     python bench/bench_evaluators.py step     # the same paper step, both evaluators, side by side
     python bench/bench_evaluators.py search   # a whole paper search, timed end to end
+    python bench/bench_evaluators.py step --chunk 1 --precision fp32   # the batched baseline: no
+        # stacking, no bf16; against --chunk 0 (all k in one union) it measures the stacking gain
+        # apart from the precision's, and --precision bf16 against fp32 the precision's alone
 
 `step` builds the paper's first shrink step (dense N=8 cell, k=10 candidates, 20 epochs, the
 CIFAR-10 proxy) once, then times the single evaluator and the batched one on exactly those
@@ -115,18 +118,34 @@ def run_step(args: argparse.Namespace) -> dict:
     for job in jobs:
         task.cost(job[2])  # torchinfo once, outside the timings
     step_seed = derive_seed(cfg.seed, 1)
-    options = BatchedOptions(chunk=args.chunk, amp=False if args.no_amp else None, cuda_graphs=args.cuda_graphs,
+    options = BatchedOptions(chunk=args.chunk, amp=amp_setting(args), cuda_graphs=args.cuda_graphs,
                              cudnn_benchmark=args.cudnn_benchmark)
     print(header(cfg, device, task, len(jobs), options))
-    times: dict[str, list[Timing]] = {"single": [], "batched": []}
+    names = ("batched",) if args.skip_single else ("single", "batched")
+    times: dict[str, list[Timing]] = {name: [] for name in names}
     for r in range(args.repeats):
-        order = ("single", "batched") if r % 2 == 0 else ("batched", "single")
+        order = names if r % 2 == 0 else names[::-1]
         for name in order:
             times[name].append(time_step(name, task, jobs, step_seed, options, device))
             t = times[name][-1]
             print(f"  round {r + 1} {name:8s} {t.seconds:8.1f} s  {60 * len(jobs) / t.seconds:8.2f} cand/min  "
                   f"peak {mib(t.peak)}")
+    if args.skip_single:
+        t = times["batched"]
+        med = sorted(x.seconds for x in t)[len(t) // 2]
+        return {"mode": "step", "candidates": len(jobs), "chunk": options.chunk, "precision": args.precision,
+                "seconds": {"batched": med}, "candidates_per_min": {"batched": 60 * len(jobs) / med},
+                "peak_bytes": {"batched": max(x.peak for x in t)},
+                "choice": edge_str(c.edge) if (c := choose(t[-1].records)) else None}
     return summarise(times, len(jobs), device)
+
+
+def amp_setting(args: argparse.Namespace) -> bool | None:
+    """--precision: fp32 turns bf16 autocast off, bf16 forces it, auto is the evaluator's default
+    (bf16 on CUDA); the older --no-amp means fp32."""
+    if args.no_amp or args.precision == "fp32":
+        return False
+    return True if args.precision == "bf16" else None
 
 
 def time_step(name: str, task: CNNProxyTask, jobs: list, step_seed: int, options: BatchedOptions,
@@ -224,7 +243,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--evaluators", default="batched", help="search mode: comma list of single,batched")
     p.add_argument("--chunk", type=int, default=0, help="batched: candidates per union (0: auto)")
     p.add_argument("--cuda-graphs", action="store_true", help="batched: replay the train step from a CUDA graph")
-    p.add_argument("--no-amp", action="store_true", help="batched: float32 instead of bf16 autocast on CUDA")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="batched: auto = bf16 autocast on CUDA, fp32 on CPU; fp32 or bf16 forces one")
+    p.add_argument("--no-amp", action="store_true", help="batched: the same as --precision fp32")
+    p.add_argument("--skip-single", action="store_true", help="step mode: time the batched evaluator only")
     p.add_argument("--cudnn-benchmark", action="store_true", help="batched: cuDNN autotuning during the step")
     p.add_argument("--json", type=Path, help="also write the summary here")
     return p.parse_args(argv)

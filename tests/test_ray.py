@@ -192,8 +192,19 @@ def test_gpu_tasks_on_a_cluster_without_gpus_are_refused_in_one_line():
         ray_eval.prepare_ray(task, NOP)
 
 
+def test_a_gpu_request_on_a_cluster_without_gpus_is_refused_before_any_run_row(tmp_path, capsys):
+    """Before: the run was created, claimed, and then failed; now `create_run` refuses it."""
+    from core.cli.main import main
+    store = tmp_path / "r.db"
+    code = main(["search", "cnn", "--preset", "demo", "--evaluator", "ray", "--ray-gpus-per-candidate", "1",
+                 "--store", str(store)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "asks for GPUs, but ray local: 1 node" in err
+    assert Store(store).list_runs() == []
+
+
 @pytest.mark.parametrize("flag, value, message", [
-    ("--ray-chunk", "0", "ray chunk must be at least 1"),
+    ("--ray-chunk", "-1", "ray chunk must be >= 0"),
     ("--ray-cpus-per-candidate", "0", "ray CPUs per candidate must be > 0"),
     ("--ray-gpus-per-candidate", "-1", "ray GPUs per candidate must be >= 0"),
 ])

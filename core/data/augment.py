@@ -26,15 +26,28 @@ def resolve_mode(mode: str, in_channels: int, input_size: int) -> str:
     return "crop-flip" if in_channels == 3 and input_size >= 16 else "none"
 
 
-def augment_batch(x: Tensor, mode: str, gen: torch.Generator) -> Tensor:
-    """Randomly crop (after zero padding) and/or flip each image of an NCHW batch."""
+def draw(n: int, side: int, mode: str, gen: torch.Generator) -> Tensor:
+    """The random draws of `n` images as one (3, n) int tensor [dy, dx, flip] on the CPU: a
+    trainer draws a whole epoch's at once and moves them to its device in one copy."""
+    pad = crop_padding(side)
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    flip = (torch.rand(n, generator=gen) < 0.5).long() if mode == "crop-flip" else torch.zeros(n, dtype=torch.long)
+    return torch.stack([dy, dx, flip])
+
+
+def augment_batch(x: Tensor, mode: str, gen: torch.Generator | None = None, draws: Tensor | None = None) -> Tensor:
+    """Randomly crop (after zero padding) and/or flip each image of an NCHW batch; the randomness
+    is `draws` (a slice of `draw`'s, on x's device) when given, else drawn here from `gen`."""
     if mode == "none":
         return x
     n, c, h, w = x.shape
     pad = crop_padding(min(h, w))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen).to(x.device)
-    flip = (torch.rand(n, generator=gen) < 0.5).to(x.device) if mode == "crop-flip" else None
+    if draws is None:
+        assert gen is not None, "augment_batch needs a generator or draws"
+        draws = draw(n, min(h, w), mode, gen).to(x.device)
+    dy, dx = draws[0], draws[1]
+    flip = draws[2].bool() if mode == "crop-flip" else None
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     rows = dy[:, None] + torch.arange(h, device=x.device)                   # (n, h)
     cols = torch.arange(w, device=x.device).expand(n, w)                    # (n, w)

@@ -67,8 +67,8 @@ class SearchConfig:
                                             label="ray CPUs per candidate", group=RAY)
     ray_gpus_per_candidate: float = setting(0.0, "> 0: candidates train on CUDA workers; 0.25 packs four on a GPU",
                                             low=0.0, label="ray GPUs per candidate", group=RAY)
-    ray_chunk: int = setting(1, "candidates per Ray task (> 1: trained together by the batched evaluator)",
-                             low=1, group=RAY)
+    ray_chunk: int = setting(0, "candidates per Ray task (> 1: trained together by the batched evaluator); "
+                                "0 = a whole CNN step per task on GPUs, else one candidate per task", low=0, group=RAY)
 
     def to_dict(self) -> dict:
         return asdict(self)

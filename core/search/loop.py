@@ -19,10 +19,12 @@ import torch
 
 from core.cell.genotype import Genotype, edge_str
 from core.data.check import check_data
-from core.device import default_threads, describe, resolve_device
+from core.device import default_threads, describe
 from core.errors import UserError
 from core.search.config import SearchConfig
+from core.search.evaluators import check_startable as check_evaluator
 from core.search.evaluators import prepare as prepare_evaluator
+from core.search.evaluators import search_device
 from core.search.noise import measure_noise
 from core.search.tasks import ProxyTask, make_task
 from core.seeds import derive_seed
@@ -76,14 +78,16 @@ def create_run(store: Store, cfg: SearchConfig) -> int:
 
 
 def check_startable(cfg: SearchConfig) -> None:
-    """One line (a UserError) for a device this machine lacks, or data or a GloVe file that cannot
-    load, before any run row exists: a refused start leaves no failed run behind. Cheap: no data
-    is loaded (a GloVe file's first line only)."""
-    resolve_device(cfg.device)
+    """One line (a UserError) for a device this machine lacks, data or a GloVe file that cannot
+    load, or a Ray cluster that cannot serve the run, before any run row exists: a refused start
+    leaves no failed run behind. Cheap: no data is loaded (a GloVe file's first line only; a ray
+    search with GPUs joins its cluster here, to count them)."""
+    search_device(cfg)
     check_data(cfg.data_spec)
     if cfg.task == "rnn" and cfg.embedding_init.startswith("glove:"):
         from core.data.glove import check_glove_file, glove_path
         check_glove_file(glove_path(cfg.embedding_init), cfg.emb)
+    check_evaluator(cfg)
 
 
 def step_candidates(current: Genotype, k: int, seed: int, step: int) -> list[tuple[int, int]]:
@@ -107,7 +111,7 @@ def run_search(store: Store, run_id: int, observer: Observer | None = None,
     stop_event = stop_event or threading.Event()
     cfg = SearchConfig.from_dict(store.get_run(run_id).config)
     torch.set_num_threads(cfg.threads or default_threads())
-    device = resolve_device(cfg.device)  # e.g. no CUDA on this machine: refused, the run untouched
+    device = search_device(cfg)  # e.g. no CUDA on this machine: refused, the run untouched
     store.claim(run_id, describe(device), "")  # before loading data, atomic: a second claimer is
     try:                                       # refused (StoreError) and changes nothing
         status = _search(store, run_id, cfg, device, obs, stop_event)

@@ -77,37 +77,52 @@ class _UserStop(Exception):
     """Raised between batches when should_stop() says so; turned into a STOPPED result."""
 
 
+NAN_CHECK_EVERY = 16   # batches between the host reads that look for a NaN loss
+
+
 def _train_epoch(model: RNNLanguageModel, opt: torch.optim.Optimizer, data: Tensor,
                  cfg: RNNProxyConfig, offset: int, should_stop: Callable[[], bool] | None
                  ) -> tuple[float, float]:
     """One pass of truncated BPTT; hidden state carried and detached between windows.
     Returns (token-weighted mean training loss, moving loss): the moving loss is the official
     EMA of the per-batch losses, restarted each epoch (the first batch sets it), which the
-    divergence rule compares with. Both are the NaN/inf loss as soon as one appears."""
+    divergence rule compares with. Both are the NaN/inf loss as soon as one appears.
+
+    The sums and the EMA stay on the device in float64 (the same IEEE operations as Python
+    floats, so the same values), and a batch makes no host sync: the host looks for a
+    non-finite loss every NAN_CHECK_EVERY batches and at the end, and returns the first one."""
     model.train()
     hidden = model.init_hidden(data.size(1))
-    total, count = 0.0, 0
-    moving: float | None = None
+    dev, m = data.device, cfg.loss_momentum
+    total = torch.zeros((), dtype=torch.float64, device=dev)
+    moving = torch.zeros((), dtype=torch.float64, device=dev)
+    bad = torch.zeros(2, dtype=torch.float64, device=dev)   # [seen one?, the first non-finite loss]
+    count = 0
     for n, (start, length) in enumerate(bptt_windows(data.size(0), cfg.bptt, offset)):
         if cfg.max_batches_per_epoch is not None and n >= cfg.max_batches_per_epoch:
             break
         if should_stop is not None and should_stop():
             raise _UserStop
+        if n % NAN_CHECK_EVERY == NAN_CHECK_EVERY - 1 and (first := bad.tolist())[0]:
+            return first[1], first[1]
         inputs, targets = data[start:start + length], data[start + 1:start + 1 + length]
         log_probs, hidden = model(inputs, hidden.detach())
         loss = F.nll_loss(log_probs.reshape(-1, log_probs.size(-1)), targets.reshape(-1))
-        if not torch.isfinite(loss):
-            return float(loss.item()), float(loss.item())
+        value = loss.detach().double()
+        new = (bad[0] == 0) & ~torch.isfinite(value)
+        bad = torch.where(new, torch.stack([torch.ones_like(value), value]), bad)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         opt.step()
-        value = loss.item()
         total += value * targets.numel()
+        moving = value if n == 0 else m * moving + (1 - m) * value
         count += targets.numel()
-        moving = value if moving is None else cfg.loss_momentum * moving + (1 - cfg.loss_momentum) * value
-    mean = total / max(count, 1)
-    return mean, mean if moving is None else moving
+    first = bad.tolist()
+    if first[0]:
+        return first[1], first[1]
+    mean = total.item() / max(count, 1)
+    return mean, mean if count == 0 else moving.item()
 
 
 def _ppl(loss: float) -> float:

@@ -57,16 +57,21 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
 
 
 def rng_state() -> dict[str, Any]:
-    """Torch's global CPU and CUDA generator states as tensors (what dropout masks draw from)."""
+    """Torch's global CPU generator state, and the current CUDA device's (the one the job trains
+    on; what dropout masks draw from), as tensors. One device's only: a resume on a machine with
+    another GPU count, or on another GPU index, restores it all the same."""
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda_device"] = torch.cuda.get_rng_state()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what rng_state saved; CUDA states only where the same number of GPUs is present."""
+    """Restore what rng_state saved, the CUDA state onto the current device. A checkpoint of an
+    older version holds every GPU's state ("cuda"): the first is the one a job trained on."""
     torch.set_rng_state(state["torch"].cpu())
-    cuda = state.get("cuda")
-    if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+    cuda = state.get("cuda_device")
+    if cuda is None and state.get("cuda"):
+        cuda = state["cuda"][0]
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(cuda.cpu())

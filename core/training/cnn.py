@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.cell.genotype import Genotype
-from core.data.augment import augment_batch, resolve_mode
+from core.data.augment import augment_batch, draw, resolve_mode
 from core.data.batches import epoch_batches
 from core.data.imagefolder import folder_layout, load_image_folder
 from core.data.images import ImageData, load_full
@@ -97,6 +97,23 @@ def amp_dtype(cfg: CNNTrainConfig, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+DATA_SHARE = 0.5   # of the GPU's free memory, at most, for the dataset (the network trains in the rest)
+
+
+def check_device_room(data: ImageData, device: torch.device) -> None:
+    """Refuse in one line a dataset too large to keep on the GPU. Training keeps every image on
+    the device as float32 (no loader: the GPU never waits), fine for CIFAR (0.7 GiB) but not for
+    an image folder of 224x224 photos (0.6 MB each): without this, the copy dies as an OOM."""
+    if device.type != "cuda":
+        return
+    need = sum(t.numel() * t.element_size() for t in (data.x_train, data.y_train, data.x_val, data.y_val))
+    free, _ = torch.cuda.mem_get_info(device)
+    if need > DATA_SHARE * free:
+        raise ConfigError(f"{data.name}: {len(data.y_train) + len(data.y_val):,} images take "
+                          f"{need / 2**30:.1f} GiB as float32, more than half of the GPU's free "
+                          f"{free / 2**30:.1f} GiB; use fewer images or a smaller --image-size")
+
+
 @torch.no_grad()
 def _layout(x: Tensor) -> Tensor:
     """channels_last on CUDA (faster convolutions with tensor cores); CPU keeps NCHW."""
@@ -119,6 +136,7 @@ def train_cnn(ctx: JobContext, genotype: Genotype, cfg: CNNTrainConfig, device: 
     dtype = amp_dtype(cfg, device)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype is torch.float16)
     mode = resolve_mode(cfg.augment, data.in_channels, data.input_size)
+    check_device_room(data, device)
     data = data.to(device)
     n = len(data.y_train)
     order_seed = derive_seed(cfg.seed, "order")
@@ -144,19 +162,19 @@ def train_cnn(ctx: JobContext, genotype: Genotype, cfg: CNNTrainConfig, device: 
         return _metrics(history, cost, net, data.name)
 
     for epoch in range(first, cfg.epochs + 1):
-        gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "augment", epoch))
         batches = epoch_batches(n, cfg.batch_size, order_seed, epoch)[:per_epoch]
+        order, draws = _epoch_inputs(batches, mode, data.input_size, derive_seed(cfg.seed, "augment", epoch), device)
         model.train()
-        totals = torch.zeros(3, device=device)           # loss sum, correct, images
+        totals = torch.zeros(2, device=device)           # loss sum, correct (read once per epoch)
+        seen = 0
         t0 = time.perf_counter()
-        for b, idx in enumerate(batches):
+        for b, (idx, aug) in enumerate(zip(order, draws)):
             if ctx.should_stop():
                 return TrainOutcome(stopped=True, metrics=summary())
             lr = lr_at(step, total, warmup, cfg.lr)
             for group in opt.param_groups:
                 group["lr"] = lr
-            idx = idx.to(device, non_blocking=True)
-            x, y = augment_batch(data.x_train[idx], mode, gen), data.y_train[idx]
+            x, y = augment_batch(data.x_train[idx], mode, draws=aug), data.y_train[idx]
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 logits = model(_layout(x)).float()
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
@@ -165,11 +183,11 @@ def train_cnn(ctx: JobContext, genotype: Genotype, cfg: CNNTrainConfig, device: 
             scaler.step(opt)
             scaler.update()
             with torch.no_grad():
-                totals += torch.stack([loss.detach() * len(y), (logits.argmax(1) == y).sum().float(),
-                                       torch.tensor(float(len(y)), device=device)])
+                totals += torch.stack([loss.detach() * len(idx), (logits.argmax(1) == y).sum().float()])
+            seen += len(idx)
             step += 1
             ctx.progress(epoch, b + 1)
-        loss_sum, correct, seen = totals.tolist()
+        loss_sum, correct = totals.tolist()
         train_s = time.perf_counter() - t0
         if not math.isfinite(loss_sum):
             raise TrainingDiverged(f"training loss became {loss_sum / seen} in epoch {epoch}; "
@@ -192,6 +210,22 @@ def train_cnn(ctx: JobContext, genotype: Genotype, cfg: CNNTrainConfig, device: 
                         model_spec={"builder": CNN_BUILDER, "config": net.to_dict()},
                         example_inputs=(data.x_val[:2].detach().cpu().contiguous(),),
                         input_names=("images",), output_names=("logits",), dynamic_batch=True)
+
+
+def _epoch_inputs(batches: list[Tensor], mode: str, side: int, seed: int,
+                  device: torch.device) -> tuple[list[Tensor], list[Tensor | None]]:
+    """The epoch's batch indices and augmentation draws, drawn on the host (a pure function of
+    the seeds, so a resume redraws them) and moved to the device in one copy: a batch then makes
+    no host-to-device copy, and no host sync, of its own."""
+    sizes = [len(b) for b in batches]
+    n = sum(sizes)
+    host = torch.cat(batches).view(1, n)
+    if mode != "none":
+        host = torch.cat([host, draw(n, side, mode, torch.Generator().manual_seed(seed))])
+    dev = host.to(device, non_blocking=True)
+    order = list(dev[0].split(sizes))
+    draws = list(dev[1:].split(sizes, dim=1)) if mode != "none" else [None] * len(sizes)
+    return order, draws
 
 
 def _metrics(history: list[dict], cost: Cost, net: CNNConfig, data_name: str) -> dict:

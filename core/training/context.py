@@ -76,14 +76,16 @@ class JobContext:
 
     # ----- resume ------------------------------------------------------------------------
     def resume_state(self) -> dict[str, Any] | None:
-        """The last checkpoint (tensors on the job's device), or None for a fresh start."""
+        """The last checkpoint (tensors on the CPU), or None for a fresh start. Not mapped to the
+        job's device: load_state_dict places each tensor itself, and keeps Adam's `step` counters
+        on the CPU, where torch.optim wants them (on a GPU every step would sync on them)."""
         recorded = self.store.epochs(self.job_id)
         if not self.checkpoint_path.exists():
             if recorded:
                 raise StoreError(f"job {self.job_id} recorded {len(recorded)} epoch(s) but its checkpoint "
                                  f"{self.checkpoint_path} is missing; start a new job")
             return None
-        state = load_checkpoint(self.checkpoint_path, map_location=self.device)
+        state = load_checkpoint(self.checkpoint_path, map_location="cpu")
         if state.get("job_key") != self.key:  # left by a job of the same id in a deleted store
             if recorded:
                 raise StoreError(f"{self.checkpoint_path} belongs to another job; job {self.job_id} "

@@ -165,7 +165,7 @@ def train_rnn(ctx: JobContext, genotype: Genotype, cfg: RNNTrainConfig, device: 
         hook.remove()
 
     # The exported model is the best validation epoch's (averaged, once ASGD runs) weights.
-    model.load_state_dict(load_checkpoint(ctx.dir / BEST_FILE, map_location=device)["model"])
+    model.load_state_dict(load_checkpoint(ctx.dir / BEST_FILE, map_location="cpu")["model"])
     test_loss = evaluate_lm(model, batchify(corpus.test, cfg.eval_batch_size, device), cfg.bptt)
     metrics = {**summary(), "test_perplexity": _ppl(test_loss)}
     model = model.eval().cpu()

@@ -39,6 +39,22 @@ def auto_reason(task_kind: str, device: torch.device) -> str:
             "within float tolerance (tests/test_batched.py)")
 
 
+def check_startable(cfg: SearchConfig) -> None:
+    """The evaluator's part of the start check, before any run row exists (see loop.check_startable):
+    for ray, a cluster address where nothing answers, or GPUs asked of a cluster without them."""
+    if cfg.evaluator == "ray":
+        from core.search.evaluators.ray_eval import check_startable as check_ray
+        check_ray(cfg)
+
+
+def search_device(cfg: SearchConfig) -> torch.device:
+    """Where the search process itself trains: nowhere under ray (the workers train; their device
+    is --ray-gpus-per-candidate's), so its driver keeps the data on the CPU and never takes a CUDA
+    context or a GPU's memory; else the --device setting."""
+    from core.device import resolve_device
+    return torch.device("cpu") if cfg.evaluator == "ray" else resolve_device(cfg.device)
+
+
 def prepare(task, log: Callable[[str], None]) -> dict:
     """Once per run, before the first step: what the evaluator needs set up, and the cluster it
     runs on ({} for the local evaluators). The ray evaluator connects here and ships the data."""

@@ -11,12 +11,16 @@ its own Adam state and step count (FlatAdam), its own BN statistics, and the sam
 (`stop_reason`, the running-accuracy epoch break with the same `Running` EMAs, NaN), and
 the same Keras-style L2 (`l2_coefficients`, as a per-element decay in FlatAdam). A candidate that breaks its epoch
 early is frozen (no weight, moment or BN-statistic change) until the next epoch; one that
-is finished leaves the network at the end of the epoch (the union is rebuilt smaller, so
-finished candidates cost nothing). On CPU, in float32, results match training alone within
+is finished stays frozen in its slot for the rest of the chunk (the union is built, and its
+CUDA graph captured, once per chunk: rebuilding it smaller costs more than the idle slot).
+The stop rules' running values are kept on the device and read once an epoch, so a batch
+makes no host sync; under bf16 the weights are cast once a step, from the flat buffer. On CPU, in float32, results match training alone within
 float tolerance (tests/test_batched.py proves it).
 
 Devices. CUDA: all k candidates in one union by default, bf16 autocast, channels_last; a
-chunk that does not fit is halved (a one-batch probe catches the OOM before any training);
+chunk that does not fit is halved (a one-batch probe catches the OOM, or the cuBLAS/cuDNN
+errors that stand in for one, before any training), and one that runs out of memory later is
+re-queued at half the size from its members' state at the start of that epoch;
 optionally the whole train step is replayed from a CUDA graph (`cuda_graphs`; a union trains
 for hundreds of steps, so one capture per union and batch size is cheap, while torch.compile's
 compile time per union would not pay back). CPU: one candidate per union by default
@@ -28,9 +32,10 @@ from __future__ import annotations
 
 import gc
 import math
+import threading
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, ContextManager, Iterator
 
 import torch
@@ -84,6 +89,7 @@ class BatchedStats:
     """What one evaluate_batched call did, for benchmarks and logs."""
     chunks: list[int] = field(default_factory=list)   # size of each chunk trained
     oom_halvings: int = 0
+    requeued: int = 0                                  # candidates re-queued after an OOM mid-training
     peak_bytes: int = 0                                # CUDA peak allocated memory (0 on CPU)
     graphs: int = 0                                    # CUDA graphs captured
 
@@ -99,6 +105,7 @@ class _Candidate:
     best_acc: float | None = None
     best_epoch: int = 0
     result: TrainResult | None = None
+    next_epoch: int = 1          # > 1 when re-queued after an OOM: it goes on from its saved state
 
     @property
     def idx(self) -> int:
@@ -117,15 +124,35 @@ class _Stopped(Exception):
 class _UnionError(Exception):
     """The union network raised while building or running: its candidates fail, the search goes on."""
 
+    def __init__(self, message: str, oom: bool = False) -> None:
+        super().__init__(message)
+        self.oom = oom
+
 
 @contextmanager
 def _union_errors() -> Iterator[None]:
-    """Any exception from the union's own computation becomes a one-line _UnionError; errors of
-    the callbacks (on_epoch, on_result) are not caught here and propagate as in train_proxy."""
+    """Any exception from the union's own computation becomes a one-line _UnionError (marked when
+    it is a lack of memory); errors of the callbacks (on_epoch, on_result) are not caught here and
+    propagate as in train_proxy."""
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - a failing union fails its candidates only
-        raise _UnionError(_one_line(exc)) from exc
+        raise _UnionError(_one_line(exc), oom=is_oom_like(exc)) from exc
+
+
+# What CUDA libraries say when they run out of memory without a torch OutOfMemoryError: cuBLAS
+# and cuDNN fail to allocate their handles or workspaces, and cuDNN's v8 API then reports that
+# no engine can run the convolution.
+OOM_MARKERS = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED",
+               "CUBLAS_STATUS_NOT_INITIALIZED", "unable to find an engine", "CUDNN_STATUS_INTERNAL_ERROR")
+
+
+def is_oom_like(exc: BaseException) -> bool:
+    """Does this error mean "does not fit" (try fewer candidates) rather than "is broken"?"""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(m.lower() in text.lower() for m in OOM_MARKERS)
 
 
 # ----- one union network and its optimizer ------------------------------------------------------
@@ -149,10 +176,17 @@ class _Union:
         self.graphs: dict[int, tuple] = {}
         self.stats = stats
 
-    def states(self) -> list[CandidateState]:
-        """Every slot's candidate in its own model's terms, to carry into the next union."""
-        host = [b.cpu() for b in (self.net.flat, self.net.stats, self.adam.exp_avg, self.adam.exp_avg_sq)]
-        return [self.net.extract(s, host[2], host[3], self.adam.steps[s], flat=host[0], stats=host[1])
+    def snapshot(self) -> tuple[list[Tensor], list[int]]:
+        """The union's whole training state on the host (one copy per buffer): what an OOM later
+        in the epoch re-queues its members from."""
+        host = [b.detach().to("cpu", copy=True)
+                for b in (self.net.flat, self.net.stats, self.adam.exp_avg, self.adam.exp_avg_sq)]
+        return host, list(self.adam.steps)
+
+    def states(self, snapshot: tuple[list[Tensor], list[int]] | None = None) -> list[CandidateState]:
+        """Every slot's candidate in its own model's terms (now, or as in `snapshot`)."""
+        host, steps = snapshot if snapshot is not None else self.snapshot()
+        return [self.net.extract(s, host[2], host[3], steps[s], flat=host[0], stats=host[1])
                 for s in range(self.k)]
 
     def _autocast(self, cache: bool = True) -> ContextManager:
@@ -160,19 +194,28 @@ class _Union:
             return nullcontext()
         return torch.autocast(self.net.device.type, dtype=torch.bfloat16, cache_enabled=cache)
 
-    def train_step(self, x: Tensor, y: Tensor, active: list[bool]) -> Tensor:
-        """One Adam step of the active slots; returns (k, 2) [mean batch loss, correct] (no sync)."""
-        self.adam.prepare(active)
+    def train_step(self, x: Tensor, y: Tensor, active: list[bool] | Tensor) -> Tensor:
+        """One Adam step of the active slots; returns (k, 2) [mean batch loss, correct] (no sync).
+        `active`: host flags, or a device (k,) bool tensor (then between FlatAdam's begin_epoch
+        and end_epoch; the BN statistics are always guarded, as the host cannot see which run)."""
+        if isinstance(active, Tensor):
+            self.adam.prepare_device(active)
+            guard = True
+        else:
+            self.adam.prepare(active)
+            guard = not all(active)
         if self.use_graphs:
             return self._replay(x, y)
-        return self._step(x, y, guard_stats=not all(active))
+        return self._step(x, y, guard_stats=guard)
 
     def _step(self, x: Tensor, y: Tensor, guard_stats: bool, cache: bool = True) -> Tensor:
         net = self.net
         saved = net.stats.clone() if guard_stats else None
         net.grad.zero_()
         with self._autocast(cache):
+            net.cast_weights(torch.bfloat16 if self.amp else None)   # one cast of the weights a step
             logits = net(x)
+            net.cast_weights(None)
         losses = _slot_losses(logits, y).mean(0)
         losses.sum().backward()
         self.adam.apply()
@@ -205,7 +248,7 @@ class _Union:
                 self._step(static_x, static_y, guard_stats=True, cache=False)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # other searches' threads go on
             out = self._step(static_x, static_y, guard_stats=True, cache=False)
         with torch.no_grad():
             for buf, saved in zip(buffers, snapshot):
@@ -218,6 +261,7 @@ class _Union:
         """(k, 2) [loss sum, correct] over the validation set, BN in eval mode."""
         self.net.training = False
         totals = torch.zeros(self.k, 2, device=x.device, dtype=self.net.flat.dtype)
+        self.net.cast_weights(torch.bfloat16 if self.amp else None)
         try:
             for start in range(0, len(y), batch):
                 xb, yb = x[start:start + batch], y[start:start + batch]
@@ -227,6 +271,7 @@ class _Union:
                 totals += torch.stack([_slot_losses(logits, yb).sum(0), hits.float()], 1)
         finally:
             self.net.training = True
+            self.net.cast_weights(None)
         return totals
 
 
@@ -266,26 +311,36 @@ class _ChunkTrainer:
         self.opts, self.stats = opts, stats
         self.should_stop, self.on_epoch, self.finish = should_stop, on_epoch, finish
         self.union: _Union | None = None
-        self.members: list[_Candidate] = []
+        self.members: list[_Candidate] = cands
+        self.saved: tuple | None = None   # (host snapshot, epoch) at the start of the current epoch
 
     def run(self) -> None:
-        for epoch in range(1, self.cfg.epochs + 1):
-            running = [c for c in self.cands if c.result is None]
-            if not running:
+        """One union for the whole chunk: a finished candidate keeps its slot, frozen (its weights,
+        moments and BN statistics never change again), so the union is built, and its CUDA graph
+        captured, once per chunk rather than each time a candidate stops."""
+        with _union_errors():
+            self.union = _Union(self.cands, self.task, self.opts, self.stats)
+        for epoch in range(self.cands[0].next_epoch, self.cfg.epochs + 1):
+            if all(c.result is not None for c in self.cands):
                 return
             with _union_errors():
-                self._seat(running)
+                self.saved = (self.union.snapshot(), epoch)
             self._epoch(epoch)
 
-    def _seat(self, running: list[_Candidate]) -> None:
-        """Rebuild the union when candidates have left it, carrying the others' state across."""
-        if self.union is not None and running == self.members:
-            return
-        if self.union is not None:
-            for cand, state in zip(self.members, self.union.states()):
-                cand.state = state
-            self.union = None
-        self.union, self.members = _Union(running, self.task, self.opts, self.stats), running
+    def requeue(self) -> list[_Candidate]:
+        """After an OOM mid-epoch: the unfinished members, reset to their state at the start of
+        that epoch (weights, moments, step counts, BN statistics; their history and best so far
+        are that moment's too, as epoch rows are only added at an epoch's end), ready to train
+        again in a smaller chunk."""
+        left = [c for c in self.cands if c.result is None]
+        if self.saved is None or self.union is None:  # the union was never built: as they came
+            return left
+        (host, steps), epoch = self.saved
+        for slot, cand in enumerate(self.cands):
+            if cand.result is None:
+                cand.state = self.union.net.extract(slot, host[2], host[3], steps[slot], flat=host[0], stats=host[1])
+                cand.next_epoch = epoch
+        return left
 
     def _epoch(self, epoch: int) -> None:
         t0 = time.perf_counter()
@@ -313,34 +368,91 @@ class _ChunkTrainer:
 
     def _train_pass(self, epoch: int) -> list[Running]:
         """Every member trains on the epoch's batches until its running accuracy passes the
-        threshold (then it is frozen for the rest of the epoch) or its loss is not finite."""
+        threshold (then it is frozen for the rest of the epoch) or its loss is not finite.
+
+        The stop rules' running values live on the device (_DeviceRunning), so a batch makes no
+        host sync: the host reads whether any member is still training every ALL_DONE_EVERY
+        batches (a batch with none is a no-op: nothing is updated), and everything else once, at
+        the end of the pass."""
         union, data, k = self.union, self.data, len(self.members)
         dev = data.x_train.device
         batches = epoch_batches(len(data.y_train), self.cfg.batch_size, self.data_seed, epoch,
                                 self.cfg.max_batches)
         order = torch.cat(batches).to(dev, non_blocking=True)
-        active = [True] * k
-        running = [Running(self.cfg.momentum) for _ in range(k)]
-        for idx in order.split([len(b) for b in batches]):
-            if not any(active):  # every member broke its epoch: on to validation, as train_proxy
+        running = _DeviceRunning([c.result is None for c in self.members], self.cfg, union.net.flat.dtype, dev)
+        with _union_errors():
+            union.adam.begin_epoch(len(batches))
+        for b, idx in enumerate(order.split([len(b) for b in batches])):
+            if b % ALL_DONE_EVERY == 0 and not running.any_active():   # on to validation, as train_proxy
                 break
             if self.should_stop():
                 raise _Stopped()
             with _union_errors():
                 x = data.x_train.index_select(0, idx).contiguous(memory_format=torch.channels_last)
-                host = union.train_step(x, data.y_train.index_select(0, idx), active).tolist()
-            for slot in range(k):
-                if not active[slot]:
-                    continue
-                loss, hits = host[slot]
-                if not math.isfinite(loss):
-                    active[slot] = False
-                    self.finish(self.members[slot], FAILED, NAN, "loss became NaN or infinite")
-                    continue
-                running[slot].add(loss, hits, len(idx))
-                if running[slot].acc > self.cfg.train_acc_stop:
-                    active[slot] = False
-        return running
+                out = union.train_step(x, data.y_train.index_select(0, idx), running.active)
+                running.add(out, len(idx))
+        with _union_errors():
+            host, taken = running.read(union.adam.taken)
+        union.adam.end_epoch(taken)
+        for slot, run in enumerate(host):
+            if run is None and self.members[slot].result is None:
+                self.finish(self.members[slot], FAILED, NAN, "loss became NaN or infinite")
+        return host
+
+
+ALL_DONE_EVERY = 8   # batches between the host reads of "is any member still training?"
+
+
+class _DeviceRunning:
+    """The per-slot `Running` values (EMAs of batch loss and accuracy, sums) as float64 device
+    tensors: the same IEEE double operations as Running's Python floats, so the same numbers,
+    with no host sync per batch. A slot stops training (its `active` flag, read by FlatAdam on
+    the device) at a non-finite loss or once its running accuracy passes the threshold."""
+
+    def __init__(self, live: list[bool], cfg: ProxyTrainConfig, dtype: torch.dtype, dev: torch.device) -> None:
+        k = len(live)
+        self.momentum, self.threshold = cfg.momentum, cfg.train_acc_stop
+        self.active = torch.tensor(live, device=dev)
+        self.nan = torch.zeros(k, dtype=torch.bool, device=dev)
+        # rows: loss EMA, accuracy EMA, loss sum, hits, images seen
+        self.values = torch.zeros(5, k, dtype=torch.float64, device=dev)
+
+    def any_active(self) -> bool:
+        return bool(self.active.any())
+
+    def add(self, out: Tensor, n: int) -> None:
+        """One batch's (k, 2) [mean loss, correct] for the slots that trained on it."""
+        m = self.momentum
+        loss, hits = out[:, 0].double(), out[:, 1].double()
+        finite = torch.isfinite(loss)
+        self.nan |= self.active & ~finite
+        live = self.active & finite
+        ema_loss, ema_acc, loss_sum, hit_sum, seen = self.values
+        first = seen == 0
+        acc = hits / n
+        new = torch.stack([torch.where(first, loss, m * ema_loss + (1 - m) * loss),
+                           torch.where(first, acc, m * ema_acc + (1 - m) * acc),
+                           loss_sum + loss * n, hit_sum + hits, seen + n])
+        torch.where(live, new, self.values, out=self.values)
+        self.active = live & ~(self.values[1] > self.threshold)
+
+    def read(self, taken: Tensor) -> tuple[list[Running | None], list[int]]:
+        """The epoch's Running per slot (None: its loss went non-finite) and the Adam steps each
+        slot took (FlatAdam's `taken`), in one host read."""
+        cols = torch.cat([self.values, self.nan[None].double(), taken[None].double()]).T.tolist()
+        out: list[Running | None] = []
+        steps: list[int] = []
+        for ema_loss, ema_acc, loss_sum, hits, seen, nan, took in cols:
+            steps.append(int(took))
+            if nan:
+                out.append(None)
+                continue
+            run = Running(self.momentum)
+            if seen:
+                run.loss, run.acc = ema_loss, ema_acc
+            run.loss_sum, run.hits, run.seen = loss_sum, hits, int(seen)
+            out.append(run)
+        return out, steps
 
 
 # ----- the evaluator ----------------------------------------------------------------------------------
@@ -356,8 +468,6 @@ def evaluate_batched(task, step: int, jobs: list[Job], step_seed: int, should_st
     opts = options or BatchedOptions()
     stats = stats if stats is not None else BatchedStats()
     dev = torch.device(task.device)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
     t0 = time.time()
     records: dict[int, CandidateRecord] = {}
 
@@ -379,8 +489,8 @@ def evaluate_batched(task, step: int, jobs: list[Job], step_seed: int, should_st
     for cand in cands:
         if cand.result is None:
             finish(cand, STOPPED, USER_STOP)
-    if dev.type == "cuda":
-        stats.peak_bytes = max(stats.peak_bytes, torch.cuda.max_memory_allocated(dev))
+    if dev.type == "cuda":  # the process's peak: the counters are process-wide, so they are not
+        stats.peak_bytes = max(stats.peak_bytes, torch.cuda.max_memory_allocated(dev))  # reset here
     return [records[job[0]] for job in jobs]
 
 
@@ -411,28 +521,67 @@ def _channels_last(data: ImageData) -> ImageData:
 def _train_in_chunks(task, cands: list[_Candidate], data: ImageData, data_seed: int, opts: BatchedOptions,
                      stats: BatchedStats, should_stop: StopFn, on_epoch: EpochFn, finish: Callable) -> None:
     """Chunks of at most `opts.chunk` candidates, one after another; on CUDA a chunk that does
-    not fit (a one-batch probe runs out of memory) is halved until it does."""
+    not fit (a one-batch probe runs out of memory) is halved until it does, and a chunk that runs
+    out of memory later anyway is re-queued, its unfinished members from their state at the start
+    of that epoch, at half the size (never failed: that would leave the step to the survivors)."""
     size = opts.chunk if opts.chunk > 0 else auto_chunk(torch.device(task.device), len(cands))
     queue = list(cands)
     while queue:
         if should_stop():
             raise _Stopped()
-        group = queue[:size]
-        if size > 1 and not _fits(task, group, data, data_seed, opts, stats):
+        group = _next_group(queue, size)
+        try:
+            fits = size <= 1 or _fits(task, group, data, data_seed, opts, stats)
+        except _UnionError as exc:   # the probe broke for another reason: these candidates fail
+            _fail(group, finish, str(exc))
+            queue = queue[len(group):]
+            continue
+        if not fits:
             size //= 2
             stats.oom_halvings += 1
             continue
         stats.chunks.append(len(group))
         trainer = _ChunkTrainer(task, group, data, data_seed, opts, stats, should_stop, on_epoch, finish)
+        queue = queue[len(group):]
         try:
             trainer.run()
         except _UnionError as exc:  # as in train_proxy: the candidates fail, the search goes on
-            for cand in group:
-                if cand.result is None:
-                    finish(cand, FAILED, BUILD_FAILED, str(exc))
+            if exc.oom and len(group) > 1:
+                left = trainer.requeue()
+                queue = left + queue
+                size = max(1, len(group) // 2)
+                stats.oom_halvings += 1
+                stats.requeued += len(left)
+            else:
+                _fail(group, finish, str(exc))
         finally:
             trainer.union = None
-        queue = queue[len(group):]
+            _release(task)
+
+
+def _next_group(queue: list[_Candidate], size: int) -> list[_Candidate]:
+    """Up to `size` candidates from the front that start at the same epoch (re-queued ones go
+    on from theirs; a union trains its members in step)."""
+    first = queue[0].next_epoch
+    group = []
+    for cand in queue[:size]:
+        if cand.next_epoch != first:
+            break
+        group.append(cand)
+    return group
+
+
+def _fail(group: list[_Candidate], finish: Callable, error: str) -> None:
+    for cand in group:
+        if cand.result is None:
+            finish(cand, FAILED, BUILD_FAILED, error)
+
+
+def _release(task) -> None:
+    """Give a dropped union's memory back at once (CUDA keeps freed blocks cached otherwise)."""
+    if torch.device(task.device).type == "cuda":
+        gc.collect()
+        torch.cuda.empty_cache()
 
 
 def auto_chunk(device: torch.device, k: int) -> int:
@@ -446,42 +595,68 @@ def auto_chunk(device: torch.device, k: int) -> int:
 
 def _fits(task, group: list[_Candidate], data: ImageData, data_seed: int, opts: BatchedOptions,
           stats: BatchedStats) -> bool:
-    """CUDA only: can this chunk take a full training step and a validation batch? (CPU: yes)."""
-    dev = torch.device(task.device)
-    if dev.type != "cuda":
+    """CUDA only: can this chunk take a full training step and a validation batch? (CPU: yes).
+    An OOM-like error (is_oom_like) says no; any other error is the chunk's own (_UnionError)."""
+    if not _probes(task):
         return True
     try:
         _probe(task, group, data, data_seed, opts, stats)
         fits = True
-    except torch.cuda.OutOfMemoryError:
+    except Exception as exc:  # noqa: BLE001 - sorted into "does not fit" and "is broken"
+        if not is_oom_like(exc):
+            raise _UnionError(_one_line(exc)) from exc
         fits = False
     gc.collect()  # the failed probe's tensors are gone only once its traceback is
     torch.cuda.empty_cache()
     return fits
 
 
+def _probes(task) -> bool:
+    """Whether chunks are probed before training: on CUDA, where memory is what limits them."""
+    return torch.device(task.device).type == "cuda"
+
+
 def _probe(task, group: list[_Candidate], data: ImageData, data_seed: int, opts: BatchedOptions,
            stats: BatchedStats) -> None:
-    """One step on the epoch's largest batch and one validation batch, on a throwaway union."""
+    """One step on the epoch's largest batch and one validation batch, on a throwaway union; with
+    CUDA graphs on, the step is captured as training will capture it, so the graph's private
+    memory pool counts too."""
     dev = torch.device(task.device)
-    union = _Union(group, task, replace(opts, cuda_graphs=False), stats)
+    probe_stats = BatchedStats()   # the probe's graphs are not the training's
+    union = _Union(group, task, opts, probe_stats)
     batches = epoch_batches(len(data.y_train), task.train_cfg.batch_size, data_seed, 1)
     idx = max(batches, key=len).to(dev)
-    union.train_step(data.x_train[idx], data.y_train[idx], [True] * len(group))
+    x = data.x_train[idx].contiguous(memory_format=torch.channels_last)
+    union.train_step(x, data.y_train[idx], [True] * len(group))
     batch = opts.val_batch or max(MIN_VAL_BATCH, VAL_BATCH // len(group))
     union.validate(data.x_val[:batch], data.y_val[:batch], batch)
     torch.cuda.synchronize(dev)
 
 
+_benchmark_lock = threading.Lock()
+_benchmark_users = [0, False]   # evaluations that asked for cuDNN autotuning; the flag before the first
+
+
 @contextmanager
 def _cudnn_benchmark(on: bool) -> Iterator[None]:
-    """cuDNN autotuning for the duration of one evaluation, then back to the process's setting."""
-    before = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = on or before
+    """cuDNN autotuning while at least one evaluation asks for it. The flag is process-wide, and
+    searches run in threads (the app server): counted under a lock, so one search ending does not
+    switch it off under another, and the process's own setting comes back after the last."""
+    if not on:
+        yield
+        return
+    with _benchmark_lock:
+        if _benchmark_users[0] == 0:
+            _benchmark_users[1] = torch.backends.cudnn.benchmark
+            torch.backends.cudnn.benchmark = True
+        _benchmark_users[0] += 1
     try:
         yield
     finally:
-        torch.backends.cudnn.benchmark = before
+        with _benchmark_lock:
+            _benchmark_users[0] -= 1
+            if _benchmark_users[0] == 0:
+                torch.backends.cudnn.benchmark = _benchmark_users[1]
 
 
 def _one_line(exc: BaseException) -> str:

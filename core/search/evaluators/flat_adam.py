@@ -51,6 +51,34 @@ class FlatAdam:
             rows[2].append((1 - b2 ** t) ** 0.5 if t else 1.0)
         self.slot_scalars.copy_(torch.tensor(rows, dtype=self.params.dtype), non_blocking=True)
 
+    def begin_epoch(self, batches: int) -> None:
+        """For `prepare_device`: every slot's bias corrections for the step counts this epoch can
+        reach (its count now plus 0..batches), computed on the host as `prepare` computes them
+        and copied to the device once; a step then looks its slot's row up on the device."""
+        b1, b2 = self.betas
+        table: list[list[list[float]]] = [[], []]
+        for j in range(batches + 1):
+            size_row, bc2_row = [], []
+            for c in range(self.k):
+                t = self.steps[c] + j
+                size_row.append(-(self.lr / (1 - b1 ** t)) if t else -0.0)
+                bc2_row.append((1 - b2 ** t) ** 0.5 if t else 1.0)
+            table[0].append(size_row)
+            table[1].append(bc2_row)
+        self.table = torch.tensor(table, dtype=self.params.dtype).to(self.params.device, non_blocking=True)
+        self.taken = torch.zeros(self.k, dtype=torch.long, device=self.params.device)
+        self._slots = torch.arange(self.k, device=self.params.device)
+
+    def prepare_device(self, active: Tensor) -> None:
+        """`prepare` for a device-side (k,) bool `active`: no host value, so no sync."""
+        self.taken += active
+        rows = self.table[:, self.taken, self._slots]
+        self.slot_scalars.copy_(torch.cat([active.to(self.slot_scalars.dtype)[None], rows]))
+
+    def end_epoch(self, taken: list[int]) -> None:
+        """The host's step counts after an epoch of `prepare_device` (`taken`: read back once)."""
+        self.steps = [s + int(j) for s, j in zip(self.steps, taken)]
+
     @torch.no_grad()
     def apply(self) -> None:
         """The update, from device tensors only (so it can be captured in a CUDA graph)."""

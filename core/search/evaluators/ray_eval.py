@@ -49,6 +49,9 @@ CPUS_PER_SEARCH_ENV = "AUTOSHRINK_RAY_CPUS_PER_SEARCH"  # CPUs one search's task
 DEFAULT_MAX_SEARCHES = 4
 MAX_RETRIES = 3        # a task whose worker dies is trained again from its seed, up to this often
 POLL_S = 0.25          # how often the driver looks at stop requests while tasks run
+CONNECT_TIMEOUT_S = 25.0   # ray.init against an address where no cluster answers retries for minutes
+PROBE_TIMEOUT_S = 5.0      # a TCP connect to the cluster's address before any run row exists
+PREFLIGHT_TIMEOUT_S = 120.0  # the GPU preflight task (a fresh worker imports torch)
 CANCEL_GRACE_S = 5.0   # after a cancel, how long running tasks get before their workers are killed
 ROOT = Path(__file__).resolve().parents[3]      # the project: shipped to a remote cluster's workers
 SHIP_EXCLUDES = [".git", "runs", "data", "shared", "tests", "bench", "**/__pycache__", "*.db"]
@@ -87,11 +90,37 @@ def connect(address: str = "") -> dict:
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         try:
             _init_in_owner_thread(wanted)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
             raise RayEvaluatorError(f"cannot reach Ray cluster {wanted or '(local)'}: "
                                     f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         _connected_to[:] = [wanted or "local"]
     return cluster_info()
+
+
+def check_address(address: str = "") -> None:
+    """Refuse in one line, within PROBE_TIMEOUT_S, an address where nothing answers (ray.init
+    itself retries for minutes there). Cheap and connection-free: a TCP connect to HOST:PORT.
+    'auto' (a cluster started here with `ray start`) and the cluster this process is on pass."""
+    wanted = address or os.environ.get(ADDRESS_ENV, "")
+    if not wanted or wanted == "auto" or (_connected_to and _connected_to[0] == wanted):
+        return
+    host, port = _host_port(wanted)
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, socket.timeout) else (exc.strerror or type(exc).__name__).lower()
+        raise RayEvaluatorError(f"cannot reach Ray cluster {wanted}: nothing answers at {host}:{port} ({why}); "
+                                f"start it with `ray start --head` or fix --ray-address") from None
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    """HOST:PORT of a Ray address ('ray://host:port' for Ray Client, else the GCS's host:port)."""
+    text = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise RayEvaluatorError(f"Ray address must be HOST:PORT (or 'auto'), not {address!r}")
+    return host.strip("[]"), int(port)
 
 
 _owner_stop = threading.Event()
@@ -109,7 +138,7 @@ def _init_in_owner_thread(address: str) -> None:
     else:         # "local": a private cluster, never one another process started on this machine
         kwargs.update(address="local", num_cpus=_local_cpus(),
                       runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}, **setup})
-    ready, failure = threading.Event(), []
+    ready, failure, abandoned = threading.Event(), [], threading.Event()
     _owner_stop.clear()
 
     def owner() -> None:
@@ -118,10 +147,15 @@ def _init_in_owner_thread(address: str) -> None:
         except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
             failure.append(exc)
         ready.set()
+        if not failure and abandoned.is_set():   # joined after the caller gave up: leave again
+            ray.shutdown()
+            return
         if not failure:
             _owner_stop.wait()
     threading.Thread(target=owner, name="ray-owner", daemon=True).start()
-    ready.wait()
+    if not ready.wait(CONNECT_TIMEOUT_S):
+        abandoned.set()
+        raise TimeoutError(f"no Ray cluster answered within {CONNECT_TIMEOUT_S:g} s")
     if failure:
         raise failure[0]
 
@@ -242,17 +276,45 @@ class RayRun:
     log: Callable[[str], None]  # the run's log
 
 
+def check_startable(cfg: SearchConfig) -> None:
+    """Before any run row exists: an address where no cluster answers, and a GPU request on a
+    cluster without GPUs, are refused in one line. A GPU request joins the cluster now (the
+    search would join it a moment later anyway) to count its GPUs."""
+    check_address(cfg.ray_address)
+    if cfg.ray_gpus_per_candidate > 0:
+        _check_gpus(cfg, connect(cfg.ray_address))
+
+
+def _check_gpus(cfg: SearchConfig, info: dict) -> None:
+    if info.get("gpus", 0) <= 0:
+        raise RayEvaluatorError(f"--ray-gpus-per-candidate {cfg.ray_gpus_per_candidate:g} asks for GPUs, "
+                                f"but {describe_cluster(info)}")
+
+
+def task_chunk(cfg: SearchConfig) -> int:
+    """Candidates per task: as set, else (0) a whole CNN step per task on a GPU (its one union keeps
+    the GPU busy; a fresh worker per GPU task costs a few seconds, paid once a step), and one per
+    task otherwise (RNN candidates train one after another even inside a task)."""
+    if cfg.ray_chunk > 0:
+        return cfg.ray_chunk
+    return cfg.k if cfg.ray_gpus_per_candidate > 0 and cfg.task == "cnn" else 1
+
+
 def prepare_ray(task, log: Callable[[str], None]) -> dict:
-    """Connect, put the proxy data into the object store (once per run), and size the tasks."""
+    """Connect, check the GPU workers once (preflight), put the proxy data into the object store
+    (once per run), and size the tasks."""
     ray = _ray()
     cfg: SearchConfig = task.cfg
+    check_address(cfg.ray_address)
     info = connect(cfg.ray_address)
-    data = task.data.to("cpu") if task.kind == "cnn" else task.corpus
-    chunk = cfg.ray_chunk
+    chunk = task_chunk(cfg)
     gpus = cfg.ray_gpus_per_candidate
-    if gpus > 0 and info.get("gpus", 0) <= 0:
-        raise RayEvaluatorError(f"--ray-gpus-per-candidate {gpus:g} asks for GPUs, but {describe_cluster(info)}")
+    if gpus > 0:
+        _check_gpus(cfg, info)
     num_gpus = 0.0 if gpus <= 0 else min(1.0, gpus * chunk)
+    if num_gpus > 0:
+        log(preflight_cuda(num_gpus))
+    data = task.data.to("cpu") if task.kind == "cnn" else task.corpus
     per_search = _env_number(CPUS_PER_SEARCH_ENV, info.get("cpus", 1.0) or 1.0)
     run = RayRun(data_ref=ray.put(data), task_type=type(task), cfg=cfg.to_dict(), cluster=info,
                  num_cpus=cfg.ray_cpus_per_candidate, num_gpus=num_gpus,
@@ -263,6 +325,31 @@ def prepare_ray(task, log: Callable[[str], None]) -> dict:
         f"{run.num_cpus:g} CPU ({run.threads} torch thread(s)) and {run.num_gpus:g} GPU each, "
         f"at most {run.max_inflight} at once for this search")
     return info
+
+
+def preflight_cuda(num_gpus: float) -> str:
+    """One task shaped like the search's GPU tasks: does torch on a GPU worker see CUDA? A GPU node
+    whose torch is a CPU build would otherwise fail every candidate deep inside a task."""
+    ray = _ray()
+    ref = remote_for(cuda_report, gpu=True).options(num_cpus=0, num_gpus=num_gpus).remote()
+    try:
+        report = ray.get(ref, timeout=PREFLIGHT_TIMEOUT_S)
+    except ray.exceptions.GetTimeoutError:
+        ray.cancel(ref, force=True)
+        raise RayEvaluatorError(f"no GPU worker started within {PREFLIGHT_TIMEOUT_S:g} s for the CUDA check "
+                                f"(are the cluster's GPUs held by other jobs?)") from None
+    if not report["cuda"]:
+        raise RayEvaluatorError(f"the cluster's GPU worker on {report['host']} has torch {report['torch']} without "
+                                f"CUDA (torch.cuda.is_available() is False); install a CUDA build of torch there")
+    return f"CUDA check: {report['host']} GPU {report['visible']}: {report['name']} (torch {report['torch']})"
+
+
+def cuda_report() -> dict:
+    """In a GPU worker: what its torch sees (the preflight's payload)."""
+    cuda = torch.cuda.is_available()
+    return {"host": socket.gethostname(), "torch": torch.__version__, "cuda": cuda,
+            "visible": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+            "name": torch.cuda.get_device_name(0) if cuda else ""}
 
 
 # ----- the driver's side of a step ---------------------------------------------------------------------
@@ -285,7 +372,7 @@ def evaluate_ray(task, step: int, jobs: list[Job], step_seed: int, should_stop: 
 def _run_chunks(run: RayRun, step: int, chunks: list[list[Job]], step_seed: int, should_stop: StopFn,
                 on_epoch: EpochFn, on_result: Callable[[CandidateRecord], None]) -> dict[int, CandidateRecord]:
     ray = _ray()
-    remote = _remote().options(num_cpus=run.num_cpus, num_gpus=run.num_gpus)
+    remote = remote_for(train_chunk, gpu=run.num_gpus > 0).options(num_cpus=run.num_cpus, num_gpus=run.num_gpus)
     todo, pending, done = list(chunks), {}, {}
     try:
         while todo or pending:
@@ -336,14 +423,19 @@ def _cancel(refs: list) -> None:
         ray.cancel(ref, force=True)
 
 
-_remote_fn: list = []
+_remote_fn: dict = {}
 
 
-def _remote():
-    """The Ray remote function, made once per process (ray is imported only when used)."""
-    if not _remote_fn:
-        _remote_fn.append(_ray().remote(max_retries=MAX_RETRIES)(train_chunk))
-    return _remote_fn[0]
+def remote_for(fn: Callable, gpu: bool):
+    """`fn` as a Ray remote function, made once per process (ray is imported only when used).
+
+    GPU tasks get max_calls=1: CUDA reads CUDA_VISIBLE_DEVICES once per process, so a reused
+    worker would stay on the GPU of its first task while Ray hands it another; a fresh worker per
+    GPU task trains on, and reports, the GPU Ray gave it."""
+    key = (fn.__module__, fn.__qualname__, gpu)
+    if key not in _remote_fn:
+        _remote_fn[key] = _ray().remote(max_retries=MAX_RETRIES, **({"max_calls": 1} if gpu else {}))(fn)
+    return _remote_fn[key]
 
 
 # ----- the worker's side --------------------------------------------------------------------------------

@@ -305,6 +305,23 @@ class StackedCNN:
             leaf = self.view(s, self.flat).detach().requires_grad_()
             leaf.grad = self.view(s, self.grad)
             self.t[s.name] = leaf
+        # the whole parameter buffer as one leaf, for cast_weights (its gradient is `grad` too)
+        self.flat_leaf = self.flat.detach().requires_grad_()
+        self.flat_leaf.grad = self.grad
+        self.cast: dict[str, Tensor] = {}
+
+    def cast_weights(self, dtype: torch.dtype | None) -> None:
+        """The channel-mixing weights (convs, classifier) for the next forward in `dtype`, cast
+        in one kernel from the flat buffer: autocast would cast each of them separately, about a
+        hundred small kernels a step. BatchNorm's parameters stay float32, as under autocast.
+        None: back to the float32 tensors."""
+        self.cast = {}
+        if dtype is None:
+            return
+        cast = self.flat_leaf.to(dtype)
+        for s in self.slotted.values():
+            if not s.stat and (s.name.endswith(".conv") or s.name.startswith("classifier")):
+                self.cast[s.name] = self.view(s, cast)
 
     def to(self, device: torch.device | str) -> "StackedCNN":
         """Move the buffers (one transfer each) and the plan's index tensors; returns self."""
@@ -400,7 +417,8 @@ class StackedCNN:
         if self.head is not None:
             h = self._act(self._conv_bn(self.head, h))
         feat = F.adaptive_avg_pool2d(h, 1)
-        logits = F.conv2d(feat, self.t[self.classifier], self.t["classifier.bias"], groups=self.k)
+        w, b = (self.cast.get(n, self.t[n]) for n in (self.classifier, "classifier.bias"))
+        logits = F.conv2d(feat, w, b, groups=self.k)
         return logits.view(len(x), self.k, -1)
 
     def _cell(self, cell: CellPlan, x: Tensor) -> Tensor:
@@ -425,7 +443,7 @@ class StackedCNN:
         return out
 
     def _conv_bn(self, p: ConvBN, x: Tensor) -> Tensor:
-        w = self.t[p.conv]
+        w = self.cast.get(p.conv, self.t[p.conv])
         groups = {"dense": 1, "slots": self.k, "channels": x.shape[1]}[p.groups]
         h = F.conv2d(x, w, None, p.stride, p.padding, 1, groups)
         t = self.t
