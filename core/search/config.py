@@ -53,6 +53,7 @@ class SearchConfig:
     ray_gpus_per_candidate: float = 0.0  # > 0: candidates train on CUDA workers; 0.25 packs four on a GPU
     ray_chunk: int = 1             # candidates per Ray task (> 1: trained together by the batched evaluator)
     noise_seeds: int = 1           # step 0 trains the dense DAG this many times (seeds) to measure noise; 1 = off
+    control: int = 0               # after the search, r random cells per edge count (core.search.control); 0 = none
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,6 +104,7 @@ class SearchConfig:
             (self.bptt >= 1 and self.clip > 0, "bptt must be >= 1 and clip > 0"),
             (self.max_vocab >= 0 and self.max_batches >= 0, "max vocab and max batches must be >= 0"),
             (1 <= self.noise_seeds <= 10, f"noise seeds must be in 1..10, not {self.noise_seeds}"),
+            (0 <= self.control <= 50, f"control must be in 0..50 random cells per edge count, not {self.control}"),
             (bool(str(self.data).strip()), "data must name a dataset"),
             (self.embedding_init == "uniform" or (self.embedding_init.startswith("glove:")
                                                   and len(self.embedding_init) > len("glove:")),
@@ -128,7 +130,7 @@ PRESETS: dict[tuple[str, str], dict] = {
     # saturated. Digits is easy: small cells match big ones, so the cost term alone would shrink to 1-2
     # edges; keep 0.5 stops at half the edges, so the best snapshot is a real cell (the page says why).
     ("cnn", "demo"): dict(data="digits", nodes=5, k=4, epochs=3, keep_fraction=0.5, stem_channels=16,
-                          base_width=8, batch_size=32, per_class_train=60, noise_seeds=3),
+                          base_width=8, batch_size=32, per_class_train=60, noise_seeds=3, control=5),
     # The paper's RNN search: N=6 (15 edges), k=10, e=h=100, 10 epochs, PTB proxy, keep 25%.
     ("rnn", "paper"): dict(data="ptb-proxy", nodes=6, k=10, epochs=10, keep_fraction=0.25, lr=20.0,
                            batch_size=128, weight_decay=0.0, emb=100, hidden=100, bptt=35, clip=0.25),
@@ -139,7 +141,7 @@ PRESETS: dict[tuple[str, str], dict] = {
     # their spread is several times the noise measured over 3 seeds.
     ("rnn", "demo"): dict(data="embedded", nodes=4, k=3, epochs=5, keep_fraction=0.4, lr=20.0,
                           batch_size=64, weight_decay=0.0, emb=64, hidden=64, bptt=20, clip=0.25,
-                          max_vocab=500, max_batches=20, noise_seeds=3),
+                          max_vocab=500, max_batches=20, noise_seeds=3, control=5),
 }
 PRESET_NAMES = ("demo", "paper")
 
