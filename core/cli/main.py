@@ -13,13 +13,15 @@ import time
 from pathlib import Path
 
 from core.cell.genotype import Genotype, edge_str
+from core.cli.control import ControlProgress, add_control_parser, control_summary, print_summary
 from core.cli.output import write_export
 from core.cli.progress import ProgressBar
 from core.errors import UserError
 from core.insight.format import fmt_duration
 from core.runner.foreground import EXIT_INTERRUPTED, Outcome, run_interruptibly
 from core.search.config import EVALUATORS, PRESET_NAMES, TASKS, SearchConfig, preset_config
-from core.search.loop import Observer, create_run, run_search
+from core.search.control import search_then_control
+from core.search.loop import Observer, create_run
 from core.store.runs import (
     FAILED,
     CandidateRecord,
@@ -66,7 +68,8 @@ class _ProgressObserver(Observer):
 def _run_foreground(store: Store, run_id: int, quiet: bool) -> Outcome:
     run = store.get_run(run_id)
     obs = _ProgressObserver(run.expected_steps, len(store.steps(run_id)), quiet)
-    return run_interruptibly(lambda stop: run_search(store, run_id, obs, stop), obs.bar.message,
+    control = ControlProgress(quiet)  # the search's `control` setting trains one after it finishes
+    return run_interruptibly(lambda stop: search_then_control(store, run_id, obs, stop, control), obs.bar.message,
                              f"; resume with `resume {run_id}`")
 
 
@@ -78,10 +81,12 @@ def _finish_report(store: Store, run_id: int, as_json: bool, outcome: Outcome) -
            "best_edges": best.edges if best else None, "best_genotype": best.genotype.to_dict() if best else None,
            "wall_s": round((run.finished_at or time.time()) - (run.started_at or run.created_at), 2)}
     if as_json:
-        print(json.dumps(out))
+        control = control_summary(store, run_id)
+        print(json.dumps({**out, "control": control and {k: v for k, v in control.items() if k != "cells"}}))
     else:
         print(f"run {run_id}: {run.status} after {fmt_duration(out['wall_s'])}, {len(steps)} steps"
               + (f"; best snapshot step {best.step} ({best.edges} edges, score {best.score:.4f})" if best else ""))
+        print_summary(store, run_id)
     if run.status == FAILED:
         print(f"error: run {run_id} failed: {run.error}", file=sys.stderr)
         return 1
@@ -92,7 +97,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in
                  ("data", "nodes", "k", "epochs", "keep_fraction", "seed", "device", "evaluator", "threads",
                   "max_steps", "batch_size", "lr", "embedding_init", "ray_address", "ray_cpus_per_candidate",
-                  "ray_gpus_per_candidate", "ray_chunk", "noise_seeds")}
+                  "ray_gpus_per_candidate", "ray_chunk", "noise_seeds", "control")}
     cfg = preset_config(args.task, args.preset, **overrides)
     if args.dry_run:
         return _dry_run(cfg, args.json)
@@ -163,7 +168,8 @@ def show_dict(store: Store, run_id: int) -> dict:
     return {"run": {**run.to_dict(), "best_step": best.step if best else None},
             "steps": [{**s.to_dict(), "baseline": s.step == 0,
                        "candidates": [{**c.to_dict(), "history": list(c.history)} for c in cands.get(s.step, [])]}
-                      for s in steps]}
+                      for s in steps],
+            "control": control_summary(store, run_id)}
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -184,6 +190,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f" {mark}step {s['step']:>3}  removed {edge_str(s['removed']):>5}  edges {s['edges']:>3}  "
               f"score {score}  {quality}  ({len(s['candidates'])} candidates, {s['wall_s']:.1f}s)"
               + ("  baseline (dense DAG, never the result)" if s["step"] == 0 else ""))
+    print_summary(store, args.run_id)
     return 0
 
 
@@ -286,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--embedding-init", help="rnn: uniform | glove:PATH (GloVe plain text; U(+-0.5) for missing words)")
     s.add_argument("--noise-seeds", type=int, help="train the dense baseline with this many seeds to measure noise "
                                                    "(1 = off; demo presets: 3)")
+    s.add_argument("--control", type=int, metavar="R",
+                   help="after the search, train R random cells at its best, final and halfway edge counts "
+                        "(`control RUN` does it later; demo presets: 5, 0 = none)")
     s.add_argument("--json", action="store_true", help="end with one JSON object")
     s.add_argument("--dry-run", action="store_true",
                    help="print the resolved settings and the starting cell, then exit without training")
@@ -344,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--json", action="store_true")
     sm.set_defaults(func=cmd_summary)
 
+    add_control_parser(sub)
     from core.cli.train import (
         add_train_parser,  # final training lives in its own module
     )

@@ -33,6 +33,7 @@ from core.store.controls import (
     control_cells,
     control_stop_requested,
     finish_control,
+    get_control,
     set_control_evaluator,
 )
 from core.store.runs import FAILED, FINISHED, STOPPED, CandidateRecord, StepRecord, Store, best_of
@@ -49,6 +50,7 @@ class ControlObserver:
     """Callbacks a CLI or UI overrides to follow a control; every method is optional."""
 
     def on_log(self, run_id: int, message: str) -> None: ...
+    def on_start(self, run_id: int, done: int, total: int) -> None: ...
     def on_cell(self, run_id: int, cell: ControlCell, done: int, total: int) -> None: ...
     def on_end(self, run_id: int, status: str, error: str) -> None: ...
 
@@ -116,13 +118,17 @@ def check_samples(samples: int) -> int:
 # ----- training them ------------------------------------------------------------------------
 def run_control(store: Store, run_id: int, samples: int = DEFAULT_SAMPLES, edges: list[int] | None = None,
                 observer: ControlObserver | None = None, stop_event: threading.Event | None = None) -> str:
-    """Train (or resume, or extend) the control of `run_id`; returns its final status. Bad input
-    is refused before anything is written; cells already committed are never trained again."""
+    """Train (or resume, or extend) the control of `run_id`; returns its final status. A run has
+    one control with one r: counts asked for are added to its counts, r is the larger of the two.
+    Bad input is refused before anything is written; committed cells are never trained again."""
     obs, stop = observer or ControlObserver(), stop_event or threading.Event()
     run = store.get_run(run_id)
     cfg = SearchConfig.from_dict(run.config)
     steps = store.steps(run_id)
     targets, samples = plan_targets(steps, edges), check_samples(samples)
+    before = get_control(store, run_id)
+    if before is not None:  # one control per run, with one r: new counts or a larger r extend it
+        targets, samples = sorted(set(targets) | set(before.targets), reverse=True), max(samples, before.samples)
     torch.set_num_threads(cfg.threads or default_threads())
     device = resolve_device(cfg.device)
     claim_control(store, run_id, samples, targets, describe(device))
@@ -154,6 +160,7 @@ def _control(store: Store, run_id: int, cfg: SearchConfig, dense: Genotype, targ
     done = [len(have & {(t, s) for t in targets for s in range(samples)})]
     log(f"control of run {run_id}: {total - done[0]} random cells to train at {targets} edges "
         f"({samples} per count), evaluator {task.evaluator}")
+    obs.on_start(run_id, done[0], total)
     should_stop = _stop_poller(store, run_id, stop)
     for target, jobs in todo.items():
         if not jobs:
