@@ -25,7 +25,9 @@ from pathlib import Path
 from core import __version__
 from core.cell.genotype import Genotype
 from core.errors import UserError
+from core.search.bundle_control import check_control, control_fields
 from core.search.config import SearchConfig
+from core.store.controls import control_inserter
 from core.store.runs import (
     FAILED,
     FINISHED,
@@ -38,7 +40,8 @@ from core.store.runs import (
     Store,
 )
 
-FORMAT, VERSION = "autoshrink-run-bundle", 1
+FORMAT, VERSION = "autoshrink-run-bundle", 2
+READS = (1, 2)                    # version 1: no random control; it still imports
 MAX_FILE_BYTES = 8 * 2**20        # a bundle on disk (gzip or not); recorded runs are ~100 kB
 MAX_JSON_BYTES = 64 * 2**20       # after decompression: a gzip bomb stops here
 MAX_HISTORY = 10000               # epochs per candidate
@@ -57,6 +60,8 @@ class Bundle:
     steps: list[StepRecord]
     candidates: list[CandidateRecord]
     sha256: str
+    control: dict | None = None       # the random control's row fields (samples, targets, ...), if any
+    control_cells: tuple = ()
 
 
 # ----- export ------------------------------------------------------------------------------
@@ -85,7 +90,8 @@ def run_bundle(store: Store, run_id: int, command: str | None = None, note: str 
     cands = [{**c.to_dict(), "genotype": c.genotype.to_dict(), "history": list(c.history)}
              for c in store.candidates(run_id) if c.step < len(steps)]
     return {"format": FORMAT, "version": VERSION, "meta": meta, "run": run_fields,
-            "steps": [{**s.to_dict(), "created_at": s.created_at} for s in steps], "candidates": cands}
+            "steps": [{**s.to_dict(), "created_at": s.created_at} for s in steps], "candidates": cands,
+            "control": control_fields(store, run_id)}
 
 
 def bundle_bytes(store: Store, run_id: int, compress: bool = True, command: str | None = None,
@@ -128,7 +134,8 @@ def import_bundle(store: Store, data: bytes, name: str = "bundle", extra_meta: d
     b = read_bundle(data, name)
     meta = {**b.run.get("meta", {}), "imported_from": name, "bundle": b.meta, "bundle_sha256": b.sha256,
             **(extra_meta or {})}
-    return store.insert_run({**b.run, "meta": meta}, b.steps, b.candidates)
+    return store.insert_run({**b.run, "meta": meta}, b.steps, b.candidates,
+                            also=control_inserter(b.control, list(b.control_cells)))
 
 
 def import_file(store: Store, path: str | Path) -> int:
@@ -206,8 +213,8 @@ def _dict(v, what: str) -> dict:
 
 def _check(doc, sha: str) -> Bundle:
     _need(isinstance(doc, dict) and doc.get("format") == FORMAT, "not a run bundle (no autoshrink-run-bundle mark)")
-    _need(doc.get("version") == VERSION,
-          f"bundle format version {doc.get('version')!r}; this AutoShrink Studio reads version {VERSION}")
+    _need(doc.get("version") in READS,
+          f"bundle format version {doc.get('version')!r}; this AutoShrink Studio reads versions 1 to {VERSION}")
     run = _check_run(_dict(doc.get("run"), "run"))
     cfg = SearchConfig.from_dict(run["config"])
     raw_steps, raw_cands = doc.get("steps"), doc.get("candidates")
@@ -216,7 +223,10 @@ def _check(doc, sha: str) -> Bundle:
     steps = [_step(_dict(s, "a step"), i) for i, s in enumerate(raw_steps)]
     cands = [_candidate(_dict(c, "a candidate")) for c in raw_cands]
     _replay(cfg, steps, cands)
-    return Bundle(meta=_dict(doc.get("meta", {}), "meta"), run=run, steps=steps, candidates=cands, sha256=sha)
+    control, cells = (None, []) if doc["version"] < 2 or doc.get("control") is None else \
+        check_control(_dict(doc["control"], "control"), cfg, steps[0].genotype)
+    return Bundle(meta=_dict(doc.get("meta", {}), "meta"), run=run, steps=steps, candidates=cands, sha256=sha,
+                  control=control, control_cells=tuple(cells))
 
 
 def _check_run(r: dict) -> dict:
