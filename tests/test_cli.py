@@ -13,7 +13,7 @@ import pytest
 from core.store.runs import Store
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--nodes", "4", "--k", "2", "--epochs", "1", "--keep-fraction", "0", "--threads", "1"]
+TINY = ["--nodes", "4", "--k", "2", "--epochs", "1", "--keep-fraction", "0", "--threads", "1", "--control", "0"]
 
 
 def cli(*args, check=True, timeout=300):

@@ -40,6 +40,8 @@ KNOBS = (
                                "ray = candidates as tasks on the Ray cluster shown below"),
     ("max_steps", "Max steps", "0 = until the stop rule"),
     ("noise_seeds", "Noise seeds", "step 0 trains the dense cell this many times to measure noise (1 = off)"),
+    ("control", "Random control r", "after the search, train r random cells at its best, final and halfway edge "
+                                    "counts, as a chance baseline (0 = none)"),
 )
 CHOICES = {"device": DEVICES, "evaluator": EVALUATORS}
 ERRORS_KEY, TASK_KEY, PRESET_KEY = "form_errors", "form_task", "form_preset"
