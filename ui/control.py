@@ -70,6 +70,8 @@ def control_panel(store: Store, run: RunRecord, steps: list[StepRecord], cells_s
         _follow(store, run, cells_shown)
     elif control is not None:
         _status_line(control, cells_shown)
+    else:
+        st.caption("No control for this run yet" + ("." if can_change() else " (the instructor can run one)."))
     cells = control_cells(store, run.id)
     for group in control_groups(steps, cells, run.task, run.noise):
         st.markdown(f"- {control_sentence(group)}")
@@ -79,8 +81,6 @@ def control_panel(store: Store, run: RunRecord, steps: list[StepRecord], cells_s
             st.button(BUTTON, key="control_start", on_click=_start, args=(run.id,), icon=":material/casino:",
                       help="the best snapshot's, the final snapshot's and a halfway edge count; cells already "
                            "trained are kept")
-    elif control is None:
-        st.caption("No control for this run yet" + ("" if can_change() else " (the instructor can run one)") + ".")
     if st.session_state.get(MESSAGE_KEY):
         st.caption(st.session_state.pop(MESSAGE_KEY))
 
