@@ -85,6 +85,20 @@ def control_panel(store: Store, run: RunRecord, steps: list[StepRecord], cells_s
         st.caption(st.session_state.pop(MESSAGE_KEY))
 
 
+def control_badge(store: Store, run: RunRecord) -> None:
+    """For the Search page's live panel: the control's progress while it trains, else one line."""
+    control = get_control(store, run.id)
+    if control is None:
+        return
+    done = len(control_cells(store, run.id))
+    if control.status in (RUNNING, QUEUED):
+        st.badge(f"live · random control: {done} of {control.planned} cells", color="red",
+                 icon=":material/radio_button_checked:")
+    else:
+        st.caption(f"Random control {control.status}: {done} cells at {', '.join(map(str, control.targets))} "
+                   "edges; Trade-offs compares them with the chosen cells.")
+
+
 def _status_line(control: ControlRecord, cells: int) -> None:
     st.caption(f"control {control.status}: {cells} random cells (r={control.samples} at "
                f"{', '.join(map(str, control.targets))} edges), {fmt_duration(control.wall_s)} of training"
