@@ -256,3 +256,36 @@ def test_sentence_counts_wins_and_wins_beyond_the_noise(searched, tmp_path):
     assert text.startswith(f"The chosen {group['target']}-edge cell scores {chosen:.3f}; 3 random")
     assert f"it beats {group['beats']} of 3, {group['beats_beyond_noise']} of them by more than the noise." in text
 
+
+
+# ----- roles and housekeeping ---------------------------------------------------------------
+def test_view_mode_refuses_a_control_and_writes_nothing(searched, tmp_path, monkeypatch):
+    from core.runner.threads import Runner
+    from core.store.access import MODE_ENV, ReadOnlyError
+    store, run_id = _copy(searched, tmp_path)
+    monkeypatch.setenv(MODE_ENV, "view")
+    for call in (lambda: Runner().start_control(store, run_id, 2), lambda: run_control(store, run_id, 2),
+                 lambda: Runner().stop(store, run_id, kind="control")):
+        with pytest.raises(ReadOnlyError, match="view-only mode"):
+            call()
+    assert get_control(store, run_id) is None
+
+
+def test_deleting_a_run_removes_its_control_and_a_live_control_blocks_it(searched, tmp_path):
+    from core.store.admin import delete_run, reset_store
+    from core.store.controls import claim_control
+    from core.store.runs import StoreError
+    store, run_id = _copy(searched, tmp_path)
+    claim_control(store, run_id, 2, [3], "cpu")  # this process: the control reads running
+    with pytest.raises(StoreError, match="control of run"):
+        delete_run(store, run_id)
+    with pytest.raises(StoreError, match="control of run"):
+        reset_store(store)
+    with pytest.raises(StoreError, match="already running"):  # a second claim while it runs
+        run_control(store, run_id, 1, [3])
+    from core.store.controls import finish_control
+    finish_control(store, run_id, STOPPED, "", 0.0)
+    run_control(store, run_id, 1, [3])
+    assert control_cells(store, run_id)
+    delete_run(store, run_id)
+    assert get_control(store, run_id) is None and control_cells(store, run_id) == []
