@@ -67,6 +67,8 @@ def print_summary(store: Store, run_id: int) -> None:
           f"{fmt_duration(control.wall_s)} of training")
     for group in control_groups(store.steps(run_id), control_cells(store, run_id), run.task, run.noise):
         print(f"  {control_sentence(group)}")
+    if control.status not in ("finished", "running", "queued"):
+        print(f"  the control is {control.status}: `python -m core control {run_id}` trains its missing cells")
 
 
 def _edges(text: str | None) -> list[int] | None:
