@@ -13,8 +13,8 @@ from typing import Callable
 
 from core.errors import UserError
 from core.search.config import SearchConfig
-from core.search.control import check_samples, plan_targets, run_control, search_then_control
-from core.search.loop import Observer, create_run
+from core.search.control import check_samples, control_after_search, plan_targets, run_control
+from core.search.loop import Observer, create_run, run_search
 from core.store.controls import check_control_startable, request_control_stop
 from core.store.access import require_write
 from core.store.runs import QUEUED, RUNNING, Store, StoreError
@@ -58,7 +58,7 @@ class Runner:
                 return twin
             run_id = create_run(store, cfg)
         self._launch(_key(store, "search", run_id),
-                     lambda stop: search_then_control(store, run_id, observer, stop))
+                     lambda stop: _search_then_control(store, run_id, observer, stop))
         return run_id
 
     @staticmethod
@@ -77,7 +77,7 @@ class Runner:
             raise StoreError(f"run {run_id} is already running")
         store.check_resumable(run_id)
         self._launch(_key(store, "search", run_id),
-                     lambda stop: search_then_control(store, run_id, observer, stop))
+                     lambda stop: _search_then_control(store, run_id, observer, stop))
 
     # ----- random controls (core.search.control) -------------------------------------------
     def start_control(self, store: Store, run_id: int, samples: int, edges: list[int] | None = None) -> None:
@@ -126,6 +126,12 @@ class Runner:
         elif kind == "train":
             from core.store.jobs import JobStore
             JobStore(store.path).request_job_stop(run_id)
+
+
+def _search_then_control(store: Store, run_id: int, observer: Observer | None, stop: threading.Event) -> None:
+    """A search, then the random control its settings ask for (core.search.control)."""
+    status = run_search(store, run_id, observer, stop)
+    control_after_search(store, run_id, status, stop, observer)
 
 
 def _quiet_loser(target: Callable[[threading.Event], object], stop: threading.Event) -> None:

@@ -225,16 +225,23 @@ def to_cell(rec: CandidateRecord, target: int) -> ControlCell:
 def search_then_control(store: Store, run_id: int, observer=None, stop_event: threading.Event | None = None,
                         control_observer: ControlObserver | None = None) -> str:
     """The search, then (when it finished and its settings ask for one, `control` > 0) its
-    control; returns the search's status. A control that cannot start is logged, not raised:
-    the search itself succeeded."""
+    control; returns the search's status."""
     from core.search.loop import run_search
     stop = stop_event or threading.Event()
     status = run_search(store, run_id, observer, stop)
-    samples = int(store.get_run(run_id).config.get("control") or 0)
-    if status == FINISHED and samples > 0 and not stop.is_set():
-        try:
-            run_control(store, run_id, samples, None, control_observer, stop)
-        except UserError as exc:
-            if observer is not None:
-                observer.on_log(run_id, f"control not run: {exc}")
+    control_after_search(store, run_id, status, stop, observer, control_observer)
     return status
+
+
+def control_after_search(store: Store, run_id: int, status: str, stop: threading.Event, observer=None,
+                         control_observer: ControlObserver | None = None) -> None:
+    """Train the control a finished search's settings ask for (`control` > 0). A control that
+    cannot start is logged, not raised: the search itself succeeded."""
+    samples = int(store.get_run(run_id).config.get("control") or 0)
+    if status != FINISHED or samples <= 0 or stop.is_set():
+        return
+    try:
+        run_control(store, run_id, samples, None, control_observer, stop)
+    except UserError as exc:
+        if observer is not None:
+            observer.on_log(run_id, f"control not run: {exc}")
