@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fault_kit import cli, error_line
 
 from core.cell.genotype import Genotype
 from core.insight.control import control_groups, control_sentence
@@ -35,7 +36,6 @@ from core.search.loop import create_run, run_search
 from core.search.tasks import make_task
 from core.store.controls import control_cells, get_control
 from core.store.runs import FINISHED, INTERRUPTED, STOPPED, Store
-from fault_kit import cli, error_line
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 240

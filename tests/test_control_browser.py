@@ -7,12 +7,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_browser import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    _goto,
+    _no_exception,
+    app_server,
+)
 
 from core.search.config import preset_config
 from core.search.control import run_control
 from core.search.loop import create_run, run_search
 from core.store.runs import FINISHED, Store
-from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _goto, _no_exception, app_server
 from ui.figures import CONTROL_NAME
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")

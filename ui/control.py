@@ -9,7 +9,12 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import UserError
-from core.insight.control import control_groups, control_points, control_sentence, group_at
+from core.insight.control import (
+    control_groups,
+    control_points,
+    control_sentence,
+    group_at,
+)
 from core.insight.format import fmt_duration
 from core.search.control import DEFAULT_SAMPLES, MAX_SAMPLES
 from core.store.controls import ControlRecord, control_cells, get_control

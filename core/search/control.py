@@ -36,7 +36,15 @@ from core.store.controls import (
     get_control,
     set_control_evaluator,
 )
-from core.store.runs import FAILED, FINISHED, STOPPED, CandidateRecord, StepRecord, Store, best_of
+from core.store.runs import (
+    FAILED,
+    FINISHED,
+    STOPPED,
+    CandidateRecord,
+    StepRecord,
+    Store,
+    best_of,
+)
 
 DEFAULT_SAMPLES, MAX_SAMPLES = 5, 50
 CONTROL_STEP = -1   # the `step` the evaluators see for control cells (no search step trains them)
@@ -135,7 +143,7 @@ def run_control(store: Store, run_id: int, samples: int = DEFAULT_SAMPLES, edges
     t0 = time.time()
     try:
         status, error = _control(store, run_id, cfg, steps[0].genotype, targets, samples, device, obs, stop), ""
-    except Exception as exc:  # recorded, not swallowed: the control says why it failed
+    except Exception as exc:  # noqa: BLE001 -- recorded, not swallowed: the control says why it failed
         status, error = FAILED, str(exc).splitlines()[0] if isinstance(exc, UserError) else \
             f"{type(exc).__name__}: {exc}".splitlines()[0]
         if not isinstance(exc, UserError):
