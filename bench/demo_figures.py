@@ -18,7 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.insight.control import control_groups, control_sentence, score_noise  # noqa: E402
 from core.insight.noise import step_verdict  # noqa: E402
+from core.search.control import run_control  # noqa: E402
+from core.store.controls import control_cells  # noqa: E402
 from core.search.config import preset_config  # noqa: E402
 from core.search.loop import create_run, run_search  # noqa: E402
 from core.store.runs import Store, best_of  # noqa: E402
@@ -80,6 +83,23 @@ def main() -> None:
     print(f"steps with spread > 2 x noise: {wider} of {len(steps) - 1}")
     print(f"best snapshot: step {best.step}, {best.edges} edges {list(map(list, best.genotype.edges))}, "
           f"{metric} {getattr(best, metric):.4f}, score {best.score:.4f}")
+    if cfg.control:
+        control_figures(store, run_id, cfg.control, wall)
+
+
+def control_figures(store: Store, run_id: int, samples: int, search_wall: float) -> None:
+    """The random control the preset asks for: the wall time it adds, and per count the chosen
+    cell against the random ones (core.insight.control's sentence)."""
+    t0 = time.perf_counter()
+    status = run_control(store, run_id, samples)
+    wall = time.perf_counter() - t0
+    run = store.get_run(run_id)
+    print(f"control r={samples}: {status} in {wall:.1f} s wall (+{100 * wall / search_wall:.0f}% on the "
+          f"search's {search_wall:.1f} s); noise score std {score_noise(run.noise, run.task)}")
+    cells = control_cells(store, run_id)
+    for group in control_groups(store.steps(run_id), cells, run.task, run.noise):
+        scores = sorted(round(c.score, 4) for c in cells if c.target == group["target"] and c.score is not None)
+        print(f"  {group['target']} edges: {control_sentence(group)} random scores {scores}")
 
 
 if __name__ == "__main__":

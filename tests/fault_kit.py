@@ -14,7 +14,7 @@ from core.store.runs import FINISHED, CandidateRecord, StepRecord, Store
 ROOT = Path(__file__).resolve().parents[1]
 # The smallest real search: a 3-node cell (3 edges), 2 candidates, 1 epoch, one step after the baseline.
 TINY_SEARCH = ["--preset", "demo", "--nodes", "3", "--k", "2", "--epochs", "1", "--max-steps", "1",
-               "--threads", "1"]
+               "--threads", "1", "--control", "0"]  # the control has its own tests (test_control.py)
 
 
 def cli(capsys, *args: object) -> tuple[int, str]:

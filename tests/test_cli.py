@@ -13,7 +13,7 @@ import pytest
 from core.store.runs import Store
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--nodes", "4", "--k", "2", "--epochs", "1", "--keep-fraction", "0", "--threads", "1"]
+TINY = ["--nodes", "4", "--k", "2", "--epochs", "1", "--keep-fraction", "0", "--threads", "1", "--control", "0"]
 
 
 def cli(*args, check=True, timeout=300):
@@ -45,7 +45,8 @@ def test_search_show_export_json(store_path, tmp_path):
     final = json.loads(out.stdout.strip().splitlines()[-1])
     assert final["status"] == "finished" and final["run_id"] == 1
     shown = json.loads(cli("show", 1, "--store", store_path, "--json").stdout)
-    assert set(shown) == {"run", "steps"} and len(shown["steps"]) == 3
+    assert set(shown) == {"run", "steps", "control"} and len(shown["steps"]) == 3
+    assert shown["control"] is None  # --control 0: no random control (tests/test_control.py has them)
     step = shown["steps"][1]
     assert {"step", "edges", "removed", "genotype", "score", "candidates"} <= set(step)
     assert {"edge", "accuracy", "macs", "params", "score", "status"} <= set(step["candidates"][0])

@@ -216,8 +216,11 @@ def test_a_job_of_an_earlier_store_keeps_its_old_folder(tmp_path):
     JobStore(old).create_job("cnn", load_preset("shrinkcnn-a"), {})
     with sqlite3.connect(old) as con:  # back to schema 1: drop every column a migration added
         for _, sql in MIGRATIONS:
-            table, column = re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", sql).groups()
-            con.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+            added = re.match(r"ALTER TABLE (\w+) ADD COLUMN (\w+)", sql)
+            if added:
+                con.execute(f"ALTER TABLE {added[1]} DROP COLUMN {added[2]}")
+            for table in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", sql):  # a migration's new tables
+                con.execute(f"DROP TABLE {table}")
         con.execute("PRAGMA user_version=1")
     con.close()
     legacy = tmp_path / "jobs" / "1"

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 SHARED_DATA = {"cifar10": f"cifar10:{SHARED / 'cifar10' / 'cifar-10-batches-py'}",
                "ptb-proxy": f"ptb-proxy:{SHARED / 'ptb-proxy'}"}
-SCALE = {"k": 1, "epochs": 1, "max_steps": 1, "max_batches": 1}
+SCALE = {"k": 1, "epochs": 1, "max_steps": 1, "max_batches": 1, "control": 0}  # control: its own tests
 ALL = sorted(PRESETS)
 TIMEOUT = 240
 

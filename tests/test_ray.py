@@ -116,6 +116,21 @@ def test_a_ray_search_gives_the_records_and_choices_of_single_and_records_its_cl
     assert all(c.worker == "" for c in single) and store.get_run(runs["single"]).cluster == {}
 
 
+def test_a_ray_control_trains_on_the_cluster_the_cells_single_trains(searches):
+    from core.search.control import run_control
+    from core.store.controls import control_cells, get_control
+    store, runs = searches
+    for run_id in runs.values():
+        assert run_control(store, run_id, 2, [3]) == FINISHED
+    cells = {ev: control_cells(store, r) for ev, r in runs.items()}
+
+    def same(c) -> dict:
+        return {**c.__dict__, "wall_s": 0, "worker": "",
+                "history": [{k: v for k, v in row.items() if k != "seconds"} for row in c.history]}
+    assert len(cells["ray"]) == 2 and [same(c) for c in cells["ray"]] == [same(c) for c in cells["single"]]
+    assert get_control(store, runs["ray"]).evaluator == "ray" and all(c.worker for c in cells["ray"])
+
+
 def test_the_search_page_shows_the_cluster_and_the_run_s_evaluator(monkeypatch, searches):
     from streamlit.testing.v1 import AppTest
     store, runs = searches

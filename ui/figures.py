@@ -12,7 +12,8 @@ from plotly.subplots import make_subplots
 
 from core.insight.tradeoff import COSTS
 
-FRONT_COLOUR, PATH_COLOUR, BEST_COLOUR = "#d62728", "#333333", "#ff7f0e"
+FRONT_COLOUR, PATH_COLOUR, BEST_COLOUR, CONTROL_COLOUR = "#d62728", "#333333", "#ff7f0e", "#8c8c8c"
+CONTROL_NAME = "random cells (control)"
 
 
 def _quality_values(rows: Sequence[dict], task: str) -> list[float | None]:
@@ -27,8 +28,9 @@ def _quality_title(task: str) -> str:
 
 
 def tradeoff_figure(points: Sequence[dict], front: Sequence[dict], path: Sequence[dict], task: str,
-                    cost_key: str) -> go.Figure:
-    """Every candidate (coloured by step), the Pareto front and the path of chosen snapshots.
+                    cost_key: str, controls: Sequence[dict] = ()) -> go.Figure:
+    """Every candidate (coloured by step), the Pareto front, the path of chosen snapshots and the
+    random control's cells as grey crosses (core.insight.control.control_points).
 
     The cost axis is logarithmic; for perplexity the quality axis is reversed so that
     "better" is up in both tasks and the front always bounds the cloud from the top-left.
@@ -60,10 +62,24 @@ def tradeoff_figure(points: Sequence[dict], front: Sequence[dict], path: Sequenc
         customdata=[[r["removed"], r["step"]] for r in usable],
         hovertemplate=(f"step %{{customdata[1]}}: removed %{{customdata[0]}}<br>{q_label} %{{y:.2f}}<br>"
                        f"{cost_label} %{{x:,.0f}}<extra></extra>")))
+    if controls:
+        _add_controls(fig, controls, task, cost_key, cost_label, q_label)
     fig.update_xaxes(type="log", title=f"{cost_label} (log scale)")
     fig.update_yaxes(title=_quality_title(task), autorange="reversed" if task == "rnn" else True)
     fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.08))
     return fig
+
+
+def _add_controls(fig: go.Figure, controls: Sequence[dict], task: str, cost_key: str, cost_label: str,
+                  q_label: str) -> None:
+    usable = [c for c in controls if c.get(cost_key) is not None]
+    fig.add_trace(go.Scatter(
+        x=[c[cost_key] for c in usable], y=_quality_values(usable, task), mode="markers", name=CONTROL_NAME,
+        marker=dict(symbol="x", size=10, color=CONTROL_COLOUR, line=dict(width=1, color=CONTROL_COLOUR)),
+        customdata=[[c["target"], c["edges"], c["score"], c["sample"]] for c in usable],
+        hovertemplate=(f"random cell %{{customdata[3]}} for %{{customdata[0]}} edges (%{{customdata[1]}} after "
+                       f"pruning)<br>{q_label} %{{y:.2f}}<br>{cost_label} %{{x:,.0f}}<br>score "
+                       "%{customdata[2]:.4f}<extra></extra>")))
 
 
 def steps_figure(series: Sequence[dict], task: str) -> go.Figure:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.store.runs import RunRecord, StoreError
+from core.store.controls import get_control
+from core.store.runs import RunRecord, RunStatus, StoreError
 from ui.resources import get_store
 from ui.urlstate import url_step
 
@@ -21,8 +22,17 @@ def is_live(run: RunRecord | None) -> bool:
 
 
 def refresh_every(run: RunRecord | None) -> float | None:
-    """The fragment timer for `run`: REFRESH_S while it runs, none once it has ended."""
-    return REFRESH_S if is_live(run) else None
+    """The fragment timer for `run`: REFRESH_S while it (or its random control) runs, none once
+    it has ended."""
+    return REFRESH_S if is_live(run) or _control_live(run) else None
+
+
+def _control_live(run: RunRecord | None) -> bool:
+    """Is the run's random control training (core.search.control)? Its cells add sentences."""
+    if run is None:
+        return False
+    control = get_control(get_store(), run.id)
+    return control is not None and RunStatus(control.status).live
 
 
 def reread(run: RunRecord, page: str) -> RunRecord:
@@ -33,8 +43,9 @@ def reread(run: RunRecord, page: str) -> RunRecord:
     except StoreError:  # deleted meanwhile: the next full run shows the sidebar's choice
         st.rerun()
     seen = st.session_state.setdefault(SEEN_KEY, {})
-    was, seen[(page, run.id)] = seen.get((page, run.id)), fresh.status
-    if was is not None and was != fresh.status:
+    status = (fresh.status, _control_live(fresh))  # a control that starts or ends reruns too
+    was, seen[(page, run.id)] = seen.get((page, run.id)), status
+    if was is not None and was != status:
         st.rerun()
     return fresh
 

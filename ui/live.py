@@ -23,6 +23,7 @@ from core.search.evaluators.ray_eval import describe_cluster
 from core.search.loop import step_candidates
 from core.store.runs import RunRecord, StepRecord, Store, best_of
 from ui.bundles import is_sample, sample_header
+from ui.control import control_badge
 from ui.dag_view import run_layout, show_dag
 from ui.downloads import dag_buttons, genotype_button, table_button
 from ui.errors import one_line
@@ -76,6 +77,7 @@ def live_panel() -> None:
     _header(run)
     steps = store.steps(run.id)
     _progress(store, run, steps)
+    control_badge(store, run)
     if steps or run.status.live:
         _current(store, run, steps)
 

@@ -18,6 +18,7 @@ from core.insight.draw import CANDIDATE, REMOVED
 from core.insight.explain import why_removed
 from core.insight.format import SCORE_FORMULA
 from core.store.runs import RunRecord, Store
+from ui.control import step_control_sentence
 from ui.dag_view import run_layout, show_dag
 from ui.follow import followed_step, is_live, live_badge, refresh_every, reread
 from ui.step_view import step_title
@@ -102,6 +103,9 @@ def _slide(store: Store, run: RunRecord) -> None:
                  start=steps[0].genotype, show_earlier=True, title=step_title(step))
     with right:
         st.html(f"<p class='presenter-sentence'>{escape(sentence)}</p>")
+        against_chance = step_control_sentence(store, run, step)
+        if against_chance:
+            st.html(f"<p class='presenter-sentence presenter-control'>{escape(against_chance)}</p>")
         if tried:
             st.plotly_chart(score_bars(cands, step.removed, run.task, height=40 + 34 * len(tried)),
                             width="stretch", key="presenter_bars")

@@ -15,6 +15,7 @@ from core.cell.genotype import Genotype, edge_str
 from core.cell.presets import load_preset, preset_names, preset_network
 from core.errors import UserError
 from core.insight.compare import CompareItem, rnn_lm_size
+from core.store.controls import control_cells
 from core.store.runs import RunRecord, StepRecord, Store, best_of
 from ui.errors import one_line
 from ui.sidebar import run_label
@@ -72,6 +73,27 @@ def pick_run_best(key: str, store: Store, default: RunRecord | None) -> CompareI
     return _from_step(run, steps, best, f"run{run.id}-best")
 
 
+def pick_control_cell(key: str, store: Store, default: RunRecord | None) -> CompareItem | None:
+    """A random cell of a run's control (core.search.control): chance, to set beside the chosen cell."""
+    run = _run_choice(key, store, default)
+    if run is None:
+        return None
+    cells = control_cells(store, run.id)
+    if not cells:
+        st.caption(f"Run {run.id} has no random control yet (Trade-offs: Run a random control).")
+        return None
+    labels = {i: f"{c.target} edges, cell {c.sample}" + (f" ({c.edges} after pruning)" if c.edges != c.target else "")
+              + (f", score {c.score:.4f}" if c.score is not None else f", {c.status}") for i, c in enumerate(cells)}
+    cell = cells[st.selectbox("Random cell", list(labels), key=f"{key}-control", format_func=labels.get)]
+    label = f"run{run.id}-random{cell.target}e-{cell.sample}"
+    emb, hidden, vocab = rnn_lm_size(run.config, store.steps(run.id)) if run.task == "rnn" else (100, 100, 10000)
+    g = cell.genotype
+    return CompareItem(label=label, genotype=Genotype(g.kind, g.ops, g.edges, name=label),
+                       source=f"run {run.id} control", quality=cell.perplexity if run.task == "rnn" else cell.accuracy,
+                       quality_note=f"run {run.id} proxy ({run.config.get('data')})", emb=emb, hidden=hidden,
+                       vocab=vocab)
+
+
 def pick_preset(key: str, store: Store, default: RunRecord | None) -> CompareItem | None:
     names = preset_names()
     if not names:
@@ -102,6 +124,7 @@ def pick_upload(key: str, store: Store, default: RunRecord | None) -> CompareIte
 SOURCES: dict[str, Picker] = {
     "Run step": pick_run_step,
     "Run best snapshot": pick_run_best,
+    "Random control cell": pick_control_cell,
     "Preset": pick_preset,
     "Upload JSON": pick_upload,
     "Trained model": pick_trained,

@@ -16,6 +16,7 @@ from core.insight.draw import dag_graph
 from core.insight.explain import candidate_rows, why_removed
 from core.insight.tradeoff import step_table
 from core.store.runs import RunRecord, StepRecord, Store
+from ui.control import step_control_sentence
 from ui.dag_view import run_layout, show_dag
 from ui.downloads import dag_buttons, genotype_button, table_button
 from ui.follow import followed_step, is_live, live_badge, refresh_every, reread
@@ -123,6 +124,9 @@ def _step(store: Store, run: RunRecord, steps: list[StepRecord], n: int) -> None
     st.info(why_removed(step.removed, cands, run.task, steps[n - 1].edges if n > 0 else None,
                         run.noise),
             icon=":material/lightbulb:")
+    against_chance = step_control_sentence(store, run, step)
+    if against_chance:
+        st.info(against_chance, icon=":material/casino:")
     st.markdown(f"**Step {n} candidates** ({len(cands)})")
     rows = candidate_rows(cands, step.removed, run.task, run.noise)
     candidates_table(rows, run)

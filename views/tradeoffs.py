@@ -12,6 +12,7 @@ from core.insight.tradeoff import (
 from core.store.runs import best_of
 from ui.downloads import genotype_button, table_button
 from ui.figures import steps_figure, tradeoff_figure
+from ui.control import control_panel, trade_off_controls
 from ui.follow import live_watch
 from ui.noise import noise_caption, with_verdicts
 from ui.resources import get_store
@@ -34,10 +35,13 @@ else:
     points = candidate_points(store.candidates(run.id), steps, task)
     series = step_series(steps, task)
     better = "higher" if QUALITY[task].higher_is_better else "lower"
+    controls = trade_off_controls(store, run)
     st.caption(f"Each dot is one trained candidate ({QUALITY[task].label}, {better} is better); the red line is "
-               "the Pareto front, the dotted line the chosen snapshots, the star the best snapshot.")
-    st.plotly_chart(tradeoff_figure(points, front_of(points, cost_key, task), series, task, cost_key),
+               "the Pareto front, the dotted line the chosen snapshots, the star the best snapshot"
+               + ("; grey crosses are the random control's cells." if controls else "."))
+    st.plotly_chart(tradeoff_figure(points, front_of(points, cost_key, task), series, task, cost_key, controls),
                     width="stretch", key="tradeoff_scatter")
+    control_panel(store, run, steps, len(controls))
     st.plotly_chart(steps_figure(series, task), width="stretch", key="tradeoff_steps")
     noise_caption(run)
     rows = with_verdicts(step_table(steps, task), store, run)

@@ -14,13 +14,15 @@ from pathlib import Path
 
 from core.cell.genotype import Genotype, edge_str
 from core.cli.flags import add_setting_flags
+from core.cli.control import ControlProgress, add_control_parser, control_summary, print_summary
 from core.cli.output import write_export
 from core.cli.progress import ProgressBar
 from core.errors import UserError
 from core.insight.format import fmt_duration
 from core.runner.foreground import Outcome, run_interruptibly
 from core.search.config import PRESET_NAMES, TASKS, SearchConfig, preset_config
-from core.search.loop import Observer, check_startable, create_run, run_search
+from core.search.control import search_then_control
+from core.search.loop import Observer, check_startable, create_run
 from core.settings import field_specs
 from core.store.runs import (
     FAILED,
@@ -68,7 +70,8 @@ class _ProgressObserver(Observer):
 def _run_foreground(store: Store, run_id: int, quiet: bool) -> Outcome:
     run = store.get_run(run_id)
     obs = _ProgressObserver(run.expected_steps, len(store.steps(run_id)), quiet)
-    return run_interruptibly(lambda stop: run_search(store, run_id, obs, stop), obs.bar.message,
+    control = ControlProgress(quiet)  # the search's `control` setting trains one after it finishes
+    return run_interruptibly(lambda stop: search_then_control(store, run_id, obs, stop, control), obs.bar.message,
                              f"; resume with `resume {run_id}`")
 
 
@@ -80,10 +83,12 @@ def _finish_report(store: Store, run_id: int, as_json: bool, outcome: Outcome) -
            "best_edges": best.edges if best else None, "best_genotype": best.genotype.to_dict() if best else None,
            "wall_s": round((run.finished_at or time.time()) - (run.started_at or run.created_at), 2)}
     if as_json:
-        print(json.dumps(out))
+        control = control_summary(store, run_id)
+        print(json.dumps({**out, "control": control and {k: v for k, v in control.items() if k != "cells"}}))
     else:
         print(f"run {run_id}: {run.status} after {fmt_duration(out['wall_s'])}, {len(steps)} steps"
               + (f"; best snapshot step {best.step} ({best.edges} edges, score {best.score:.4f})" if best else ""))
+        print_summary(store, run_id)
     if run.status == FAILED:
         print(f"error: run {run_id} failed: {run.error}", file=sys.stderr)
         return 1
@@ -168,7 +173,8 @@ def show_dict(store: Store, run_id: int) -> dict:
     return {"run": {**run.to_dict(), "best_step": best.step if best else None},
             "steps": [{**s.to_dict(), "baseline": s.step == 0,
                        "candidates": [{**c.to_dict(), "history": list(c.history)} for c in cands.get(s.step, [])]}
-                      for s in steps]}
+                      for s in steps],
+            "control": control_summary(store, run_id)}
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -189,6 +195,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f" {mark}step {s['step']:>3}  removed {edge_str(s['removed']):>5}  edges {s['edges']:>3}  "
               f"score {score}  {quality}  ({len(s['candidates'])} candidates, {s['wall_s']:.1f}s)"
               + ("  baseline (dense DAG, never the result)" if s["step"] == 0 else ""))
+    print_summary(store, args.run_id)
     return 0
 
 
@@ -316,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_parser(sub)
     _run_parsers(sub)
     _summary_parser(sub)
+    add_control_parser(sub)
     from core.cli.train import add_train_parser  # final training lives in its own module
 
     add_train_parser(sub)

@@ -26,7 +26,9 @@ from typing import Callable
 
 from core.errors import UserError
 from core.search.config import SearchConfig
+from core.search.control import check_samples, control_after_search, plan_targets, run_control
 from core.search.loop import Observer, create_run, run_search
+from core.store.controls import check_control_startable, request_control_stop
 from core.store.access import require_write
 from core.store.runs import STOPPED, Store, StoreError
 
@@ -91,7 +93,7 @@ class Runner:
                 return twin
             run_id = create_run(store, cfg)
         self._launch(_key(store, "search", run_id),
-                     lambda stop: run_search(store, run_id, observer, stop))
+                     lambda stop: _search_then_control(store, run_id, observer, stop))
         return run_id
 
     @staticmethod
@@ -110,7 +112,20 @@ class Runner:
             raise StoreError(f"run {run_id} is already running")
         store.check_resumable(run_id)
         self._launch(_key(store, "search", run_id),
-                     lambda stop: run_search(store, run_id, observer, stop))
+                     lambda stop: _search_then_control(store, run_id, observer, stop))
+
+    # ----- random controls (core.search.control) -------------------------------------------
+    def start_control(self, store: Store, run_id: int, samples: int, edges: list[int] | None = None) -> None:
+        """Train (or resume, or extend) the run's random control in a daemon thread; bad input
+        and a control already running are refused here, in one line, before the thread starts."""
+        require_write("running a random control")
+        if self.active(store, run_id, "control"):
+            raise StoreError(f"the control of run {run_id} is already running")
+        check_control_startable(store, run_id)
+        plan_targets(store.steps(run_id), edges)
+        check_samples(samples)
+        self._launch(_key(store, "control", run_id),
+                     lambda stop: run_control(store, run_id, samples, edges, None, stop))
 
     # ----- final training jobs ------------------------------------------------------------
     def start_train(self, store: Store, genotype, cfg, source: str = "", observer=None) -> int:
@@ -141,9 +156,17 @@ class Runner:
             entry[1].set()
         if kind == "search":
             store.request_stop(run_id)
+        elif kind == "control":
+            request_control_stop(store, run_id)
         elif kind == "train":
             from core.store.jobs import JobStore
             JobStore(store.path).request_job_stop(run_id)
+
+
+def _search_then_control(store: Store, run_id: int, observer: Observer | None, stop: threading.Event) -> None:
+    """A search, then the random control its settings ask for (core.search.control)."""
+    status = run_search(store, run_id, observer, stop)
+    control_after_search(store, run_id, status, stop, observer)
 
 
 def _quiet_loser(target: Callable[[threading.Event], object], stop: threading.Event) -> None:

@@ -22,12 +22,15 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from core import __version__
 from core.cell.genotype import Genotype
 from core.errors import UserError
 from core.search import bundle_ranges as ranges
+from core.search.bundle_control import check_control, control_fields
 from core.search.config import SearchConfig
+from core.store.controls import control_inserter
 from core.store.runs import (
     FAILED,
     FINISHED,
@@ -38,7 +41,8 @@ from core.store.runs import (
     Store,
 )
 
-FORMAT, VERSION = "autoshrink-run-bundle", 1
+FORMAT, VERSION = "autoshrink-run-bundle", 2
+READS = (1, 2)                    # version 1: no random control; it still imports
 MAX_FILE_BYTES = 8 * 2**20        # a bundle on disk (gzip or not); recorded runs are ~100 kB
 MAX_JSON_BYTES = 64 * 2**20       # after decompression: a gzip bomb stops here
 MAX_HISTORY = 10000               # epochs per candidate
@@ -57,6 +61,8 @@ class Bundle:
     steps: list[StepRecord]
     candidates: list[CandidateRecord]
     sha256: str
+    control: dict | None = None       # the random control's row fields (samples, targets, ...), if any
+    control_cells: tuple = ()
 
 
 # ----- export ------------------------------------------------------------------------------
@@ -85,7 +91,8 @@ def run_bundle(store: Store, run_id: int, command: str | None = None, note: str 
     cands = [{**c.to_dict(), "genotype": c.genotype.to_dict(), "history": list(c.history)}
              for c in store.candidates(run_id) if c.step < len(steps)]
     return {"format": FORMAT, "version": VERSION, "meta": meta, "run": run_fields,
-            "steps": [{**s.to_dict(), "created_at": s.created_at} for s in steps], "candidates": cands}
+            "steps": [{**s.to_dict(), "created_at": s.created_at} for s in steps], "candidates": cands,
+            "control": control_fields(store, run_id)}
 
 
 def bundle_bytes(store: Store, run_id: int, compress: bool = True, command: str | None = None,
@@ -130,7 +137,8 @@ def import_bundle(store: Store, data: bytes, name: str = "bundle", extra_meta: d
     b = read_bundle(data, name)
     meta = {**b.run.get("meta", {}), "imported_from": name, "bundle": b.meta, "bundle_sha256": b.sha256,
             **(extra_meta or {})}
-    return store.insert_run({**b.run, "meta": meta}, b.steps, b.candidates)
+    return store.insert_run({**b.run, "meta": meta}, b.steps, b.candidates,
+                            also=control_inserter(b.control, list(b.control_cells)))
 
 
 def import_file(store: Store, path: str | Path) -> int:
@@ -209,12 +217,12 @@ def _dict(v, what: str) -> dict:
 
 def _check(doc, sha: str) -> Bundle:
     _need(isinstance(doc, dict) and doc.get("format") == FORMAT, "not a run bundle (no autoshrink-run-bundle mark)")
-    _need(doc.get("version") == VERSION,
-          f"bundle format version {doc.get('version')!r}; this AutoShrink Studio reads version {VERSION}")
+    _need(doc.get("version") in READS,
+          f"bundle format version {doc.get('version')!r}; this AutoShrink Studio reads versions 1 to {VERSION}")
     raw_steps, raw_cands = doc.get("steps"), doc.get("candidates")
     _need(isinstance(raw_steps, list) and raw_steps, "inconsistent bundle: it has no steps")
     _need(isinstance(raw_cands, list), "inconsistent bundle: candidates is not a list")
-    ranges.all_finite([v for k, v in doc.items() if k != "candidates"])  # histories: per key, below
+    ranges.all_finite([v for k, v in doc.items() if k not in ("candidates", "control")])  # histories: per key
     ranges.all_finite([{k: v for k, v in c.items() if k != "history"} for c in raw_cands if isinstance(c, dict)])
     run = _check_run(_dict(doc.get("run"), "run"))
     cfg = SearchConfig.from_dict(run["config"])
@@ -228,7 +236,13 @@ def _check(doc, sha: str) -> Bundle:
     for c in cands:
         ranges.candidate_numbers(c, cfg, f"candidate {c.step}/{c.idx}: ")
     _replay(cfg, steps, cands)
-    return Bundle(meta=meta, run=run, steps=steps, candidates=cands, sha256=sha)
+    control, cells = (None, []) if doc["version"] < 2 or doc.get("control") is None else \
+        check_control(_dict(doc["control"], "control"), cfg, steps[0].genotype)
+    for cell in cells:
+        ranges.candidate_numbers(SimpleNamespace(**{**cell.__dict__, "idx": 0}), cfg,
+                                 f"control cell {cell.target}/{cell.sample}: ")
+    return Bundle(meta=meta, run=run, steps=steps, candidates=cands, sha256=sha,
+                  control=control, control_cells=tuple(cells))
 
 
 def _check_run(r: dict) -> dict:

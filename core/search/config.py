@@ -61,6 +61,9 @@ class SearchConfig:
     max_vocab: int = setting(0, "cap on the vocabulary (0 = the corpus's own)", low=0, group=NETWORK, task="rnn")
     embedding_init: str = setting("uniform", "uniform (U(+-0.1)) or glove:PATH (GloVe plain text, U(+-0.5) for "
                                              "missing words, as the official search)", group=NETWORK, task="rnn")
+    control: int = setting(0, "after the search, train r random cells at its best, final and halfway edge counts, "
+                                "as a chance baseline (0 = none; `control RUN` does it later)", low=0, high=50,
+                           label="random control r", group=BASIC)
     ray_address: str = setting("", "Ray cluster to join (HOST:PORT, or auto); empty = $AUTOSHRINK_RAY_ADDRESS, "
                                    "else a private local cluster", group=RAY)
     ray_cpus_per_candidate: float = setting(1.0, "CPUs (and torch threads) per Ray task", low=0.0, low_open=True,
@@ -127,7 +130,7 @@ PRESETS: dict[tuple[str, str], dict] = {
     # saturated. Digits is easy: small cells match big ones, so the cost term alone would shrink to 1-2
     # edges; keep 0.5 stops at half the edges, so the best snapshot is a real cell (the page says why).
     ("cnn", "demo"): dict(data="digits", nodes=5, k=4, epochs=3, keep_fraction=0.5, stem_channels=16,
-                          base_width=8, batch_size=32, per_class_train=60, noise_seeds=3),
+                          base_width=8, batch_size=32, per_class_train=60, noise_seeds=3, control=5),
     # The paper's RNN search: N=6 (15 edges), k=10, e=h=100, 10 epochs, PTB proxy, keep 25%.
     ("rnn", "paper"): dict(data="ptb-proxy", nodes=6, k=10, epochs=10, keep_fraction=0.25, lr=20.0,
                            batch_size=128, weight_decay=0.0, emb=100, hidden=100, bptt=35, clip=0.25),
@@ -138,7 +141,7 @@ PRESETS: dict[tuple[str, str], dict] = {
     # their spread is several times the noise measured over 3 seeds.
     ("rnn", "demo"): dict(data="embedded", nodes=4, k=3, epochs=5, keep_fraction=0.4, lr=20.0,
                           batch_size=64, weight_decay=0.0, emb=64, hidden=64, bptt=20, clip=0.25,
-                          max_vocab=500, max_batches=20, noise_seeds=3),
+                          max_vocab=500, max_batches=20, noise_seeds=3, control=5),
 }
 PRESET_NAMES = ("demo", "paper")
 

@@ -346,10 +346,12 @@ class Store:
                   c.error, json.dumps(list(c.history)), c.worker) for c in candidates])
             con.execute("UPDATE runs SET heartbeat=? WHERE id=?", (time.time(), run_id))
 
-    def insert_run(self, run: dict, steps: list[StepRecord], candidates: list[CandidateRecord]) -> int:
+    def insert_run(self, run: dict, steps: list[StepRecord], candidates: list[CandidateRecord],
+                   also=None) -> int:
         """Add a whole finished (or stopped) run under a new id in one transaction: all or nothing.
 
-        For imported bundles; `run` holds the runs-table fields (task, status, config, ...).
+        For imported bundles; `run` holds the runs-table fields (task, status, config, ...);
+        `also(con, run_id)` writes more rows of the run (its control) in the same transaction.
         Refused in view-only mode: an import would put any run, name and note in front of a class.
         """
         require_write("importing a run bundle")
@@ -374,6 +376,8 @@ class Store:
                 [(run_id, c.step, c.idx, _edge_json(c.edge), c.genotype.to_json(), c.status, c.accuracy,
                   c.perplexity, c.macs, c.flops, c.params, c.score, c.epochs, c.stop_reason, c.wall_s,
                   c.error, json.dumps(list(c.history))) for c in candidates])
+            if also is not None:
+                also(con, run_id)
             return run_id
 
     def steps(self, run_id: int) -> list[StepRecord]:

@@ -122,6 +122,48 @@ CREATE TRIGGER IF NOT EXISTS job_epochs_no_delete BEFORE DELETE ON job_epochs
 BEGIN SELECT RAISE(ABORT, 'job epoch rows are immutable'); END;
 """
 
+CONTROLS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS controls (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id),
+    status TEXT NOT NULL,
+    samples INTEGER NOT NULL,
+    targets TEXT NOT NULL DEFAULT '[]',
+    device TEXT NOT NULL DEFAULT '',
+    evaluator TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    heartbeat REAL,
+    pid INTEGER,
+    host TEXT,
+    error TEXT NOT NULL DEFAULT '',
+    progress TEXT NOT NULL DEFAULT '{}',
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    wall_s REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS control_cells (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    target INTEGER NOT NULL,
+    sample INTEGER NOT NULL,
+    genotype TEXT NOT NULL,
+    status TEXT NOT NULL,
+    accuracy REAL,
+    perplexity REAL,
+    macs INTEGER,
+    flops INTEGER,
+    params INTEGER,
+    score REAL,
+    epochs INTEGER NOT NULL DEFAULT 0,
+    stop_reason TEXT NOT NULL DEFAULT '',
+    wall_s REAL NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    history TEXT NOT NULL DEFAULT '[]',
+    worker TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    PRIMARY KEY (run_id, target, sample)
+);
+"""
+
 # (what it adds, SQL) -- version = 1 + index; version 1 is BASE_SCHEMA + JOBS_SCHEMA.
 MIGRATIONS: list[tuple[str, str]] = [
     # where a job keeps its files: rows from before are 'legacy' (<store dir>/jobs/<id>/)
@@ -133,10 +175,14 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("runs.noise", "ALTER TABLE runs ADD COLUMN noise TEXT NOT NULL DEFAULT '{}';"),
     # where a run came from when it was imported from a bundle (command, device, wall time), JSON
     ("runs.meta", "ALTER TABLE runs ADD COLUMN meta TEXT NOT NULL DEFAULT '{}';"),
+    # the random-removal control of a run (core.search.control): its lifecycle row and its cells,
+    # one immutable row per trained random cell (committed one at a time, so a resume skips them)
+    ("controls", CONTROLS_SCHEMA),
 ]
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
-OUR_TABLES = frozenset({"runs", "steps", "candidates", "jobs", "job_epochs", "sqlite_sequence"})
+OUR_TABLES = frozenset({"runs", "steps", "candidates", "jobs", "job_epochs", "sqlite_sequence", "controls",
+                        "control_cells"})
 
 
 class NotOurStore(Exception):
