@@ -49,7 +49,7 @@ def readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("## Command line", 1)[1]
     block = section.split("```bash", 1)[1].split("```", 1)[0]
-    lines = [line.split("  #", 1)[0].strip() for line in block.splitlines()]
+    lines = [line.split(" #", 1)[0].strip() for line in block.splitlines()]
     return [line for line in lines if line.startswith("python -m core ")]
 
 
@@ -79,7 +79,7 @@ class Journey:
             if a.startswith(("cifar10:/data", "ptb-proxy:/data", "ptb:/data")):
                 source = a.split(":", 1)[0]
                 a = f"{source}:{CIFAR if source == 'cifar10' else PTB}"
-            elif a == "3" and prev in ("show", "resume", "export", "export-run"):
+            elif a == "3" and prev in ("show", "resume", "control", "export", "export-run"):
                 a = "1"  # the journey's first run (the README's run 3)
             elif prev == "--step":
                 a = str(self.count("SELECT MAX(step) FROM steps WHERE run_id=1"))  # a step the run has
@@ -175,6 +175,8 @@ def _check_result(j: Journey, args: list[str], out: str) -> None:
         run_id = j.count("SELECT MAX(id) FROM runs")
         assert j.status("runs", run_id) == "finished"
         assert j.count(f"SELECT COUNT(*) FROM candidates WHERE run_id={run_id} AND step=1") == 2
+    elif sub == "control":
+        assert j.count("SELECT COUNT(*) FROM control_cells WHERE run_id=1") >= 5
     elif sub == "resume":
         assert j.status("runs", 1) == "finished" and j.count("SELECT MAX(step) FROM steps WHERE run_id=1") >= 2
     elif sub == "export" and "--out" in args:
