@@ -16,6 +16,7 @@ from core.errors import ConfigError, UserError
 from core.search.config import (
     DEVICES,
     EVALUATORS,
+    PRECISIONS,
     PRESET_NAMES,
     TASKS,
     SearchConfig,
@@ -36,12 +37,14 @@ KNOBS = (
     ("keep_fraction", "Keep fraction", "stop at round(F x initial edges)"),
     ("seed", "Seed", "seeds op assignment, edge shuffles and training"),
     ("device", "Device", "auto = CUDA when present"),
+    ("precision", "Precision", "auto = bf16 where the hardware runs it natively (AMX or AVX512-BF16 CPUs, "
+                               "CUDA capability 8.0+), fp32 elsewhere; the official search trained in fp32"),
     ("evaluator", "Evaluator", "auto = the fastest local path (batched for CNN, single for RNN); "
                                "ray = candidates as tasks on the Ray cluster shown below"),
     ("max_steps", "Max steps", "0 = until the stop rule"),
     ("noise_seeds", "Noise seeds", "step 0 trains the dense cell this many times to measure noise (1 = off)"),
 )
-CHOICES = {"device": DEVICES, "evaluator": EVALUATORS}
+CHOICES = {"device": DEVICES, "evaluator": EVALUATORS, "precision": PRECISIONS}
 ERRORS_KEY, TASK_KEY, PRESET_KEY = "form_errors", "form_task", "form_preset"
 FORM_ERROR = "_form"
 

@@ -18,7 +18,7 @@ from core.cli.progress import ProgressBar
 from core.errors import UserError
 from core.insight.format import fmt_duration
 from core.runner.foreground import EXIT_INTERRUPTED, Outcome, run_interruptibly
-from core.search.config import EVALUATORS, PRESET_NAMES, TASKS, SearchConfig, preset_config
+from core.search.config import EVALUATORS, PRECISIONS, PRESET_NAMES, TASKS, SearchConfig, preset_config
 from core.search.loop import Observer, create_run, run_search
 from core.store.runs import (
     FAILED,
@@ -90,7 +90,7 @@ def _finish_report(store: Store, run_id: int, as_json: bool, outcome: Outcome) -
 
 def cmd_search(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in
-                 ("data", "nodes", "k", "epochs", "keep_fraction", "seed", "device", "evaluator", "threads",
+                 ("data", "nodes", "k", "epochs", "keep_fraction", "seed", "device", "evaluator", "threads", "precision",
                   "max_steps", "batch_size", "lr", "embedding_init", "ray_address", "ray_cpus_per_candidate",
                   "ray_gpus_per_candidate", "ray_chunk", "noise_seeds")}
     cfg = preset_config(args.task, args.preset, **overrides)
@@ -174,7 +174,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     run = data["run"]
     print(f"run {run['id']} [{run['status']}] {run['task']} preset {run['config'].get('preset')}, "
-          f"data {run['config'].get('data')}, device {run['device'] or '-'}, evaluator {run['evaluator'] or '-'}")
+          f"data {run['config'].get('data')}, device {run['device'] or '-'}, evaluator {run['evaluator'] or '-'}, "
+          f"precision {run['config'].get('precision', 'fp32')}")
     if run["error"]:
         print(f"  error: {run['error']}")
     for s in data["steps"]:
@@ -280,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GPUs per candidate, fractional packs several on a GPU (0.25 = four); default 0 (CPU)")
     s.add_argument("--ray-chunk", type=int, help="candidates per Ray task, trained together (batched); default 1")
     s.add_argument("--threads", type=int, help="torch CPU threads (0 = default)")
+    s.add_argument("--precision", choices=PRECISIONS,
+                   help="auto (default) = bf16 where the hardware runs it natively (AMX/AVX512-BF16 CPU, CUDA "
+                        "capability >= 8.0), else fp32; the official search trained in fp32")
     s.add_argument("--max-steps", type=int, help="stop after this many steps (0 = no limit)")
     s.add_argument("--batch-size", type=int)
     s.add_argument("--lr", type=float)

@@ -9,11 +9,11 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from core.cell.genotype import MAX_NODES, MIN_NODES
-from core.device import DEVICES
+from core.device import DEVICES, PRECISIONS
 from core.errors import ConfigError
 
 TASKS = ("cnn", "rnn")
-EVALUATORS = ("auto", "single", "batched", "ray")
+EVALUATORS = ("auto", "single", "batched", "pool", "ray")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class SearchConfig:
     device: str = "auto"
     evaluator: str = "auto"        # the fastest correct local path (resolve_evaluator), unless set
     threads: int = 0               # torch CPU threads for training; 0 = all cores but one
+    precision: str = "auto"        # auto = bf16 where native (core.device.resolve_precision), else fp32
     max_steps: int = 0             # 0 = until the stop rule
     # proxy training, shared names
     batch_size: int = 128
@@ -63,7 +64,8 @@ class SearchConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
-        return cls(**d).validated()
+        # runs recorded before the precision setting existed trained in fp32: resume them so
+        return cls(**{"precision": "fp32", **d}).validated()
 
     def target_edges(self) -> int:
         """The stop rule's edge count: round(keep_fraction x initial edges)."""
@@ -83,6 +85,8 @@ class SearchConfig:
             (not infinite, f"{', '.join(infinite).replace('_', ' ')} must be a finite number"),
             (self.task in TASKS, f"task must be one of {', '.join(TASKS)}, not {self.task!r}"),
             (self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, not {self.device!r}"),
+            (self.precision in PRECISIONS,
+             f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}"),
             (self.evaluator in EVALUATORS,
              f"evaluator must be one of {', '.join(EVALUATORS)}, not {self.evaluator!r}"),
             (MIN_NODES <= self.nodes <= MAX_NODES, f"nodes must be in {MIN_NODES}..{MAX_NODES}, not {self.nodes}"),

@@ -175,7 +175,7 @@ def _best_loss(result: TrainResult) -> float:
 def train_rnn_proxy(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig, data_seed: int,
                     device: torch.device | str = "cpu",
                     should_stop: Callable[[], bool] | None = None,
-                    on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+                    on_epoch: Callable[[dict], None] | None = None, precision: str = "fp32") -> TrainResult:
     """Train `model` (already initialised) with SGD + clipping + truncated BPTT and return
     perplexity = exp(best validation loss); NaN (FAILED/NAN) if that loss is >= max_loss or
     any loss went NaN/inf. Stops early after `patience` epochs without a new best validation
@@ -186,6 +186,7 @@ def train_rnn_proxy(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig
     result = TrainResult(status=OK)
     t0 = time.perf_counter()
     dev = torch.device(device)
+    model.decoder_dtype = torch.bfloat16 if precision == "bf16" else None  # see RNNLanguageModel
     with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
         torch.manual_seed(data_seed)
         try:
