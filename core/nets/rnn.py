@@ -113,12 +113,12 @@ class DagRNNCell(nn.Module):
         return self.edge_w[str(i)][:, pos * h2:(pos + 1) * h2]
 
     # ----- the equations -----------------------------------------------------------------
-    def _node0(self, xw_t: Tensor, h_prev: Tensor, h_mask: Tensor | None, w0h: Tensor) -> Tensor:
+    def _node0(self, xw_t: Tensor, h_prev: Tensor, h_mask: Tensor | None, w0h: Tensor | None = None) -> Tensor:
         """s0 = h + c0*(g0 - h) with [c0, g0] = [x, h] W0; xw_t is x's half, precomputed, and
         w0h the hidden half of W0 (sliced once per sequence, so its gradient is summed over the
         steps and scattered into W0's once, not zero-filled at every step)."""
         h_in = h_prev if h_mask is None else h_prev * h_mask
-        pre = torch.addmm(xw_t, h_in, w0h)
+        pre = torch.addmm(xw_t, h_in, self.w0[self.emb:] if w0h is None else w0h)
         c0, g0 = pre.view(-1, 2, self.hidden).unbind(1)
         return torch.lerp(h_prev, torch.tanh(g0), torch.sigmoid(c0))
 
@@ -222,9 +222,12 @@ class RNNLanguageModel(nn.Module):
         out, h = self.cell(self._embed(tokens), hidden)
         if self.training and self.dropout > 0:
             out = out * _mask(out, (1, out.size(1), self.hidden), self.dropout)
-        with torch.autocast(out.device.type, dtype=self.decoder_dtype, enabled=self.decoder_dtype is not None):
+        if self.decoder_dtype is None:
             logits = F.linear(out, self.encoder.weight, self.decoder_bias)
-        return F.log_softmax(logits.float(), dim=-1), h
+        else:
+            with torch.autocast(out.device.type, dtype=self.decoder_dtype):
+                logits = F.linear(out, self.encoder.weight, self.decoder_bias).float()
+        return F.log_softmax(logits, dim=-1), h
 
     def init_hidden(self, batch_size: int) -> Tensor:
         """Zero state on the model's device: each epoch starts the sequence afresh."""

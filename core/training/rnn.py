@@ -171,6 +171,7 @@ def train_rnn(ctx: JobContext, genotype: Genotype, cfg: RNNTrainConfig, device: 
     test_loss = evaluate_lm(model, batchify(corpus.test, cfg.eval_batch_size, device), cfg.bptt)
     metrics = {**summary(), "test_perplexity": _ppl(test_loss)}
     model = model.eval().cpu()
+    model.decoder_dtype = None  # the exported model is fp32
     tokens = corpus.valid[:cfg.bptt].view(-1, 1).cpu()
     return TrainOutcome(stopped=False, metrics=metrics, model=model,
                         model_spec={"builder": RNN_BUILDER,

@@ -163,12 +163,14 @@ def _init_worker(task_type: type, cfg: dict, data, threads: int, events, stop) -
 
 def _train_job(step: int, job: Job, step_seed: int) -> CandidateRecord | None:
     """Train one job with the worker's local evaluator; its epoch rows go to the queue as they come."""
-    from core.search.evaluators import evaluate
+    from core.search.evaluators.batched import evaluate_batched
+    from core.search.evaluators.single import evaluate_single
     task, events, stop = _WORKER["task"], _WORKER["events"], _WORKER["stop"]
     if stop.is_set():
         return None
-    records = evaluate(task, step, [job], step_seed, stop.is_set, lambda idx, row: events.put((idx, row)),
-                       lambda rec: None)
+    train = evaluate_batched if task.evaluator == "batched" else evaluate_single
+    records = train(task, step, [job], step_seed, stop.is_set, lambda idx, row: events.put((idx, row)),
+                    lambda rec: None)
     return replace(records[0], worker=_WORKER["label"]) if records else None
 
 
