@@ -229,9 +229,46 @@ class RNNLanguageModel(nn.Module):
                 logits = F.linear(out, self.encoder.weight, self.decoder_bias).float()
         return F.log_softmax(logits, dim=-1), h
 
+    def loss(self, tokens: Tensor, hidden: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean NLL of `targets` and the last hidden state: forward + log_softmax + nll_loss in
+        one, for training. The same number as nll_loss(forward(...)), but the (T*B, V) softmax
+        makes fewer passes over memory (see _DecoderNLL): at PTB sizes it is most of a step."""
+        out, h = self.cell(self._embed(tokens), hidden)
+        if self.training and self.dropout > 0:
+            out = out * _mask(out, (1, out.size(1), self.hidden), self.dropout)
+        if self.decoder_dtype is None:
+            logits = F.linear(out, self.encoder.weight, self.decoder_bias)
+        else:
+            with torch.autocast(out.device.type, dtype=self.decoder_dtype):
+                logits = F.linear(out, self.encoder.weight, self.decoder_bias)
+        return _DecoderNLL.apply(logits.reshape(-1, logits.size(-1)), targets.reshape(-1)), h
+
     def init_hidden(self, batch_size: int) -> Tensor:
         """Zero state on the model's device: each epoch starts the sequence afresh."""
         return self.decoder_bias.new_zeros(batch_size, self.hidden)
+
+
+class _DecoderNLL(torch.autograd.Function):
+    """Mean of logsumexp(z) - z[target] over rows (cross-entropy of logits z), computed in fp32.
+
+    Backward writes softmax(z) - onehot(target) straight into one fresh tensor, scaled: two
+    passes over the (rows, V) logits, where log_softmax + nll_loss allocate, fill and read
+    three (rows, V) tensors more. The gradient is returned in the logits' dtype (bf16 under
+    --precision bf16, where the decoder's matmuls consume it)."""
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, targets: Tensor) -> Tensor:
+        z = logits.float()
+        lse = torch.logsumexp(z, dim=1)
+        ctx.save_for_backward(logits, lse, targets)
+        return (lse - z.gather(1, targets[:, None]).squeeze(1)).mean()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        logits, lse, targets = ctx.saved_tensors
+        p = logits.float().sub(lse[:, None]).exp_()
+        p[torch.arange(len(targets), device=p.device), targets] -= 1.0
+        return p.mul_(grad / len(targets)).to(logits.dtype), None
 
 
 def rnn_cost(genotype: Genotype, emb: int, hidden: int, vocab_size: int) -> Cost:

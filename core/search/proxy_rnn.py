@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from core.data.batches import bptt_windows
@@ -94,8 +93,7 @@ def _train_epoch(model: RNNLanguageModel, opt: torch.optim.Optimizer, data: Tens
         if should_stop is not None and should_stop():
             raise _UserStop
         inputs, targets = data[start:start + length], data[start + 1:start + 1 + length]
-        log_probs, hidden = model(inputs, hidden.detach())
-        loss = F.nll_loss(log_probs.reshape(-1, log_probs.size(-1)), targets.reshape(-1))
+        loss, hidden = model.loss(inputs, hidden.detach(), targets)
         if not torch.isfinite(loss):
             return float(loss.item()), float(loss.item())
         opt.zero_grad(set_to_none=True)
