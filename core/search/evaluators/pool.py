@@ -20,6 +20,7 @@ run, in `prepare`, and closed when the run ends (`close`).
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import weakref
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -154,7 +155,10 @@ _WORKER: dict = {}
 
 
 def _init_worker(task_type: type, cfg: dict, data, threads: int, events, stop) -> None:
-    """Once per worker process: its thread count and its proxy task, built on the shared data."""
+    """Once per worker process: its thread count and its proxy task, built on the shared data.
+    Ctrl-C is the parent's to handle (it stops the step through the shared event), so a
+    worker ignores it rather than dying mid-candidate with a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     settings = SearchConfig.from_dict(cfg)
     _WORKER.update(task=task_type(settings, torch.device("cpu"), lambda msg: None, data),
