@@ -7,7 +7,8 @@ per candidate and per epoch, the arithmetic it achieved (GFLOPS: forward + backw
 training image or token, forward of validation) and that as a share of the matmul peak
 measured in the same run at the same precision and threads. On a CPU the paper's 20 (CNN) /
 10 (RNN) epochs take long: pass --epochs to cap them; per-epoch time is what scales.
-Several precisions given as a list run alternately, so a loaded machine affects them alike.
+Several precisions given as a list run alternately, so a loaded machine affects them alike;
+the process's CPU seconds per epoch are printed too (on one thread, what an idle core takes).
 
     python bench/bench_candidate.py --task cnn --epochs 1 --candidates 1 --threads 1 --precision fp32,auto
     python bench/bench_candidate.py --task rnn --epochs 1 --candidates 1 --threads 1 --precision fp32,auto
@@ -101,10 +102,12 @@ def main() -> None:
     load = os.getloadavg() if hasattr(os, "getloadavg") else ()
     for p in precisions:
         r = rows[p]
-        med = {k: statistics.median(x[k] for x in r) for k in ("seconds", "s_per_epoch", "gflops", "peak_share")}
+        med = {k: statistics.median(x[k] for x in r)
+               for k in ("seconds", "s_per_epoch", "cpu_s_per_epoch", "gflops", "peak_share")}
         print(f"task {base.task} | data {data} | device {describe(device, tasks[p].precision)} | evaluator "
               f"{evaluator} | precision {p} -> {tasks[p].precision} | epochs cap {base.epochs} | median "
-              f"{med['seconds']:.1f} s/candidate, {med['s_per_epoch']:.2f} s/epoch, {med['gflops']:.1f} GFLOPS = "
+              f"{med['seconds']:.1f} s/candidate, {med['s_per_epoch']:.2f} s/epoch (CPU {med['cpu_s_per_epoch']:.2f} s), "
+              f"{med['gflops']:.1f} GFLOPS = "
               f"{100 * med['peak_share']:.1f}% of the {peaks[p]:.0f} GFLOPS {tasks[p].precision} matmul peak "
               f"| load {' '.join(f'{v:.2f}' for v in load)}")
 
@@ -115,16 +118,16 @@ def _one(task, genotype: Genotype, edge, idx: int, peak: float, device: torch.de
     from core.search.evaluators.single import evaluate_single
     train = evaluate_batched if task.evaluator == "batched" else evaluate_single
     nop = lambda *a: None  # noqa: E731
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     rec = train(task, 1, [(idx, edge, genotype)], 1, lambda: False, nop, nop)[0]
     if device.type == "cuda":
         torch.cuda.synchronize()
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     epochs = max(rec.epochs, 1)
     gflops = epoch_flops(task, genotype, epochs) / wall / 1e9
     quality = rec.accuracy if task.kind == "cnn" else rec.perplexity
     return dict(edge=f"{edge[0]}-{edge[1]}", seconds=round(wall, 2), epochs=rec.epochs,
-                s_per_epoch=round(wall / epochs, 2), gflops=round(gflops, 2), peak_share=round(gflops / peak, 4),
+                s_per_epoch=round(wall / epochs, 2), cpu_s_per_epoch=round(cpu / epochs, 2), gflops=round(gflops, 2), peak_share=round(gflops / peak, 4),
                 quality=quality, stop=rec.stop_reason)
 
 
