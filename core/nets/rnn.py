@@ -231,44 +231,70 @@ class RNNLanguageModel(nn.Module):
 
     def loss(self, tokens: Tensor, hidden: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         """Mean NLL of `targets` and the last hidden state: forward + log_softmax + nll_loss in
-        one, for training. The same number as nll_loss(forward(...)), but the (T*B, V) softmax
-        makes fewer passes over memory (see _DecoderNLL): at PTB sizes it is most of a step."""
+        one, for training. The same number as nll_loss(forward(...)), but the (T*B, V) logits
+        are never stored: the decoder runs in row chunks that stay in cache (_ChunkedNLL)."""
         out, h = self.cell(self._embed(tokens), hidden)
         if self.training and self.dropout > 0:
             out = out * _mask(out, (1, out.size(1), self.hidden), self.dropout)
-        if self.decoder_dtype is None:
-            logits = F.linear(out, self.encoder.weight, self.decoder_bias)
-        else:
-            with torch.autocast(out.device.type, dtype=self.decoder_dtype):
-                logits = F.linear(out, self.encoder.weight, self.decoder_bias)
-        return _DecoderNLL.apply(logits.reshape(-1, logits.size(-1)), targets.reshape(-1)), h
+        flat = out.reshape(-1, self.hidden)
+        return _ChunkedNLL.apply(flat, self.encoder.weight, self.decoder_bias, targets.reshape(-1),
+                                 self.decoder_dtype), h
 
     def init_hidden(self, batch_size: int) -> Tensor:
         """Zero state on the model's device: each epoch starts the sequence afresh."""
         return self.decoder_bias.new_zeros(batch_size, self.hidden)
 
 
-class _DecoderNLL(torch.autograd.Function):
-    """Mean of logsumexp(z) - z[target] over rows (cross-entropy of logits z), computed in fp32.
+NLL_CHUNK = 128  # rows of logits per chunk: 128 x V fp32 stays in a core's cache at PTB sizes
 
-    Backward writes softmax(z) - onehot(target) straight into one fresh tensor, scaled: two
-    passes over the (rows, V) logits, where log_softmax + nll_loss allocate, fill and read
-    three (rows, V) tensors more. The gradient is returned in the logits' dtype (bf16 under
-    --precision bf16, where the decoder's matmuls consume it)."""
 
-    @staticmethod
-    def forward(ctx, logits: Tensor, targets: Tensor) -> Tensor:
-        z = logits.float()
-        lse = torch.logsumexp(z, dim=1)
-        ctx.save_for_backward(logits, lse, targets)
-        return (lse - z.gather(1, targets[:, None]).squeeze(1)).mean()
+class _ChunkedNLL(torch.autograd.Function):
+    """Mean cross-entropy of the tied decoder's logits z = out W^T + b, row chunk by row chunk.
+
+    Why: at PTB sizes the (T*B, V) logits are 125 MB, and log_softmax + nll_loss stream them
+    through memory about eight times (forward, backward, their zero-filled gradients). Here
+    each chunk's logits live only in cache: forward keeps logsumexp per row; backward
+    recomputes the chunk's logits (one small matmul) and turns them into softmax - onehot in
+    place. With `dtype` bf16 the matmuls run in bf16 (AMX), everything else in fp32."""
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
-        logits, lse, targets = ctx.saved_tensors
-        p = logits.float().sub(lse[:, None]).exp_()
-        p[torch.arange(len(targets), device=p.device), targets] -= 1.0
-        return p.mul_(grad / len(targets)).to(logits.dtype), None
+    def forward(ctx, out: Tensor, weight: Tensor, bias: Tensor, targets: Tensor,
+                dtype: torch.dtype | None) -> Tensor:
+        o, w = (out, weight) if dtype is None else (out.to(dtype), weight.to(dtype))
+        lse = out.new_empty(len(targets), dtype=torch.float32)
+        total = out.new_zeros((), dtype=torch.float32)
+        for s in range(0, len(targets), NLL_CHUNK):
+            z = _logits(o[s:s + NLL_CHUNK], w, bias)
+            lse[s:s + NLL_CHUNK] = torch.logsumexp(z, dim=1)
+            total += lse[s:s + NLL_CHUNK].sum() - z.gather(1, targets[s:s + NLL_CHUNK, None]).sum()
+        ctx.save_for_backward(o, w, bias, targets, lse)
+        ctx.dtypes = (out.dtype, weight.dtype)
+        return total / len(targets)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        o, w, bias, targets, lse = ctx.saved_tensors
+        scale = grad / len(targets)
+        grad_out = torch.empty_like(o, dtype=ctx.dtypes[0])
+        grad_w = torch.zeros_like(w, dtype=torch.float32)
+        grad_b = torch.zeros_like(bias, dtype=torch.float32)
+        for s in range(0, len(targets), NLL_CHUNK):
+            oc, tc = o[s:s + NLL_CHUNK], targets[s:s + NLL_CHUNK]
+            p = _logits(oc, w, bias).sub_(lse[s:s + NLL_CHUNK, None]).exp_()
+            p[torch.arange(len(tc), device=p.device), tc] -= 1.0
+            p.mul_(scale)
+            grad_b += p.sum(0)
+            p = p.to(w.dtype)
+            grad_out[s:s + NLL_CHUNK] = p @ w
+            grad_w += (p.t() @ oc).float()
+        return grad_out, grad_w.to(ctx.dtypes[1]), grad_b.to(bias.dtype), None, None
+
+
+def _logits(o: Tensor, w: Tensor, bias: Tensor) -> Tensor:
+    """One chunk's logits in fp32 (a bf16 matmul's result is widened before the bias add)."""
+    if o.dtype == torch.float32:
+        return torch.addmm(bias, o, w.t())
+    return (o @ w.t()).float().add_(bias)
 
 
 def rnn_cost(genotype: Genotype, emb: int, hidden: int, vocab_size: int) -> Cost:
