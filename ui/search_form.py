@@ -39,7 +39,8 @@ KNOBS = (
     ("device", "Device", "auto = CUDA when present"),
     ("precision", "Precision", "auto = bf16 where the hardware runs it natively (AMX or AVX512-BF16 CPUs, "
                                "CUDA capability 8.0+), fp32 elsewhere; the official search trained in fp32"),
-    ("evaluator", "Evaluator", "auto = the fastest local path (batched for CNN, single for RNN); "
+    ("evaluator", "Evaluator", "auto = the fastest local path (pool: one worker process per core on a CPU "
+                               "with 2+ cores; else batched for CNN, single for RNN); "
                                "ray = candidates as tasks on the Ray cluster shown below"),
     ("max_steps", "Max steps", "0 = until the stop rule"),
     ("noise_seeds", "Noise seeds", "step 0 trains the dense cell this many times to measure noise (1 = off)"),
