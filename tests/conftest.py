@@ -18,6 +18,9 @@ os.environ["AUTOSHRINK_SAMPLES"] = "off"
 
 # Two cores run the suite: one torch thread per test process keeps timings predictable.
 torch.set_num_threads(1)
+# ... and `--evaluator auto` trains in the test's own process: the suite already keeps every
+# core busy, so worker pools would only oversubscribe them. tests/test_pool.py covers the pool.
+os.environ["AUTOSHRINK_WORKERS"] = "1"
 
 
 @pytest.fixture

@@ -207,3 +207,24 @@ def test_cost_counts_match_real_module(seed: int) -> None:
     cost = rnn_cost(g, 5, 5, 13)
     assert cost.params == sum(p.numel() for p in model.parameters())
     assert cost.flops == g.pruned().num_edges * 25
+
+
+def test_training_loss_equals_nll_of_the_forward_log_probs():
+    """model.loss (the proxy's fused decoder + cross-entropy) is nll_loss of forward's log-probs,
+    value and gradients, in fp32; in bf16 the decoder runs in bf16 and the loss stays close."""
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    model = RNNLanguageModel(Genotype.dense("rnn", 4, 0), 37, emb=8, hidden=8)
+    tokens, targets = torch.randint(0, 37, (6, 3)), torch.randint(0, 37, (6, 3))
+    log_probs, h = model(tokens, model.init_hidden(3))
+    ref = F.nll_loss(log_probs.reshape(-1, 37), targets.reshape(-1))
+    ref_grads = torch.autograd.grad(ref, list(model.parameters()))
+    loss, h2 = model.loss(tokens, model.init_hidden(3), targets)
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(h2, h)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b)
+    model.decoder_dtype = torch.bfloat16
+    low, _ = model.loss(tokens, model.init_hidden(3), targets)
+    assert low.dtype == torch.float32 and abs(low.item() - ref.item()) < 0.05

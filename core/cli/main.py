@@ -185,7 +185,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         return 0
     run = data["run"]
     print(f"run {run['id']} [{run['status']}] {run['task']} preset {run['config'].get('preset')}, "
-          f"data {run['config'].get('data')}, device {run['device'] or '-'}, evaluator {run['evaluator'] or '-'}")
+          f"data {run['config'].get('data')}, device {run['device'] or '-'}, evaluator {run['evaluator'] or '-'}, "
+          f"precision {run['config'].get('precision', 'fp32')}")
     if run["error"]:
         print(f"  error: {run['error']}")
     for s in data["steps"]:

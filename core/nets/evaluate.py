@@ -46,8 +46,7 @@ def evaluate_lm(model: RNNLanguageModel, data: Tensor, bptt: int,
         if max_batches is not None and n >= max_batches:
             break
         targets = data[start + 1:start + 1 + length]
-        log_probs, hidden = model(data[start:start + length], hidden)
-        total += F.nll_loss(log_probs.reshape(-1, log_probs.size(-1)), targets.reshape(-1),
-                            reduction="sum").item()
+        loss, hidden = model.loss(data[start:start + length], hidden, targets)  # the mean, chunked
+        total += loss.item() * targets.numel()
         count += targets.numel()
     return total / max(count, 1)

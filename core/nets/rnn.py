@@ -113,13 +113,14 @@ class DagRNNCell(nn.Module):
         return self.edge_w[str(i)][:, pos * h2:(pos + 1) * h2]
 
     # ----- the equations -----------------------------------------------------------------
-    def _node0(self, xw_t: Tensor, h_prev: Tensor, h_mask: Tensor | None) -> Tensor:
-        """s0 = h + c0*(g0 - h) with [c0, g0] = [x, h] W0; xw_t is x's half, precomputed."""
+    def _node0(self, xw_t: Tensor, h_prev: Tensor, h_mask: Tensor | None, w0h: Tensor | None = None) -> Tensor:
+        """s0 = h + c0*(g0 - h) with [c0, g0] = [x, h] W0; xw_t is x's half, precomputed, and
+        w0h the hidden half of W0 (sliced once per sequence, so its gradient is summed over the
+        steps and scattered into W0's once, not zero-filled at every step)."""
         h_in = h_prev if h_mask is None else h_prev * h_mask
-        pre = xw_t + h_in @ self.w0[self.emb:]
-        c0, g0 = pre.chunk(2, dim=-1)
-        c0, g0 = torch.sigmoid(c0), torch.tanh(g0)
-        return h_prev + c0 * (g0 - h_prev)
+        pre = torch.addmm(xw_t, h_in, self.w0[self.emb:] if w0h is None else w0h)
+        c0, g0 = pre.view(-1, 2, self.hidden).unbind(1)
+        return torch.lerp(h_prev, torch.tanh(g0), torch.sigmoid(c0))
 
     def _edges_from(self, plan: _SourcePlan, s_i: Tensor, h_mask: Tensor | None) -> Tensor:
         """Contributions s_i + c*(act_j(g) - s_i) of every edge leaving i: (B, k, h). As in the
@@ -127,24 +128,27 @@ class DagRNNCell(nn.Module):
         enters W_ij on every edge; the highway term keeps the unmasked s_i."""
         k, h = len(plan.targets), self.hidden
         s_in = s_i if h_mask is None else s_i * h_mask
-        pre = (s_in @ self.edge_w[str(plan.source)]).view(-1, k, 2, h)
-        c = torch.sigmoid(pre[:, :, 0])
-        gs = [ACTIVATIONS[op](pre[:, a:b, 1]) for op, a, b in plan.groups]
-        g = gs[0] if len(gs) == 1 else torch.cat(gs, dim=1)
-        s = s_i.unsqueeze(1)
-        return s + c * (g - s)
+        c_pre, g_pre = (s_in @ self.edge_w[str(plan.source)]).view(-1, k, 2, h).unbind(2)
+        if len(plan.groups) == 1:
+            g = ACTIVATIONS[plan.groups[0][0]](g_pre)
+        else:
+            parts = g_pre.split([b - a for _, a, b in plan.groups], dim=1)
+            g = torch.cat([ACTIVATIONS[op](part) for (op, _, _), part in zip(plan.groups, parts)], dim=1)
+        return torch.lerp(s_i.unsqueeze(1).expand_as(g), g, torch.sigmoid(c_pre))
 
-    def _cell(self, xw_t: Tensor, h_prev: Tensor, h_mask: Tensor | None) -> Tensor:
+    def _cell(self, xw_t: Tensor, h_prev: Tensor, h_mask: Tensor | None, w0h: Tensor | None = None) -> Tensor:
         """Run the DAG in node order; a node's state is final once all lower nodes ran."""
-        states: dict[int, Tensor] = {0: self._node0(xw_t, h_prev, h_mask)}
+        w0h = self.w0[self.emb:] if w0h is None else w0h
+        states: dict[int, Tensor] = {0: self._node0(xw_t, h_prev, h_mask, w0h)}
         sums: dict[int, Tensor] = {}
         for plan in self.plans:
             i = plan.source
             if i not in states:
                 states[i] = sums.pop(i) / self.in_degree[i]
-            contrib = self._edges_from(plan, states[i], h_mask)
-            for pos, j in enumerate(plan.targets):
-                sums[j] = contrib[:, pos] if j not in sums else sums[j] + contrib[:, pos]
+            # unbind, not contrib[:, pos]: one backward op for all targets instead of a
+            # zero-filled (B, k, h) gradient per target
+            for j, part in zip(plan.targets, self._edges_from(plan, states[i], h_mask).unbind(1)):
+                sums[j] = part if j not in sums else sums[j] + part
         for j, total in sums.items():  # nodes with no out-edge: the leaves
             states[j] = total / self.in_degree[j]
         if len(self.leaves) == 1:
@@ -167,9 +171,10 @@ class DagRNNCell(nn.Module):
         if self.training and self.dropout_h > 0:
             h_mask = _mask(h0, (batch, self.hidden), self.dropout_h)
         xw = x @ self.w0[:self.emb]  # the input half of W0 for all steps in one matmul
+        w0h = self.w0[self.emb:]
         outputs, h = [], h0
-        for t in range(x.size(0)):
-            h = self._cell(xw[t], h, h_mask)
+        for xw_t in xw.unbind(0):
+            h = self._cell(xw_t, h, h_mask, w0h)
             outputs.append(h)
         return torch.stack(outputs), h
 
@@ -196,6 +201,9 @@ class RNNLanguageModel(nn.Module):
         self.cell = DagRNNCell(genotype, emb, hidden, dropout_x=dropout_x, dropout_h=dropout_h)
         self.decoder_bias = nn.Parameter(torch.zeros(vocab_size))
         nn.init.uniform_(self.encoder.weight, -EMB_INIT_RANGE, EMB_INIT_RANGE)
+        # --precision bf16: the decoder (a V x h matmul per token, most of the arithmetic at PTB
+        # sizes) runs under bf16 autocast; the cell's small recurrent matmuls and the softmax stay fp32
+        self.decoder_dtype: torch.dtype | None = None
 
     def _embed(self, tokens: Tensor) -> Tensor:
         """Look up embeddings with word-row and token dropout applied in training mode."""
@@ -214,12 +222,79 @@ class RNNLanguageModel(nn.Module):
         out, h = self.cell(self._embed(tokens), hidden)
         if self.training and self.dropout > 0:
             out = out * _mask(out, (1, out.size(1), self.hidden), self.dropout)
-        logits = F.linear(out, self.encoder.weight, self.decoder_bias)
+        if self.decoder_dtype is None:
+            logits = F.linear(out, self.encoder.weight, self.decoder_bias)
+        else:
+            with torch.autocast(out.device.type, dtype=self.decoder_dtype):
+                logits = F.linear(out, self.encoder.weight, self.decoder_bias).float()
         return F.log_softmax(logits, dim=-1), h
+
+    def loss(self, tokens: Tensor, hidden: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean NLL of `targets` and the last hidden state: forward + log_softmax + nll_loss in
+        one, for training. The same number as nll_loss(forward(...)), but the (T*B, V) logits
+        are never stored: the decoder runs in row chunks that stay in cache (_ChunkedNLL)."""
+        out, h = self.cell(self._embed(tokens), hidden)
+        if self.training and self.dropout > 0:
+            out = out * _mask(out, (1, out.size(1), self.hidden), self.dropout)
+        flat = out.reshape(-1, self.hidden)
+        return _ChunkedNLL.apply(flat, self.encoder.weight, self.decoder_bias, targets.reshape(-1),
+                                 self.decoder_dtype), h
 
     def init_hidden(self, batch_size: int) -> Tensor:
         """Zero state on the model's device: each epoch starts the sequence afresh."""
         return self.decoder_bias.new_zeros(batch_size, self.hidden)
+
+
+NLL_CHUNK = 128  # rows of logits per chunk: 128 x V fp32 stays in a core's cache at PTB sizes
+
+
+class _ChunkedNLL(torch.autograd.Function):
+    """Mean cross-entropy of the tied decoder's logits z = out W^T + b, row chunk by row chunk.
+
+    Why: at PTB sizes the (T*B, V) logits are 125 MB, and log_softmax + nll_loss stream them
+    through memory about eight times (forward, backward, their zero-filled gradients). Here
+    each chunk's logits live only in cache: forward keeps logsumexp per row; backward
+    recomputes the chunk's logits (one small matmul) and turns them into softmax - onehot in
+    place. With `dtype` bf16 the matmuls run in bf16 (AMX), everything else in fp32."""
+
+    @staticmethod
+    def forward(ctx, out: Tensor, weight: Tensor, bias: Tensor, targets: Tensor,
+                dtype: torch.dtype | None) -> Tensor:
+        o, w = (out, weight) if dtype is None else (out.to(dtype), weight.to(dtype))
+        lse = out.new_empty(len(targets), dtype=torch.float32)
+        total = out.new_zeros((), dtype=torch.float32)
+        for s in range(0, len(targets), NLL_CHUNK):
+            z = _logits(o[s:s + NLL_CHUNK], w, bias)
+            lse[s:s + NLL_CHUNK] = torch.logsumexp(z, dim=1)
+            total += lse[s:s + NLL_CHUNK].sum() - z.gather(1, targets[s:s + NLL_CHUNK, None]).sum()
+        ctx.save_for_backward(o, w, bias, targets, lse)
+        ctx.dtypes = (out.dtype, weight.dtype)
+        return total / len(targets)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        o, w, bias, targets, lse = ctx.saved_tensors
+        scale = grad / len(targets)
+        grad_out = torch.empty_like(o, dtype=ctx.dtypes[0])
+        grad_w = torch.zeros_like(w, dtype=torch.float32)
+        grad_b = torch.zeros_like(bias, dtype=torch.float32)
+        for s in range(0, len(targets), NLL_CHUNK):
+            oc, tc = o[s:s + NLL_CHUNK], targets[s:s + NLL_CHUNK]
+            p = _logits(oc, w, bias).sub_(lse[s:s + NLL_CHUNK, None]).exp_()
+            p[torch.arange(len(tc), device=p.device), tc] -= 1.0
+            p.mul_(scale)
+            grad_b += p.sum(0)
+            p = p.to(w.dtype)
+            grad_out[s:s + NLL_CHUNK] = p @ w
+            grad_w += (p.t() @ oc).float()
+        return grad_out, grad_w.to(ctx.dtypes[1]), grad_b.to(bias.dtype), None, None
+
+
+def _logits(o: Tensor, w: Tensor, bias: Tensor) -> Tensor:
+    """One chunk's logits in fp32 (a bf16 matmul's result is widened before the bias add)."""
+    if o.dtype == torch.float32:
+        return torch.addmm(bias, o, w.t())
+    return (o @ w.t()).float().add_(bias)
 
 
 def rnn_cost(genotype: Genotype, emb: int, hidden: int, vocab_size: int) -> Cost:

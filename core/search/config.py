@@ -9,12 +9,12 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from core.cell.genotype import MAX_NODES, MIN_NODES
 from core.data.spec import DataSpec, DataSpecError, parse_data_spec, spec_forms
-from core.device import DEVICES
+from core.device import DEVICES, PRECISIONS
 from core.errors import ConfigError
 from core.settings import check_settings, setting
 
 TASKS = ("cnn", "rnn")
-EVALUATORS = ("auto", "single", "batched", "ray")
+EVALUATORS = ("auto", "single", "batched", "pool", "ray")
 BASIC, MACHINE, TRAINING, NETWORK, RAY = "Search", "Device", "Proxy training", "Proxy network", "Ray cluster"
 GROUPS = (BASIC, MACHINE, TRAINING, NETWORK, RAY)
 
@@ -39,9 +39,13 @@ class SearchConfig:
     noise_seeds: int = setting(1, "step 0 trains the dense cell this many times to measure noise (1 = off)",
                                low=1, high=10, group=BASIC)
     device: str = setting("auto", "auto = CUDA when present", choices=DEVICES, group=MACHINE)
-    evaluator: str = setting("auto", "auto = the fastest correct local path (batched for CNN, single for RNN); "
-                                     "ray = candidates as tasks on a Ray cluster", choices=EVALUATORS, group=MACHINE)
+    evaluator: str = setting("auto", "auto = the fastest local path (pool: one worker process per core on a CPU "
+                                     "with 2+ cores; else batched for CNN, single for RNN); ray = candidates as "
+                                     "tasks on a Ray cluster", choices=EVALUATORS, group=MACHINE)
     threads: int = setting(0, "torch CPU threads for training (0 = all cores but one)", low=0, group=MACHINE)
+    precision: str = setting("auto", "auto = bf16 where the hardware runs it natively (AMX or AVX512-BF16 CPUs, "
+                                     "CUDA capability 8.0+), fp32 elsewhere; the official search trained in fp32",
+                             choices=PRECISIONS, group=MACHINE)
     batch_size: int = setting(128, "proxy training batch size", low=1, group=TRAINING)
     lr: float = setting(4e-3, "proxy learning rate (Adam for CNN, SGD for RNN)", low=0.0, low_open=True,
                         group=TRAINING)
@@ -82,7 +86,8 @@ class SearchConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
-        return cls(**d).validated()
+        # runs recorded before the precision setting existed trained in fp32: resume them so
+        return cls(**{"precision": "fp32", **d}).validated()
 
     @property
     def data_spec(self) -> DataSpec:

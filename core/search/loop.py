@@ -19,10 +19,11 @@ import torch
 
 from core.cell.genotype import Genotype, edge_str
 from core.data.check import check_data
-from core.device import default_threads, describe
+from core.device import default_threads, describe, resolve_precision
 from core.errors import UserError
 from core.search.config import SearchConfig
 from core.search.evaluators import check_startable as check_evaluator
+from core.search.evaluators import close as close_evaluator
 from core.search.evaluators import prepare as prepare_evaluator
 from core.search.evaluators import search_device
 from core.search.noise import measure_noise
@@ -112,8 +113,9 @@ def run_search(store: Store, run_id: int, observer: Observer | None = None,
     cfg = SearchConfig.from_dict(store.get_run(run_id).config)
     torch.set_num_threads(cfg.threads or default_threads())
     device = search_device(cfg)  # e.g. no CUDA on this machine: refused, the run untouched
-    store.claim(run_id, describe(device), "")  # before loading data, atomic: a second claimer is
-    try:                                       # refused (StoreError) and changes nothing
+    label = describe(device, resolve_precision(cfg.precision, device))  # the precision that really trains
+    store.claim(run_id, label, "")  # before loading data, atomic: a second claimer is
+    try:                            # refused (StoreError) and changes nothing
         status = _search(store, run_id, cfg, device, obs, stop_event)
         error = ""
     except Exception as exc:  # recorded, not swallowed: the run says why it failed
@@ -129,10 +131,19 @@ def run_search(store: Store, run_id: int, observer: Observer | None = None,
 def _search(store: Store, run_id: int, cfg: SearchConfig, device: torch.device, obs: Observer,
             stop: threading.Event) -> str:
     task = make_task(cfg, device, lambda msg: obs.on_log(run_id, msg))
+    try:
+        return _search_steps(store, run_id, cfg, device, obs, stop, task)
+    finally:  # the pool's worker processes end with the run, however it ends
+        close_evaluator(task)
+
+
+def _search_steps(store: Store, run_id: int, cfg: SearchConfig, device: torch.device, obs: Observer,
+                  stop: threading.Event, task: ProxyTask) -> str:
     cluster = prepare_evaluator(task, lambda msg: obs.on_log(run_id, msg))
     store.set_evaluator(run_id, task.evaluator)
     store.set_cluster(run_id, cluster)
-    obs.on_log(run_id, f"run {run_id}: {cfg.task} search on {describe(device)}, evaluator {task.evaluator}")
+    obs.on_log(run_id, f"run {run_id}: {cfg.task} search on {describe(device, task.precision)}, "
+                       f"evaluator {task.evaluator}, precision {task.precision} ({cfg.precision})")
     steps = store.steps(run_id)
     if not steps:
         dense = Genotype.dense(cfg.task, cfg.nodes, cfg.seed, name=f"run{run_id}-dense")

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from core.data.batches import bptt_windows
@@ -106,8 +105,7 @@ def _train_epoch(model: RNNLanguageModel, opt: torch.optim.Optimizer, data: Tens
         if n % NAN_CHECK_EVERY == NAN_CHECK_EVERY - 1 and (first := bad.tolist())[0]:
             return first[1], first[1]
         inputs, targets = data[start:start + length], data[start + 1:start + 1 + length]
-        log_probs, hidden = model(inputs, hidden.detach())
-        loss = F.nll_loss(log_probs.reshape(-1, log_probs.size(-1)), targets.reshape(-1))
+        loss, hidden = model.loss(inputs, hidden.detach(), targets)
         value = loss.detach().double()
         new = (bad[0] == 0) & ~torch.isfinite(value)
         bad = torch.where(new, torch.stack([torch.ones_like(value), value]), bad)
@@ -190,7 +188,7 @@ def _best_loss(result: TrainResult) -> float:
 def train_rnn_proxy(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig, data_seed: int,
                     device: torch.device | str = "cpu",
                     should_stop: Callable[[], bool] | None = None,
-                    on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+                    on_epoch: Callable[[dict], None] | None = None, precision: str = "fp32") -> TrainResult:
     """Train `model` (already initialised) with SGD + clipping + truncated BPTT and return
     perplexity = exp(best validation loss); NaN (FAILED/NAN) if that loss is >= max_loss or
     any loss went NaN/inf. Stops early after `patience` epochs without a new best validation
@@ -201,6 +199,7 @@ def train_rnn_proxy(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig
     result = TrainResult(status=OK)
     t0 = time.perf_counter()
     dev = torch.device(device)
+    model.decoder_dtype = torch.bfloat16 if precision == "bf16" else None  # see RNNLanguageModel
     with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
         torch.manual_seed(data_seed)
         try:

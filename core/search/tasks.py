@@ -13,6 +13,7 @@ from typing import Callable, Protocol
 import torch
 
 from core.cell.genotype import Genotype
+from core.device import resolve_precision
 from core.result import OK, Cost, TrainResult
 from core.search.candidates import EpochFn, Job, StopFn
 from core.search.config import SearchConfig
@@ -59,6 +60,7 @@ class CNNProxyTask(_Task):
         from core.nets.cnn import proxy_config
         from core.search.proxy_cnn import ProxyTrainConfig
         self.cfg, self.device = cfg, device
+        self.precision = resolve_precision(cfg.precision, device)  # "fp32" or "bf16"
         self.evaluator = resolve_evaluator(cfg, device)
         if data is None:
             data = load_proxy(cfg.data_spec, seed=cfg.seed, per_class_train=cfg.per_class_train,
@@ -89,7 +91,7 @@ class CNNProxyTask(_Task):
     def train(self, model, data_seed, should_stop, on_epoch) -> TrainResult:
         from core.search.proxy_cnn import train_proxy
         return train_proxy(model, self.data, self.train_cfg, data_seed=data_seed, device=self.device,
-                           should_stop=should_stop, on_epoch=on_epoch)
+                           should_stop=should_stop, on_epoch=on_epoch, precision=self.precision)
 
 
 class RNNProxyTask(_Task):
@@ -102,7 +104,8 @@ class RNNProxyTask(_Task):
         from core.data.corpus import load_corpus
         from core.search.proxy_rnn import RNNProxyConfig
         self.cfg, self.device = cfg, device
-        self.evaluator = "ray" if cfg.evaluator == "ray" else "single"
+        self.precision = resolve_precision(cfg.precision, device)  # "fp32" or "bf16" (the decoder)
+        self.evaluator = resolve_evaluator(cfg, device)
         if cfg.evaluator == "batched":
             log("the batched evaluator is for CNN searches; RNN candidates train one at a time")
         self.corpus = corpus if corpus is not None else load_corpus(cfg.data_spec, max_vocab=cfg.max_vocab or None, log=log)
@@ -133,7 +136,7 @@ class RNNProxyTask(_Task):
     def train(self, model, data_seed, should_stop, on_epoch) -> TrainResult:
         from core.search.proxy_rnn import train_rnn_proxy
         return train_rnn_proxy(model, self.corpus, self.train_cfg, data_seed=data_seed, device=self.device,
-                               should_stop=should_stop, on_epoch=on_epoch)
+                               should_stop=should_stop, on_epoch=on_epoch, precision=self.precision)
 
 
 def _pretrained_embedding(cfg: SearchConfig, vocab: list[str], log: Callable[[str], None]) -> torch.Tensor | None:

@@ -24,6 +24,7 @@ from core.data.batches import epoch_batches
 from core.data.imagefolder import folder_layout, load_image_folder
 from core.data.images import ImageData, load_full
 from core.data.spec import Source, parse_data_spec
+from core.device import autocast_dtype, cuda_amp_dtype, resolve_precision
 from core.errors import ConfigError
 from core.nets.cnn import CNNConfig, build_cnn, cifar_config, cnn_cost, imagenet_config
 from core.nets.evaluate import evaluate_images
@@ -91,10 +92,15 @@ def make_optimizer(model: nn.Module, cfg: CNNTrainConfig) -> torch.optim.Optimiz
 
 
 def amp_dtype(cfg: CNNTrainConfig, device: torch.device) -> torch.dtype | None:
-    """Mixed precision only on CUDA: bfloat16 where supported (no loss scaling), else float16."""
-    if not cfg.amp or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    """The autocast dtype (None: fp32). CUDA with amp: bf16 from compute capability 8.0 (no loss
+    scaling), below it fp16 with the GradScaler (torch's is_bf16_supported() counts emulation,
+    where bf16 convolutions run far slower), fp32 when --precision fp32. CPU: bf16 where the
+    hardware has it natively under --precision auto, or when asked (core.device)."""
+    if device.type == "cuda":
+        if not cfg.amp or cfg.precision == "fp32":
+            return None
+        return torch.bfloat16 if cfg.precision == "bf16" else cuda_amp_dtype(device)
+    return autocast_dtype(resolve_precision(cfg.precision, device))
 
 
 DATA_SHARE = 0.5   # of the GPU's free memory, at most, for the dataset (the network trains in the rest)

@@ -14,7 +14,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Union
 
-from core.device import DEVICES
+from core.device import DEVICES, PRECISIONS
 from core.errors import ConfigError
 from core.settings import FieldSpec, setting
 from core.settings import field_specs as declared_fields
@@ -58,6 +58,9 @@ class CNNTrainConfig:
     seed: int = setting(0, "seed of initialisation, batch order and augmentation")
     device: str = setting("auto", "auto | cpu | cuda", choices=DEVICES)
     threads: int = setting(0, "torch CPU threads (0 = all cores but one)")
+    precision: str = setting("auto", "auto = bf16 where the hardware runs it natively (AMX/AVX512-BF16 CPU, CUDA "
+                                     "capability >= 8.0), else fp32 (CUDA below 8.0: fp16 with loss scaling when amp "
+                                     "is on)", choices=PRECISIONS)
     onnx: bool = setting(True, "export ONNX when the job finishes")
 
     def __post_init__(self) -> None:
@@ -120,6 +123,9 @@ class RNNTrainConfig:
     seed: int = setting(0, "seed of initialisation, window offsets and dropout masks")
     device: str = setting("auto", "auto | cpu | cuda", choices=DEVICES)
     threads: int = setting(0, "torch CPU threads (0 = all cores but one)")
+    precision: str = setting("auto", "auto = bf16 where the hardware runs it natively (AMX/AVX512-BF16 CPU, CUDA "
+                                     "capability >= 8.0), else fp32 (CUDA below 8.0: fp16 with loss scaling when amp "
+                                     "is on)", choices=PRECISIONS)
     onnx: bool = setting(True, "export ONNX when the job finishes")
 
     def validated(self) -> "RNNTrainConfig":
@@ -149,6 +155,7 @@ def _check_common(cfg: TrainConfig) -> None:
     _raise_first([
         (not infinite, f"{', '.join(infinite).replace('_', ' ')} must be a finite number"),
         (cfg.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, not {cfg.device!r}"),
+        (cfg.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, not {cfg.precision!r}"),
         (1 <= cfg.epochs <= 100_000, f"epochs must be at least 1, not {cfg.epochs}"),
         (cfg.batch_size >= 1, f"batch size must be at least 1, not {cfg.batch_size}"),
         (cfg.lr > 0, f"learning rate must be > 0, not {cfg.lr}"),
@@ -236,8 +243,8 @@ def config_from_dict(d: dict) -> TrainConfig:
     unknown = sorted(set(d) - known)
     if unknown:
         raise ConfigError(f"unknown training setting(s): {', '.join(unknown)}")
-    try:
-        return cls(**d).validated()
+    try:  # jobs recorded before the precision setting existed trained in fp32 on CPU
+        return cls(**{"precision": "fp32", **d}).validated()
     except TypeError as exc:
         raise ConfigError(f"training config is malformed: {exc}") from None
 

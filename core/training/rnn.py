@@ -31,6 +31,7 @@ from torch import Tensor
 from core.cell.genotype import Genotype
 from core.data.batches import bptt_windows
 from core.data.corpus import Corpus, batchify, load_corpus
+from core.device import autocast_dtype, resolve_precision
 from core.nets.evaluate import evaluate_lm
 from core.nets.rnn import RNNLanguageModel, rnn_cost
 from core.result import Cost
@@ -102,6 +103,7 @@ def train_rnn(ctx: JobContext, genotype: Genotype, cfg: RNNTrainConfig, device: 
     cost = rnn_cost(genotype, cfg.emb, cfg.hidden, corpus.vocab_size)
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     model = build_language_model(genotype, corpus.vocab_size, cfg).to(device)
+    model.decoder_dtype = autocast_dtype(resolve_precision(cfg.precision, device))  # the decoder in bf16
     train = batchify(corpus.train, cfg.batch_size, device)
     valid = batchify(corpus.valid, cfg.eval_batch_size, device)
     windows = len(list(bptt_windows(train.size(0), cfg.bptt, cfg.bptt)))
@@ -169,6 +171,7 @@ def train_rnn(ctx: JobContext, genotype: Genotype, cfg: RNNTrainConfig, device: 
     test_loss = evaluate_lm(model, batchify(corpus.test, cfg.eval_batch_size, device), cfg.bptt)
     metrics = {**summary(), "test_perplexity": _ppl(test_loss)}
     model = model.eval().cpu()
+    model.decoder_dtype = None  # the exported model is fp32
     tokens = corpus.valid[:cfg.bptt].view(-1, 1).cpu()
     return TrainOutcome(stopped=False, metrics=metrics, model=model,
                         model_spec={"builder": RNN_BUILDER,

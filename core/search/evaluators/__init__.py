@@ -2,9 +2,11 @@
 
 `evaluate(task, ...)` trains a step's jobs with the evaluator the task resolved and returns
 one CandidateRecord per job. `single` trains them one at a time (the reference); `batched`
-trains them side by side as one stacked network (CNN only); `ray` sends them as tasks to a
-Ray cluster, where each is trained by `single` (CPU) or `batched` (a chunk on a GPU). Every evaluator builds each
-candidate from `init_seed(step_seed, idx)` and trains it on the same batches, so they agree.
+trains them side by side as one stacked network (CNN only); `pool` trains them in worker
+processes of this machine, one core each (each with the one-process path); `ray` sends them
+as tasks to a Ray cluster, where each is trained by `single` (CPU) or `batched` (a chunk on a
+GPU). Every evaluator builds each candidate from `init_seed(step_seed, idx)` and trains it on
+the same batches, so they agree.
 
 May import: core.cell, core.nets, core.data, core.store (records), core.search.candidates,
 core.search.config, core.search.proxy_cnn, and the base modules (errors, seeds, result).
@@ -21,14 +23,25 @@ from core.store.runs import CandidateRecord
 
 
 def resolve_evaluator(cfg: SearchConfig, device: torch.device) -> str:
-    """`auto`: the fastest path that gives the right answers on this device (see auto_reason)."""
+    """`auto`: the fastest path that gives the right answers on this device (see auto_reason):
+    `pool` on a CPU with cores for two or more workers, else batched (CNN) or single (RNN).
+    `batched` asked for an RNN search trains one at a time (there is no batched RNN)."""
+    from core.search.evaluators.pool import pool_size
     if cfg.evaluator == "auto":
+        if device.type == "cpu" and pool_size(cfg, device)[0] > 1:
+            return "pool"
         return "batched" if cfg.task == "cnn" else "single"
+    if cfg.evaluator == "batched" and cfg.task != "cnn":
+        return "single"
     return cfg.evaluator
 
 
-def auto_reason(task_kind: str, device: torch.device) -> str:
+def auto_reason(task_kind: str, device: torch.device, workers: int = 1) -> str:
     """Why `auto` picks what it picks, in one line (the benchmark and the run log print it)."""
+    if device.type == "cpu" and workers > 1:
+        return (f"auto = pool: {workers} worker processes of one thread each, one candidate per core; a "
+                "candidate is too small to keep a second thread busy, k independent candidates are not "
+                "(records equal one-at-a-time training at the same threads, tests/test_pool.py)")
     if task_kind != "cnn":
         return "auto = single: the RNN cell runs step by step, and there is no batched RNN evaluator"
     if device.type == "cuda":
@@ -58,10 +71,20 @@ def search_device(cfg: SearchConfig) -> torch.device:
 def prepare(task, log: Callable[[str], None]) -> dict:
     """Once per run, before the first step: what the evaluator needs set up, and the cluster it
     runs on ({} for the local evaluators). The ray evaluator connects here and ships the data."""
+    if task.evaluator == "pool":
+        from core.search.evaluators.pool import prepare_pool
+        return prepare_pool(task, log)
     if task.evaluator != "ray":
         return {}
     from core.search.evaluators.ray_eval import prepare_ray
     return prepare_ray(task, log)
+
+
+def close(task) -> None:
+    """Once per run, when it ends however it ends: the pool's worker processes go away."""
+    if task.evaluator == "pool":
+        from core.search.evaluators.pool import close_pool
+        close_pool(task)
 
 
 def evaluate(task, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn, on_epoch: EpochFn,
@@ -70,6 +93,9 @@ def evaluate(task, step: int, jobs: list[Job], step_seed: int, should_stop: Stop
     if task.evaluator == "ray":
         from core.search.evaluators.ray_eval import evaluate_ray  # ray loads only when used
         return evaluate_ray(task, step, jobs, step_seed, should_stop, on_epoch, on_result)
+    if task.evaluator == "pool":
+        from core.search.evaluators.pool import evaluate_pool
+        return evaluate_pool(task, step, jobs, step_seed, should_stop, on_epoch, on_result)
     if task.evaluator == "batched":
         from core.search.evaluators.batched import (
             evaluate_batched,  # the stacked net loads only when used

@@ -78,7 +78,7 @@ class BatchedOptions:
     """How the batched evaluator runs; the defaults are what the search uses."""
     chunk: int = 0               # candidates trained together; 0 = auto: all on CUDA (halved until
                                  # they fit), 1 on CPU (measured: stacking does not pay there)
-    amp: bool | None = None      # bf16 autocast; None = on CUDA only
+    amp: bool | None = None      # bf16 autocast; None = the task's precision (--precision)
     cuda_graphs: bool = False    # replay the train step from a CUDA graph (CUDA only)
     val_batch: int = 0           # validation images per forward; 0 = VAL_BATCH / candidates
     cudnn_benchmark: bool = False  # cuDNN autotuning (each new union has new shapes: measure first)
@@ -171,7 +171,7 @@ class _Union:
         cfg: ProxyTrainConfig = task.train_cfg
         self.adam = FlatAdam(net.flat, net.grad, net.slot_of_param, net.owned, self.k, cfg.lr, _decay(net, cands),
                              exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, steps=[c.state.step for c in cands])
-        self.amp = opts.amp if opts.amp is not None else dev.type == "cuda"
+        self.amp = opts.amp if opts.amp is not None else getattr(task, "precision", "fp32") == "bf16"
         self.use_graphs = opts.cuda_graphs and dev.type == "cuda"
         self.graphs: dict[int, tuple] = {}
         self.stats = stats

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from core.cell.genotype import Genotype
-from core.nets.cnn import SEP3X3, CNNConfig
+from core.nets.cnn import SEP3X3, CNNConfig, channel_cat
 
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5   # nn.BatchNorm2d defaults, what the candidates' own models use
 BN_FIELDS = ("weight", "bias", "running_mean", "running_var")
@@ -463,6 +463,8 @@ class StackedCNN:
         """Concat on channels within each slot: slot c of the result is slot c of every part in turn."""
         if len(parts) == 1:
             return parts[0]
+        if self.k == 1:  # one slot (the CPU default): a plain channel concat with dense gradients
+            return channel_cat(parts)
         b, _, hgt, wid = parts[0].shape
         nhwc = [p.permute(0, 2, 3, 1).reshape(b, hgt, wid, self.k, s) for p, s in zip(parts, sizes)]
         return torch.cat(nhwc, 4).view(b, hgt, wid, -1).permute(0, 3, 1, 2)

@@ -1,0 +1,84 @@
+"""The pool evaluator: a step's candidates in worker processes (one thread each) give the same
+records as training them one at a time in this process with one thread; auto picks it on a
+CPU with cores for two or more workers."""
+from __future__ import annotations
+
+import torch
+
+import core.search.evaluators.pool as pool_mod
+from core.cell.genotype import Genotype
+from core.search.config import preset_config
+from core.search.evaluators import resolve_evaluator
+from core.search.evaluators.batched import evaluate_batched
+from core.search.evaluators.pool import Pool, pool_size
+from core.search.evaluators.single import evaluate_single
+from core.search.loop import step_candidates
+from core.search.tasks import make_task
+
+CPU = torch.device("cpu")
+SAME = ("idx", "status", "accuracy", "perplexity", "score", "epochs", "stop_reason", "history")
+
+
+def _strip(rec) -> dict:
+    """What must be identical: everything but the wall time and the worker label."""
+    out = {k: getattr(rec, k) for k in SAME}
+    out["history"] = [{k: v for k, v in row.items() if k != "seconds"} for row in rec.history]
+    return out
+
+
+def test_auto_picks_the_pool_with_two_cores(monkeypatch):
+    monkeypatch.setattr(pool_mod, "machine_cores", lambda: 2)
+    monkeypatch.setenv(pool_mod.WORKERS_ENV, "8")
+    for kind in ("cnn", "rnn"):
+        cfg = preset_config(kind, "paper")
+        assert pool_size(cfg, CPU) == (2, 1) and resolve_evaluator(cfg, CPU) == "pool"
+        assert resolve_evaluator(cfg, torch.device("cuda")) == ("batched" if kind == "cnn" else "single")
+        assert pool_size(preset_config(kind, "paper", threads=2), CPU) == (1, 2)   # one worker: no pool
+        assert resolve_evaluator(preset_config(kind, "paper", threads=2), CPU) != "pool"
+    monkeypatch.setenv(pool_mod.WORKERS_ENV, "1")
+    assert resolve_evaluator(preset_config("cnn", "paper"), CPU) == "batched"
+    assert resolve_evaluator(preset_config("rnn", "paper", evaluator="batched"), CPU) == "single"
+
+
+def _compare(kind: str, cfg, local) -> None:
+    torch.set_num_threads(1)
+    task = make_task(cfg, CPU, lambda m: None)
+    dense = Genotype.dense(kind, cfg.nodes, cfg.seed)
+    jobs = [(i, e, dense.without_edge(e)) for i, e in enumerate(step_candidates(dense, cfg.k, cfg.seed, 1))]
+    nop = lambda *a: None  # noqa: E731
+    alone = local(task, 1, jobs, 11, lambda: False, nop, nop)
+    rows, results = [], []
+    pool = Pool(task, workers=2, threads=1)
+    try:
+        pooled = pool.run(1, jobs, 11, lambda: False, lambda idx, row: rows.append(idx), results.append)
+    finally:
+        pool.close()
+    assert [_strip(r) for r in pooled] == [_strip(r) for r in alone]
+    assert sorted(r.idx for r in results) == [j[0] for j in jobs]
+    assert sorted(rows) == sorted(r.idx for r in pooled for _ in r.history)  # every epoch row, once
+    assert len({r.worker for r in pooled}) >= 1 and all(" process " in r.worker for r in pooled)
+
+
+def test_pool_matches_one_at_a_time_cnn():
+    cfg = preset_config("cnn", "demo", k=3, epochs=2, precision="fp32")
+    _compare("cnn", cfg, evaluate_batched)
+
+
+def test_pool_matches_one_at_a_time_rnn_bf16():
+    cfg = preset_config("rnn", "demo", k=2, epochs=2, max_batches=5, precision="bf16")
+    _compare("rnn", cfg, evaluate_single)
+
+
+def test_pool_stop_request_reaches_the_workers():
+    cfg = preset_config("rnn", "demo", k=2, epochs=50, max_batches=5)
+    task = make_task(cfg, CPU, lambda m: None)
+    dense = Genotype.dense("rnn", cfg.nodes, cfg.seed)
+    jobs = [(i, e, dense.without_edge(e)) for i, e in enumerate(step_candidates(dense, 2, 0, 1))]
+    seen: list[int] = []
+    pool = Pool(task, workers=2, threads=1)
+    try:
+        records = pool.run(1, jobs, 3, lambda: len(seen) >= 2, lambda idx, row: seen.append(idx), lambda r: None)
+    finally:
+        pool.close()
+    assert records and all(r.status == "stopped" for r in records)
+    assert all(r.epochs < 50 for r in records)
