@@ -22,6 +22,7 @@ from core.search.config import EVALUATORS, PRESET_NAMES, TASKS, SearchConfig, pr
 from core.search.loop import Observer, create_run, run_search
 from core.store.runs import (
     FAILED,
+    FINISHED,
     CandidateRecord,
     StepRecord,
     Store,
@@ -60,6 +61,10 @@ class _ProgressObserver(Observer):
         self.bar.update(self.done, f"step {step.step} committed, {step.edges} edges")
 
     def on_end(self, run_id, status, error):
+        """A finished search ends the bar at 100 %: pruning can take several edges in a step, so
+        it often stops before the expected step count (a stopped or failed one keeps its place)."""
+        if status == FINISHED:
+            self.bar.update(self.bar.total, f"finished: {self.done} steps", force=True)
         self.bar.close()
 
 

@@ -50,7 +50,7 @@ ERROR_CHARS = 300
 
 @dataclass
 class ProxyTrainConfig:
-    """The paper's proxy-training settings (AUTOSHRINK.md); tests shrink them for speed."""
+    """The paper's proxy-training settings (docs/FIDELITY.md, CNN search); tests shrink them for speed."""
     epochs: int = 20
     batch_size: int = 128
     lr: float = 4e-3

@@ -41,7 +41,7 @@ LR_DECAY = 0.1
 
 @dataclass
 class RNNProxyConfig:
-    """Search-time training settings (AUTOSHRINK.md "Search settings")."""
+    """Search-time training settings (docs/FIDELITY.md, RNN search)."""
     epochs: int = 10
     lr: float = 20.0
     clip: float = 0.25

@@ -96,7 +96,7 @@ class CNNTrainConfig:
 
 @dataclass(frozen=True)
 class RNNTrainConfig:
-    """ShrinkRNN final training (AUTOSHRINK.md "Final ShrinkRNN training"), every knob exposed."""
+    """ShrinkRNN final training (docs/FIDELITY.md, Final training, "ShrinkRNN settings"), every knob exposed."""
     task: str = _f("rnn", "rnn")
     schedule: str = _f("demo", "named schedule these settings started from")
     data: str = _f("embedded", "embedded | ptb | ptb:PATH | a PTB-format directory")

@@ -347,7 +347,7 @@ class _ChunkTrainer:
 def evaluate_batched(task, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
                      on_epoch: EpochFn, on_result: ResultFn, *, options: BatchedOptions | None = None,
                      stats: BatchedStats | None = None) -> list[CandidateRecord]:
-    """Train and score the step's candidates together; records in job order, as SingleEvaluator's.
+    """Train and score the step's candidates together; records in job order, as evaluate_single's.
 
     On a stop request, every candidate not finished gets a STOPPED record (the search then
     discards the step).
