@@ -31,6 +31,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
 expect = sync_api.expect
+# Bounds, not sleeps: every wait returns as soon as the page shows what it waits for. They are
+# generous because the machine may be shared and slow (a page load took over 30 s at load 10).
+expect.set_options(timeout=60_000)
+ACTION_MS, NAVIGATION_MS = 60_000, 120_000
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"chromium not found at {CHROMIUM}")
 
 
@@ -40,7 +44,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 60.0) -> None:
+def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 120.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if server.poll() is not None:
@@ -91,6 +95,14 @@ def server(tmp_path: Path):
         yield base, store
 
 
+def new_page(browser, width: int = 1600, height: int = 1200):
+    """A page with this file's bounds for actions and navigation."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(ACTION_MS)
+    page.set_default_navigation_timeout(NAVIGATION_MS)
+    return page
+
+
 def _no_exception(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     assert page.locator("[data-testid='stException']").count() == 0, f"{name}: exception box on the page"
@@ -114,10 +126,11 @@ def dag_title(page) -> str:
 
 
 def press_until(page, key: str, shown: Callable[[], bool], what: str, focus=None, tries: int = 3,
-                each_s: float = 12) -> None:
+                each_s: float = 20) -> None:
     """Press `key` (after focusing `focus`) until the page shows `what`, at most `tries` times.
     A key pressed in the instant a rerun replaces the focused widget is lost (Streamlit merges
-    the reruns, or the new widget has no focus); then it is pressed again, as a person would."""
+    the reruns, or the new widget has no focus); then it is pressed again, as a person would,
+    but only once the page has settled without showing it (a slow rerun is not a lost key)."""
     for _ in range(tries):
         if focus is not None:
             focus.focus()
@@ -126,14 +139,16 @@ def press_until(page, key: str, shown: Callable[[], bool], what: str, focus=None
             _wait_for(shown, each_s, what)
             return
         except TimeoutError:
-            continue
+            settled(page)
+            if shown():
+                return
     raise TimeoutError(f"{what} after {key} x{tries}: the DAG says {dag_title(page)!r} at {page.url}")
 
 
 def _goto(page, base: str, title: str) -> None:
     """Open a page from the navigation, as a user would, and wait until it is drawn."""
     page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
-    page.get_by_role("heading", name=title, exact=True).wait_for(timeout=30_000)
+    page.get_by_role("heading", name=title, exact=True).wait_for()
     settled(page)
 
 
@@ -154,18 +169,18 @@ def test_demo_search_in_browser(server) -> None:
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+            page = new_page(browser)
             page.goto(base + "/explorer")  # a deep link on a fresh server still gets the sidebar
-            page.get_by_role("heading", name="Explorer", exact=True).wait_for(timeout=60_000)
+            page.get_by_role("heading", name="Explorer", exact=True).wait_for()
             expect(page.locator("[data-testid='stSidebar']").get_by_text("Run store")).to_have_count(1)
             _goto(page, base, "Search")
             start = page.get_by_role("button", name="Start search")
-            expect(start).to_be_enabled(timeout=30_000)
+            expect(start).to_be_enabled()
             _no_exception(page, "01-search-empty")
             start.click()
 
             store = Store(store_path)
-            _wait_for(lambda: bool(store.list_runs()), 30, "the run to be created")
+            _wait_for(lambda: bool(store.list_runs()), 60, "the run to be created")
             run_id = store.list_runs()[0].id
             assert store.get_run(run_id).config["preset"] == "demo"
             # the live panel draws the DAG after the first committed step, with progress in edges
@@ -179,8 +194,8 @@ def test_demo_search_in_browser(server) -> None:
             _wait_for(lambda: store.get_run(run_id).status in (FINISHED, STOPPED, FAILED), 300, "the run to end")
             assert store.get_run(run_id).status == FINISHED, store.get_run(run_id).error
             last = store.steps(run_id)[-1].step
-            expect(page.get_by_text("live ·")).to_have_count(0, timeout=30_000)  # the page shows it ended
-            expect(slider).to_have_attribute("max", str(last), timeout=30_000)
+            expect(page.get_by_text("live ·")).to_have_count(0)  # the page shows it ended
+            expect(slider).to_have_attribute("max", str(last))
             settled(page)
             press_until(page, "Home", lambda: dag_title(page).startswith("step 0:")
                         and slider.input_value() == "0", "step 0", focus=slider)
@@ -194,7 +209,7 @@ def test_demo_search_in_browser(server) -> None:
             _no_exception(page, "04-explorer-last")
 
             _goto(page, base, "Trade-offs")
-            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
+            expect(page.locator(".js-plotly-plot").first).to_be_visible()
             _no_exception(page, "05-tradeoffs")
 
             _goto(page, base, "Compare")
@@ -203,7 +218,7 @@ def test_demo_search_in_browser(server) -> None:
             _no_exception(page, "06-compare")
 
             _goto(page, base, "Search")
-            expect(page.get_by_text("finished:").first).to_be_visible(timeout=30_000)  # progress at the end
+            expect(page.get_by_text("finished:").first).to_be_visible()  # progress at the end
             _no_exception(page, "07-search-finished")
         finally:
             browser.close()
@@ -217,30 +232,29 @@ def test_train_page_in_browser(server) -> None:
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+            page = new_page(browser)
             page.goto(base + "/train")
-            page.get_by_role("heading", name="Train", exact=True).wait_for(timeout=60_000)
+            page.get_by_role("heading", name="Train", exact=True).wait_for()
             start = page.get_by_role("button", name="Start training")
-            expect(start).to_be_enabled(timeout=30_000)
+            expect(start).to_be_enabled()
             _no_exception(page, "08-train-empty")
             start.click()
             jobs = JobStore(store_path)
-            _wait_for(lambda: bool(jobs.list_jobs()), 30, "the job to be created")
+            _wait_for(lambda: bool(jobs.list_jobs()), 60, "the job to be created")
             job_id = jobs.list_jobs()[0].id
-            expect(page.get_by_text(f"Job #{job_id}").first).to_be_visible(timeout=30_000)
-            _wait_for(lambda: len(jobs.epochs(job_id)) >= 1, 120, "the first epoch")
-            expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)  # live curves, every 2 s
+            expect(page.get_by_text(f"Job #{job_id}").first).to_be_visible()
+            _wait_for(lambda: len(jobs.epochs(job_id)) >= 1, 300, "the first epoch")
+            expect(page.locator(".js-plotly-plot").first).to_be_visible()  # live curves, every 2 s
             _no_exception(page, "09-train-running")
             if jobs.get_job(job_id).status != FINISHED:
                 try:
-                    page.get_by_role("button", name="Stop").click(timeout=15_000)
+                    page.get_by_role("button", name="Stop").click()
                 except sync_api.TimeoutError:  # no Stop button: the job ended just before
                     assert jobs.get_job(job_id).status == FINISHED
                 _wait_for(lambda: jobs.get_job(job_id).status in (STOPPED, FINISHED), 60, "the job to stop")
             ended = jobs.get_job(job_id).status
             # the page's status line says so (the live fragment reruns the page when the job ends)
-            expect(page.locator("strong").filter(has_text=re.compile(rf"{ended}$")).first).to_be_visible(
-                timeout=30_000)
+            expect(page.locator("strong").filter(has_text=re.compile(rf"{ended}$")).first).to_be_visible()
             settled(page)
             _no_exception(page, "10-train-stopped")
         finally:

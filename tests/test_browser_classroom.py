@@ -18,6 +18,7 @@ from test_browser import (
     app_server,
     dag_title,
     expect,
+    new_page,
     press_until,
     settled,
     sync_api,
@@ -57,13 +58,13 @@ def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = new_page(browser, 1400, 1000)
             outside: list[str] = []  # the app must work offline: nothing fetched beyond this server
             page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((base, "data:", "blob:"))
                     else None)
             page.goto(f"{base}/explorer?run={run_id}")
             page.locator("svg.dag").first.wait_for(timeout=90_000)
-            _wait_for(lambda: _title_has(page, "step 3:"), 30, "the newest step (3)")
+            _wait_for(lambda: _title_has(page, "step 3:"), 60, "the newest step (3)")
             expect(page.get_by_text("live ·").first).to_be_visible()
             expect(page.get_by_text("4 steps so far")).to_be_visible()
             settled(page)  # keys pressed during the first runs can be lost
@@ -78,24 +79,24 @@ def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
                 assert seen[n] == first, f"nodes moved at step {n}"
             page.screenshot(path=str(ARTIFACTS / "classroom-explorer-step0.png"))
             add_step(store, run_id)  # the search commits step 4 while the student looks at step 0
-            expect(page.get_by_text("5 steps so far, 4 newer than this one")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("5 steps so far, 4 newer than this one")).to_be_visible()
             expect(page.get_by_role("slider")).to_have_attribute("max", "4")  # the slider grew
             assert _title_has(page, "step 0:")  # and the view stayed
             settled(page)
             _press(page, "ArrowRight", "step 1:")
             assert page.evaluate(NODES_JS) == first
             page.get_by_text("Follow the newest step").click()
-            _wait_for(lambda: _title_has(page, "step 4:"), 30, "following to step 4")
+            _wait_for(lambda: _title_has(page, "step 4:"), 60, "following to step 4")
             assert page.evaluate(NODES_JS) == first
             page.screenshot(path=str(ARTIFACTS / "classroom-explorer-live.png"))
 
             page.goto(f"{base}/presenter?run={run_id}&step=2")
-            page.locator("svg.dag").first.wait_for(timeout=60_000)
-            _wait_for(lambda: _title_has(page, "step 2:"), 30, "the linked step 2")
-            _wait_for(lambda: page.locator("[data-testid='stSidebar']").is_hidden(), 15, "full screen (no sidebar)")
+            page.locator("svg.dag").first.wait_for()
+            _wait_for(lambda: _title_has(page, "step 2:"), 60, "the linked step 2")
+            _wait_for(lambda: page.locator("[data-testid='stSidebar']").is_hidden(), 60, "full screen (no sidebar)")
             page.mouse.click(5, 900)  # focus the page, not a widget
             _press(page, "ArrowRight", "step 3:")
-            _wait_for(lambda: "step=3" in page.url, 15, "the address bar to link step 3")  # sent after the render
+            _wait_for(lambda: "step=3" in page.url, 60, "the address bar to link step 3")  # sent after the render
             page.screenshot(path=str(ARTIFACTS / "classroom-presenter.png"))
             assert page.locator("[data-testid='stException']").count() == 0
             assert not outside, f"fetched from outside the server: {outside}"
