@@ -248,7 +248,8 @@ def test_train_page_in_browser(server) -> None:
             _no_exception(page, "09-train-running")
             if jobs.get_job(job_id).status != FINISHED:
                 try:
-                    page.get_by_role("button", name="Stop").click()
+                    # the page's Stop, not the header's (Streamlit's "Stop" for a script run in flight)
+                    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
                 except sync_api.TimeoutError:  # no Stop button: the job ended just before
                     assert jobs.get_job(job_id).status == FINISHED
                 _wait_for(lambda: jobs.get_job(job_id).status in (STOPPED, FINISHED), 60, "the job to stop")

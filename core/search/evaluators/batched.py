@@ -8,7 +8,8 @@ does k candidates' work, and one host sync per batch serves all of them.
 Each candidate still trains exactly as `core.search.proxy_cnn.train_proxy` would train it alone:
 the same initial weights (task.build with the same seed), the same batches (epoch_batches),
 its own Adam state and step count (FlatAdam), its own BN statistics, and the same stop rules
-(`stop_reason`, the running-accuracy epoch break with the same `Running` EMAs, NaN), and
+(`stop_reason`, the running-accuracy epoch break with the same `Running` EMAs, NaN by
+`nan_outcome`), and
 the same Keras-style L2 (`l2_coefficients`, as a per-element decay in FlatAdam). A candidate that breaks its epoch
 early is frozen (no weight, moment or BN-statistic change) until the next epoch; one that
 is finished leaves the network at the end of the epoch (the union is rebuilt smaller, so
@@ -60,7 +61,7 @@ from core.search.candidates import (
 )
 from core.search.evaluators.flat_adam import FlatAdam
 from core.search.evaluators.stacked import CandidateState, StackedCNN, candidate_state
-from core.search.proxy_cnn import ProxyTrainConfig, Running, l2_coefficients, stop_reason
+from core.search.proxy_cnn import ProxyTrainConfig, Running, l2_coefficients, nan_outcome, stop_reason
 from core.store.runs import CandidateRecord
 
 ResultFn = Callable[[CandidateRecord], None]
@@ -296,20 +297,20 @@ class _ChunkTrainer:
             val = self.union.validate(self.data.x_val, self.data.y_val, batch).tolist()
         seconds = time.perf_counter() - t0
         for slot, cand in enumerate(self.members):
-            if cand.result is not None:  # failed (NaN) during the pass
+            if cand.result is not None:  # its loss went NaN during the pass
                 continue
             val_loss, val_acc = val[slot][0] / n_val, val[slot][1] / n_val
-            if not math.isfinite(val_loss):
-                self.finish(cand, FAILED, NAN, "loss became NaN or infinite")
-                continue
             stats = train[slot].stats(val_loss, val_acc)
+            if not stats.finite:  # this epoch did not complete: scored from the earlier ones
+                self.finish(cand, *_nan(cand))
+                continue
             row = stats.row(epoch, self.cfg.lr, seconds)
             cand.history.append(row)
             cand.update_best(epoch, val_acc)
             self.on_epoch(cand.idx, row)
             reason = stop_reason(self.cfg, epoch, stats, cand.best_epoch)
-            if reason is not None:
-                self.finish(cand, FAILED if reason == NAN else OK, reason)
+            if reason is not None:  # never NAN: the stats are finite
+                self.finish(cand, OK, reason)
 
     def _train_pass(self, epoch: int) -> list[Running]:
         """Every member trains on the epoch's batches until its running accuracy passes the
@@ -334,12 +335,18 @@ class _ChunkTrainer:
                 loss, hits = host[slot]
                 if not math.isfinite(loss):
                     active[slot] = False
-                    self.finish(self.members[slot], FAILED, NAN, "loss became NaN or infinite")
+                    self.finish(self.members[slot], *_nan(self.members[slot]))
                     continue
                 running[slot].add(loss, hits, len(idx))
                 if running[slot].acc > self.cfg.train_acc_stop:
                     active[slot] = False
         return running
+
+
+def _nan(cand: _Candidate) -> tuple[str, str, str]:
+    """finish()'s (status, reason, error) for a NaN/inf loss, as train_proxy decides it."""
+    status, error = nan_outcome(len(cand.history))
+    return status, NAN, error
 
 
 # ----- the evaluator ----------------------------------------------------------------------------------
