@@ -179,10 +179,10 @@ def train_rnn_proxy(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig
     perplexity = exp(best validation loss); NaN (FAILED) if that loss is >= max_loss, as the
     official `math.exp(best_val_loss) if best_val_loss < 30 else nan`. A NaN/inf loss stops
     training at once (stop reason NAN); as the official keeps `best_val_loss` from before it,
-    the candidate is scored from its best completed epoch, and fails only if none completed. Stops early after `patience` epochs without a new best validation
-    loss, or when validation loss > diverge_ratio x the EMA (0.9) of the epoch's batch losses. The lr is divided
-    by 10 after epochs E-4 and E-2 (see lr_at_epoch). Torch's global
-    RNG is forked and seeded with data_seed, so dropout (if any) is reproducible too and the
+    the candidate is scored from its best completed epoch, and fails only if none completed.
+    Stops early after `patience` epochs without a new best validation loss, or when
+    validation loss > diverge_ratio x the EMA (0.9) of the epoch's batch losses. The lr is
+    divided by 10 after epochs E-4 and E-2 (see lr_at_epoch). Torch's global RNG is forked and seeded with data_seed, so dropout (if any) is reproducible too and the
     caller's RNG state is left untouched."""
     result = TrainResult(status=OK)
     t0 = time.perf_counter()
