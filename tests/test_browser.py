@@ -126,11 +126,12 @@ def dag_title(page) -> str:
 
 
 def press_until(page, key: str, shown: Callable[[], bool], what: str, focus=None, tries: int = 3,
-                each_s: float = 20) -> None:
+                each_s: float = 45) -> None:
     """Press `key` (after focusing `focus`) until the page shows `what`, at most `tries` times.
     A key pressed in the instant a rerun replaces the focused widget is lost (Streamlit merges
     the reruns, or the new widget has no focus); then it is pressed again, as a person would,
-    but only once the page has settled without showing it (a slow rerun is not a lost key)."""
+    but only after `each_s` and once the page has settled without showing it: on a busy
+    machine a key's rerun can start 20 s late, and pressing again then would step twice."""
     for _ in range(tries):
         if focus is not None:
             focus.focus()
