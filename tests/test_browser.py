@@ -125,16 +125,17 @@ def dag_title(page) -> str:
     return page.evaluate(TITLE_JS)
 
 
-def press_until(page, key: str, shown: Callable[[], bool], what: str, focus=None, tries: int = 3,
-                each_s: float = 45) -> None:
-    """Press `key` (after focusing `focus`) until the page shows `what`, at most `tries` times.
+def press_until(page, key: str, shown: Callable[[], bool], what: str, focus: Callable[[], None] | None = None,
+                tries: int = 3, each_s: float = 45) -> None:
+    """Press `key` (after calling `focus`, which puts the focus where the key belongs) until the
+    page shows `what`, at most `tries` times.
     A key pressed in the instant a rerun replaces the focused widget is lost (Streamlit merges
     the reruns, or the new widget has no focus); then it is pressed again, as a person would,
     but only after `each_s` and once the page has settled without showing it: on a busy
     machine a key's rerun can start 20 s late, and pressing again then would step twice."""
     for _ in range(tries):
         if focus is not None:
-            focus.focus()
+            focus()
         page.keyboard.press(key)
         try:
             _wait_for(shown, each_s, what)
@@ -199,12 +200,12 @@ def test_demo_search_in_browser(server) -> None:
             expect(slider).to_have_attribute("max", str(last))
             settled(page)
             press_until(page, "Home", lambda: dag_title(page).startswith("step 0:")
-                        and slider.input_value() == "0", "step 0", focus=slider)
+                        and slider.input_value() == "0", "step 0", focus=slider.focus)
             expect(page.get_by_text("Step 0 trains the dense starting DAG").first).to_be_visible()
             settled(page)
             _no_exception(page, "03-explorer-step0")
             press_until(page, "End", lambda: dag_title(page).startswith(f"step {last}:")
-                        and slider.input_value() == str(last), f"step {last}", focus=slider)
+                        and slider.input_value() == str(last), f"step {last}", focus=slider.focus)
             expect(page.get_by_text("scored best").first).to_be_visible()
             settled(page)
             _no_exception(page, "04-explorer-last")

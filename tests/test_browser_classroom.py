@@ -46,10 +46,11 @@ def _title_has(page, text: str) -> bool:
     return text in dag_title(page)
 
 
-def _press(page, key: str, title: str) -> None:
+def _press(page, key: str, title: str, focus) -> None:
     """Press `key` until the DAG is titled `title` (press_until: a key pressed in the instant
-    a live refresh reruns the view can be lost, and is pressed again)."""
-    press_until(page, key, lambda: _title_has(page, title), title, tries=2)
+    a live refresh reruns the view can be lost, and is pressed again). `focus` first puts the
+    focus on the page, not a widget, before each press, as a person would."""
+    press_until(page, key, lambda: _title_has(page, title), title, focus=focus, tries=2)
 
 
 def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
@@ -70,10 +71,10 @@ def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
             settled(page)  # keys pressed during the first runs can be lost
             first = page.evaluate(NODES_JS)
             assert len(first) == 9  # 8 nodes and the output
-            page.get_by_role("heading", name="Explorer").click()  # focus the page, not a widget
+            on_page = page.get_by_role("heading", name="Explorer").click  # focus the page, not a widget
             seen = {}
             for n in (2, 1, 0):
-                _press(page, "ArrowLeft", f"step {n}:")
+                _press(page, "ArrowLeft", f"step {n}:", on_page)
                 settled(page)  # the rerun ends before the next key (no key mashing)
                 seen[n] = page.evaluate(NODES_JS)
                 assert seen[n] == first, f"nodes moved at step {n}"
@@ -83,7 +84,7 @@ def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
             expect(page.get_by_role("slider")).to_have_attribute("max", "4")  # the slider grew
             assert _title_has(page, "step 0:")  # and the view stayed
             settled(page)
-            _press(page, "ArrowRight", "step 1:")
+            _press(page, "ArrowRight", "step 1:", on_page)
             assert page.evaluate(NODES_JS) == first
             page.get_by_text("Follow the newest step").click()
             _wait_for(lambda: _title_has(page, "step 4:"), 60, "following to step 4")
@@ -94,8 +95,7 @@ def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
             page.locator("svg.dag").first.wait_for()
             _wait_for(lambda: _title_has(page, "step 2:"), 60, "the linked step 2")
             _wait_for(lambda: page.locator("[data-testid='stSidebar']").is_hidden(), 60, "full screen (no sidebar)")
-            page.mouse.click(5, 900)  # focus the page, not a widget
-            _press(page, "ArrowRight", "step 3:")
+            _press(page, "ArrowRight", "step 3:", lambda: page.mouse.click(5, 900))  # the page, not a widget
             _wait_for(lambda: "step=3" in page.url, 60, "the address bar to link step 3")  # sent after the render
             page.screenshot(path=str(ARTIFACTS / "classroom-presenter.png"))
             assert page.locator("[data-testid='stException']").count() == 0
