@@ -13,7 +13,7 @@ MAX_EPOCHS = "max_epochs"          # ran every epoch
 PATIENCE = "patience"              # no new best validation result for `patience` epochs
 LOW_ACCURACY = "low_accuracy"      # validation accuracy under the floor after the check epoch
 DIVERGED = "diverged"              # validation loss > ratio x running train loss
-NAN = "nan"                        # loss became NaN/inf: the candidate is failed
+NAN = "nan"                        # loss became NaN/inf: stopped, scored from its best completed epoch (failed if none)
 BUILD_FAILED = "build_failed"      # the network could not be built or run
 USER_STOP = "stopped"              # the user stopped the search mid-training
 

@@ -33,7 +33,7 @@ from core.search.candidates import init_seed
 from core.search.evaluators import resolve_evaluator
 from core.search.evaluators.single import evaluate_single
 from core.result import BUILD_FAILED, FAILED, LOW_ACCURACY, NAN, OK, STOPPED, USER_STOP
-from core.search.loop import create_run, run_search, step_candidates
+from core.search.loop import choose, create_run, run_search, step_candidates
 from core.search.evaluators.stacked import StackedCNN, candidate_state
 from core.store.runs import FINISHED, Store
 
@@ -273,6 +273,35 @@ def test_a_nan_candidate_fails_alone(task64):
     assert_same(single, together)
     assert together[1].status == FAILED and together[1].stop_reason == NAN and together[1].accuracy is None
     assert all(r.status == OK for i, r in enumerate(together) if i != 1)
+
+
+def test_nan_in_epoch_3_is_scored_from_the_best_epoch_in_both_and_can_be_chosen(task64, monkeypatch):
+    """From epoch 3 one poisoned (NaN) training image joins the epoch's second batch: every
+    candidate stops there (none breaks its epoch after one batch), scored from epochs 1-2
+    (the official keeps best_val_acc), in both evaluators alike; the step still chooses one,
+    where before every candidate failed and the search stopped."""
+    import core.search.proxy_cnn as proxy_cnn
+    task = as_float64(make_task())
+    d = task.data
+    poison = len(d.y_train)
+    task.data = replace(d, x_train=torch.cat([d.x_train, torch.full_like(d.x_train[:1], float("nan"))]),
+                        y_train=torch.cat([d.y_train, d.y_train[:1]]))
+    real = proxy_cnn.epoch_batches
+
+    def poisoned(n: int, batch_size: int, data_seed: int, epoch: int) -> list:
+        batches = real(n - 1, batch_size, data_seed, epoch)
+        if epoch >= 3:
+            batches[1] = torch.cat([batches[1], torch.tensor([poison])])
+        return batches
+    monkeypatch.setattr(proxy_cnn, "epoch_batches", poisoned)
+    monkeypatch.setattr(batched, "epoch_batches", poisoned)
+    jobs = step_jobs(task, 4)
+    single, together = both(task, jobs, BatchedOptions(chunk=4))
+    assert_same(single, together)
+    stopped = [r for r in together if r.stop_reason == NAN]
+    assert len(stopped) == 4 and all(r.status == OK and r.epochs == 2 and r.score is not None for r in stopped)
+    assert all(r.accuracy == max(h["val_acc"] for h in r.history) for r in stopped)
+    assert choose(together) is not None and choose(together).stop_reason == NAN
 
 
 class BrokenBuildTask(CNNProxyTask):

@@ -3,23 +3,25 @@ temporary store, driven by Playwright's chromium (the system one at /usr/bin/chr
 
 It starts a `demo` search from the Search page, waits for its first committed step, opens
 the Explorer and moves the step slider, visits every page, and fails on any exception box
-or traceback. Screenshots land in artifacts/ for a human to look at.
+or traceback. Screenshots land in artifacts/ for a human to look at. Every wait is on what
+the page shows (or the store says), never a fixed sleep: the machine may be slow or busy.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
-from core.store.runs import FINISHED, STOPPED, Store
+from core.store.runs import FAILED, FINISHED, STOPPED, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -28,6 +30,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--no-first-run"]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
+expect = sync_api.expect
+# Bounds, not sleeps: every wait returns as soon as the page shows what it waits for. They are
+# generous because the machine may be shared and slow (a page load took over 30 s at load 10).
+expect.set_options(timeout=60_000)
+ACTION_MS, NAVIGATION_MS = 60_000, 120_000
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"chromium not found at {CHROMIUM}")
 
 
@@ -37,7 +44,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 60.0) -> None:
+def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 120.0) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if server.poll() is not None:
@@ -88,17 +95,63 @@ def server(tmp_path: Path):
         yield base, store
 
 
+def new_page(browser, width: int = 1600, height: int = 1200):
+    """A page with this file's bounds for actions and navigation."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(ACTION_MS)
+    page.set_default_navigation_timeout(NAVIGATION_MS)
+    return page
+
+
 def _no_exception(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     assert page.locator("[data-testid='stException']").count() == 0, f"{name}: exception box on the page"
     assert "Traceback" not in page.content(), f"{name}: a traceback is on the page"
 
 
+SETTLED_JS = """() => { const app = document.querySelector("[data-testid='stApp']");
+    return !!app && app.dataset.testScriptState === "notRunning" && !document.querySelector("[data-stale='true']"); }"""
+TITLE_JS = """() => (document.querySelector("svg.dag") || {}).getAttribute?.("aria-label") || "" """
+
+
+def settled(page, timeout_ms: int = 60_000) -> None:
+    """Wait until the page shows a finished script run: Streamlit's app root says no run is in
+    flight and no element is left greyed out (stale) from the run before."""
+    page.wait_for_function(SETTLED_JS, timeout=timeout_ms)
+
+
+def dag_title(page) -> str:
+    """The title (aria-label) of the first DAG on the page, '' without one."""
+    return page.evaluate(TITLE_JS)
+
+
+def press_until(page, key: str, shown: Callable[[], bool], what: str, focus: Callable[[], None] | None = None,
+                tries: int = 3, each_s: float = 45) -> None:
+    """Press `key` (after calling `focus`, which puts the focus where the key belongs) until the
+    page shows `what`, at most `tries` times.
+    A key pressed in the instant a rerun replaces the focused widget is lost (Streamlit merges
+    the reruns, or the new widget has no focus); then it is pressed again, as a person would,
+    but only after `each_s` and once the page has settled without showing it: on a busy
+    machine a key's rerun can start 20 s late, and pressing again then would step twice."""
+    for _ in range(tries):
+        if focus is not None:
+            focus()
+        page.keyboard.press(key)
+        try:
+            _wait_for(shown, each_s, what)
+            return
+        except TimeoutError:
+            settled(page)
+            if shown():
+                return
+    raise TimeoutError(f"{what} after {key} x{tries}: the DAG says {dag_title(page)!r} at {page.url}")
+
+
 def _goto(page, base: str, title: str) -> None:
-    """Open a page from the navigation, as a user would, and wait for its title."""
+    """Open a page from the navigation, as a user would, and wait until it is drawn."""
     page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
-    page.get_by_role("heading", name=title, exact=True).wait_for(timeout=30_000)
-    page.wait_for_timeout(1500)  # let charts and the DAG finish drawing
+    page.get_by_role("heading", name=title, exact=True).wait_for()
+    settled(page)
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:
@@ -111,64 +164,64 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 
 
 def test_demo_search_in_browser(server) -> None:
+    """The live run is watched while it runs; the keys are pressed once the page shows the
+    finished run, since the finish reruns the whole page and would drop a key pressed then."""
     base, store_path = server
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+            page = new_page(browser)
             page.goto(base + "/explorer")  # a deep link on a fresh server still gets the sidebar
-            page.get_by_role("heading", name="Explorer", exact=True).wait_for(timeout=60_000)
-            assert page.locator("[data-testid='stSidebar']").get_by_text("Run store").count() == 1
+            page.get_by_role("heading", name="Explorer", exact=True).wait_for()
+            expect(page.locator("[data-testid='stSidebar']").get_by_text("Run store")).to_have_count(1)
             _goto(page, base, "Search")
             start = page.get_by_role("button", name="Start search")
-            start.wait_for(timeout=30_000)
+            expect(start).to_be_enabled()
             _no_exception(page, "01-search-empty")
             start.click()
 
             store = Store(store_path)
-            _wait_for(lambda: bool(store.list_runs()), 30, "the run to be created")
+            _wait_for(lambda: bool(store.list_runs()), 60, "the run to be created")
             run_id = store.list_runs()[0].id
             assert store.get_run(run_id).config["preset"] == "demo"
-            _wait_for(lambda: len(store.steps(run_id)) >= 1, 300, "the first committed step")
-            page.wait_for_timeout(3000)  # the live panel refreshes every 2 s
-            assert page.get_by_text("edges removed").count() >= 1  # progress in edges to the target
+            # the live panel draws the DAG after the first committed step, with progress in edges
+            _wait_for(lambda: "after step" in dag_title(page), 300, "the live DAG after the first step")
+            expect(page.get_by_text("edges removed").first).to_be_visible()
             _no_exception(page, "02-search-running")
 
             _goto(page, base, "Explorer")
-            _wait_for(lambda: len(store.steps(run_id)) >= 2, 300, "a second committed step")
-            page.reload()
-            page.get_by_role("heading", name="Explorer", exact=True).wait_for(timeout=30_000)
             slider = page.get_by_role("slider")
-            slider.wait_for(timeout=30_000)
-            before = slider.input_value()
-            slider.focus()
-            page.keyboard.press("Home")
-            _wait_for(lambda: slider.input_value() == "0", 15, "the slider to move to step 0")
-            assert before != "0"
-            page.get_by_text("Step 0 trains the dense starting DAG").first.wait_for(timeout=15_000)
-            page.wait_for_timeout(1500)
+            slider.wait_for(timeout=300_000)  # the live view grows a slider at its second step
+            _wait_for(lambda: store.get_run(run_id).status in (FINISHED, STOPPED, FAILED), 300, "the run to end")
+            assert store.get_run(run_id).status == FINISHED, store.get_run(run_id).error
+            last = store.steps(run_id)[-1].step
+            expect(page.get_by_text("live ·")).to_have_count(0)  # the page shows it ended
+            expect(slider).to_have_attribute("max", str(last))
+            settled(page)
+            press_until(page, "Home", lambda: dag_title(page).startswith("step 0:")
+                        and slider.input_value() == "0", "step 0", focus=slider.focus)
+            expect(page.get_by_text("Step 0 trains the dense starting DAG").first).to_be_visible()
+            settled(page)
             _no_exception(page, "03-explorer-step0")
-            page.keyboard.press("End")
-            page.get_by_text("scored best").first.wait_for(timeout=15_000)
-            page.wait_for_timeout(1500)
+            press_until(page, "End", lambda: dag_title(page).startswith(f"step {last}:")
+                        and slider.input_value() == str(last), f"step {last}", focus=slider.focus)
+            expect(page.get_by_text("scored best").first).to_be_visible()
+            settled(page)
             _no_exception(page, "04-explorer-last")
 
             _goto(page, base, "Trade-offs")
-            page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+            expect(page.locator(".js-plotly-plot").first).to_be_visible()
             _no_exception(page, "05-tradeoffs")
 
             _goto(page, base, "Compare")
-            page.get_by_text("Edges only one of them has").wait_for(timeout=60_000)
-            page.wait_for_timeout(2000)
+            expect(page.get_by_text("Edges only one of them has")).to_be_visible(timeout=60_000)
+            settled(page)
             _no_exception(page, "06-compare")
 
             _goto(page, base, "Search")
-            if store.get_run(run_id).status not in (FINISHED,):
-                page.get_by_role("button", name="Stop").click()
-                _wait_for(lambda: store.get_run(run_id).status in (STOPPED, FINISHED), 60, "the run to stop")
-            page.wait_for_timeout(3000)
-            _no_exception(page, "07-search-stopped")
+            expect(page.get_by_text("finished:").first).to_be_visible()  # progress at the end
+            _no_exception(page, "07-search-finished")
         finally:
             browser.close()
 
@@ -181,24 +234,31 @@ def test_train_page_in_browser(server) -> None:
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1600, "height": 1200})
+            page = new_page(browser)
             page.goto(base + "/train")
-            page.get_by_role("heading", name="Train", exact=True).wait_for(timeout=60_000)
+            page.get_by_role("heading", name="Train", exact=True).wait_for()
             start = page.get_by_role("button", name="Start training")
-            start.wait_for(timeout=30_000)
+            expect(start).to_be_enabled()
             _no_exception(page, "08-train-empty")
             start.click()
             jobs = JobStore(store_path)
-            _wait_for(lambda: bool(jobs.list_jobs()), 30, "the job to be created")
+            _wait_for(lambda: bool(jobs.list_jobs()), 60, "the job to be created")
             job_id = jobs.list_jobs()[0].id
-            _wait_for(lambda: len(jobs.epochs(job_id)) >= 1, 120, "the first epoch")
-            page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)   # live curves, refreshed every 2 s
-            assert page.get_by_text(f"Job #{job_id}").count() >= 1
+            expect(page.get_by_text(f"Job #{job_id}").first).to_be_visible()
+            _wait_for(lambda: len(jobs.epochs(job_id)) >= 1, 300, "the first epoch")
+            expect(page.locator(".js-plotly-plot").first).to_be_visible()  # live curves, every 2 s
             _no_exception(page, "09-train-running")
             if jobs.get_job(job_id).status != FINISHED:
-                page.get_by_role("button", name="Stop").click()
+                try:
+                    # the page's Stop, not the header's (Streamlit's "Stop" for a script run in flight)
+                    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
+                except sync_api.TimeoutError:  # no Stop button: the job ended just before
+                    assert jobs.get_job(job_id).status == FINISHED
                 _wait_for(lambda: jobs.get_job(job_id).status in (STOPPED, FINISHED), 60, "the job to stop")
-            page.wait_for_timeout(3000)
+            ended = jobs.get_job(job_id).status
+            # the page's status line says so (the live fragment reruns the page when the job ends)
+            expect(page.locator("strong").filter(has_text=re.compile(rf"{ended}$")).first).to_be_visible()
+            settled(page)
             _no_exception(page, "10-train-stopped")
         finally:
             browser.close()

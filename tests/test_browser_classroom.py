@@ -16,6 +16,11 @@ from test_browser import (
     CHROMIUM_ARGS,
     _wait_for,
     app_server,
+    dag_title,
+    expect,
+    new_page,
+    press_until,
+    settled,
     sync_api,
 )
 
@@ -27,7 +32,6 @@ NODES_JS = """() => Object.fromEntries([...document.querySelectorAll("svg.dag g[
     const svg = g.ownerSVGElement.getBoundingClientRect(), box = g.getBoundingClientRect();
     return [g.dataset.node, [g.getAttribute("transform"), Math.round(box.x - svg.x), Math.round(box.y - svg.y)]];
 }))"""
-TITLE_JS = """() => (document.querySelector("svg.dag") || {}).getAttribute?.("aria-label") || "" """
 
 
 @pytest.fixture
@@ -39,22 +43,14 @@ def live_server(tmp_path: Path):
 
 
 def _title_has(page, text: str) -> bool:
-    return text in page.evaluate(TITLE_JS)
+    return text in dag_title(page)
 
 
-def _press(page, key: str, title: str) -> None:
-    """Press `key` and wait for the DAG titled `title`. A key pressed in the instant a live
-    refresh reruns the view can be lost (Streamlit merges the two reruns); then it is
-    pressed once more, as a person would."""
-    for attempt in range(2):
-        page.keyboard.press(key)
-        try:
-            _wait_for(lambda: _title_has(page, title), 12, f"{title} after {key}")
-            return
-        except TimeoutError:
-            if attempt:
-                raise TimeoutError(f"{title} after {key} twice: the page shows {page.evaluate(TITLE_JS)!r} "
-                                   f"at {page.url}") from None
+def _press(page, key: str, title: str, focus) -> None:
+    """Press `key` until the DAG is titled `title` (press_until: a key pressed in the instant
+    a live refresh reruns the view can be lost, and is pressed again). `focus` first puts the
+    focus on the page, not a widget, before each press, as a person would."""
+    press_until(page, key, lambda: _title_has(page, title), title, focus=focus, tries=2)
 
 
 def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
@@ -63,42 +59,44 @@ def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = new_page(browser, 1400, 1000)
             outside: list[str] = []  # the app must work offline: nothing fetched beyond this server
             page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((base, "data:", "blob:"))
                     else None)
             page.goto(f"{base}/explorer?run={run_id}")
             page.locator("svg.dag").first.wait_for(timeout=90_000)
-            _wait_for(lambda: _title_has(page, "step 3:"), 30, "the newest step (3)")
-            assert page.get_by_text("live ·").count() >= 1
-            page.wait_for_timeout(3000)  # let the first runs settle (keys pressed during them can be lost)
+            _wait_for(lambda: _title_has(page, "step 3:"), 60, "the newest step (3)")
+            expect(page.get_by_text("live ·").first).to_be_visible()
+            expect(page.get_by_text("4 steps so far")).to_be_visible()
+            settled(page)  # keys pressed during the first runs can be lost
             first = page.evaluate(NODES_JS)
             assert len(first) == 9  # 8 nodes and the output
-            page.get_by_role("heading", name="Explorer").click()  # focus the page, not a widget
+            on_page = page.get_by_role("heading", name="Explorer").click  # focus the page, not a widget
             seen = {}
             for n in (2, 1, 0):
-                _press(page, "ArrowLeft", f"step {n}:")
-                page.wait_for_timeout(1000)  # let the run settle before the next key (no key mashing)
+                _press(page, "ArrowLeft", f"step {n}:", on_page)
+                settled(page)  # the rerun ends before the next key (no key mashing)
                 seen[n] = page.evaluate(NODES_JS)
                 assert seen[n] == first, f"nodes moved at step {n}"
             page.screenshot(path=str(ARTIFACTS / "classroom-explorer-step0.png"))
             add_step(store, run_id)  # the search commits step 4 while the student looks at step 0
-            page.wait_for_timeout(5000)  # two refreshes: the slider grows, the view stays
-            assert _title_has(page, "step 0:")
-            _press(page, "ArrowRight", "step 1:")
+            expect(page.get_by_text("5 steps so far, 4 newer than this one")).to_be_visible()
+            expect(page.get_by_role("slider")).to_have_attribute("max", "4")  # the slider grew
+            assert _title_has(page, "step 0:")  # and the view stayed
+            settled(page)
+            _press(page, "ArrowRight", "step 1:", on_page)
             assert page.evaluate(NODES_JS) == first
             page.get_by_text("Follow the newest step").click()
-            _wait_for(lambda: _title_has(page, "step 4:"), 30, "following to step 4")
+            _wait_for(lambda: _title_has(page, "step 4:"), 60, "following to step 4")
             assert page.evaluate(NODES_JS) == first
             page.screenshot(path=str(ARTIFACTS / "classroom-explorer-live.png"))
 
             page.goto(f"{base}/presenter?run={run_id}&step=2")
-            page.locator("svg.dag").first.wait_for(timeout=60_000)
-            _wait_for(lambda: _title_has(page, "step 2:"), 30, "the linked step 2")
-            _wait_for(lambda: page.locator("[data-testid='stSidebar']").is_hidden(), 15, "full screen (no sidebar)")
-            page.mouse.click(5, 900)  # focus the page, not a widget
-            _press(page, "ArrowRight", "step 3:")
-            _wait_for(lambda: "step=3" in page.url, 15, "the address bar to link step 3")  # sent after the render
+            page.locator("svg.dag").first.wait_for()
+            _wait_for(lambda: _title_has(page, "step 2:"), 60, "the linked step 2")
+            _wait_for(lambda: page.locator("[data-testid='stSidebar']").is_hidden(), 60, "full screen (no sidebar)")
+            _press(page, "ArrowRight", "step 3:", lambda: page.mouse.click(5, 900))  # the page, not a widget
+            _wait_for(lambda: "step=3" in page.url, 60, "the address bar to link step 3")  # sent after the render
             page.screenshot(path=str(ARTIFACTS / "classroom-presenter.png"))
             assert page.locator("[data-testid='stException']").count() == 0
             assert not outside, f"fetched from outside the server: {outside}"

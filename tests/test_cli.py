@@ -1,4 +1,5 @@
 """`python -m core` as a user runs it: JSON outputs, one-line errors, kill -9 and resume."""
+import io
 import json
 import os
 import signal
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -58,6 +60,26 @@ def test_search_show_export_json(store_path, tmp_path):
     exported = json.loads((tmp_path / "g.json").read_text())
     assert exported["edges"] == step["genotype"]["edges"]
     assert json.loads(cli("runs", "--store", store_path, "--json").stdout)[0]["status"] == "finished"
+    bar = [line for line in out.stderr.splitlines() if line.startswith("[")]  # the progress bar's lines
+    assert "100.0%" in bar[-1] and "finished: 3 steps" in bar[-1], out.stderr
+
+
+def test_progress_bar_of_a_search_that_finishes_early_ends_at_100_percent():
+    """Pruning can end a search before its expected step count (the demo: 3 of 5 steps); the
+    bar's last line must then still say 100 % and finished, and a stopped run keeps its place."""
+    from core.cli.main import _ProgressObserver
+
+    def bar_text(status: str) -> str:
+        obs = _ProgressObserver(expected_steps=5, done_steps=0, quiet=True)
+        obs.bar.stream = io.StringIO()  # not a terminal: plain lines
+        for n in range(3):
+            obs.on_step(1, SimpleNamespace(step=n, edges=10 - 2 * n), [])
+        obs.on_end(1, status, "")
+        return obs.bar.stream.getvalue()
+
+    last = bar_text("finished").strip().splitlines()[-1]
+    assert "100.0%" in last and "finished: 3 steps" in last and "ETA 0s" in last
+    assert "100.0%" not in bar_text("stopped") and "finished" not in bar_text("stopped")
 
 
 def test_dry_run_prints_settings_and_starting_cell_without_training(store_path):

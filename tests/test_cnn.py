@@ -158,12 +158,13 @@ def test_config_rejects_bad_values(bad: dict) -> None:
 # ----- cost ---------------------------------------------------------------------------
 
 def test_cost_counting_rule_by_hand() -> None:
-    """Stem conv 1->4 3x3 on 4x4, one conv1x1 node 4->4, linear 4->2: BN adds params, never MACs."""
+    """Stem conv 1->4 3x3 on 4x4, one conv1x1 node 4->4, linear 4->2: BN adds params, never MACs,
+    and biases are params but not MACs (the official counter: dense MACs = in x units)."""
     cfg = CNNConfig(in_channels=1, num_classes=2, input_size=4, stem_channels=4, widths=(4,),
                     cells_per_stage=(1,), pools=(False,))
     cost = cnn_cost(Genotype("cnn", ("input", "conv1x1"), ((0, 1),)), cfg)
     assert cost.params == 36 + 8 + 16 + 8 + 10
-    assert cost.macs == 36 * 16 + 16 * 16 + 10
+    assert cost.macs == 36 * 16 + 16 * 16 + 8
 
 
 @pytest.mark.parametrize("activation", ["relu", "swish"])

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.cell.genotype import Genotype
-from core.nets.cnn import build_cnn, proxy_config
+from core.nets.cnn import build_cnn, cnn_cost, proxy_config
 from core.result import DIVERGED, LOW_ACCURACY
 from core.search.config import preset_config
 from core.search.proxy_cnn import EpochStats, ProxyTrainConfig, Running, adam_groups, l2_coefficients, stop_reason
@@ -91,3 +91,97 @@ def test_decay_groups_realise_the_keras_l2_loss() -> None:
     opt_b.step()
     for (n, pa), pb in zip(a.named_parameters(), b.parameters()):
         assert torch.allclose(pa, pb, atol=1e-6), n
+
+
+# ----- the proxy network (official searching/cnn/metagraph.py, util_concat.py, api/proto/contrib.py) -----
+# A 4-node cell: node 3 concatenates nodes 1 and 2, and is the only leaf.
+DIAMOND = Genotype("cnn", ("input", "sep3x3", "conv1x1", "sep3x3"), ((0, 1), (0, 2), (1, 3), (2, 3)))
+
+
+def _conv(side: int, k: int, c_in: int, c_out: int) -> int:
+    """Official Convolutional MACs: H x W (output) x k^2 x c_in x c_out."""
+    return side * side * k * k * c_in * c_out
+
+
+def _sep(side: int, c_in: int, c_out: int) -> int:
+    """Official SeparableConv MACs: depthwise 3^2 x c_in x H x W plus pointwise c_in x c_out x H x W."""
+    return 9 * c_in * side * side + c_in * c_out * side * side
+
+
+def test_proxy_macs_follow_the_official_counter_by_hand() -> None:
+    """Rule (api/network/tflayers): conv, separable and dense weights only; the shortcut's 1x1
+    conv at the output size; BN (DISABLE_BATCHNORM_COUNT), pools, concat and add are free."""
+    total = _conv(32, 3, 3, 32)                               # stem 3 -> 32
+    for side, c_in, width in ((32, 32, 16), (16, 16, 32), (8, 32, 64)):
+        total += _sep(side, c_in, width) + _conv(side, 1, c_in, width)   # nodes 1 and 2
+        total += _sep(side, 2 * width, width)                 # node 3 on the concat of 1 and 2
+        total += _conv(side, 1, c_in, width)                  # shortcut c_in -> the leaf's width
+    total += 64 * 10                                          # dense, no bias term
+    assert total == 5_683_840
+    assert cnn_cost(DIAMOND, proxy_config()).macs == total
+
+
+def _layers(module: nn.Module) -> list[tuple]:
+    """(type, key shape) of every leaf module, in order."""
+    out = []
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            out.append(("conv", m.in_channels, m.out_channels, m.kernel_size[0], m.stride[0], m.groups))
+        elif isinstance(m, nn.BatchNorm2d):
+            out.append(("bn", m.num_features))
+        elif isinstance(m, (nn.ReLU, nn.Identity, nn.AdaptiveAvgPool2d)):
+            out.append((type(m).__name__,))
+        elif isinstance(m, nn.MaxPool2d):
+            out.append(("maxpool", m.kernel_size, m.stride))
+        elif isinstance(m, nn.Linear):
+            out.append(("linear", m.in_features, m.out_features, m.bias is not None))
+    return out
+
+
+def test_proxy_network_structure_is_the_official_one() -> None:
+    """Rule: stem conv3x3 32 s1 + BN + ReLU; three stages of one cell, node width 16 x (1, 2, 4),
+    node 0 a 2x2 max-pool in stages 2 and 3 (`--pool 1 2 2`); sep3x3 = depthwise + BN + ReLU +
+    pointwise + BN (+ ReLU, none on a leaf: linear bottleneck); conv1x1 + BN + ReLU; shortcut
+    conv1x1 (stride) + BN where the shape changes; GAP, dense 10 with bias."""
+    net = build_cnn(DIAMOND, proxy_config())
+    assert _layers(net.stem) == [("conv", 3, 32, 3, 1, 1), ("bn", 32), ("ReLU",)]
+    c_in = 32
+    for cell, width, pooled in zip(net.cells, (16, 32, 64), (False, True, True)):
+        assert _layers(cell.pool) == ([("maxpool", 2, 2)] if pooled else [("Identity",)])
+        assert _layers(cell.ops["1"]) == [("conv", c_in, c_in, 3, 1, c_in), ("bn", c_in), ("ReLU",),
+                                          ("conv", c_in, width, 1, 1, 1), ("bn", width), ("ReLU",)]
+        assert _layers(cell.ops["2"]) == [("conv", c_in, width, 1, 1, 1), ("bn", width), ("ReLU",)]
+        assert _layers(cell.ops["3"]) == [("conv", 2 * width, 2 * width, 3, 1, 2 * width), ("bn", 2 * width),
+                                          ("ReLU",), ("conv", 2 * width, width, 1, 1, 1), ("bn", width)]
+        assert _layers(cell.shortcut) == [("conv", c_in, width, 1, 2 if pooled else 1, 1), ("bn", width)]
+        c_in = width
+    assert _layers(net.head) == [("Identity",)]
+    assert _layers(net.pool) + _layers(net.classifier) == [("AdaptiveAvgPool2d",), ("linear", 64, 10, True)]
+    assert len(net.cells) == 3
+
+
+def test_no_bias_in_stem_cell_ops_or_shortcut() -> None:
+    """Rule: auto_shrink(use_bias=False) builds every cell op without bias, as the stem
+    (Cifar10_header) and the shortcut (add.py); only the dense classifier has one."""
+    net = build_cnn(Genotype.dense("cnn", 8, 0), proxy_config())
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(m.bias is None for m in convs)
+    assert net.classifier.bias is not None
+
+
+def test_cell_output_is_the_concat_of_its_leaves_plus_the_shortcut() -> None:
+    """Rule (util_concat.convert_mask_to_proto): every node concatenates its inputs in ascending
+    order; the cell output concatenates the leaves and adds the shortcut, no activation after."""
+    two_leaves = Genotype("cnn", ("input", "conv1x1", "sep3x3"), ((0, 1), (0, 2)))
+    joined = Genotype("cnn", two_leaves.ops, ((0, 1), (0, 2), (1, 2)))   # node 2 reads 0 and 1: one leaf
+    torch.manual_seed(0)
+    net = build_cnn(two_leaves, proxy_config()).eval()
+    cell = net.cells[0]
+    assert cell.c_out == 2 * 16 and net.cells[1].shortcut[0].in_channels == 32
+    x = torch.randn(2, 32, 32, 32)
+    with torch.no_grad():
+        expected = torch.cat([cell.ops["1"](x), cell.ops["2"](x)], 1) + cell.shortcut(x)
+        assert torch.equal(cell(x), expected) and (cell(x) < 0).any()  # no ReLU after the add
+        chain = build_cnn(joined, proxy_config()).eval().cells[0]
+        inner = chain.ops["2"](torch.cat([x, chain.ops["1"](x)], 1))   # node 2 reads nodes 0 and 1, in order
+        assert torch.equal(chain(x), inner + chain.shortcut(x))

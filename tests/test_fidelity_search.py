@@ -45,3 +45,26 @@ def test_pruning_keeps_only_edges_out_of_reachable_nodes() -> None:
     """Rule: optimize_mask keeps the edges leaving nodes reachable from node 0."""
     g = Genotype("rnn", ("tanh",) * 5, ((0, 1), (2, 3), (1, 3), (3, 4), (2, 4)))
     assert g.pruned().edges == ((0, 1), (1, 3), (3, 4))
+
+
+def test_readme_preset_table_matches_the_presets() -> None:
+    """Each row of the README's preset table says what its preset really sets (the RNN demo's
+    row once said 4 epochs while the preset trains 5)."""
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = re.findall(r"^\| `(paper|demo)` \| (cnn|rnn) \| (.+) \|$", readme, flags=re.M)
+    assert len(rows) == 4, rows
+    for preset, task, text in rows:
+        cfg = preset_config(task, preset)
+
+        def said(pattern: str, default=None):
+            found = re.search(pattern, text)
+            return type(default)(found.group(1)) if found else default
+        assert said(r"N=(\d+)", 0) == cfg.nodes and said(r"k=(\d+)", 0) == cfg.k, text
+        assert said(r"(\d+) epochs", 0) == cfg.epochs, text
+        keep = 0.0 if "shrink to the end" in text else said(r"keep (\d+)%", 0) / 100
+        assert keep == cfg.keep_fraction, text
+        assert said(r"(\d+) noise seeds", 1) == cfg.noise_seeds, text
+        assert said(r"epochs of (\d+) batches", 0) == cfg.max_batches, text
+        assert said(r"batch (\d+)", cfg.batch_size) == cfg.batch_size, text

@@ -17,7 +17,7 @@ TINY = dict(nodes=4, k=2, epochs=1, keep_fraction=0.0, threads=1)
 
 
 def formula(task: str, c) -> float:
-    """The paper's scores, written out independently of core.proxy."""
+    """The paper's scores, written out independently of core.search.tasks (cnn_score, rnn_score)."""
     if task == "cnn":
         return c.accuracy - 0.1 * (math.log10(c.macs) - 6)
     return (200 - c.perplexity) * 0.25 - (math.log10(c.flops) - 6)

@@ -64,6 +64,24 @@ class NaNWhenEvaluated(Linear):
         return out if self.training else out * float("nan")
 
 
+class NaNFromEpoch(Linear):
+    """Trains normally for `good` epochs; from the next one its training loss (or, with
+    `in_eval`, its validation loss) is NaN. model.train() starts each epoch's pass."""
+
+    def __init__(self, good: int, in_eval: bool = False) -> None:
+        super().__init__()
+        self.good, self.in_eval, self.epoch = good, in_eval, 0
+
+    def train(self, mode: bool = True) -> "NaNFromEpoch":
+        self.epoch += int(mode)
+        return super().train(mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = super().forward(x)
+        poisoned = self.epoch > self.good and self.training != self.in_eval
+        return out * float("nan") if poisoned else out
+
+
 class Interrupting(Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         raise KeyboardInterrupt
@@ -120,6 +138,24 @@ def test_nan_fails_at_once() -> None:
 def test_nan_in_validation_fails() -> None:
     res = train_proxy(NaNWhenEvaluated(), onehot_task(), ProxyTrainConfig(epochs=5), data_seed=0)
     assert (res.status, res.stop_reason, res.accuracy) == (FAILED, NAN, None)
+
+
+@pytest.mark.parametrize("in_eval", [False, True], ids=["train-loss", "val-loss"])
+def test_nan_in_epoch_3_stops_and_scores_from_the_best_completed_epoch(in_eval: bool) -> None:
+    """The official loop keeps best_val_acc from before the loss went non-finite: the candidate
+    stops at its first NaN but keeps the best accuracy of epochs 1-2 and is not failed."""
+    rows: list[dict] = []
+    res = train_proxy(NaNFromEpoch(good=2, in_eval=in_eval), onehot_task(), ProxyTrainConfig(epochs=6),
+                      data_seed=0, on_epoch=rows.append)
+    assert (res.status, res.stop_reason, res.epochs, res.error) == (OK, NAN, 2, "")
+    assert [r["epoch"] for r in res.history] == [1, 2] and rows == res.history
+    assert res.accuracy is not None and res.accuracy == max(r["val_acc"] for r in res.history)
+
+
+def test_nan_in_epoch_1_fails() -> None:
+    res = train_proxy(NaNFromEpoch(good=0), onehot_task(), ProxyTrainConfig(epochs=6), data_seed=0)
+    assert (res.status, res.stop_reason, res.epochs, res.accuracy) == (FAILED, NAN, 0, None)
+    assert "epoch 1" in res.error
 
 
 def test_stop_rule_order() -> None:

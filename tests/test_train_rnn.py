@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -88,6 +89,51 @@ def test_nan_loss_fails_with_nan_perplexity(small: Corpus) -> None:
         model.cell.w0[0, 0] = math.nan
     r = train_rnn_proxy(model, small, _cfg(), data_seed=0)
     assert (r.status, r.stop_reason) == (FAILED, NAN) and math.isnan(r.perplexity) and "nan" in r.error
+
+
+@pytest.mark.parametrize("where", ["train", "valid"])
+def test_nan_in_epoch_3_stops_and_scores_from_the_best_completed_epoch(small: Corpus, monkeypatch, where) -> None:
+    """The official loop keeps best_val_loss from before the loss went non-finite: the
+    candidate stops at its first NaN and is scored from epochs 1-2, not failed; the search
+    can then choose it."""
+    import core.search.proxy_rnn as proxy_rnn
+    from core.result import Cost
+    from core.search.candidates import make_record
+    from core.search.loop import choose
+    from core.search.tasks import RNNProxyTask
+    calls = {"n": 0}
+    if where == "train":  # 8 windows an epoch: the 17th loss is epoch 3's first
+        def nll_loss(*args, **kw):
+            calls["n"] += 1
+            return torch.nn.functional.nll_loss(*args, **kw) * (math.nan if calls["n"] > 16 else 1.0)
+        monkeypatch.setattr(proxy_rnn, "F", SimpleNamespace(nll_loss=nll_loss))
+    else:
+        real = proxy_rnn.evaluate_lm
+
+        def evaluate_lm(*args, **kw):
+            calls["n"] += 1
+            return math.nan if calls["n"] >= 3 else real(*args, **kw)
+        monkeypatch.setattr(proxy_rnn, "evaluate_lm", evaluate_lm)
+    r = train_rnn_proxy(_model(small.vocab_size), small, _cfg(epochs=5), data_seed=0)
+    assert (r.status, r.stop_reason, r.error) == (OK, NAN, "")
+    completed = [h for h in r.history if math.isfinite(h["val_loss"])]
+    assert [h["epoch"] for h in completed] == [1, 2] and len(r.history) == (2 if where == "train" else 3)
+    assert r.perplexity == pytest.approx(math.exp(min(h["val_loss"] for h in completed)))
+
+    cost, score = Cost(params=1, flops=10 ** 6), RNNProxyTask.score  # the task's rule: it reads no task state
+    stopped = make_record(1, (0, (0, 1), GENOTYPE), r, cost, score(None, r, cost))
+    failed_res = train_rnn_proxy(_model(small.vocab_size), small, _cfg(epochs=1, max_loss=1.0), data_seed=0)
+    failed = make_record(1, (1, (0, 2), GENOTYPE), failed_res, cost, score(None, failed_res, cost))
+    assert stopped.score is not None and failed.score is None and choose([failed, stopped]) is stopped
+
+
+def test_nan_in_epoch_1_fails(small: Corpus, monkeypatch) -> None:
+    import core.search.proxy_rnn as proxy_rnn
+    monkeypatch.setattr(proxy_rnn, "F", SimpleNamespace(
+        nll_loss=lambda *a, **kw: torch.nn.functional.nll_loss(*a, **kw) * math.nan))
+    r = train_rnn_proxy(_model(small.vocab_size), small, _cfg(), data_seed=0)
+    assert (r.status, r.stop_reason, r.history) == (FAILED, NAN, []) and math.isnan(r.perplexity)
+    assert "epoch 1" in r.error
 
 
 def test_best_loss_over_max_loss_fails(small: Corpus) -> None:

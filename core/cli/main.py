@@ -26,6 +26,7 @@ from core.search.loop import Observer, check_startable, create_run
 from core.settings import field_specs
 from core.store.runs import (
     FAILED,
+    FINISHED,
     CandidateRecord,
     StepRecord,
     Store,
@@ -64,6 +65,10 @@ class _ProgressObserver(Observer):
         self.bar.update(self.done, f"step {step.step} committed, {step.edges} edges")
 
     def on_end(self, run_id, status, error):
+        """A finished search ends the bar at 100 %: pruning can take several edges in a step, so
+        it often stops before the expected step count (a stopped or failed one keeps its place)."""
+        if status == FINISHED:
+            self.bar.update(self.bar.total, f"finished: {self.done} steps", force=True)
         self.bar.close()
 
 

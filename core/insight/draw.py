@@ -1,10 +1,11 @@
 """A cell DAG as a graphviz graph (DARTS `visualize` style), and its DOT/SVG exports.
 
-Why graphviz: the DOT text is what the app hands to st.graphviz_chart (rendered in the
-browser, so no binary is needed to look at a DAG) and what users download; SVG needs the
-`dot` program and says so clearly when it is missing, instead of failing mid-page.
+Why graphviz: the DOT text is what users download (and what `dot` turns into the SVG
+download; without the `dot` program the page says so clearly instead of failing mid-page).
+On screen the app draws DAGs itself (core.insight.dag_svg, on a run's fixed layout) and
+takes only the colours below from here, so both drawings mean the same.
 
-One drawing serves every view: a plain genotype (Compare, Search) and a shrink step
+The exported drawing covers a plain genotype (Compare, Search) and a shrink step
 (Explorer), where the step's candidate edges are highlighted, the removed edge is red,
 edges that pruning dropped with it are red and dashed, edges removed at earlier steps are
 faint (or hidden) and nodes no longer reachable from node 0 are faded.

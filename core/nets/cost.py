@@ -3,8 +3,11 @@
 Keeping torchinfo behind two functions means every number the search scores, the store
 records and the app shows comes from the same counting rule:
 - params = every trainable parameter, BN gamma/beta included (what the spec's 3.64M counts);
-- MACs = multiply-accumulates of Conv and Linear layers only, per image (batch of 1), as
-  torchinfo reports them per layer. BN, pooling and activations are left out, as in the paper.
+- MACs = multiply-accumulates of Conv and Linear weights only, per image (batch of 1): what
+  torchinfo reports per layer, less its bias term. That is the official counter's rule
+  (`api/network/tflayers/*.py`: conv H x W x k^2 x c_in x c_out, depthwise k^2 x c x H x W,
+  dense in x units, the shortcut's 1x1 conv; BN not counted, `DISABLE_BATCHNORM_COUNT = True`;
+  pooling, concat and add free). docs/FIDELITY.md, row "MAC counting".
 
 The caller's model is handed back exactly as it came: same per-module train/eval flags and
 same device. The forward runs on CPU under no_grad, so costing never touches GPU memory.
@@ -12,6 +15,7 @@ same device. The forward runs on CPU under no_grad, so costing never touches GPU
 from __future__ import annotations
 
 import copy
+import math
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -33,8 +37,19 @@ def count_params(model: nn.Module) -> int:
 def torchinfo_cost(model: nn.Module, input_shape: tuple) -> Cost:
     """Params and per-image Conv/Linear MACs of `model` for one input of shape `input_shape` (no batch dim)."""
     stats = _summary(model, input_shape)
-    macs = sum(layer.macs for layer in stats.summary_list if isinstance(layer.module, MAC_LAYERS))
+    macs = sum(_weight_macs(layer) for layer in stats.summary_list if isinstance(layer.module, MAC_LAYERS))
     return Cost(params=count_params(model), macs=int(macs))
+
+
+def _weight_macs(layer) -> int:
+    """torchinfo's MACs of one Conv/Linear layer without its bias term (torchinfo counts the
+    bias once per output position, as if it were a weight; the official count does not)."""
+    bias = getattr(layer.module, "bias", None)
+    if bias is None:
+        return layer.macs
+    size = layer.output_size
+    positions = math.prod(size[:1] + size[2:]) if "Conv" in layer.class_name else size[0]
+    return layer.macs - positions * bias.numel()
 
 
 def torchinfo_text(model: nn.Module, input_shape: tuple) -> str:

@@ -1,8 +1,9 @@
 """The RNN search space: a DARTS-style recurrent DAG cell and the language model around it.
 
-The cell follows AUTOSHRINK.md exactly (node 0 mixes x_t and h_{t-1} through W0 and a
-highway gate; every edge i -> j has its own W_ij and gate; a node averages its incoming
-contributions; h_t is the mean of the leaves). Any rnn Genotype can be built, because the
+The cell follows the paper and the official code exactly (docs/FIDELITY.md, RNN search,
+row "model"): node 0 mixes x_t and h_{t-1} through W0 and a highway gate; every edge
+i -> j has its own W_ij and gate; a node averages its incoming contributions; h_t is the
+mean of the leaves. Any rnn Genotype can be built, because the
 search trains hundreds of arbitrary shrunk DAGs; unreachable nodes get no weights so the
 parameter count of a candidate is the count of what it really computes.
 

@@ -11,10 +11,16 @@ best validation accuracies, so two things matter more than anything else:
 Rules of the official proxy_estimator.py (docs/FIDELITY.md): the "running" train accuracy
 and loss are exponential moving averages (momentum 0.99) of the per-batch values, restarted
 each epoch (the first batch sets them); an epoch ends early once the running accuracy passes
-98%. After each epoch's validation, in the official order (NaN also mid-epoch): NaN/inf
-loss -> failed; `patience` epochs without a new best; val accuracy under the floor at epoch
-`floor_epoch` only; val loss > diverge_ratio x running train loss; else the last epoch. The
-result is the best validation accuracy seen. L2 is Keras-style (see l2_coefficients).
+98%. After each epoch's validation, in the official order: `patience` epochs without a new
+best; val accuracy under the floor at epoch `floor_epoch` only; val loss > diverge_ratio x
+running train loss; else the last epoch. The result is the best validation accuracy seen.
+L2 is Keras-style (see l2_coefficients).
+
+NaN: the official loop has no NaN rule; it trains on and returns `best_val_acc`, the best
+accuracy reached before the loss went non-finite. We stop at the first non-finite loss (the
+weights cannot recover, so the remaining epochs would be wasted) and score the candidate from
+its best completed epoch, as the official would; it fails only if no epoch completed
+(nan_outcome, shared with the batched evaluator).
 """
 from __future__ import annotations
 
@@ -50,7 +56,7 @@ ERROR_CHARS = 300
 
 @dataclass
 class ProxyTrainConfig:
-    """The paper's proxy-training settings (AUTOSHRINK.md); tests shrink them for speed."""
+    """The paper's proxy-training settings (docs/FIDELITY.md, CNN search); tests shrink them for speed."""
     epochs: int = 20
     batch_size: int = 128
     lr: float = 4e-3
@@ -70,7 +76,7 @@ class _ModelError(Exception):
 
 
 class _NaNLoss(Exception):
-    """A NaN/inf loss: training cannot recover, so the candidate fails at once."""
+    """A NaN/inf loss: training cannot recover, so it stops at once (see nan_outcome)."""
 
 
 class _UserStop(Exception):
@@ -87,6 +93,12 @@ class EpochStats:
     val_acc: float
     running_loss: float | None = None
     running_acc: float | None = None
+
+    @property
+    def finite(self) -> bool:
+        """Every loss of the epoch is a number: only then is the epoch complete."""
+        running = self.train_loss if self.running_loss is None else self.running_loss
+        return all(math.isfinite(v) for v in (self.train_loss, self.val_loss, running))
 
     def row(self, epoch: int, lr: float, seconds: float) -> dict:
         """The history row of this epoch."""
@@ -142,6 +154,14 @@ def adam_groups(model: nn.Module, cfg: ProxyTrainConfig) -> list[dict]:
     return [{"params": ps, "weight_decay": wd} for wd, ps in groups.items()]
 
 
+def nan_outcome(completed_epochs: int) -> tuple[str, str]:
+    """(status, error) of a candidate whose loss went NaN/inf after `completed_epochs` complete
+    epochs: scored from the best of them (OK, stop reason NAN), or FAILED when there is none."""
+    if completed_epochs:
+        return OK, ""
+    return FAILED, "loss became NaN or infinite in epoch 1"
+
+
 def train_proxy(model: nn.Module, data: ImageData, cfg: ProxyTrainConfig, data_seed: int,
                 device: torch.device | str = "cpu", should_stop: Callable[[], bool] | None = None,
                 on_epoch: Callable[[dict], None] | None = None, precision: str = "fp32") -> TrainResult:
@@ -152,7 +172,8 @@ def train_proxy(model: nn.Module, data: ImageData, cfg: ProxyTrainConfig, data_s
 
     Returns TrainResult with accuracy = best validation accuracy (None when the candidate
     failed, or was stopped before finishing an epoch), epochs = completed epochs, and one
-    history row per completed epoch. The model is trained in place on `device`.
+    history row per completed epoch. A NaN/inf loss ends training (nan_outcome). The model is
+    trained in place on `device`.
     """
     start = time.perf_counter()
     history: list[dict] = []
@@ -179,11 +200,12 @@ def train_proxy(model: nn.Module, data: ImageData, cfg: ProxyTrainConfig, data_s
             if on_epoch is not None:
                 on_epoch(row)
             reason = stop_reason(cfg, epoch, stats, best.epoch)
-            if reason is not None:
-                return result(FAILED if reason == NAN else OK, reason)
+            if reason is not None:  # never NAN here: _run_epoch raised for a non-finite epoch
+                return result(OK, reason)
         return result(OK, MAX_EPOCHS)
     except _NaNLoss:
-        return result(FAILED, NAN, "loss became NaN or infinite")
+        status, error = nan_outcome(len(history))
+        return result(status, NAN, error)
     except _UserStop:
         return result(STOPPED, USER_STOP)
     except _ModelError as exc:
@@ -205,7 +227,7 @@ class _Best:
 def stop_reason(cfg: ProxyTrainConfig, epoch: int, stats: EpochStats, best_epoch: int) -> str | None:
     """Why training ends after `epoch`, or None to go on; the rules in the official order."""
     running = stats.train_loss if stats.running_loss is None else stats.running_loss
-    if not all(math.isfinite(v) for v in (stats.train_loss, stats.val_loss, running)):
+    if not stats.finite:
         return NAN
     if epoch - best_epoch >= cfg.patience:
         return PATIENCE
@@ -225,9 +247,10 @@ def _run_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: ImageData, cf
     running = _train_pass(model, opt, data, cfg, data_seed, epoch, should_stop, dtype)
     with _model_errors():
         val_loss, val_acc = evaluate_images(model, data.x_val, data.y_val, dtype=dtype, prepare=_channels_last)
-    if not math.isfinite(val_loss):
+    stats = running.stats(val_loss, val_acc)
+    if not stats.finite:
         raise _NaNLoss()
-    return running.stats(val_loss, val_acc)
+    return stats
 
 
 def _train_pass(model: nn.Module, opt: torch.optim.Optimizer, data: ImageData, cfg: ProxyTrainConfig,
@@ -300,5 +323,5 @@ def _one_line(exc: BaseException) -> str:
     return msg if len(msg) <= ERROR_CHARS else msg[:ERROR_CHARS - 3] + "..."
 
 
-__all__ = ["ProxyTrainConfig", "EpochStats", "Running", "train_proxy", "stop_reason", "l2_coefficients",
-           "adam_groups"]
+__all__ = ["ProxyTrainConfig", "EpochStats", "Running", "train_proxy", "stop_reason", "nan_outcome",
+           "l2_coefficients", "adam_groups"]

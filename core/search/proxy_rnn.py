@@ -40,7 +40,7 @@ LR_DECAY = 0.1
 
 @dataclass
 class RNNProxyConfig:
-    """Search-time training settings (AUTOSHRINK.md "Search settings")."""
+    """Search-time training settings (docs/FIDELITY.md, RNN search)."""
     epochs: int = 10
     lr: float = 20.0
     clip: float = 0.25
@@ -149,9 +149,8 @@ def _run(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig, data_seed
         for group in opt.param_groups:
             group["lr"] = lr
         train_loss, moving_loss = _train_epoch(model, opt, train, cfg, next(offsets), should_stop)
-        if not math.isfinite(train_loss):
-            result.status, result.stop_reason = FAILED, NAN
-            result.error = f"training loss became {train_loss} in epoch {epoch}"
+        if not math.isfinite(train_loss):  # scored from the epochs before (train_rnn_proxy)
+            result.stop_reason, result.error = NAN, f"training loss became {train_loss} in epoch {epoch}"
             return
         if should_stop is not None and should_stop():
             raise _UserStop
@@ -163,9 +162,8 @@ def _run(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig, data_seed
         result.epochs = epoch
         if on_epoch is not None:
             on_epoch(row)
-        if not math.isfinite(val_loss):
-            result.status, result.stop_reason = FAILED, NAN
-            result.error = f"validation loss became {val_loss} in epoch {epoch}"
+        if not math.isfinite(val_loss):  # recorded, but not a completed epoch: never the best
+            result.stop_reason, result.error = NAN, f"validation loss became {val_loss} in epoch {epoch}"
             return
         if val_loss < best:
             best, since_best = val_loss, 0
@@ -181,7 +179,8 @@ def _run(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig, data_seed
 
 
 def _best_loss(result: TrainResult) -> float:
-    losses = [r["val_loss"] for r in result.history if math.isfinite(r["val_loss"])]
+    """The best validation loss of the completed epochs (finite train and validation loss)."""
+    losses = [r["val_loss"] for r in result.history if math.isfinite(r["val_loss"]) and math.isfinite(r["train_loss"])]
     return min(losses) if losses else math.nan
 
 
@@ -190,11 +189,13 @@ def train_rnn_proxy(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig
                     should_stop: Callable[[], bool] | None = None,
                     on_epoch: Callable[[dict], None] | None = None, precision: str = "fp32") -> TrainResult:
     """Train `model` (already initialised) with SGD + clipping + truncated BPTT and return
-    perplexity = exp(best validation loss); NaN (FAILED/NAN) if that loss is >= max_loss or
-    any loss went NaN/inf. Stops early after `patience` epochs without a new best validation
-    loss, or when validation loss > diverge_ratio x the EMA (0.9) of the epoch's batch losses. The lr is divided
-    by 10 after epochs E-4 and E-2 (see lr_at_epoch). Torch's global
-    RNG is forked and seeded with data_seed, so dropout (if any) is reproducible too and the
+    perplexity = exp(best validation loss); NaN (FAILED) if that loss is >= max_loss, as the
+    official `math.exp(best_val_loss) if best_val_loss < 30 else nan`. A NaN/inf loss stops
+    training at once (stop reason NAN); as the official keeps `best_val_loss` from before it,
+    the candidate is scored from its best completed epoch, and fails only if none completed.
+    Stops early after `patience` epochs without a new best validation loss, or when
+    validation loss > diverge_ratio x the EMA (0.9) of the epoch's batch losses. The lr is
+    divided by 10 after epochs E-4 and E-2 (see lr_at_epoch). Torch's global RNG is forked and seeded with data_seed, so dropout (if any) is reproducible too and the
     caller's RNG state is left untouched."""
     result = TrainResult(status=OK)
     t0 = time.perf_counter()
@@ -212,9 +213,12 @@ def train_rnn_proxy(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig
     best = _best_loss(result)
     if result.status == OK and not best < cfg.max_loss:
         result.status, result.stop_reason = FAILED, NAN
-        result.error = result.error or f"best validation loss {best:.3g} is not below {cfg.max_loss:g}"
+        result.error = (f"best validation loss {best:.3g} is not below {cfg.max_loss:g}" if math.isfinite(best)
+                        else result.error or "no epoch completed")
     if result.status == FAILED:  # a failed candidate has no quality, whatever it reached
         result.perplexity = math.nan
-    elif math.isfinite(best):
-        result.perplexity = _ppl(best)
+    else:
+        result.error = ""  # a NaN-stopped candidate that completed an epoch is scored, not failed
+        if math.isfinite(best):
+            result.perplexity = _ppl(best)
     return result

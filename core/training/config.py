@@ -97,7 +97,7 @@ class CNNTrainConfig:
 
 @dataclass(frozen=True)
 class RNNTrainConfig:
-    """ShrinkRNN final training (AUTOSHRINK.md "Final ShrinkRNN training"), every knob exposed."""
+    """ShrinkRNN final training (docs/FIDELITY.md, Final training, "ShrinkRNN settings"), every knob exposed."""
     task: str = setting("rnn", "rnn", user=False)
     schedule: str = setting("demo", "named schedule these settings started from", user=False)
     data: str = setting("embedded", "embedded | ptb | ptb:PATH | ptb-proxy | ptb-proxy:PATH", group=DATA)

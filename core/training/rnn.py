@@ -1,6 +1,6 @@
 """ShrinkRNN final training: the searched recurrent cell as a regularised PTB language model.
 
-The recipe is the paper's (AUTOSHRINK.md "Final ShrinkRNN training", the DARTS/AWD-LSTM
+The recipe is the paper's (docs/FIDELITY.md, Final training, "ShrinkRNN settings"; the DARTS/AWD-LSTM
 family): SGD at lr 20 with gradient clipping until validation stops improving, then averaged
 SGD (torch.optim.ASGD with t0 = 0, lambd = 0: a plain running average of the iterates,
 evaluated with the averaged weights); variational dropouts on outputs, hidden state, input

@@ -8,7 +8,8 @@ does k candidates' work, and one host sync per batch serves all of them.
 Each candidate still trains exactly as `core.search.proxy_cnn.train_proxy` would train it alone:
 the same initial weights (task.build with the same seed), the same batches (epoch_batches),
 its own Adam state and step count (FlatAdam), its own BN statistics, and the same stop rules
-(`stop_reason`, the running-accuracy epoch break with the same `Running` EMAs, NaN), and
+(`stop_reason`, the running-accuracy epoch break with the same `Running` EMAs, NaN by
+`nan_outcome`), and
 the same Keras-style L2 (`l2_coefficients`, as a per-element decay in FlatAdam). A candidate that breaks its epoch
 early is frozen (no weight, moment or BN-statistic change) until the next epoch; one that
 is finished stays frozen in its slot for the rest of the chunk (the union is built, and its
@@ -31,7 +32,6 @@ as fast for the depthwise and pointwise convs that dominate these cells.
 from __future__ import annotations
 
 import gc
-import math
 import threading
 import time
 from contextlib import contextmanager, nullcontext
@@ -65,7 +65,7 @@ from core.search.candidates import (
 )
 from core.search.evaluators.flat_adam import FlatAdam
 from core.search.evaluators.stacked import CandidateState, StackedCNN, candidate_state
-from core.search.proxy_cnn import ProxyTrainConfig, Running, l2_coefficients, stop_reason
+from core.search.proxy_cnn import ProxyTrainConfig, Running, l2_coefficients, nan_outcome, stop_reason
 from core.store.runs import CandidateRecord
 
 ResultFn = Callable[[CandidateRecord], None]
@@ -351,20 +351,20 @@ class _ChunkTrainer:
             val = self.union.validate(self.data.x_val, self.data.y_val, batch).tolist()
         seconds = time.perf_counter() - t0
         for slot, cand in enumerate(self.members):
-            if cand.result is not None:  # failed (NaN) during the pass
+            if cand.result is not None:  # its loss went NaN during the pass
                 continue
             val_loss, val_acc = val[slot][0] / n_val, val[slot][1] / n_val
-            if not math.isfinite(val_loss):
-                self.finish(cand, FAILED, NAN, "loss became NaN or infinite")
-                continue
             stats = train[slot].stats(val_loss, val_acc)
+            if not stats.finite:  # this epoch did not complete: scored from the earlier ones
+                self.finish(cand, *_nan(cand))
+                continue
             row = stats.row(epoch, self.cfg.lr, seconds)
             cand.history.append(row)
             cand.update_best(epoch, val_acc)
             self.on_epoch(cand.idx, row)
             reason = stop_reason(self.cfg, epoch, stats, cand.best_epoch)
-            if reason is not None:
-                self.finish(cand, FAILED if reason == NAN else OK, reason)
+            if reason is not None:  # never NAN: the stats are finite
+                self.finish(cand, OK, reason)
 
     def _train_pass(self, epoch: int) -> list[Running]:
         """Every member trains on the epoch's batches until its running accuracy passes the
@@ -396,7 +396,7 @@ class _ChunkTrainer:
         union.adam.end_epoch(taken)
         for slot, run in enumerate(host):
             if run is None and self.members[slot].result is None:
-                self.finish(self.members[slot], FAILED, NAN, "loss became NaN or infinite")
+                self.finish(self.members[slot], *_nan(self.members[slot]))
         return host
 
 
@@ -455,12 +455,18 @@ class _DeviceRunning:
         return out, steps
 
 
+def _nan(cand: _Candidate) -> tuple[str, str, str]:
+    """finish()'s (status, reason, error) for a NaN/inf loss, as train_proxy decides it."""
+    status, error = nan_outcome(len(cand.history))
+    return status, NAN, error
+
+
 # ----- the evaluator ----------------------------------------------------------------------------------
 
 def evaluate_batched(task, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
                      on_epoch: EpochFn, on_result: ResultFn, *, options: BatchedOptions | None = None,
                      stats: BatchedStats | None = None) -> list[CandidateRecord]:
-    """Train and score the step's candidates together; records in job order, as SingleEvaluator's.
+    """Train and score the step's candidates together; records in job order, as evaluate_single's.
 
     On a stop request, every candidate not finished gets a STOPPED record (the search then
     discards the step).

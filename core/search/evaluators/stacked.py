@@ -78,7 +78,7 @@ class Slotted:
 
 @dataclass
 class ConvBN:
-    """conv -> BN, as in core.cnn.conv_bn; groups says how the conv treats the slots."""
+    """conv -> BN, as in core.nets.cnn.conv_bn; groups says how the conv treats the slots."""
     conv: str
     bn: str
     stride: int
@@ -127,7 +127,7 @@ def union_genotype(genotypes: list[Genotype]) -> Genotype:
 # ----- building the plan ----------------------------------------------------------------------
 
 class _Planner:
-    """Walks the network the way core.cnn.CNN builds it, recording slotted tensors and the plan."""
+    """Walks the network the way core.nets.cnn.CNN builds it, recording slotted tensors and the plan."""
 
     def __init__(self, genotypes: list[Genotype], cfg: CNNConfig) -> None:
         self.k = len(genotypes)
@@ -229,7 +229,7 @@ class _Planner:
         return NodePlan(j, srcs, op, pw, dw, "mixed", mask.view(1, -1, 1, 1))
 
     def shortcut(self, plan: CellPlan, t: int, site_in: Site, site_out: Site, down: bool) -> None:
-        """Per slot, as core.cnn.Cell decides: conv1x1 + BN where channels or resolution differ, else identity."""
+        """Per slot, as core.nets.cnn.Cell decides: conv1x1 + BN where channels or resolution differ, else identity."""
         k = self.k
         conv = [down or len(site_out.valid[c]) != len(site_in.valid[c]) for c in range(k)]
         if any(conv):
@@ -254,7 +254,7 @@ def _classifier(planner: _Planner, site: Site) -> str:
 # ----- the network --------------------------------------------------------------------------------
 
 class StackedCNN:
-    """k candidate CNNs (core.cnn.CNN of each genotype under `cfg`) trained as one network.
+    """k candidate CNNs (core.nets.cnn.CNN of each genotype under `cfg`) trained as one network.
 
     forward(x) maps (B, C, H, W) images to (B, k, classes) logits, slot c being candidate c.
     Parameters are views into `flat` (gradients into `grad`), BN statistics into `stats`;
