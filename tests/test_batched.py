@@ -288,8 +288,8 @@ def test_nan_in_epoch_3_is_scored_from_the_best_epoch_in_both_and_can_be_chosen(
                         y_train=torch.cat([d.y_train, d.y_train[:1]]))
     real = proxy_cnn.epoch_batches
 
-    def poisoned(n: int, batch_size: int, data_seed: int, epoch: int) -> list:
-        batches = real(n - 1, batch_size, data_seed, epoch)
+    def poisoned(n: int, batch_size: int, data_seed: int, epoch: int, limit: int = 0) -> list:
+        batches = real(n - 1, batch_size, data_seed, epoch, limit)
         if epoch >= 3:
             batches[1] = torch.cat([batches[1], torch.tensor([poison])])
         return batches

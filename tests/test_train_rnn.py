@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -103,10 +102,13 @@ def test_nan_in_epoch_3_stops_and_scores_from_the_best_completed_epoch(small: Co
     from core.search.tasks import RNNProxyTask
     calls = {"n": 0}
     if where == "train":  # 8 windows an epoch: the 17th loss is epoch 3's first
-        def nll_loss(*args, **kw):
-            calls["n"] += 1
-            return torch.nn.functional.nll_loss(*args, **kw) * (math.nan if calls["n"] > 16 else 1.0)
-        monkeypatch.setattr(proxy_rnn, "F", SimpleNamespace(nll_loss=nll_loss))
+        real_loss = RNNLanguageModel.loss
+
+        def loss(self, *args, **kw):
+            calls["n"] += self.training  # training windows only (validation uses loss() too)
+            value, hidden = real_loss(self, *args, **kw)
+            return value * (math.nan if calls["n"] > 16 else 1.0), hidden
+        monkeypatch.setattr(RNNLanguageModel, "loss", loss)
     else:
         real = proxy_rnn.evaluate_lm
 
@@ -128,9 +130,12 @@ def test_nan_in_epoch_3_stops_and_scores_from_the_best_completed_epoch(small: Co
 
 
 def test_nan_in_epoch_1_fails(small: Corpus, monkeypatch) -> None:
-    import core.search.proxy_rnn as proxy_rnn
-    monkeypatch.setattr(proxy_rnn, "F", SimpleNamespace(
-        nll_loss=lambda *a, **kw: torch.nn.functional.nll_loss(*a, **kw) * math.nan))
+    real_loss = RNNLanguageModel.loss
+
+    def loss(self, *args, **kw):
+        value, hidden = real_loss(self, *args, **kw)
+        return value * math.nan, hidden
+    monkeypatch.setattr(RNNLanguageModel, "loss", loss)
     r = train_rnn_proxy(_model(small.vocab_size), small, _cfg(), data_seed=0)
     assert (r.status, r.stop_reason, r.history) == (FAILED, NAN, []) and math.isnan(r.perplexity)
     assert "epoch 1" in r.error

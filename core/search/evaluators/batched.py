@@ -171,7 +171,9 @@ class _Union:
         cfg: ProxyTrainConfig = task.train_cfg
         self.adam = FlatAdam(net.flat, net.grad, net.slot_of_param, net.owned, self.k, cfg.lr, _decay(net, cands),
                              exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, steps=[c.state.step for c in cands])
-        self.amp = opts.amp if opts.amp is not None else getattr(task, "precision", "fp32") == "bf16"
+        # bf16 stands in for float32 only: a float64 union (the equivalence tests) stays float64
+        wanted = opts.amp if opts.amp is not None else getattr(task, "precision", "fp32") == "bf16"
+        self.amp = wanted and net.flat.dtype == torch.float32
         self.use_graphs = opts.cuda_graphs and dev.type == "cuda"
         self.graphs: dict[int, tuple] = {}
         self.stats = stats
