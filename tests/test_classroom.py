@@ -204,3 +204,22 @@ def test_predict_on_a_live_run_picks_before_the_step_commits(monkeypatch, tmp_pa
     at.run()
     assert at.metric[0].value == ("1 / 1" if step.removed == upcoming[0] else "0 / 1")
     assert at.get("plotly_chart") and not at.exception
+
+
+def test_a_followed_run_that_ends_between_refreshes_shows_its_last_step(tmp_path, monkeypatch) -> None:
+    """The Explorer follows a live run; when the run's last step commits and the run ends before
+    the next look, the page lands on that last step, not the one before it."""
+    from core.store.runs import FINISHED
+
+    path = tmp_path / "follow.db"
+    store = Store(path)
+    run_id = fake_run(store, steps=2, live=True)
+    monkeypatch.setenv("AUTOSHRINK_STORE", str(path))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.run()
+    at.switch_page("views/explorer.py").run()
+    assert at.slider(key="explorer_step").value == 2
+    add_step(store, run_id)
+    store.finish(run_id, FINISHED)
+    at.run()
+    assert not at.exception and at.slider(key="explorer_step").value == 3

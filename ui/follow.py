@@ -85,7 +85,9 @@ def followed_step(run: RunRecord, last: int, step_key: str, follow_key: str, fol
     if url_step(step_key, last):
         st.session_state[follow_key] = False
     st.session_state.setdefault(follow_key, follow_default)
-    if step_key not in st.session_state or st.session_state[step_key] > last or (
-            is_live(run) and st.session_state[follow_key] and not hold):
+    # A run that ended between two refreshes was still followed a moment ago: its last step counts too.
+    was_live, st.session_state[f"{follow_key}_live"] = st.session_state.get(f"{follow_key}_live"), is_live(run)
+    following = (is_live(run) or was_live) and st.session_state[follow_key] and not hold
+    if step_key not in st.session_state or st.session_state[step_key] > last or following:
         st.session_state[step_key] = last
     return st.session_state[step_key]
