@@ -113,6 +113,37 @@ def test_stop_request_flag(store_path):
     assert not store.stop_requested(run)
 
 
+def test_live_progress_is_typed_and_stored_as_the_same_json(store_path):
+    """The search and a training job beat typed progress values; the row keeps the JSON object it
+    always kept (empty when nothing is in progress), and the records give the values back."""
+    import json
+
+    from core.store.jobs import JobStore
+    from core.store.progress import JobProgress, SearchProgress
+    store = JobStore(store_path)
+    run = store.create_run("cnn", {}, 3)
+    store.claim(run, "cpu", "single")
+    assert store.get_run(run).progress == SearchProgress() and not store.get_run(run).progress.active
+    done = cand(1, 0).to_dict()
+    prog = SearchProgress(step=1, candidate=1, k=2, edges=9, started=5.0, done=(done,))
+    store.beat(run, prog)
+    with sqlite3.connect(store_path) as con:
+        raw = json.loads(con.execute("SELECT progress FROM runs WHERE id=?", (run,)).fetchone()[0])
+    assert raw == {"step": 1, "candidate": 1, "k": 2, "edges": 9, "started": 5.0, "done": [done]}
+    assert store.get_run(run).progress == prog and store.get_run(run).to_dict()["progress"] == raw
+    store.finish(run, FINISHED)
+    assert store.get_run(run).progress == SearchProgress()
+    job = store.create_job("cnn", G, {})
+    jp = JobProgress(phase="train", epoch=2, epochs=3, batch=4, batches=8, fraction=0.5, elapsed_s=1.0,
+                     eta_s=None, extra={"note": "x"})
+    store.beat_job(job, jp)
+    with sqlite3.connect(store_path) as con:
+        raw = json.loads(con.execute("SELECT progress FROM jobs WHERE id=?", (job,)).fetchone()[0])
+    assert raw == {"phase": "train", "epoch": 2, "epochs": 3, "batch": 4, "batches": 8, "fraction": 0.5,
+                   "elapsed_s": 1.0, "eta_s": None, "note": "x"}
+    assert store.get_job(job).progress == jp
+
+
 def test_store_is_marked_and_a_foreign_sqlite_file_is_refused_untouched(tmp_path):
     import sqlite3
 
