@@ -183,3 +183,21 @@ def test_an_unmarked_store_of_the_previous_version_is_adopted(tmp_path):
     con = sqlite3.connect(old)
     assert con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert "jobs" in {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+
+
+def test_control_progress_is_typed_and_stored_as_the_same_json(store_path):
+    import json
+
+    from core.store.controls import beat_control, claim_control, get_control
+    from core.store.progress import ControlProgress
+    store = Store(store_path)
+    run = store.create_run("cnn", {}, 3)
+    claim_control(store, run, 2, [6, 4], "cpu")
+    assert get_control(store, run).progress == ControlProgress()
+    prog = ControlProgress(target=6, done=1, total=4, started=2.0, sample=1, epoch=3, cells=({"target": 6},))
+    beat_control(store, run, prog)
+    with sqlite3.connect(store_path) as con:
+        raw = json.loads(con.execute("SELECT progress FROM controls WHERE run_id=?", (run,)).fetchone()[0])
+    assert raw == {"target": 6, "done": 1, "total": 4, "started": 2.0, "sample": 1, "epoch": 3, "cells": [{"target": 6}]}
+    control = get_control(store, run)
+    assert control.progress == prog and control.to_dict()["progress"] == raw

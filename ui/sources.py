@@ -13,8 +13,8 @@ import streamlit as st
 
 from core.cell.genotype import Genotype, edge_str
 from core.cell.presets import load_preset, preset_names, preset_network
-from core.errors import UserError
 from core.data.spec import PTB_VOCAB
+from core.errors import UserError
 from core.insight.compare import CompareItem, run_lm
 from core.store.controls import control_cells
 from core.store.runs import RunRecord, StepRecord, Store, best_of

@@ -20,6 +20,7 @@ from core.store import lifecycle
 from core.store.access import require_write
 from core.store.connection import StoreError
 from core.store.lifecycle import CONTROLS, effective_status
+from core.store.progress import ControlProgress
 from core.store.runs import FINISHED, QUEUED, RUNNING, Store
 
 CELL_COLUMNS = ("run_id", "target", "sample", "genotype", "status", "accuracy", "perplexity", "macs", "flops",
@@ -72,14 +73,19 @@ class ControlRecord:
     finished_at: float | None
     error: str
     wall_s: float
-    progress: dict = field(default_factory=dict)
+    progress: ControlProgress = field(default_factory=ControlProgress)  # a dict given here is read as one
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.progress, ControlProgress):
+            object.__setattr__(self, "progress", ControlProgress.from_dict(self.progress))
 
     @property
     def planned(self) -> int:
         return self.samples * len(self.targets)
 
     def to_dict(self) -> dict:
-        return {k: (list(v) if k == "targets" else v) for k, v in self.__dict__.items()}
+        return {k: (list(v) if k == "targets" else v.to_dict() if k == "progress" else v)
+                for k, v in self.__dict__.items()}
 
 
 def claim_control(store: Store, run_id: int, samples: int, targets: list[int], device: str) -> None:
@@ -115,9 +121,9 @@ def set_control_evaluator(store: Store, run_id: int, evaluator: str) -> None:
         con.execute("UPDATE controls SET evaluator=? WHERE run_id=?", (evaluator, run_id))
 
 
-def beat_control(store: Store, run_id: int, progress: dict) -> None:
+def beat_control(store: Store, run_id: int, progress: ControlProgress) -> None:
     """Heartbeat and live progress (cell i of n, the cell in training), for pages that follow it."""
-    lifecycle.beat(store.path, CONTROLS, run_id, progress)
+    lifecycle.beat(store.path, CONTROLS, run_id, progress.to_dict())
 
 
 def commit_control_cell(store: Store, run_id: int, cell: ControlCell) -> None:

@@ -85,3 +85,39 @@ class JobProgress:
         names = {f.name for f in fields(cls)} - {"extra"}
         return cls(**{k: v for k, v in d.items() if k in names},
                    extra={k: v for k, v in d.items() if k not in names})
+
+
+@dataclass(frozen=True)
+class ControlProgress:
+    """Where a running random control is: training its `target`-edge cells, `done` of `total`
+    cells committed (`cells`: this session's ControlCell dicts at this count), the one in
+    training is `sample` at `epoch`. `target` is None when nothing is in progress."""
+    target: int | None = None
+    done: int = 0
+    total: int = 0
+    started: float = 0.0
+    sample: int | None = None
+    epoch: int | None = None
+    cells: tuple[dict, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return self.target is not None
+
+    def to_dict(self) -> dict:
+        if not self.active:
+            return {}
+        out = {"target": self.target, "done": self.done, "total": self.total, "started": self.started}
+        out.update({k: v for k, v in (("sample", self.sample), ("epoch", self.epoch)) if v is not None})
+        if self.cells:
+            out["cells"] = list(self.cells)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "ControlProgress":
+        d = d or {}
+        if not d:
+            return cls()
+        return cls(target=d.get("target"), done=int(d.get("done", 0)), total=int(d.get("total", 0)),
+                   started=float(d.get("started", 0.0)), sample=d.get("sample"), epoch=d.get("epoch"),
+                   cells=tuple(d.get("cells") or ()))
