@@ -162,3 +162,17 @@ def test_private_reach_detector_sees_both_kinds(tmp_path):
     planted = tmp_path / "m.py"
     planted.write_text("from core.store.runs import _edge_json\ndef f(store):\n    return store._connect(), self._ok\n")
     assert _private_reaches(planted) == ["from core.store.runs import _edge_json", "line 3: store._connect"]
+
+
+def test_the_app_opens_stores_only_through_its_cache():
+    """ui/resources.store_at keeps one store object per file for the server process; no page or
+    widget builds its own Store or JobStore (each would re-run the schema check on opening)."""
+    root = CORE.parent
+    wrong = []
+    for path in sorted([root / "app.py", *(root / "ui").rglob("*.py"), *(root / "views").rglob("*.py")]):
+        if path == root / "ui" / "resources.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("Store", "JobStore"):
+                wrong.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not wrong, wrong
