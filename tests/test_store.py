@@ -201,3 +201,15 @@ def test_control_progress_is_typed_and_stored_as_the_same_json(store_path):
     assert raw == {"target": 6, "done": 1, "total": 4, "started": 2.0, "sample": 1, "epoch": 3, "cells": [{"target": 6}]}
     control = get_control(store, run)
     assert control.progress == prog and control.to_dict()["progress"] == raw
+
+
+def test_a_run_keeps_its_vocabulary_size_beside_its_other_meta(store_path):
+    store = Store(store_path)
+    run = store.create_run("rnn", {}, 3)
+    store.set_meta(run, {"command": "python -m core search rnn"})
+    assert store.get_run(run).vocab_size is None           # not recorded (yet): readers fall back
+    store.record_vocab_size(run, 500)
+    assert store.get_run(run).vocab_size == 500
+    assert store.get_run(run).meta == {"command": "python -m core search rnn", "vocab_size": 500}
+    store.set_meta(run, {"vocab_size": "many"})             # e.g. from a bundle someone edited
+    assert store.get_run(run).vocab_size is None

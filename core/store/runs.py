@@ -132,9 +132,10 @@ class RunRecord:
     @property
     def vocab_size(self) -> int | None:
         """The vocabulary of an RNN run's corpus, recorded when the search loaded it; None for a CNN
-        run and for runs recorded before it was kept (core.insight.compare.lm_vocab falls back)."""
+        run and for runs recorded before it was kept (core.insight.compare.lm_vocab falls back), and
+        for a meta value that is no size at all (an imported bundle's meta is anyone's)."""
         size = self.meta.get(VOCAB_SIZE)
-        return int(size) if size else None
+        return size if isinstance(size, int) and not isinstance(size, bool) and size >= 2 else None
 
 
 class Store:
