@@ -338,3 +338,16 @@ def test_stop_reaches_a_run_started_elsewhere(monkeypatch, tmp_path) -> None:
     worker.join(10)
     at.run()
     assert at.button(key="live_resume") and not at.exception
+
+
+def test_the_app_keeps_one_store_object_per_file(tmp_path, monkeypatch):
+    """Runs, training jobs and the sample import see one cached store per file (ui.resources.store_at),
+    whatever spelling of the path names it; another file gets its own."""
+    from ui.resources import get_store, store_at
+    from ui.train.job_store import get_job_store, job_store_at
+    path = tmp_path / "one.db"
+    monkeypatch.setenv("AUTOSHRINK_STORE", str(path))
+    store = get_store()
+    assert store is get_job_store() is job_store_at(str(path)) is store_at(tmp_path / "." / "one.db")
+    assert store_at(tmp_path / "two.db") is not store
+    assert store.path == path.resolve()

@@ -134,3 +134,45 @@ def test_core_is_packages_with_a_few_base_files():
         assert doc and len(doc) > 60, f"{pkg} needs a docstring saying what it holds"
         if pkg.parent != CORE:
             assert "May import" in doc, f"{pkg}'s docstring must say which packages it may import"
+
+
+def _private_reaches(path: Path) -> list[str]:
+    """Where a module uses another's private (underscore) name: `from m import _x`, `m._x`, `obj._x`
+    (anything but self/cls); dunders are not private."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            found += [f"from {node.module} import {a.name}" for a in node.names
+                      if a.name.startswith("_") and not a.name.startswith("__")]
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            owner = node.value.id if isinstance(node.value, ast.Name) else ""
+            if owner not in ("self", "cls"):
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_store_modules_use_no_private_name_of_another():
+    """runs, jobs and controls share core.store.connection and core.store.lifecycle through their
+    public names; none reaches into another's underscore helpers."""
+    wrong = {p.name: hits for p in sorted((CORE / "store").glob("*.py")) if (hits := _private_reaches(p))}
+    assert not wrong, wrong
+
+
+def test_private_reach_detector_sees_both_kinds(tmp_path):
+    planted = tmp_path / "m.py"
+    planted.write_text("from core.store.runs import _edge_json\ndef f(store):\n    return store._connect(), self._ok\n")
+    assert _private_reaches(planted) == ["from core.store.runs import _edge_json", "line 3: store._connect"]
+
+
+def test_the_app_opens_stores_only_through_its_cache():
+    """ui/resources.store_at keeps one store object per file for the server process; no page or
+    widget builds its own Store or JobStore (each would re-run the schema check on opening)."""
+    root = CORE.parent
+    wrong = []
+    for path in sorted([root / "app.py", *(root / "ui").rglob("*.py"), *(root / "views").rglob("*.py")]):
+        if path == root / "ui" / "resources.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("Store", "JobStore"):
+                wrong.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not wrong, wrong

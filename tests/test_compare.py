@@ -42,3 +42,15 @@ def test_rnn_costs_and_lm_size_recovered_from_a_run() -> None:
     step = StepRecord(step=0, edges=g.num_edges, removed=None, genotype=g, score=0.0, params=params)
     assert rnn_lm_size({"emb": 32, "hidden": 32, "max_vocab": 2000}, [step]) == (32, 32, 1858)
     assert rnn_lm_size({"emb": 32, "hidden": 32, "max_vocab": 0}, []) == (32, 32, 10000)
+
+
+def test_the_vocabulary_fallback_rule() -> None:
+    """core.insight.compare.lm_vocab: recorded size, else recovered from params, else max_vocab, else PTB's."""
+    from core.insight.compare import lm_vocab
+    g = Genotype.dense("rnn", 5, seed=0)
+    step = StepRecord(step=0, edges=g.num_edges, removed=None, genotype=g, score=0.0,
+                      params=rnn_cost(g, 32, 32, 1858).params)
+    config = {"emb": 32, "hidden": 32, "max_vocab": 2000}
+    assert lm_vocab(config, [step], recorded=1234) == 1234
+    assert lm_vocab(config, [step]) == 1858
+    assert lm_vocab(config) == 2000 and lm_vocab({"max_vocab": 0}) == 10_000

@@ -178,3 +178,18 @@ def test_demo_figures_teach(demo_run):
         assert best.edges >= 3, best.genotype.edges  # a real cell, not a trivial one
         acc = [c.accuracy for c in store.candidates(run_id) if c.status == "ok"]
         assert max(acc) < 0.99, acc  # not saturated: quality still tells cells apart
+
+
+def test_an_rnn_run_records_its_vocabulary_size(demo_run):
+    """The search keeps the size of the vocabulary it loaded (in the run's meta), so readers do not
+    guess it; it is the size the candidates' parameter counts were costed with."""
+    from core.data.corpus import load_corpus
+    from core.insight.compare import lm_vocab
+    store, run_id, _, task = demo_run
+    run = store.get_run(run_id)
+    if task == "cnn":
+        assert run.vocab_size is None
+        return
+    cfg = preset_config("rnn", "demo")
+    assert run.vocab_size == load_corpus(cfg.data_spec, max_vocab=cfg.max_vocab or None).vocab_size > 2
+    assert lm_vocab(run.config, store.steps(run_id)) == run.vocab_size  # what the params say, too

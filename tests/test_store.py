@@ -113,6 +113,37 @@ def test_stop_request_flag(store_path):
     assert not store.stop_requested(run)
 
 
+def test_live_progress_is_typed_and_stored_as_the_same_json(store_path):
+    """The search and a training job beat typed progress values; the row keeps the JSON object it
+    always kept (empty when nothing is in progress), and the records give the values back."""
+    import json
+
+    from core.store.jobs import JobStore
+    from core.store.progress import JobProgress, SearchProgress
+    store = JobStore(store_path)
+    run = store.create_run("cnn", {}, 3)
+    store.claim(run, "cpu", "single")
+    assert store.get_run(run).progress == SearchProgress() and not store.get_run(run).progress.active
+    done = cand(1, 0).to_dict()
+    prog = SearchProgress(step=1, candidate=1, k=2, edges=9, started=5.0, done=(done,))
+    store.beat(run, prog)
+    with sqlite3.connect(store_path) as con:
+        raw = json.loads(con.execute("SELECT progress FROM runs WHERE id=?", (run,)).fetchone()[0])
+    assert raw == {"step": 1, "candidate": 1, "k": 2, "edges": 9, "started": 5.0, "done": [done]}
+    assert store.get_run(run).progress == prog and store.get_run(run).to_dict()["progress"] == raw
+    store.finish(run, FINISHED)
+    assert store.get_run(run).progress == SearchProgress()
+    job = store.create_job("cnn", G, {})
+    jp = JobProgress(phase="train", epoch=2, epochs=3, batch=4, batches=8, fraction=0.5, elapsed_s=1.0,
+                     eta_s=None, extra={"note": "x"})
+    store.beat_job(job, jp)
+    with sqlite3.connect(store_path) as con:
+        raw = json.loads(con.execute("SELECT progress FROM jobs WHERE id=?", (job,)).fetchone()[0])
+    assert raw == {"phase": "train", "epoch": 2, "epochs": 3, "batch": 4, "batches": 8, "fraction": 0.5,
+                   "elapsed_s": 1.0, "eta_s": None, "note": "x"}
+    assert store.get_job(job).progress == jp
+
+
 def test_store_is_marked_and_a_foreign_sqlite_file_is_refused_untouched(tmp_path):
     import sqlite3
 
@@ -152,3 +183,33 @@ def test_an_unmarked_store_of_the_previous_version_is_adopted(tmp_path):
     con = sqlite3.connect(old)
     assert con.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert "jobs" in {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+
+
+def test_control_progress_is_typed_and_stored_as_the_same_json(store_path):
+    import json
+
+    from core.store.controls import beat_control, claim_control, get_control
+    from core.store.progress import ControlProgress
+    store = Store(store_path)
+    run = store.create_run("cnn", {}, 3)
+    claim_control(store, run, 2, [6, 4], "cpu")
+    assert get_control(store, run).progress == ControlProgress()
+    prog = ControlProgress(target=6, done=1, total=4, started=2.0, sample=1, epoch=3, cells=({"target": 6},))
+    beat_control(store, run, prog)
+    with sqlite3.connect(store_path) as con:
+        raw = json.loads(con.execute("SELECT progress FROM controls WHERE run_id=?", (run,)).fetchone()[0])
+    assert raw == {"target": 6, "done": 1, "total": 4, "started": 2.0, "sample": 1, "epoch": 3, "cells": [{"target": 6}]}
+    control = get_control(store, run)
+    assert control.progress == prog and control.to_dict()["progress"] == raw
+
+
+def test_a_run_keeps_its_vocabulary_size_beside_its_other_meta(store_path):
+    store = Store(store_path)
+    run = store.create_run("rnn", {}, 3)
+    store.set_meta(run, {"command": "python -m core search rnn"})
+    assert store.get_run(run).vocab_size is None           # not recorded (yet): readers fall back
+    store.record_vocab_size(run, 500)
+    assert store.get_run(run).vocab_size == 500
+    assert store.get_run(run).meta == {"command": "python -m core search rnn", "vocab_size": 500}
+    store.set_meta(run, {"vocab_size": "many"})             # e.g. from a bundle someone edited
+    assert store.get_run(run).vocab_size is None

@@ -21,6 +21,7 @@ from core.search.bundle import SAMPLE_DIR, bundle_bytes, import_bundle, import_s
 from core.store.access import view_only
 from core.store.runs import RunRecord, Store
 from ui.errors import one_line
+from ui.resources import store_at
 
 UPLOAD_KEY, MESSAGE_KEY = "bundle_upload", "bundle_message"
 
@@ -35,7 +36,7 @@ def sample_folder() -> Path | None:
 @st.cache_resource(show_spinner=False)
 def _samples_in(store_path: str, folder: str) -> list[int]:
     """Once per server process and store: import the samples the store lacks."""
-    return import_samples(Store(store_path), Path(folder))
+    return import_samples(store_at(store_path), Path(folder))
 
 
 def ensure_samples(store: Store) -> None:

@@ -122,8 +122,8 @@ def _follow(store: Store, run: RunRecord, cells_shown: int) -> None:
         now = len(trade_off_controls(store, run))
         if control is None or control.status not in (RUNNING, QUEUED) or now != cells_shown:
             st.rerun(scope="app")
-        p = control.progress or {}
+        p = control.progress
         st.badge(f"live · control: {len(control_cells(store, run.id))} of {control.planned} cells"
-                 + (f" · training {p['target']}-edge cells" if p.get("target") else ""),
+                 + (f" · training {p.target}-edge cells" if p.target else ""),
                  icon=":material/radio_button_checked:", color="red")
     _poll()

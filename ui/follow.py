@@ -53,9 +53,8 @@ def reread(run: RunRecord, page: str) -> RunRecord:
 def live_badge(run: RunRecord, note: str = "") -> None:
     """A red "live" badge while the run is running, with what it is doing now."""
     if is_live(run):
-        p = run.progress or {}
-        doing = (f"step {p.get('step')}: candidate {min(p.get('candidate', 0) + 1, p.get('k', 0))} of {p.get('k')}"
-                 if p.get("k") else run.status)
+        p = run.progress
+        doing = f"step {p.step}: candidate {min(p.candidate + 1, p.k)} of {p.k}" if p.k else run.status
         st.badge(f"live · {doing}" + (f" · {note}" if note else ""), icon=":material/radio_button_checked:",
                  color="red")
 

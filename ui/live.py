@@ -95,13 +95,13 @@ def _header(run: RunRecord) -> None:
 
 
 def _progress(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
-    p = run.progress or {}
+    p = run.progress
     prog = edge_progress(run, steps)
     text = prog.text()
-    if run.status.live and p:
-        text += f" · step {p.get('step')}: candidate {min(p.get('candidate', 0) + 1, p.get('k', 0))} of {p.get('k')}"
+    if run.status.live and p.active:
+        text += f" · step {p.step}: candidate {min(p.candidate + 1, p.k)} of {p.k}"
     st.progress(prog.fraction, text=text)
-    times = [c.wall_s for c in store.candidates(run.id)] + [d.get("wall_s", 0.0) for d in p.get("done", [])]
+    times = [c.wall_s for c in store.candidates(run.id)] + [d.get("wall_s", 0.0) for d in p.done]
     eta = eta_seconds(run, steps, [t for t in times if t > 0])
     start = run.started_at or run.created_at
     elapsed = (run.finished_at if not run.status.live and run.finished_at else time.time()) - start
@@ -112,7 +112,7 @@ def _progress(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
 def _current(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
     """The DAG now (with the running step's candidates in blue) and the latest candidates."""
     cfg = SearchConfig.from_dict(run.config)
-    p = run.progress or {}
+    p = run.progress
     if steps:
         current, next_step = steps[-1].genotype, steps[-1].step + 1
     else:
@@ -129,9 +129,9 @@ def _current(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
         name = f"run{run.id}-step{steps[-1].step if steps else 0}"
         genotype_button(current, name, "live")
         dag_buttons(dot, name, "live")
-    done = p.get("done", []) if run.status.live else []
+    done = list(p.done) if run.status.live else []
     if done:
-        st.markdown(f"**Step {p.get('step')} so far**")
+        st.markdown(f"**Step {p.step} so far**")
         candidates_table(candidate_rows(done, None, run.task, run.noise), run)
     elif steps:
         last = steps[-1]

@@ -6,10 +6,12 @@ that tab closes and shows in every other tab; st.cache_resource gives exactly th
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import streamlit as st
 
 from core.runner.threads import Runner, chain_stop_signals
+from core.store.jobs import JobStore
 from core.store.runs import Store, default_store_path
 
 
@@ -38,14 +40,21 @@ def _on_server_loop(fn) -> bool:
 
 
 @st.cache_resource(show_spinner=False)
-def _store_at(path: str) -> Store:
-    return Store(path)
+def _store_at(path: str) -> JobStore:
+    return JobStore(path)
+
+
+def store_at(path: str | Path) -> JobStore:
+    """The one store object of the server process for the file at `path`: every page, both of its
+    views (runs via Store, training jobs via JobStore, which is a Store) and the sample import share
+    it, so the schema check on opening runs once per file, not on every render."""
+    return _store_at(str(Path(path).resolve()))
 
 
 def get_store() -> Store:
     """The run store named by AUTOSHRINK_STORE (read on every call, so tests can point the
     app at a temporary store) or runs/autoshrink.db."""
-    return _store_at(str(default_store_path().resolve()))
+    return store_at(default_store_path())
 
 
 @st.cache_resource(show_spinner=False)
@@ -53,13 +62,15 @@ def warm_up(store_path: str) -> threading.Thread:
     """Once per server: cost the published cells and the newest run's best snapshot in the
     background (core.insight.compare memoises them per process), so the first visit to
     Compare finds them ready instead of paying torch's first forward passes."""
+    store = store_at(store_path)  # here, in the script thread: the cache is not for other threads
+
     def work() -> None:
         from core.cell.presets import load_preset, preset_names
         from core.insight.compare import cnn_costs
         try:
             cells = [load_preset(n) for n in preset_names()]
-            runs = Store(store_path).list_runs()
-            best = Store(store_path).best_step(runs[0].id) if runs else None
+            runs = store.list_runs()
+            best = store.best_step(runs[0].id) if runs else None
             cells += [best.genotype] if best is not None else []
             for g in cells:
                 if g.kind == "cnn":

@@ -13,8 +13,9 @@ import streamlit as st
 
 from core.cell.genotype import Genotype, edge_str
 from core.cell.presets import load_preset, preset_names, preset_network
+from core.data.spec import PTB_VOCAB
 from core.errors import UserError
-from core.insight.compare import CompareItem, rnn_lm_size
+from core.insight.compare import CompareItem, run_lm
 from core.store.controls import control_cells
 from core.store.runs import RunRecord, StepRecord, Store, best_of
 from ui.errors import one_line
@@ -38,12 +39,10 @@ def _run_choice(key: str, store: Store, default: RunRecord | None) -> RunRecord 
 
 def _from_step(run: RunRecord, steps: list[StepRecord], step: StepRecord, label: str) -> CompareItem:
     quality = step.perplexity if run.task == "rnn" else step.accuracy
-    emb, hidden, vocab = rnn_lm_size(run.config, steps) if run.task == "rnn" else (100, 100, 10000)
     g = step.genotype
     return CompareItem(label=label, genotype=Genotype(g.kind, g.ops, g.edges, name=label),
                        source=f"run {run.id}", quality=quality,
-                       quality_note=f"run {run.id} proxy ({run.config.get('data')})", emb=emb, hidden=hidden,
-                       vocab=vocab)
+                       quality_note=f"run {run.id} proxy ({run.config.get('data')})", **run_lm(run, steps))
 
 
 def pick_run_step(key: str, store: Store, default: RunRecord | None) -> CompareItem | None:
@@ -86,12 +85,11 @@ def pick_control_cell(key: str, store: Store, default: RunRecord | None) -> Comp
               + (f", score {c.score:.4f}" if c.score is not None else f", {c.status}") for i, c in enumerate(cells)}
     cell = cells[st.selectbox("Random cell", list(labels), key=f"{key}-control", format_func=labels.get)]
     label = f"run{run.id}-random{cell.target}e-{cell.sample}"
-    emb, hidden, vocab = rnn_lm_size(run.config, store.steps(run.id)) if run.task == "rnn" else (100, 100, 10000)
     g = cell.genotype
     return CompareItem(label=label, genotype=Genotype(g.kind, g.ops, g.edges, name=label),
                        source=f"run {run.id} control", quality=cell.perplexity if run.task == "rnn" else cell.accuracy,
-                       quality_note=f"run {run.id} proxy ({run.config.get('data')})", emb=emb, hidden=hidden,
-                       vocab=vocab)
+                       quality_note=f"run {run.id} proxy ({run.config.get('data')})",
+                       **run_lm(run, store.steps(run.id)))
 
 
 def pick_preset(key: str, store: Store, default: RunRecord | None) -> CompareItem | None:
@@ -104,7 +102,7 @@ def pick_preset(key: str, store: Store, default: RunRecord | None) -> CompareIte
     name = st.selectbox("Preset", names, index=index, key=f"{key}-preset")
     g, net = load_preset(name), preset_network(name)
     return CompareItem(label=g.name or name, genotype=g, source="preset", emb=int(net.get("emb", 100)),
-                       hidden=int(net.get("hidden", 100)), vocab=int(net.get("vocab", 10000)))
+                       hidden=int(net.get("hidden", 100)), vocab=int(net.get("vocab", PTB_VOCAB)))
 
 
 def pick_upload(key: str, store: Store, default: RunRecord | None) -> CompareItem | None:

@@ -24,6 +24,7 @@ from core.errors import ConfigError
 from core.insight.format import fmt_duration, quality_text
 from core.runner.foreground import Outcome, run_interruptibly
 from core.store.jobs import JobStore
+from core.store.progress import JobProgress
 from core.store.runs import FAILED
 from core.training.config import SCHEDULES, TASKS, field_specs, train_config
 from core.training.context import JobObserver
@@ -48,10 +49,10 @@ class _BarObserver(JobObserver):
         if not self.quiet:
             self.bar.message(message)
 
-    def on_progress(self, job_id: int, progress: dict) -> None:
-        done = progress["fraction"] * progress["epochs"]
-        self.bar.update(done, f"epoch {progress['epoch']}/{progress['epochs']} {progress['phase']}",
-                        force=progress["batch"] == 0 or progress["phase"] != "train")
+    def on_progress(self, job_id: int, progress: JobProgress) -> None:
+        done = progress.fraction * progress.epochs
+        self.bar.update(done, f"epoch {progress.epoch}/{progress.epochs} {progress.phase}",
+                        force=progress.batch == 0 or progress.phase != "train")
 
     def on_end(self, job_id: int, status: str, error: str) -> None:
         self.bar.close()

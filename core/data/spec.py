@@ -40,6 +40,9 @@ class Source(StrEnum):
     PTB_PROXY = "ptb-proxy"
 
 
+PTB_VOCAB = 10_000  # Mikolov's Penn Treebank vocabulary: the LM the published RNN cells were measured in
+
+
 @dataclass(frozen=True)
 class SourceRule:
     """What a source is for: its task, its path rule, and whether the search may use it."""

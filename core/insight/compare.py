@@ -13,11 +13,11 @@ from functools import lru_cache
 from typing import Sequence
 
 from core.cell.genotype import Edge, Genotype, edge_str
+from core.data.spec import PTB_VOCAB
 from core.errors import UserError
-from core.store.runs import StepRecord
+from core.store.runs import RunRecord, StepRecord
 
 DEFAULT_EMB = DEFAULT_HIDDEN = 100
-DEFAULT_VOCAB = 10000
 
 
 class CompareError(UserError, ValueError):
@@ -33,7 +33,7 @@ class CompareItem:
     quality_note: str = ""              # what that quality was measured on, e.g. "run 3, digits proxy"
     emb: int = DEFAULT_EMB              # RNN language model around the cell
     hidden: int = DEFAULT_HIDDEN
-    vocab: int = DEFAULT_VOCAB
+    vocab: int = PTB_VOCAB             # a preset's or an upload's LM: PTB's, as published
 
 
 def common_kind(items: Sequence[CompareItem]) -> str:
@@ -112,20 +112,40 @@ def cnn_costs(genotype_json: str, network: str) -> tuple[int, int]:
     return out["params"], out["macs"]
 
 
-def rnn_lm_size(config: dict, steps: Sequence[StepRecord]) -> tuple[int, int, int]:
-    """(emb, hidden, vocab) of the language model a run searched in.
+def rnn_lm_size(config: dict, steps: Sequence[StepRecord] = (), recorded: int | None = None) -> tuple[int, int, int]:
+    """(emb, hidden, vocab) of the language model a run (or job) trained in; emb/hidden come from
+    its config, the vocabulary from `lm_vocab`."""
+    emb, hidden = int(config.get("emb", DEFAULT_EMB)), int(config.get("hidden", DEFAULT_HIDDEN))
+    return emb, hidden, lm_vocab(config, steps, recorded)
 
-    emb/hidden come from the run config. The vocabulary is not stored, so it is recovered
-    exactly from a recorded parameter count (params = V*e + V + (e+h)*2h + edges*2h^2,
-    see core.rnn.rnn_cost); without one, the config's max_vocab, else PTB's 10,000.
+
+def lm_vocab(config: dict, steps: Sequence[StepRecord] = (), recorded: int | None = None) -> int:
+    """The vocabulary size of the language model a run or a training job used: the one place that
+    decides it when the record lacks it.
+
+    The rule, in order: the size recorded when the corpus was loaded (`recorded`: RunRecord.vocab_size,
+    a job's metrics["vocab"]); for a run recorded before sizes were kept, the size recovered exactly
+    from a step's parameter count (params = V*e + V + (e+h)*2h + edges*2h^2, core.nets.rnn.rnn_cost);
+    else the config's max_vocab cap (the size whenever the corpus had that many words); else PTB's
+    10,000 (PTB_VOCAB), the corpus the RNN presets were measured on.
     """
+    if recorded:
+        return int(recorded)
     emb, hidden = int(config.get("emb", DEFAULT_EMB)), int(config.get("hidden", DEFAULT_HIDDEN))
     for s in steps:
         if s.params:
             rest = s.params - (emb + hidden) * 2 * hidden - s.genotype.pruned().num_edges * 2 * hidden * hidden
             if rest > 0 and rest % (emb + 1) == 0:
-                return emb, hidden, rest // (emb + 1)
-    return emb, hidden, int(config.get("max_vocab") or DEFAULT_VOCAB)
+                return rest // (emb + 1)
+    return int(config.get("max_vocab") or PTB_VOCAB)
+
+
+def run_lm(run: RunRecord, steps: Sequence[StepRecord]) -> dict:
+    """CompareItem's language-model fields (emb, hidden, vocab) for a cell of `run`; {} for a CNN run."""
+    if run.task != "rnn":
+        return {}
+    emb, hidden, vocab = rnn_lm_size(run.config, steps, run.vocab_size)
+    return {"emb": emb, "hidden": hidden, "vocab": vocab}
 
 
 @lru_cache(maxsize=128)

@@ -63,10 +63,10 @@ def eta_seconds(run: RunRecord, steps: Sequence[StepRecord], candidate_times: Se
     min(k, edges) candidates), times the mean candidate time. None until one is timed."""
     if not candidate_times or not run.status.live:
         return None
-    cfg, p = SearchConfig.from_dict(run.config), run.progress or {}
+    cfg, p = SearchConfig.from_dict(run.config), run.progress
     prog = edge_progress(run, steps)
-    left_now = max(p.get("k", 0) - p.get("candidate", 0), 0)
-    running = bool(p) and p.get("step") == len(steps)
+    left_now = max(p.k - p.candidate, 0)
+    running = p.active and p.step == len(steps)
     if not steps:  # the dense baseline is one candidate, then every removal is still ahead
         left_now, edges_after = (left_now if running else 1), prog.initial
     else:

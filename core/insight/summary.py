@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from core.cell.genotype import Genotype
 from core.cell.presets import load_genotype_arg, preset_network
+from core.data.spec import PTB_VOCAB
 
 
 def network_defaults(arg: str) -> dict:
@@ -26,7 +27,7 @@ def cnn_network(network: str = "proxy", input_size: int | None = None, classes: 
 
 def summarize_genotype(g: Genotype, network: str = "proxy", input_size: int | None = None,
                        classes: int | None = None, activation: str = "relu", emb: int = 100,
-                       hidden: int = 100, vocab: int = 10000, with_table: bool = False) -> dict:
+                       hidden: int = 100, vocab: int = PTB_VOCAB, with_table: bool = False) -> dict:
     out = {"kind": g.kind, "name": g.name, "hash": g.hash, "nodes": g.n_nodes, "edges": g.pruned().num_edges}
     if g.kind == "rnn":
         from core.nets.rnn import rnn_cost
@@ -49,4 +50,4 @@ def summarize(arg: str, network: str | None = None, input_size: int | None = Non
     return summarize_genotype(
         g, network=network or net.get("config", "proxy"), input_size=input_size, classes=classes,
         activation=activation or net.get("activation", "relu"), emb=emb or net.get("emb", 100),
-        hidden=hidden or net.get("hidden", 100), vocab=vocab or net.get("vocab", 10000), with_table=with_table)
+        hidden=hidden or net.get("hidden", 100), vocab=vocab or net.get("vocab", PTB_VOCAB), with_table=with_table)

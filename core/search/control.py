@@ -14,6 +14,7 @@ import random
 import threading
 import time
 import traceback
+from dataclasses import replace
 from typing import Callable
 
 import torch
@@ -36,6 +37,7 @@ from core.store.controls import (
     get_control,
     set_control_evaluator,
 )
+from core.store.progress import ControlProgress
 from core.store.runs import (
     FAILED,
     FINISHED,
@@ -173,8 +175,8 @@ def _control(store: Store, run_id: int, cfg: SearchConfig, dense: Genotype, targ
     for target, jobs in todo.items():
         if not jobs:
             continue
-        progress = {"target": target, "done": done[0], "total": total, "started": time.time()}
-        beat_control(store, run_id, progress)
+        progress = [ControlProgress(target=target, done=done[0], total=total, started=time.time())]  # the latest
+        beat_control(store, run_id, progress[0])
         records = task.evaluate(CONTROL_STEP, jobs, count_seed(cfg.seed, target), should_stop,
                                 _epoch_beat(store, run_id, progress),
                                 _committer(store, run_id, target, done, total, progress, obs))
@@ -184,7 +186,7 @@ def _control(store: Store, run_id: int, cfg: SearchConfig, dense: Genotype, targ
     return FINISHED
 
 
-def _committer(store: Store, run_id: int, target: int, done: list[int], total: int, progress: dict,
+def _committer(store: Store, run_id: int, target: int, done: list[int], total: int, progress: list[ControlProgress],
                obs: ControlObserver) -> Callable[[CandidateRecord], None]:
     """on_result: each trained cell is committed at once (a stopped one is not: it trains again)."""
     def on_result(rec: CandidateRecord) -> None:
@@ -193,20 +195,19 @@ def _committer(store: Store, run_id: int, target: int, done: list[int], total: i
         cell = to_cell(rec, target)
         commit_control_cell(store, run_id, cell)
         done[0] += 1
-        progress["done"] = done[0]
-        progress.setdefault("cells", []).append(cell.to_dict())
-        beat_control(store, run_id, progress)
+        progress[0] = replace(progress[0], done=done[0], cells=(*progress[0].cells, cell.to_dict()))
+        beat_control(store, run_id, progress[0])
         obs.on_cell(run_id, cell, done[0], total)
     return on_result
 
 
-def _epoch_beat(store: Store, run_id: int, progress: dict) -> Callable[[int, dict], None]:
+def _epoch_beat(store: Store, run_id: int, progress: list[ControlProgress]) -> Callable[[int, dict], None]:
     last = [0.0]
 
     def on_epoch(idx: int, row: dict) -> None:
         if time.time() - last[0] > 1.0:
             last[0] = time.time()
-            beat_control(store, run_id, {**progress, "sample": idx, "epoch": row.get("epoch")})
+            beat_control(store, run_id, replace(progress[0], sample=idx, epoch=row.get("epoch")))
     return on_epoch
 
 

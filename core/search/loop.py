@@ -13,6 +13,7 @@ import random
 import threading
 import time
 import traceback
+from dataclasses import replace
 from typing import Callable
 
 import torch
@@ -29,6 +30,7 @@ from core.search.evaluators import search_device
 from core.search.noise import measure_noise
 from core.search.tasks import ProxyTask, make_task
 from core.seeds import derive_seed
+from core.store.progress import SearchProgress
 from core.store.runs import (
     FAILED,
     FINISHED,
@@ -131,6 +133,9 @@ def run_search(store: Store, run_id: int, observer: Observer | None = None,
 def _search(store: Store, run_id: int, cfg: SearchConfig, device: torch.device, obs: Observer,
             stop: threading.Event) -> str:
     task = make_task(cfg, device, lambda msg: obs.on_log(run_id, msg))
+    corpus = getattr(task, "corpus", None)  # an RNN task's loaded corpus: readers need its vocabulary size
+    if corpus is not None:
+        store.record_vocab_size(run_id, corpus.vocab_size)
     try:
         return _search_steps(store, run_id, cfg, device, obs, stop, task)
     finally:  # the pool's worker processes end with the run, however it ends
@@ -189,21 +194,21 @@ def _do_step(store: Store, run_id: int, cfg: SearchConfig, task: ProxyTask, obs:
              stop: threading.Event, step: int, current: Genotype, jobs: list) -> bool:
     """Train the step's candidates and commit the step; False if a stop request cut it short."""
     t0, k = time.time(), len(jobs)
-    progress = {"step": step, "candidate": 0, "k": k, "edges": current.num_edges, "started": t0}
-    store.beat(run_id, progress)
+    progress = [SearchProgress(step=step, k=k, edges=current.num_edges, started=t0)]  # the latest, for the callbacks
+    store.beat(run_id, progress[0])
     last_beat = [0.0]
 
     def on_epoch(idx: int, row: dict) -> None:
         obs.on_epoch(run_id, step, idx, row)
         if time.time() - last_beat[0] > 1.0:
             last_beat[0] = time.time()
-            store.beat(run_id, {**progress, "epoch": row.get("epoch")})
+            store.beat(run_id, replace(progress[0], epoch=row.get("epoch")))
 
     def on_result(rec: CandidateRecord) -> None:
-        progress["candidate"] += 1
-        progress.setdefault("done", []).append(rec.to_dict())
-        store.beat(run_id, progress)
-        obs.on_candidate(run_id, rec, progress["candidate"], k)
+        now = progress[0]
+        progress[0] = replace(now, candidate=now.candidate + 1, done=(*now.done, rec.to_dict()))
+        store.beat(run_id, progress[0])
+        obs.on_candidate(run_id, rec, progress[0].candidate, k)
 
     records = task.evaluate(step, jobs, derive_seed(cfg.seed, step), _stop_poller(store, run_id, stop),
                             on_epoch, on_result)

@@ -23,7 +23,7 @@ def rename_run(store: Store, run_id: int, name: str) -> str:
     name = " ".join(name.split())
     if len(name) > MAX_NAME:
         raise StoreError(f"a run name has at most {MAX_NAME} characters, not {len(name)}")
-    with store._transaction() as con:
+    with store.transaction() as con:
         con.execute("UPDATE runs SET name=? WHERE id=?", (name, run_id))
     return name
 
@@ -37,7 +37,7 @@ def delete_run(store: Store, run_id: int) -> None:
     control = get_control(store, run_id)
     if control is not None and RunStatus(control.status).live:
         raise StoreError(f"the random control of run {run_id} is {control.status}: stop it before deleting the run")
-    with store._transaction() as con:
+    with store.transaction() as con:
         delete_control(con, run_id)
         for table in ("candidates", "steps"):
             con.execute(f"DELETE FROM {table} WHERE run_id=?", (run_id,))
@@ -56,7 +56,7 @@ def reset_store(store: Store) -> int:
     if busy:
         raise StoreError(f"cannot reset while {', '.join(busy)} {'is' if len(busy) == 1 else 'are'} live: stop first")
     n, job_ids = len(store.list_runs()), [j.id for j in jobs.list_jobs()]
-    with store._transaction() as con:
+    with store.transaction() as con:
         delete_control(con, None)
         for table in ("candidates", "steps", "runs", "job_epochs", "jobs"):
             con.execute(f"DELETE FROM {table}")

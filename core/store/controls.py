@@ -16,15 +16,12 @@ import time
 from dataclasses import dataclass, field
 
 from core.cell.genotype import Genotype
+from core.store import lifecycle
 from core.store.access import require_write
-from core.store.runs import (
-    FINISHED,
-    QUEUED,
-    RUNNING,
-    Store,
-    StoreError,
-    effective_status,
-)
+from core.store.connection import StoreError
+from core.store.lifecycle import CONTROLS, effective_status
+from core.store.progress import ControlProgress
+from core.store.runs import FINISHED, QUEUED, RUNNING, Store
 
 CELL_COLUMNS = ("run_id", "target", "sample", "genotype", "status", "accuracy", "perplexity", "macs", "flops",
                 "params", "score", "epochs", "stop_reason", "wall_s", "error", "history", "worker", "created_at")
@@ -76,14 +73,19 @@ class ControlRecord:
     finished_at: float | None
     error: str
     wall_s: float
-    progress: dict = field(default_factory=dict)
+    progress: ControlProgress = field(default_factory=ControlProgress)  # a dict given here is read as one
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.progress, ControlProgress):
+            object.__setattr__(self, "progress", ControlProgress.from_dict(self.progress))
 
     @property
     def planned(self) -> int:
         return self.samples * len(self.targets)
 
     def to_dict(self) -> dict:
-        return {k: (list(v) if k == "targets" else v) for k, v in self.__dict__.items()}
+        return {k: (list(v) if k == "targets" else v.to_dict() if k == "progress" else v)
+                for k, v in self.__dict__.items()}
 
 
 def claim_control(store: Store, run_id: int, samples: int, targets: list[int], device: str) -> None:
@@ -91,7 +93,7 @@ def claim_control(store: Store, run_id: int, samples: int, targets: list[int], d
     write, so of two processes claiming it one wins and the other gets one StoreError line."""
     require_write("running a random control")
     now = time.time()
-    with store._transaction() as con:
+    with store.transaction() as con:
         if con.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone() is None:
             raise StoreError(f"unknown run {run_id} in {store.path}")
         row = con.execute("SELECT * FROM controls WHERE run_id=?", (run_id,)).fetchone()
@@ -115,48 +117,40 @@ def check_control_startable(store: Store, run_id: int) -> None:
 
 
 def set_control_evaluator(store: Store, run_id: int, evaluator: str) -> None:
-    with store._transaction() as con:
+    with store.transaction() as con:
         con.execute("UPDATE controls SET evaluator=? WHERE run_id=?", (evaluator, run_id))
 
 
-def beat_control(store: Store, run_id: int, progress: dict) -> None:
+def beat_control(store: Store, run_id: int, progress: ControlProgress) -> None:
     """Heartbeat and live progress (cell i of n, the cell in training), for pages that follow it."""
-    with store._transaction() as con:
-        con.execute("UPDATE controls SET heartbeat=?, progress=? WHERE run_id=?",
-                    (time.time(), json.dumps(progress), run_id))
+    lifecycle.beat(store.path, CONTROLS, run_id, progress.to_dict())
 
 
 def commit_control_cell(store: Store, run_id: int, cell: ControlCell) -> None:
     """One trained cell, in its own transaction (with a heartbeat)."""
-    with store._transaction() as con:
+    with store.transaction() as con:
         _insert_cells(con, run_id, [cell])
-        con.execute("UPDATE controls SET heartbeat=? WHERE run_id=?", (time.time(), run_id))
+        lifecycle.touch(con, CONTROLS, run_id)
 
 
 def finish_control(store: Store, run_id: int, status: str, error: str, added_s: float) -> None:
     """End this session of the control; `added_s` (its wall time) adds to the control's total."""
-    with store._transaction() as con:
-        con.execute("UPDATE controls SET status=?, error=?, finished_at=?, heartbeat=?, progress='{}',"
-                    " wall_s=wall_s+? WHERE run_id=?", (status, error, time.time(), time.time(),
-                                                        round(added_s, 3), run_id))
+    lifecycle.finish(store.path, CONTROLS, run_id, status, error, clear_progress=True,
+                     add={"wall_s": round(added_s, 3)})
 
 
 def request_control_stop(store: Store, run_id: int) -> None:
     """Ask the process training the control (any process) to stop after the current batch."""
-    require_write("stopping a random control")
-    with store._transaction() as con:
-        con.execute("UPDATE controls SET stop_requested=1 WHERE run_id=?", (run_id,))
+    lifecycle.request_stop(store.path, CONTROLS, run_id)
 
 
 def control_stop_requested(store: Store, run_id: int) -> bool:
-    with store._connect() as con:
-        row = con.execute("SELECT stop_requested FROM controls WHERE run_id=?", (run_id,)).fetchone()
-    return bool(row and row[0])
+    return lifecycle.stop_requested(store.path, CONTROLS, run_id)
 
 
 def get_control(store: Store, run_id: int) -> ControlRecord | None:
     """The control of `run_id`, or None when it never had one."""
-    with store._connect() as con:
+    with store.connect() as con:
         row = con.execute("SELECT * FROM controls WHERE run_id=?", (run_id,)).fetchone()
     if row is None:
         return None
@@ -169,7 +163,7 @@ def get_control(store: Store, run_id: int) -> ControlRecord | None:
 
 def control_cells(store: Store, run_id: int) -> list[ControlCell]:
     """Every committed cell of the control, by count (largest first) then sample."""
-    with store._connect() as con:
+    with store.connect() as con:
         rows = con.execute("SELECT * FROM control_cells WHERE run_id=? ORDER BY target DESC, sample",
                            (run_id,)).fetchall()
     return [ControlCell(target=r["target"], sample=r["sample"], genotype=Genotype.from_json(r["genotype"]),

@@ -17,17 +17,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.store.access import require_write
 from core.cell.genotype import Genotype
-from core.store.runs import (
-    INTERRUPTED,
-    QUEUED,
-    RunStatus,
-    Store,
-    StoreError,
-    _refuse_claim,
-    effective_status,
-)
+from core.store import lifecycle
+from core.store.access import require_write
+from core.store.connection import StoreError
+from core.store.lifecycle import JOBS, RunStatus, effective_status
+from core.store.progress import JobProgress
+from core.store.runs import INTERRUPTED, QUEUED, Store
 
 FILES_BESIDE_STORE, FILES_LEGACY = "store.jobs", "legacy"   # jobs.files: where a job keeps its files
 EPOCH_COLUMNS = ("train_loss", "train_acc", "train_ppl", "val_loss", "val_acc", "val_ppl", "lr",
@@ -77,15 +73,17 @@ class JobRecord:
     pid: int | None
     host: str | None
     error: str
-    progress: dict = field(default_factory=dict)
+    progress: JobProgress = field(default_factory=JobProgress)  # a dict given here is read as one
     metrics: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", RunStatus(self.status))
+        if not isinstance(self.progress, JobProgress):
+            object.__setattr__(self, "progress", JobProgress.from_dict(self.progress))
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        d["genotype"] = self.genotype.to_dict()
+        d["genotype"], d["progress"] = self.genotype.to_dict(), self.progress.to_dict()
         return d
 
 
@@ -104,7 +102,7 @@ class JobStore(Store):
         Jobs created before that layout (`files` = 'legacy') keep using <store dir>/jobs/<id>/
         where it exists, so their checkpoints still resume."""
         store = self.path.resolve()
-        with self._connect() as con:
+        with self.connect() as con:
             row = con.execute("SELECT files FROM jobs WHERE id=?", (job_id,)).fetchone()
         legacy = store.parent / "jobs" / str(job_id)
         if row is not None and row[0] == FILES_LEGACY and legacy.is_dir():
@@ -114,7 +112,7 @@ class JobStore(Store):
     # ----- the job row --------------------------------------------------------------------
     def create_job(self, task: str, genotype: Genotype, config: dict, source: str = "", name: str = "") -> int:
         require_write("starting a training job")
-        with self._transaction() as con:
+        with self.transaction() as con:
             cur = con.execute(
                 "INSERT INTO jobs (task, status, name, source, genotype, config, created_at, pid, host, files)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -123,38 +121,29 @@ class JobStore(Store):
             return int(cur.lastrowid)
 
     def claim_job(self, job_id: int, device: str) -> None:
-        self._claim_row("jobs", job_id, device)
+        lifecycle.claim(self.path, JOBS, job_id, device)
 
     def check_job_resumable(self, job_id: int) -> None:
         """One line if the job is finished or held by a live process (the claim checks again)."""
-        require_write("running a training job")
-        with self._connect() as con:
-            row = con.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
-        _refuse_claim("jobs", job_id, row, self.path)
+        lifecycle.check_claimable(self.path, JOBS, job_id)
 
-    def beat_job(self, job_id: int, progress: dict) -> None:
-        self._beat_row("jobs", job_id, progress)
+    def beat_job(self, job_id: int, progress: JobProgress) -> None:
+        lifecycle.beat(self.path, JOBS, job_id, progress.to_dict())
 
     def request_job_stop(self, job_id: int) -> None:
         self.get_job(job_id)
-        self._request_stop_row("jobs", job_id)
+        lifecycle.request_stop(self.path, JOBS, job_id)
 
     def job_stop_requested(self, job_id: int) -> bool:
-        return self._stop_requested_row("jobs", job_id)
+        return lifecycle.stop_requested(self.path, JOBS, job_id)
 
     def finish_job(self, job_id: int, status: str, error: str = "", metrics: dict | None = None) -> None:
         """Final status; metrics (when given) replace the job's summary, else it is kept."""
-        now = time.time()
-        with self._transaction() as con:
-            if metrics is None:
-                con.execute("UPDATE jobs SET status=?, error=?, finished_at=?, heartbeat=? WHERE id=?",
-                            (status, error, now, now, job_id))
-            else:
-                con.execute("UPDATE jobs SET status=?, error=?, finished_at=?, heartbeat=?, metrics=?"
-                            " WHERE id=?", (status, error, now, now, json.dumps(metrics), job_id))
+        values = None if metrics is None else {"metrics": json.dumps(metrics)}
+        lifecycle.finish(self.path, JOBS, job_id, status, error, values=values)
 
     def get_job(self, job_id: int) -> JobRecord:
-        with self._connect() as con:
+        with self.connect() as con:
             row = con.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         if row is None:
             raise StoreError(f"unknown training job {job_id} in {self.path}")
@@ -164,7 +153,7 @@ class JobStore(Store):
         sql, args = "SELECT * FROM jobs", []
         if task is not None:
             sql, args = sql + " WHERE task=?", [task]
-        with self._connect() as con:
+        with self.connect() as con:
             rows = con.execute(sql + " ORDER BY id DESC", args).fetchall()
         return [self._job(r) for r in rows]
 
@@ -188,20 +177,20 @@ class JobStore(Store):
             return
         now = time.time()
         try:
-            with self._transaction() as con:
+            with self.transaction() as con:
                 con.executemany(
                     f"INSERT INTO job_epochs (job_id, epoch, {', '.join(EPOCH_COLUMNS)}, extra, created_at)"
                     f" VALUES (?,?,{','.join('?' * len(EPOCH_COLUMNS))},?,?)",
                     [(job_id, r.epoch, *[getattr(r, c) for c in EPOCH_COLUMNS], json.dumps(r.extra), now)
                      for r in records])
-                con.execute("UPDATE jobs SET heartbeat=? WHERE id=?", (now, job_id))
+                lifecycle.touch(con, JOBS, job_id, now)
         except Exception as exc:
             if "UNIQUE" in str(exc):
                 raise StoreError(f"job {job_id}: epoch {records[0].epoch} is already recorded") from None
             raise
 
     def epochs(self, job_id: int) -> list[EpochRecord]:
-        with self._connect() as con:
+        with self.connect() as con:
             rows = con.execute("SELECT * FROM job_epochs WHERE job_id=? ORDER BY epoch", (job_id,)).fetchall()
         return [EpochRecord(epoch=r["epoch"], extra=json.loads(r["extra"] or "{}"),
                             **{c: r[c] for c in EPOCH_COLUMNS}) for r in rows]

@@ -13,52 +13,23 @@ import os
 import socket
 import sqlite3
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from typing import Iterator
 
 from core.cell.genotype import Genotype
-from core.errors import UserError
 from core.result import CandidateStatus
+from core.store import lifecycle
 from core.store.access import require_write
-from core.store.schema import NotOurStore, prepare
+from core.store.connection import StoreError, connect, open_store_file, transaction
+from core.store.lifecycle import RUNS, RunStatus, effective_status
+from core.store.progress import SearchProgress
 
 DEFAULT_STORE = Path("runs") / "autoshrink.db"
-STALE_AFTER_S = 120.0   # a running run whose heartbeat is older than this is taken for dead
-
-
-
-class RunStatus(StrEnum):
-    """Where a search run or a training job is in its life; the value is what the store keeps.
-
-    `live`: a process is (or is about to be) working on it, so it can be stopped, not deleted;
-    `resumable`: it ended before its stop rule, and `resume` goes on from what it committed.
-    """
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    FINISHED = "finished"
-    STOPPED = "stopped"
-    FAILED = "failed"
-    INTERRUPTED = "interrupted"  # read, never written: a running row whose process is gone
-
-    @property
-    def live(self) -> bool:
-        return self in (RunStatus.RUNNING, RunStatus.QUEUED)
-
-    @property
-    def resumable(self) -> bool:
-        return self in (RunStatus.STOPPED, RunStatus.FAILED, RunStatus.INTERRUPTED)
-
-
+VOCAB_SIZE = "vocab_size"   # the key in a run's meta that holds an RNN run's vocabulary size
 RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED, QUEUED = (
     RunStatus.RUNNING, RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.FAILED, RunStatus.INTERRUPTED,
     RunStatus.QUEUED)
-
-class StoreError(UserError, LookupError):
-    """A user-facing store problem (unknown run, unreadable file): one line."""
 
 
 def default_store_path() -> Path:
@@ -144,7 +115,7 @@ class RunRecord:
     pid: int | None
     host: str | None
     error: str
-    progress: dict = field(default_factory=dict)
+    progress: SearchProgress = field(default_factory=SearchProgress)  # a dict given here is read as one
     cluster: dict = field(default_factory=dict)   # the Ray cluster it ran on: nodes, cpus, gpus
     name: str = ""                      # given by the instructor (core.store.admin.rename_run); '' = none
     noise: dict = field(default_factory=dict)   # {"metric", "std", "seeds", ...} measured at step 0
@@ -152,9 +123,19 @@ class RunRecord:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", RunStatus(self.status))
+        if not isinstance(self.progress, SearchProgress):
+            object.__setattr__(self, "progress", SearchProgress.from_dict(self.progress))
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {**{k: getattr(self, k) for k in self.__dataclass_fields__}, "progress": self.progress.to_dict()}
+
+    @property
+    def vocab_size(self) -> int | None:
+        """The vocabulary of an RNN run's corpus, recorded when the search loaded it; None for a CNN
+        run and for runs recorded before it was kept (core.insight.compare.lm_vocab falls back), and
+        for a meta value that is no size at all (an imported bundle's meta is anyone's)."""
+        size = self.meta.get(VOCAB_SIZE)
+        return size if isinstance(size, int) and not isinstance(size, bool) and size >= 2 else None
 
 
 class Store:
@@ -167,48 +148,22 @@ class Store:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path).expanduser() if path else default_store_path()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:  # a file where a folder should be, no permission, ...
-            raise StoreError(f"cannot create the folder of run store {self.path}: "
-                             f"{exc.strerror or type(exc).__name__}") from None
-        try:
-            with self._connect() as con:
-                prepare(con, self.path)               # refuses a foreign file before changing it
-                con.execute("PRAGMA journal_mode=WAL")
-        except NotOurStore as exc:
-            raise StoreError(str(exc)) from None
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open run store {self.path}: {exc}") from None
+        open_store_file(self.path)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        con.row_factory = sqlite3.Row
-        con.execute("PRAGMA busy_timeout=30000")
-        con.execute("PRAGMA synchronous=NORMAL")
-        try:
-            yield con
-        finally:
-            con.close()
+    def connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A short-lived connection to this store's file (core.store.connection.connect)."""
+        return connect(self.path)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One IMMEDIATE write transaction on this store's file (core.store.connection.transaction)."""
+        return transaction(self.path)
 
     # ----- runs ------------------------------------------------------------------------
     def create_run(self, task: str, config: dict, expected_steps: int, status: str = QUEUED) -> int:
         """A queued run owned by this process (pid, host) until it claims it: a `resume` from
         elsewhere meanwhile is refused, and if this process dies first the run reads interrupted."""
         require_write("starting a search")
-        with self._transaction() as con:
+        with self.transaction() as con:
             cur = con.execute(
                 "INSERT INTO runs (task, status, config, expected_steps, created_at, pid, host)"
                 " VALUES (?,?,?,?,?,?,?)",
@@ -216,88 +171,55 @@ class Store:
                  socket.gethostname()))
             return int(cur.lastrowid)
 
-    # ----- the lifecycle shared by searches (runs) and training jobs (jobs) ------------------
-    _LIFECYCLE_TABLES = ("runs", "jobs")
-
-    def _claim_row(self, table: str, row_id: int, device: str, **extra: str) -> None:
-        """Mark a run or job as running in this process (start or resume); clears an old stop request.
-
-        Check and update are one IMMEDIATE transaction, so of two processes claiming the same
-        row one wins and the other gets a one-line StoreError, having changed nothing."""
-        assert table in self._LIFECYCLE_TABLES
-        require_write("running a search" if table == "runs" else "running a training job")  # e.g. a CLI resume
-        now = time.time()
-        sets = "".join(f", {col}=?" for col in extra)
-        with self._transaction() as con:
-            row = con.execute(f"SELECT * FROM {table} WHERE id=?", (row_id,)).fetchone()
-            _refuse_claim(table, row_id, row, self.path)
-            con.execute(
-                f"UPDATE {table} SET status=?, device=?, pid=?, host=?, heartbeat=?, error='', finished_at=NULL,"
-                f" started_at=COALESCE(started_at, ?), stop_requested=0{sets} WHERE id=?",
-                (RUNNING, device, os.getpid(), socket.gethostname(), now, now, *extra.values(), row_id))
-
-    def _beat_row(self, table: str, row_id: int, progress: dict) -> None:
-        """Heartbeat plus live progress, so readers elsewhere can show where the work is."""
-        assert table in self._LIFECYCLE_TABLES
-        with self._transaction() as con:
-            con.execute(f"UPDATE {table} SET heartbeat=?, progress=? WHERE id=?",
-                        (time.time(), json.dumps(progress), row_id))
-
-    def _request_stop_row(self, table: str, row_id: int) -> None:
-        """Ask the process running it (any process) to stop after the current batch."""
-        assert table in self._LIFECYCLE_TABLES
-        require_write("stopping a search or training job")
-        with self._transaction() as con:
-            con.execute(f"UPDATE {table} SET stop_requested=1 WHERE id=?", (row_id,))
-
-    def _stop_requested_row(self, table: str, row_id: int) -> bool:
-        assert table in self._LIFECYCLE_TABLES
-        with self._connect() as con:
-            row = con.execute(f"SELECT stop_requested FROM {table} WHERE id=?", (row_id,)).fetchone()
-        return bool(row and row[0])
-
+    # ----- the run's lifecycle (core.store.lifecycle, shared with jobs and controls) ------
     def claim(self, run_id: int, device: str, evaluator: str) -> None:
-        self._claim_row("runs", run_id, device, evaluator=evaluator)
+        lifecycle.claim(self.path, RUNS, run_id, device, evaluator=evaluator)
 
     def set_cluster(self, run_id: int, cluster: dict) -> None:
         """The cluster a run's candidates train on (the ray evaluator); {} for a local run."""
-        with self._transaction() as con:
+        with self.transaction() as con:
             con.execute("UPDATE runs SET cluster=? WHERE id=?", (json.dumps(cluster), run_id))
 
-    def beat(self, run_id: int, progress: dict) -> None:
-        self._beat_row("runs", run_id, progress)
+    def beat(self, run_id: int, progress: SearchProgress) -> None:
+        lifecycle.beat(self.path, RUNS, run_id, progress.to_dict())
 
     def request_stop(self, run_id: int) -> None:
         self.get_run(run_id)
-        self._request_stop_row("runs", run_id)
+        lifecycle.request_stop(self.path, RUNS, run_id)
 
     def stop_requested(self, run_id: int) -> bool:
-        return self._stop_requested_row("runs", run_id)
+        return lifecycle.stop_requested(self.path, RUNS, run_id)
 
     def finish(self, run_id: int, status: str, error: str = "") -> None:
-        with self._transaction() as con:
-            con.execute("UPDATE runs SET status=?, error=?, finished_at=?, heartbeat=?, progress='{}'"
-                        " WHERE id=?", (status, error, time.time(), time.time(), run_id))
+        lifecycle.finish(self.path, RUNS, run_id, status, error, clear_progress=True)
 
     def set_noise(self, run_id: int, noise: dict) -> None:
         """Record the noise measured at step 0 (see core.search.noise)."""
-        with self._transaction() as con:
+        with self.transaction() as con:
             con.execute("UPDATE runs SET noise=? WHERE id=?", (json.dumps(noise), run_id))
+
+    def record_vocab_size(self, run_id: int, size: int) -> None:
+        """Keep the vocabulary size of the corpus an RNN search loaded, in its meta (so a bundle
+        carries it too); the rest of the meta is kept."""
+        with self.transaction() as con:
+            row = con.execute("SELECT meta FROM runs WHERE id=?", (run_id,)).fetchone()
+            meta = {**json.loads(row["meta"] or "{}"), VOCAB_SIZE: int(size)}
+            con.execute("UPDATE runs SET meta=? WHERE id=?", (json.dumps(meta), run_id))
 
     def set_meta(self, run_id: int, meta: dict) -> None:
         """Record how a run was made (the command line) or where it was imported from."""
-        with self._transaction() as con:
+        with self.transaction() as con:
             con.execute("UPDATE runs SET meta=? WHERE id=?", (json.dumps(meta), run_id))
 
     def get_run(self, run_id: int) -> RunRecord:
-        with self._connect() as con:
+        with self.connect() as con:
             row = con.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
         if row is None:
             raise StoreError(f"unknown run {run_id} in {self.path}")
         return self._run(row)
 
     def list_runs(self) -> list[RunRecord]:
-        with self._connect() as con:
+        with self.connect() as con:
             rows = con.execute("SELECT * FROM runs ORDER BY id DESC").fetchall()
         return [self._run(r) for r in rows]
 
@@ -317,20 +239,17 @@ class Store:
     def check_resumable(self, run_id: int) -> None:
         """Refuse (one line) to resume a finished run or one that a live process holds; the
         claim itself checks again, atomically, so this is only the early, friendly answer."""
-        require_write("running a search")
-        with self._connect() as con:
-            row = con.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
-        _refuse_claim("runs", run_id, row, self.path)
+        lifecycle.check_claimable(self.path, RUNS, run_id)
 
     def set_evaluator(self, run_id: int, evaluator: str) -> None:
         """The evaluator is known once the task is built, which is after the claim."""
-        with self._transaction() as con:
+        with self.transaction() as con:
             con.execute("UPDATE runs SET evaluator=? WHERE id=?", (evaluator, run_id))
 
     # ----- steps and candidates ---------------------------------------------------------
     def commit_step(self, run_id: int, step: StepRecord, candidates: list[CandidateRecord]) -> None:
         """Write a step and all its candidates atomically: all of it or none of it."""
-        with self._transaction() as con:
+        with self.transaction() as con:
             con.execute(
                 "INSERT INTO steps (run_id, step, edges, removed, genotype, score, accuracy, perplexity,"
                 " macs, flops, params, wall_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -344,7 +263,7 @@ class Store:
                 [(run_id, c.step, c.idx, _edge_json(c.edge), c.genotype.to_json(), c.status, c.accuracy,
                   c.perplexity, c.macs, c.flops, c.params, c.score, c.epochs, c.stop_reason, c.wall_s,
                   c.error, json.dumps(list(c.history)), c.worker) for c in candidates])
-            con.execute("UPDATE runs SET heartbeat=? WHERE id=?", (time.time(), run_id))
+            lifecycle.touch(con, RUNS, run_id)
 
     def insert_run(self, run: dict, steps: list[StepRecord], candidates: list[CandidateRecord],
                    also=None) -> int:
@@ -355,7 +274,7 @@ class Store:
         Refused in view-only mode: an import would put any run, name and note in front of a class.
         """
         require_write("importing a run bundle")
-        with self._transaction() as con:
+        with self.transaction() as con:
             cur = con.execute(
                 "INSERT INTO runs (task, status, config, device, evaluator, expected_steps, created_at,"
                 " started_at, finished_at, heartbeat, error, noise, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -381,7 +300,7 @@ class Store:
             return run_id
 
     def steps(self, run_id: int) -> list[StepRecord]:
-        with self._connect() as con:
+        with self.connect() as con:
             rows = con.execute("SELECT * FROM steps WHERE run_id=? ORDER BY step", (run_id,)).fetchall()
         return [StepRecord(
             step=r["step"], edges=r["edges"], removed=_edge_load(r["removed"]),
@@ -393,7 +312,7 @@ class Store:
         sql, args = "SELECT * FROM candidates WHERE run_id=?", [run_id]
         if step is not None:
             sql, args = sql + " AND step=?", args + [step]
-        with self._connect() as con:
+        with self.connect() as con:
             rows = con.execute(sql + " ORDER BY step, idx", args).fetchall()
         return [CandidateRecord(
             step=r["step"], idx=r["idx"], edge=_edge_load(r["edge"]),
@@ -415,53 +334,3 @@ def best_of(steps: list[StepRecord]) -> StepRecord | None:
     if not scored:
         return None
     return max(scored, key=lambda s: (s.score, -s.edges))
-
-
-def _alive(host: str | None, pid: int | None, heartbeat: float | None) -> bool:
-    if host == socket.gethostname() and pid:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return _pid_is_not_zombie(pid)
-    return heartbeat is not None and time.time() - heartbeat < STALE_AFTER_S
-
-
-def effective_status(row: sqlite3.Row) -> str:
-    """A run or job row's status as readers should see it: `running` whose process is gone, or
-    `queued` whose creator died (or never claimed it within STALE_AFTER_S), reads interrupted."""
-    status = row["status"]
-    if status == RUNNING and not _alive(row["host"], row["pid"], row["heartbeat"]):
-        return INTERRUPTED
-    if status == QUEUED:
-        never_claimed = time.time() - row["created_at"] > STALE_AFTER_S
-        creator_gone = row["pid"] is not None and not _alive(row["host"], row["pid"], row["created_at"])
-        if never_claimed or creator_gone:
-            return INTERRUPTED
-    return status
-
-
-def _refuse_claim(table: str, row_id: int, row: sqlite3.Row | None, path: Path) -> None:
-    """Raise the one-line reason why this process may not (re)start the run or job, if any."""
-    what = "run" if table == "runs" else "training job"
-    if row is None:
-        raise StoreError(f"unknown {what} {row_id} in {path}")
-    status = effective_status(row)
-    if status == FINISHED:
-        raise StoreError(f"{what} {row_id} has already finished; nothing to resume")
-    if status == RUNNING:
-        raise StoreError(f"{what} {row_id} is already running (pid {row['pid']} on {row['host']}); "
-                         f"stop it before resuming")
-    ours = row["pid"] == os.getpid() and row["host"] == socket.gethostname()
-    if status == QUEUED and row["pid"] is not None and not ours:
-        raise StoreError(f"{what} {row_id} is being started by process {row['pid']} on {row['host']}")
-
-
-def _pid_is_not_zombie(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"

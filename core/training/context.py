@@ -22,6 +22,7 @@ from torch import nn
 
 from core.errors import UserError
 from core.store.jobs import EpochRecord, JobStore
+from core.store.progress import JobProgress
 from core.store.runs import StoreError
 from core.training.checkpoint import load_checkpoint
 from core.training.checkpoint import save_checkpoint as _save
@@ -34,7 +35,7 @@ class JobObserver:
     """Callbacks a UI or CLI overrides to follow a job in the same process; all optional."""
 
     def on_log(self, job_id: int, message: str) -> None: ...
-    def on_progress(self, job_id: int, progress: dict) -> None: ...
+    def on_progress(self, job_id: int, progress: JobProgress) -> None: ...
     def on_epoch(self, job_id: int, row: dict) -> None: ...
     def on_end(self, job_id: int, status: str, error: str) -> None: ...
 
@@ -130,8 +131,8 @@ class JobContext:
         frac = min(1.0, ((epoch - 1) + batch / self._batches) / self._epochs)
         elapsed = now - self._t0
         eta = elapsed * (1.0 - frac) / (frac - self._f0) if frac > self._f0 else None
-        prog = {"phase": phase, "epoch": epoch, "epochs": self._epochs, "batch": batch, "batches": self._batches,
-                "fraction": frac, "elapsed_s": elapsed, "eta_s": eta, **extra}
+        prog = JobProgress(phase=phase, epoch=epoch, epochs=self._epochs, batch=batch, batches=self._batches,
+                           fraction=frac, elapsed_s=elapsed, eta_s=eta, extra=extra)
         self.store.beat_job(self.job_id, prog)
         self.observer.on_progress(self.job_id, prog)
 

@@ -13,7 +13,7 @@ import json
 import streamlit as st
 
 from core.cell.genotype import Genotype
-from core.data.spec import parse_data_spec
+from core.data.spec import PTB_VOCAB, parse_data_spec
 from core.cell.presets import load_preset, preset_names, preset_network
 from core.errors import ConfigError, UserError
 from core.nets.cnn import CNNConfig, cnn_cost
@@ -39,7 +39,6 @@ from ui.sources import SOURCES
 SOURCE_KEY, SCHEDULE_KEY, ERRORS_KEY, LOADED_KEY = "train_source", "train_schedule", "train_errors", "train_loaded"
 JOB_KEY, PICKED_KEY, FEEDBACK_KEY = "train_job", "train_picked", "train_feedback"
 FORM_ERROR = "_form"
-PTB_VOCAB = 10_000
 NS = "train"
 
 

@@ -60,9 +60,9 @@ def download_name(job: JobRecord, path: str | Path) -> str:
 def _fraction(job: JobRecord, done: int) -> float:
     if job.status == FINISHED:
         return 1.0
-    p = job.progress or {}
-    if job.status.live and "fraction" in p:
-        return float(p["fraction"])
+    p = job.progress
+    if job.status.live and p.fraction is not None:
+        return float(p.fraction)
     return min(1.0, done / max(int(job.config.get("epochs", 1)), 1))
 
 
@@ -102,16 +102,16 @@ def _header(job: JobRecord) -> None:
 
 
 def _progress(job: JobRecord, done: int) -> None:
-    p, epochs = job.progress or {}, job.config.get("epochs")
+    p, epochs = job.progress, job.config.get("epochs")
     text = f"{done} of {epochs} epochs"
-    if job.status.live and p:
-        text += f" · epoch {p.get('epoch')}: {p.get('phase')}"
-        if p.get("phase") == "train":
-            text += f", batch {p.get('batch')} of {p.get('batches')}"
+    if job.status.live and p.active:
+        text += f" · epoch {p.epoch}: {p.phase}"
+        if p.phase == "train":
+            text += f", batch {p.batch} of {p.batches}"
     st.progress(_fraction(job, done), text=text)
     start = job.started_at or job.created_at
     end = job.finished_at if not job.status.live and job.finished_at else time.time()
-    eta = p.get("eta_s") if job.status.live else None
+    eta = p.eta_s if job.status.live else None
     st.caption(f"elapsed {fmt_duration(end - start)}" + (f" · ETA {fmt_duration(eta)}" if eta is not None else ""))
 
 

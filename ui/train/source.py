@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.insight.compare import CompareItem
+from core.insight.compare import CompareItem, lm_vocab
 from core.store.runs import FINISHED, RunRecord, Store
 from ui.train.job_store import job_store_at
 
@@ -27,6 +27,6 @@ def pick_trained(key: str, store: Store, default: RunRecord | None) -> CompareIt
     if job.task == "rnn":
         return CompareItem(label=label, genotype=job.genotype, source=f"job {job.id}", quality=m.get("perplexity"),
                            quality_note=note, emb=int(job.config["emb"]), hidden=int(job.config["hidden"]),
-                           vocab=int(m.get("vocab") or job.config.get("max_vocab") or 10_000))
+                           vocab=lm_vocab(job.config, recorded=m.get("vocab")))
     return CompareItem(label=label, genotype=job.genotype, source=f"job {job.id}", quality=m.get("accuracy"),
                        quality_note=note)
