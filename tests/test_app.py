@@ -160,8 +160,8 @@ def test_explorer_steps_through_the_run(monkeypatch, runs, kind) -> None:
 
 
 def test_explorer_play_advances_and_stops_at_the_end(monkeypatch, runs) -> None:
-    import ui.step_view
-    monkeypatch.setattr(ui.step_view, "PLAY_S", 0.2)
+    import ui.explorer.steps
+    monkeypatch.setattr(ui.explorer.steps, "PLAY_S", 0.2)
     at = _open(_app(monkeypatch, runs["path"]), "views/explorer.py", runs["cnn"])
     last = at.slider(key="explorer_step").value
     at.button(key="explorer_play").click().run()  # at the end: play starts over from step 0
@@ -264,7 +264,7 @@ def test_progress_and_eta_read_the_run_record(runs) -> None:
     """Progress and ETA count edges to the target (pruning can take several per step)."""
     from dataclasses import replace
 
-    from ui.live import eta_seconds, progress_fraction
+    from ui.search.live import eta_seconds, progress_fraction
     store = runs["store"]
     run, steps = store.get_run(runs["cnn"]), store.steps(runs["cnn"])
     assert progress_fraction(run, steps) == 1.0 and eta_seconds(run, steps, [2.0]) is None
