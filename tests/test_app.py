@@ -18,9 +18,9 @@ from fake_runs import fake_run
 from helpers import app_test, tiny_config, wait_until
 from streamlit.testing.v1 import AppTest
 
+from core.insight.compare import IMAGENET_NET, PROXY_NET, cost_columns
 from core.insight.draw import NO_DOT, svg_problem
 from core.search.config import preset_config
-from core.insight.compare import IMAGENET_NET, PROXY_NET, cost_columns
 from core.search.loop import create_run, run_search
 from core.store.runs import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, Store
 

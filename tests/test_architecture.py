@@ -213,3 +213,13 @@ def test_app_checks_see_a_planted_breach():
     assert "ui.selection" in graph and "ui.bundles" in graph
     assert "ui.selection" in graph["ui.bundles"] and "ui.bundles" not in graph["ui.selection"]
     assert find_cycle({**graph, "ui.selection": graph["ui.selection"] | {"ui.bundles"}}) is not None
+
+
+def test_no_test_imports_conftest():
+    """Shared test code is imported from tests/helpers.py; pytest loads conftest on its own."""
+    tests = sorted(Path(__file__).parent.glob("*.py"))
+    assert tests
+    wrong = [p.name for p in tests for node in ast.walk(ast.parse(p.read_text()))
+             if isinstance(node, (ast.Import, ast.ImportFrom))
+             and "conftest" in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module])]
+    assert not wrong, wrong

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from helpers import wait_until
 
 from core.store.runs import FINISHED, STOPPED, Store
 
@@ -101,15 +102,6 @@ def _goto(page, base: str, title: str) -> None:
     page.wait_for_timeout(1500)  # let charts and the DAG finish drawing
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"timed out waiting for {what}")
-
-
 def test_demo_search_in_browser(server) -> None:
     base, store_path = server
     ARTIFACTS.mkdir(exist_ok=True)
@@ -127,16 +119,16 @@ def test_demo_search_in_browser(server) -> None:
             start.click()
 
             store = Store(store_path)
-            _wait_for(lambda: bool(store.list_runs()), 30, "the run to be created")
+            wait_until(lambda: bool(store.list_runs()), "the run to be created", 30, poll=0.5)
             run_id = store.list_runs()[0].id
             assert store.get_run(run_id).config["preset"] == "demo"
-            _wait_for(lambda: len(store.steps(run_id)) >= 1, 300, "the first committed step")
+            wait_until(lambda: len(store.steps(run_id)) >= 1, "the first committed step", 300, poll=0.5)
             page.wait_for_timeout(3000)  # the live panel refreshes every 2 s
             assert page.get_by_text("edges removed").count() >= 1  # progress in edges to the target
             _no_exception(page, "02-search-running")
 
             _goto(page, base, "Explorer")
-            _wait_for(lambda: len(store.steps(run_id)) >= 2, 300, "a second committed step")
+            wait_until(lambda: len(store.steps(run_id)) >= 2, "a second committed step", 300, poll=0.5)
             page.reload()
             page.get_by_role("heading", name="Explorer", exact=True).wait_for(timeout=30_000)
             slider = page.get_by_role("slider")
@@ -144,7 +136,7 @@ def test_demo_search_in_browser(server) -> None:
             before = slider.input_value()
             slider.focus()
             page.keyboard.press("Home")
-            _wait_for(lambda: slider.input_value() == "0", 15, "the slider to move to step 0")
+            wait_until(lambda: slider.input_value() == "0", "the slider to move to step 0", 15, poll=0.5)
             assert before != "0"
             page.get_by_text("Step 0 trains the dense starting DAG").first.wait_for(timeout=15_000)
             page.wait_for_timeout(1500)
@@ -166,7 +158,8 @@ def test_demo_search_in_browser(server) -> None:
             _goto(page, base, "Search")
             if store.get_run(run_id).status not in (FINISHED,):
                 page.get_by_role("button", name="Stop").click()
-                _wait_for(lambda: store.get_run(run_id).status in (STOPPED, FINISHED), 60, "the run to stop")
+                wait_until(lambda: store.get_run(run_id).status in (STOPPED, FINISHED), "the run to stop",
+                           60, poll=0.5)
             page.wait_for_timeout(3000)
             _no_exception(page, "07-search-stopped")
         finally:
@@ -189,15 +182,16 @@ def test_train_page_in_browser(server) -> None:
             _no_exception(page, "08-train-empty")
             start.click()
             jobs = JobStore(store_path)
-            _wait_for(lambda: bool(jobs.list_jobs()), 30, "the job to be created")
+            wait_until(lambda: bool(jobs.list_jobs()), "the job to be created", 30, poll=0.5)
             job_id = jobs.list_jobs()[0].id
-            _wait_for(lambda: len(jobs.epochs(job_id)) >= 1, 120, "the first epoch")
+            wait_until(lambda: len(jobs.epochs(job_id)) >= 1, "the first epoch", 120, poll=0.5)
             page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)   # live curves, refreshed every 2 s
             assert page.get_by_text(f"Job #{job_id}").count() >= 1
             _no_exception(page, "09-train-running")
             if jobs.get_job(job_id).status != FINISHED:
                 page.get_by_role("button", name="Stop").click()
-                _wait_for(lambda: jobs.get_job(job_id).status in (STOPPED, FINISHED), 60, "the job to stop")
+                wait_until(lambda: jobs.get_job(job_id).status in (STOPPED, FINISHED), "the job to stop",
+                           60, poll=0.5)
             page.wait_for_timeout(3000)
             _no_exception(page, "10-train-stopped")
         finally:

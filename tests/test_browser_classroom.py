@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from fake_runs import add_step, fake_run
+from helpers import wait_until
 from test_browser import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
-    _wait_for,
     app_server,
     sync_api,
 )
@@ -49,7 +49,7 @@ def _press(page, key: str, title: str) -> None:
     for attempt in range(2):
         page.keyboard.press(key)
         try:
-            _wait_for(lambda: _title_has(page, title), 12, f"{title} after {key}")
+            wait_until(lambda: _title_has(page, title), f"{title} after {key}", 12, poll=0.5)
             return
         except TimeoutError:
             if attempt:
@@ -69,7 +69,7 @@ def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
                     else None)
             page.goto(f"{base}/explorer?run={run_id}")
             page.locator("svg.dag").first.wait_for(timeout=90_000)
-            _wait_for(lambda: _title_has(page, "step 3:"), 30, "the newest step (3)")
+            wait_until(lambda: _title_has(page, "step 3:"), "the newest step (3)", 30, poll=0.5)
             assert page.get_by_text("live ·").count() >= 1
             page.wait_for_timeout(3000)  # let the first runs settle (keys pressed during them can be lost)
             first = page.evaluate(NODES_JS)
@@ -88,17 +88,19 @@ def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
             _press(page, "ArrowRight", "step 1:")
             assert page.evaluate(NODES_JS) == first
             page.get_by_text("Follow the newest step").click()
-            _wait_for(lambda: _title_has(page, "step 4:"), 30, "following to step 4")
+            wait_until(lambda: _title_has(page, "step 4:"), "following to step 4", 30, poll=0.5)
             assert page.evaluate(NODES_JS) == first
             page.screenshot(path=str(ARTIFACTS / "classroom-explorer-live.png"))
 
             page.goto(f"{base}/presenter?run={run_id}&step=2")
             page.locator("svg.dag").first.wait_for(timeout=60_000)
-            _wait_for(lambda: _title_has(page, "step 2:"), 30, "the linked step 2")
-            _wait_for(lambda: page.locator("[data-testid='stSidebar']").is_hidden(), 15, "full screen (no sidebar)")
+            wait_until(lambda: _title_has(page, "step 2:"), "the linked step 2", 30, poll=0.5)
+            wait_until(lambda: page.locator("[data-testid='stSidebar']").is_hidden(), "full screen (no sidebar)", 15,
+                       poll=0.5)
             page.mouse.click(5, 900)  # focus the page, not a widget
             _press(page, "ArrowRight", "step 3:")
-            _wait_for(lambda: "step=3" in page.url, 15, "the address bar to link step 3")  # sent after the render
+            # the link is sent after the render
+            wait_until(lambda: "step=3" in page.url, "the address bar to link step 3", 15, poll=0.5)
             page.screenshot(path=str(ARTIFACTS / "classroom-presenter.png"))
             assert page.locator("[data-testid='stException']").count() == 0
             assert not outside, f"fetched from outside the server: {outside}"
