@@ -89,6 +89,12 @@ def server(tmp_path: Path):
         yield base, store
 
 
+def _main(page):
+    """The page body: Streamlit's header shows its own "Stop" button while a script run is in
+    progress (a live fragment refreshing), which a page-wide lookup of the app's Stop also finds."""
+    return page.get_by_test_id("stMainBlockContainer")
+
+
 def _no_exception(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     assert page.locator("[data-testid='stException']").count() == 0, f"{name}: exception box on the page"
@@ -157,7 +163,7 @@ def test_demo_search_in_browser(server) -> None:
 
             _goto(page, base, "Search")
             if store.get_run(run_id).status not in (FINISHED,):
-                page.get_by_role("button", name="Stop").click()
+                _main(page).get_by_role("button", name="Stop").click()
                 wait_until(lambda: store.get_run(run_id).status in (STOPPED, FINISHED), "the run to stop",
                            60, poll=0.5)
             page.wait_for_timeout(3000)
@@ -189,7 +195,7 @@ def test_train_page_in_browser(server) -> None:
             assert page.get_by_text(f"Job #{job_id}").count() >= 1
             _no_exception(page, "09-train-running")
             if jobs.get_job(job_id).status != FINISHED:
-                page.get_by_role("button", name="Stop").click()
+                _main(page).get_by_role("button", name="Stop").click()
                 wait_until(lambda: jobs.get_job(job_id).status in (STOPPED, FINISHED), "the job to stop",
                            60, poll=0.5)
             page.wait_for_timeout(3000)
