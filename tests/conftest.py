@@ -1,4 +1,4 @@
-"""Shared test fixtures: a temporary run store and the location of the real shared data."""
+"""Shared test fixtures: a temporary run store. What tests import lives in tests/helpers.py."""
 from __future__ import annotations
 
 import os
@@ -6,11 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-CIFAR_DIR = SHARED_DATA / "cifar10" / "cifar-10-batches-py"
-PTB_DIR = SHARED_DATA / "ptb-proxy"
 
 # The app imports the recorded sample runs (assets/runs/) into its store; tests start from
 # empty stores unless they ask for the samples.
@@ -27,7 +22,3 @@ os.environ["AUTOSHRINK_WORKERS"] = "1"
 def store_path(tmp_path: Path) -> Path:
     return tmp_path / "runs.db"
 
-
-def needs(path: Path, what: str):
-    """Skip a real-data test with a stated reason when ../shared is absent."""
-    return pytest.mark.skipif(not path.exists(), reason=f"{what} not found at {path} (../shared/data is absent)")

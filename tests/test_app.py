@@ -2,8 +2,9 @@
 the Search form's inline validation, Start/Stop/Resume through the page's widgets, and the
 user-error paths (unknown run, failed run, corrupt upload, mixed CNN/RNN comparison).
 
-The runs are made once per module with core (create_run + run_search on the demo presets,
-shrunk to a few 1-epoch candidates so the module stays well under a minute and a half).
+The pages render recorded runs written straight into a store (tests/fake_runs.py: a CNN and
+an RNN run, no training); the failed run is a real run_search on missing data, which fails
+before any training. Start/Stop/Resume train for real: that is what those tests are about.
 """
 from __future__ import annotations
 
@@ -13,17 +14,18 @@ import time
 from pathlib import Path
 
 import pytest
+from fake_runs import fake_run
+from helpers import app_test, tiny_config, wait_until
 from streamlit.testing.v1 import AppTest
 
-from core.search.config import preset_config
-from core.insight.draw import NO_DOT, svg_problem
 from core.insight.compare import IMAGENET_NET, PROXY_NET, cost_columns
+from core.insight.draw import NO_DOT, svg_problem
+from core.search.config import preset_config
 from core.search.loop import create_run, run_search
 from core.store.runs import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ("views/search.py", "views/explorer.py", "views/tradeoffs.py", "views/compare.py")
-TIMEOUT = 90  # first runs import torch and cost ImageNet networks on a busy 2-core machine
 
 
 @pytest.fixture(scope="module")
@@ -31,23 +33,15 @@ def runs(tmp_path_factory) -> dict:
     """A store with a failed run (missing data), an RNN demo run and a CNN demo run (newest)."""
     path = tmp_path_factory.mktemp("app") / "runs.db"
     store = Store(path)
-    ids = {}
-    for name, task, overrides in (("failed", "cnn", dict(data="cifar10:/nonexistent/cifar")),
-                                  ("rnn", "rnn", dict(k=2, epochs=1, max_steps=2, max_batches=5)),
-                                  ("cnn", "cnn", dict(k=2, epochs=1, max_steps=2))):
-        cfg = preset_config(task, "demo", threads=1, **overrides)
-        # the failed run's data is gone by the time it runs (create_run itself would refuse it)
-        ids[name] = store.create_run(task, cfg.to_dict(), cfg.expected_steps()) if name == "failed" \
-            else create_run(store, cfg)
-        run_search(store, ids[name])
+    cfg = tiny_config("cnn", data="cifar10:/nonexistent/cifar")
+    # the failed run's data is gone by the time it runs (create_run itself would refuse it)
+    ids = {"failed": store.create_run("cnn", cfg.to_dict(), cfg.expected_steps())}
+    run_search(store, ids["failed"])
+    ids["rnn"] = fake_run(store, nodes=5, steps=2, k=2, task="rnn", keep_fraction=0.5)
+    ids["cnn"] = fake_run(store, nodes=5, steps=2, k=2, keep_fraction=0.5)
     assert store.get_run(ids["failed"]).status == FAILED
     assert store.get_run(ids["cnn"]).status == FINISHED and store.get_run(ids["rnn"]).status == FINISHED
     return {"path": path, "store": store, **ids}
-
-
-def _app(monkeypatch, store_path: Path) -> AppTest:
-    monkeypatch.setenv("AUTOSHRINK_STORE", str(store_path))
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
 
 
 def _open(at: AppTest, page: str, run_id: int | None = None) -> AppTest:
@@ -75,19 +69,10 @@ def _downloads(at: AppTest) -> set[str]:
     return {b.label for b in at.get("download_button")}
 
 
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 # ----- rendering ---------------------------------------------------------------------------
 @pytest.mark.parametrize("page", PAGES)
 def test_pages_render_with_an_empty_store(monkeypatch, tmp_path, page) -> None:
-    at = _open(_app(monkeypatch, tmp_path / "empty.db"), page)
+    at = _open(app_test(monkeypatch, tmp_path / "empty.db"), page)
     assert not at.error
     text = _texts(at)
     assert str(tmp_path / "empty.db") in text  # the sidebar names the store in use
@@ -97,7 +82,7 @@ def test_pages_render_with_an_empty_store(monkeypatch, tmp_path, page) -> None:
 
 
 def test_search_page_shows_the_run(monkeypatch, runs) -> None:
-    at = _open(_app(monkeypatch, runs["path"]), "views/search.py", runs["cnn"])
+    at = _open(app_test(monkeypatch, runs["path"]), "views/search.py", runs["cnn"])
     assert not at.error
     assert f"Run #{runs['cnn']}" in _texts(at)
     assert at.get("progress")[0].proto.value == 100
@@ -113,7 +98,7 @@ def test_search_page_shows_the_run(monkeypatch, runs) -> None:
 def test_search_page_without_graphviz_explains_the_missing_svg(monkeypatch, runs) -> None:
     """What a fresh machine without `dot` sees: the DOT download and one line on the SVG's absence."""
     monkeypatch.setattr("core.insight.draw.shutil.which", lambda name: None)
-    at = _open(_app(monkeypatch, runs["path"]), "views/search.py", runs["cnn"])
+    at = _open(app_test(monkeypatch, runs["path"]), "views/search.py", runs["cnn"])
     assert not at.error
     assert "DAG (DOT)" in _downloads(at) and "DAG (SVG)" not in _downloads(at)
     assert NO_DOT in _texts(at)
@@ -121,7 +106,7 @@ def test_search_page_without_graphviz_explains_the_missing_svg(monkeypatch, runs
 
 @pytest.mark.parametrize("kind", ["cnn", "rnn"])
 def test_explorer_plots_the_curves_of_the_candidate_picked(monkeypatch, runs, kind) -> None:
-    at = _open(_app(monkeypatch, runs["path"]), "views/explorer.py", runs[kind])
+    at = _open(app_test(monkeypatch, runs["path"]), "views/explorer.py", runs[kind])
     picker = at.selectbox(key="explorer_curve_candidate")
     cands = [c for c in runs["store"].candidates(runs[kind]) if c.history]
     assert len(picker.options) == len(cands) and "step 0" in picker.options[0]
@@ -136,7 +121,7 @@ def test_explorer_plots_the_curves_of_the_candidate_picked(monkeypatch, runs, ki
 
 @pytest.mark.parametrize("kind", ["cnn", "rnn"])
 def test_explorer_steps_through_the_run(monkeypatch, runs, kind) -> None:
-    at = _open(_app(monkeypatch, runs["path"]), "views/explorer.py", runs[kind])
+    at = _open(app_test(monkeypatch, runs["path"]), "views/explorer.py", runs[kind])
     assert not at.error
     last = len(runs["store"].steps(runs[kind])) - 1
     slider = at.slider(key="explorer_step")
@@ -160,9 +145,9 @@ def test_explorer_steps_through_the_run(monkeypatch, runs, kind) -> None:
 
 
 def test_explorer_play_advances_and_stops_at_the_end(monkeypatch, runs) -> None:
-    import ui.step_view
-    monkeypatch.setattr(ui.step_view, "PLAY_S", 0.2)
-    at = _open(_app(monkeypatch, runs["path"]), "views/explorer.py", runs["cnn"])
+    import ui.explorer.steps
+    monkeypatch.setattr(ui.explorer.steps, "PLAY_S", 0.2)
+    at = _open(app_test(monkeypatch, runs["path"]), "views/explorer.py", runs["cnn"])
     last = at.slider(key="explorer_step").value
     at.button(key="explorer_play").click().run()  # at the end: play starts over from step 0
     assert at.button(key="explorer_play").label == "Pause" and at.slider(key="explorer_step").value == 0
@@ -178,7 +163,7 @@ def test_explorer_play_advances_and_stops_at_the_end(monkeypatch, runs) -> None:
 
 @pytest.mark.parametrize("kind", ["cnn", "rnn"])
 def test_tradeoffs_follow_the_task_direction(monkeypatch, runs, kind) -> None:
-    at = _open(_app(monkeypatch, runs["path"]), "views/tradeoffs.py", runs[kind])
+    at = _open(app_test(monkeypatch, runs["path"]), "views/tradeoffs.py", runs[kind])
     assert not at.error
     scatter, series = (json.loads(c.proto.spec) for c in at.get("plotly_chart"))
     assert scatter["layout"]["xaxis"]["type"] == "log"
@@ -194,7 +179,7 @@ def test_tradeoffs_follow_the_task_direction(monkeypatch, runs, kind) -> None:
 
 @pytest.mark.parametrize("kind", ["cnn", "rnn"])
 def test_compare_shows_costs_of_one_kind(monkeypatch, runs, kind) -> None:
-    at = _open(_app(monkeypatch, runs["path"]), "views/compare.py", runs[kind])
+    at = _open(app_test(monkeypatch, runs["path"]), "views/compare.py", runs[kind])
     assert not at.error
     table = at.main.dataframe[-1].value
     if kind == "cnn":
@@ -215,7 +200,7 @@ def test_compare_shows_costs_of_one_kind(monkeypatch, runs, kind) -> None:
 
 
 def test_compare_refuses_cnn_with_rnn(monkeypatch, runs) -> None:
-    at = _open(_app(monkeypatch, runs["path"]), "views/compare.py")
+    at = _open(app_test(monkeypatch, runs["path"]), "views/compare.py")
     at.selectbox(key="compare0-source").set_value("Preset").run()
     at.selectbox(key="compare0-preset").set_value("shrinkcnn-a").run()
     at.selectbox(key="compare1-source").set_value("Preset").run()
@@ -226,7 +211,7 @@ def test_compare_refuses_cnn_with_rnn(monkeypatch, runs) -> None:
 
 
 def test_compare_reports_a_corrupt_upload(monkeypatch, runs) -> None:
-    at = _open(_app(monkeypatch, runs["path"]), "views/compare.py")
+    at = _open(app_test(monkeypatch, runs["path"]), "views/compare.py")
     at.selectbox(key="compare1-source").set_value("Upload JSON").run()
     at.file_uploader(key="compare1-upload").set_value(("cell.json", b"{not json", "application/json")).run()
     assert not at.exception
@@ -247,13 +232,13 @@ def test_no_legacy_pages_folder() -> None:
 def test_corrupt_store_is_one_message(monkeypatch, tmp_path) -> None:
     path = tmp_path / "junk.db"
     path.write_bytes(b"this is not a database" * 100)
-    at = _app(monkeypatch, path).run()
+    at = app_test(monkeypatch, path).run()
     assert not at.exception
     assert [e.value for e in at.error] == [f"cannot open run store {path}: file is not a database"]
 
 
 def test_unknown_run_in_the_link_is_a_message(monkeypatch, runs) -> None:
-    at = _app(monkeypatch, runs["path"])
+    at = app_test(monkeypatch, runs["path"])
     at.query_params["run"] = "999"
     at.run()
     assert not at.exception
@@ -264,7 +249,7 @@ def test_progress_and_eta_read_the_run_record(runs) -> None:
     """Progress and ETA count edges to the target (pruning can take several per step)."""
     from dataclasses import replace
 
-    from ui.live import eta_seconds, progress_fraction
+    from ui.search.live import eta_seconds, progress_fraction
     store = runs["store"]
     run, steps = store.get_run(runs["cnn"]), store.steps(runs["cnn"])
     assert progress_fraction(run, steps) == 1.0 and eta_seconds(run, steps, [2.0]) is None
@@ -279,7 +264,7 @@ def test_progress_and_eta_read_the_run_record(runs) -> None:
 
 
 def test_failed_run_says_why_and_offers_resume(monkeypatch, runs) -> None:
-    at = _open(_app(monkeypatch, runs["path"]), "views/search.py", runs["failed"])
+    at = _open(app_test(monkeypatch, runs["path"]), "views/search.py", runs["failed"])
     assert any("failed" in e.value and "CIFAR-10 directory not found" in e.value for e in at.error)
     assert at.button(key="live_resume")
     for page in PAGES[1:]:
@@ -289,7 +274,7 @@ def test_failed_run_says_why_and_offers_resume(monkeypatch, runs) -> None:
 
 def test_form_shows_inline_errors_and_starts_nothing(monkeypatch, tmp_path) -> None:
     path = tmp_path / "form.db"
-    at = _open(_app(monkeypatch, path), "views/search.py")
+    at = _open(app_test(monkeypatch, path), "views/search.py")
     at.number_input(key="search.nodes").set_value(1)
     at.number_input(key="search.keep_fraction").set_value(1.5)
     at.text_input(key="search.data").set_value("mnist")
@@ -305,7 +290,7 @@ def test_form_shows_inline_errors_and_starts_nothing(monkeypatch, tmp_path) -> N
 
 def test_start_stop_and_resume_from_the_page(monkeypatch, tmp_path) -> None:
     path = tmp_path / "live.db"
-    at = _open(_app(monkeypatch, path), "views/search.py")
+    at = _open(app_test(monkeypatch, path), "views/search.py")
     assert at.selectbox(key="form_preset").value == "demo"
     for key, value in (("search.nodes", 3), ("search.k", 2), ("search.epochs", 3), ("search.max_steps", 1)):
         at.number_input(key=key).set_value(value)
@@ -316,11 +301,11 @@ def test_start_stop_and_resume_from_the_page(monkeypatch, tmp_path) -> None:
     assert run.status in (QUEUED, RUNNING) and run.config["nodes"] == 3
     assert at.sidebar.selectbox(key="run_id").value == run.id
     at.button(key="live_stop").click().run()
-    _wait(lambda: store.get_run(run.id).status == STOPPED, 30, "the run to stop")
+    wait_until(lambda: store.get_run(run.id).status == STOPPED, "the run to stop", 30)
     at.run()
     at.button(key="live_resume").click().run()
     assert not at.exception
-    _wait(lambda: store.get_run(run.id).status == FINISHED, 60, "the resumed run to finish")
+    wait_until(lambda: store.get_run(run.id).status == FINISHED, "the resumed run to finish", 60)
     assert len(store.steps(run.id)) == 2
 
 
@@ -331,10 +316,10 @@ def test_stop_reaches_a_run_started_elsewhere(monkeypatch, tmp_path) -> None:
     run_id = create_run(store, preset_config("cnn", "demo", threads=1, nodes=4, epochs=3))
     worker = threading.Thread(target=run_search, args=(store, run_id), daemon=True)
     worker.start()
-    _wait(lambda: store.get_run(run_id).status == RUNNING, 30, "the run to start")
-    at = _open(_app(monkeypatch, path), "views/search.py")
+    wait_until(lambda: store.get_run(run_id).status == RUNNING, "the run to start", 30)
+    at = _open(app_test(monkeypatch, path), "views/search.py")
     at.button(key="live_stop").click().run()
-    _wait(lambda: store.get_run(run_id).status == STOPPED, 30, "the run to stop")
+    wait_until(lambda: store.get_run(run_id).status == STOPPED, "the run to stop", 30)
     worker.join(10)
     at.run()
     assert at.button(key="live_resume") and not at.exception

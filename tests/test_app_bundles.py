@@ -5,15 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from helpers import app_test, tiny_config
 
 from core.search.bundle import bundle_bytes
-from core.search.config import preset_config
 from core.search.loop import create_run, run_search
 from core.store.runs import FINISHED, Store
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMEOUT = 90
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +19,7 @@ def samples(tmp_path_factory) -> Path:
     """A folder holding one recorded bundle (a tiny digits search with measured noise)."""
     work = tmp_path_factory.mktemp("samples")
     store = Store(work / "made.db")
-    run_id = create_run(store, preset_config("cnn", "demo", nodes=3, k=2, epochs=1, max_steps=1, threads=1,
-                                             keep_fraction=0.0, noise_seeds=2))
+    run_id = create_run(store, tiny_config(keep_fraction=0.0, noise_seeds=2))
     store.set_meta(run_id, {"command": "python -m core search cnn (test sample)"})
     assert run_search(store, run_id) == FINISHED
     folder = work / "runs"
@@ -33,9 +30,8 @@ def samples(tmp_path_factory) -> Path:
 
 def test_samples_are_listed_and_open_without_computation(monkeypatch, tmp_path, samples) -> None:
     store_path = tmp_path / "fresh.db"
-    monkeypatch.setenv("AUTOSHRINK_STORE", str(store_path))
     monkeypatch.setenv("AUTOSHRINK_SAMPLES", str(samples))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at = app_test(monkeypatch, store_path)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     picker = at.sidebar.selectbox(key="run_id")
@@ -61,16 +57,15 @@ def test_first_look_is_the_users_newest_run_else_the_cnn_sample(monkeypatch, tmp
     shipped = sorted((ROOT / "assets" / "runs").glob("*.json.gz"))
     assert {p.name.split("-")[0] for p in shipped} >= {"cnn", "rnn"}
     store_path = tmp_path / "fresh.db"
-    monkeypatch.setenv("AUTOSHRINK_STORE", str(store_path))
     monkeypatch.delenv("AUTOSHRINK_SAMPLES", raising=False)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at = app_test(monkeypatch, store_path)
     at.run()
     store = Store(store_path)
     chosen = store.get_run(at.sidebar.selectbox(key="run_id").value)
     assert chosen.task == "cnn" and chosen.meta.get("sample")
     assert max(r.id for r in store.list_runs()) != chosen.id  # not simply the newest row
-    own = create_run(store, preset_config("rnn", "demo", nodes=3, k=1, epochs=1, max_steps=1, max_batches=1, threads=1))
+    own = create_run(store, tiny_config("rnn", k=1, max_batches=1))
     assert run_search(store, own) == FINISHED
-    fresh = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    fresh = app_test(monkeypatch, store_path)
     fresh.run()
     assert fresh.sidebar.selectbox(key="run_id").value == own

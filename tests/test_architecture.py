@@ -176,3 +176,92 @@ def test_the_app_opens_stores_only_through_its_cache():
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("Store", "JobStore"):
                 wrong.append(f"{path.relative_to(root)}:{node.lineno}")
     assert not wrong, wrong
+
+
+# ---- the app side: ui/ (helpers and page bodies) under views/ (one thin file per page) ----
+ROOT = CORE.parent
+PAGE_PACKAGES = {"search", "explorer", "compare", "train"}
+VIEW_LINES = 30
+
+
+def app_graph() -> dict[str, set[str]]:
+    """ui, views and app modules -> the ui/views modules they import (read with ast, as above)."""
+    paths = [*(ROOT / "ui").rglob("*.py"), *(ROOT / "views").glob("*.py"), ROOT / "app.py"]
+    files = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p for p in paths}
+    graph: dict[str, set[str]] = {}
+    for module, path in files.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                target = _resolve(module, node, path.name == "__init__.py")
+                targets = [f"{target}.{a.name}" if f"{target}.{a.name}" in files else target for a in node.names]
+            else:
+                continue
+            deps |= {t for t in targets if t.split(".")[0] in ("ui", "views", "app")}
+        graph[module] = deps - {module}
+    return graph
+
+
+def test_ui_and_views_have_no_import_cycle():
+    graph = app_graph()
+    assert len(graph) > 30, sorted(graph)  # the reader found the app's modules
+    cycle = find_cycle(graph)
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_ui_never_imports_views_or_the_app():
+    wrong = [f"{m} -> {d}" for m, deps in app_graph().items() if m.startswith("ui") for d in deps
+             if d.split(".")[0] in ("views", "app")]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_page_package_never_imports_another_page():
+    wrong = []
+    for module, deps in app_graph().items():
+        parts = module.split(".")
+        if parts[0] == "ui" and len(parts) > 2 and parts[1] in PAGE_PACKAGES:
+            wrong += [f"{module} -> {d}" for d in deps
+                      if d.split(".")[1:2] and d.split(".")[1] in PAGE_PACKAGES - {parts[1]}]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_views_are_thin():
+    """A view names its page and calls into ui: no function, class, branch or loop of its own,
+    imports of streamlit and ui only, and at most VIEW_LINES lines."""
+    views = sorted((ROOT / "views").glob("*.py"))
+    assert views
+    for path in views:
+        text = path.read_text()
+        assert len(text.splitlines()) <= VIEW_LINES, f"{path.name}: {len(text.splitlines())} lines"
+        tree = ast.parse(text)
+        logic = [type(n).__name__ for n in ast.walk(tree)
+                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.If,
+                                   ast.For, ast.While, ast.With, ast.Try))]
+        assert not logic, f"{path.name} holds {logic}: move it into ui/"
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert name.split(".")[0] in ("streamlit", "ui"), f"{path.name} imports {name}"
+        assert any(isinstance(n, ast.Expr) and isinstance(n.value, ast.Call) for n in tree.body), path.name
+
+
+def test_app_checks_see_a_planted_breach():
+    """The ui checks themselves: the reader sees ui.bundles import ui.selection, and a planted
+    import back (the circle this layout broke) is found."""
+    graph = app_graph()
+    assert "ui.selection" in graph and "ui.bundles" in graph
+    assert "ui.selection" in graph["ui.bundles"] and "ui.bundles" not in graph["ui.selection"]
+    assert find_cycle({**graph, "ui.selection": graph["ui.selection"] | {"ui.bundles"}}) is not None
+
+
+def test_no_test_imports_conftest():
+    """Shared test code is imported from tests/helpers.py; pytest loads conftest on its own."""
+    tests = sorted(Path(__file__).parent.glob("*.py"))
+    assert tests
+    wrong = [p.name for p in tests for node in ast.walk(ast.parse(p.read_text()))
+             if isinstance(node, (ast.Import, ast.ImportFrom))
+             and "conftest" in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module])]
+    assert not wrong, wrong

@@ -22,6 +22,7 @@ from typing import Callable, Iterator
 import pytest
 
 from core.store.runs import FAILED, FINISHED, STOPPED, Store
+from helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -138,7 +139,7 @@ def press_until(page, key: str, shown: Callable[[], bool], what: str, focus: Cal
             focus()
         page.keyboard.press(key)
         try:
-            _wait_for(shown, each_s, what)
+            wait_until(shown, what, each_s, poll=0.5)
             return
         except TimeoutError:
             settled(page)
@@ -152,15 +153,6 @@ def _goto(page, base: str, title: str) -> None:
     page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
     page.get_by_role("heading", name=title, exact=True).wait_for()
     settled(page)
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"timed out waiting for {what}")
 
 
 def test_demo_search_in_browser(server) -> None:
@@ -182,18 +174,18 @@ def test_demo_search_in_browser(server) -> None:
             start.click()
 
             store = Store(store_path)
-            _wait_for(lambda: bool(store.list_runs()), 60, "the run to be created")
+            wait_until(lambda: bool(store.list_runs()), "the run to be created", 60, poll=0.5)
             run_id = store.list_runs()[0].id
             assert store.get_run(run_id).config["preset"] == "demo"
             # the live panel draws the DAG after the first committed step, with progress in edges
-            _wait_for(lambda: "after step" in dag_title(page), 300, "the live DAG after the first step")
+            wait_until(lambda: "after step" in dag_title(page), "the live DAG after the first step", 300, poll=0.5)
             expect(page.get_by_text("edges removed").first).to_be_visible()
             _no_exception(page, "02-search-running")
 
             _goto(page, base, "Explorer")
             slider = page.get_by_role("slider")
             slider.wait_for(timeout=300_000)  # the live view grows a slider at its second step
-            _wait_for(lambda: store.get_run(run_id).status in (FINISHED, STOPPED, FAILED), 300, "the run to end")
+            wait_until(lambda: store.get_run(run_id).status in (FINISHED, STOPPED, FAILED), "the run to end", 300, poll=0.5)
             assert store.get_run(run_id).status == FINISHED, store.get_run(run_id).error
             last = store.steps(run_id)[-1].step
             expect(page.get_by_text("live ·")).to_have_count(0)  # the page shows it ended
@@ -242,10 +234,10 @@ def test_train_page_in_browser(server) -> None:
             _no_exception(page, "08-train-empty")
             start.click()
             jobs = JobStore(store_path)
-            _wait_for(lambda: bool(jobs.list_jobs()), 60, "the job to be created")
+            wait_until(lambda: bool(jobs.list_jobs()), "the job to be created", 60, poll=0.5)
             job_id = jobs.list_jobs()[0].id
             expect(page.get_by_text(f"Job #{job_id}").first).to_be_visible()
-            _wait_for(lambda: len(jobs.epochs(job_id)) >= 1, 300, "the first epoch")
+            wait_until(lambda: len(jobs.epochs(job_id)) >= 1, "the first epoch", 300, poll=0.5)
             expect(page.locator(".js-plotly-plot").first).to_be_visible()  # live curves, every 2 s
             _no_exception(page, "09-train-running")
             if jobs.get_job(job_id).status != FINISHED:
@@ -254,7 +246,7 @@ def test_train_page_in_browser(server) -> None:
                     page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
                 except sync_api.TimeoutError:  # no Stop button: the job ended just before
                     assert jobs.get_job(job_id).status == FINISHED
-                _wait_for(lambda: jobs.get_job(job_id).status in (STOPPED, FINISHED), 60, "the job to stop")
+                wait_until(lambda: jobs.get_job(job_id).status in (STOPPED, FINISHED), "the job to stop", 60, poll=0.5)
             ended = jobs.get_job(job_id).status
             # the page's status line says so (the live fragment reruns the page when the job ends)
             expect(page.locator("strong").filter(has_text=re.compile(rf"{ended}$")).first).to_be_visible()

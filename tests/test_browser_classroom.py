@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from fake_runs import add_step, fake_run
+from helpers import wait_until
 from test_browser import (
     ARTIFACTS,
     CHROMIUM,
     CHROMIUM_ARGS,
-    _wait_for,
     app_server,
     dag_title,
     expect,
@@ -65,7 +65,7 @@ def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
                     else None)
             page.goto(f"{base}/explorer?run={run_id}")
             page.locator("svg.dag").first.wait_for(timeout=90_000)
-            _wait_for(lambda: _title_has(page, "step 3:"), 60, "the newest step (3)")
+            wait_until(lambda: _title_has(page, "step 3:"), "the newest step (3)", 60, poll=0.5)
             expect(page.get_by_text("live ·").first).to_be_visible()
             expect(page.get_by_text("4 steps so far")).to_be_visible()
             settled(page)  # keys pressed during the first runs can be lost
@@ -87,16 +87,16 @@ def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
             _press(page, "ArrowRight", "step 1:", on_page)
             assert page.evaluate(NODES_JS) == first
             page.get_by_text("Follow the newest step").click()
-            _wait_for(lambda: _title_has(page, "step 4:"), 60, "following to step 4")
+            wait_until(lambda: _title_has(page, "step 4:"), "following to step 4", 60, poll=0.5)
             assert page.evaluate(NODES_JS) == first
             page.screenshot(path=str(ARTIFACTS / "classroom-explorer-live.png"))
 
             page.goto(f"{base}/presenter?run={run_id}&step=2")
             page.locator("svg.dag").first.wait_for()
-            _wait_for(lambda: _title_has(page, "step 2:"), 60, "the linked step 2")
-            _wait_for(lambda: page.locator("[data-testid='stSidebar']").is_hidden(), 60, "full screen (no sidebar)")
+            wait_until(lambda: _title_has(page, "step 2:"), "the linked step 2", 60, poll=0.5)
+            wait_until(lambda: page.locator("[data-testid='stSidebar']").is_hidden(), "full screen (no sidebar)", 60, poll=0.5)
             _press(page, "ArrowRight", "step 3:", lambda: page.mouse.click(5, 900))  # the page, not a widget
-            _wait_for(lambda: "step=3" in page.url, 60, "the address bar to link step 3")  # sent after the render
+            wait_until(lambda: "step=3" in page.url, "the address bar to link step 3", 60, poll=0.5)  # sent after the render
             page.screenshot(path=str(ARTIFACTS / "classroom-presenter.png"))
             assert page.locator("[data-testid='stException']").count() == 0
             assert not outside, f"fetched from outside the server: {outside}"

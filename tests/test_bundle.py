@@ -139,7 +139,9 @@ def test_samples_import_once(source, tmp_path) -> None:
 
 def test_shipped_recorded_runs_read_cleanly() -> None:
     """Every bundle in assets/runs/ passes the import checks and is small."""
-    for path in sorted(bundles.SAMPLE_DIR.glob("*.json*")):
+    shipped = sorted(bundles.SAMPLE_DIR.glob("*.json*"))
+    assert shipped, f"no recorded runs in {bundles.SAMPLE_DIR}"
+    for path in shipped:
         assert path.stat().st_size < 1_000_000, path
         b = read_bundle(path.read_bytes(), path.name)
         assert b.meta.get("command") and b.meta.get("device") and b.meta.get("wall_s"), path

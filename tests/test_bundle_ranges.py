@@ -174,6 +174,7 @@ def test_both_samples_import_unchanged(tmp_path):
 
 def test_every_refused_case_names_an_existing_number():
     """Guard against a case that edits a key the sample lacks (and so tests nothing)."""
+    assert REFUSED
     for name, (sample, path, _, _) in REFUSED.items():
         node = sample
         for key in path[:-1]:

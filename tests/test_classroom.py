@@ -11,6 +11,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from fake_runs import add_step, fake_run
+from helpers import app_test
 from streamlit.testing.v1 import AppTest
 
 from core.cell.genotype import edge_str
@@ -20,22 +22,18 @@ from core.store.access import MODE_ENV, ReadOnlyError
 from core.store.admin import delete_run, rename_run, reset_store
 from core.store.jobs import JobStore
 from core.store.runs import STOPPED, Store
-from fake_runs import add_step, fake_run
 
-ROOT = Path(__file__).resolve().parents[1]
 PAGES = ("views/search.py", "views/explorer.py", "views/presenter.py", "views/predict.py", "views/tradeoffs.py",
          "views/compare.py", "views/train.py")
 CHANGING = {"Start search", "Stop", "Resume", "Start training", "Rename", "Delete run", "Reset store"}
-TIMEOUT = 90
 
 
 def _app(monkeypatch, path: Path, view: bool = False) -> AppTest:
-    monkeypatch.setenv("AUTOSHRINK_STORE", str(path))
     if view:
         monkeypatch.setenv(MODE_ENV, "view")
     else:
         monkeypatch.delenv(MODE_ENV, raising=False)
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    return app_test(monkeypatch, path)
 
 
 def _open(at: AppTest, page: str, run_id: int) -> AppTest:
@@ -214,8 +212,7 @@ def test_a_followed_run_that_ends_between_refreshes_shows_its_last_step(tmp_path
     path = tmp_path / "follow.db"
     store = Store(path)
     run_id = fake_run(store, steps=2, live=True)
-    monkeypatch.setenv("AUTOSHRINK_STORE", str(path))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at = app_test(monkeypatch, path)
     at.run()
     at.switch_page("views/explorer.py").run()
     assert at.slider(key="explorer_step").value == 2

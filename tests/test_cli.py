@@ -2,15 +2,14 @@
 import io
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from helpers import kill_9_when
 
 from core.store.runs import Store
 
@@ -109,18 +108,7 @@ def test_summary_of_shrinkcnn_a_at_imagenet_224():
 def test_resume_after_kill_9_continues_from_the_last_committed_step(store_path):
     args = [sys.executable, "-m", "core", "search", "cnn", *TINY, "--nodes", "5", "--store", str(store_path)]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline and proc.poll() is None:
-            time.sleep(0.2)
-            if store_path.exists() and _steps(store_path) >= 2:
-                break
-        assert proc.poll() is None, "the search ended before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_9_when(proc, lambda: store_path.exists() and _steps(store_path) >= 2, "the search", 240)
     store = Store(store_path)
     before = [(s.step, s.removed) for s in store.steps(1)]
     assert store.get_run(1).status == "interrupted" and len(before) >= 2

@@ -6,10 +6,10 @@ Runner's thread; in view mode it is not offered.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
+from helpers import APP_TIMEOUT, app_test, wait_until
 from streamlit.testing.v1 import AppTest
 
 from core.search.config import preset_config
@@ -18,9 +18,6 @@ from core.search.loop import create_run, run_search
 from core.store.controls import control_cells, get_control
 from core.store.runs import FINISHED, Store
 from ui.figures import CONTROL_NAME
-
-ROOT = Path(__file__).resolve().parents[1]
-TIMEOUT = 90
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +37,10 @@ def runs(tmp_path_factory) -> dict:
 
 
 def _open(monkeypatch, path: Path, page: str, run_id: int, view: bool = False) -> AppTest:
-    monkeypatch.setenv("AUTOSHRINK_STORE", str(path))
     monkeypatch.setenv("AUTOSHRINK_SAMPLES", "off")
     if view:
         monkeypatch.setenv("AUTOSHRINK_MODE", "view")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at = app_test(monkeypatch, path)
     at.run()
     at.sidebar.selectbox(key="run_id").set_value(run_id).run()
     at.switch_page(page).run()
@@ -103,9 +99,7 @@ def test_the_button_trains_a_control_in_full_mode_and_view_mode_does_not_offer_i
     at.number_input(key="control_samples").set_value(1).run()
     at.button(key="control_start").click().run()
     store = runs["store"]
-    deadline = time.time() + TIMEOUT
-    while (get_control(store, runs["bare"]) is None or get_control(store, runs["bare"]).status != FINISHED) \
-            and time.time() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: get_control(store, runs["bare"]) is not None
+               and get_control(store, runs["bare"]).status == FINISHED, "the control to finish", APP_TIMEOUT)
     control = get_control(store, runs["bare"])
     assert control.status == FINISHED and len(control_cells(store, runs["bare"])) == len(control.targets)

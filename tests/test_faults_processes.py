@@ -12,15 +12,14 @@ import signal
 import sqlite3
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from fault_kit import TINY_SEARCH, cli, error_line, spawn
+from helpers import tiny_config, wait_until
 
 from core.cell.presets import load_preset
 from core.runner.foreground import EXIT_INTERRUPTED
-from core.search.config import preset_config
 from core.search.loop import create_run
 from core.store.jobs import JobStore
 from core.store.runs import (
@@ -37,19 +36,6 @@ from core.store.schema import MIGRATIONS, SCHEMA_VERSION
 TIMEOUT = 120
 TINY_TRAIN = ["train", "preset:shrinkcnn-a", "--epochs", "2", "--max-batches", "3", "--no-onnx",
               "--threads", "1", "--width-multiplier", "0.25", "--cells-per-stage", "1,1,1"]
-
-
-def _until(check, what: str, proc: subprocess.Popen | None = None, timeout: float = TIMEOUT):
-    """Poll `check()` until it returns something truthy; fail early if `proc` ended first."""
-    end = time.time() + timeout
-    while time.time() < end:
-        value = check()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            pytest.fail(f"process ended (rc {proc.returncode}) before {what}: {proc.stderr.read()}")
-        time.sleep(0.05)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def _status(db: Path, table: str, row_id: int = 1) -> str | None:
@@ -81,7 +67,8 @@ def _finish(proc: subprocess.Popen) -> tuple[int, str]:
 def test_ctrl_c_stops_a_search_with_130_and_resume_finishes_it(tmp_path):
     db = tmp_path / "runs.db"
     proc = spawn("search", "cnn", *TINY_SEARCH, "--store", db)
-    _until(lambda: _status(db, "runs") == RUNNING, "the search to claim its run", proc)
+    wait_until(lambda: _status(db, "runs") == RUNNING, "the search to claim its run",
+               TIMEOUT, poll=0.05, proc=proc)
     proc.send_signal(signal.SIGINT)
     code, err = _finish(proc)
     assert code == EXIT_INTERRUPTED and "Traceback" not in err and "resume with `resume 1`" in err, err
@@ -97,7 +84,8 @@ def test_ctrl_c_stops_a_search_with_130_and_resume_finishes_it(tmp_path):
 def test_ctrl_c_stops_a_training_job_with_130_and_resume_finishes_it(tmp_path):
     db = tmp_path / "runs.db"
     proc = spawn(*TINY_TRAIN, "--store", db)
-    _until(lambda: _status(db, "jobs") == RUNNING, "the job to claim its row", proc)
+    wait_until(lambda: _status(db, "jobs") == RUNNING, "the job to claim its row",
+               TIMEOUT, poll=0.05, proc=proc)
     proc.send_signal(signal.SIGINT)
     code, err = _finish(proc)
     assert code == EXIT_INTERRUPTED and "Traceback" not in err, err
@@ -113,7 +101,8 @@ def test_ctrl_c_stops_a_training_job_with_130_and_resume_finishes_it(tmp_path):
 def test_kill_9_keeps_the_committed_step_and_resume_finishes(tmp_path):
     db = tmp_path / "runs.db"
     proc = spawn("search", "cnn", *TINY_SEARCH, "--store", db)
-    _until(lambda: _steps(db), "step 0 to commit", proc)
+    wait_until(lambda: _steps(db), "step 0 to commit",
+               TIMEOUT, poll=0.05, proc=proc)
     proc.kill()
     proc.wait(TIMEOUT)
     store = Store(db)
@@ -127,7 +116,7 @@ def test_kill_9_keeps_the_committed_step_and_resume_finishes(tmp_path):
 # ----- several processes on one store ---------------------------------------------------------
 def _stopped_run(db: Path) -> int:
     store = Store(db)
-    run_id = create_run(store, preset_config("cnn", "demo", nodes=3, k=2, epochs=1, max_steps=1, threads=1))
+    run_id = create_run(store, tiny_config())
     store.finish(run_id, STOPPED)
     return run_id
 
@@ -148,7 +137,8 @@ def test_two_resumes_at_once_run_it_once_and_the_loser_changes_nothing(tmp_path)
 def test_resume_while_the_creator_is_starting_is_refused(tmp_path, capsys):
     db = tmp_path / "runs.db"
     proc = spawn("search", "cnn", *TINY_SEARCH, "--store", db)
-    _until(lambda: _status(db, "runs") in (QUEUED, RUNNING), "the run row", proc)
+    wait_until(lambda: _status(db, "runs") in (QUEUED, RUNNING), "the run row",
+               TIMEOUT, poll=0.05, proc=proc)
     code, err = cli(capsys, "resume", 1, "--store", db)
     line = error_line(err)
     assert code == 2 and ("being started" in line or "already running" in line), line

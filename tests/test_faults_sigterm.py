@@ -19,19 +19,19 @@ from pathlib import Path
 
 import pytest
 from fault_kit import ROOT, TINY_SEARCH, spawn
-from test_faults_processes import TIMEOUT, TINY_TRAIN, _finish, _status, _until
+from helpers import tiny_config, wait_until
+from test_faults_processes import TIMEOUT, TINY_TRAIN, _finish, _status
 
 from core.cell.presets import load_preset
 from core.runner.foreground import EXIT_TERMINATED
 from core.runner.threads import Runner
-from core.search.config import preset_config
 from core.store.jobs import JobStore
 from core.store.runs import RUNNING, STOPPED, Store
 from core.training.config import train_config
 
 
 def _term_while_running(proc: subprocess.Popen, db: Path, table: str) -> tuple[int, str]:
-    _until(lambda: _status(db, table) == RUNNING, f"the {table} row to be claimed", proc)
+    wait_until(lambda: _status(db, table) == RUNNING, f"the {table} row to be claimed", TIMEOUT, 0.05, proc)
     proc.send_signal(signal.SIGTERM)
     return _finish(proc)
 
@@ -67,18 +67,17 @@ def test_sigterm_stops_train_and_train_resume_with_143(tmp_path):
 
 
 # ----- the app server's Runner --------------------------------------------------------------
-TINY_CFG = dict(nodes=3, k=2, epochs=1, max_steps=1, threads=1)
 
 
 def test_runner_shutdown_stops_its_search_and_job_at_a_batch_boundary(tmp_path):
     store, runner = Store(tmp_path / "runs.db"), Runner()
-    run_id = runner.start_search(store, preset_config("cnn", "demo", **{**TINY_CFG, "epochs": 50}))
+    run_id = runner.start_search(store, tiny_config(epochs=50))
     job_id = runner.start_train(store, load_preset("shrinkcnn-a"),
                                 train_config("cnn", epochs=50, max_batches=3, threads=1, width_multiplier=0.25,
                                              cells_per_stage=(1, 1, 1), onnx=False))
     jobs = JobStore(store.path)
-    _until(lambda: store.get_run(run_id).status == RUNNING and jobs.get_job(job_id).status == RUNNING,
-           "both to be claimed")
+    wait_until(lambda: store.get_run(run_id).status == RUNNING and jobs.get_job(job_id).status == RUNNING,
+               "both to be claimed", TIMEOUT, 0.05)
     stopped = runner.shutdown(grace_s=TIMEOUT)
     assert {(kind, row) for _, kind, row in stopped} == {("search", run_id), ("train", job_id)}
     assert store.get_run(run_id).status == STOPPED and jobs.get_job(job_id).status == STOPPED
@@ -95,8 +94,8 @@ def test_runner_shutdown_marks_a_thread_that_does_not_stop_in_time(tmp_path, mon
         release.wait(TIMEOUT)  # ignores `stop`, as a data load would
     monkeypatch.setattr(threads, "run_search", stuck)
     store, runner = Store(tmp_path / "runs.db"), Runner()
-    run_id = runner.start_search(store, preset_config("cnn", "demo", **TINY_CFG))
-    _until(lambda: store.get_run(run_id).status == RUNNING, "the claim")
+    run_id = runner.start_search(store, tiny_config())
+    wait_until(lambda: store.get_run(run_id).status == RUNNING, "the claim", TIMEOUT, 0.05)
     try:
         runner.shutdown(grace_s=0.2)
         assert store.get_run(run_id).status == STOPPED and store.steps(run_id) == []
@@ -137,10 +136,10 @@ def test_a_chained_sigterm_stops_the_runner_before_the_previous_handler(tmp_path
     previous = signal.signal(signal.SIGTERM, lambda s, f: seen.append(store.get_run(run_id).status))
     try:
         assert chain_stop_signals(runner) and chain_stop_signals(runner)  # twice: chained once
-        run_id = runner.start_search(store, preset_config("cnn", "demo", **{**TINY_CFG, "epochs": 50}))
-        _until(lambda: store.get_run(run_id).status == RUNNING, "the claim")
+        run_id = runner.start_search(store, tiny_config(epochs=50))
+        wait_until(lambda: store.get_run(run_id).status == RUNNING, "the claim", TIMEOUT, 0.05)
         os.kill(os.getpid(), signal.SIGTERM)
-        _until(lambda: seen, "the previous handler")
+        wait_until(lambda: seen, "the previous handler", TIMEOUT, 0.05)
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -181,14 +180,15 @@ def test_an_app_server_stopped_by_sigterm_leaves_its_search_stopped(tmp_path):
              "true", "--server.address", "localhost", "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _until(lambda: _healthy(port), "the server to answer", server)
+            wait_until(lambda: _healthy(port), "the server to answer", TIMEOUT, 0.05, server)
             with sync_api.sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
                 try:
                     page = browser.new_page()
                     page.goto(f"http://localhost:{port}/")
                     page.get_by_role("button", name="Start search").click(timeout=60_000)
-                    _until(lambda: _status(db, "runs") == RUNNING, "the app's search to run", server)
+                    wait_until(lambda: _status(db, "runs") == RUNNING, "the app's search to run",
+                               TIMEOUT, 0.05, server)
                 finally:
                     browser.close()
             server.send_signal(signal.SIGTERM)

@@ -15,7 +15,7 @@ from core.nets.rnn import RNNLanguageModel
 from core.search import proxy_rnn
 from core.search.config import preset_config
 from core.search.proxy_rnn import RNNProxyConfig, lr_at_epoch
-from conftest import PTB_DIR, needs
+from helpers import PTB_DIR, needs
 
 
 def _write_ptb(d: Path, lines: dict[str, int]) -> Path:

@@ -21,7 +21,7 @@ from core.store.runs import FINISHED, STOPPED
 from core.training.config import train_config
 from core.training.context import JobObserver
 from core.training.engine import create_job, run_job
-from conftest import CIFAR_DIR, needs
+from helpers import CIFAR_DIR, needs
 
 CELL = load_preset("shrinkcnn-a")
 

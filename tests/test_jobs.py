@@ -2,21 +2,20 @@
 including kill -9 mid-training and a resume that ends exactly where an uninterrupted run does."""
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import kill_9_when
 
-from core.cli.main import main
-from core.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.cell.genotype import Genotype
+from core.cli.main import main
 from core.store.jobs import EpochRecord, JobStore
 from core.store.runs import INTERRUPTED, RUNNING, Store, StoreError
+from core.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 G = Genotype.dense("cnn", 4, seed=0)
@@ -121,16 +120,7 @@ def test_train_errors_are_one_line(store_path, args, fragment, capsys):
 def test_kill_9_then_resume_ends_where_an_uninterrupted_run_ends(store_path):
     proc = subprocess.Popen([sys.executable, "-m", "core", *TRAIN, "--store", str(store_path)], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline and proc.poll() is None and _epochs(store_path) < 1:
-            time.sleep(0.05)
-        assert proc.poll() is None, "training ended before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    kill_9_when(proc, lambda: _epochs(store_path) >= 1, "training", 60, poll=0.05)
     jobs = JobStore(store_path)
     killed_after = len(jobs.epochs(1))
     assert jobs.get_job(1).status == INTERRUPTED and 1 <= killed_after < 5

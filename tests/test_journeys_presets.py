@@ -11,16 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
+from helpers import CIFAR_DIR, PTB_DIR, app_test
 
 from core.cli.main import main
 from core.search.config import PRESETS, preset_config
 from core.store.runs import FINISHED, Store
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-SHARED_DATA = {"cifar10": f"cifar10:{SHARED / 'cifar10' / 'cifar-10-batches-py'}",
-               "ptb-proxy": f"ptb-proxy:{SHARED / 'ptb-proxy'}"}
+SHARED_DATA = {"cifar10": f"cifar10:{CIFAR_DIR}", "ptb-proxy": f"ptb-proxy:{PTB_DIR}"}
 SCALE = {"k": 1, "epochs": 1, "max_steps": 1, "max_batches": 1, "control": 0}  # control: its own tests
 ALL = sorted(PRESETS)
 TIMEOUT = 240
@@ -60,9 +57,8 @@ def test_preset_starts_from_the_cli(task: str, preset: str, tmp_path: Path) -> N
 @pytest.mark.parametrize("task, preset", ALL)
 def test_preset_starts_from_the_search_page(task: str, preset: str, tmp_path: Path, monkeypatch) -> None:
     db = tmp_path / "runs.db"
-    monkeypatch.setenv("AUTOSHRINK_STORE", str(db))
     monkeypatch.setenv("AUTOSHRINK_SAMPLES", "off")
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at = app_test(monkeypatch, db, TIMEOUT)
     at.run()
     at.switch_page("views/search.py").run()
     at.radio(key="form_task").set_value(task).run()

@@ -4,10 +4,11 @@ from __future__ import annotations
 import json
 import math
 
+from helpers import tiny_config
+
 from core.cli.main import main
 from core.insight.explain import candidate_rows, why_removed
 from core.insight.noise import WITHIN, step_verdict
-from core.search.config import preset_config
 from core.search.loop import create_run, run_search
 from core.store.runs import FINISHED, Store
 
@@ -22,8 +23,7 @@ def _c(edge, score, acc, macs, status="ok") -> dict:
 
 def test_search_stores_noise_from_seeded_baselines(tmp_path, capsys) -> None:
     store = Store(tmp_path / "runs.db")
-    cfg = preset_config("cnn", "demo", nodes=3, k=2, epochs=1, keep_fraction=0.0, threads=1, max_steps=1,
-                        noise_seeds=3)
+    cfg = tiny_config(keep_fraction=0.0, noise_seeds=3)
     run_id = create_run(store, cfg)
     assert run_search(store, run_id) == FINISHED
     base = store.candidates(run_id, 0)
@@ -42,8 +42,7 @@ def test_search_stores_noise_from_seeded_baselines(tmp_path, capsys) -> None:
 
 def test_one_seed_means_noise_not_measured(tmp_path) -> None:
     store = Store(tmp_path / "runs.db")
-    cfg = preset_config("cnn", "demo", nodes=3, k=1, epochs=1, threads=1, max_steps=0, keep_fraction=0.0,
-                        noise_seeds=1)
+    cfg = tiny_config(k=1, max_steps=0, keep_fraction=0.0, noise_seeds=1)
     run_id = create_run(store, cfg)
     store.set_noise(run_id, {})
     assert run_search(store, run_id) == FINISHED

@@ -2,7 +2,7 @@
 import math
 
 
-from conftest import CIFAR_DIR, PTB_DIR, needs
+from helpers import CIFAR_DIR, PTB_DIR, needs
 from core.search.config import preset_config
 from core.search.loop import create_run, run_search
 from core.store.runs import FINISHED, Store

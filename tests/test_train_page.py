@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
+from helpers import app_test, wait_until
 from streamlit.testing.v1 import AppTest
 
 from core.store.jobs import JobStore
@@ -15,12 +15,10 @@ from core.store.runs import FINISHED, RUNNING, STOPPED
 from ui.train.figures import result_rows, training_figure
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMEOUT = 90
 
 
 def _app(monkeypatch, store_path: Path) -> AppTest:
-    monkeypatch.setenv("AUTOSHRINK_STORE", str(store_path))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at = app_test(monkeypatch, store_path)
     at.run()
     at.switch_page("views/train.py").run()
     assert not at.exception, [e.value for e in at.exception]
@@ -30,16 +28,6 @@ def _app(monkeypatch, store_path: Path) -> AppTest:
 def _texts(at: AppTest) -> str:
     return "\n".join(str(e.value) for kind in (at.markdown, at.caption, at.info, at.error, at.subheader)
                      for e in kind)
-
-
-def _wait(at: AppTest, predicate, timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            at.run()
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _tiny(at: AppTest, epochs: int) -> None:
@@ -87,7 +75,8 @@ def test_a_tiny_job_finishes_with_curves_results_exports_and_joins_compare(monke
     store = JobStore(path)
     (job,) = store.list_jobs()
     assert any(f"Job #{job.id} started" in s.value for s in at.success)  # feedback beside the button
-    _wait(at, lambda: store.get_job(job.id).status == FINISHED, 60, "the job to finish")
+    wait_until(lambda: store.get_job(job.id).status == FINISHED, "the job to finish", 60, poll=0.3)
+    at.run()
     assert f"Job #{job.id}" in _texts(at) and at.get("progress")[0].proto.value == 100
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     titles = {a["text"] for a in spec["layout"]["annotations"]}
@@ -116,17 +105,21 @@ def test_stop_and_resume_from_the_page(monkeypatch, tmp_path) -> None:
     at.button(key="train_start").click().run()
     store = JobStore(path)
     (job,) = store.list_jobs()
-    _wait(at, lambda: len(store.epochs(job.id)) >= 1, 60, "a first epoch")
+    wait_until(lambda: len(store.epochs(job.id)) >= 1, "a first epoch", 60, poll=0.3)
+    at.run()
     at.button(key="train_stop").click().run()
-    _wait(at, lambda: store.get_job(job.id).status == STOPPED, 30, "the job to stop")
+    wait_until(lambda: store.get_job(job.id).status == STOPPED, "the job to stop", 30, poll=0.3)
+    at.run()
     at.run()
     done = len(store.epochs(job.id))
     at.button(key="train_resume").click().run()
     assert not at.exception
-    _wait(at, lambda: len(store.epochs(job.id)) > done, 60, "an epoch after the resume")
+    wait_until(lambda: len(store.epochs(job.id)) > done, "an epoch after the resume", 60, poll=0.3)
+    at.run()
     assert store.get_job(job.id).status == RUNNING
     at.button(key="train_stop").click().run()
-    _wait(at, lambda: store.get_job(job.id).status == STOPPED, 30, "the job to stop again")
+    wait_until(lambda: store.get_job(job.id).status == STOPPED, "the job to stop again", 30, poll=0.3)
+    at.run()
     epochs = [e.epoch for e in store.epochs(job.id)]
     assert epochs == list(range(1, len(epochs) + 1))                     # resumed where it stopped
 

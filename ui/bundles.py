@@ -22,6 +22,7 @@ from core.store.access import view_only
 from core.store.runs import RunRecord, Store
 from ui.errors import one_line
 from ui.resources import store_at
+from ui.selection import is_sample, select_run
 
 UPLOAD_KEY, MESSAGE_KEY = "bundle_upload", "bundle_message"
 
@@ -47,10 +48,6 @@ def ensure_samples(store: Store) -> None:
             _samples_in(str(store.path), str(folder))
         except UserError as exc:  # a damaged sample must not take the app down
             st.sidebar.warning(f"recorded samples not loaded: {one_line(exc)}", icon=":material/warning:")
-
-
-def is_sample(run: RunRecord) -> bool:
-    return bool(run.meta.get("sample"))
 
 
 def sample_header(run: RunRecord) -> None:
@@ -81,7 +78,6 @@ def _import(store: Store) -> None:
     except UserError as exc:
         st.session_state[MESSAGE_KEY] = ("error", one_line(exc))
         return
-    from ui.sidebar import select_run
     select_run(run_id)
     st.session_state[MESSAGE_KEY] = ("ok", f"imported {file.name} as run {run_id}")
 

@@ -11,10 +11,10 @@ import streamlit as st
 from core.store.controls import get_control
 from core.store.runs import RunRecord, RunStatus, StoreError
 from ui.resources import get_store
+from ui.status import rerun_on_change
 from ui.urlstate import url_step
 
 REFRESH_S = 2.0
-SEEN_KEY = "follow_seen_status"
 
 
 def is_live(run: RunRecord | None) -> bool:
@@ -42,11 +42,8 @@ def reread(run: RunRecord, page: str) -> RunRecord:
         fresh = get_store().get_run(run.id)
     except StoreError:  # deleted meanwhile: the next full run shows the sidebar's choice
         st.rerun()
-    seen = st.session_state.setdefault(SEEN_KEY, {})
-    status = (fresh.status, _control_live(fresh))  # a control that starts or ends reruns too
-    was, seen[(page, run.id)] = seen.get((page, run.id)), status
-    if was is not None and was != status:
-        st.rerun()
+    # a control that starts or ends reruns too
+    rerun_on_change(f"{page} run {run.id}", (fresh.status, _control_live(fresh)))
     return fresh
 
 

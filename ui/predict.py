@@ -20,9 +20,10 @@ from core.insight.predict import PickResult, pick_options, score_pick, tally
 from core.search.config import SearchConfig
 from core.search.loop import step_candidates
 from core.store.runs import RunRecord, StepRecord, Store
+from ui.charts import score_bars
 from ui.dag_view import run_layout, show_dag
-from ui.follow import is_live, live_badge, refresh_every, reread
-from ui.presenter import score_bars
+from ui.follow import is_live, live_badge
+from ui.step_page import step_page
 
 PICK_KEY = "predict_pick"
 
@@ -47,21 +48,16 @@ def _restart(run_id: int) -> None:
 
 
 def predict_page(store: Store, run: RunRecord | None) -> None:
-    if run is None:
-        st.info("No run to play yet: start one on the Search page (or ask your instructor to).")
-        return
-    st.fragment(_game, run_every=refresh_every(run))(store, run)
+    step_page(store, run, "predict", _game,
+              "No run to play yet: start one on the Search page (or ask your instructor to).",
+              f"Run {run.id if run else '-'} has no committed step yet: the first edge to guess comes after "
+              "the dense baseline.")
 
 
-def _game(store: Store, run: RunRecord) -> None:
-    run = reread(run, "predict")
-    steps = store.steps(run.id)
+def _game(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
     game = _state(run.id)
     n = game["step"] = max(1, min(game["step"], len(steps)))
     live_badge(run)
-    if not steps:
-        st.info(f"Run {run.id} has no committed step yet: the first edge to guess comes after the dense baseline.")
-        return
     _score_locked(store, run, steps, game)
     if n < len(steps):
         _play(run, steps[n - 1], n, [c.to_dict() for c in store.candidates(run.id, n)], steps, committed=True)

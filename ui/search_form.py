@@ -18,7 +18,7 @@ from ui.data_field import data_problem
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
 from ui.roles import can_change, view_note
-from ui.sidebar import select_run
+from ui.selection import select_run
 
 NS = "search"
 ERRORS_KEY, TASK_KEY, PRESET_KEY = "form_errors", "form_task", "form_preset"

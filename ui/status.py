@@ -1,5 +1,6 @@
 """The status line of a live search run or training job: state, Stop or Resume, and why it
-ended badly. Searches and training jobs share one lifecycle, so they share this header."""
+ended badly. Searches and training jobs share one lifecycle, so they share this header, and
+the one rule for a status that changed under a page: rerun."""
 from __future__ import annotations
 
 from typing import Callable
@@ -10,6 +11,17 @@ from core.store.runs import FAILED, INTERRUPTED, RunStatus
 from ui.roles import can_change
 from ui.sidebar import STATUS_ICON
 
+SEEN_KEY = "seen_status"
+
+
+def rerun_on_change(where: str, status: object) -> None:
+    """Remember `status` for `where` (a page and the run or job it shows); when it differs from
+    the last look (a run ended, or was resumed), rerun the whole script so timers, buttons and
+    the sidebar catch up. The first look only records."""
+    seen = st.session_state.setdefault(SEEN_KEY, {})
+    was, seen[where] = seen.get(where), status
+    if was is not None and was != status:
+        st.rerun()
 
 
 def status_header(what: str, item_id: int, status: str, device: str, summary: str, error: str,

@@ -1,6 +1,6 @@
 """Links an instructor can paste: ?run=ID&page=NAME&step=N opens that run, page and step.
 
-The sidebar applies ?run= (ui.sidebar); this module applies ?page= (once per session, on
+The sidebar applies ?run= (ui.selection.apply_url_run); this module applies ?page= (once per session, on
 the app's first run) and ?step= (once per page), and writes the step back as the user
 moves so the address bar is always a link to what is on screen.
 """

@@ -3,7 +3,7 @@ import streamlit as st
 
 from ui.predict import predict_page
 from ui.resources import get_store
-from ui.sidebar import current_run
+from ui.selection import current_run
 
 st.title("Predict the edge")
 predict_page(get_store(), current_run())

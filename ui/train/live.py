@@ -20,13 +20,13 @@ from core.store.runs import FINISHED
 from core.training.export import rebuild_snippet
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
-from ui.status import status_header
+from ui.status import rerun_on_change, status_header
 from ui.train.figures import result_rows, training_figure
 from ui.train.form import JOB_KEY
 from ui.train.job_store import get_job_store
 
 REFRESH_S = 2.0
-MESSAGE_KEY, SEEN_KEY = "train_message", "train_seen_status"
+MESSAGE_KEY = "train_message"
 
 
 def job_label(job: JobRecord) -> str:
@@ -80,10 +80,7 @@ def job_panel() -> None:
     by_id = {j.id: j for j in jobs}
     st.selectbox("Job", ids, key=JOB_KEY, format_func=lambda i: job_label(by_id[i]))
     job = by_id[st.session_state[JOB_KEY]]
-    seen = st.session_state.setdefault(SEEN_KEY, {})
-    was, seen[job.id] = seen.get(job.id), job.status
-    if was is not None and was != job.status:
-        st.rerun()
+    rerun_on_change(f"train job {job.id}", job.status)
     rows = [r.to_dict() for r in store.epochs(job.id)]
     _header(job)
     _progress(job, len(rows))

@@ -1,4 +1,4 @@
-"""The Compare page body: two to four genotype slots, then DAGs, costs, unique edges, summaries."""
+"""The Compare page: two to four genotype slots, then DAGs, costs, unique edges, summaries."""
 from __future__ import annotations
 
 import streamlit as st
@@ -35,7 +35,7 @@ def compare_columns(rows: list[dict]) -> dict:
     return {k: st.column_config.NumberColumn(k, format="compact") for k in keys}
 
 
-def compare_view(store: Store, run: RunRecord | None) -> None:
+def compare_page(store: Store, run: RunRecord | None) -> None:
     n = st.radio("How many genotypes", (2, 3, 4), horizontal=True, key=COUNT_KEY)
     defaults = _default_sources(run, n)
     items: list[CompareItem | None] = []

@@ -11,15 +11,15 @@ import time
 
 import streamlit as st
 
-from core.cell.genotype import edge_str
 from core.insight.draw import dag_graph
 from core.insight.explain import candidate_rows, why_removed
 from core.insight.tradeoff import step_table
 from core.store.runs import RunRecord, StepRecord, Store
 from ui.control import step_control_sentence
-from ui.dag_view import run_layout, show_dag
+from ui.dag_view import show_dag
 from ui.downloads import dag_buttons, genotype_button, table_button
-from ui.follow import followed_step, is_live, live_badge, refresh_every, reread
+from ui.follow import followed_step, is_live, live_badge
+from ui.step_page import shown_step, step_page, step_title
 from ui.tables import candidates_table, score_caption
 from ui.urlstate import write_step
 
@@ -27,6 +27,8 @@ PLAY_S = 1.5
 STEP_KEY, PLAYING_KEY, TICK_KEY, EARLIER_KEY = "explorer_step", "explorer_playing", "explorer_tick", \
     "explorer_earlier"
 FOLLOW_KEY = "explorer_follow"
+NO_RUN = "No run to explore yet: start one on the Search page."
+NO_STEP = "Run {run} has no committed step yet; the first appears once the dense baseline is trained."
 
 
 def _move(delta: int, last: int) -> None:
@@ -47,11 +49,8 @@ def _toggle_play(last: int) -> None:
 def step_explorer(store: Store, run: RunRecord) -> None:
     """Draw the explorer for `run`; the fragment ticks while playing and while the run is live
     (new steps appear and the slider grows; FOLLOW_KEY decides whether the view jumps to them)."""
-    if not store.steps(run.id) and not is_live(run):
-        st.info(f"Run {run.id} has no committed step yet; the first appears once the dense baseline is trained.")
-        return
     playing = st.session_state.get(PLAYING_KEY, False)
-    st.fragment(_view, run_every=PLAY_S if playing else refresh_every(run))(store, run)
+    step_page(store, run, "explorer", _view, NO_RUN, NO_STEP.format(run=run.id), every=PLAY_S if playing else None)
 
 
 def _unfollow() -> None:
@@ -59,13 +58,7 @@ def _unfollow() -> None:
     st.session_state[FOLLOW_KEY] = False
 
 
-def _view(store: Store, run: RunRecord) -> None:
-    run = reread(run, "explorer")
-    steps = store.steps(run.id)
-    if not steps:
-        live_badge(run)
-        st.info(f"Run {run.id} has no committed step yet; the first appears once the dense baseline is trained.")
-        return
+def _view(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
     last = steps[-1].step
     followed_step(run, last, STEP_KEY, FOLLOW_KEY, True, hold=bool(st.session_state.get(PLAYING_KEY)))
     if st.session_state.get(PLAYING_KEY) and time.time() - st.session_state.get(TICK_KEY, 0) >= 0.9 * PLAY_S:
@@ -100,29 +93,21 @@ def _view(store: Store, run: RunRecord) -> None:
     _step(store, run, steps, st.session_state[STEP_KEY])
 
 
-def step_title(step: StepRecord) -> str:
-    what = "dense start (baseline)" if step.removed is None else f"removed {edge_str(step.removed)}"
-    return f"step {step.step}: {what}; {step.edges} edges left"
-
-
 def _step(store: Store, run: RunRecord, steps: list[StepRecord], n: int) -> None:
     """One step: the DAG before its removal with its candidates (full width, on the run's
     fixed layout), then the table with the score first, and the reason."""
-    step = steps[n]
-    parent = steps[n - 1].genotype if n > 0 else step.genotype
-    cands = [c.to_dict() for c in store.candidates(run.id, n)]
-    tried = [tuple(c["edge"]) for c in cands if c["edge"] is not None]
+    shown = shown_step(store, run, steps, n)
+    step, cands = shown.step, shown.cands
     title = step_title(step)
     show_earlier = st.session_state.get(EARLIER_KEY, True)
-    show_dag(parent, run_layout(run, steps[0].genotype), min_px=720, candidates=tried, removed=step.removed,
-             start=steps[0].genotype, show_earlier=show_earlier, title=title)
-    dot = dag_graph(parent, candidates=tried, removed=step.removed, start=steps[0].genotype,
+    show_dag(shown.parent, shown.layout, min_px=720, candidates=shown.tried, removed=step.removed,
+             start=shown.start, show_earlier=show_earlier, title=title)
+    dot = dag_graph(shown.parent, candidates=shown.tried, removed=step.removed, start=shown.start,
                     show_earlier=show_earlier, title=title)
     with st.container(horizontal=True):
         genotype_button(step.genotype, f"run{run.id}-step{n}", "explorer")
         dag_buttons(dot, f"run{run.id}-step{n}", "explorer")
-    st.info(why_removed(step.removed, cands, run.task, steps[n - 1].edges if n > 0 else None,
-                        run.noise),
+    st.info(why_removed(step.removed, cands, run.task, shown.edges_before, run.noise),
             icon=":material/lightbulb:")
     against_chance = step_control_sentence(store, run, step)
     if against_chance:

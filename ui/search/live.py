@@ -22,18 +22,18 @@ from core.search.config import SearchConfig
 from core.search.evaluators.ray_eval import describe_cluster
 from core.search.loop import step_candidates
 from core.store.runs import RunRecord, StepRecord, Store, best_of
-from ui.bundles import is_sample, sample_header
+from ui.bundles import sample_header
 from ui.control import control_badge
 from ui.dag_view import run_layout, show_dag
 from ui.downloads import dag_buttons, genotype_button, table_button
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
-from ui.sidebar import current_run
-from ui.status import status_header
+from ui.selection import current_run, is_sample
+from ui.status import rerun_on_change, status_header
 from ui.tables import candidates_table
 
 REFRESH_S = 2.0
-MESSAGE_KEY, SEEN_KEY = "live_message", "live_seen_status"
+MESSAGE_KEY = "live_message"
 
 
 def progress_fraction(run: RunRecord, steps: list[StepRecord]) -> float:
@@ -68,11 +68,7 @@ def live_panel() -> None:
     if run is None:
         st.info("No run selected yet: pick a preset and press **Start search**.")
         return
-    seen = st.session_state.setdefault(SEEN_KEY, {})
-    was = seen.get(run.id)
-    seen[run.id] = run.status
-    if was is not None and was != run.status:
-        st.rerun()
+    rerun_on_change(f"search run {run.id}", run.status)
     store = get_store()
     _header(run)
     steps = store.steps(run.id)

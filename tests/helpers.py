@@ -1,0 +1,76 @@
+"""What many test files share, declared once: where the real data is, the tiny search config,
+polling until something happens, the app under AppTest, and the kill -9 of a running process.
+
+Tests import from here, never from conftest (pytest loads conftest itself; importing it as a
+module runs it twice under two names).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.search.config import SearchConfig, preset_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+CIFAR_DIR = SHARED_DATA / "cifar10" / "cifar-10-batches-py"
+PTB_DIR = SHARED_DATA / "ptb-proxy"
+APP_TIMEOUT = 90  # first runs import torch and cost ImageNet networks on a busy 2-core machine
+
+# The smallest search that still trains: 3 nodes, 2 one-epoch candidates, one step after the baseline.
+TINY_SEARCH = dict(nodes=3, k=2, epochs=1, max_steps=1, threads=1)
+
+
+def needs(path: Path, what: str):
+    """Skip a real-data test with a stated reason when ../shared is absent."""
+    return pytest.mark.skipif(not path.exists(), reason=f"{what} not found at {path} (../shared/data is absent)")
+
+
+def tiny_config(task: str = "cnn", **overrides: Any) -> SearchConfig:
+    """The demo preset shrunk to TINY_SEARCH; `overrides` change any field."""
+    return preset_config(task, "demo", **{**TINY_SEARCH, **overrides})
+
+
+def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 60.0, poll: float = 0.2,
+               proc: subprocess.Popen | None = None) -> Any:
+    """Poll `predicate()` until it returns something truthy and return that; fail with `what` on
+    timeout, or early when `proc` (a child process the wait depends on) has ended."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            stderr = proc.stderr.read() if proc.stderr else ""
+            pytest.fail(f"process ended (rc {proc.returncode}) before {what}: {stderr}")
+        time.sleep(poll)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def app_test(monkeypatch: pytest.MonkeyPatch, store_path: Path, timeout: float = APP_TIMEOUT) -> AppTest:
+    """The whole app (app.py, with its sidebar and navigation) on the store at `store_path`."""
+    monkeypatch.setenv("AUTOSHRINK_STORE", str(store_path))
+    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+
+
+def kill_9_when(proc: subprocess.Popen, ready: Callable[[], bool], what: str, timeout: float,
+                poll: float = 0.2) -> None:
+    """SIGKILL `proc` as soon as `ready()` (no cleanup can run: the crash a power cut makes);
+    fail if it ended first. The process is always reaped."""
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and proc.poll() is None and not ready():
+            time.sleep(poll)
+        assert proc.poll() is None, f"{what} ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
