@@ -38,10 +38,9 @@ def _resolve(module: str, node: ast.ImportFrom, is_pkg: bool) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def import_graph() -> dict[str, set[str]]:
-    """core module -> the core modules it imports (a `from pkg import name` counts as pkg.name
-    when that is a module, else as pkg)."""
-    files = {_module_name(p): p for p in CORE.rglob("*.py")}
+def _graph(files: dict[str, Path], roots: tuple[str, ...]) -> dict[str, set[str]]:
+    """module -> the modules under `roots` it imports (a `from pkg import name` counts as
+    pkg.name when that is a module, else as pkg)."""
     graph: dict[str, set[str]] = {}
     for module, path in files.items():
         deps: set[str] = set()
@@ -53,9 +52,14 @@ def import_graph() -> dict[str, set[str]]:
                 targets = [f"{target}.{a.name}" if f"{target}.{a.name}" in files else target for a in node.names]
             else:
                 continue
-            deps |= {t for t in targets if t.split(".")[0] in ("core", "streamlit")}
+            deps |= {t for t in targets if t.split(".")[0] in roots}
         graph[module] = deps - {module}
     return graph
+
+
+def import_graph() -> dict[str, set[str]]:
+    """core module -> the core modules (and streamlit) it imports."""
+    return _graph({_module_name(p): p for p in CORE.rglob("*.py")}, ("core", "streamlit"))
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -188,20 +192,7 @@ def app_graph() -> dict[str, set[str]]:
     """ui, views and app modules -> the ui/views modules they import (read with ast, as above)."""
     paths = [*(ROOT / "ui").rglob("*.py"), *(ROOT / "views").glob("*.py"), ROOT / "app.py"]
     files = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p for p in paths}
-    graph: dict[str, set[str]] = {}
-    for module, path in files.items():
-        deps: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                target = _resolve(module, node, path.name == "__init__.py")
-                targets = [f"{target}.{a.name}" if f"{target}.{a.name}" in files else target for a in node.names]
-            else:
-                continue
-            deps |= {t for t in targets if t.split(".")[0] in ("ui", "views", "app")}
-        graph[module] = deps - {module}
-    return graph
+    return _graph(files, ("ui", "views", "app"))
 
 
 def test_ui_and_views_have_no_import_cycle():
