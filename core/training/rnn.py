@@ -139,13 +139,13 @@ def _prepare(ctx: JobContext, genotype: Genotype, cfg: RNNTrainConfig, device: t
     corpus = load_corpus(cfg.data, max_vocab=cfg.max_vocab or None, log=ctx.log)
     for note in corpus.notes:
         ctx.log(note)
+    cost = rnn_cost(genotype, cfg.emb, cfg.hidden, corpus.vocab_size)
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     model = build_language_model(genotype, corpus.vocab_size, cfg).to(device)
     model.decoder_dtype = autocast_dtype(resolve_precision(cfg.precision, device))  # the decoder in bf16
     train = batchify(corpus.train, cfg.batch_size, device)
     windows = len(list(bptt_windows(train.size(0), cfg.bptt, cfg.bptt)))
-    job = _Job(model=model, opt=make_optimizer(model, cfg, SGD), corpus=corpus,
-               cost=rnn_cost(genotype, cfg.emb, cfg.hidden, corpus.vocab_size), train=train,
+    job = _Job(model=model, opt=make_optimizer(model, cfg, SGD), corpus=corpus, cost=cost, train=train,
                valid=batchify(corpus.valid, cfg.eval_batch_size, device),
                per_epoch=min(windows, cfg.max_batches) if cfg.max_batches else windows)
     saved = ctx.resume_state()
