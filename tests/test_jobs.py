@@ -76,6 +76,24 @@ def test_checkpoint_round_trip_keeps_tensors_and_rng_state(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]      # the temp file was renamed, not left
 
 
+def test_checkpoint_state_dataclasses_read_files_written_as_plain_dicts(tmp_path):
+    """The state dataclasses write the same keys as the dicts before them, and read an older
+    file (every GPU's RNG state under "cuda") as well."""
+    from core.training.cnn import CNNState
+    from core.training.rnn import RNNState
+    rng = torch.get_rng_state()
+    old = {"model": {"w": torch.ones(2)}, "optimizer": {"state": {}}, "rng": {"torch": rng, "cuda": [rng[:4]]},
+           "epoch": 3, "history": [{"epoch": 1}], "phase": "asgd", "val_history": [5.0, 4.0], "best": 4.0}
+    save_checkpoint(old, tmp_path / "c.pt")
+    state = RNNState.from_dict(load_checkpoint(tmp_path / "c.pt"))
+    assert (state.epoch, state.phase, state.val_history, state.best) == (3, "asgd", [5.0, 4.0], 4.0)
+    assert torch.equal(state.rng.torch, rng) and torch.equal(state.rng.cuda_device, rng[:4])
+    assert set(state.to_dict()) == set(old) and set(state.to_dict()["rng"]) == {"torch", "cuda_device"}
+    cnn = CNNState.from_dict({**old, "scaler": {}, "step": 12})
+    assert set(cnn.to_dict()) == {"model", "optimizer", "rng", "epoch", "history", "scaler", "step"}
+    assert cnn.step == 12 and cnn.history == [{"epoch": 1}]
+
+
 def test_checkpoint_write_is_atomic_and_loading_never_unpickles(tmp_path, monkeypatch):
     path = tmp_path / "c.pt"
     save_checkpoint({"epoch": 1}, path)

@@ -220,7 +220,14 @@ class RNNLanguageModel(nn.Module):
 
     def forward(self, tokens: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor]:
         """tokens (T, B) int64, hidden (B, h) -> log-probs (T, B, V), last hidden (B, h)."""
-        out, h = self.cell(self._embed(tokens), hidden)
+        log_probs, h, _states = self.forward_with_states(tokens, hidden)
+        return log_probs, h
+
+    def forward_with_states(self, tokens: Tensor, hidden: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """forward, plus the cell's raw outputs (T, B, h) before the output dropout: what final
+        training's activation-slowness penalty is computed on."""
+        states, h = self.cell(self._embed(tokens), hidden)
+        out = states
         if self.training and self.dropout > 0:
             out = out * _mask(out, (1, out.size(1), self.hidden), self.dropout)
         if self.decoder_dtype is None:
@@ -228,7 +235,7 @@ class RNNLanguageModel(nn.Module):
         else:
             with torch.autocast(out.device.type, dtype=self.decoder_dtype):
                 logits = F.linear(out, self.encoder.weight, self.decoder_bias).float()
-        return F.log_softmax(logits, dim=-1), h
+        return F.log_softmax(logits, dim=-1), h, states
 
     def loss(self, tokens: Tensor, hidden: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         """Mean NLL of `targets` and the last hidden state: forward + log_softmax + nll_loss in

@@ -6,7 +6,7 @@ be imported as if it were real and then shown on a class's projector, or crash t
 Each rule here is the range of the code that writes the number:
 
 - accuracy is a fraction of a validation set: [0, 1];
-- perplexity is exp(loss) with a finite loss under 700 (proxy_rnn._ppl): [1, e^700];
+- perplexity is exp(loss) with a finite loss under 700 (core.nets.bptt.perplexity): [1, e^700];
 - a loss is a mean of float32 cross entropies: >= 0 and at most float32's largest; a diverged
   epoch's history row may hold NaN or inf for a loss or a perplexity (the search writes those);
 - MACs, FLOPs and parameter counts are positive integers (exact in JSON: at most 2^53);
@@ -29,7 +29,7 @@ from core.search.config import SearchConfig
 MAX_TIME = 253402300799.0            # 9999-12-31 23:59:59 UTC: the last time a datetime can show
 MAX_COUNT = 2**53                    # MACs, FLOPs, params: integers JSON carries exactly
 MAX_LOSS = 3.4028234663852886e38     # float32's largest finite value
-MAX_PERPLEXITY = math.exp(700)       # proxy_rnn._ppl: exp(loss) for a loss under 700, else inf
+MAX_PERPLEXITY = math.exp(700)       # core.nets.bptt.perplexity: exp(loss) for a loss under 700, else inf
 NON_FINITE_OK = ("loss", "ppl")      # history keys that may hold NaN/inf (a diverged epoch)
 QUALITY = {"cnn": "accuracy", "rnn": "perplexity"}
 COST = {"cnn": "macs", "rnn": "flops"}

@@ -18,8 +18,8 @@ from typing import Callable, Iterator
 import torch
 from torch import Tensor
 
-from core.data.batches import bptt_windows
 from core.data.corpus import Corpus, batchify
+from core.nets.bptt import perplexity, train_bptt_epoch
 from core.nets.evaluate import evaluate_lm
 from core.nets.rnn import RNNLanguageModel
 from core.result import (
@@ -76,56 +76,17 @@ class _UserStop(Exception):
     """Raised between batches when should_stop() says so; turned into a STOPPED result."""
 
 
-NAN_CHECK_EVERY = 16   # batches between the host reads that look for a NaN loss
-
-
 def _train_epoch(model: RNNLanguageModel, opt: torch.optim.Optimizer, data: Tensor,
                  cfg: RNNProxyConfig, offset: int, should_stop: Callable[[], bool] | None
                  ) -> tuple[float, float]:
-    """One pass of truncated BPTT; hidden state carried and detached between windows.
-    Returns (token-weighted mean training loss, moving loss): the moving loss is the official
-    EMA of the per-batch losses, restarted each epoch (the first batch sets it), which the
-    divergence rule compares with. Both are the NaN/inf loss as soon as one appears.
-
-    The sums and the EMA stay on the device in float64 (the same IEEE operations as Python
-    floats, so the same values), and a batch makes no host sync: the host looks for a
-    non-finite loss every NAN_CHECK_EVERY batches and at the end, and returns the first one."""
-    model.train()
-    hidden = model.init_hidden(data.size(1))
-    dev, m = data.device, cfg.loss_momentum
-    total = torch.zeros((), dtype=torch.float64, device=dev)
-    moving = torch.zeros((), dtype=torch.float64, device=dev)
-    bad = torch.zeros(2, dtype=torch.float64, device=dev)   # [seen one?, the first non-finite loss]
-    count = 0
-    for n, (start, length) in enumerate(bptt_windows(data.size(0), cfg.bptt, offset)):
-        if cfg.max_batches_per_epoch is not None and n >= cfg.max_batches_per_epoch:
-            break
-        if should_stop is not None and should_stop():
-            raise _UserStop
-        if n % NAN_CHECK_EVERY == NAN_CHECK_EVERY - 1 and (first := bad.tolist())[0]:
-            return first[1], first[1]
-        inputs, targets = data[start:start + length], data[start + 1:start + 1 + length]
-        loss, hidden = model.loss(inputs, hidden.detach(), targets)
-        value = loss.detach().double()
-        new = (bad[0] == 0) & ~torch.isfinite(value)
-        bad = torch.where(new, torch.stack([torch.ones_like(value), value]), bad)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        opt.step()
-        total += value * targets.numel()
-        moving = value if n == 0 else m * moving + (1 - m) * value
-        count += targets.numel()
-    first = bad.tolist()
-    if first[0]:
-        return first[1], first[1]
-    mean = total.item() / max(count, 1)
-    return mean, mean if count == 0 else moving.item()
-
-
-def _ppl(loss: float) -> float:
-    """Perplexity, inf rather than an OverflowError for a huge loss."""
-    return math.exp(loss) if loss < 700 else math.inf
+    """One pass of the shared truncated BPTT (core.nets.bptt). Returns (token-weighted mean
+    training loss, moving loss): the moving loss is the official EMA of the per-batch losses,
+    restarted each epoch, which the divergence rule compares with."""
+    out = train_bptt_epoch(model, opt, data, cfg.bptt, offset, cfg.clip, max_batches=cfg.max_batches_per_epoch,
+                           momentum=cfg.loss_momentum, should_stop=should_stop)
+    if out is None:
+        raise _UserStop
+    return out.mean, out.moving
 
 
 def _one_line(exc: BaseException) -> str:
@@ -155,8 +116,8 @@ def _run(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig, data_seed
         if should_stop is not None and should_stop():
             raise _UserStop
         val_loss = evaluate_lm(model, valid, cfg.bptt, cfg.max_eval_batches)
-        row = {"epoch": epoch, "train_loss": train_loss, "train_ppl": _ppl(train_loss),
-               "train_loss_ema": moving_loss, "val_loss": val_loss, "val_ppl": _ppl(val_loss), "lr": lr,
+        row = {"epoch": epoch, "train_loss": train_loss, "train_ppl": perplexity(train_loss),
+               "train_loss_ema": moving_loss, "val_loss": val_loss, "val_ppl": perplexity(val_loss), "lr": lr,
                "seconds": time.perf_counter() - t0}
         result.history.append(row)
         result.epochs = epoch
@@ -220,5 +181,5 @@ def train_rnn_proxy(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig
     else:
         result.error = ""  # a NaN-stopped candidate that completed an epoch is scored, not failed
         if math.isfinite(best):
-            result.perplexity = _ppl(best)
+            result.perplexity = perplexity(best)
     return result

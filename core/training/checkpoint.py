@@ -6,17 +6,20 @@ the old one (os.replace is atomic on POSIX and Windows): a kill -9 mid-write lea
 previous checkpoint intact. Reading uses torch.load(weights_only=True), which rebuilds only
 tensors and plain containers (dict, list, str, int, float, bool, None) and refuses any other
 object, so a planted file cannot run code. Everything saved here is therefore kept to
-those types: RNG states are saved as the uint8 tensors torch hands out.
+those types: RNG states are saved as the uint8 tensors torch hands out, and the state
+dataclasses (RngState, TrainState) are written as their plain dicts.
 """
 from __future__ import annotations
 
 import os
 import pickle
 import tempfile
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Self
 
 import torch
+from torch import Tensor
 
 from core.errors import UserError
 
@@ -56,22 +59,67 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
     return obj
 
 
-def rng_state() -> dict[str, Any]:
+@dataclass
+class RngState:
     """Torch's global CPU generator state, and the current CUDA device's (the one the job trains
-    on; what dropout masks draw from), as tensors. One device's only: a resume on a machine with
-    another GPU count, or on another GPU index, restores it all the same."""
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda_device"] = torch.cuda.get_rng_state()
-    return state
+    on; what dropout masks draw from), as the uint8 tensors torch hands out."""
+    torch: Tensor
+    cuda_device: Tensor | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The on-disk form: {"torch": ..., "cuda_device": ...} (the key absent without CUDA)."""
+        return {"torch": self.torch} if self.cuda_device is None else \
+            {"torch": self.torch, "cuda_device": self.cuda_device}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> RngState:
+        """Read what to_dict wrote. A checkpoint of an older version holds every GPU's state
+        ("cuda"): the first is the one a job trained on."""
+        cuda = state.get("cuda_device")
+        if cuda is None and state.get("cuda"):
+            cuda = state["cuda"][0]
+        return cls(torch=state["torch"], cuda_device=cuda)
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what rng_state saved, the CUDA state onto the current device. A checkpoint of an
-    older version holds every GPU's state ("cuda"): the first is the one a job trained on."""
-    torch.set_rng_state(state["torch"].cpu())
-    cuda = state.get("cuda_device")
-    if cuda is None and state.get("cuda"):
-        cuda = state["cuda"][0]
-    if cuda is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state(cuda.cpu())
+def rng_state() -> RngState:
+    """The generators' states now. One device's only: a resume on a machine with another GPU
+    count, or on another GPU index, restores it all the same."""
+    cuda = torch.cuda.get_rng_state() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    return RngState(torch=torch.get_rng_state(), cuda_device=cuda)
+
+
+def set_rng_state(state: RngState | dict[str, Any]) -> None:
+    """Restore what rng_state saved (or its on-disk dict), the CUDA state onto the current device."""
+    if isinstance(state, dict):
+        state = RngState.from_dict(state)
+    torch.set_rng_state(state.torch.cpu())
+    if state.cuda_device is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state.cuda_device.cpu())
+
+
+_COERCE: dict[str, Callable[[Any], Any]] = {"int": int, "float": float, "list[dict]": list, "list[float]":
+                                            lambda v: [float(x) for x in v]}
+
+
+@dataclass
+class TrainState:
+    """What every trainer's end-of-epoch checkpoint holds; a trainer subclasses it with its own
+    fields. On disk it is the plain dict of to_dict (weights_only=True reads nothing else), the
+    same keys as before these classes, so checkpoints already written still resume."""
+    model: dict[str, Tensor]
+    optimizer: dict[str, Any]
+    rng: RngState
+    epoch: int
+    history: list[dict]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["rng"] = self.rng.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Self:
+        """Rebuild from a loaded checkpoint, numbers and lists as their declared types."""
+        values = {f.name: _COERCE.get(str(f.type), lambda v: v)(state[f.name]) for f in fields(cls)}
+        values["rng"] = RngState.from_dict(state["rng"])
+        return cls(**values)

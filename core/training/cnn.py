@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -30,7 +30,7 @@ from core.nets.cnn import CNNConfig, build_cnn, cifar_config, cnn_cost, imagenet
 from core.nets.evaluate import evaluate_images
 from core.result import Cost
 from core.seeds import derive_seed
-from core.training.checkpoint import rng_state, set_rng_state
+from core.training.checkpoint import TrainState, rng_state, set_rng_state
 from core.training.config import CNNTrainConfig
 from core.training.context import JobContext, TrainingDiverged, TrainOutcome
 from core.training.export import CNN_BUILDER
@@ -127,8 +127,54 @@ def _layout(x: Tensor) -> Tensor:
 
 
 # ----- the job -----------------------------------------------------------------------------------
+@dataclass
+class CNNState(TrainState):
+    """The end-of-epoch checkpoint: TrainState plus the AMP scaler and the global step (the
+    schedule is a pure function of it)."""
+    scaler: dict
+    step: int
+
+
+@dataclass
+class _Job:
+    """One training job's moving parts, resumed from a checkpoint or fresh."""
+    data: ImageData
+    net: CNNConfig
+    cost: Cost
+    model: nn.Module
+    opt: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    dtype: torch.dtype | None
+    mode: str
+    per_epoch: int
+    first: int = 1
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        return _metrics(self.history, self.cost, self.net, self.data.name)
+
+
 def train_cnn(ctx: JobContext, genotype: Genotype, cfg: CNNTrainConfig, device: torch.device) -> TrainOutcome:
     """Train (or resume) the CNN of `genotype` under `cfg`; one checkpoint and epoch row per epoch."""
+    job = _prepare(ctx, genotype, cfg, device)
+    data, net, cost = job.data, job.net, job.cost
+    ctx.log(f"{data.name}: {len(data.y_train)} train / {len(data.y_val)} val images, "
+            f"{net.input_size}x{net.input_size}; {cost.params:,} params, {cost.macs:,} MACs per image; "
+            f"augmentation {job.mode}")
+    ctx.begin(job.first, cfg.epochs, job.per_epoch)
+    for epoch in range(job.first, cfg.epochs + 1):
+        if not _run_epoch(ctx, job, cfg, epoch, device):
+            return TrainOutcome(stopped=True, metrics=job.summary())
+    model = job.model.eval().cpu().to(memory_format=torch.contiguous_format)
+    return TrainOutcome(stopped=False, metrics=job.summary(), model=model,
+                        model_spec={"builder": CNN_BUILDER, "config": net.to_dict()},
+                        example_inputs=(data.x_val[:2].detach().cpu().contiguous(),),
+                        input_names=("images",), output_names=("logits",), dynamic_batch=True)
+
+
+def _prepare(ctx: JobContext, genotype: Genotype, cfg: CNNTrainConfig, device: torch.device) -> _Job:
+    """Load the images onto the device, build the network, and resume from the checkpoint if any."""
     data = load_images(cfg, ctx.log)
     for note in data.notes:
         ctx.log(note)
@@ -138,84 +184,85 @@ def train_cnn(ctx: JobContext, genotype: Genotype, cfg: CNNTrainConfig, device: 
     model = build_cnn(genotype, net).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, cfg)
     dtype = amp_dtype(cfg, device)
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype is torch.float16)
     mode = resolve_mode(cfg.augment, data.in_channels, data.input_size)
     check_device_room(data, device)
     data = data.to(device)
-    n = len(data.y_train)
-    order_seed = derive_seed(cfg.seed, "order")
-    per_epoch = len(epoch_batches(n, cfg.batch_size, order_seed, 1))
-    if cfg.max_batches:
-        per_epoch = min(per_epoch, cfg.max_batches)
-    total, warmup = cfg.epochs * per_epoch, int(round(cfg.warmup_epochs * per_epoch))
+    per_epoch = len(epoch_batches(len(data.y_train), cfg.batch_size, derive_seed(cfg.seed, "order"), 1))
+    job = _Job(data=data, net=net, cost=cost, model=model, opt=make_optimizer(model, cfg),
+               scaler=torch.amp.GradScaler("cuda", enabled=dtype is torch.float16), dtype=dtype, mode=mode,
+               per_epoch=min(per_epoch, cfg.max_batches) if cfg.max_batches else per_epoch)
+    saved = ctx.resume_state()
+    if saved is not None:
+        state = CNNState.from_dict(saved)
+        model.load_state_dict(state.model)
+        job.opt.load_state_dict(state.optimizer)
+        if state.scaler:  # empty when saved by a disabled scaler (CPU, bfloat16): nothing to restore
+            job.scaler.load_state_dict(state.scaler)
+        set_rng_state(state.rng)
+        job.first, job.step, job.history = state.epoch + 1, state.step, state.history
+    return job
 
-    first, step, history = 1, 0, []
-    state = ctx.resume_state()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if state["scaler"]:  # empty when saved by a disabled scaler (CPU, bfloat16): nothing to restore
-            scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"])
-        first, step, history = int(state["epoch"]) + 1, int(state["step"]), list(state["history"])
-    ctx.log(f"{data.name}: {n} train / {len(data.y_val)} val images, {net.input_size}x{net.input_size}; "
-            f"{cost.params:,} params, {cost.macs:,} MACs per image; augmentation {mode}")
-    ctx.begin(first, cfg.epochs, per_epoch)
 
-    def summary() -> dict:
-        return _metrics(history, cost, net, data.name)
+def _run_epoch(ctx: JobContext, job: _Job, cfg: CNNTrainConfig, epoch: int, device: torch.device) -> bool:
+    """Train, validate and checkpoint one epoch; False if a stop was asked during it."""
+    t0 = time.perf_counter()
+    sums = _train_epoch(ctx, job, cfg, epoch, device)
+    if sums is None:
+        return False
+    loss_sum, correct, seen, lr = sums
+    train_s = time.perf_counter() - t0
+    if not math.isfinite(loss_sum):
+        raise TrainingDiverged(f"training loss became {loss_sum / seen} in epoch {epoch}; "
+                               f"lower the learning rate (now {cfg.lr:g})")
+    ctx.progress(epoch, job.per_epoch, phase="validate", force=True)
+    val_loss, val_acc = evaluate_images(job.model, job.data.x_val, job.data.y_val, 2 * cfg.batch_size,
+                                        job.dtype, prepare=_layout)
+    row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen, "val_loss": val_loss,
+           "val_acc": val_acc, "lr": lr, "throughput": seen / train_s,
+           "seconds": time.perf_counter() - t0}
+    job.history.append(row)
+    ctx.log(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.3f}, val acc {val_acc:.4f}, "
+            f"{row['throughput']:.0f} images/s")
+    ctx.epoch_done(row, CNNState(model=job.model.state_dict(), optimizer=job.opt.state_dict(), rng=rng_state(),
+                                 epoch=epoch, history=job.history, scaler=job.scaler.state_dict(),
+                                 step=job.step).to_dict())
+    return True
 
-    for epoch in range(first, cfg.epochs + 1):
-        batches = epoch_batches(n, cfg.batch_size, order_seed, epoch)[:per_epoch]
-        order, draws = _epoch_inputs(batches, mode, data.input_size, derive_seed(cfg.seed, "augment", epoch), device)
-        model.train()
-        totals = torch.zeros(2, device=device)           # loss sum, correct (read once per epoch)
-        seen = 0
-        t0 = time.perf_counter()
-        for b, (idx, aug) in enumerate(zip(order, draws)):
-            if ctx.should_stop():
-                return TrainOutcome(stopped=True, metrics=summary())
-            lr = lr_at(step, total, warmup, cfg.lr)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            x, y = augment_batch(data.x_train[idx], mode, draws=aug), data.y_train[idx]
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                logits = model(_layout(x)).float()
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            with torch.no_grad():
-                totals += torch.stack([loss.detach() * len(idx), (logits.argmax(1) == y).sum().float()])
-            seen += len(idx)
-            step += 1
-            ctx.progress(epoch, b + 1)
-        loss_sum, correct = totals.tolist()
-        train_s = time.perf_counter() - t0
-        if not math.isfinite(loss_sum):
-            raise TrainingDiverged(f"training loss became {loss_sum / seen} in epoch {epoch}; "
-                                   f"lower the learning rate (now {cfg.lr:g})")
-        ctx.progress(epoch, len(batches), phase="validate", force=True)
-        val_loss, val_acc = evaluate_images(model, data.x_val, data.y_val, 2 * cfg.batch_size, dtype,
-                                             prepare=_layout)
-        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen, "val_loss": val_loss,
-               "val_acc": val_acc, "lr": lr, "throughput": seen / train_s,
-               "seconds": time.perf_counter() - t0}
-        history.append(row)
-        ctx.log(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.3f}, val acc {val_acc:.4f}, "
-                f"{row['throughput']:.0f} images/s")
-        ctx.epoch_done(row, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                             "scaler": scaler.state_dict(), "rng": rng_state(), "epoch": epoch, "step": step,
-                             "history": history})
 
-    model = model.eval().cpu().to(memory_format=torch.contiguous_format)
-    return TrainOutcome(stopped=False, metrics=summary(), model=model,
-                        model_spec={"builder": CNN_BUILDER, "config": net.to_dict()},
-                        example_inputs=(data.x_val[:2].detach().cpu().contiguous(),),
-                        input_names=("images",), output_names=("logits",), dynamic_batch=True)
+def _train_epoch(ctx: JobContext, job: _Job, cfg: CNNTrainConfig, epoch: int, device: torch.device
+                 ) -> tuple[float, float, int, float] | None:
+    """One epoch of SGD/Adam with the per-batch schedule; (loss sum, correct, images, last lr),
+    read from the device once at the end, or None if stopped."""
+    data, model, opt, scaler = job.data, job.model, job.opt, job.scaler
+    total, warmup = cfg.epochs * job.per_epoch, int(round(cfg.warmup_epochs * job.per_epoch))
+    batches = epoch_batches(len(data.y_train), cfg.batch_size, derive_seed(cfg.seed, "order"), epoch)
+    order, draws = _epoch_inputs(batches[:job.per_epoch], job.mode, data.input_size,
+                                 derive_seed(cfg.seed, "augment", epoch), device)
+    model.train()
+    totals = torch.zeros(2, device=device)           # loss sum, correct (read once per epoch)
+    seen, lr = 0, cfg.lr
+    for b, (idx, aug) in enumerate(zip(order, draws)):
+        if ctx.should_stop():
+            return None
+        lr = lr_at(job.step, total, warmup, cfg.lr)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        x, y = augment_batch(data.x_train[idx], job.mode, draws=aug), data.y_train[idx]
+        with torch.autocast(device.type, dtype=job.dtype, enabled=job.dtype is not None):
+            logits = model(_layout(x)).float()
+        loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        with torch.no_grad():
+            totals += torch.stack([loss.detach() * len(idx), (logits.argmax(1) == y).sum().float()])
+        seen += len(idx)
+        job.step += 1
+        ctx.progress(epoch, b + 1)
+    loss_sum, correct = totals.tolist()
+    return loss_sum, correct, seen, lr
 
 
 def _epoch_inputs(batches: list[Tensor], mode: str, side: int, seed: int,

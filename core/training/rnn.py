@@ -22,6 +22,7 @@ import contextlib
 import math
 import random
 import time
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
@@ -32,11 +33,12 @@ from core.cell.genotype import Genotype
 from core.data.batches import bptt_windows
 from core.data.corpus import Corpus, batchify, load_corpus
 from core.device import autocast_dtype, resolve_precision
+from core.nets.bptt import StepLoss, perplexity, train_bptt_epoch
 from core.nets.evaluate import evaluate_lm
 from core.nets.rnn import RNNLanguageModel, rnn_cost
 from core.result import Cost
 from core.seeds import derive_seed
-from core.training.checkpoint import load_checkpoint, rng_state, set_rng_state
+from core.training.checkpoint import TrainState, load_checkpoint, rng_state, set_rng_state
 from core.training.config import RNNTrainConfig
 from core.training.context import JobContext, TrainingDiverged, TrainOutcome, finite
 from core.training.export import RNN_BUILDER
@@ -91,12 +93,49 @@ def switch_to_asgd(cfg: RNNTrainConfig, val_history: list[float], val_loss: floa
     return cfg.asgd and len(val_history) > cfg.nonmono and val_loss > min(val_history[:-cfg.nonmono])
 
 
-def _ppl(loss: float) -> float:
-    return math.exp(loss) if loss < 700 else math.inf
+@dataclass
+class RNNState(TrainState):
+    """The end-of-epoch checkpoint: TrainState plus the optimizer phase and what the ASGD
+    trigger and the best-weights file compare with."""
+    phase: str
+    val_history: list[float]
+    best: float
+
+
+@dataclass
+class _Job:
+    """One training job's moving parts, resumed from a checkpoint or fresh."""
+    model: RNNLanguageModel
+    opt: torch.optim.Optimizer
+    corpus: Corpus
+    cost: Cost
+    train: Tensor
+    valid: Tensor
+    per_epoch: int
+    first: int = 1
+    phase: str = SGD
+    history: list[dict] = field(default_factory=list)
+    val_history: list[float] = field(default_factory=list)
+    best: float = math.inf
+
+    def summary(self) -> dict:
+        return _metrics(self.history, self.cost, self.corpus)
 
 
 def train_rnn(ctx: JobContext, genotype: Genotype, cfg: RNNTrainConfig, device: torch.device) -> TrainOutcome:
     """Train (or resume) the ShrinkRNN language model of `genotype` under `cfg`."""
+    job = _prepare(ctx, genotype, cfg, device)
+    ctx.log(f"{job.corpus.name}: vocabulary {job.corpus.vocab_size:,}, {job.corpus.train.numel():,} train "
+            f"tokens; {job.cost.params:,} params, {job.cost.flops:,} cell FLOPs per step")
+    ctx.begin(job.first, cfg.epochs, job.per_epoch)
+    for epoch in range(job.first, cfg.epochs + 1):
+        if not _run_epoch(ctx, job, cfg, epoch):
+            return TrainOutcome(stopped=True, metrics=job.summary())
+    return _finish(ctx, job, cfg, device)
+
+
+def _prepare(ctx: JobContext, genotype: Genotype, cfg: RNNTrainConfig, device: torch.device) -> _Job:
+    """Load the corpus, build the model and its batches, and resume from the checkpoint if any."""
     corpus = load_corpus(cfg.data, max_vocab=cfg.max_vocab or None, log=ctx.log)
     for note in corpus.notes:
         ctx.log(note)
@@ -105,111 +144,85 @@ def train_rnn(ctx: JobContext, genotype: Genotype, cfg: RNNTrainConfig, device: 
     model = build_language_model(genotype, corpus.vocab_size, cfg).to(device)
     model.decoder_dtype = autocast_dtype(resolve_precision(cfg.precision, device))  # the decoder in bf16
     train = batchify(corpus.train, cfg.batch_size, device)
-    valid = batchify(corpus.valid, cfg.eval_batch_size, device)
     windows = len(list(bptt_windows(train.size(0), cfg.bptt, cfg.bptt)))
-    per_epoch = min(windows, cfg.max_batches) if cfg.max_batches else windows
+    job = _Job(model=model, opt=make_optimizer(model, cfg, SGD), corpus=corpus, cost=cost, train=train,
+               valid=batchify(corpus.valid, cfg.eval_batch_size, device),
+               per_epoch=min(windows, cfg.max_batches) if cfg.max_batches else windows)
+    saved = ctx.resume_state()
+    if saved is not None:
+        state = RNNState.from_dict(saved)
+        model.load_state_dict(state.model)
+        job.opt = make_optimizer(model, cfg, state.phase)
+        job.opt.load_state_dict(state.optimizer)
+        set_rng_state(state.rng)
+        job.first, job.phase, job.history = state.epoch + 1, state.phase, state.history
+        job.val_history, job.best = state.val_history, float(state.best)
+    return job
 
-    first, phase, history, val_history, best = 1, SGD, [], [], math.inf
-    state = ctx.resume_state()
-    if state is not None:
-        phase = state["phase"]
-        model.load_state_dict(state["model"])
-        opt = make_optimizer(model, cfg, phase)
-        opt.load_state_dict(state["optimizer"])
-        set_rng_state(state["rng"])
-        first, history = int(state["epoch"]) + 1, list(state["history"])
-        val_history, best = [float(v) for v in state["val_history"]], float(state["best"])
-    else:
-        opt = make_optimizer(model, cfg, phase)
-    ctx.log(f"{corpus.name}: vocabulary {corpus.vocab_size:,}, {corpus.train.numel():,} train tokens; "
-            f"{cost.params:,} params, {cost.flops:,} cell FLOPs per step")
-    ctx.begin(first, cfg.epochs, per_epoch)
 
-    raw: list[Tensor] = []
-    hook = model.cell.register_forward_hook(lambda _m, _i, out: raw.__setitem__(slice(None), [out[0]]))
+def _slowness_loss(beta: float) -> StepLoss:
+    """The training step's loss: cross-entropy (reported, comparable to validation) and, as
+    the objective, that plus beta * mean((h_t - h_{t-1})^2) over the cell's raw outputs."""
+    def step(model: RNNLanguageModel, inputs: Tensor, hidden: Tensor, targets: Tensor
+             ) -> tuple[Tensor, Tensor, Tensor]:
+        log_probs, hidden, states = model.forward_with_states(inputs, hidden)
+        loss = F.nll_loss(log_probs.reshape(-1, log_probs.size(-1)), targets.reshape(-1))
+        objective = loss
+        if beta > 0 and inputs.size(0) > 1:
+            objective = loss + beta * (states[1:] - states[:-1]).pow(2).mean()
+        return loss, objective, hidden
+    return step
 
-    def summary() -> dict:
-        return _metrics(history, cost, corpus)
 
-    try:
-        for epoch in range(first, cfg.epochs + 1):
-            offset = random.Random(derive_seed(cfg.seed, "offset", epoch)).randint(1, cfg.bptt)
-            t0 = time.perf_counter()
-            result = _train_epoch(ctx, model, opt, train, cfg, epoch, offset, raw)
-            if result is None:
-                return TrainOutcome(stopped=True, metrics=summary())
-            train_loss, tokens = result
-            train_s = time.perf_counter() - t0
-            if not finite(train_loss):
-                raise TrainingDiverged(f"training loss became {train_loss} in epoch {epoch}; "
-                                       f"lower the learning rate (now {cfg.lr:g})")
-            ctx.progress(epoch, per_epoch, phase="validate", force=True)
-            with averaged_weights(model, opt):
-                val_loss = evaluate_lm(model, valid, cfg.bptt)
-                if val_loss < best:
-                    best = val_loss
-                    ctx.save_extra(BEST_FILE, {"model": model.state_dict(), "epoch": epoch, "val_loss": val_loss})
-            row = {"epoch": epoch, "train_loss": train_loss, "train_ppl": _ppl(train_loss), "val_loss": val_loss,
-                   "val_ppl": _ppl(val_loss), "lr": cfg.lr, "throughput": tokens / train_s,
-                   "seconds": time.perf_counter() - t0, "optimizer": phase}
-            history.append(row)
-            if phase == SGD and switch_to_asgd(cfg, val_history, val_loss):
-                phase = ASGD
-                opt = make_optimizer(model, cfg, ASGD)
-                ctx.log(f"epoch {epoch}: validation stopped improving; switching to averaged SGD")
-            val_history.append(val_loss)
-            ctx.log(f"epoch {epoch}/{cfg.epochs}: train ppl {row['train_ppl']:.1f}, valid ppl "
-                    f"{row['val_ppl']:.1f} ({row['optimizer']}), {row['throughput']:.0f} tokens/s")
-            ctx.epoch_done(row, {"model": model.state_dict(), "optimizer": opt.state_dict(), "phase": phase,
-                                 "rng": rng_state(), "epoch": epoch, "history": history,
-                                 "val_history": val_history, "best": best})
-    finally:
-        hook.remove()
+def _run_epoch(ctx: JobContext, job: _Job, cfg: RNNTrainConfig, epoch: int) -> bool:
+    """Train, validate (with the averaged weights once ASGD runs), maybe switch to ASGD, and
+    checkpoint one epoch; False if a stop was asked during it."""
+    offset = random.Random(derive_seed(cfg.seed, "offset", epoch)).randint(1, cfg.bptt)
+    t0 = time.perf_counter()
+    out = train_bptt_epoch(job.model, job.opt, job.train, cfg.bptt, offset, cfg.clip,
+                           max_batches=cfg.max_batches or None, step_loss=_slowness_loss(cfg.slowness),
+                           should_stop=ctx.should_stop, on_batch=lambda b: ctx.progress(epoch, b))
+    if out is None:
+        return False
+    train_s = time.perf_counter() - t0
+    if not finite(out.mean):
+        raise TrainingDiverged(f"training loss became {out.mean} in epoch {epoch}; "
+                               f"lower the learning rate (now {cfg.lr:g})")
+    ctx.progress(epoch, job.per_epoch, phase="validate", force=True)
+    with averaged_weights(job.model, job.opt):
+        val_loss = evaluate_lm(job.model, job.valid, cfg.bptt)
+        if val_loss < job.best:
+            job.best = val_loss
+            ctx.save_extra(BEST_FILE, {"model": job.model.state_dict(), "epoch": epoch, "val_loss": val_loss})
+    row = {"epoch": epoch, "train_loss": out.mean, "train_ppl": perplexity(out.mean), "val_loss": val_loss,
+           "val_ppl": perplexity(val_loss), "lr": cfg.lr, "throughput": out.tokens / train_s,
+           "seconds": time.perf_counter() - t0, "optimizer": job.phase}
+    job.history.append(row)
+    if job.phase == SGD and switch_to_asgd(cfg, job.val_history, val_loss):
+        job.phase, job.opt = ASGD, make_optimizer(job.model, cfg, ASGD)
+        ctx.log(f"epoch {epoch}: validation stopped improving; switching to averaged SGD")
+    job.val_history.append(val_loss)
+    ctx.log(f"epoch {epoch}/{cfg.epochs}: train ppl {row['train_ppl']:.1f}, valid ppl "
+            f"{row['val_ppl']:.1f} ({row['optimizer']}), {row['throughput']:.0f} tokens/s")
+    ctx.epoch_done(row, RNNState(model=job.model.state_dict(), optimizer=job.opt.state_dict(), rng=rng_state(),
+                                 epoch=epoch, history=job.history, phase=job.phase,
+                                 val_history=job.val_history, best=job.best).to_dict())
+    return True
 
-    # The exported model is the best validation epoch's (averaged, once ASGD runs) weights.
+
+def _finish(ctx: JobContext, job: _Job, cfg: RNNTrainConfig, device: torch.device) -> TrainOutcome:
+    """The exported model is the best validation epoch's (averaged, once ASGD runs) weights."""
+    model, corpus = job.model, job.corpus
     model.load_state_dict(load_checkpoint(ctx.dir / BEST_FILE, map_location="cpu")["model"])
     test_loss = evaluate_lm(model, batchify(corpus.test, cfg.eval_batch_size, device), cfg.bptt)
-    metrics = {**summary(), "test_perplexity": _ppl(test_loss)}
+    metrics = {**job.summary(), "test_perplexity": perplexity(test_loss)}
     model = model.eval().cpu()
     model.decoder_dtype = None  # the exported model is fp32
     tokens = corpus.valid[:cfg.bptt].view(-1, 1).cpu()
     return TrainOutcome(stopped=False, metrics=metrics, model=model,
-                        model_spec={"builder": RNN_BUILDER,
-                                    "config": model_config(corpus.vocab_size, cfg)},
+                        model_spec={"builder": RNN_BUILDER, "config": model_config(corpus.vocab_size, cfg)},
                         example_inputs=(tokens, model.init_hidden(1)), input_names=("tokens", "hidden"),
                         output_names=("log_probs", "hidden_out"), dynamic_batch=False, vocab=list(corpus.vocab))
-
-
-def _train_epoch(ctx: JobContext, model: RNNLanguageModel, opt: torch.optim.Optimizer, data: Tensor,
-                 cfg: RNNTrainConfig, epoch: int, offset: int, raw: list[Tensor]) -> tuple[float, int] | None:
-    """One pass of truncated BPTT with clipping and the slowness penalty; None if stopped.
-
-    Returns the token-weighted mean cross-entropy (without the penalty, so it is comparable
-    to validation) and the number of tokens trained on."""
-    model.train()
-    hidden = model.init_hidden(data.size(1))
-    total = torch.zeros((), device=data.device)
-    count = 0
-    for n, (start, length) in enumerate(bptt_windows(data.size(0), cfg.bptt, offset)):
-        if cfg.max_batches and n >= cfg.max_batches:
-            break
-        if ctx.should_stop():
-            return None
-        inputs, targets = data[start:start + length], data[start + 1:start + 1 + length]
-        log_probs, hidden = model(inputs, hidden.detach())
-        loss = F.nll_loss(log_probs.reshape(-1, log_probs.size(-1)), targets.reshape(-1))
-        objective = loss
-        if cfg.slowness > 0 and length > 1:
-            states = raw[0]
-            objective = loss + cfg.slowness * (states[1:] - states[:-1]).pow(2).mean()
-        opt.zero_grad(set_to_none=True)
-        objective.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        opt.step()
-        total += loss.detach() * targets.numel()
-        count += targets.numel()
-        ctx.progress(epoch, n + 1)
-    return float(total) / max(count, 1), count
 
 
 def _metrics(history: list[dict], cost: Cost, corpus: Corpus) -> dict:
