@@ -82,3 +82,19 @@ def test_pool_stop_request_reaches_the_workers():
         pool.close()
     assert records and all(r.status == "stopped" for r in records)
     assert all(r.epochs < 50 for r in records)
+
+
+def test_workers_do_not_rerun_the_servers_main_script(tmp_path, monkeypatch):
+    """Under `streamlit run app.py` (and AppTest) `__main__` is app.py: spawned workers used to
+    re-run it and die (BrokenProcessPool), so every app search on a 2-core machine failed."""
+    import sys
+    import types
+
+    script = tmp_path / "app.py"
+    script.write_text("raise SystemExit('a pool worker ran the main script')\n")
+    fake_main = types.ModuleType("__main__")
+    fake_main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", fake_main)
+    cfg = preset_config("rnn", "demo", k=2, epochs=1, max_batches=2, precision="fp32")
+    _compare("rnn", cfg, evaluate_single)
+    assert sys.modules["__main__"] is fake_main

@@ -22,11 +22,15 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
+import threading
+import types
 import weakref
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import replace
 from queue import Empty
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.multiprocessing as tmp
@@ -89,7 +93,9 @@ class Pool:
             on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]:
         """Train `jobs` on the workers; records in job order (fewer if stopped before some started)."""
         self.stop.clear()
-        pending: dict[Future, Job] = {self.executor.submit(_train_job, step, job, step_seed): job for job in jobs}
+        with _bare_main():  # submit starts the worker processes
+            pending: dict[Future, Job] = {self.executor.submit(_train_job, step, job, step_seed): job
+                                          for job in jobs}
         done: dict[int, CandidateRecord] = {}
         rows: dict[int, int] = {}
         try:
@@ -124,6 +130,25 @@ class Pool:
             if idx not in done:
                 rows[idx] = rows.get(idx, 0) + 1
                 on_epoch(idx, row)
+
+
+_MAIN_LOCK = threading.Lock()
+
+
+@contextmanager
+def _bare_main() -> Iterator[None]:
+    """While workers are spawned, `__main__` is a bare module. multiprocessing's spawn re-runs the
+    parent's main script in every child (to find what it defines); under `streamlit run` (and
+    AppTest) that script is app.py, and a worker must not start the app. The workers need nothing
+    from it: the jobs they run live in this module."""
+    with _MAIN_LOCK:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
 
 
 def prepare_pool(task, log: Callable[[str], None]) -> dict:
