@@ -11,10 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import CIFAR_DIR, PTB_DIR, app_test
 
 from core.cli.main import main
-from core.search.config import PRESETS, preset_config
+from core.search.config import PRESETS, SearchConfig, preset_config
+from core.search.evaluators.pool import pool_size
 from core.store.runs import FINISHED, Store
 
 SHARED_DATA = {"cifar10": f"cifar10:{CIFAR_DIR}", "ptb-proxy": f"ptb-proxy:{PTB_DIR}"}
@@ -75,3 +77,25 @@ def test_preset_starts_from_the_search_page(task: str, preset: str, tmp_path: Pa
     while store.get_run(run.id).status != FINISHED and time.time() < deadline:
         time.sleep(0.5)
     _first_step_committed(store, run.id)
+
+
+def test_the_app_searches_with_its_default_evaluator(tmp_path: Path, monkeypatch) -> None:
+    """The other tests cap the pool at one worker (conftest) to spare the suite's two cores; a
+    user's app does not: Start on the Search page trains with the pool's worker processes."""
+    monkeypatch.delenv("AUTOSHRINK_WORKERS", raising=False)
+    db = tmp_path / "runs.db"
+    at = app_test(monkeypatch, db, TIMEOUT)
+    at.run()
+    at.switch_page("views/search.py").run()
+    for field, value in {**SCALE, "nodes": 3, "k": 2}.items():
+        at.number_input(key=f"search.{field}").set_value(value)
+    at.form_submit_button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    store = Store(db)
+    (run,) = store.list_runs()
+    deadline = time.time() + TIMEOUT
+    while store.get_run(run.id).status != FINISHED and time.time() < deadline:
+        time.sleep(0.5)
+    _first_step_committed(store, run.id)
+    expected = "pool" if pool_size(SearchConfig.from_dict(run.config), torch.device("cpu"))[0] > 1 else "batched"
+    assert store.get_run(run.id).evaluator == expected
