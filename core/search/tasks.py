@@ -61,7 +61,7 @@ class CNNProxyTask(_Task):
         from core.search.proxy_cnn import ProxyTrainConfig
         self.cfg, self.device = cfg, device
         self.precision = resolve_precision(cfg.precision, device)  # "fp32" or "bf16"
-        self.evaluator = resolve_evaluator(cfg, device)
+        self.evaluator = resolve_evaluator(cfg, device, log)
         if data is None:
             data = load_proxy(cfg.data_spec, seed=cfg.seed, per_class_train=cfg.per_class_train,
                               per_class_val=cfg.per_class_val, log=log)
@@ -105,9 +105,7 @@ class RNNProxyTask(_Task):
         from core.search.proxy_rnn import RNNProxyConfig
         self.cfg, self.device = cfg, device
         self.precision = resolve_precision(cfg.precision, device)  # "fp32" or "bf16" (the decoder)
-        self.evaluator = resolve_evaluator(cfg, device)
-        if cfg.evaluator == "batched":
-            log("the batched evaluator is for CNN searches; RNN candidates train one at a time")
+        self.evaluator = resolve_evaluator(cfg, device, log)
         self.corpus = corpus if corpus is not None else load_corpus(cfg.data_spec, max_vocab=cfg.max_vocab or None, log=log)
         self.pretrained = _pretrained_embedding(cfg, self.corpus.vocab, log)
         self.train_cfg = RNNProxyConfig(epochs=cfg.epochs, lr=cfg.lr, clip=cfg.clip,

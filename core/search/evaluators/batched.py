@@ -594,10 +594,10 @@ def _release(task) -> None:
 
 def auto_chunk(device: torch.device, k: int) -> int:
     """Candidates per union when not set. CUDA: all k (a GPU is starved by one small candidate).
-    CPU: 1. Measured on the 2-core machine at paper shapes, per candidate step against the
-    one-at-a-time evaluator: 1 slot 1.3-1.8x, 2-4 slots 0.8-1.25x, 10 slots 0.5-0.8x; a CPU
-    has no launch overhead to amortise, and k-wide activations fall out of cache. The one-slot
-    gain is the channels_last layout (oneDNN's depthwise and pointwise convs run ~2x faster)."""
+    CPU: 1. bench/bench_evaluators.py measures a candidate step per slot count against the
+    one-at-a-time evaluator (figures in the README): on a CPU one slot wins, since a CPU has no
+    launch overhead to amortise and k-wide activations fall out of cache; the one-slot gain is
+    the channels_last layout, which oneDNN's depthwise and pointwise convs run faster."""
     return max(1, k) if device.type == "cuda" else 1
 
 

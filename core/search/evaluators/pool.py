@@ -62,7 +62,8 @@ def pool_size(cfg: SearchConfig, device: torch.device) -> tuple[int, int]:
 
 def inner_evaluator(kind: str, device: torch.device) -> str:
     """What trains one candidate inside a worker: the one-process path auto would take."""
-    return "batched" if kind == "cnn" else "single"
+    from core.search.evaluators.registry import worker_evaluator
+    return worker_evaluator(kind)
 
 
 class Pool:
@@ -167,12 +168,11 @@ def _init_worker(task_type: type, cfg: dict, data, threads: int, events, stop) -
 
 def _train_job(step: int, job: Job, step_seed: int) -> CandidateRecord | None:
     """Train one job with the worker's local evaluator; its epoch rows go to the queue as they come."""
-    from core.search.evaluators.batched import evaluate_batched
-    from core.search.evaluators.single import evaluate_single
+    from core.search.evaluators.registry import evaluator_fn
     task, events, stop = _WORKER["task"], _WORKER["events"], _WORKER["stop"]
     if stop.is_set():
         return None
-    train = evaluate_batched if task.evaluator == "batched" else evaluate_single
+    train = evaluator_fn(task.evaluator)
     records = train(task, step, [job], step_seed, stop.is_set, lambda idx, row: events.put((idx, row)),
                     lambda rec: None)
     return replace(records[0], worker=_WORKER["label"]) if records else None

@@ -449,12 +449,11 @@ def train_chunk(task_type: type, cfg: dict, data_box: list, step: int, jobs: lis
 
     `data_box` holds the data's ObjectRef inside a list so Ray does not fetch it for every task:
     the worker fetches it once per run and keeps the task built on it."""
-    from core.search.evaluators.batched import evaluate_batched
-    from core.search.evaluators.single import evaluate_single
+    from core.search.evaluators.registry import evaluator_fn
     torch.set_num_threads(threads)
     task = _worker_task(task_type, cfg, data_box[0], use_cuda, len(jobs))
     never, nop = (lambda: False), (lambda *a: None)
-    train = evaluate_batched if task.evaluator == "batched" else evaluate_single
+    train = evaluator_fn(task.evaluator)
     records = train(task, step, jobs, step_seed, never, nop, nop)
     label = worker_label(task.device)
     return [replace(r, worker=label) for r in records]
@@ -463,8 +462,9 @@ def train_chunk(task_type: type, cfg: dict, data_box: list, step: int, jobs: lis
 def _worker_task(task_type: type, cfg: dict, data_ref, use_cuda: bool, chunk: int):
     key = f"{data_ref.hex()}:{use_cuda}:{chunk > 1}"
     if key not in _WORKER_TASKS:
+        from core.search.evaluators.registry import worker_evaluator
         settings = SearchConfig.from_dict(cfg)
-        inner = "batched" if settings.task == "cnn" and (use_cuda or chunk > 1) else "single"
+        inner = worker_evaluator(settings.task, batched_fits=use_cuda or chunk > 1)
         device = torch.device("cuda" if use_cuda else "cpu")
         task = task_type(replace(settings, evaluator=inner), device, lambda msg: None, _ray().get(data_ref))
         while len(_WORKER_TASKS) >= _KEEP_TASKS:
