@@ -9,6 +9,7 @@ import time
 from typing import Callable
 
 from core.cell.genotype import Genotype
+from core.errors import one_line
 from core.result import BUILD_FAILED, FAILED, Cost, TrainResult
 from core.seeds import derive_seed
 from core.store.runs import CandidateRecord
@@ -33,4 +34,4 @@ def make_record(step: int, job: Job, res: TrainResult, cost: Cost | None, score:
 
 def build_failed(exc: Exception, t0: float) -> TrainResult:
     return TrainResult(status=FAILED, stop_reason=BUILD_FAILED, wall_s=time.time() - t0,
-                       error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+                       error=one_line(exc, typed=True))

@@ -20,7 +20,7 @@ import torch
 
 from core.cell.genotype import Genotype
 from core.device import default_threads, describe, resolve_device
-from core.errors import UserError
+from core.errors import UserError, one_line
 from core.search.config import SearchConfig
 from core.search.evaluators import prepare as prepare_evaluator
 from core.search.tasks import make_task
@@ -144,8 +144,7 @@ def run_control(store: Store, run_id: int, samples: int = DEFAULT_SAMPLES, edges
     try:
         status, error = _control(store, run_id, cfg, steps[0].genotype, targets, samples, device, obs, stop), ""
     except Exception as exc:  # noqa: BLE001 -- recorded, not swallowed: the control says why it failed
-        status, error = FAILED, str(exc).splitlines()[0] if isinstance(exc, UserError) else \
-            f"{type(exc).__name__}: {exc}".splitlines()[0]
+        status, error = FAILED, one_line(exc)
         if not isinstance(exc, UserError):
             obs.on_log(run_id, traceback.format_exc())
     finish_control(store, run_id, status, error, time.time() - t0)

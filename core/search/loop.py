@@ -20,7 +20,7 @@ import torch
 from core.cell.genotype import Genotype, edge_str
 from core.data.check import check_data
 from core.device import default_threads, describe, resolve_precision
-from core.errors import UserError
+from core.errors import UserError, one_line
 from core.search.config import SearchConfig
 from core.search.evaluators import check_startable as check_evaluator
 from core.search.evaluators import close as close_evaluator
@@ -119,8 +119,7 @@ def run_search(store: Store, run_id: int, observer: Observer | None = None,
         status = _search(store, run_id, cfg, device, obs, stop_event)
         error = ""
     except Exception as exc:  # recorded, not swallowed: the run says why it failed
-        status, error = FAILED, str(exc).splitlines()[0] if isinstance(exc, UserError) else \
-            f"{type(exc).__name__}: {exc}".splitlines()[0]
+        status, error = FAILED, one_line(exc)
         if not isinstance(exc, UserError):  # a bug: keep the traceback for whoever reads the log
             obs.on_log(run_id, traceback.format_exc())
     store.finish(run_id, status, error)

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.data.batches import epoch_batches
+from core.errors import one_line
 from core.data.images import ImageData
 from core.nets.evaluate import evaluate_images
 from core.result import (
@@ -313,14 +314,7 @@ def _model_errors() -> Iterator[None]:
     except (_NaNLoss, _UserStop, _ModelError):
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of a candidate network fails only it
-        raise _ModelError(_one_line(exc)) from exc
-
-
-def _one_line(exc: BaseException) -> str:
-    """`Type: first line of the message`, trimmed: fits one log line and one table cell."""
-    text = str(exc).strip().splitlines()
-    msg = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-    return msg if len(msg) <= ERROR_CHARS else msg[:ERROR_CHARS - 3] + "..."
+        raise _ModelError(one_line(exc, typed=True, limit=ERROR_CHARS)) from exc
 
 
 __all__ = ["ProxyTrainConfig", "EpochStats", "Running", "train_proxy", "stop_reason", "nan_outcome",

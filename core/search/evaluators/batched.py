@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from core.data.batches import epoch_batches
+from core.errors import one_line
 from core.data.images import ImageData
 from core.nets.evaluate import VAL_BATCH
 from core.result import (
@@ -65,7 +66,7 @@ from core.search.candidates import (
 )
 from core.search.evaluators.flat_adam import FlatAdam
 from core.search.evaluators.stacked import CandidateState, StackedCNN, candidate_state
-from core.search.proxy_cnn import ProxyTrainConfig, Running, l2_coefficients, nan_outcome, stop_reason
+from core.search.proxy_cnn import ERROR_CHARS, ProxyTrainConfig, Running, l2_coefficients, nan_outcome, stop_reason
 from core.store.runs import CandidateRecord
 
 ResultFn = Callable[[CandidateRecord], None]
@@ -137,7 +138,7 @@ def _union_errors() -> Iterator[None]:
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - a failing union fails its candidates only
-        raise _UnionError(_one_line(exc), oom=is_oom_like(exc)) from exc
+        raise _UnionError(one_line(exc, typed=True, limit=ERROR_CHARS), oom=is_oom_like(exc)) from exc
 
 
 # What CUDA libraries say when they run out of memory without a torch OutOfMemoryError: cuBLAS
@@ -612,7 +613,7 @@ def _fits(task, group: list[_Candidate], data: ImageData, data_seed: int, opts: 
         fits = True
     except Exception as exc:  # noqa: BLE001 - sorted into "does not fit" and "is broken"
         if not is_oom_like(exc):
-            raise _UnionError(_one_line(exc)) from exc
+            raise _UnionError(one_line(exc, typed=True, limit=ERROR_CHARS)) from exc
         fits = False
     gc.collect()  # the failed probe's tensors are gone only once its traceback is
     torch.cuda.empty_cache()
@@ -665,13 +666,6 @@ def _cudnn_benchmark(on: bool) -> Iterator[None]:
             _benchmark_users[0] -= 1
             if _benchmark_users[0] == 0:
                 torch.backends.cudnn.benchmark = _benchmark_users[1]
-
-
-def _one_line(exc: BaseException) -> str:
-    """`Type: first line of the message`, short enough for a table cell."""
-    text = str(exc).strip().splitlines()
-    msg = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-    return msg if len(msg) <= 300 else msg[:297] + "..."
 
 
 __all__ = ["evaluate_batched", "BatchedOptions", "BatchedStats", "auto_chunk"]

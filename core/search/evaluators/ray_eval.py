@@ -37,7 +37,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from core.errors import ConfigError, UserError
+from core.errors import ConfigError, UserError, one_line
 from core.search.candidates import EpochFn, Job, StopFn
 from core.search.config import SearchConfig
 from core.store.runs import CandidateRecord
@@ -92,7 +92,7 @@ def connect(address: str = "") -> dict:
             _init_in_owner_thread(wanted)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
             raise RayEvaluatorError(f"cannot reach Ray cluster {wanted or '(local)'}: "
-                                    f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                                    f"{one_line(exc, typed=False)}") from None
         _connected_to[:] = [wanted or "local"]
     return cluster_info()
 
