@@ -20,21 +20,27 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import core.search.evaluators.batched as batched
-import core.nets.cnn as cnn
 import core.data.images as data_mod
-from core.search.evaluators.batched import BatchedOptions, BatchedStats, auto_chunk, evaluate_batched
-from core.nets.cnn import CNNConfig, build_cnn, proxy_config
-from core.search.config import preset_config
-from core.search.evaluators.flat_adam import FlatAdam
+import core.nets.cnn as cnn
+import core.search.evaluators.batched as batched
 from core.cell.genotype import Genotype
-from core.search.tasks import CNNProxyTask
-from core.search.candidates import init_seed
-from core.search.evaluators import resolve_evaluator
-from core.search.evaluators.single import evaluate_single
+from core.nets.cnn import CNNConfig, build_cnn, proxy_config
 from core.result import BUILD_FAILED, FAILED, LOW_ACCURACY, NAN, OK, STOPPED, USER_STOP
+from core.search.candidates import init_seed
+from core.search.config import preset_config
+from core.search.evaluators import resolve_evaluator
+from core.search.evaluators.batched import (
+    BatchedOptions,
+    BatchedStats,
+    FlatAdam,
+    StackedCNN,
+    auto_chunk,
+    candidate_state,
+    evaluate_batched,
+)
+from core.search.evaluators.single import evaluate_single
 from core.search.loop import choose, create_run, run_search, step_candidates
-from core.search.evaluators.stacked import StackedCNN, candidate_state
+from core.search.tasks import CNNProxyTask
 from core.store.runs import FINISHED, Store
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -15,21 +15,27 @@ from dataclasses import replace
 
 import pytest
 import torch
+from gpu_fakes import TransferCounter
 
 import core.search.evaluators.batched as batched
 from core.cell.genotype import Genotype
 from core.result import BUILD_FAILED, FAILED, OK, TrainResult
 from core.search.candidates import init_seed
 from core.search.config import preset_config
-from core.search.evaluators.batched import BatchedOptions, BatchedStats, _Candidate, _Union, evaluate_batched
+from core.search.evaluators.batched import (
+    BatchedOptions,
+    BatchedStats,
+    _Candidate,
+    _Union,
+    candidate_state,
+    evaluate_batched,
+)
 from core.search.evaluators.single import evaluate_single
-from core.search.evaluators.stacked import candidate_state
 from core.search.loop import step_candidates
 from core.search.proxy_cnn import l2_coefficients
 from core.search.tasks import CNNProxyTask
 from core.store.jobs import JobStore
 from core.store.runs import Store
-from gpu_fakes import TransferCounter
 
 TINY = dict(nodes=4, k=4, epochs=3, threads=1, stem_channels=8, base_width=4, per_class_train=30,
             per_class_val=15, batch_size=32)
@@ -506,7 +512,8 @@ def test_bf16_casts_the_flat_weights_once_a_step_with_autocast_s_numbers(task64)
     """Autocast casts each conv weight on its own (about a hundred small kernels a step at paper
     shapes); the union casts its flat buffer once, and trains exactly as autocast would."""
     from torch.utils._python_dispatch import TorchDispatchMode
-    from core.search.evaluators.stacked import StackedCNN
+
+    from core.search.evaluators.batched import StackedCNN
 
     class Casts(TorchDispatchMode):
         def __init__(self):

@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.data.batches import epoch_batches
-from core.errors import one_line
 from core.data.images import ImageData
+from core.errors import one_line
 from core.nets.evaluate import evaluate_images
 from core.result import (
     BUILD_FAILED,

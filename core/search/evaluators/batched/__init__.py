@@ -26,8 +26,14 @@ optionally the whole train step is replayed from a CUDA graph (`cuda_graphs`; a 
 for hundreds of steps, so one capture per union and batch size is cheap, while torch.compile's
 compile time per union would not pay back). CPU: one candidate per union by default
 (`auto_chunk`): with no launch overhead to amortise, k-wide tensors only cost cache; the
-CPU gain over the one-at-a-time evaluator is channels_last, which oneDNN runs about twice
-as fast for the depthwise and pointwise convs that dominate these cells.
+CPU gain over the one-at-a-time evaluator is channels_last, which oneDNN runs faster for the
+depthwise and pointwise convs that dominate these cells (bench/bench_evaluators.py measures the
+gain; the README quotes it).
+
+Its private parts: `_stacked` (the union network) and `_flat_adam` (per-slot Adam); nothing outside
+this package imports them (tests and benchmarks take their names from here).
+May import: what core.search.evaluators may (core.cell, core.nets, core.data, core.result,
+core.search.candidates, core.search.proxy_cnn, core.store records).
 """
 from __future__ import annotations
 
@@ -43,8 +49,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from core.data.batches import epoch_batches
-from core.errors import one_line
 from core.data.images import ImageData
+from core.errors import one_line
 from core.nets.evaluate import VAL_BATCH
 from core.result import (
     BUILD_FAILED,
@@ -64,8 +70,8 @@ from core.search.candidates import (
     init_seed,
     make_record,
 )
-from core.search.evaluators.flat_adam import FlatAdam
-from core.search.evaluators.stacked import CandidateState, StackedCNN, candidate_state
+from core.search.evaluators.batched._flat_adam import FlatAdam
+from core.search.evaluators.batched._stacked import CandidateState, StackedCNN, candidate_state
 from core.search.proxy_cnn import ERROR_CHARS, ProxyTrainConfig, Running, l2_coefficients, nan_outcome, stop_reason
 from core.store.runs import CandidateRecord
 
@@ -668,4 +674,5 @@ def _cudnn_benchmark(on: bool) -> Iterator[None]:
                 torch.backends.cudnn.benchmark = _benchmark_users[1]
 
 
-__all__ = ["evaluate_batched", "BatchedOptions", "BatchedStats", "auto_chunk"]
+__all__ = ["evaluate_batched", "BatchedOptions", "BatchedStats", "auto_chunk",
+           "StackedCNN", "CandidateState", "candidate_state", "FlatAdam"]  # the last four: for tests and benchmarks
