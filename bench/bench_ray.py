@@ -99,7 +99,7 @@ def task_overhead(run: dict, n: int) -> dict:
     """Scheduling + shipping per task, in ms: n echo tasks one at a time (submit, wait, get), and n
     at once (throughput). Each carries the settings, the data's ref, the jobs, and returns the records."""
     import ray
-    ray_run = run["task"].ray_run
+    ray_run = ray_eval.run_of(run["task"])
     remote = ray.remote(max_retries=ray_eval.MAX_RETRIES)(echo).options(num_cpus=ray_run.num_cpus)
     one = run["jobs"][:1]
     rec = run["records"][:1]

@@ -447,6 +447,9 @@ class FakeGPUTask:
     def score(self, res, cost):
         return 0.5
 
+    def worker_data(self):
+        return self.data.to("cpu")
+
 
 @pytest.fixture(scope="module")
 def fake_gpu_cluster():

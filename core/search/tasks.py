@@ -32,9 +32,26 @@ def rnn_score(perplexity: float, flops: float) -> float:
 
 
 class ProxyTask(Protocol):
-    kind: str
+    """What the search loop and the evaluators use of a proxy task. The batched evaluator (CNN
+    only) also reads CNNProxyTask's `data` (ImageData on the device) and `net` (CNNConfig)."""
+    kind: str                 # "cnn" or "rnn"
     device: torch.device
-    evaluator: str
+    evaluator: str            # the resolved evaluator's name (resolve_evaluator)
+    cfg: SearchConfig
+    precision: str            # "fp32" or "bf16"
+    train_cfg: object         # ProxyTrainConfig (CNN) or RNNProxyConfig (RNN)
+
+    def build(self, genotype: Genotype, seed: int) -> torch.nn.Module: ...
+
+    def cost(self, genotype: Genotype) -> Cost: ...
+
+    def score(self, res: TrainResult, cost: Cost) -> float | None: ...
+
+    def train(self, model, data_seed: int, should_stop: StopFn, on_epoch: Callable[[dict], None]) -> TrainResult: ...
+
+    def worker_data(self) -> object:
+        """The proxy data as a worker (pool process, Ray task) receives it: on the CPU."""
+        ...
 
     def evaluate(self, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
                  on_epoch: EpochFn, on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]: ...
@@ -72,6 +89,9 @@ class CNNProxyTask(_Task):
         self.train_cfg = ProxyTrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                                           weight_decay=cfg.weight_decay, max_batches=cfg.max_batches)
         self._costs: dict[str, Cost] = {}
+
+    def worker_data(self):
+        return self.data.to("cpu")
 
     def cost(self, genotype: Genotype) -> Cost:
         from core.nets.cnn import cnn_cost
@@ -113,6 +133,9 @@ class RNNProxyTask(_Task):
                                         max_batches_per_epoch=cfg.max_batches or None,
                                         eval_batch_size=cfg.batch_size)  # the cell runs step by step:
         # validating 10 columns (the DARTS habit) costs more sequential steps than training does
+
+    def worker_data(self):
+        return self.corpus
 
     def cost(self, genotype: Genotype) -> Cost:
         from core.nets.rnn import rnn_cost

@@ -36,6 +36,9 @@ from core.search.config import SearchConfig
 from core.store.runs import CandidateRecord
 
 POLL_S = 0.2
+# The evaluator's own state per proxy task (not stored on the task): its run's worker processes.
+# Weak keys: a pool whose task is gone shuts down with it (Pool's finalizer).
+_POOLS: weakref.WeakKeyDictionary[object, Pool] = weakref.WeakKeyDictionary()
 WORKERS_ENV = "AUTOSHRINK_WORKERS"   # cap on worker processes (e.g. 1 to train in the search's own process)
 
 
@@ -74,7 +77,7 @@ class Pool:
         self.events, self.stop = ctx.Queue(), ctx.Event()
         self.workers, self.threads = workers, threads
         cfg = replace(task.cfg, evaluator=inner_evaluator(task.kind, task.device), threads=threads)
-        data = task.data.to("cpu") if task.kind == "cnn" else task.corpus
+        data = task.worker_data()
         self.executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                             initargs=(type(task), cfg.to_dict(), data, threads,
                                                       self.events, self.stop))
@@ -130,7 +133,7 @@ class Pool:
 def prepare_pool(task, log: Callable[[str], None]) -> dict:
     """Start the run's workers; {} (the pool is local, not a cluster)."""
     workers, threads = pool_size(task.cfg, task.device)
-    task.pool = Pool(task, workers, threads)
+    _POOLS[task] = Pool(task, workers, threads)
     log(f"evaluator pool: {workers} worker processes of {threads} torch thread(s) each on "
         f"{machine_cores()} cores; each trains whole candidates with the {inner_evaluator(task.kind, task.device)} "
         "evaluator, so the records equal one-at-a-time training at the same threads")
@@ -139,16 +142,15 @@ def prepare_pool(task, log: Callable[[str], None]) -> dict:
 
 def evaluate_pool(task, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
                   on_epoch: EpochFn, on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]:
-    if getattr(task, "pool", None) is None:
+    if task not in _POOLS:
         prepare_pool(task, lambda msg: None)
-    return task.pool.run(step, jobs, step_seed, should_stop, on_epoch, on_result)
+    return _POOLS[task].run(step, jobs, step_seed, should_stop, on_epoch, on_result)
 
 
 def close_pool(task) -> None:
-    pool = getattr(task, "pool", None)
+    pool = _POOLS.pop(task, None)
     if pool is not None:
         pool.close()
-        task.pool = None
 
 
 # ----- the worker's side --------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import math
 import os
 import socket
 import threading
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -217,6 +218,11 @@ def cluster_status() -> str:
     return f"no Ray cluster yet: the first ray search joins {where}; {limit}"
 
 
+# The evaluator's own state per proxy task (not stored on the task): what prepare_ray set up.
+# Weak keys: a run's entry goes with its task.
+_RUNS: weakref.WeakKeyDictionary[object, RayRun] = weakref.WeakKeyDictionary()
+
+
 # ----- many searches, one cluster ----------------------------------------------------------------
 class SearchSlots:
     """At most `limit` searches of this process evaluate on the cluster at once; a waiting search
@@ -314,17 +320,22 @@ def prepare_ray(task, log: Callable[[str], None]) -> dict:
     num_gpus = 0.0 if gpus <= 0 else min(1.0, gpus * chunk)
     if num_gpus > 0:
         log(preflight_cuda(num_gpus))
-    data = task.data.to("cpu") if task.kind == "cnn" else task.corpus
+    data = task.worker_data()
     per_search = _env_number(CPUS_PER_SEARCH_ENV, info.get("cpus", 1.0) or 1.0)
     run = RayRun(data_ref=ray.put(data), task_type=type(task), cfg=cfg.to_dict(), cluster=info,
                  num_cpus=cfg.ray_cpus_per_candidate, num_gpus=num_gpus,
                  threads=threads_for(cfg.ray_cpus_per_candidate), chunk=chunk,
                  max_inflight=max(1, int(per_search // cfg.ray_cpus_per_candidate)), log=log)
-    task.ray_run = run
+    _RUNS[task] = run
     log(f"evaluator ray on {describe_cluster(info)}; tasks of {chunk} candidate(s), "
         f"{run.num_cpus:g} CPU ({run.threads} torch thread(s)) and {run.num_gpus:g} GPU each, "
         f"at most {run.max_inflight} at once for this search")
     return info
+
+
+def run_of(task) -> RayRun | None:
+    """The Ray side of `task`'s run (prepare_ray made it), or None before it."""
+    return _RUNS.get(task)
 
 
 def preflight_cuda(num_gpus: float) -> str:
@@ -358,9 +369,9 @@ def evaluate_ray(task, step: int, jobs: list[Job], step_seed: int, should_stop: 
     """Train `jobs` as Ray tasks; records come back in job order (fewer than k if stopped).
 
     Epoch rows are reported when a candidate's record arrives (its history), not live."""
-    if getattr(task, "ray_run", None) is None:
+    if task not in _RUNS:
         prepare_ray(task, lambda msg: None)
-    run: RayRun = task.ray_run
+    run = _RUNS[task]
     chunks = [jobs[i:i + run.chunk] for i in range(0, len(jobs), run.chunk)]
     with SLOTS.slot(should_stop, lambda: run.log("waiting for a free Ray slot (other searches hold them)")) as ok:
         if not ok:
