@@ -6,7 +6,8 @@ A job is (index in the step, removed edge, candidate genotype); its initial weig
 from __future__ import annotations
 
 import time
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from core.cell.genotype import Genotype
 from core.errors import one_line
@@ -17,6 +18,32 @@ from core.store.runs import CandidateRecord
 StopFn = Callable[[], bool]
 EpochFn = Callable[[int, dict], None]            # (candidate idx, history row)
 Job = tuple[int, tuple[int, int] | None, Genotype]  # (idx, removed edge, candidate genotype)
+ResultFn = Callable[[CandidateRecord], None]
+
+
+def _never() -> bool:
+    return False
+
+
+def _ignore(*args: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class StepJob:
+    """One shrink step's work as every evaluator takes it, instead of seven arguments each.
+
+    `task`: the ProxyTask (builds, costs, trains, scores); `jobs`: the step's candidates;
+    `step_seed`: the seed of their initial weights (init_seed) and of their batches;
+    `should_stop` is polled between batches; `on_epoch(idx, row)` and `on_result(record)`
+    report progress as it comes (they default to doing nothing)."""
+    task: Any
+    step: int
+    jobs: list[Job]
+    step_seed: int
+    should_stop: StopFn = _never
+    on_epoch: EpochFn = _ignore
+    on_result: ResultFn = _ignore
 
 
 def init_seed(step_seed: int, idx: int) -> int:

@@ -21,7 +21,9 @@ import torch
 from core.cell.genotype import Genotype
 from core.device import default_threads, describe, resolve_device
 from core.errors import UserError, one_line
+from core.search.candidates import StepJob
 from core.search.config import SearchConfig
+from core.search.evaluators import evaluate
 from core.search.evaluators import prepare as prepare_evaluator
 from core.search.tasks import make_task
 from core.seeds import derive_seed
@@ -174,9 +176,9 @@ def _control(store: Store, run_id: int, cfg: SearchConfig, dense: Genotype, targ
             continue
         progress = {"target": target, "done": done[0], "total": total, "started": time.time()}
         beat_control(store, run_id, progress)
-        records = task.evaluate(CONTROL_STEP, jobs, count_seed(cfg.seed, target), should_stop,
-                                _epoch_beat(store, run_id, progress),
-                                _committer(store, run_id, target, done, total, progress, obs))
+        records = evaluate(StepJob(task, CONTROL_STEP, jobs, count_seed(cfg.seed, target), should_stop,
+                                   _epoch_beat(store, run_id, progress),
+                                   _committer(store, run_id, target, done, total, progress, obs)))
         if stop.is_set() or len(records) < len(jobs) or any(r.status == STOPPED for r in records):
             return STOPPED
     log(f"control of run {run_id}: finished, {total} random cells")

@@ -2,8 +2,8 @@
 
 A task owns the proxy data (loaded once, kept on the training device), builds the
 network for a genotype, trains it with the paper's proxy rules, measures its cost and
-applies the paper's score. The search loop only sees `ProxyTask.evaluate`, which hands the
-step's jobs to the evaluator the task resolved (core.search.evaluators).
+applies the paper's score. The search loop hands a step's jobs, with the task, to the
+evaluator the task resolved (core.search.evaluators.evaluate).
 """
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ import torch
 from core.cell.genotype import Genotype
 from core.device import resolve_precision
 from core.result import OK, Cost, TrainResult
-from core.search.candidates import EpochFn, Job, StopFn
+from core.search.candidates import StopFn
 from core.search.config import SearchConfig
-from core.search.evaluators import evaluate, resolve_evaluator
-from core.store.runs import CandidateRecord
+from core.search.evaluators import resolve_evaluator
 
 
 def cnn_score(accuracy: float, macs: float) -> float:
@@ -53,20 +52,8 @@ class ProxyTask(Protocol):
         """The proxy data as a worker (pool process, Ray task) receives it: on the CPU."""
         ...
 
-    def evaluate(self, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
-                 on_epoch: EpochFn, on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]: ...
 
-
-class _Task:
-    """What both tasks share: a step's candidates go to the resolved evaluator."""
-    evaluator: str
-
-    def evaluate(self, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
-                 on_epoch: EpochFn, on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]:
-        return evaluate(self, step, jobs, step_seed, should_stop, on_epoch, on_result)
-
-
-class CNNProxyTask(_Task):
+class CNNProxyTask:
     """CIFAR-10 (or digits) proxy classification with the paper's proxy network."""
     kind = "cnn"
 
@@ -114,7 +101,7 @@ class CNNProxyTask(_Task):
                            should_stop=should_stop, on_epoch=on_epoch, precision=self.precision)
 
 
-class RNNProxyTask(_Task):
+class RNNProxyTask:
     """Penn Treebank (or the embedded corpus) language modelling with the DAG RNN cell."""
     kind = "rnn"
 

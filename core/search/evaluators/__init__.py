@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from core.search.candidates import EpochFn, Job, StopFn
+from core.search.candidates import StepJob
 from core.search.config import SearchConfig
 from core.search.evaluators.registry import EVALUATORS, evaluator_fn, worker_evaluator
 from core.store.runs import CandidateRecord
@@ -90,10 +90,9 @@ def close(task) -> None:
         close_pool(task)
 
 
-def evaluate(task, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn, on_epoch: EpochFn,
-             on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]:
-    """Train `jobs` with `task.evaluator`; records come back in job order."""
-    return evaluator_fn(task.evaluator)(task, step, jobs, step_seed, should_stop, on_epoch, on_result)
+def evaluate(work: StepJob) -> list[CandidateRecord]:
+    """Train the step's jobs with `work.task.evaluator`; records come back in job order."""
+    return evaluator_fn(work.task.evaluator)(work)
 
 
 __all__ = ["EVALUATORS", "evaluator_fn", "worker_evaluator", "resolve_evaluator", "auto_reason",

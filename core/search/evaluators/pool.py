@@ -31,7 +31,7 @@ from typing import Callable
 import torch
 import torch.multiprocessing as tmp
 
-from core.search.candidates import EpochFn, Job, StopFn
+from core.search.candidates import EpochFn, Job, StepJob
 from core.search.config import SearchConfig
 from core.store.runs import CandidateRecord
 
@@ -89,9 +89,10 @@ class Pool:
         self.executor.shutdown(wait=True, cancel_futures=True)
         self._finalizer.detach()
 
-    def run(self, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn, on_epoch: EpochFn,
-            on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]:
-        """Train `jobs` on the workers; records in job order (fewer if stopped before some started)."""
+    def run(self, work: StepJob) -> list[CandidateRecord]:
+        """Train the step's jobs on the workers; records in job order (fewer if stopped before some started)."""
+        step, jobs, step_seed = work.step, work.jobs, work.step_seed
+        should_stop, on_epoch, on_result = work.should_stop, work.on_epoch, work.on_result
         self.stop.clear()
         pending: dict[Future, Job] = {self.executor.submit(_train_job, step, job, step_seed): job for job in jobs}
         done: dict[int, CandidateRecord] = {}
@@ -140,11 +141,10 @@ def prepare_pool(task, log: Callable[[str], None]) -> dict:
     return {}
 
 
-def evaluate_pool(task, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
-                  on_epoch: EpochFn, on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]:
-    if task not in _POOLS:
-        prepare_pool(task, lambda msg: None)
-    return _POOLS[task].run(step, jobs, step_seed, should_stop, on_epoch, on_result)
+def evaluate_pool(work: StepJob) -> list[CandidateRecord]:
+    if work.task not in _POOLS:
+        prepare_pool(work.task, lambda msg: None)
+    return _POOLS[work.task].run(work)
 
 
 def close_pool(task) -> None:
@@ -175,8 +175,7 @@ def _train_job(step: int, job: Job, step_seed: int) -> CandidateRecord | None:
     if stop.is_set():
         return None
     train = evaluator_fn(task.evaluator)
-    records = train(task, step, [job], step_seed, stop.is_set, lambda idx, row: events.put((idx, row)),
-                    lambda rec: None)
+    records = train(StepJob(task, step, [job], step_seed, stop.is_set, lambda idx, row: events.put((idx, row))))
     return replace(records[0], worker=_WORKER["label"]) if records else None
 
 

@@ -39,7 +39,7 @@ from typing import Callable, Iterator
 import torch
 
 from core.errors import ConfigError, UserError, one_line
-from core.search.candidates import EpochFn, Job, StopFn
+from core.search.candidates import Job, StepJob, StopFn
 from core.search.config import SearchConfig
 from core.store.runs import CandidateRecord
 
@@ -364,11 +364,11 @@ def cuda_report() -> dict:
 
 
 # ----- the driver's side of a step ---------------------------------------------------------------------
-def evaluate_ray(task, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
-                 on_epoch: EpochFn, on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]:
+def evaluate_ray(work: StepJob) -> list[CandidateRecord]:
     """Train `jobs` as Ray tasks; records come back in job order (fewer than k if stopped).
 
     Epoch rows are reported when a candidate's record arrives (its history), not live."""
+    task, jobs, should_stop = work.task, work.jobs, work.should_stop
     if task not in _RUNS:
         prepare_ray(task, lambda msg: None)
     run = _RUNS[task]
@@ -376,13 +376,14 @@ def evaluate_ray(task, step: int, jobs: list[Job], step_seed: int, should_stop: 
     with SLOTS.slot(should_stop, lambda: run.log("waiting for a free Ray slot (other searches hold them)")) as ok:
         if not ok:
             return []
-        done = _run_chunks(run, step, chunks, step_seed, should_stop, on_epoch, on_result)
+        done = _run_chunks(run, work, chunks)
     return [done[job[0]] for job in jobs if job[0] in done]
 
 
-def _run_chunks(run: RayRun, step: int, chunks: list[list[Job]], step_seed: int, should_stop: StopFn,
-                on_epoch: EpochFn, on_result: Callable[[CandidateRecord], None]) -> dict[int, CandidateRecord]:
+def _run_chunks(run: RayRun, work: StepJob, chunks: list[list[Job]]) -> dict[int, CandidateRecord]:
     ray = _ray()
+    step, step_seed, should_stop, on_epoch, on_result = (work.step, work.step_seed, work.should_stop,
+                                                        work.on_epoch, work.on_result)
     remote = remote_for(train_chunk, gpu=run.num_gpus > 0).options(num_cpus=run.num_cpus, num_gpus=run.num_gpus)
     todo, pending, done = list(chunks), {}, {}
     try:
@@ -463,9 +464,7 @@ def train_chunk(task_type: type, cfg: dict, data_box: list, step: int, jobs: lis
     from core.search.evaluators.registry import evaluator_fn
     torch.set_num_threads(threads)
     task = _worker_task(task_type, cfg, data_box[0], use_cuda, len(jobs))
-    never, nop = (lambda: False), (lambda *a: None)
-    train = evaluator_fn(task.evaluator)
-    records = train(task, step, jobs, step_seed, never, nop, nop)
+    records = evaluator_fn(task.evaluator)(StepJob(task, step, jobs, step_seed))
     label = worker_label(task.device)
     return [replace(r, worker=label) for r in records]
 

@@ -65,6 +65,7 @@ from core.result import (
 from core.search.candidates import (
     EpochFn,
     Job,
+    StepJob,
     StopFn,
     build_failed,
     init_seed,
@@ -472,14 +473,15 @@ def _nan(cand: _Candidate) -> tuple[str, str, str]:
 
 # ----- the evaluator ----------------------------------------------------------------------------------
 
-def evaluate_batched(task, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
-                     on_epoch: EpochFn, on_result: ResultFn, *, options: BatchedOptions | None = None,
+def evaluate_batched(work: StepJob, *, options: BatchedOptions | None = None,
                      stats: BatchedStats | None = None) -> list[CandidateRecord]:
     """Train and score the step's candidates together; records in job order, as evaluate_single's.
 
     On a stop request, every candidate not finished gets a STOPPED record (the search then
     discards the step).
     """
+    task, step, jobs, step_seed = work.task, work.step, work.jobs, work.step_seed
+    should_stop, on_epoch, on_result = work.should_stop, work.on_epoch, work.on_result
     opts = options or BatchedOptions()
     stats = stats if stats is not None else BatchedStats()
     dev = torch.device(task.device)
