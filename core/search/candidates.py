@@ -59,6 +59,17 @@ def make_record(step: int, job: Job, res: TrainResult, cost: Cost | None, score:
         wall_s=round(res.wall_s, 3), error=res.error, history=tuple(res.history))
 
 
+def build_candidate(task: Any, step: int, job: Job, step_seed: int) -> tuple[Any, Cost | None, CandidateRecord | None]:
+    """(model, cost, None) for a job, built from init_seed(step_seed, idx) as every evaluator
+    builds it; (None, None, its failed record) when the builder cannot realise the genotype."""
+    idx, _, genotype = job
+    t0 = time.time()
+    try:
+        return task.build(genotype, init_seed(step_seed, idx)), task.cost(genotype), None
+    except Exception as exc:  # a genotype the builder cannot realise is a failed candidate
+        return None, None, make_record(step, job, build_failed(exc, t0), None, None)
+
+
 def build_failed(exc: Exception, t0: float) -> TrainResult:
     return TrainResult(status=FAILED, stop_reason=BUILD_FAILED, wall_s=time.time() - t0,
                        error=one_line(exc, typed=True))

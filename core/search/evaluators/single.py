@@ -1,13 +1,10 @@
 """The one-at-a-time evaluator: the reference every other evaluator must match."""
 from __future__ import annotations
 
-import time
-
 from core.search.candidates import (
     Job,
     StepJob,
-    build_failed,
-    init_seed,
+    build_candidate,
     make_record,
 )
 from core.store.runs import CandidateRecord
@@ -26,11 +23,9 @@ def evaluate_single(work: StepJob) -> list[CandidateRecord]:
 
 def _one(work: StepJob, job: Job) -> CandidateRecord:
     task, step, step_seed, on_epoch = work.task, work.step, work.step_seed, work.on_epoch
-    idx, _, genotype = job
-    t0 = time.time()
-    try:
-        model, cost = task.build(genotype, init_seed(step_seed, idx)), task.cost(genotype)
-    except Exception as exc:  # a genotype the builder cannot realise is a failed candidate
-        return make_record(step, job, build_failed(exc, t0), None, None)
+    idx = job[0]
+    model, cost, failed = build_candidate(task, step, job, step_seed)
+    if failed is not None:
+        return failed
     res = task.train(model, step_seed, work.should_stop, lambda row: on_epoch(idx, row))
     return make_record(step, job, res, cost, task.score(res, cost))

@@ -67,8 +67,7 @@ from core.search.candidates import (
     Job,
     StepJob,
     StopFn,
-    build_failed,
-    init_seed,
+    build_candidate,
     make_record,
 )
 from core.search.evaluators.batched._flat_adam import FlatAdam
@@ -515,13 +514,10 @@ def _build_all(task, step: int, jobs: list[Job], step_seed: int, records: dict, 
     """Each candidate's own model, built as the single evaluator builds it (same seed), as state."""
     cands = []
     for job in jobs:
-        idx, _, genotype = job
-        t0 = time.time()
-        try:
-            model, cost = task.build(genotype, init_seed(step_seed, idx)), task.cost(genotype)
-        except Exception as exc:  # a genotype the builder cannot realise is a failed candidate
-            records[idx] = make_record(step, job, build_failed(exc, t0), None, None)
-            on_result(records[idx])
+        model, cost, failed = build_candidate(task, step, job, step_seed)
+        if failed is not None:
+            records[job[0]] = failed
+            on_result(failed)
             continue
         cands.append(_Candidate(job, candidate_state(model), cost, l2_coefficients(model, task.train_cfg)))
     return cands
