@@ -1,7 +1,8 @@
 """Evaluators: how the k candidates of one shrink step get trained, behind one interface.
 
-`evaluate(task, ...)` trains a step's jobs with the evaluator the task resolved and returns
-one CandidateRecord per job. `single` trains them one at a time (the reference); `batched`
+`evaluate(StepJob(task, step, jobs, ...))` trains a step's jobs with the evaluator the task
+resolved (registry.EVALUATORS maps each name to its function) and returns one CandidateRecord
+per job. `single` trains them one at a time (the reference); `batched`
 trains them side by side as one stacked network (CNN only); `pool` trains them in worker
 processes of this machine, one core each (each with the one-process path); `ray` sends them
 as tasks to a Ray cluster, where each is trained by `single` (CPU) or `batched` (a chunk on a
