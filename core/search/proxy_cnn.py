@@ -178,12 +178,10 @@ def train_proxy(model: nn.Module, data: ImageData, cfg: ProxyTrainConfig, data_s
     """
     start = time.perf_counter()
     history: list[dict] = []
-    best = _Best()
+    best = BestEpoch()
 
     def result(status: str, reason: str, error: str = "") -> TrainResult:
-        acc = best.acc if status != FAILED else None
-        return TrainResult(status=status, accuracy=acc, epochs=len(history), stop_reason=reason,
-                           wall_s=time.perf_counter() - start, error=error, history=history)
+        return finished_result(status, reason, best, history, time.perf_counter() - start, error)
 
     try:
         with _model_errors():
@@ -213,8 +211,10 @@ def train_proxy(model: nn.Module, data: ImageData, cfg: ProxyTrainConfig, data_s
         return result(FAILED, BUILD_FAILED, str(exc))
 
 
-class _Best:
-    """Best validation accuracy so far and the epoch it came from (strict improvement only)."""
+class BestEpoch:
+    """Best validation accuracy so far and the epoch it came from (strict improvement only): a
+    candidate is scored from it, and patience counts from its epoch (train_proxy and the batched
+    evaluator both track it with this)."""
 
     def __init__(self) -> None:
         self.acc: float | None = None
@@ -223,6 +223,14 @@ class _Best:
     def update(self, epoch: int, acc: float) -> None:
         if self.acc is None or acc > self.acc:
             self.acc, self.epoch = acc, epoch
+
+
+def finished_result(status: str, reason: str, best: BestEpoch, history: list[dict], wall_s: float,
+                    error: str = "") -> TrainResult:
+    """A CNN candidate's result when its training ends: the best epoch's accuracy, none if it failed."""
+    acc = best.acc if status != FAILED else None
+    return TrainResult(status=status, accuracy=acc, epochs=len(history), stop_reason=reason,
+                       wall_s=wall_s, error=error, history=history)
 
 
 def stop_reason(cfg: ProxyTrainConfig, epoch: int, stats: EpochStats, best_epoch: int) -> str | None:
@@ -318,4 +326,4 @@ def _model_errors() -> Iterator[None]:
 
 
 __all__ = ["ProxyTrainConfig", "EpochStats", "Running", "train_proxy", "stop_reason", "nan_outcome",
-           "l2_coefficients", "adam_groups"]
+           "l2_coefficients", "adam_groups", "BestEpoch", "finished_result"]

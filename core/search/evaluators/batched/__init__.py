@@ -72,7 +72,16 @@ from core.search.candidates import (
 )
 from core.search.evaluators.batched._flat_adam import FlatAdam
 from core.search.evaluators.batched._stacked import CandidateState, StackedCNN, candidate_state
-from core.search.proxy_cnn import ERROR_CHARS, ProxyTrainConfig, Running, l2_coefficients, nan_outcome, stop_reason
+from core.search.proxy_cnn import (
+    ERROR_CHARS,
+    BestEpoch,
+    ProxyTrainConfig,
+    Running,
+    finished_result,
+    l2_coefficients,
+    nan_outcome,
+    stop_reason,
+)
 from core.store.runs import CandidateRecord
 
 ResultFn = Callable[[CandidateRecord], None]
@@ -109,8 +118,7 @@ class _Candidate:
     cost: Cost
     l2: dict[str, float] = field(default_factory=dict)   # lambda per parameter name (l2_coefficients)
     history: list[dict] = field(default_factory=list)
-    best_acc: float | None = None
-    best_epoch: int = 0
+    best: BestEpoch = field(default_factory=BestEpoch)
     result: TrainResult | None = None
     next_epoch: int = 1          # > 1 when re-queued after an OOM: it goes on from its saved state
 
@@ -118,10 +126,6 @@ class _Candidate:
     def idx(self) -> int:
         return self.job[0]
 
-    def update_best(self, epoch: int, acc: float) -> None:
-        """Strict improvement only, as train_proxy's _Best."""
-        if self.best_acc is None or acc > self.best_acc:
-            self.best_acc, self.best_epoch = acc, epoch
 
 
 class _Stopped(Exception):
@@ -369,9 +373,9 @@ class _ChunkTrainer:
                 continue
             row = stats.row(epoch, self.cfg.lr, seconds)
             cand.history.append(row)
-            cand.update_best(epoch, val_acc)
+            cand.best.update(epoch, val_acc)
             self.on_epoch(cand.idx, row)
-            reason = stop_reason(self.cfg, epoch, stats, cand.best_epoch)
+            reason = stop_reason(self.cfg, epoch, stats, cand.best.epoch)
             if reason is not None:  # never NAN: the stats are finite
                 self.finish(cand, OK, reason)
 
@@ -488,9 +492,7 @@ def evaluate_batched(work: StepJob, *, options: BatchedOptions | None = None,
     records: dict[int, CandidateRecord] = {}
 
     def finish(cand: _Candidate, status: str, reason: str, error: str = "") -> None:
-        acc = cand.best_acc if status != FAILED else None
-        cand.result = TrainResult(status=status, accuracy=acc, epochs=len(cand.history), stop_reason=reason,
-                                  wall_s=time.time() - t0, error=error, history=list(cand.history))
+        cand.result = finished_result(status, reason, cand.best, list(cand.history), time.time() - t0, error)
         records[cand.idx] = make_record(step, cand.job, cand.result, cand.cost, task.score(cand.result, cand.cost))
         on_result(records[cand.idx])
 
