@@ -114,12 +114,12 @@ def main() -> None:
 
 def _one(task, genotype: Genotype, edge, idx: int, peak: float, device: torch.device) -> dict:
     """Train one candidate as the search does; its wall time and arithmetic rate."""
-    from core.search.evaluators.batched import evaluate_batched
-    from core.search.evaluators.single import evaluate_single
-    train = evaluate_batched if task.evaluator == "batched" else evaluate_single
+    from core.search.candidates import StepJob
+    from core.search.evaluators import evaluator_fn
+    train = evaluator_fn(task.evaluator)
     nop = lambda *a: None  # noqa: E731
     t0, c0 = time.perf_counter(), time.process_time()
-    rec = train(task, 1, [(idx, edge, genotype)], 1, lambda: False, nop, nop)[0]
+    rec = train(StepJob(task, 1, [(idx, edge, genotype)], 1, lambda: False, nop, nop))[0]
     if device.type == "cuda":
         torch.cuda.synchronize()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from core.search.candidates import StepJob  # noqa: E402
 from core.search.evaluators.batched import BatchedOptions, BatchedStats, auto_chunk, evaluate_batched  # noqa: E402
 from core.search.config import preset_config  # noqa: E402
 from core.device import default_threads, describe, resolve_device  # noqa: E402
@@ -155,9 +156,9 @@ def time_step(name: str, task: CNNProxyTask, jobs: list, step_seed: int, options
     with PeakMemory(device) as mem:
         t0 = time.perf_counter()
         if name == "single":
-            records = evaluate_single(task, 1, jobs, step_seed, never, nop, nop)
+            records = evaluate_single(StepJob(task, 1, jobs, step_seed, never, nop, nop))
         else:
-            records = evaluate_batched(task, 1, jobs, step_seed, never, nop, nop, options=options, stats=BatchedStats())
+            records = evaluate_batched(StepJob(task, 1, jobs, step_seed, never, nop, nop), options=options, stats=BatchedStats())
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import torch  # noqa: E402
 
 from bench_evaluators import default_data  # noqa: E402
+from core.search.candidates import StepJob  # noqa: E402
 from core.cell.genotype import Genotype, edge_str  # noqa: E402
 from core.device import describe  # noqa: E402
 from core.search.config import preset_config  # noqa: E402
@@ -64,7 +65,7 @@ def time_single(args: argparse.Namespace) -> dict:
           f"data {task.data.name}: {len(task.data.y_train)} train / {len(task.data.y_val)} val images")
     print(f"single: {describe(torch.device('cpu'))} ... load {load()}", flush=True)
     t0 = time.perf_counter()
-    records = evaluate_single(task, 1, jobs, seed, NEVER, NOP, NOP)
+    records = evaluate_single(StepJob(task, 1, jobs, seed, NEVER, NOP, NOP))
     seconds = time.perf_counter() - t0
     print(f"  {seconds:.1f} s = {60 * len(jobs) / seconds:.2f} candidates/min   load {load()}", flush=True)
     return {"seconds": seconds, "records": records, "k": len(jobs)}
@@ -83,7 +84,7 @@ def time_ray(args: argparse.Namespace) -> dict:
           f"{start_s:.1f} s, data into the object store {1000 * put_s:.0f} ms (once per run) ... load {load()}",
           flush=True)
     t0 = time.perf_counter()
-    records = ray_eval.evaluate_ray(task, 1, jobs, seed, NEVER, NOP, NOP)
+    records = ray_eval.evaluate_ray(StepJob(task, 1, jobs, seed, NEVER, NOP, NOP))
     seconds = time.perf_counter() - t0
     print(f"  {seconds:.1f} s = {60 * len(jobs) / seconds:.2f} candidates/min   load {load()}", flush=True)
     return {"seconds": seconds, "records": records, "start_s": start_s, "put_s": put_s, "task": task,
@@ -99,7 +100,7 @@ def task_overhead(run: dict, n: int) -> dict:
     """Scheduling + shipping per task, in ms: n echo tasks one at a time (submit, wait, get), and n
     at once (throughput). Each carries the settings, the data's ref, the jobs, and returns the records."""
     import ray
-    ray_run = run["task"].ray_run
+    ray_run = ray_eval.run_of(run["task"])
     remote = ray.remote(max_retries=ray_eval.MAX_RETRIES)(echo).options(num_cpus=ray_run.num_cpus)
     one = run["jobs"][:1]
     rec = run["records"][:1]

@@ -21,6 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.search.candidates import StepJob  # noqa: E402
 from core.cell.genotype import Genotype  # noqa: E402
 from core.search.config import preset_config  # noqa: E402
 from core.search.evaluators.batched import evaluate_batched  # noqa: E402
@@ -65,11 +66,11 @@ def main() -> None:
     workers = args.workers or machine_cores()
     t0 = time.perf_counter()
     pool = Pool(task, workers, 1)
-    pooled = pool.run(1, jobs, 5, lambda: False, nop, nop)
+    pooled = pool.run(StepJob(task, 1, jobs, 5, lambda: False, nop, nop))
     pool_s = time.perf_counter() - t0
     pool.close()
     t0 = time.perf_counter()
-    alone = local(task, 1, jobs, 5, lambda: False, nop, nop)
+    alone = local(StepJob(task, 1, jobs, 5, lambda: False, nop, nop))
     one_s = time.perf_counter() - t0
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"{args.task} paper step, k={len(jobs)}, {cfg.epochs} epoch(s), batches cap {cfg.max_batches or '-'}, "

@@ -86,6 +86,7 @@ def sync_debug(device: str, mode: str | int) -> None:
 
 def part_syncs(data: str, device: str, small: bool) -> dict:
     """Host syncs per batch of one batched epoch at paper shapes (sync debug mode warns per sync)."""
+    from core.search.candidates import StepJob
     from core.cell.genotype import Genotype
     from core.search.config import preset_config
     from core.search.evaluators.batched import BatchedStats, evaluate_batched
@@ -105,7 +106,7 @@ def part_syncs(data: str, device: str, small: bool) -> dict:
         warnings.simplefilter("always")
         sync_debug(device, "warn")
         try:
-            records = evaluate_batched(task, 1, jobs, 1, lambda: False, lambda *a: None, lambda *a: None, stats=stats)
+            records = evaluate_batched(StepJob(task, 1, jobs, 1, lambda: False, lambda *a: None, lambda *a: None), stats=stats)
         finally:
             sync_debug(device, 0)
     syncs = [str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message).lower()]

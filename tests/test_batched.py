@@ -20,21 +20,27 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import core.search.evaluators.batched as batched
-import core.nets.cnn as cnn
 import core.data.images as data_mod
-from core.search.evaluators.batched import BatchedOptions, BatchedStats, auto_chunk, evaluate_batched
-from core.nets.cnn import CNNConfig, build_cnn, proxy_config
-from core.search.config import preset_config
-from core.search.evaluators.flat_adam import FlatAdam
+import core.nets.cnn as cnn
+import core.search.evaluators.batched as batched
 from core.cell.genotype import Genotype
-from core.search.tasks import CNNProxyTask
-from core.search.candidates import init_seed
-from core.search.evaluators import resolve_evaluator
-from core.search.evaluators.single import evaluate_single
+from core.nets.cnn import CNNConfig, build_cnn, proxy_config
 from core.result import BUILD_FAILED, FAILED, LOW_ACCURACY, NAN, OK, STOPPED, USER_STOP
+from core.search.candidates import StepJob, init_seed
+from core.search.config import preset_config
+from core.search.evaluators import resolve_evaluator
+from core.search.evaluators.batched import (
+    BatchedOptions,
+    BatchedStats,
+    FlatAdam,
+    StackedCNN,
+    auto_chunk,
+    candidate_state,
+    evaluate_batched,
+)
+from core.search.evaluators.single import evaluate_single
 from core.search.loop import choose, create_run, run_search, step_candidates
-from core.search.evaluators.stacked import StackedCNN, candidate_state
+from core.search.tasks import CNNProxyTask
 from core.store.runs import FINISHED, Store
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -77,8 +83,8 @@ def step_jobs(task: CNNProxyTask, k: int) -> list:
 def both(task: CNNProxyTask, jobs: list, options: BatchedOptions | None = None) -> tuple[list, list]:
     """(single records, batched records) of the same step, in float64."""
     with float64():
-        single = evaluate_single(task, 1, jobs, STEP_SEED, lambda: False, nop, nop)
-        together = evaluate_batched(task, 1, jobs, STEP_SEED, lambda: False, nop, nop, options=options)
+        single = evaluate_single(StepJob(task, 1, jobs, STEP_SEED, lambda: False, nop, nop))
+        together = evaluate_batched(StepJob(task, 1, jobs, STEP_SEED, lambda: False, nop, nop), options=options)
     return single, together
 
 
@@ -244,8 +250,8 @@ def test_early_breaks_and_stops_are_per_candidate():
     jobs = step_jobs(task, 6)
     stats = BatchedStats()
     with float64():
-        single = evaluate_single(task, 1, jobs, STEP_SEED, lambda: False, nop, nop)
-        together = evaluate_batched(task, 1, jobs, STEP_SEED, lambda: False, nop, nop,
+        single = evaluate_single(StepJob(task, 1, jobs, STEP_SEED, lambda: False, nop, nop))
+        together = evaluate_batched(StepJob(task, 1, jobs, STEP_SEED, lambda: False, nop, nop),
                                     options=BatchedOptions(chunk=6), stats=stats)
     assert_same(single, together)
     epoch2 = [r.history[1]["train_acc"] for r in together]
@@ -323,8 +329,8 @@ def test_chunks_give_the_same_results_and_are_reported(task64):
     jobs = step_jobs(task64, 5)
     stats = BatchedStats()
     with float64():
-        whole = evaluate_batched(task64, 1, jobs, STEP_SEED, lambda: False, nop, nop, options=BatchedOptions(chunk=5))
-        split = evaluate_batched(task64, 1, jobs, STEP_SEED, lambda: False, nop, nop,
+        whole = evaluate_batched(StepJob(task64, 1, jobs, STEP_SEED, lambda: False, nop, nop), options=BatchedOptions(chunk=5))
+        split = evaluate_batched(StepJob(task64, 1, jobs, STEP_SEED, lambda: False, nop, nop),
                                  options=BatchedOptions(chunk=2), stats=stats)
     assert_same(whole, split)
     assert stats.chunks == [2, 2, 1]
@@ -336,7 +342,7 @@ def test_chunks_are_halved_until_they_fit(task64, monkeypatch):
     jobs = step_jobs(task64, 6)
     stats = BatchedStats()
     with float64():
-        records = evaluate_batched(task64, 1, jobs, STEP_SEED, lambda: False, nop, nop,
+        records = evaluate_batched(StepJob(task64, 1, jobs, STEP_SEED, lambda: False, nop, nop),
                                    options=BatchedOptions(chunk=6), stats=stats)
     assert stats.chunks == [3, 3] and stats.oom_halvings == 1
     assert all(r.status == OK for r in records)
@@ -346,8 +352,8 @@ def test_callbacks_follow_every_candidate(task64):
     jobs = step_jobs(task64, 3)
     epochs, results = [], []
     with float64():
-        records = evaluate_batched(task64, 1, jobs, STEP_SEED, lambda: False, lambda i, row: epochs.append((i, row["epoch"])),
-                                   results.append, options=BatchedOptions(chunk=3))
+        records = evaluate_batched(StepJob(task64, 1, jobs, STEP_SEED, lambda: False, lambda i, row: epochs.append((i, row["epoch"])),
+                                   results.append), options=BatchedOptions(chunk=3))
     assert sorted(epochs) == [(i, e) for i in range(3) for e in (1, 2, 3)]
     assert sorted(r.idx for r in results) == [0, 1, 2] and records == sorted(results, key=lambda r: r.idx)
 
@@ -365,7 +371,7 @@ def test_a_stop_request_returns_at_once_with_stopped_records(task64):
 
     results = []
     with float64():
-        records = evaluate_batched(task64, 1, jobs, STEP_SEED, should_stop, nop, results.append,
+        records = evaluate_batched(StepJob(task64, 1, jobs, STEP_SEED, should_stop, nop, results.append),
                                    options=BatchedOptions(chunk=4))
     assert calls["after"] == 1  # asked once more, then no more training
     assert len(records) == 4 and all(r.status == STOPPED and r.stop_reason == USER_STOP for r in records)
@@ -375,7 +381,7 @@ def test_a_stop_request_returns_at_once_with_stopped_records(task64):
 def test_bf16_autocast_path_trains(task64):
     """The GPU's mixed-precision path, exercised on CPU (bf16 autocast works there too)."""
     task = make_task(epochs=1)
-    records = evaluate_batched(task, 1, step_jobs(task, 3), STEP_SEED, lambda: False, nop, nop,
+    records = evaluate_batched(StepJob(task, 1, step_jobs(task, 3), STEP_SEED, lambda: False, nop, nop),
                                options=BatchedOptions(chunk=3, amp=True))
     assert all(r.status == OK and 0.0 <= r.accuracy <= 1.0 for r in records)
 
@@ -434,8 +440,8 @@ def test_cuda_batched_step_matches_single_in_float32_statistically():
     task = make_task("cuda", epochs=2)
     jobs = step_jobs(task, 4)
     stats = BatchedStats()
-    single = evaluate_single(task, 1, jobs, STEP_SEED, lambda: False, nop, nop)
-    together = evaluate_batched(task, 1, jobs, STEP_SEED, lambda: False, nop, nop, stats=stats)
+    single = evaluate_single(StepJob(task, 1, jobs, STEP_SEED, lambda: False, nop, nop))
+    together = evaluate_batched(StepJob(task, 1, jobs, STEP_SEED, lambda: False, nop, nop), stats=stats)
     assert [r.status for r in together] == [r.status for r in single]
     for a, b in zip(single, together):
         assert abs(a.accuracy - b.accuracy) < 0.15
@@ -452,9 +458,9 @@ def test_cuda_graph_replay_equals_eager():
     try:
         task = make_task("cuda", epochs=2)
         jobs = step_jobs(task, 4)
-        eager = evaluate_batched(task, 1, jobs, STEP_SEED, lambda: False, nop, nop, options=BatchedOptions(amp=False))
+        eager = evaluate_batched(StepJob(task, 1, jobs, STEP_SEED, lambda: False, nop, nop), options=BatchedOptions(amp=False))
         stats = BatchedStats()
-        graphed = evaluate_batched(task, 1, jobs, STEP_SEED, lambda: False, nop, nop,
+        graphed = evaluate_batched(StepJob(task, 1, jobs, STEP_SEED, lambda: False, nop, nop),
                                    options=BatchedOptions(amp=False, cuda_graphs=True), stats=stats)
     finally:
         torch.backends.cudnn.deterministic = before

@@ -15,21 +15,27 @@ from dataclasses import replace
 
 import pytest
 import torch
+from gpu_fakes import TransferCounter
 
 import core.search.evaluators.batched as batched
 from core.cell.genotype import Genotype
 from core.result import BUILD_FAILED, FAILED, OK, TrainResult
-from core.search.candidates import init_seed
+from core.search.candidates import StepJob, init_seed
 from core.search.config import preset_config
-from core.search.evaluators.batched import BatchedOptions, BatchedStats, _Candidate, _Union, evaluate_batched
+from core.search.evaluators.batched import (
+    BatchedOptions,
+    BatchedStats,
+    _Candidate,
+    _Union,
+    candidate_state,
+    evaluate_batched,
+)
 from core.search.evaluators.single import evaluate_single
-from core.search.evaluators.stacked import candidate_state
 from core.search.loop import step_candidates
 from core.search.proxy_cnn import l2_coefficients
 from core.search.tasks import CNNProxyTask
 from core.store.jobs import JobStore
 from core.store.runs import Store
-from gpu_fakes import TransferCounter
 
 TINY = dict(nodes=4, k=4, epochs=3, threads=1, stem_channels=8, base_width=4, per_class_train=30,
             per_class_val=15, batch_size=32)
@@ -117,9 +123,9 @@ def test_one_union_serves_a_chunk_while_its_candidates_stop(task64, monkeypatch)
     task.data = task64.data
     task.train_cfg = replace(task.train_cfg, floor_epoch=2, floor_acc=0.35)
     jobs = _jobs(task, 4)
-    single = _float64(lambda: evaluate_single(task, 1, jobs, SEED, NEVER, NOP, NOP))
+    single = _float64(lambda: evaluate_single(StepJob(task, 1, jobs, SEED, NEVER, NOP, NOP)))
     built.clear()
-    together = _float64(lambda: evaluate_batched(task, 1, jobs, SEED, NEVER, NOP, NOP, options=BatchedOptions(chunk=4)))
+    together = _float64(lambda: evaluate_batched(StepJob(task, 1, jobs, SEED, NEVER, NOP, NOP), options=BatchedOptions(chunk=4)))
     _same(single, together)
     assert {r.epochs for r in together} == {2, 3}, "some candidates must stop early for this test"
     assert built == [4]
@@ -143,14 +149,14 @@ def test_a_probe_s_cudnn_error_means_does_not_fit_and_another_error_fails_only_t
     _probing(monkeypatch, lambda group: engine if len(group) > 2 else None)
     jobs = _jobs(task64, 4)
     stats = BatchedStats()
-    records = _float64(lambda: evaluate_batched(task64, 1, jobs, SEED, NEVER, NOP, NOP,
+    records = _float64(lambda: evaluate_batched(StepJob(task64, 1, jobs, SEED, NEVER, NOP, NOP),
                                                 options=BatchedOptions(chunk=4), stats=stats))
     assert stats.chunks == [2, 2] and stats.oom_halvings == 1 and all(r.status == OK for r in records)
 
     broken = RuntimeError("an unrelated bug in a kernel")
     _probing(monkeypatch, lambda group: broken if group[0].idx == 0 else None)
     stats = BatchedStats()
-    records = _float64(lambda: evaluate_batched(task64, 1, jobs, SEED, NEVER, NOP, NOP,
+    records = _float64(lambda: evaluate_batched(StepJob(task64, 1, jobs, SEED, NEVER, NOP, NOP),
                                                 options=BatchedOptions(chunk=2), stats=stats))
     assert [r.status for r in records] == [FAILED, FAILED, OK, OK] and stats.chunks == [2]
     assert records[0].stop_reason == BUILD_FAILED and "unrelated bug" in records[0].error
@@ -164,7 +170,7 @@ def test_an_oom_mid_training_requeues_the_members_at_half_size_from_their_saved_
     their state at the start of epoch 2 in chunks of 2, and end exactly as without the OOM
     (before: all four FAILED, and the step chose among the other candidates)."""
     jobs = _jobs(task64, 4)
-    clean = _float64(lambda: evaluate_batched(task64, 1, jobs, SEED, NEVER, NOP, NOP, options=BatchedOptions(chunk=4)))
+    clean = _float64(lambda: evaluate_batched(StepJob(task64, 1, jobs, SEED, NEVER, NOP, NOP), options=BatchedOptions(chunk=4)))
     from core.data.batches import epoch_batches
     first_epoch = len(epoch_batches(len(task64.data.y_train), task64.train_cfg.batch_size, SEED, 1))
     calls = {"n": 0}
@@ -177,8 +183,8 @@ def test_an_oom_mid_training_requeues_the_members_at_half_size_from_their_saved_
         return real_step(self, x, y, active)
     monkeypatch.setattr(_Union, "train_step", oom_once)
     epochs, stats = [], BatchedStats()
-    records = _float64(lambda: evaluate_batched(task64, 1, jobs, SEED, NEVER, lambda i, row: epochs.append((i, row["epoch"])),
-                                                NOP, options=BatchedOptions(chunk=4), stats=stats))
+    records = _float64(lambda: evaluate_batched(StepJob(task64, 1, jobs, SEED, NEVER, lambda i, row: epochs.append((i, row["epoch"])),
+                                                NOP), options=BatchedOptions(chunk=4), stats=stats))
     assert stats.chunks == [4, 2, 2] and stats.requeued == 4 and stats.oom_halvings == 1
     _same(clean, records)
     assert sorted(epochs) == sorted(set(epochs))          # no epoch reported twice
@@ -441,6 +447,9 @@ class FakeGPUTask:
     def score(self, res, cost):
         return 0.5
 
+    def worker_data(self):
+        return self.data.to("cpu")
+
 
 @pytest.fixture(scope="module")
 def fake_gpu_cluster():
@@ -473,7 +482,7 @@ def test_each_gpu_task_trains_on_and_reports_the_gpu_ray_gave_it(fake_gpu_cluste
     task = _fake_task(k=4, ray_chunk=1)
     dense = Genotype.dense("cnn", 4, 0)
     jobs = [(i, e, dense.without_edge(e)) for i, e in enumerate(list(dense.edges)[:4])]
-    records = ray_eval.evaluate_ray(task, 1, jobs, SEED, NEVER, NOP, NOP)
+    records = ray_eval.evaluate_ray(StepJob(task, 1, jobs, SEED, NEVER, NOP, NOP))
     table = [(r.idx, r.worker.rsplit(" gpu ", 1)[-1], r.error.split()[1], r.error.split()[3]) for r in records]
     print("\nfake-GPU Ray run: candidate | GPU in label | GPU CUDA would use | worker pid")
     for row in table:
@@ -506,7 +515,8 @@ def test_bf16_casts_the_flat_weights_once_a_step_with_autocast_s_numbers(task64)
     """Autocast casts each conv weight on its own (about a hundred small kernels a step at paper
     shapes); the union casts its flat buffer once, and trains exactly as autocast would."""
     from torch.utils._python_dispatch import TorchDispatchMode
-    from core.search.evaluators.stacked import StackedCNN
+
+    from core.search.evaluators.batched import StackedCNN
 
     class Casts(TorchDispatchMode):
         def __init__(self):

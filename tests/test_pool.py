@@ -7,6 +7,7 @@ import torch
 
 import core.search.evaluators.pool as pool_mod
 from core.cell.genotype import Genotype
+from core.search.candidates import StepJob
 from core.search.config import preset_config
 from core.search.evaluators import resolve_evaluator
 from core.search.evaluators.batched import evaluate_batched
@@ -46,11 +47,11 @@ def _compare(kind: str, cfg, local) -> None:
     dense = Genotype.dense(kind, cfg.nodes, cfg.seed)
     jobs = [(i, e, dense.without_edge(e)) for i, e in enumerate(step_candidates(dense, cfg.k, cfg.seed, 1))]
     nop = lambda *a: None  # noqa: E731
-    alone = local(task, 1, jobs, 11, lambda: False, nop, nop)
+    alone = local(StepJob(task, 1, jobs, 11, lambda: False, nop, nop))
     rows, results = [], []
     pool = Pool(task, workers=2, threads=1)
     try:
-        pooled = pool.run(1, jobs, 11, lambda: False, lambda idx, row: rows.append(idx), results.append)
+        pooled = pool.run(StepJob(task, 1, jobs, 11, lambda: False, lambda idx, row: rows.append(idx), results.append))
     finally:
         pool.close()
     assert [_strip(r) for r in pooled] == [_strip(r) for r in alone]
@@ -77,7 +78,7 @@ def test_pool_stop_request_reaches_the_workers():
     seen: list[int] = []
     pool = Pool(task, workers=2, threads=1)
     try:
-        records = pool.run(1, jobs, 3, lambda: len(seen) >= 2, lambda idx, row: seen.append(idx), lambda r: None)
+        records = pool.run(StepJob(task, 1, jobs, 3, lambda: len(seen) >= 2, lambda idx, row: seen.append(idx), lambda r: None))
     finally:
         pool.close()
     assert records and all(r.status == "stopped" for r in records)

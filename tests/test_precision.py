@@ -12,6 +12,7 @@ import core.device as device_mod
 from core.cell.genotype import Genotype
 from core.device import cuda_amp_dtype, cuda_bf16_native, resolve_precision
 from core.errors import ConfigError
+from core.search.candidates import StepJob
 from core.search.config import SearchConfig, preset_config
 from core.search.evaluators.single import evaluate_single
 from core.search.noise import measure_noise
@@ -91,10 +92,10 @@ def test_bf16_record_is_within_the_step0_noise(kind):
     dense = Genotype.dense(kind, cfg.nodes, cfg.seed)
     jobs = [(i, None, dense) for i in range(3)]
     nop = lambda *a: None  # noqa: E731
-    fp32 = evaluate_single(make_task(cfg, CPU, nop), 0, jobs, 7, lambda: False, nop, nop)
+    fp32 = evaluate_single(StepJob(make_task(cfg, CPU, nop), 0, jobs, 7, lambda: False, nop, nop))
     noise = measure_noise(kind, fp32)
-    bf16 = evaluate_single(make_task(replace(cfg, precision="bf16"), CPU, nop), 0, jobs[:1], 7,
-                           lambda: False, nop, nop)
+    bf16 = evaluate_single(StepJob(make_task(replace(cfg, precision="bf16"), CPU, nop), 0, jobs[:1], 7,
+                           lambda: False, nop, nop))
     metric = noise["metric"]
     diff = abs(getattr(bf16[0], metric) - getattr(fp32[0], metric))
     print(f"{kind}: fp32 {[getattr(r, metric) for r in fp32]}, bf16 {getattr(bf16[0], metric)}, "

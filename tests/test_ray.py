@@ -15,6 +15,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install the pin in requirements.txt)")
 
 from core.cell.genotype import Genotype  # noqa: E402
+from core.search.candidates import StepJob
 from core.search.config import preset_config  # noqa: E402
 from core.search.evaluators import ray_eval  # noqa: E402
 from core.search.evaluators.ray_eval import SearchSlots  # noqa: E402
@@ -57,7 +58,7 @@ def _step(**over):
 @pytest.fixture(scope="module")
 def single_records():
     task, jobs, seed = _step(evaluator="single", **LONGER)
-    return evaluate_single(task, 1, jobs, seed, NEVER, NOP, NOP)
+    return evaluate_single(StepJob(task, 1, jobs, seed, NEVER, NOP, NOP))
 
 
 def _my_workers(title: str = "ray::train_chunk") -> list[int]:
@@ -148,8 +149,7 @@ def test_the_search_page_shows_the_cluster_and_the_run_s_evaluator(monkeypatch, 
 def test_a_worker_killed_mid_candidate_is_retried_from_its_seed(single_records):
     task, jobs, seed = _step(evaluator="ray", **LONGER)
     out, results = {}, []
-    worker = threading.Thread(target=lambda: out.update(records=ray_eval.evaluate_ray(
-        task, 1, jobs, seed, NEVER, NOP, results.append)))
+    worker = threading.Thread(target=lambda: out.update(records=ray_eval.evaluate_ray(StepJob(task, 1, jobs, seed, NEVER, NOP, results.append))))
     worker.start()
     victims = []
     while worker.is_alive() and not victims:
@@ -171,8 +171,7 @@ def test_a_worker_killed_mid_candidate_is_retried_from_its_seed(single_records):
 def test_a_stop_request_cancels_the_running_tasks():
     task, jobs, seed = _step(evaluator="ray", epochs=50)
     stop, out = threading.Event(), {}
-    worker = threading.Thread(target=lambda: out.update(records=ray_eval.evaluate_ray(
-        task, 1, jobs, seed, stop.is_set, NOP, NOP)))
+    worker = threading.Thread(target=lambda: out.update(records=ray_eval.evaluate_ray(StepJob(task, 1, jobs, seed, stop.is_set, NOP, NOP))))
     worker.start()
     while worker.is_alive() and not _my_workers():
         time.sleep(0.2)

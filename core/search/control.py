@@ -21,8 +21,10 @@ import torch
 
 from core.cell.genotype import Genotype
 from core.device import default_threads, describe, resolve_device
-from core.errors import UserError
+from core.errors import UserError, one_line
+from core.search.candidates import StepJob
 from core.search.config import SearchConfig
+from core.search.evaluators import evaluate
 from core.search.evaluators import prepare as prepare_evaluator
 from core.search.tasks import make_task
 from core.seeds import derive_seed
@@ -146,8 +148,7 @@ def run_control(store: Store, run_id: int, samples: int = DEFAULT_SAMPLES, edges
     try:
         status, error = _control(store, run_id, cfg, steps[0].genotype, targets, samples, device, obs, stop), ""
     except Exception as exc:  # noqa: BLE001 -- recorded, not swallowed: the control says why it failed
-        status, error = FAILED, str(exc).splitlines()[0] if isinstance(exc, UserError) else \
-            f"{type(exc).__name__}: {exc}".splitlines()[0]
+        status, error = FAILED, one_line(exc)
         if not isinstance(exc, UserError):
             obs.on_log(run_id, traceback.format_exc())
     finish_control(store, run_id, status, error, time.time() - t0)
@@ -177,9 +178,9 @@ def _control(store: Store, run_id: int, cfg: SearchConfig, dense: Genotype, targ
             continue
         progress = [ControlProgress(target=target, done=done[0], total=total, started=time.time())]  # the latest
         beat_control(store, run_id, progress[0])
-        records = task.evaluate(CONTROL_STEP, jobs, count_seed(cfg.seed, target), should_stop,
-                                _epoch_beat(store, run_id, progress),
-                                _committer(store, run_id, target, done, total, progress, obs))
+        records = evaluate(StepJob(task, CONTROL_STEP, jobs, count_seed(cfg.seed, target), should_stop,
+                                   _epoch_beat(store, run_id, progress),
+                                   _committer(store, run_id, target, done, total, progress, obs)))
         if stop.is_set() or len(records) < len(jobs) or any(r.status == STOPPED for r in records):
             return STOPPED
     log(f"control of run {run_id}: finished, {total} random cells")

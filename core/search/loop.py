@@ -21,12 +21,13 @@ import torch
 from core.cell.genotype import Genotype, edge_str
 from core.data.check import check_data
 from core.device import default_threads, describe, resolve_precision
-from core.errors import UserError
+from core.errors import UserError, one_line
+from core.search.candidates import StepJob
 from core.search.config import SearchConfig
 from core.search.evaluators import check_startable as check_evaluator
 from core.search.evaluators import close as close_evaluator
+from core.search.evaluators import evaluate, search_device
 from core.search.evaluators import prepare as prepare_evaluator
-from core.search.evaluators import search_device
 from core.search.noise import measure_noise
 from core.search.tasks import ProxyTask, make_task
 from core.seeds import derive_seed
@@ -121,8 +122,7 @@ def run_search(store: Store, run_id: int, observer: Observer | None = None,
         status = _search(store, run_id, cfg, device, obs, stop_event)
         error = ""
     except Exception as exc:  # recorded, not swallowed: the run says why it failed
-        status, error = FAILED, str(exc).splitlines()[0] if isinstance(exc, UserError) else \
-            f"{type(exc).__name__}: {exc}".splitlines()[0]
+        status, error = FAILED, one_line(exc)
         if not isinstance(exc, UserError):  # a bug: keep the traceback for whoever reads the log
             obs.on_log(run_id, traceback.format_exc())
     store.finish(run_id, status, error)
@@ -210,8 +210,8 @@ def _do_step(store: Store, run_id: int, cfg: SearchConfig, task: ProxyTask, obs:
         store.beat(run_id, progress[0])
         obs.on_candidate(run_id, rec, progress[0].candidate, k)
 
-    records = task.evaluate(step, jobs, derive_seed(cfg.seed, step), _stop_poller(store, run_id, stop),
-                            on_epoch, on_result)
+    records = evaluate(StepJob(task, step, jobs, derive_seed(cfg.seed, step), _stop_poller(store, run_id, stop),
+                               on_epoch, on_result))
     if stop.is_set() or len(records) < k or any(r.status == STOPPED for r in records):
         return False
     # step 0: the first seed is the baseline (the others only measure noise), so that

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from core.data.batches import epoch_batches
 from core.data.images import ImageData
+from core.errors import one_line
 from core.nets.evaluate import evaluate_images
 from core.result import (
     BUILD_FAILED,
@@ -177,12 +178,10 @@ def train_proxy(model: nn.Module, data: ImageData, cfg: ProxyTrainConfig, data_s
     """
     start = time.perf_counter()
     history: list[dict] = []
-    best = _Best()
+    best = BestEpoch()
 
     def result(status: str, reason: str, error: str = "") -> TrainResult:
-        acc = best.acc if status != FAILED else None
-        return TrainResult(status=status, accuracy=acc, epochs=len(history), stop_reason=reason,
-                           wall_s=time.perf_counter() - start, error=error, history=history)
+        return finished_result(status, reason, best, history, time.perf_counter() - start, error)
 
     try:
         with _model_errors():
@@ -212,8 +211,10 @@ def train_proxy(model: nn.Module, data: ImageData, cfg: ProxyTrainConfig, data_s
         return result(FAILED, BUILD_FAILED, str(exc))
 
 
-class _Best:
-    """Best validation accuracy so far and the epoch it came from (strict improvement only)."""
+class BestEpoch:
+    """Best validation accuracy so far and the epoch it came from (strict improvement only): a
+    candidate is scored from it, and patience counts from its epoch (train_proxy and the batched
+    evaluator both track it with this)."""
 
     def __init__(self) -> None:
         self.acc: float | None = None
@@ -222,6 +223,14 @@ class _Best:
     def update(self, epoch: int, acc: float) -> None:
         if self.acc is None or acc > self.acc:
             self.acc, self.epoch = acc, epoch
+
+
+def finished_result(status: str, reason: str, best: BestEpoch, history: list[dict], wall_s: float,
+                    error: str = "") -> TrainResult:
+    """A CNN candidate's result when its training ends: the best epoch's accuracy, none if it failed."""
+    acc = best.acc if status != FAILED else None
+    return TrainResult(status=status, accuracy=acc, epochs=len(history), stop_reason=reason,
+                       wall_s=wall_s, error=error, history=history)
 
 
 def stop_reason(cfg: ProxyTrainConfig, epoch: int, stats: EpochStats, best_epoch: int) -> str | None:
@@ -313,15 +322,8 @@ def _model_errors() -> Iterator[None]:
     except (_NaNLoss, _UserStop, _ModelError):
         raise
     except Exception as exc:  # noqa: BLE001 - any failure of a candidate network fails only it
-        raise _ModelError(_one_line(exc)) from exc
-
-
-def _one_line(exc: BaseException) -> str:
-    """`Type: first line of the message`, trimmed: fits one log line and one table cell."""
-    text = str(exc).strip().splitlines()
-    msg = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-    return msg if len(msg) <= ERROR_CHARS else msg[:ERROR_CHARS - 3] + "..."
+        raise _ModelError(one_line(exc, typed=True, limit=ERROR_CHARS)) from exc
 
 
 __all__ = ["ProxyTrainConfig", "EpochStats", "Running", "train_proxy", "stop_reason", "nan_outcome",
-           "l2_coefficients", "adam_groups"]
+           "l2_coefficients", "adam_groups", "BestEpoch", "finished_result"]

@@ -2,8 +2,8 @@
 
 A task owns the proxy data (loaded once, kept on the training device), builds the
 network for a genotype, trains it with the paper's proxy rules, measures its cost and
-applies the paper's score. The search loop only sees `ProxyTask.evaluate`, which hands the
-step's jobs to the evaluator the task resolved (core.search.evaluators).
+applies the paper's score. The search loop hands a step's jobs, with the task, to the
+evaluator the task resolved (core.search.evaluators.evaluate).
 """
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ import torch
 from core.cell.genotype import Genotype
 from core.device import resolve_precision
 from core.result import OK, Cost, TrainResult
-from core.search.candidates import EpochFn, Job, StopFn
+from core.search.candidates import StopFn
 from core.search.config import SearchConfig
-from core.search.evaluators import evaluate, resolve_evaluator
-from core.store.runs import CandidateRecord
+from core.search.evaluators import resolve_evaluator
 
 
 def cnn_score(accuracy: float, macs: float) -> float:
@@ -32,24 +31,29 @@ def rnn_score(perplexity: float, flops: float) -> float:
 
 
 class ProxyTask(Protocol):
-    kind: str
+    """What the search loop and the evaluators use of a proxy task. The batched evaluator (CNN
+    only) also reads CNNProxyTask's `data` (ImageData on the device) and `net` (CNNConfig)."""
+    kind: str                 # "cnn" or "rnn"
     device: torch.device
-    evaluator: str
+    evaluator: str            # the resolved evaluator's name (resolve_evaluator)
+    cfg: SearchConfig
+    precision: str            # "fp32" or "bf16"
+    train_cfg: object         # ProxyTrainConfig (CNN) or RNNProxyConfig (RNN)
 
-    def evaluate(self, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
-                 on_epoch: EpochFn, on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]: ...
+    def build(self, genotype: Genotype, seed: int) -> torch.nn.Module: ...
+
+    def cost(self, genotype: Genotype) -> Cost: ...
+
+    def score(self, res: TrainResult, cost: Cost) -> float | None: ...
+
+    def train(self, model, data_seed: int, should_stop: StopFn, on_epoch: Callable[[dict], None]) -> TrainResult: ...
+
+    def worker_data(self) -> object:
+        """The proxy data as a worker (pool process, Ray task) receives it: on the CPU."""
+        ...
 
 
-class _Task:
-    """What both tasks share: a step's candidates go to the resolved evaluator."""
-    evaluator: str
-
-    def evaluate(self, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
-                 on_epoch: EpochFn, on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]:
-        return evaluate(self, step, jobs, step_seed, should_stop, on_epoch, on_result)
-
-
-class CNNProxyTask(_Task):
+class CNNProxyTask:
     """CIFAR-10 (or digits) proxy classification with the paper's proxy network."""
     kind = "cnn"
 
@@ -61,7 +65,7 @@ class CNNProxyTask(_Task):
         from core.search.proxy_cnn import ProxyTrainConfig
         self.cfg, self.device = cfg, device
         self.precision = resolve_precision(cfg.precision, device)  # "fp32" or "bf16"
-        self.evaluator = resolve_evaluator(cfg, device)
+        self.evaluator = resolve_evaluator(cfg, device, log)
         if data is None:
             data = load_proxy(cfg.data_spec, seed=cfg.seed, per_class_train=cfg.per_class_train,
                               per_class_val=cfg.per_class_val, log=log)
@@ -72,6 +76,9 @@ class CNNProxyTask(_Task):
         self.train_cfg = ProxyTrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                                           weight_decay=cfg.weight_decay, max_batches=cfg.max_batches)
         self._costs: dict[str, Cost] = {}
+
+    def worker_data(self):
+        return self.data.to("cpu")
 
     def cost(self, genotype: Genotype) -> Cost:
         from core.nets.cnn import cnn_cost
@@ -94,7 +101,7 @@ class CNNProxyTask(_Task):
                            should_stop=should_stop, on_epoch=on_epoch, precision=self.precision)
 
 
-class RNNProxyTask(_Task):
+class RNNProxyTask:
     """Penn Treebank (or the embedded corpus) language modelling with the DAG RNN cell."""
     kind = "rnn"
 
@@ -105,9 +112,7 @@ class RNNProxyTask(_Task):
         from core.search.proxy_rnn import RNNProxyConfig
         self.cfg, self.device = cfg, device
         self.precision = resolve_precision(cfg.precision, device)  # "fp32" or "bf16" (the decoder)
-        self.evaluator = resolve_evaluator(cfg, device)
-        if cfg.evaluator == "batched":
-            log("the batched evaluator is for CNN searches; RNN candidates train one at a time")
+        self.evaluator = resolve_evaluator(cfg, device, log)
         self.corpus = corpus if corpus is not None else load_corpus(cfg.data_spec, max_vocab=cfg.max_vocab or None, log=log)
         self.pretrained = _pretrained_embedding(cfg, self.corpus.vocab, log)
         self.train_cfg = RNNProxyConfig(epochs=cfg.epochs, lr=cfg.lr, clip=cfg.clip,
@@ -115,6 +120,9 @@ class RNNProxyTask(_Task):
                                         max_batches_per_epoch=cfg.max_batches or None,
                                         eval_batch_size=cfg.batch_size)  # the cell runs step by step:
         # validating 10 columns (the DARTS habit) costs more sequential steps than training does
+
+    def worker_data(self):
+        return self.corpus
 
     def cost(self, genotype: Genotype) -> Cost:
         from core.nets.rnn import rnn_cost

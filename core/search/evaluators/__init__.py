@@ -1,7 +1,8 @@
 """Evaluators: how the k candidates of one shrink step get trained, behind one interface.
 
-`evaluate(task, ...)` trains a step's jobs with the evaluator the task resolved and returns
-one CandidateRecord per job. `single` trains them one at a time (the reference); `batched`
+`evaluate(StepJob(task, step, jobs, ...))` trains a step's jobs with the evaluator the task
+resolved (registry.EVALUATORS maps each name to its function) and returns one CandidateRecord
+per job. `single` trains them one at a time (the reference); `batched`
 trains them side by side as one stacked network (CNN only); `pool` trains them in worker
 processes of this machine, one core each (each with the one-process path); `ray` sends them
 as tasks to a Ray cluster, where each is trained by `single` (CPU) or `batched` (a chunk on a
@@ -17,21 +18,24 @@ from typing import Callable
 
 import torch
 
-from core.search.candidates import EpochFn, Job, StopFn
+from core.search.candidates import StepJob
 from core.search.config import SearchConfig
+from core.search.evaluators.registry import EVALUATORS, evaluator_fn, worker_evaluator
 from core.store.runs import CandidateRecord
 
 
-def resolve_evaluator(cfg: SearchConfig, device: torch.device) -> str:
+def resolve_evaluator(cfg: SearchConfig, device: torch.device,
+                      log: Callable[[str], None] = lambda msg: None) -> str:
     """`auto`: the fastest path that gives the right answers on this device (see auto_reason):
     `pool` on a CPU with cores for two or more workers, else batched (CNN) or single (RNN).
-    `batched` asked for an RNN search trains one at a time (there is no batched RNN)."""
+    `batched` asked for an RNN search trains one at a time (there is no batched RNN): `log` says so."""
     from core.search.evaluators.pool import pool_size
     if cfg.evaluator == "auto":
         if device.type == "cpu" and pool_size(cfg, device)[0] > 1:
             return "pool"
         return "batched" if cfg.task == "cnn" else "single"
     if cfg.evaluator == "batched" and cfg.task != "cnn":
+        log("the batched evaluator is for CNN searches; RNN candidates train one at a time")
         return "single"
     return cfg.evaluator
 
@@ -48,7 +52,7 @@ def auto_reason(task_kind: str, device: torch.device, workers: int = 1) -> str:
         return ("auto = batched: all k candidates in one union (bf16, channels_last), so each kernel does "
                 "k candidates' work instead of leaving the GPU idle between launches")
     return ("auto = batched: one candidate per union with channels_last on CPU, which oneDNN runs faster "
-            "than single's NCHW (1.25-1.79x on a 2-core CPU, bench_evaluators.py step); same answers "
+            "than single's NCHW (bench/bench_evaluators.py step measures it; the README has the figures); same answers "
             "within float tolerance (tests/test_batched.py)")
 
 
@@ -87,19 +91,10 @@ def close(task) -> None:
         close_pool(task)
 
 
-def evaluate(task, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn, on_epoch: EpochFn,
-             on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]:
-    """Train `jobs` with `task.evaluator`; records come back in job order."""
-    if task.evaluator == "ray":
-        from core.search.evaluators.ray_eval import evaluate_ray  # ray loads only when used
-        return evaluate_ray(task, step, jobs, step_seed, should_stop, on_epoch, on_result)
-    if task.evaluator == "pool":
-        from core.search.evaluators.pool import evaluate_pool
-        return evaluate_pool(task, step, jobs, step_seed, should_stop, on_epoch, on_result)
-    if task.evaluator == "batched":
-        from core.search.evaluators.batched import (
-            evaluate_batched,  # the stacked net loads only when used
-        )
-        return evaluate_batched(task, step, jobs, step_seed, should_stop, on_epoch, on_result)
-    from core.search.evaluators.single import evaluate_single
-    return evaluate_single(task, step, jobs, step_seed, should_stop, on_epoch, on_result)
+def evaluate(work: StepJob) -> list[CandidateRecord]:
+    """Train the step's jobs with `work.task.evaluator`; records come back in job order."""
+    return evaluator_fn(work.task.evaluator)(work)
+
+
+__all__ = ["EVALUATORS", "evaluator_fn", "worker_evaluator", "resolve_evaluator", "auto_reason",
+           "check_startable", "search_device", "prepare", "close", "evaluate"]

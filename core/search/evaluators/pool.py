@@ -35,11 +35,14 @@ from typing import Callable, Iterator
 import torch
 import torch.multiprocessing as tmp
 
-from core.search.candidates import EpochFn, Job, StopFn
+from core.search.candidates import EpochFn, Job, StepJob
 from core.search.config import SearchConfig
 from core.store.runs import CandidateRecord
 
 POLL_S = 0.2
+# The evaluator's own state per proxy task (not stored on the task): its run's worker processes.
+# Weak keys: a pool whose task is gone shuts down with it (Pool's finalizer).
+_POOLS: weakref.WeakKeyDictionary[object, Pool] = weakref.WeakKeyDictionary()
 WORKERS_ENV = "AUTOSHRINK_WORKERS"   # cap on worker processes (e.g. 1 to train in the search's own process)
 
 
@@ -66,7 +69,8 @@ def pool_size(cfg: SearchConfig, device: torch.device) -> tuple[int, int]:
 
 def inner_evaluator(kind: str, device: torch.device) -> str:
     """What trains one candidate inside a worker: the one-process path auto would take."""
-    return "batched" if kind == "cnn" else "single"
+    from core.search.evaluators.registry import worker_evaluator
+    return worker_evaluator(kind)
 
 
 class Pool:
@@ -77,7 +81,7 @@ class Pool:
         self.events, self.stop = ctx.Queue(), ctx.Event()
         self.workers, self.threads = workers, threads
         cfg = replace(task.cfg, evaluator=inner_evaluator(task.kind, task.device), threads=threads)
-        data = task.data.to("cpu") if task.kind == "cnn" else task.corpus
+        data = task.worker_data()
         self.executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                             initargs=(type(task), cfg.to_dict(), data, threads,
                                                       self.events, self.stop))
@@ -89,9 +93,10 @@ class Pool:
         self.executor.shutdown(wait=True, cancel_futures=True)
         self._finalizer.detach()
 
-    def run(self, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn, on_epoch: EpochFn,
-            on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]:
-        """Train `jobs` on the workers; records in job order (fewer if stopped before some started)."""
+    def run(self, work: StepJob) -> list[CandidateRecord]:
+        """Train the step's jobs on the workers; records in job order (fewer if stopped before some started)."""
+        step, jobs, step_seed = work.step, work.jobs, work.step_seed
+        should_stop, on_epoch, on_result = work.should_stop, work.on_epoch, work.on_result
         self.stop.clear()
         with _bare_main():  # submit starts the worker processes
             pending: dict[Future, Job] = {self.executor.submit(_train_job, step, job, step_seed): job
@@ -154,25 +159,23 @@ def _bare_main() -> Iterator[None]:
 def prepare_pool(task, log: Callable[[str], None]) -> dict:
     """Start the run's workers; {} (the pool is local, not a cluster)."""
     workers, threads = pool_size(task.cfg, task.device)
-    task.pool = Pool(task, workers, threads)
+    _POOLS[task] = Pool(task, workers, threads)
     log(f"evaluator pool: {workers} worker processes of {threads} torch thread(s) each on "
         f"{machine_cores()} cores; each trains whole candidates with the {inner_evaluator(task.kind, task.device)} "
         "evaluator, so the records equal one-at-a-time training at the same threads")
     return {}
 
 
-def evaluate_pool(task, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
-                  on_epoch: EpochFn, on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]:
-    if getattr(task, "pool", None) is None:
-        prepare_pool(task, lambda msg: None)
-    return task.pool.run(step, jobs, step_seed, should_stop, on_epoch, on_result)
+def evaluate_pool(work: StepJob) -> list[CandidateRecord]:
+    if work.task not in _POOLS:
+        prepare_pool(work.task, lambda msg: None)
+    return _POOLS[work.task].run(work)
 
 
 def close_pool(task) -> None:
-    pool = getattr(task, "pool", None)
+    pool = _POOLS.pop(task, None)
     if pool is not None:
         pool.close()
-        task.pool = None
 
 
 # ----- the worker's side --------------------------------------------------------------------------------
@@ -192,14 +195,12 @@ def _init_worker(task_type: type, cfg: dict, data, threads: int, events, stop) -
 
 def _train_job(step: int, job: Job, step_seed: int) -> CandidateRecord | None:
     """Train one job with the worker's local evaluator; its epoch rows go to the queue as they come."""
-    from core.search.evaluators.batched import evaluate_batched
-    from core.search.evaluators.single import evaluate_single
+    from core.search.evaluators.registry import evaluator_fn
     task, events, stop = _WORKER["task"], _WORKER["events"], _WORKER["stop"]
     if stop.is_set():
         return None
-    train = evaluate_batched if task.evaluator == "batched" else evaluate_single
-    records = train(task, step, [job], step_seed, stop.is_set, lambda idx, row: events.put((idx, row)),
-                    lambda rec: None)
+    train = evaluator_fn(task.evaluator)
+    records = train(StepJob(task, step, [job], step_seed, stop.is_set, lambda idx, row: events.put((idx, row))))
     return replace(records[0], worker=_WORKER["label"]) if records else None
 
 

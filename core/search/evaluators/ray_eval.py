@@ -30,6 +30,7 @@ import math
 import os
 import socket
 import threading
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,8 +38,8 @@ from typing import Callable, Iterator
 
 import torch
 
-from core.errors import ConfigError, UserError
-from core.search.candidates import EpochFn, Job, StopFn
+from core.errors import ConfigError, UserError, one_line
+from core.search.candidates import Job, StepJob, StopFn
 from core.search.config import SearchConfig
 from core.store.runs import CandidateRecord
 
@@ -92,7 +93,7 @@ def connect(address: str = "") -> dict:
             _init_in_owner_thread(wanted)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
             raise RayEvaluatorError(f"cannot reach Ray cluster {wanted or '(local)'}: "
-                                    f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                                    f"{one_line(exc, typed=False)}") from None
         _connected_to[:] = [wanted or "local"]
     return cluster_info()
 
@@ -217,6 +218,11 @@ def cluster_status() -> str:
     return f"no Ray cluster yet: the first ray search joins {where}; {limit}"
 
 
+# The evaluator's own state per proxy task (not stored on the task): what prepare_ray set up.
+# Weak keys: a run's entry goes with its task.
+_RUNS: weakref.WeakKeyDictionary[object, RayRun] = weakref.WeakKeyDictionary()
+
+
 # ----- many searches, one cluster ----------------------------------------------------------------
 class SearchSlots:
     """At most `limit` searches of this process evaluate on the cluster at once; a waiting search
@@ -314,17 +320,22 @@ def prepare_ray(task, log: Callable[[str], None]) -> dict:
     num_gpus = 0.0 if gpus <= 0 else min(1.0, gpus * chunk)
     if num_gpus > 0:
         log(preflight_cuda(num_gpus))
-    data = task.data.to("cpu") if task.kind == "cnn" else task.corpus
+    data = task.worker_data()
     per_search = _env_number(CPUS_PER_SEARCH_ENV, info.get("cpus", 1.0) or 1.0)
     run = RayRun(data_ref=ray.put(data), task_type=type(task), cfg=cfg.to_dict(), cluster=info,
                  num_cpus=cfg.ray_cpus_per_candidate, num_gpus=num_gpus,
                  threads=threads_for(cfg.ray_cpus_per_candidate), chunk=chunk,
                  max_inflight=max(1, int(per_search // cfg.ray_cpus_per_candidate)), log=log)
-    task.ray_run = run
+    _RUNS[task] = run
     log(f"evaluator ray on {describe_cluster(info)}; tasks of {chunk} candidate(s), "
         f"{run.num_cpus:g} CPU ({run.threads} torch thread(s)) and {run.num_gpus:g} GPU each, "
         f"at most {run.max_inflight} at once for this search")
     return info
+
+
+def run_of(task) -> RayRun | None:
+    """The Ray side of `task`'s run (prepare_ray made it), or None before it."""
+    return _RUNS.get(task)
 
 
 def preflight_cuda(num_gpus: float) -> str:
@@ -353,25 +364,26 @@ def cuda_report() -> dict:
 
 
 # ----- the driver's side of a step ---------------------------------------------------------------------
-def evaluate_ray(task, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
-                 on_epoch: EpochFn, on_result: Callable[[CandidateRecord], None]) -> list[CandidateRecord]:
+def evaluate_ray(work: StepJob) -> list[CandidateRecord]:
     """Train `jobs` as Ray tasks; records come back in job order (fewer than k if stopped).
 
     Epoch rows are reported when a candidate's record arrives (its history), not live."""
-    if getattr(task, "ray_run", None) is None:
+    task, jobs, should_stop = work.task, work.jobs, work.should_stop
+    if task not in _RUNS:
         prepare_ray(task, lambda msg: None)
-    run: RayRun = task.ray_run
+    run = _RUNS[task]
     chunks = [jobs[i:i + run.chunk] for i in range(0, len(jobs), run.chunk)]
     with SLOTS.slot(should_stop, lambda: run.log("waiting for a free Ray slot (other searches hold them)")) as ok:
         if not ok:
             return []
-        done = _run_chunks(run, step, chunks, step_seed, should_stop, on_epoch, on_result)
+        done = _run_chunks(run, work, chunks)
     return [done[job[0]] for job in jobs if job[0] in done]
 
 
-def _run_chunks(run: RayRun, step: int, chunks: list[list[Job]], step_seed: int, should_stop: StopFn,
-                on_epoch: EpochFn, on_result: Callable[[CandidateRecord], None]) -> dict[int, CandidateRecord]:
+def _run_chunks(run: RayRun, work: StepJob, chunks: list[list[Job]]) -> dict[int, CandidateRecord]:
     ray = _ray()
+    step, step_seed, should_stop, on_epoch, on_result = (work.step, work.step_seed, work.should_stop,
+                                                        work.on_epoch, work.on_result)
     remote = remote_for(train_chunk, gpu=run.num_gpus > 0).options(num_cpus=run.num_cpus, num_gpus=run.num_gpus)
     todo, pending, done = list(chunks), {}, {}
     try:
@@ -449,13 +461,10 @@ def train_chunk(task_type: type, cfg: dict, data_box: list, step: int, jobs: lis
 
     `data_box` holds the data's ObjectRef inside a list so Ray does not fetch it for every task:
     the worker fetches it once per run and keeps the task built on it."""
-    from core.search.evaluators.batched import evaluate_batched
-    from core.search.evaluators.single import evaluate_single
+    from core.search.evaluators.registry import evaluator_fn
     torch.set_num_threads(threads)
     task = _worker_task(task_type, cfg, data_box[0], use_cuda, len(jobs))
-    never, nop = (lambda: False), (lambda *a: None)
-    train = evaluate_batched if task.evaluator == "batched" else evaluate_single
-    records = train(task, step, jobs, step_seed, never, nop, nop)
+    records = evaluator_fn(task.evaluator)(StepJob(task, step, jobs, step_seed))
     label = worker_label(task.device)
     return [replace(r, worker=label) for r in records]
 
@@ -463,8 +472,9 @@ def train_chunk(task_type: type, cfg: dict, data_box: list, step: int, jobs: lis
 def _worker_task(task_type: type, cfg: dict, data_ref, use_cuda: bool, chunk: int):
     key = f"{data_ref.hex()}:{use_cuda}:{chunk > 1}"
     if key not in _WORKER_TASKS:
+        from core.search.evaluators.registry import worker_evaluator
         settings = SearchConfig.from_dict(cfg)
-        inner = "batched" if settings.task == "cnn" and (use_cuda or chunk > 1) else "single"
+        inner = worker_evaluator(settings.task, batched_fits=use_cuda or chunk > 1)
         device = torch.device("cuda" if use_cuda else "cpu")
         task = task_type(replace(settings, evaluator=inner), device, lambda msg: None, _ray().get(data_ref))
         while len(_WORKER_TASKS) >= _KEEP_TASKS:

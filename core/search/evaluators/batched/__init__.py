@@ -26,8 +26,14 @@ optionally the whole train step is replayed from a CUDA graph (`cuda_graphs`; a 
 for hundreds of steps, so one capture per union and batch size is cheap, while torch.compile's
 compile time per union would not pay back). CPU: one candidate per union by default
 (`auto_chunk`): with no launch overhead to amortise, k-wide tensors only cost cache; the
-CPU gain over the one-at-a-time evaluator is channels_last, which oneDNN runs about twice
-as fast for the depthwise and pointwise convs that dominate these cells.
+CPU gain over the one-at-a-time evaluator is channels_last, which oneDNN runs faster for the
+depthwise and pointwise convs that dominate these cells (bench/bench_evaluators.py measures the
+gain; the README quotes it).
+
+Its private parts: `_stacked` (the union network) and `_flat_adam` (per-slot Adam); nothing outside
+this package imports them (tests and benchmarks take their names from here).
+May import: what core.search.evaluators may (core.cell, core.nets, core.data, core.result,
+core.search.candidates, core.search.proxy_cnn, core.store records).
 """
 from __future__ import annotations
 
@@ -44,6 +50,7 @@ from torch import Tensor
 
 from core.data.batches import epoch_batches
 from core.data.images import ImageData
+from core.errors import one_line
 from core.nets.evaluate import VAL_BATCH
 from core.result import (
     BUILD_FAILED,
@@ -58,14 +65,23 @@ from core.result import (
 from core.search.candidates import (
     EpochFn,
     Job,
+    StepJob,
     StopFn,
-    build_failed,
-    init_seed,
+    build_candidate,
     make_record,
 )
-from core.search.evaluators.flat_adam import FlatAdam
-from core.search.evaluators.stacked import CandidateState, StackedCNN, candidate_state
-from core.search.proxy_cnn import ProxyTrainConfig, Running, l2_coefficients, nan_outcome, stop_reason
+from core.search.evaluators.batched._flat_adam import FlatAdam
+from core.search.evaluators.batched._stacked import CandidateState, StackedCNN, candidate_state
+from core.search.proxy_cnn import (
+    ERROR_CHARS,
+    BestEpoch,
+    ProxyTrainConfig,
+    Running,
+    finished_result,
+    l2_coefficients,
+    nan_outcome,
+    stop_reason,
+)
 from core.store.runs import CandidateRecord
 
 ResultFn = Callable[[CandidateRecord], None]
@@ -102,8 +118,7 @@ class _Candidate:
     cost: Cost
     l2: dict[str, float] = field(default_factory=dict)   # lambda per parameter name (l2_coefficients)
     history: list[dict] = field(default_factory=list)
-    best_acc: float | None = None
-    best_epoch: int = 0
+    best: BestEpoch = field(default_factory=BestEpoch)
     result: TrainResult | None = None
     next_epoch: int = 1          # > 1 when re-queued after an OOM: it goes on from its saved state
 
@@ -111,10 +126,6 @@ class _Candidate:
     def idx(self) -> int:
         return self.job[0]
 
-    def update_best(self, epoch: int, acc: float) -> None:
-        """Strict improvement only, as train_proxy's _Best."""
-        if self.best_acc is None or acc > self.best_acc:
-            self.best_acc, self.best_epoch = acc, epoch
 
 
 class _Stopped(Exception):
@@ -137,7 +148,7 @@ def _union_errors() -> Iterator[None]:
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - a failing union fails its candidates only
-        raise _UnionError(_one_line(exc), oom=is_oom_like(exc)) from exc
+        raise _UnionError(one_line(exc, typed=True, limit=ERROR_CHARS), oom=is_oom_like(exc)) from exc
 
 
 # What CUDA libraries say when they run out of memory without a torch OutOfMemoryError: cuBLAS
@@ -362,9 +373,9 @@ class _ChunkTrainer:
                 continue
             row = stats.row(epoch, self.cfg.lr, seconds)
             cand.history.append(row)
-            cand.update_best(epoch, val_acc)
+            cand.best.update(epoch, val_acc)
             self.on_epoch(cand.idx, row)
-            reason = stop_reason(self.cfg, epoch, stats, cand.best_epoch)
+            reason = stop_reason(self.cfg, epoch, stats, cand.best.epoch)
             if reason is not None:  # never NAN: the stats are finite
                 self.finish(cand, OK, reason)
 
@@ -465,14 +476,15 @@ def _nan(cand: _Candidate) -> tuple[str, str, str]:
 
 # ----- the evaluator ----------------------------------------------------------------------------------
 
-def evaluate_batched(task, step: int, jobs: list[Job], step_seed: int, should_stop: StopFn,
-                     on_epoch: EpochFn, on_result: ResultFn, *, options: BatchedOptions | None = None,
+def evaluate_batched(work: StepJob, *, options: BatchedOptions | None = None,
                      stats: BatchedStats | None = None) -> list[CandidateRecord]:
     """Train and score the step's candidates together; records in job order, as evaluate_single's.
 
     On a stop request, every candidate not finished gets a STOPPED record (the search then
     discards the step).
     """
+    task, step, jobs, step_seed = work.task, work.step, work.jobs, work.step_seed
+    should_stop, on_epoch, on_result = work.should_stop, work.on_epoch, work.on_result
     opts = options or BatchedOptions()
     stats = stats if stats is not None else BatchedStats()
     dev = torch.device(task.device)
@@ -480,9 +492,7 @@ def evaluate_batched(task, step: int, jobs: list[Job], step_seed: int, should_st
     records: dict[int, CandidateRecord] = {}
 
     def finish(cand: _Candidate, status: str, reason: str, error: str = "") -> None:
-        acc = cand.best_acc if status != FAILED else None
-        cand.result = TrainResult(status=status, accuracy=acc, epochs=len(cand.history), stop_reason=reason,
-                                  wall_s=time.time() - t0, error=error, history=list(cand.history))
+        cand.result = finished_result(status, reason, cand.best, list(cand.history), time.time() - t0, error)
         records[cand.idx] = make_record(step, cand.job, cand.result, cand.cost, task.score(cand.result, cand.cost))
         on_result(records[cand.idx])
 
@@ -506,13 +516,10 @@ def _build_all(task, step: int, jobs: list[Job], step_seed: int, records: dict, 
     """Each candidate's own model, built as the single evaluator builds it (same seed), as state."""
     cands = []
     for job in jobs:
-        idx, _, genotype = job
-        t0 = time.time()
-        try:
-            model, cost = task.build(genotype, init_seed(step_seed, idx)), task.cost(genotype)
-        except Exception as exc:  # a genotype the builder cannot realise is a failed candidate
-            records[idx] = make_record(step, job, build_failed(exc, t0), None, None)
-            on_result(records[idx])
+        model, cost, failed = build_candidate(task, step, job, step_seed)
+        if failed is not None:
+            records[job[0]] = failed
+            on_result(failed)
             continue
         cands.append(_Candidate(job, candidate_state(model), cost, l2_coefficients(model, task.train_cfg)))
     return cands
@@ -594,10 +601,10 @@ def _release(task) -> None:
 
 def auto_chunk(device: torch.device, k: int) -> int:
     """Candidates per union when not set. CUDA: all k (a GPU is starved by one small candidate).
-    CPU: 1. Measured on the 2-core machine at paper shapes, per candidate step against the
-    one-at-a-time evaluator: 1 slot 1.3-1.8x, 2-4 slots 0.8-1.25x, 10 slots 0.5-0.8x; a CPU
-    has no launch overhead to amortise, and k-wide activations fall out of cache. The one-slot
-    gain is the channels_last layout (oneDNN's depthwise and pointwise convs run ~2x faster)."""
+    CPU: 1. bench/bench_evaluators.py measures a candidate step per slot count against the
+    one-at-a-time evaluator (figures in the README): on a CPU one slot wins, since a CPU has no
+    launch overhead to amortise and k-wide activations fall out of cache; the one-slot gain is
+    the channels_last layout, which oneDNN's depthwise and pointwise convs run faster."""
     return max(1, k) if device.type == "cuda" else 1
 
 
@@ -612,7 +619,7 @@ def _fits(task, group: list[_Candidate], data: ImageData, data_seed: int, opts: 
         fits = True
     except Exception as exc:  # noqa: BLE001 - sorted into "does not fit" and "is broken"
         if not is_oom_like(exc):
-            raise _UnionError(_one_line(exc)) from exc
+            raise _UnionError(one_line(exc, typed=True, limit=ERROR_CHARS)) from exc
         fits = False
     gc.collect()  # the failed probe's tensors are gone only once its traceback is
     torch.cuda.empty_cache()
@@ -667,11 +674,5 @@ def _cudnn_benchmark(on: bool) -> Iterator[None]:
                 torch.backends.cudnn.benchmark = _benchmark_users[1]
 
 
-def _one_line(exc: BaseException) -> str:
-    """`Type: first line of the message`, short enough for a table cell."""
-    text = str(exc).strip().splitlines()
-    msg = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-    return msg if len(msg) <= 300 else msg[:297] + "..."
-
-
-__all__ = ["evaluate_batched", "BatchedOptions", "BatchedStats", "auto_chunk"]
+__all__ = ["evaluate_batched", "BatchedOptions", "BatchedStats", "auto_chunk",
+           "StackedCNN", "CandidateState", "candidate_state", "FlatAdam"]  # the last four: for tests and benchmarks
