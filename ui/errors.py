@@ -11,11 +11,12 @@ from typing import Iterator
 import streamlit as st
 
 from core.errors import UserError
+from core.errors import one_line as core_one_line
 
 
 def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """The message's first line, as the page shows it (no type prefix: core.errors.one_line)."""
+    return core_one_line(exc, typed=False)
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 import torch
 from torch import Tensor
 
+from core.errors import one_line
 from core.data.corpus import Corpus, batchify
 from core.nets.bptt import perplexity, train_bptt_epoch
 from core.nets.evaluate import evaluate_lm
@@ -87,11 +88,6 @@ def _train_epoch(model: RNNLanguageModel, opt: torch.optim.Optimizer, data: Tens
     if out is None:
         raise _UserStop
     return out.mean, out.moving
-
-
-def _one_line(exc: BaseException) -> str:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def _run(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig, data_seed: int,
@@ -169,7 +165,7 @@ def train_rnn_proxy(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig
         except _UserStop:
             result.status, result.stop_reason = STOPPED, USER_STOP
         except Exception as exc:  # noqa: BLE001 (one bad candidate must not stop the search)
-            result.status, result.stop_reason, result.error = FAILED, BUILD_FAILED, _one_line(exc)
+            result.status, result.stop_reason, result.error = FAILED, BUILD_FAILED, one_line(exc)
     result.wall_s = time.perf_counter() - t0
     best = _best_loss(result)
     if result.status == OK and not best < cfg.max_loss:

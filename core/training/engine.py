@@ -14,7 +14,7 @@ import torch
 from core.cell.genotype import Genotype
 from core.data.check import check_data
 from core.device import default_threads, describe, resolve_device
-from core.errors import ConfigError, UserError
+from core.errors import ConfigError, UserError, one_line
 from core.store.jobs import JobStore
 from core.store.runs import FAILED, FINISHED, STOPPED, StoreError
 from core.training.config import TrainConfig, config_from_dict, config_to_dict
@@ -64,7 +64,7 @@ def run_job(store: JobStore, job_id: int, observer: JobObserver | None = None,
             status, error = FINISHED, ""
     except Exception as exc:  # recorded, not swallowed: the job row says why it failed
         status = FAILED
-        error = _one_line(exc)
+        error = one_line(exc)
         if not isinstance(exc, UserError):
             obs.on_log(job_id, traceback.format_exc())
     store.finish_job(job_id, status, error, metrics)
@@ -83,13 +83,6 @@ def _trainer(task: str) -> Callable[[JobContext, Genotype, Any, torch.device], T
 def _export(ctx: JobContext, genotype: Genotype, cfg: TrainConfig, outcome: TrainOutcome) -> dict:
     from core.training.export import export_trained
     return export_trained(ctx.dir, genotype, outcome, with_onnx=cfg.onnx, job_id=ctx.job_id, log=ctx.log)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    if isinstance(exc, UserError) and text:
-        return text[0]
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 # ----- choosing what to train ----------------------------------------------------------------
