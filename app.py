@@ -10,6 +10,7 @@ shows the bare page with no sidebar) and makes AppTest.switch_page skip this fil
 The favicon is a local file: an icon shortcode would be fetched from a font host, and the
 app must work offline.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,9 @@ from ui.urlstate import apply_url_page
 if "--view" in sys.argv[1:]:  # `streamlit run app.py -- --view`: this server is view-only
     os.environ[MODE_ENV] = VIEW
 
-st.set_page_config(page_title="AutoShrink Studio", page_icon=str(Path(__file__).parent / "assets" / "favicon.png"),
-                   layout="wide")
+st.set_page_config(
+    page_title="AutoShrink Studio", page_icon=str(Path(__file__).parent / "assets" / "favicon.png"), layout="wide"
+)
 
 PAGES = [
     st.Page("views/search.py", title="Search", icon=":material/play_circle:", default=True),

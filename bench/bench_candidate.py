@@ -13,6 +13,7 @@ the process's CPU seconds per epoch are printed too (on one thread, what an idle
     python bench/bench_candidate.py --task cnn --epochs 1 --candidates 1 --threads 1 --precision fp32,auto
     python bench/bench_candidate.py --task rnn --epochs 1 --candidates 1 --threads 1 --precision fp32,auto
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,10 @@ from core.search.loop import step_candidates  # noqa: E402
 from core.search.tasks import make_task  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
-REAL = {"cnn": (SHARED / "cifar10" / "cifar-10-batches-py", "cifar10:{}"),
-        "rnn": (SHARED / "ptb-proxy", "ptb-proxy:{}")}
+REAL = {
+    "cnn": (SHARED / "cifar10" / "cifar-10-batches-py", "cifar10:{}"),
+    "rnn": (SHARED / "ptb-proxy", "ptb-proxy:{}"),
+}
 
 
 def matmul_peak(precision: str, device: torch.device, n: int = 2048, reps: int = 5) -> float:
@@ -52,7 +55,7 @@ def matmul_peak(precision: str, device: torch.device, n: int = 2048, reps: int =
         if device.type == "cuda":
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0)
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 def epoch_flops(task, genotype: Genotype, epochs: int) -> float:
@@ -83,14 +86,14 @@ def main() -> None:
     args = ap.parse_args()
     path, fmt = REAL[args.task]
     data = fmt.format(path) if path.exists() else ("digits" if args.task == "cnn" else "embedded")
-    base = preset_config(args.task, "paper", data=data, device=args.device, evaluator="single",
-                         epochs=args.epochs, threads=args.threads)
+    base = preset_config(
+        args.task, "paper", data=data, device=args.device, evaluator="single", epochs=args.epochs, threads=args.threads
+    )
     torch.set_num_threads(base.threads or default_threads())
     device = resolve_device(base.device)
     evaluator = args.evaluator or inner_evaluator(args.task, device)
     precisions = args.precision.split(",")
-    tasks = {p: make_task(replace(base, precision=p, evaluator=evaluator), device, lambda m: None)
-             for p in precisions}
+    tasks = {p: make_task(replace(base, precision=p, evaluator=evaluator), device, lambda m: None) for p in precisions}
     peaks = {p: matmul_peak(t.precision, device) for p, t in tasks.items()}
     dense = Genotype.dense(base.task, base.nodes, base.seed)
     rows: dict[str, list[dict]] = {p: [] for p in precisions}
@@ -102,20 +105,25 @@ def main() -> None:
     load = os.getloadavg() if hasattr(os, "getloadavg") else ()
     for p in precisions:
         r = rows[p]
-        med = {k: statistics.median(x[k] for x in r)
-               for k in ("seconds", "s_per_epoch", "cpu_s_per_epoch", "gflops", "peak_share")}
-        print(f"task {base.task} | data {data} | device {describe(device, tasks[p].precision)} | evaluator "
-              f"{evaluator} | precision {p} -> {tasks[p].precision} | epochs cap {base.epochs} | median "
-              f"{med['seconds']:.1f} s/candidate, {med['s_per_epoch']:.2f} s/epoch (CPU {med['cpu_s_per_epoch']:.2f} s), "
-              f"{med['gflops']:.1f} GFLOPS = "
-              f"{100 * med['peak_share']:.1f}% of the {peaks[p]:.0f} GFLOPS {tasks[p].precision} matmul peak "
-              f"| load {' '.join(f'{v:.2f}' for v in load)}")
+        med = {
+            k: statistics.median(x[k] for x in r)
+            for k in ("seconds", "s_per_epoch", "cpu_s_per_epoch", "gflops", "peak_share")
+        }
+        print(
+            f"task {base.task} | data {data} | device {describe(device, tasks[p].precision)} | evaluator "
+            f"{evaluator} | precision {p} -> {tasks[p].precision} | epochs cap {base.epochs} | median "
+            f"{med['seconds']:.1f} s/candidate, {med['s_per_epoch']:.2f} s/epoch (CPU {med['cpu_s_per_epoch']:.2f} s), "
+            f"{med['gflops']:.1f} GFLOPS = "
+            f"{100 * med['peak_share']:.1f}% of the {peaks[p]:.0f} GFLOPS {tasks[p].precision} matmul peak "
+            f"| load {' '.join(f'{v:.2f}' for v in load)}"
+        )
 
 
 def _one(task, genotype: Genotype, edge, idx: int, peak: float, device: torch.device) -> dict:
     """Train one candidate as the search does; its wall time and arithmetic rate."""
     from core.search.candidates import StepJob
     from core.search.evaluators import evaluator_fn
+
     train = evaluator_fn(task.evaluator)
     nop = lambda *a: None  # noqa: E731
     t0, c0 = time.perf_counter(), time.process_time()
@@ -126,9 +134,17 @@ def _one(task, genotype: Genotype, edge, idx: int, peak: float, device: torch.de
     epochs = max(rec.epochs, 1)
     gflops = epoch_flops(task, genotype, epochs) / wall / 1e9
     quality = rec.accuracy if task.kind == "cnn" else rec.perplexity
-    return dict(edge=f"{edge[0]}-{edge[1]}", seconds=round(wall, 2), epochs=rec.epochs,
-                s_per_epoch=round(wall / epochs, 2), cpu_s_per_epoch=round(cpu / epochs, 2), gflops=round(gflops, 2), peak_share=round(gflops / peak, 4),
-                quality=quality, stop=rec.stop_reason)
+    return dict(
+        edge=f"{edge[0]}-{edge[1]}",
+        seconds=round(wall, 2),
+        epochs=rec.epochs,
+        s_per_epoch=round(wall / epochs, 2),
+        cpu_s_per_epoch=round(cpu / epochs, 2),
+        gflops=round(gflops, 2),
+        peak_share=round(gflops / peak, 4),
+        quality=quality,
+        stop=rec.stop_reason,
+    )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ jobs, alternating which goes first over --repeats rounds, and prints candidates 
 runs whole searches (default: the batched evaluator) into a temporary store.
 
 Data: the shared CIFAR-10 copy (../shared/data/cifar10/cifar-10-batches-py, or a copy under the
-git-ignored data/cifar10/) when present, else digits, unless --data says otherwise. On a 2-core CPU shorten with --epochs, --k, --steps.
+git-ignored data/cifar10/) when present, else digits, unless --data says otherwise.
+On a 2-core CPU shorten with --epochs, --k, --steps.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,21 +34,23 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from core.search.candidates import StepJob  # noqa: E402
-from core.search.evaluators.batched import BatchedOptions, BatchedStats, auto_chunk, evaluate_batched  # noqa: E402
-from core.search.config import preset_config  # noqa: E402
-from core.device import default_threads, describe, resolve_device  # noqa: E402
 from core.cell.genotype import Genotype, edge_str  # noqa: E402
-from core.search.evaluators.single import evaluate_single  # noqa: E402
+from core.device import default_threads, describe, resolve_device  # noqa: E402
+from core.search.candidates import StepJob  # noqa: E402
+from core.search.config import preset_config  # noqa: E402
 from core.search.evaluators import auto_reason  # noqa: E402
-from core.search.tasks import CNNProxyTask  # noqa: E402
+from core.search.evaluators.batched import BatchedOptions, BatchedStats, auto_chunk, evaluate_batched  # noqa: E402
+from core.search.evaluators.single import evaluate_single  # noqa: E402
 from core.search.loop import choose, create_run, run_search, step_candidates  # noqa: E402
+from core.search.tasks import CNNProxyTask  # noqa: E402
 from core.seeds import derive_seed  # noqa: E402
 from core.store.runs import Store  # noqa: E402
 
-CIFAR_CANDIDATES = (ROOT.parent / "shared" / "data" / "cifar10" / "cifar-10-batches-py",
-                    ROOT / "shared" / "data" / "cifar10" / "cifar-10-batches-py",
-                    ROOT / "data" / "cifar10" / "cifar-10-batches-py")  # git-ignored copy, e.g. carried to a GPU box
+CIFAR_CANDIDATES = (
+    ROOT.parent / "shared" / "data" / "cifar10" / "cifar-10-batches-py",
+    ROOT / "shared" / "data" / "cifar10" / "cifar-10-batches-py",
+    ROOT / "data" / "cifar10" / "cifar-10-batches-py",
+)  # git-ignored copy, e.g. carried to a GPU box
 
 
 def default_data() -> str:
@@ -96,7 +100,7 @@ def _rss() -> int:
 
 
 def mib(n: int) -> str:
-    return f"{n / 2 ** 20:,.0f} MiB"
+    return f"{n / 2**20:,.0f} MiB"
 
 
 # ----- step mode -------------------------------------------------------------------------------------
@@ -119,8 +123,9 @@ def run_step(args: argparse.Namespace) -> dict:
     for job in jobs:
         task.cost(job[2])  # torchinfo once, outside the timings
     step_seed = derive_seed(cfg.seed, 1)
-    options = BatchedOptions(chunk=args.chunk, amp=amp_setting(args), cuda_graphs=args.cuda_graphs,
-                             cudnn_benchmark=args.cudnn_benchmark)
+    options = BatchedOptions(
+        chunk=args.chunk, amp=amp_setting(args), cuda_graphs=args.cuda_graphs, cudnn_benchmark=args.cudnn_benchmark
+    )
     print(header(cfg, device, task, len(jobs), options))
     names = ("batched",) if args.skip_single else ("single", "batched")
     times: dict[str, list[Timing]] = {name: [] for name in names}
@@ -129,15 +134,23 @@ def run_step(args: argparse.Namespace) -> dict:
         for name in order:
             times[name].append(time_step(name, task, jobs, step_seed, options, device))
             t = times[name][-1]
-            print(f"  round {r + 1} {name:8s} {t.seconds:8.1f} s  {60 * len(jobs) / t.seconds:8.2f} cand/min  "
-                  f"peak {mib(t.peak)}")
+            print(
+                f"  round {r + 1} {name:8s} {t.seconds:8.1f} s  {60 * len(jobs) / t.seconds:8.2f} cand/min  "
+                f"peak {mib(t.peak)}"
+            )
     if args.skip_single:
         t = times["batched"]
         med = sorted(x.seconds for x in t)[len(t) // 2]
-        return {"mode": "step", "candidates": len(jobs), "chunk": options.chunk, "precision": args.precision,
-                "seconds": {"batched": med}, "candidates_per_min": {"batched": 60 * len(jobs) / med},
-                "peak_bytes": {"batched": max(x.peak for x in t)},
-                "choice": edge_str(c.edge) if (c := choose(t[-1].records)) else None}
+        return {
+            "mode": "step",
+            "candidates": len(jobs),
+            "chunk": options.chunk,
+            "precision": args.precision,
+            "seconds": {"batched": med},
+            "candidates_per_min": {"batched": 60 * len(jobs) / med},
+            "peak_bytes": {"batched": max(x.peak for x in t)},
+            "choice": edge_str(c.edge) if (c := choose(t[-1].records)) else None,
+        }
     return summarise(times, len(jobs), device)
 
 
@@ -149,8 +162,9 @@ def amp_setting(args: argparse.Namespace) -> bool | None:
     return True if args.precision == "bf16" else None
 
 
-def time_step(name: str, task: CNNProxyTask, jobs: list, step_seed: int, options: BatchedOptions,
-              device: torch.device) -> Timing:
+def time_step(
+    name: str, task: CNNProxyTask, jobs: list, step_seed: int, options: BatchedOptions, device: torch.device
+) -> Timing:
     never = lambda: False  # noqa: E731
     nop = lambda *a: None  # noqa: E731
     with PeakMemory(device) as mem:
@@ -158,7 +172,9 @@ def time_step(name: str, task: CNNProxyTask, jobs: list, step_seed: int, options
         if name == "single":
             records = evaluate_single(StepJob(task, 1, jobs, step_seed, never, nop, nop))
         else:
-            records = evaluate_batched(StepJob(task, 1, jobs, step_seed, never, nop, nop), options=options, stats=BatchedStats())
+            records = evaluate_batched(
+                StepJob(task, 1, jobs, step_seed, never, nop, nop), options=options, stats=BatchedStats()
+            )
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - t0
@@ -171,18 +187,37 @@ def summarise(times: dict[str, list[Timing]], k: int, device: torch.device) -> d
     peak = {n: max(t.peak for t in ts) for n, ts in times.items()}
     single, batched = times["single"][-1].records, times["batched"][-1].records
     pick = {n: choose(r) for n, r in (("single", single), ("batched", batched))}
-    diffs = [abs(a.accuracy - b.accuracy) for a, b in zip(single, batched) if a.accuracy is not None and b.accuracy is not None]
-    print(f"\nsingle : {rate['single']:8.2f} candidates/min  (median {med['single']:.1f} s, peak {mib(peak['single'])})")
-    print(f"batched: {rate['batched']:8.2f} candidates/min  (median {med['batched']:.1f} s, peak {mib(peak['batched'])})")
-    print(f"ratio batched/single: {rate['batched'] / rate['single']:.2f}x "
-          f"({'agrees with' if rate['batched'] >= rate['single'] else 'contradicts'} auto's choice of batched)")
-    print(f"chosen edge: single {edge_str(pick['single'].edge if pick['single'] else None)}, "
-          f"batched {edge_str(pick['batched'].edge if pick['batched'] else None)}; "
-          f"mean |accuracy difference| {sum(diffs) / max(1, len(diffs)):.4f}")
+    diffs = [
+        abs(a.accuracy - b.accuracy)
+        for a, b in zip(single, batched)
+        if a.accuracy is not None and b.accuracy is not None
+    ]
+    print(
+        f"\nsingle : {rate['single']:8.2f} candidates/min  (median {med['single']:.1f} s, peak {mib(peak['single'])})"
+    )
+    print(
+        f"batched: {rate['batched']:8.2f} candidates/min  (median {med['batched']:.1f} s, peak {mib(peak['batched'])})"
+    )
+    print(
+        f"ratio batched/single: {rate['batched'] / rate['single']:.2f}x "
+        f"({'agrees with' if rate['batched'] >= rate['single'] else 'contradicts'} auto's choice of batched)"
+    )
+    print(
+        f"chosen edge: single {edge_str(pick['single'].edge if pick['single'] else None)}, "
+        f"batched {edge_str(pick['batched'].edge if pick['batched'] else None)}; "
+        f"mean |accuracy difference| {sum(diffs) / max(1, len(diffs)):.4f}"
+    )
     peak_kind = "CUDA max allocated" if device.type == "cuda" else "RSS growth"
-    return {"mode": "step", "candidates": k, "seconds": med, "candidates_per_min": rate,
-            "ratio": rate["batched"] / rate["single"], "peak_bytes": peak, "peak_kind": peak_kind,
-            "same_choice": (pick["single"] and pick["single"].edge) == (pick["batched"] and pick["batched"].edge)}
+    return {
+        "mode": "step",
+        "candidates": k,
+        "seconds": med,
+        "candidates_per_min": rate,
+        "ratio": rate["batched"] / rate["single"],
+        "peak_bytes": peak,
+        "peak_kind": peak_kind,
+        "same_choice": (pick["single"] and pick["single"].edge) == (pick["batched"] and pick["batched"].edge),
+    }
 
 
 # ----- search mode -------------------------------------------------------------------------------------
@@ -194,8 +229,10 @@ def run_search_mode(args: argparse.Namespace) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             store = Store(Path(tmp) / "bench.db")
             run_id = create_run(store, cfg)
-            print(f"search: {evaluator} evaluator, {cfg.nodes} nodes, k {cfg.k}, {cfg.epochs} epochs, "
-                  f"max steps {cfg.max_steps or 'to the end'}, data {cfg.data}, {describe(device)}")
+            print(
+                f"search: {evaluator} evaluator, {cfg.nodes} nodes, k {cfg.k}, {cfg.epochs} epochs, "
+                f"max steps {cfg.max_steps or 'to the end'}, data {cfg.data}, {describe(device)}"
+            )
             with PeakMemory(device) as mem:
                 t0 = time.perf_counter()
                 status = run_search(store, run_id)
@@ -203,30 +240,49 @@ def run_search_mode(args: argparse.Namespace) -> dict:
             steps, cands = store.steps(run_id), store.candidates(run_id)
             rate = 60 * len(cands) / seconds
             removed = " ".join(edge_str(s.removed) for s in steps[1:])
-            print(f"  {status}: {len(steps)} steps, {len(cands)} candidates in {seconds:.1f} s = {rate:.2f} cand/min, "
-                  f"peak {mib(mem.peak)}\n  removed: {removed}")
-            out["runs"][evaluator] = {"status": status, "seconds": seconds, "steps": len(steps),
-                                      "candidates": len(cands), "candidates_per_min": rate, "peak_bytes": mem.peak,
-                                      "removed": [list(s.removed) for s in steps[1:]]}
+            print(
+                f"  {status}: {len(steps)} steps, {len(cands)} candidates in {seconds:.1f} s = {rate:.2f} cand/min, "
+                f"peak {mib(mem.peak)}\n  removed: {removed}"
+            )
+            out["runs"][evaluator] = {
+                "status": status,
+                "seconds": seconds,
+                "steps": len(steps),
+                "candidates": len(cands),
+                "candidates_per_min": rate,
+                "peak_bytes": mem.peak,
+                "removed": [list(s.removed) for s in steps[1:]],
+            }
     return out
 
 
 # ----- shared --------------------------------------------------------------------------------------------
 def search_config(args: argparse.Namespace, evaluator: str = "single"):
-    overrides = dict(data=args.data or default_data(), device=args.device, epochs=args.epochs, k=args.k,
-                     nodes=args.nodes, seed=args.seed, threads=args.threads, evaluator=evaluator,
-                     max_steps=args.steps)
+    overrides = dict(
+        data=args.data or default_data(),
+        device=args.device,
+        epochs=args.epochs,
+        k=args.k,
+        nodes=args.nodes,
+        seed=args.seed,
+        threads=args.threads,
+        evaluator=evaluator,
+        max_steps=args.steps,
+    )
     return preset_config("cnn", "paper", **overrides)
 
 
 def header(cfg, device: torch.device, task: CNNProxyTask, k: int, options: BatchedOptions) -> str:
     chunk = options.chunk or auto_chunk(device, k)
     amp = options.amp if options.amp is not None else device.type == "cuda"
-    return (f"step 1 of a paper search: {cfg.nodes} nodes, {k} candidates, {cfg.epochs} epochs, batch {cfg.batch_size}\n"
-            f"data {task.data.name}: {len(task.data.y_train)} train / {len(task.data.y_val)} val images\n"
-            f"device {describe(device)}, torch {torch.__version__}; batched: {chunk} per union, "
-            f"bf16 {'on' if amp else 'off'}, CUDA graphs {'on' if options.cuda_graphs and device.type == 'cuda' else 'off'}\n"
-            f"{auto_reason('cnn', device)}")
+    return (
+        f"step 1 of a paper search: {cfg.nodes} nodes, {k} candidates, {cfg.epochs} epochs, batch {cfg.batch_size}\n"
+        f"data {task.data.name}: {len(task.data.y_train)} train / {len(task.data.y_val)} val images\n"
+        f"device {describe(device)}, torch {torch.__version__}; batched: {chunk} per union, "
+        f"bf16 {'on' if amp else 'off'}, "
+        f"CUDA graphs {'on' if options.cuda_graphs and device.type == 'cuda' else 'off'}\n"
+        f"{auto_reason('cnn', device)}"
+    )
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -244,8 +300,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--evaluators", default="batched", help="search mode: comma list of single,batched")
     p.add_argument("--chunk", type=int, default=0, help="batched: candidates per union (0: auto)")
     p.add_argument("--cuda-graphs", action="store_true", help="batched: replay the train step from a CUDA graph")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                   help="batched: auto = bf16 autocast on CUDA, fp32 on CPU; fp32 or bf16 forces one")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="batched: auto = bf16 autocast on CUDA, fp32 on CPU; fp32 or bf16 forces one",
+    )
     p.add_argument("--no-amp", action="store_true", help="batched: the same as --precision fp32")
     p.add_argument("--skip-single", action="store_true", help="step mode: time the batched evaluator only")
     p.add_argument("--cudnn-benchmark", action="store_true", help="batched: cuDNN autotuning during the step")

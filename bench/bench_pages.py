@@ -9,6 +9,7 @@ per step for 30 steps with k=10 candidates each, written as StepRecord/Candidate
 through the store; only the training is skipped (figures are drawn from a seeded RNG). Each
 page is rendered with AppTest: the first (cold) render and the median of the warm ones.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,16 +26,22 @@ sys.path.insert(0, str(ROOT))
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from core.search.config import preset_config  # noqa: E402
 from core.cell.genotype import Genotype  # noqa: E402
-from core.search.tasks import cnn_score, rnn_score  # noqa: E402
+from core.search.config import preset_config  # noqa: E402
 from core.search.loop import create_run  # noqa: E402
+from core.search.tasks import cnn_score, rnn_score  # noqa: E402
 from core.store.runs import FINISHED, CandidateRecord, StepRecord, Store  # noqa: E402
 
 # Each page and an element it must have drawn, so a page that silently renders nothing
 # cannot pass for a fast one.
-PAGES = {"views/search.py": "markdown", "views/explorer.py": "markdown", "views/presenter.py": "plotly_chart",
-         "views/predict.py": "markdown", "views/tradeoffs.py": "plotly_chart", "views/compare.py": "dataframe"}
+PAGES = {
+    "views/search.py": "markdown",
+    "views/explorer.py": "markdown",
+    "views/presenter.py": "plotly_chart",
+    "views/predict.py": "markdown",
+    "views/tradeoffs.py": "plotly_chart",
+    "views/compare.py": "dataframe",
+}
 STEPS, K, NODES = 30, 10, 9
 
 
@@ -57,8 +64,9 @@ def synthetic_run(store: Store, task: str, seed: int = 0) -> int:
     current = Genotype.dense(task, NODES, seed)
     base = _figures(task, current, rng)
     dense = CandidateRecord(step=0, idx=0, edge=None, genotype=current, status="ok", epochs=3, wall_s=1.0, **base)
-    store.commit_step(run_id, StepRecord(step=0, edges=current.num_edges, removed=None, genotype=current,
-                                         wall_s=1.0, **base), [dense])
+    store.commit_step(
+        run_id, StepRecord(step=0, edges=current.num_edges, removed=None, genotype=current, wall_s=1.0, **base), [dense]
+    )
     for step in range(1, STEPS + 1):
         edges = list(current.edges)
         rng.shuffle(edges)
@@ -67,16 +75,39 @@ def synthetic_run(store: Store, task: str, seed: int = 0) -> int:
             g = current.without_edge(edge)
             if g.num_edges == 0:
                 continue
-            cands.append(CandidateRecord(step=step, idx=idx, edge=edge, genotype=g, status="ok",
-                                         epochs=rng.randint(2, 20), stop_reason="max_epochs",
-                                         wall_s=round(rng.uniform(5, 30), 2), **_figures(task, g, rng)))
+            cands.append(
+                CandidateRecord(
+                    step=step,
+                    idx=idx,
+                    edge=edge,
+                    genotype=g,
+                    status="ok",
+                    epochs=rng.randint(2, 20),
+                    stop_reason="max_epochs",
+                    wall_s=round(rng.uniform(5, 30), 2),
+                    **_figures(task, g, rng),
+                )
+            )
         # Keep the trajectory 30 steps long: choose among removals that prune nothing else.
         gentle = [c for c in cands if c.genotype.num_edges == current.num_edges - 1] or cands
         best = max(gentle, key=lambda c: (c.score, -c.genotype.num_edges))
-        store.commit_step(run_id, StepRecord(
-            step=step, edges=best.genotype.num_edges, removed=best.edge, genotype=best.genotype, score=best.score,
-            accuracy=best.accuracy, perplexity=best.perplexity, macs=best.macs, flops=best.flops,
-            params=best.params, wall_s=sum(c.wall_s for c in cands)), cands)
+        store.commit_step(
+            run_id,
+            StepRecord(
+                step=step,
+                edges=best.genotype.num_edges,
+                removed=best.edge,
+                genotype=best.genotype,
+                score=best.score,
+                accuracy=best.accuracy,
+                perplexity=best.perplexity,
+                macs=best.macs,
+                flops=best.flops,
+                params=best.params,
+                wall_s=sum(c.wall_s for c in cands),
+            ),
+            cands,
+        )
         current = best.genotype
     store.finish(run_id, FINISHED)
     return run_id
@@ -150,6 +181,7 @@ def compare_first_render(task: str) -> tuple[float, float, float]:
     render (costing the default pair of cells), then a new session opening Compare directly
     (its script run includes starting the page), in seconds."""
     import subprocess
+
     with tempfile.TemporaryDirectory() as tmp:
         store_path = Path(tmp) / "bench.db"
         run_id = synthetic_run(Store(store_path), task)
@@ -163,22 +195,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--task", choices=("cnn", "rnn", "both"), default="both")
     ap.add_argument("--repeat", type=int, default=3, help="warm renders per page (median reported)")
-    ap.add_argument("--switch", action="store_true",
-                    help="instead: page-switch time in one warm session, and Compare's first render in a "
-                         "fresh server process (goals: < 0.5 s and < 1 s)")
+    ap.add_argument(
+        "--switch",
+        action="store_true",
+        help="instead: page-switch time in one warm session, and Compare's first render in a "
+        "fresh server process (goals: < 0.5 s and < 1 s)",
+    )
     args = ap.parse_args()
     if args.switch:
-        for task in (("cnn", "rnn") if args.task == "both" else (args.task,)):
-            print(f"{task}: {STEPS}-step run, k={K}, N={NODES}; switching to each page (median of "
-                  f"{args.repeat} tours, warm session)")
+        for task in ("cnn", "rnn") if args.task == "both" else (args.task,):
+            print(
+                f"{task}: {STEPS}-step run, k={K}, N={NODES}; switching to each page (median of "
+                f"{args.repeat} tours, warm session)"
+            )
             for page, t in page_switches(task, args.repeat):
                 print(f"  -> {page:<22} {t * 1000:6.0f} ms  {'ok' if t < 0.5 else 'SLOW'}")
             start, first, direct = compare_first_render(task)
-            print(f"  fresh server: first page {start * 1000:.0f} ms (imports torch, plotly), then Compare's "
-                  f"first render {first * 1000:.0f} ms  {'ok' if first < 1.0 else 'SLOW'}; a new session "
-                  f"opening Compare directly {direct * 1000:.0f} ms")
+            print(
+                f"  fresh server: first page {start * 1000:.0f} ms (imports torch, plotly), then Compare's "
+                f"first render {first * 1000:.0f} ms  {'ok' if first < 1.0 else 'SLOW'}; a new session "
+                f"opening Compare directly {direct * 1000:.0f} ms"
+            )
         return
-    for task in (("cnn", "rnn") if args.task == "both" else (args.task,)):
+    for task in ("cnn", "rnn") if args.task == "both" else (args.task,):
         print(f"{task}: {STEPS}-step run, k={K}, N={NODES}; AppTest render time per page")
         for page, cold, warm in bench(task, args.repeat):
             flag = "ok" if warm < 1.0 else "SLOW"

@@ -13,6 +13,7 @@ timed one at a time) with its projection to 10 GPUs x 10 candidates.
 
 The load average is printed next to the timings: on a shared machine it explains a lot.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,11 +28,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
-
 from bench_evaluators import default_data  # noqa: E402
-from core.search.candidates import StepJob  # noqa: E402
+
 from core.cell.genotype import Genotype, edge_str  # noqa: E402
 from core.device import describe  # noqa: E402
+from core.search.candidates import StepJob  # noqa: E402
 from core.search.config import preset_config  # noqa: E402
 from core.search.evaluators import ray_eval  # noqa: E402
 from core.search.evaluators.single import evaluate_single  # noqa: E402
@@ -47,9 +48,18 @@ def load() -> str:
 
 
 def build_step(args: argparse.Namespace, evaluator: str):
-    cfg = preset_config("cnn", "paper", data=args.data or default_data(), epochs=args.epochs, k=args.k,
-                        nodes=args.nodes, seed=args.seed, threads=args.threads, evaluator=evaluator,
-                        ray_cpus_per_candidate=1.0)
+    cfg = preset_config(
+        "cnn",
+        "paper",
+        data=args.data or default_data(),
+        epochs=args.epochs,
+        k=args.k,
+        nodes=args.nodes,
+        seed=args.seed,
+        threads=args.threads,
+        evaluator=evaluator,
+        ray_cpus_per_candidate=1.0,
+    )
     task = CNNProxyTask(cfg, torch.device("cpu"), NOP)
     dense = Genotype.dense("cnn", cfg.nodes, cfg.seed)
     jobs = [(i, e, dense.without_edge(e)) for i, e in enumerate(step_candidates(dense, cfg.k, cfg.seed, 1))]
@@ -61,8 +71,10 @@ def time_single(args: argparse.Namespace) -> dict:
     cfg, task, jobs, seed = build_step(args, "single")
     for job in jobs:
         task.cost(job[2])  # torchinfo once, outside the timing (a ray worker pays it inside its task)
-    print(f"step 1 of a paper search: {cfg.nodes} nodes, {len(jobs)} candidates, {cfg.epochs} epoch(s), "
-          f"data {task.data.name}: {len(task.data.y_train)} train / {len(task.data.y_val)} val images")
+    print(
+        f"step 1 of a paper search: {cfg.nodes} nodes, {len(jobs)} candidates, {cfg.epochs} epoch(s), "
+        f"data {task.data.name}: {len(task.data.y_train)} train / {len(task.data.y_val)} val images"
+    )
     print(f"single: {describe(torch.device('cpu'))} ... load {load()}", flush=True)
     t0 = time.perf_counter()
     records = evaluate_single(StepJob(task, 1, jobs, seed, NEVER, NOP, NOP))
@@ -80,15 +92,24 @@ def time_ray(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     ray_eval.prepare_ray(task, NOP)
     put_s = time.perf_counter() - t0
-    print(f"ray: {ray_eval.describe_cluster(info)}, 1 CPU and 1 torch thread per candidate; cluster start "
-          f"{start_s:.1f} s, data into the object store {1000 * put_s:.0f} ms (once per run) ... load {load()}",
-          flush=True)
+    print(
+        f"ray: {ray_eval.describe_cluster(info)}, 1 CPU and 1 torch thread per candidate; cluster start "
+        f"{start_s:.1f} s, data into the object store {1000 * put_s:.0f} ms (once per run) ... load {load()}",
+        flush=True,
+    )
     t0 = time.perf_counter()
     records = ray_eval.evaluate_ray(StepJob(task, 1, jobs, seed, NEVER, NOP, NOP))
     seconds = time.perf_counter() - t0
     print(f"  {seconds:.1f} s = {60 * len(jobs) / seconds:.2f} candidates/min   load {load()}", flush=True)
-    return {"seconds": seconds, "records": records, "start_s": start_s, "put_s": put_s, "task": task,
-            "jobs": jobs, "seed": seed}
+    return {
+        "seconds": seconds,
+        "records": records,
+        "start_s": start_s,
+        "put_s": put_s,
+        "task": task,
+        "jobs": jobs,
+        "seed": seed,
+    }
 
 
 def echo(task_type, cfg, data_box, step, jobs, step_seed, threads, use_cuda, records):
@@ -100,6 +121,7 @@ def task_overhead(run: dict, n: int) -> dict:
     """Scheduling + shipping per task, in ms: n echo tasks one at a time (submit, wait, get), and n
     at once (throughput). Each carries the settings, the data's ref, the jobs, and returns the records."""
     import ray
+
     ray_run = ray_eval.run_of(run["task"])
     remote = ray.remote(max_retries=ray_eval.MAX_RETRIES)(echo).options(num_cpus=ray_run.num_cpus)
     one = run["jobs"][:1]
@@ -127,8 +149,10 @@ def project(candidate_s: float, overhead_ms: float, gpus: int = 10, k: int = 10)
     """One step of k candidates on `gpus` GPUs, one candidate per GPU, against one GPU one at a time."""
     one = k * candidate_s
     many = candidate_s * -(-k // gpus) + overhead_ms / 1000
-    return (f"{k} candidates of {candidate_s:.0f} s each: one GPU {one:.0f} s a step, {gpus} GPUs "
-            f"{many:.1f} s ({one / many:.2f}x; the overhead is {100 * overhead_ms / 1000 / many:.3f}% of the step)")
+    return (
+        f"{k} candidates of {candidate_s:.0f} s each: one GPU {one:.0f} s a step, {gpus} GPUs "
+        f"{many:.1f} s ({one / many:.2f}x; the overhead is {100 * overhead_ms / 1000 / many:.3f}% of the step)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -140,8 +164,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="total CPU threads: single's torch threads, ray's workers")
     p.add_argument("--overhead-tasks", type=int, default=100, help="echo tasks timed for the per-task overhead")
-    p.add_argument("--gpu-candidate-s", type=float, default=60.0,
-                   help="seconds one paper candidate trains on one GPU, for the projection")
+    p.add_argument(
+        "--gpu-candidate-s",
+        type=float,
+        default=60.0,
+        help="seconds one paper candidate trains on one GPU, for the projection",
+    )
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
     print(f"{os.cpu_count()} CPUs, torch {torch.__version__}, load average {load()}")
@@ -155,22 +183,45 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nsingle ({args.threads} threads): {rate['single']:.2f} candidates/min")
     print(f"ray ({args.threads} workers x 1 thread): {rate['ray']:.2f} candidates/min")
     print(f"ratio ray/single: {rate['ray'] / rate['single']:.2f}x (goal >= 1.2x)")
-    diffs = [abs(a.accuracy - b.accuracy) for a, b in zip(single["records"], ray_run["records"])
-             if a.accuracy is not None and b.accuracy is not None]
-    print(f"same records: {same}" + ("" if same or args.threads == 1 else
-          f" (single trains at {args.threads} threads, a ray task at 1: float sums differ with the thread count;"
-          f" tests/test_ray.py compares at equal threads)") +
-          f"; max |accuracy difference| {max(diffs, default=0):.4f}; "
-          f"chosen edge single {edge_str(picks[0].edge)}, ray {edge_str(picks[1].edge)}")
-    print(f"per-task overhead (scheduling + shipping): {over['round_trip_ms']:.1f} ms one at a time, "
-          f"{over['throughput_ms']:.1f} ms each in a batch of {args.overhead_tasks} (goal < 50 ms)")
+    diffs = [
+        abs(a.accuracy - b.accuracy)
+        for a, b in zip(single["records"], ray_run["records"])
+        if a.accuracy is not None and b.accuracy is not None
+    ]
+    print(
+        f"same records: {same}"
+        + (
+            ""
+            if same or args.threads == 1
+            else f" (single trains at {args.threads} threads, a ray task at 1: float sums differ with the thread count;"
+            f" tests/test_ray.py compares at equal threads)"
+        )
+        + f"; max |accuracy difference| {max(diffs, default=0):.4f}; "
+        f"chosen edge single {edge_str(picks[0].edge)}, ray {edge_str(picks[1].edge)}"
+    )
+    print(
+        f"per-task overhead (scheduling + shipping): {over['round_trip_ms']:.1f} ms one at a time, "
+        f"{over['throughput_ms']:.1f} ms each in a batch of {args.overhead_tasks} (goal < 50 ms)"
+    )
     print(f"once per run: cluster start {ray_run['start_s']:.1f} s, data put {1000 * ray_run['put_s']:.0f} ms")
     print(f"projection: {project(args.gpu_candidate_s, over['round_trip_ms'])}")
     print(f"load average at the end {load()}")
     if args.json:
-        args.json.write_text(json.dumps({"candidates_per_min": rate, "ratio": rate["ray"] / rate["single"],
-                                         "same_records": same, "overhead_ms": over, "start_s": ray_run["start_s"],
-                                         "put_s": ray_run["put_s"], "threads": args.threads, "k": k}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "candidates_per_min": rate,
+                    "ratio": rate["ray"] / rate["single"],
+                    "same_records": same,
+                    "overhead_ms": over,
+                    "start_s": ray_run["start_s"],
+                    "put_s": ray_run["put_s"],
+                    "threads": args.threads,
+                    "k": k,
+                },
+                indent=2,
+            )
+        )
     ray_eval.disconnect()
 
 

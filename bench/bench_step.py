@@ -8,6 +8,7 @@ start-up included. Both train the same jobs; the records must be identical (prin
     python bench/bench_step.py --task rnn --epochs 1               # k=10, PTB proxy, 1 epoch each
     python bench/bench_step.py --task cnn --epochs 1 --k 4         # a reduced CNN step
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.search.candidates import StepJob  # noqa: E402
 from core.cell.genotype import Genotype  # noqa: E402
+from core.search.candidates import StepJob  # noqa: E402
 from core.search.config import preset_config  # noqa: E402
 from core.search.evaluators.batched import evaluate_batched  # noqa: E402
 from core.search.evaluators.pool import Pool, machine_cores  # noqa: E402
@@ -31,15 +32,20 @@ from core.search.loop import step_candidates  # noqa: E402
 from core.search.tasks import make_task  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
-REAL = {"cnn": (SHARED / "cifar10" / "cifar-10-batches-py", "cifar10:{}"),
-        "rnn": (SHARED / "ptb-proxy", "ptb-proxy:{}")}
+REAL = {
+    "cnn": (SHARED / "cifar10" / "cifar-10-batches-py", "cifar10:{}"),
+    "rnn": (SHARED / "ptb-proxy", "ptb-proxy:{}"),
+}
 
 
 def _same(a, b) -> bool:
     keys = ("idx", "status", "accuracy", "perplexity", "score", "epochs", "stop_reason")
     rows = lambda r: [{k: v for k, v in row.items() if k != "seconds"} for row in r.history]  # noqa: E731
-    return all(getattr(x, k) == getattr(y, k) for k in keys for x, y in zip(a, b)) and \
-        all(rows(x) == rows(y) for x, y in zip(a, b)) and len(a) == len(b)
+    return (
+        all(getattr(x, k) == getattr(y, k) for k in keys for x, y in zip(a, b))
+        and all(rows(x) == rows(y) for x, y in zip(a, b))
+        and len(a) == len(b)
+    )
 
 
 def main() -> None:
@@ -53,9 +59,17 @@ def main() -> None:
     args = ap.parse_args()
     path, fmt = REAL[args.task]
     data = fmt.format(path) if path.exists() else ("digits" if args.task == "cnn" else "embedded")
-    cfg = preset_config(args.task, "paper", data=data, k=args.k, epochs=args.epochs, threads=1,
-                        precision=args.precision, max_batches=args.max_batches,
-                        evaluator="batched" if args.task == "cnn" else "single")
+    cfg = preset_config(
+        args.task,
+        "paper",
+        data=data,
+        k=args.k,
+        epochs=args.epochs,
+        threads=1,
+        precision=args.precision,
+        max_batches=args.max_batches,
+        evaluator="batched" if args.task == "cnn" else "single",
+    )
     torch.set_num_threads(1)
     cpu = torch.device("cpu")
     task = make_task(cfg, cpu, lambda m: None)
@@ -73,10 +87,12 @@ def main() -> None:
     alone = local(StepJob(task, 1, jobs, 5, lambda: False, nop, nop))
     one_s = time.perf_counter() - t0
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    print(f"{args.task} paper step, k={len(jobs)}, {cfg.epochs} epoch(s), batches cap {cfg.max_batches or '-'}, "
-          f"precision {task.precision}: one core (1 thread, {task.evaluator}) {one_s:.1f} s | pool of {workers} "
-          f"x 1 thread {pool_s:.1f} s (start-up included) | speed-up {one_s / pool_s:.2f}x | records identical: "
-          f"{_same(alone, pooled)} | load {load}")
+    print(
+        f"{args.task} paper step, k={len(jobs)}, {cfg.epochs} epoch(s), batches cap {cfg.max_batches or '-'}, "
+        f"precision {task.precision}: one core (1 thread, {task.evaluator}) {one_s:.1f} s | pool of {workers} "
+        f"x 1 thread {pool_s:.1f} s (start-up included) | speed-up {one_s / pool_s:.2f}x | records identical: "
+        f"{_same(alone, pooled)} | load {load}"
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ the best cell, and (RNN) the unigram perplexity the candidates must beat.
 
 Wall time depends on the machine and its load; it is printed, never asserted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,16 +21,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.insight.control import control_groups, control_sentence, score_noise  # noqa: E402
 from core.insight.noise import step_verdict  # noqa: E402
-from core.search.control import run_control  # noqa: E402
-from core.store.controls import control_cells  # noqa: E402
 from core.search.config import preset_config  # noqa: E402
+from core.search.control import run_control  # noqa: E402
 from core.search.loop import create_run, run_search  # noqa: E402
+from core.store.controls import control_cells  # noqa: E402
 from core.store.runs import Store, best_of  # noqa: E402
 
 
 def unigram_perplexity(cfg) -> float:
     """exp(cross-entropy) of the validation tokens under the training unigram distribution."""
     from core.data.corpus import load_corpus
+
     corpus = load_corpus(cfg.data_spec, max_vocab=cfg.max_vocab or None)
     counts = Counter(corpus.train.tolist())
     total = sum(counts.values())
@@ -62,9 +64,11 @@ def main() -> None:
     run = store.get_run(run_id)
     metric = "perplexity" if args.task == "rnn" else "accuracy"
     std = run.noise.get("std")
-    print(f"{args.task} demo {overrides or ''}: {status} in {wall:.1f} s wall; noise {metric} std "
-          f"{std if std is None else round(std, 4)} over {run.noise.get('seeds')} seeds, values "
-          f"{[round(v, 4) for v in run.noise.get('values', [])]}")
+    print(
+        f"{args.task} demo {overrides or ''}: {status} in {wall:.1f} s wall; noise {metric} std "
+        f"{std if std is None else round(std, 4)} over {run.noise.get('seeds')} seeds, values "
+        f"{[round(v, 4) for v in run.noise.get('values', [])]}"
+    )
     if args.task == "rnn":
         print(f"unigram perplexity (validation, add-one): {unigram_perplexity(cfg):.1f}")
     wider = 0
@@ -75,14 +79,17 @@ def main() -> None:
         spread = max(values) - min(values) if values else float("nan")
         ratio = spread / std if std else float("nan")
         wider += ratio > 2
-        verdict = step_verdict(s.removed, [c.to_dict() for c in store.candidates(run_id, s.step)], args.task,
-                               run.noise)
-        print(f"  step {s.step}: {len(cands)} candidates, {metric} {min(values):.4f}..{max(values):.4f}, "
-              f"spread {spread:.4f} = {ratio:.1f} x noise; {s.edges} edges left; decided by {verdict}")
+        verdict = step_verdict(s.removed, [c.to_dict() for c in store.candidates(run_id, s.step)], args.task, run.noise)
+        print(
+            f"  step {s.step}: {len(cands)} candidates, {metric} {min(values):.4f}..{max(values):.4f}, "
+            f"spread {spread:.4f} = {ratio:.1f} x noise; {s.edges} edges left; decided by {verdict}"
+        )
     best = best_of(steps)
     print(f"steps with spread > 2 x noise: {wider} of {len(steps) - 1}")
-    print(f"best snapshot: step {best.step}, {best.edges} edges {list(map(list, best.genotype.edges))}, "
-          f"{metric} {getattr(best, metric):.4f}, score {best.score:.4f}")
+    print(
+        f"best snapshot: step {best.step}, {best.edges} edges {list(map(list, best.genotype.edges))}, "
+        f"{metric} {getattr(best, metric):.4f}, score {best.score:.4f}"
+    )
     if cfg.control:
         control_figures(store, run_id, cfg.control, wall)
 
@@ -94,8 +101,10 @@ def control_figures(store: Store, run_id: int, samples: int, search_wall: float)
     status = run_control(store, run_id, samples)
     wall = time.perf_counter() - t0
     run = store.get_run(run_id)
-    print(f"control r={samples}: {status} in {wall:.1f} s wall (+{100 * wall / search_wall:.0f}% on the "
-          f"search's {search_wall:.1f} s); noise score std {score_noise(run.noise, run.task)}")
+    print(
+        f"control r={samples}: {status} in {wall:.1f} s wall (+{100 * wall / search_wall:.0f}% on the "
+        f"search's {search_wall:.1f} s); noise score std {score_noise(run.noise, run.task)}"
+    )
     cells = control_cells(store, run_id)
     for group in control_groups(store.steps(run_id), cells, run.task, run.noise):
         scores = sorted(round(c.score, 4) for c in cells if c.target == group["target"] and c.score is not None)

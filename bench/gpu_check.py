@@ -21,6 +21,7 @@ the script itself (its figures mean nothing there).
 Data: the CIFAR-10 copy under shared/ (or ../shared, or data/) when present, else digits (then
 the figures are not paper figures, and the report says so). Without CUDA: one line, exit 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import torch  # noqa: E402
 
 BUDGET_S = 480
-SMALL = dict(nodes=4, k=2, per_class_train=30, per_class_val=10)   # --small: the script's own check
-SHARES = {"tests": 90, "syncs": 60, "bench": 200, "search": 150, "final": 90}   # seconds, at most
+SMALL = dict(nodes=4, k=2, per_class_train=30, per_class_val=10)  # --small: the script's own check
+SHARES = {"tests": 90, "syncs": 60, "bench": 200, "search": 150, "final": 90}  # seconds, at most
 
 
 class Clock:
@@ -65,18 +66,40 @@ def run_cmd(cmd: list[str], timeout: float) -> dict:
         return {"skipped": "no time left in the budget"}
     try:
         out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-        return {"cmd": " ".join(cmd), "rc": out.returncode, "seconds": round(time.perf_counter() - t0, 1),
-                "tail": (out.stdout + out.stderr)[-3000:]}
+        return {
+            "cmd": " ".join(cmd),
+            "rc": out.returncode,
+            "seconds": round(time.perf_counter() - t0, 1),
+            "tail": (out.stdout + out.stderr)[-3000:],
+        }
     except subprocess.TimeoutExpired as exc:
         tail = (exc.stdout or b"")[-2000:]
-        return {"cmd": " ".join(cmd), "rc": None, "timed_out_after_s": round(timeout),
-                "tail": tail.decode(errors="replace") if isinstance(tail, bytes) else tail}
+        return {
+            "cmd": " ".join(cmd),
+            "rc": None,
+            "timed_out_after_s": round(timeout),
+            "tail": tail.decode(errors="replace") if isinstance(tail, bytes) else tail,
+        }
 
 
 def part_tests(clock: Clock) -> dict:
     select = "test_cuda_batched or test_cuda_graph or (gpu_paths and not gpu_task and not gpu_cluster)"
-    return run_cmd([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests/test_batched.py",
-                    "tests/test_gpu_paths.py", "-k", select], clock.share("tests"))
+    return run_cmd(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            "tests/test_batched.py",
+            "tests/test_gpu_paths.py",
+            "-k",
+            select,
+        ],
+        clock.share("tests"),
+    )
 
 
 def sync_debug(device: str, mode: str | int) -> None:
@@ -86,13 +109,14 @@ def sync_debug(device: str, mode: str | int) -> None:
 
 def part_syncs(data: str, device: str, small: bool) -> dict:
     """Host syncs per batch of one batched epoch at paper shapes (sync debug mode warns per sync)."""
-    from core.search.candidates import StepJob
     from core.cell.genotype import Genotype
+    from core.data.batches import epoch_batches
+    from core.search.candidates import StepJob
     from core.search.config import preset_config
     from core.search.evaluators.batched import BatchedStats, evaluate_batched
     from core.search.loop import step_candidates
     from core.search.tasks import CNNProxyTask
-    from core.data.batches import epoch_batches
+
     cfg = preset_config("cnn", "paper", data=data, epochs=1, device=device, **(SMALL if small else {}))
     task = CNNProxyTask(cfg, torch.device(device), lambda m: None)
     dense = Genotype.dense("cnn", cfg.nodes, cfg.seed)
@@ -106,14 +130,22 @@ def part_syncs(data: str, device: str, small: bool) -> dict:
         warnings.simplefilter("always")
         sync_debug(device, "warn")
         try:
-            records = evaluate_batched(StepJob(task, 1, jobs, 1, lambda: False, lambda *a: None, lambda *a: None), stats=stats)
+            records = evaluate_batched(
+                StepJob(task, 1, jobs, 1, lambda: False, lambda *a: None, lambda *a: None), stats=stats
+            )
         finally:
             sync_debug(device, 0)
     syncs = [str(w.message).splitlines()[0] for w in caught if "synchroniz" in str(w.message).lower()]
-    return {"batches": batches, "syncs": len(syncs), "syncs_per_batch": round(len(syncs) / max(batches, 1), 2),
-            "first_sync_messages": sorted(set(syncs))[:5], "seconds": round(time.perf_counter() - t0, 1),
-            "chunks": stats.chunks, "peak_bytes": stats.peak_bytes,
-            "statuses": [r.status for r in records]}
+    return {
+        "batches": batches,
+        "syncs": len(syncs),
+        "syncs_per_batch": round(len(syncs) / max(batches, 1), 2),
+        "first_sync_messages": sorted(set(syncs))[:5],
+        "seconds": round(time.perf_counter() - t0, 1),
+        "chunks": stats.chunks,
+        "peak_bytes": stats.peak_bytes,
+        "statuses": [r.status for r in records],
+    }
 
 
 def part_bench(clock: Clock, data: str, out_dir: Path, device: str, small: bool) -> dict:
@@ -122,9 +154,28 @@ def part_bench(clock: Clock, data: str, out_dir: Path, device: str, small: bool)
         out = out_dir / f"bench_{label}.json"
         share = min(clock.share("bench") / 3 + 10, clock.left())
         size = ["--epochs", "1", "--k", "2", "--nodes", "4"] if small else ["--epochs", "10"]
-        res = run_cmd([sys.executable, "bench/bench_evaluators.py", "step", "--data", data, "--device", device,
-                       *size, "--repeats", "1", "--skip-single", "--chunk", str(chunk),
-                       "--precision", precision, "--json", str(out)], share)
+        res = run_cmd(
+            [
+                sys.executable,
+                "bench/bench_evaluators.py",
+                "step",
+                "--data",
+                data,
+                "--device",
+                device,
+                *size,
+                "--repeats",
+                "1",
+                "--skip-single",
+                "--chunk",
+                str(chunk),
+                "--precision",
+                precision,
+                "--json",
+                str(out),
+            ],
+            share,
+        )
         if out.exists():
             res["summary"] = json.loads(out.read_text())
         results[label] = res
@@ -139,8 +190,28 @@ def part_bench(clock: Clock, data: str, out_dir: Path, device: str, small: bool)
 def part_search(clock: Clock, data: str, out_dir: Path, device: str, small: bool) -> dict:
     store = out_dir / "search.db"
     size = ["--epochs", "1", "--k", "2", "--nodes", "4"] if small else []
-    return run_cmd([sys.executable, "-m", "core", "search", "cnn", "--preset", "paper", "--data", data, *size,
-                    "--max-steps", "2", "--device", device, "--store", str(store), "--json"], clock.share("search"))
+    return run_cmd(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "search",
+            "cnn",
+            "--preset",
+            "paper",
+            "--data",
+            data,
+            *size,
+            "--max-steps",
+            "2",
+            "--device",
+            device,
+            "--store",
+            str(store),
+            "--json",
+        ],
+        clock.share("search"),
+    )
 
 
 def part_final(data: str, out_dir: Path, device: str, small: bool) -> dict:
@@ -151,15 +222,18 @@ def part_final(data: str, out_dir: Path, device: str, small: bool) -> dict:
     from core.training.config import train_config
     from core.training.context import JobObserver
     from core.training.engine import create_job, run_job
+
     store = JobStore(out_dir / "final.db")
-    cfg = train_config("cnn", "demo", data=data, epochs=2, max_batches=5 if small else 60, onnx=False, device=device,
-                       optimizer="adam")
+    cfg = train_config(
+        "cnn", "demo", data=data, epochs=2, max_batches=5 if small else 60, onnx=False, device=device, optimizer="adam"
+    )
     job = create_job(store, load_preset("shrinkcnn-a"), cfg, "gpu_check")
     stop = threading.Event()
 
     class StopAfterOne(JobObserver):
         def on_epoch(self, job_id, row):
             stop.set()
+
     seen = {}
     make_optimizer = cnn_training.make_optimizer
 
@@ -167,6 +241,7 @@ def part_final(data: str, out_dir: Path, device: str, small: bool) -> dict:
         opt = make_optimizer(model, c)
         seen["opt"] = opt
         return opt
+
     cnn_training.make_optimizer = spying_optimizer
     t0 = time.perf_counter()
     try:
@@ -182,14 +257,22 @@ def part_final(data: str, out_dir: Path, device: str, small: bool) -> dict:
         cnn_training.make_optimizer = make_optimizer
     steps = [s["step"].device.type for s in seen["opt"].state.values() if "step" in s and torch.is_tensor(s["step"])]
     rec = store.get_job(job)
-    return {"first": first, "second": second, "status": rec.status, "error": rec.error,
-            "epochs": [e.epoch for e in store.epochs(job)], "val_acc": [e.val_acc for e in store.epochs(job)],
-            "adam_step_devices": sorted(set(steps)), "syncs_in_resumed_run": len(caught),
-            "seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "first": first,
+        "second": second,
+        "status": rec.status,
+        "error": rec.error,
+        "epochs": [e.epoch for e in store.epochs(job)],
+        "val_acc": [e.val_acc for e in store.epochs(job)],
+        "adam_step_devices": sorted(set(steps)),
+        "syncs_in_resumed_run": len(caught),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def find_data() -> tuple[str, bool]:
     from bench_evaluators import default_data
+
     spec = default_data()
     return spec, spec.startswith("cifar10")
 
@@ -222,12 +305,17 @@ def main(argv: list[str] | None = None) -> int:
     data, paper_data = ("digits", False) if args.small else find_data()
     on_gpu = args.device == "cuda"
     props = torch.cuda.get_device_properties(0) if on_gpu else None
-    report = {"gpu": torch.cuda.get_device_name(0) if on_gpu else "none (--device cpu)",
-              "capability": f"{props.major}.{props.minor}" if props else None,
-              "memory_gib": round(props.total_memory / 2**30, 1) if props else None,
-              "gpus": torch.cuda.device_count(),
-              "torch": torch.__version__, "cuda": torch.version.cuda, "data": data, "paper_data": paper_data,
-              "parts": {}}
+    report = {
+        "gpu": torch.cuda.get_device_name(0) if on_gpu else "none (--device cpu)",
+        "capability": f"{props.major}.{props.minor}" if props else None,
+        "memory_gib": round(props.total_memory / 2**30, 1) if props else None,
+        "gpus": torch.cuda.device_count(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "data": data,
+        "paper_data": paper_data,
+        "parts": {},
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="gpu_check-"))
     dev, small = args.device, args.small

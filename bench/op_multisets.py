@@ -7,6 +7,7 @@ which published cells (ShrinkRNN: tanh x2, sigmoid x2, identity x2) a seed range
     python bench/op_multisets.py                  # rnn, N=6, seeds 0-999
     python bench/op_multisets.py --task cnn --nodes 8
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,13 +34,16 @@ def main() -> None:
     ap.add_argument("--task", choices=("cnn", "rnn"), default="rnn")
     ap.add_argument("--nodes", type=int, default=6)
     ap.add_argument("--seeds", type=int, default=1000)
-    ap.add_argument("--skip-node0", action="store_true",
-                    help="count nodes 1..N-1 only (node 0's op is never used by the cell)")
+    ap.add_argument(
+        "--skip-node0", action="store_true", help="count nodes 1..N-1 only (node 0's op is never used by the cell)"
+    )
     args = ap.parse_args()
     counts = multiset_counts(args.task, args.nodes, args.seeds, args.skip_node0)
     nodes = "nodes 1.." if args.skip_node0 else "nodes 0.."
-    print(f"{args.task}, N={args.nodes} ({nodes}{args.nodes - 1}), seeds 0-{args.seeds - 1}: "
-          f"{len(counts)} distinct op multisets")
+    print(
+        f"{args.task}, N={args.nodes} ({nodes}{args.nodes - 1}), seeds 0-{args.seeds - 1}: "
+        f"{len(counts)} distinct op multisets"
+    )
     print("| count | share | multiset |\n| ---: | ---: | --- |")
     for ops, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         label = ", ".join(f"{op} x{c}" for op, c in sorted(Counter(ops).items()))

@@ -16,4 +16,5 @@ Nothing under core/ imports streamlit: the search runs headless (CLI, GPU machin
 the app only reads the run store and calls in here. tests/test_architecture.py holds
 these rules.
 """
+
 __version__ = "0.1.0"

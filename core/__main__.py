@@ -2,6 +2,7 @@
 search or training job ends it with one line and exit 130, not a KeyboardInterrupt traceback.
 SIGTERM there ends it the same way with 143 (during a search or job, core.runner.foreground
 turns either signal into a stop at the next batch boundary)."""
+
 import signal
 import sys
 

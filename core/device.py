@@ -1,4 +1,5 @@
 """Device choice in one place: `auto` means CUDA when present, else CPU."""
+
 from __future__ import annotations
 
 import os

@@ -24,4 +24,4 @@ def one_line(exc: BaseException, typed: bool | None = None, limit: int = 0) -> s
         msg = type(exc).__name__
     else:
         msg = f"{type(exc).__name__}: {text[0]}" if with_type else text[0]
-    return msg if limit <= 0 or len(msg) <= limit else msg[:limit - 3] + "..."
+    return msg if limit <= 0 or len(msg) <= limit else msg[: limit - 3] + "..."

@@ -1,5 +1,6 @@
 """Seeds derived from (run seed, step, candidate): a resumed run redraws exactly what the
 uninterrupted run would have, because no random state is carried between steps."""
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Shared test fixtures: a temporary run store. What tests import lives in tests/helpers.py."""
+
 from __future__ import annotations
 
 import os
@@ -21,4 +22,3 @@ os.environ["AUTOSHRINK_WORKERS"] = "1"
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     return tmp_path / "runs.db"
-

@@ -3,6 +3,7 @@ CandidateRecord rows with made-up figures, so page tests can step, follow and pr
 milliseconds. A run can be left "running" (claimed by this live process) and grown one
 step at a time, which is what a live search looks like to every page.
 """
+
 from __future__ import annotations
 
 import random
@@ -27,24 +28,64 @@ def _history(g: Genotype, figures: dict) -> tuple:
     """Two recorded epochs ending at the candidate's figures (Explorer's training curves read them)."""
     if g.kind == "rnn":
         ppl = figures["perplexity"]
-        return tuple({"epoch": ep, "train_loss": 6.0 - ep / 2, "val_loss": 6.1 - ep / 2, "train_ppl": ppl * (3 - ep),
-                      "val_ppl": ppl * (3 - ep) * 1.05, "lr": 20.0} for ep in (1, 2))
+        return tuple(
+            {
+                "epoch": ep,
+                "train_loss": 6.0 - ep / 2,
+                "val_loss": 6.1 - ep / 2,
+                "train_ppl": ppl * (3 - ep),
+                "val_ppl": ppl * (3 - ep) * 1.05,
+                "lr": 20.0,
+            }
+            for ep in (1, 2)
+        )
     acc = figures["accuracy"]
-    return tuple({"epoch": ep, "train_loss": 2.0 - ep / 2, "val_loss": 2.1 - ep / 2, "train_acc": acc * ep / 2,
-                  "val_acc": acc * ep / 2 - 0.01, "lr": 0.025} for ep in (1, 2))
+    return tuple(
+        {
+            "epoch": ep,
+            "train_loss": 2.0 - ep / 2,
+            "val_loss": 2.1 - ep / 2,
+            "train_acc": acc * ep / 2,
+            "val_acc": acc * ep / 2 - 0.01,
+            "lr": 0.025,
+        }
+        for ep in (1, 2)
+    )
 
 
-def fake_run(store: Store, nodes: int = 5, steps: int = 3, k: int = 3, live: bool = False, seed: int = 0,
-             task: str = "cnn", keep_fraction: float = 0.0) -> int:
+def fake_run(
+    store: Store,
+    nodes: int = 5,
+    steps: int = 3,
+    k: int = 3,
+    live: bool = False,
+    seed: int = 0,
+    task: str = "cnn",
+    keep_fraction: float = 0.0,
+) -> int:
     """A CNN (or RNN) run with `steps` removals after the dense step 0; finished unless `live`."""
     cfg = preset_config(task, "demo", nodes=nodes, k=k, keep_fraction=keep_fraction, seed=seed, threads=1)
     run_id = create_run(store, cfg)
     store.claim(run_id, "cpu (fake)", "single")
     dense = Genotype.dense(task, nodes, cfg.seed)
     base = _figures(dense, random.Random(seed))
-    store.commit_step(run_id, StepRecord(step=0, edges=dense.num_edges, removed=None, genotype=dense, **base),
-                      [CandidateRecord(step=0, idx=0, edge=None, genotype=dense, status="ok", wall_s=1.0,
-                                       epochs=2, history=_history(dense, base), **base)])
+    store.commit_step(
+        run_id,
+        StepRecord(step=0, edges=dense.num_edges, removed=None, genotype=dense, **base),
+        [
+            CandidateRecord(
+                step=0,
+                idx=0,
+                edge=None,
+                genotype=dense,
+                status="ok",
+                wall_s=1.0,
+                epochs=2,
+                history=_history(dense, base),
+                **base,
+            )
+        ],
+    )
     for _ in range(steps):
         add_step(store, run_id)
     if not live:
@@ -63,11 +104,32 @@ def add_step(store: Store, run_id: int) -> StepRecord:
     for idx, edge in enumerate(step_candidates(current, cfg.k, cfg.seed, n)):
         g = current.without_edge(edge)
         figures = _figures(g, rng)
-        cands.append(CandidateRecord(step=n, idx=idx, edge=edge, genotype=g, status="ok", epochs=2,
-                                     wall_s=1.0, history=_history(g, figures), **figures))
+        cands.append(
+            CandidateRecord(
+                step=n,
+                idx=idx,
+                edge=edge,
+                genotype=g,
+                status="ok",
+                epochs=2,
+                wall_s=1.0,
+                history=_history(g, figures),
+                **figures,
+            )
+        )
     best = max(cands, key=lambda c: (c.genotype.num_edges == current.num_edges - 1, c.score))
-    step = StepRecord(step=n, edges=best.genotype.num_edges, removed=best.edge, genotype=best.genotype,
-                      score=best.score, accuracy=best.accuracy, perplexity=best.perplexity, macs=best.macs,
-                      flops=best.flops, params=best.params, wall_s=3.0)
+    step = StepRecord(
+        step=n,
+        edges=best.genotype.num_edges,
+        removed=best.edge,
+        genotype=best.genotype,
+        score=best.score,
+        accuracy=best.accuracy,
+        perplexity=best.perplexity,
+        macs=best.macs,
+        flops=best.flops,
+        params=best.params,
+        wall_s=3.0,
+    )
     store.commit_step(run_id, step, cands)
     return step

@@ -6,13 +6,20 @@ torch.tensor(..., device=...), a CPU index into a device tensor). On a CPU run t
 the CPU itself, so the counter takes every such call as the GPU run would make it: what it
 counts is what the same code makes a GPU do.
 """
+
 from __future__ import annotations
 
 import torch
 from torch.overrides import TorchFunctionMode
 
-READS = {torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.__bool__, torch.Tensor.__float__,
-         torch.Tensor.__int__, torch.Tensor.numpy}
+READS = {
+    torch.Tensor.item,
+    torch.Tensor.tolist,
+    torch.Tensor.__bool__,
+    torch.Tensor.__float__,
+    torch.Tensor.__int__,
+    torch.Tensor.numpy,
+}
 
 
 class TransferCounter(TorchFunctionMode):
@@ -35,12 +42,20 @@ class TransferCounter(TorchFunctionMode):
         elif func in (torch.Tensor.to, torch.Tensor.cuda) and self._to_device(args, kwargs):
             self.copies += 1
             self.where.append(getattr(func, "__name__", str(func)))
-        elif func is torch.Tensor.copy_ and len(args) > 1 and isinstance(args[1], torch.Tensor) \
-                and args[1].device.type == "cpu" and args[0].device == self.device:
+        elif (
+            func is torch.Tensor.copy_
+            and len(args) > 1
+            and isinstance(args[1], torch.Tensor)
+            and args[1].device.type == "cpu"
+            and args[0].device == self.device
+        ):
             self.copies += 1
             self.where.append("copy_")
-        elif func in (torch.tensor, torch.as_tensor) and kwargs.get("device") is not None \
-                and torch.device(kwargs["device"]).type == self.device.type:
+        elif (
+            func in (torch.tensor, torch.as_tensor)
+            and kwargs.get("device") is not None
+            and torch.device(kwargs["device"]).type == self.device.type
+        ):
             self.copies += 1
             self.where.append("tensor")
         return func(*args, **kwargs)

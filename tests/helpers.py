@@ -4,6 +4,7 @@ polling until something happens, the app under AppTest, and the kill -9 of a run
 Tests import from here, never from conftest (pytest loads conftest itself; importing it as a
 module runs it twice under two names).
 """
+
 from __future__ import annotations
 
 import os
@@ -38,8 +39,13 @@ def tiny_config(task: str = "cnn", **overrides: Any) -> SearchConfig:
     return preset_config(task, "demo", **{**TINY_SEARCH, **overrides})
 
 
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 60.0, poll: float = 0.2,
-               proc: subprocess.Popen | None = None) -> Any:
+def wait_until(
+    predicate: Callable[[], Any],
+    what: str,
+    timeout: float = 60.0,
+    poll: float = 0.2,
+    proc: subprocess.Popen | None = None,
+) -> Any:
     """Poll `predicate()` until it returns something truthy and return that; fail with `what` on
     timeout, or early when `proc` (a child process the wait depends on) has ended."""
     deadline = time.time() + timeout
@@ -60,8 +66,9 @@ def app_test(monkeypatch: pytest.MonkeyPatch, store_path: Path, timeout: float =
     return AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
 
 
-def kill_9_when(proc: subprocess.Popen, ready: Callable[[], bool], what: str, timeout: float,
-                poll: float = 0.2) -> None:
+def kill_9_when(
+    proc: subprocess.Popen, ready: Callable[[], bool], what: str, timeout: float, poll: float = 0.2
+) -> None:
     """SIGKILL `proc` as soon as `ready()` (no cleanup can run: the crash a power cut makes);
     fail if it ended first. The process is always reaped."""
     try:

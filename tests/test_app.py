@@ -6,6 +6,7 @@ The pages render recorded runs written straight into a store (tests/fake_runs.py
 an RNN run, no training); the failed run is a real run_search on missing data, which fails
 before any training. Start/Stop/Resume train for real: that is what those tests are about.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,11 @@ def _open(at: AppTest, page: str, run_id: int | None = None) -> AppTest:
 
 
 def _texts(at: AppTest) -> str:
-    parts = [e.value for kind in (at.markdown, at.caption, at.info, at.error, at.warning, at.subheader, at.title)
-             for e in kind]
+    parts = [
+        e.value
+        for kind in (at.markdown, at.caption, at.info, at.error, at.warning, at.subheader, at.title)
+        for e in kind
+    ]
     return "\n".join(str(p) for p in parts)
 
 
@@ -76,8 +80,12 @@ def test_pages_render_with_an_empty_store(monkeypatch, tmp_path, page) -> None:
     assert not at.error
     text = _texts(at)
     assert str(tmp_path / "empty.db") in text  # the sidebar names the store in use
-    expected = {"views/search.py": "No run selected yet", "views/explorer.py": "No run to explore yet",
-                "views/tradeoffs.py": "No run yet", "views/compare.py": "ShrinkCNN-A"}[page]
+    expected = {
+        "views/search.py": "No run selected yet",
+        "views/explorer.py": "No run to explore yet",
+        "views/tradeoffs.py": "No run yet",
+        "views/compare.py": "ShrinkCNN-A",
+    }[page]
     assert expected in text
 
 
@@ -146,6 +154,7 @@ def test_explorer_steps_through_the_run(monkeypatch, runs, kind) -> None:
 
 def test_explorer_play_advances_and_stops_at_the_end(monkeypatch, runs) -> None:
     import ui.explorer.steps
+
     monkeypatch.setattr(ui.explorer.steps, "PLAY_S", 0.2)
     at = _open(app_test(monkeypatch, runs["path"]), "views/explorer.py", runs["cnn"])
     last = at.slider(key="explorer_step").value
@@ -217,8 +226,12 @@ def test_compare_reports_a_corrupt_upload(monkeypatch, runs) -> None:
     assert not at.exception
     assert any("cell.json" in e.value and "not valid JSON" in e.value for e in at.error)
     at.file_uploader(key="compare1-upload").set_value(
-        ("cell.json", json.dumps({"kind": "cnn", "ops": ["input", "sep3x3"], "edges": [[1, 0]]}).encode(),
-         "application/json")).run()
+        (
+            "cell.json",
+            json.dumps({"kind": "cnn", "ops": ["input", "sep3x3"], "edges": [[1, 0]]}).encode(),
+            "application/json",
+        )
+    ).run()
     assert any("goes backward" in e.value for e in at.error)
 
 
@@ -250,12 +263,17 @@ def test_progress_and_eta_read_the_run_record(runs) -> None:
     from dataclasses import replace
 
     from ui.search.live import eta_seconds, progress_fraction
+
     store = runs["store"]
     run, steps = store.get_run(runs["cnn"]), store.steps(runs["cnn"])
     assert progress_fraction(run, steps) == 1.0 and eta_seconds(run, steps, [2.0]) is None
     # demo: N=5 (10 edges), keep 0.5 -> target 5; no step cap here.
-    live = replace(run, status=RUNNING, config={**run.config, "max_steps": 0, "k": 2},
-                   progress={"step": 1, "candidate": 1, "k": 2, "edges": 10, "done": []})
+    live = replace(
+        run,
+        status=RUNNING,
+        config={**run.config, "max_steps": 0, "k": 2},
+        progress={"step": 1, "candidate": 1, "k": 2, "edges": 10, "done": []},
+    )
     assert progress_fraction(live, steps[:1]) == 0.0
     # 1 candidate left in step 1 (10 -> 9 edges), then 4 steps to reach 5 edges, 2 candidates each.
     assert run.config["keep_fraction"] == 0.5
@@ -330,6 +348,7 @@ def test_the_app_keeps_one_store_object_per_file(tmp_path, monkeypatch):
     whatever spelling of the path names it; another file gets its own."""
     from ui.resources import get_store, store_at
     from ui.train.job_store import get_job_store, job_store_at
+
     path = tmp_path / "one.db"
     monkeypatch.setenv("AUTOSHRINK_STORE", str(path))
     store = get_store()

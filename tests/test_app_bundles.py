@@ -1,5 +1,6 @@
 """The app with recorded samples: listed out of the box, read-only, open with no computation,
 and every run offers its bundle for download."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -3,6 +3,7 @@
 The import graph is read from the source with ast (nothing is executed), so the test sees
 lazy imports inside functions too.
 """
+
 from __future__ import annotations
 
 import ast
@@ -34,7 +35,7 @@ def _resolve(module: str, node: ast.ImportFrom, is_pkg: bool) -> str:
         return node.module or ""
     base = module.split(".")
     base = base if is_pkg else base[:-1]
-    base = base[:len(base) - (node.level - 1)]
+    base = base[: len(base) - (node.level - 1)]
     return ".".join(base + ([node.module] if node.module else []))
 
 
@@ -72,7 +73,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for dep in sorted(graph.get(node, ())):
             if state.get(dep) == 1:
-                return stack[stack.index(dep):] + [dep]
+                return stack[stack.index(dep) :] + [dep]
             if dep in graph and not state.get(dep):
                 found = visit(dep)
                 if found:
@@ -146,8 +147,11 @@ def _private_reaches(path: Path) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.ImportFrom):
-            found += [f"from {node.module} import {a.name}" for a in node.names
-                      if a.name.startswith("_") and not a.name.startswith("__")]
+            found += [
+                f"from {node.module} import {a.name}"
+                for a in node.names
+                if a.name.startswith("_") and not a.name.startswith("__")
+            ]
         elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
             owner = node.value.id if isinstance(node.value, ast.Name) else ""
             if owner not in ("self", "cls"):
@@ -203,8 +207,13 @@ def test_ui_and_views_have_no_import_cycle():
 
 
 def test_ui_never_imports_views_or_the_app():
-    wrong = [f"{m} -> {d}" for m, deps in app_graph().items() if m.startswith("ui") for d in deps
-             if d.split(".")[0] in ("views", "app")]
+    wrong = [
+        f"{m} -> {d}"
+        for m, deps in app_graph().items()
+        if m.startswith("ui")
+        for d in deps
+        if d.split(".")[0] in ("views", "app")
+    ]
     assert not wrong, "\n".join(wrong)
 
 
@@ -213,8 +222,9 @@ def test_a_page_package_never_imports_another_page():
     for module, deps in app_graph().items():
         parts = module.split(".")
         if parts[0] == "ui" and len(parts) > 2 and parts[1] in PAGE_PACKAGES:
-            wrong += [f"{module} -> {d}" for d in deps
-                      if d.split(".")[1:2] and d.split(".")[1] in PAGE_PACKAGES - {parts[1]}]
+            wrong += [
+                f"{module} -> {d}" for d in deps if d.split(".")[1:2] and d.split(".")[1] in PAGE_PACKAGES - {parts[1]}
+            ]
     assert not wrong, "\n".join(wrong)
 
 
@@ -227,13 +237,33 @@ def test_views_are_thin():
         text = path.read_text()
         assert len(text.splitlines()) <= VIEW_LINES, f"{path.name}: {len(text.splitlines())} lines"
         tree = ast.parse(text)
-        logic = [type(n).__name__ for n in ast.walk(tree)
-                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.If,
-                                   ast.For, ast.While, ast.With, ast.Try))]
+        logic = [
+            type(n).__name__
+            for n in ast.walk(tree)
+            if isinstance(
+                n,
+                (
+                    ast.FunctionDef,
+                    ast.AsyncFunctionDef,
+                    ast.ClassDef,
+                    ast.Lambda,
+                    ast.If,
+                    ast.For,
+                    ast.While,
+                    ast.With,
+                    ast.Try,
+                ),
+            )
+        ]
         assert not logic, f"{path.name} holds {logic}: move it into ui/"
         for node in ast.walk(tree):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for name in names:
                 assert name.split(".")[0] in ("streamlit", "ui"), f"{path.name} imports {name}"
         assert any(isinstance(n, ast.Expr) and isinstance(n.value, ast.Call) for n in tree.body), path.name
@@ -252,7 +282,11 @@ def test_no_test_imports_conftest():
     """Shared test code is imported from tests/helpers.py; pytest loads conftest on its own."""
     tests = sorted(Path(__file__).parent.glob("*.py"))
     assert tests
-    wrong = [p.name for p in tests for node in ast.walk(ast.parse(p.read_text()))
-             if isinstance(node, (ast.Import, ast.ImportFrom))
-             and "conftest" in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module])]
+    wrong = [
+        p.name
+        for p in tests
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        and "conftest" in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module])
+    ]
     assert not wrong, wrong

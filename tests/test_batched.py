@@ -9,6 +9,7 @@ Two tiers of proof:
   CPU threads); in float64 that noise is ~1e-16, so the comparison can be exact: accuracies,
   epochs and stop reasons equal, losses equal to the reference's float32 bookkeeping.
 """
+
 from __future__ import annotations
 
 import random
@@ -44,8 +45,17 @@ from core.search.tasks import CNNProxyTask
 from core.store.runs import FINISHED, Store
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-TINY = dict(nodes=4, k=6, epochs=3, threads=1, stem_channels=8, base_width=4, per_class_train=30,
-            per_class_val=15, batch_size=32)
+TINY = dict(
+    nodes=4,
+    k=6,
+    epochs=3,
+    threads=1,
+    stem_channels=8,
+    base_width=4,
+    per_class_train=30,
+    per_class_val=15,
+    batch_size=32,
+)
 STEP_SEED = 123
 nop = lambda *args: None  # noqa: E731
 
@@ -130,11 +140,31 @@ VARIANTS = [
     (Genotype.dense("cnn", 5, 1), SMALL),
     (Genotype.dense("cnn", 6, 2), SMALL),
     (Genotype("cnn", Genotype.dense("cnn", 6, 0).ops, ((0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (1, 5))), SMALL),
-    (Genotype.dense("cnn", 5, 3), CNNConfig(in_channels=1, input_size=8, stem_channels=8, widths=(4, 8),
-                                            cells_per_stage=(2, 2), pools=(False, True), head_channels=12,
-                                            activation="swish")),
-    (Genotype.dense("cnn", 5, 3), CNNConfig(in_channels=1, input_size=8, stem_channels=8, widths=(4, 8),
-                                            cells_per_stage=(2, 1), pools=(False, True), residual=False)),
+    (
+        Genotype.dense("cnn", 5, 3),
+        CNNConfig(
+            in_channels=1,
+            input_size=8,
+            stem_channels=8,
+            widths=(4, 8),
+            cells_per_stage=(2, 2),
+            pools=(False, True),
+            head_channels=12,
+            activation="swish",
+        ),
+    ),
+    (
+        Genotype.dense("cnn", 5, 3),
+        CNNConfig(
+            in_channels=1,
+            input_size=8,
+            stem_channels=8,
+            widths=(4, 8),
+            cells_per_stage=(2, 1),
+            pools=(False, True),
+            residual=False,
+        ),
+    ),
 ]
 
 
@@ -207,7 +237,7 @@ def test_flat_adam_is_torch_adam_per_slot_bit_for_bit():
     k, n = 3, 500
     start = torch.randn(k * n)
     owned = torch.rand(k * n) > 0.2
-    refs = [torch.nn.Parameter(start[c * n:(c + 1) * n].clone()) for c in range(k)]
+    refs = [torch.nn.Parameter(start[c * n : (c + 1) * n].clone()) for c in range(k)]
     opts = [torch.optim.Adam([r], lr=4e-3, weight_decay=1e-5) for r in refs]
     flat, grad = start.clone(), torch.zeros(k * n)
     adam = FlatAdam(flat, grad, torch.arange(k).repeat_interleave(n), owned, k, 4e-3, 1e-5)
@@ -218,12 +248,12 @@ def test_flat_adam_is_torch_adam_per_slot_bit_for_bit():
         adam.step(active)
         for c in range(k):
             if active[c]:
-                refs[c].grad = g[c * n:(c + 1) * n].clone()
+                refs[c].grad = g[c * n : (c + 1) * n].clone()
                 opts[c].step()
     for c in range(k):
-        mine, mask = flat[c * n:(c + 1) * n], owned[c * n:(c + 1) * n]
+        mine, mask = flat[c * n : (c + 1) * n], owned[c * n : (c + 1) * n]
         assert torch.equal(mine[mask], refs[c].detach()[mask])
-        assert torch.equal(mine[~mask], start[c * n:(c + 1) * n][~mask])  # never touched
+        assert torch.equal(mine[~mask], start[c * n : (c + 1) * n][~mask])  # never touched
     assert adam.steps == [12, 8, 4]
 
 
@@ -251,8 +281,9 @@ def test_early_breaks_and_stops_are_per_candidate():
     stats = BatchedStats()
     with float64():
         single = evaluate_single(StepJob(task, 1, jobs, STEP_SEED, lambda: False, nop, nop))
-        together = evaluate_batched(StepJob(task, 1, jobs, STEP_SEED, lambda: False, nop, nop),
-                                    options=BatchedOptions(chunk=6), stats=stats)
+        together = evaluate_batched(
+            StepJob(task, 1, jobs, STEP_SEED, lambda: False, nop, nop), options=BatchedOptions(chunk=6), stats=stats
+        )
     assert_same(single, together)
     epoch2 = [r.history[1]["train_acc"] for r in together]
     assert any(a > 0.5 for a in epoch2) and any(a <= 0.5 for a in epoch2)  # broke early / ran the whole epoch
@@ -287,11 +318,15 @@ def test_nan_in_epoch_3_is_scored_from_the_best_epoch_in_both_and_can_be_chosen(
     (the official keeps best_val_acc), in both evaluators alike; the step still chooses one,
     where before every candidate failed and the search stopped."""
     import core.search.proxy_cnn as proxy_cnn
+
     task = as_float64(make_task())
     d = task.data
     poison = len(d.y_train)
-    task.data = replace(d, x_train=torch.cat([d.x_train, torch.full_like(d.x_train[:1], float("nan"))]),
-                        y_train=torch.cat([d.y_train, d.y_train[:1]]))
+    task.data = replace(
+        d,
+        x_train=torch.cat([d.x_train, torch.full_like(d.x_train[:1], float("nan"))]),
+        y_train=torch.cat([d.y_train, d.y_train[:1]]),
+    )
     real = proxy_cnn.epoch_batches
 
     def poisoned(n: int, batch_size: int, data_seed: int, epoch: int, limit: int = 0) -> list:
@@ -299,6 +334,7 @@ def test_nan_in_epoch_3_is_scored_from_the_best_epoch_in_both_and_can_be_chosen(
         if epoch >= 3:
             batches[1] = torch.cat([batches[1], torch.tensor([poison])])
         return batches
+
     monkeypatch.setattr(proxy_cnn, "epoch_batches", poisoned)
     monkeypatch.setattr(batched, "epoch_batches", poisoned)
     jobs = step_jobs(task, 4)
@@ -329,9 +365,12 @@ def test_chunks_give_the_same_results_and_are_reported(task64):
     jobs = step_jobs(task64, 5)
     stats = BatchedStats()
     with float64():
-        whole = evaluate_batched(StepJob(task64, 1, jobs, STEP_SEED, lambda: False, nop, nop), options=BatchedOptions(chunk=5))
-        split = evaluate_batched(StepJob(task64, 1, jobs, STEP_SEED, lambda: False, nop, nop),
-                                 options=BatchedOptions(chunk=2), stats=stats)
+        whole = evaluate_batched(
+            StepJob(task64, 1, jobs, STEP_SEED, lambda: False, nop, nop), options=BatchedOptions(chunk=5)
+        )
+        split = evaluate_batched(
+            StepJob(task64, 1, jobs, STEP_SEED, lambda: False, nop, nop), options=BatchedOptions(chunk=2), stats=stats
+        )
     assert_same(whole, split)
     assert stats.chunks == [2, 2, 1]
 
@@ -342,8 +381,9 @@ def test_chunks_are_halved_until_they_fit(task64, monkeypatch):
     jobs = step_jobs(task64, 6)
     stats = BatchedStats()
     with float64():
-        records = evaluate_batched(StepJob(task64, 1, jobs, STEP_SEED, lambda: False, nop, nop),
-                                   options=BatchedOptions(chunk=6), stats=stats)
+        records = evaluate_batched(
+            StepJob(task64, 1, jobs, STEP_SEED, lambda: False, nop, nop), options=BatchedOptions(chunk=6), stats=stats
+        )
     assert stats.chunks == [3, 3] and stats.oom_halvings == 1
     assert all(r.status == OK for r in records)
 
@@ -352,8 +392,18 @@ def test_callbacks_follow_every_candidate(task64):
     jobs = step_jobs(task64, 3)
     epochs, results = [], []
     with float64():
-        records = evaluate_batched(StepJob(task64, 1, jobs, STEP_SEED, lambda: False, lambda i, row: epochs.append((i, row["epoch"])),
-                                   results.append), options=BatchedOptions(chunk=3))
+        records = evaluate_batched(
+            StepJob(
+                task64,
+                1,
+                jobs,
+                STEP_SEED,
+                lambda: False,
+                lambda i, row: epochs.append((i, row["epoch"])),
+                results.append,
+            ),
+            options=BatchedOptions(chunk=3),
+        )
     assert sorted(epochs) == [(i, e) for i in range(3) for e in (1, 2, 3)]
     assert sorted(r.idx for r in results) == [0, 1, 2] and records == sorted(results, key=lambda r: r.idx)
 
@@ -371,8 +421,9 @@ def test_a_stop_request_returns_at_once_with_stopped_records(task64):
 
     results = []
     with float64():
-        records = evaluate_batched(StepJob(task64, 1, jobs, STEP_SEED, should_stop, nop, results.append),
-                                   options=BatchedOptions(chunk=4))
+        records = evaluate_batched(
+            StepJob(task64, 1, jobs, STEP_SEED, should_stop, nop, results.append), options=BatchedOptions(chunk=4)
+        )
     assert calls["after"] == 1  # asked once more, then no more training
     assert len(records) == 4 and all(r.status == STOPPED and r.stop_reason == USER_STOP for r in records)
     assert len(results) == 4
@@ -381,8 +432,10 @@ def test_a_stop_request_returns_at_once_with_stopped_records(task64):
 def test_bf16_autocast_path_trains(task64):
     """The GPU's mixed-precision path, exercised on CPU (bf16 autocast works there too)."""
     task = make_task(epochs=1)
-    records = evaluate_batched(StepJob(task, 1, step_jobs(task, 3), STEP_SEED, lambda: False, nop, nop),
-                               options=BatchedOptions(chunk=3, amp=True))
+    records = evaluate_batched(
+        StepJob(task, 1, step_jobs(task, 3), STEP_SEED, lambda: False, nop, nop),
+        options=BatchedOptions(chunk=3, amp=True),
+    )
     assert all(r.status == OK and 0.0 <= r.accuracy <= 1.0 for r in records)
 
 
@@ -458,10 +511,15 @@ def test_cuda_graph_replay_equals_eager():
     try:
         task = make_task("cuda", epochs=2)
         jobs = step_jobs(task, 4)
-        eager = evaluate_batched(StepJob(task, 1, jobs, STEP_SEED, lambda: False, nop, nop), options=BatchedOptions(amp=False))
+        eager = evaluate_batched(
+            StepJob(task, 1, jobs, STEP_SEED, lambda: False, nop, nop), options=BatchedOptions(amp=False)
+        )
         stats = BatchedStats()
-        graphed = evaluate_batched(StepJob(task, 1, jobs, STEP_SEED, lambda: False, nop, nop),
-                                   options=BatchedOptions(amp=False, cuda_graphs=True), stats=stats)
+        graphed = evaluate_batched(
+            StepJob(task, 1, jobs, STEP_SEED, lambda: False, nop, nop),
+            options=BatchedOptions(amp=False, cuda_graphs=True),
+            stats=stats,
+        )
     finally:
         torch.backends.cudnn.deterministic = before
     assert stats.graphs >= 1

@@ -6,6 +6,7 @@ the Explorer and moves the step slider, visits every page, and fails on any exce
 or traceback. Screenshots land in artifacts/ for a human to look at. Every wait is on what
 the page shows (or the store says), never a fixed sleep: the machine may be slow or busy.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -20,15 +21,21 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from helpers import wait_until
 
 from core.store.runs import FAILED, FINISHED, STOPPED, Store
-from helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
 expect = sync_api.expect
@@ -72,9 +79,26 @@ def app_server(store: Path, log_path: Path, **env_changes: str | None) -> Iterat
             env[name] = value
     log = open(log_path, "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.headless", "true", "--server.address", "localhost", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "localhost",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         _wait_healthy(port, proc)
         yield f"http://localhost:{port}"
@@ -126,8 +150,15 @@ def dag_title(page) -> str:
     return page.evaluate(TITLE_JS)
 
 
-def press_until(page, key: str, shown: Callable[[], bool], what: str, focus: Callable[[], None] | None = None,
-                tries: int = 3, each_s: float = 45) -> None:
+def press_until(
+    page,
+    key: str,
+    shown: Callable[[], bool],
+    what: str,
+    focus: Callable[[], None] | None = None,
+    tries: int = 3,
+    each_s: float = 45,
+) -> None:
     """Press `key` (after calling `focus`, which puts the focus where the key belongs) until the
     page shows `what`, at most `tries` times.
     A key pressed in the instant a rerun replaces the focused widget is lost (Streamlit merges
@@ -185,19 +216,31 @@ def test_demo_search_in_browser(server) -> None:
             _goto(page, base, "Explorer")
             slider = page.get_by_role("slider")
             slider.wait_for(timeout=300_000)  # the live view grows a slider at its second step
-            wait_until(lambda: store.get_run(run_id).status in (FINISHED, STOPPED, FAILED), "the run to end", 300, poll=0.5)
+            wait_until(
+                lambda: store.get_run(run_id).status in (FINISHED, STOPPED, FAILED), "the run to end", 300, poll=0.5
+            )
             assert store.get_run(run_id).status == FINISHED, store.get_run(run_id).error
             last = store.steps(run_id)[-1].step
             expect(page.get_by_text("live ·")).to_have_count(0)  # the page shows it ended
             expect(slider).to_have_attribute("max", str(last))
             settled(page)
-            press_until(page, "Home", lambda: dag_title(page).startswith("step 0:")
-                        and slider.input_value() == "0", "step 0", focus=slider.focus)
+            press_until(
+                page,
+                "Home",
+                lambda: dag_title(page).startswith("step 0:") and slider.input_value() == "0",
+                "step 0",
+                focus=slider.focus,
+            )
             expect(page.get_by_text("Step 0 trains the dense starting DAG").first).to_be_visible()
             settled(page)
             _no_exception(page, "03-explorer-step0")
-            press_until(page, "End", lambda: dag_title(page).startswith(f"step {last}:")
-                        and slider.input_value() == str(last), f"step {last}", focus=slider.focus)
+            press_until(
+                page,
+                "End",
+                lambda: dag_title(page).startswith(f"step {last}:") and slider.input_value() == str(last),
+                f"step {last}",
+                focus=slider.focus,
+            )
             expect(page.get_by_text("scored best").first).to_be_visible()
             settled(page)
             _no_exception(page, "04-explorer-last")
@@ -221,6 +264,7 @@ def test_demo_search_in_browser(server) -> None:
 def test_train_page_in_browser(server) -> None:
     """Start a demo training from the Train page, watch its curves appear, stop it."""
     from core.store.jobs import JobStore
+
     base, store_path = server
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:

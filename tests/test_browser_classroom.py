@@ -4,6 +4,7 @@ DAG's nodes stay exactly where they were (SVG coordinates and on-screen boxes) w
 the edges change; then the Presenter opened from a link and stepped with the keyboard.
 Skips without chromium or playwright, like tests/test_browser.py.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -61,8 +62,9 @@ def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
         try:
             page = new_page(browser, 1400, 1000)
             outside: list[str] = []  # the app must work offline: nothing fetched beyond this server
-            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((base, "data:", "blob:"))
-                    else None)
+            page.on(
+                "request", lambda r: outside.append(r.url) if not r.url.startswith((base, "data:", "blob:")) else None
+            )
             page.goto(f"{base}/explorer?run={run_id}")
             page.locator("svg.dag").first.wait_for(timeout=90_000)
             wait_until(lambda: _title_has(page, "step 3:"), "the newest step (3)", 60, poll=0.5)
@@ -94,9 +96,13 @@ def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
             page.goto(f"{base}/presenter?run={run_id}&step=2")
             page.locator("svg.dag").first.wait_for()
             wait_until(lambda: _title_has(page, "step 2:"), "the linked step 2", 60, poll=0.5)
-            wait_until(lambda: page.locator("[data-testid='stSidebar']").is_hidden(), "full screen (no sidebar)", 60, poll=0.5)
+            wait_until(
+                lambda: page.locator("[data-testid='stSidebar']").is_hidden(), "full screen (no sidebar)", 60, poll=0.5
+            )
             _press(page, "ArrowRight", "step 3:", lambda: page.mouse.click(5, 900))  # the page, not a widget
-            wait_until(lambda: "step=3" in page.url, "the address bar to link step 3", 60, poll=0.5)  # sent after the render
+            wait_until(
+                lambda: "step=3" in page.url, "the address bar to link step 3", 60, poll=0.5
+            )  # sent after the render
             page.screenshot(path=str(ARTIFACTS / "classroom-presenter.png"))
             assert page.locator("[data-testid='stException']").count() == 0
             assert not outside, f"fetched from outside the server: {outside}"

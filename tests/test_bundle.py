@@ -1,4 +1,5 @@
 """Run bundles: a whole run out of one store and into another, and hostile files refused."""
+
 from __future__ import annotations
 
 import gzip
@@ -29,8 +30,9 @@ def source(tmp_path_factory):
 
 def _records(store: Store, run_id: int) -> tuple:
     steps = [s.to_dict() | {"created_at": s.created_at} for s in store.steps(run_id)]
-    cands = [c.to_dict() | {"genotype": c.genotype.to_dict(), "history": list(c.history)}
-             for c in store.candidates(run_id)]
+    cands = [
+        c.to_dict() | {"genotype": c.genotype.to_dict(), "history": list(c.history)} for c in store.candidates(run_id)
+    ]
     return steps, cands
 
 
@@ -52,8 +54,14 @@ def test_round_trip_keeps_every_record_under_a_new_id(source, tmp_path) -> None:
     for new_id in (first, second):
         assert _records(target, new_id) == _records(store, run_id)
         old, new = store.get_run(run_id), target.get_run(new_id)
-        assert (new.task, new.status, new.config, new.device, new.evaluator, new.noise) == \
-            (old.task, old.status, old.config, old.device, old.evaluator, old.noise)
+        assert (new.task, new.status, new.config, new.device, new.evaluator, new.noise) == (
+            old.task,
+            old.status,
+            old.config,
+            old.device,
+            old.evaluator,
+            old.noise,
+        )
         assert new.meta["bundle"]["command"] == old.meta["command"]
         assert new.meta["bundle"]["wall_s"] == round(old.finished_at - old.started_at, 1)
     assert any(len(c["history"]) >= 1 for c in _records(target, first)[1])
@@ -85,6 +93,7 @@ def _set(path, value):
         for key in path[:-1]:
             node = node[key]
         node[path[-1]] = value
+
     return change
 
 
@@ -99,8 +108,7 @@ HOSTILE = {
     "bad edge": lambda s: _tampered(s, _set(["candidates", 3, "edge"], [5, "x"])),
     "bad number": lambda s: _tampered(s, _set(["candidates", 3, "accuracy"], "high")),
     "unknown setting": lambda s: _tampered(s, _set(["run", "config", "evil"], 1)),
-    "orphan candidate": lambda s: _tampered(s, lambda d: d["candidates"].append(
-        {**d["candidates"][-1], "step": 99})),
+    "orphan candidate": lambda s: _tampered(s, lambda d: d["candidates"].append({**d["candidates"][-1], "step": 99})),
     "gzip bomb": lambda s: gzip.compress(b" " * (bundles.MAX_JSON_BYTES + 10)),
 }
 

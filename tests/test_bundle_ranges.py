@@ -6,6 +6,7 @@ naming the number, and the store's files are unchanged byte for byte. The cases 
 does write (a failed candidate with no score, a diverged epoch's NaN loss, measured noise)
 still import. The ranges themselves are in core/search/bundle_ranges.py.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -21,8 +22,8 @@ from core.store.runs import Store
 CNN = json.loads(gzip.decompress((SAMPLE_DIR / "cnn-cifar10-proxy.json.gz").read_bytes()))
 RNN = json.loads(gzip.decompress((SAMPLE_DIR / "rnn-ptb-proxy.json.gz").read_bytes()))
 LOSER, CHOSEN = 1, 2  # in both samples: candidate 1 is step 1's loser, candidate 2 its choice
-HUGE = "__1e400__"    # written as the JSON literal 1e400, which Python reads as inf
-NAN = float("nan")    # json.dumps writes the literal NaN
+HUGE = "__1e400__"  # written as the JSON literal 1e400, which Python reads as inf
+NAN = float("nan")  # json.dumps writes the literal NaN
 
 
 def _edit(doc: dict, path: list, value) -> bytes:
@@ -76,10 +77,18 @@ REFUSED = {  # name: (sample, path, value, what the one line says)
     "noise std NaN": (CNN, ["run", "noise"], {"metric": "accuracy", "std": NAN, "seeds": 3}, "not finite"),
     "noise std 1e308": (CNN, ["run", "noise"], {"metric": "accuracy", "std": 1e308, "seeds": 3}, "noise std is"),
     "noise seeds 0": (CNN, ["run", "noise"], {"metric": "accuracy", "std": 0.01, "seeds": 0}, "noise seeds is 0"),
-    "noise mean 2": (CNN, ["run", "noise"], {"metric": "accuracy", "std": 0.1, "seeds": 2, "mean": 2.0},
-                     "noise mean is 2"),
-    "noise value 1e308": (CNN, ["run", "noise"], {"metric": "accuracy", "std": 0.1, "seeds": 2, "values": [1e308]},
-                          "a noise value is 1e+308"),
+    "noise mean 2": (
+        CNN,
+        ["run", "noise"],
+        {"metric": "accuracy", "std": 0.1, "seeds": 2, "mean": 2.0},
+        "noise mean is 2",
+    ),
+    "noise value 1e308": (
+        CNN,
+        ["run", "noise"],
+        {"metric": "accuracy", "std": 0.1, "seeds": 2, "values": [1e308]},
+        "a noise value is 1e+308",
+    ),
     "history val_acc 1e308": (CNN, _c(LOSER, "history", 0, "val_acc"), 1e308, "history val_acc is 1e+308"),
     "history val_acc NaN": (CNN, _c(LOSER, "history", 0, "val_acc"), NAN, "history val_acc is not finite"),
     "history train_acc -0.5": (CNN, _c(LOSER, "history", 0, "train_acc"), -0.5, "history train_acc is -0.5"),
@@ -104,23 +113,53 @@ REFUSED = {  # name: (sample, path, value, what the one line says)
     "rnn history val_ppl 0.5": (RNN, _c(LOSER, "history", 0, "val_ppl"), 0.5, "history val_ppl is 0.5"),
     "rnn history lr over the run's": (RNN, _c(LOSER, "history", 0, "lr"), 1e308, "history lr is 1e+308"),
     "rnn history lr -1": (RNN, _c(LOSER, "history", 0, "lr"), -1.0, "history lr is -1"),
-    "rnn noise on perplexity 0.2": (RNN, ["run", "noise"], {"metric": "perplexity", "std": 1.0, "seeds": 2,
-                                                            "mean": 0.2}, "noise mean is 0.2"),
+    "rnn noise on perplexity 0.2": (
+        RNN,
+        ["run", "noise"],
+        {"metric": "perplexity", "std": 1.0, "seeds": 2, "mean": 0.2},
+        "noise mean is 0.2",
+    ),
 }
 
 ACCEPTED = {  # what a search does write
-    "a failed candidate": (CNN, _c(LOSER), {**CNN["candidates"][LOSER], "status": "failed", "accuracy": None,
-                                            "score": None, "epochs": 0, "history": [], "stop_reason": "build_failed",
-                                            "error": "RuntimeError: out of memory"}),
-    "a rnn candidate failed on a NaN loss": (RNN, _c(LOSER), {
-        **RNN["candidates"][LOSER], "status": "failed", "perplexity": None, "score": None, "stop_reason": "nan",
-        "history": [{**RNN["candidates"][LOSER]["history"][0], "val_loss": NAN, "val_ppl": float("inf")}]}),
+    "a failed candidate": (
+        CNN,
+        _c(LOSER),
+        {
+            **CNN["candidates"][LOSER],
+            "status": "failed",
+            "accuracy": None,
+            "score": None,
+            "epochs": 0,
+            "history": [],
+            "stop_reason": "build_failed",
+            "error": "RuntimeError: out of memory",
+        },
+    ),
+    "a rnn candidate failed on a NaN loss": (
+        RNN,
+        _c(LOSER),
+        {
+            **RNN["candidates"][LOSER],
+            "status": "failed",
+            "perplexity": None,
+            "score": None,
+            "stop_reason": "nan",
+            "history": [{**RNN["candidates"][LOSER]["history"][0], "val_loss": NAN, "val_ppl": float("inf")}],
+        },
+    ),
     "a train perplexity over e^700": (RNN, _c(LOSER, "history", 0, "train_ppl"), float("inf")),
     "a NaN running loss": (RNN, _c(LOSER, "history", 0, "train_loss_ema"), NAN),
-    "measured noise": (CNN, ["run", "noise"], {"metric": "accuracy", "std": 0.012, "seeds": 3, "mean": 0.3,
-                                               "values": [0.29, 0.3, 0.31]}),
-    "noise not measured": (RNN, ["run", "noise"], {"metric": "perplexity", "std": None, "seeds": 1,
-                                                   "mean": 1029.08, "values": [1029.08]}),
+    "measured noise": (
+        CNN,
+        ["run", "noise"],
+        {"metric": "accuracy", "std": 0.012, "seeds": 3, "mean": 0.3, "values": [0.29, 0.3, 0.31]},
+    ),
+    "noise not measured": (
+        RNN,
+        ["run", "noise"],
+        {"metric": "perplexity", "std": None, "seeds": 1, "mean": 1029.08, "values": [1029.08]},
+    ),
 }
 
 
@@ -146,8 +185,9 @@ def test_an_impossible_number_is_refused_and_changes_no_byte(store, case):
     assert _files(store) == before
 
 
-@pytest.mark.parametrize("case", ["accuracy 1e308", "accuracy NaN", "a 4000-digit integer", "a 5000-digit integer",
-                                  "config nodes as text"])
+@pytest.mark.parametrize(
+    "case", ["accuracy 1e308", "accuracy NaN", "a 4000-digit integer", "a 5000-digit integer", "config nodes as text"]
+)
 def test_the_cli_refuses_it_in_one_line(store, tmp_path, capsys, case):
     sample, path, value, fragment = REFUSED[case]
     bundle = tmp_path / "evil.json"

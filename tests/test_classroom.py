@@ -5,6 +5,7 @@ following a live run, the Presenter's links and keys, and the predict-the-edge g
 Runs are written with tests/fake_runs.py (real records, no training), so each test takes
 a few seconds; a "live" run is one claimed by this test process and grown step by step.
 """
+
 from __future__ import annotations
 
 import threading
@@ -23,8 +24,15 @@ from core.store.admin import delete_run, rename_run, reset_store
 from core.store.jobs import JobStore
 from core.store.runs import STOPPED, Store
 
-PAGES = ("views/search.py", "views/explorer.py", "views/presenter.py", "views/predict.py", "views/tradeoffs.py",
-         "views/compare.py", "views/train.py")
+PAGES = (
+    "views/search.py",
+    "views/explorer.py",
+    "views/presenter.py",
+    "views/predict.py",
+    "views/tradeoffs.py",
+    "views/compare.py",
+    "views/train.py",
+)
 CHANGING = {"Start search", "Stop", "Resume", "Start training", "Rename", "Delete run", "Reset store"}
 
 
@@ -52,9 +60,9 @@ def _labels(at: AppTest) -> set[str]:
 @pytest.mark.parametrize("page", PAGES)
 def test_view_mode_has_no_changing_control(monkeypatch, tmp_path, page) -> None:
     store = Store(tmp_path / "runs.db")
-    running = fake_run(store, live=True)            # a live run would offer Stop
+    running = fake_run(store, live=True)  # a live run would offer Stop
     stopped = fake_run(store)
-    store.finish(stopped, STOPPED)                  # a stopped run would offer Resume
+    store.finish(stopped, STOPPED)  # a stopped run would offer Resume
     for run_id in (running, stopped):
         at = _open(_app(monkeypatch, store.path, view=True), page, run_id)
         assert not (_labels(at) & CHANGING), f"{page} offers {_labels(at) & CHANGING} in view mode"
@@ -72,17 +80,24 @@ def test_full_mode_offers_the_instructor_controls(monkeypatch, tmp_path) -> None
 
 def test_core_refuses_changes_in_view_mode(monkeypatch, tmp_path) -> None:
     from core.runner.threads import Runner
+
     store = Store(tmp_path / "runs.db")
     run_id = fake_run(store)
     monkeypatch.setenv(MODE_ENV, "view")
     runner, cfg = Runner(), preset_config("cnn", "demo")
-    calls = [lambda: runner.start_search(store, cfg), lambda: runner.resume_search(store, run_id),
-             lambda: runner.stop(store, run_id),
-             lambda: runner.start_train(store, store.steps(run_id)[-1].genotype, {}),
-             lambda: runner.resume_train(store, 1), lambda: store.create_run("cnn", cfg.to_dict(), 3),
-             lambda: store.request_stop(run_id), lambda: rename_run(store, run_id, "x"),
-             lambda: delete_run(store, run_id), lambda: reset_store(store),
-             lambda: JobStore(store.path).create_job("cnn", store.steps(run_id)[-1].genotype, {})]
+    calls = [
+        lambda: runner.start_search(store, cfg),
+        lambda: runner.resume_search(store, run_id),
+        lambda: runner.stop(store, run_id),
+        lambda: runner.start_train(store, store.steps(run_id)[-1].genotype, {}),
+        lambda: runner.resume_train(store, 1),
+        lambda: store.create_run("cnn", cfg.to_dict(), 3),
+        lambda: store.request_stop(run_id),
+        lambda: rename_run(store, run_id, "x"),
+        lambda: delete_run(store, run_id),
+        lambda: reset_store(store),
+        lambda: JobStore(store.path).create_job("cnn", store.steps(run_id)[-1].genotype, {}),
+    ]
     for call in calls:
         with pytest.raises(ReadOnlyError, match="view-only mode"):
             call()
@@ -118,6 +133,7 @@ def test_rename_delete_and_reset_from_the_sidebar(monkeypatch, tmp_path) -> None
 def test_double_start_creates_one_run(monkeypatch, tmp_path) -> None:
     """Two Start clicks (two script runs, same settings) while the first run is queued."""
     import core.runner.threads as threads
+
     release = threading.Event()
     monkeypatch.setattr(threads, "run_search", lambda store, run_id, observer, stop: release.wait(30))
     at = _app(monkeypatch, tmp_path / "runs.db").run()

@@ -1,10 +1,12 @@
 """The UI-free parts of classroom mode: the fixed DAG layout and its SVG, predict-the-edge
 scoring and tally, edge-based progress, number formats, and run housekeeping rules."""
+
 from __future__ import annotations
 
 import re
 
 import pytest
+from fake_runs import fake_run
 
 from core.cell.genotype import Genotype
 from core.insight.dag_svg import dag_svg
@@ -14,7 +16,6 @@ from core.insight.predict import score_pick, tally
 from core.insight.progress import edge_progress
 from core.store.admin import delete_run, rename_run, reset_store
 from core.store.runs import STOPPED, Store, StoreError
-from fake_runs import fake_run
 
 NODE_XY = re.compile(r"data-node='(\w+)' transform='translate\(([\d.]+),([\d.]+)\)'")
 

@@ -1,4 +1,5 @@
 """`python -m core` as a user runs it: JSON outputs, one-line errors, kill -9 and resume."""
+
 import io
 import json
 import os
@@ -18,22 +19,31 @@ TINY = ["--nodes", "4", "--k", "2", "--epochs", "1", "--keep-fraction", "0", "--
 
 
 def cli(*args, check=True, timeout=300):
-    out = subprocess.run([sys.executable, "-m", "core", *map(str, args)], cwd=ROOT, capture_output=True,
-                         text=True, timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    out = subprocess.run(
+        [sys.executable, "-m", "core", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     if check:
         assert out.returncode == 0, out.stderr
     return out
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["search", "cnn", "--k", "zero"], "invalid int value"),
-    (["search", "cnn", "--nodes", "40"], "nodes must be in 2..16"),
-    (["search", "gan"], "invalid choice"),
-    (["show", "99"], "unknown run 99"),
-    (["resume", "99"], "unknown run 99"),
-    (["summary", "preset:nope"], "unknown preset 'nope'"),
-    (["summary", "/no/such/file.json"], "/no/such/file.json"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["search", "cnn", "--k", "zero"], "invalid int value"),
+        (["search", "cnn", "--nodes", "40"], "nodes must be in 2..16"),
+        (["search", "gan"], "invalid choice"),
+        (["show", "99"], "unknown run 99"),
+        (["resume", "99"], "unknown run 99"),
+        (["summary", "preset:nope"], "unknown preset 'nope'"),
+        (["summary", "/no/such/file.json"], "/no/such/file.json"),
+    ],
+)
 def test_user_errors_are_one_line_without_traceback(store_path, args, fragment):
     out = cli(*args, "--store", store_path, check=False) if args[0] != "summary" else cli(*args, check=False)
     assert out.returncode != 0
@@ -51,10 +61,10 @@ def test_search_show_export_json(store_path, tmp_path):
     step = shown["steps"][1]
     assert {"step", "edges", "removed", "genotype", "score", "candidates"} <= set(step)
     assert {"edge", "accuracy", "macs", "params", "score", "status"} <= set(step["candidates"][0])
-    history = step["candidates"][0]["history"]          # per-epoch curves of each candidate
+    history = step["candidates"][0]["history"]  # per-epoch curves of each candidate
     assert [row["epoch"] for row in history] == [1]
     assert {"epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc"} <= set(history[0])
-    assert shown["run"]["best_step"] >= 1               # the dense baseline is never the result
+    assert shown["run"]["best_step"] >= 1  # the dense baseline is never the result
     cli("export", 1, "--step", 1, "--out", tmp_path / "g.json", "--store", store_path)
     exported = json.loads((tmp_path / "g.json").read_text())
     assert exported["edges"] == step["genotype"]["edges"]
@@ -82,25 +92,32 @@ def test_progress_bar_of_a_search_that_finishes_early_ends_at_100_percent():
 
 
 def test_dry_run_prints_settings_and_starting_cell_without_training(store_path):
-    out = json.loads(cli("search", "rnn", "--preset", "paper", "--seed", "3", "--dry-run", "--json",
-                         "--store", store_path).stdout)
+    out = json.loads(
+        cli("search", "rnn", "--preset", "paper", "--seed", "3", "--dry-run", "--json", "--store", store_path).stdout
+    )
     assert out["config"]["data"] == "ptb-proxy" and out["config"]["epochs"] == 10 and out["config"]["seed"] == 3
     assert out["genotype"]["kind"] == "rnn" and len(out["genotype"]["edges"]) == 15
     from core.cell.genotype import Genotype
+
     assert tuple(out["genotype"]["ops"]) == Genotype.dense("rnn", 6, 3).ops
-    assert not Path(store_path).exists()                 # nothing created, nothing trained
+    assert not Path(store_path).exists()  # nothing created, nothing trained
 
 
 def test_store_from_environment(tmp_path):
     env_store = tmp_path / "env.db"
-    out = subprocess.run([sys.executable, "-m", "core", "runs"], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "AUTOSHRINK_STORE": str(env_store)}, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "core", "runs"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AUTOSHRINK_STORE": str(env_store)},
+        timeout=60,
+    )
     assert out.returncode == 0 and str(env_store) in out.stdout and env_store.exists()
 
 
 def test_summary_of_shrinkcnn_a_at_imagenet_224():
-    out = json.loads(cli("summary", "preset:shrinkcnn-a", "--input-size", "224", "--classes", "1001",
-                         "--json").stdout)
+    out = json.loads(cli("summary", "preset:shrinkcnn-a", "--input-size", "224", "--classes", "1001", "--json").stdout)
     assert abs(out["params"] - 3.64e6) / 3.64e6 < 0.02
     assert abs(out["macs"] - 383.7e6) / 383.7e6 < 0.03
 
@@ -115,8 +132,8 @@ def test_resume_after_kill_9_continues_from_the_last_committed_step(store_path):
     cli("resume", 1, "--store", store_path)
     after = [(s.step, s.removed) for s in store.steps(1)]
     assert store.get_run(1).status == "finished"
-    assert [s for s, _ in after] == list(range(len(after)))   # contiguous, none repeated
-    assert after[:len(before)] == before                       # nothing committed was lost or redone
+    assert [s for s, _ in after] == list(range(len(after)))  # contiguous, none repeated
+    assert after[: len(before)] == before  # nothing committed was lost or redone
     # the resumed run made exactly the choices an uninterrupted run makes
     cli("search", "cnn", *TINY, "--nodes", "5", "--store", store_path)
     assert [(s.step, s.removed) for s in store.steps(2)] == after

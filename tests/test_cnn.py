@@ -1,4 +1,5 @@
 """The CNN search space: shapes for every kind of cell wiring, op semantics, and the cost anchors."""
+
 from __future__ import annotations
 
 import json
@@ -7,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from core.nets.cnn import (CNNConfig, Cell, build_cnn, cifar_config, cnn_cost, cnn_summary, imagenet_config, proxy_config)
-from core.nets.cost import torchinfo_cost
 from core.cell.genotype import Genotype, GenotypeError
+from core.nets.cnn import Cell, CNNConfig, build_cnn, cifar_config, cnn_cost, cnn_summary, imagenet_config, proxy_config
+from core.nets.cost import torchinfo_cost
 
 SHRINK_EDGES = ((0, 1), (0, 2), (0, 3), (1, 3), (0, 4), (2, 4))
 SHRINK = Genotype("cnn", ("input", "sep3x3", "sep3x3", "sep3x3", "conv1x1"), SHRINK_EDGES, "ShrinkCNN")
@@ -34,9 +35,13 @@ def _seed() -> None:
 
 # ----- shapes ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", sorted(GENOTYPES))
-@pytest.mark.parametrize("cfg", [proxy_config(), proxy_config(in_channels=1, input_size=8), cifar_config()],
-                         ids=["proxy32", "proxy8x1", "cifar"])
+@pytest.mark.parametrize(
+    "cfg",
+    [proxy_config(), proxy_config(in_channels=1, input_size=8), cifar_config()],
+    ids=["proxy32", "proxy8x1", "cifar"],
+)
 def test_forward_shape(name: str, cfg: CNNConfig) -> None:
     model = build_cnn(GENOTYPES[name], cfg)
     x = torch.randn(2, cfg.in_channels, cfg.input_size, cfg.input_size)
@@ -61,6 +66,7 @@ def test_rnn_genotype_rejected() -> None:
 
 # ----- cell structure ----------------------------------------------------------------------
 
+
 def test_only_reachable_nodes_built() -> None:
     cell = _cells(build_cnn(UNREACHABLE, proxy_config()))[0]
     assert sorted(cell.ops.keys()) == ["1", "4"]
@@ -77,12 +83,12 @@ def test_node0_without_out_edge_passes_input_through() -> None:
 
 def test_cell_widths_and_shortcuts() -> None:
     cells = _cells(build_cnn(SHRINK, proxy_config()))
-    assert [c.c_out for c in cells] == [32, 64, 128]           # two leaves x node width 16/32/64
-    assert isinstance(cells[0].shortcut, nn.Identity)          # stem 32 == 2 x 16, no pool
-    for cell in cells[1:]:                                     # pooled cells: conv1x1 s2 + BN
+    assert [c.c_out for c in cells] == [32, 64, 128]  # two leaves x node width 16/32/64
+    assert isinstance(cells[0].shortcut, nn.Identity)  # stem 32 == 2 x 16, no pool
+    for cell in cells[1:]:  # pooled cells: conv1x1 s2 + BN
         conv, bn = cell.shortcut
         assert conv.stride == (2, 2) and conv.kernel_size == (1, 1) and isinstance(bn, nn.BatchNorm2d)
-    node3 = cells[0].ops["3"][0]                               # sep3x3 on concat(n0, n1): 32 + 16
+    node3 = cells[0].ops["3"][0]  # sep3x3 on concat(n0, n1): 32 + 16
     assert node3.in_channels == 48 and node3.groups == 48
 
 
@@ -94,8 +100,10 @@ def test_convs_followed_by_bn_have_no_bias() -> None:
 
 def _op_outputs(model: nn.Module, cell: Cell) -> dict[int, torch.Tensor]:
     seen: dict[int, torch.Tensor] = {}
-    hooks = [op.register_forward_hook(lambda m, i, o, j=int(j): seen.__setitem__(j, o.detach()))
-             for j, op in cell.ops.items()]
+    hooks = [
+        op.register_forward_hook(lambda m, i, o, j=int(j): seen.__setitem__(j, o.detach()))
+        for j, op in cell.ops.items()
+    ]
     model(torch.randn(4, 3, 32, 32))
     for h in hooks:
         h.remove()
@@ -106,8 +114,8 @@ def test_leaf_ops_linear_inner_ops_activated() -> None:
     model = build_cnn(SHRINK, proxy_config())
     cell = _cells(model)[0]
     out = _op_outputs(model, cell)
-    assert out[1].min() >= 0 and out[2].min() >= 0             # inner: ReLU
-    assert out[3].min() < 0 and out[4].min() < 0               # leaves: linear (BN output)
+    assert out[1].min() >= 0 and out[2].min() >= 0  # inner: ReLU
+    assert out[3].min() < 0 and out[4].min() < 0  # leaves: linear (BN output)
     assert isinstance(cell.ops["3"][-1], nn.BatchNorm2d)
     assert isinstance(cell.ops["1"][-1], nn.ReLU)
 
@@ -126,10 +134,16 @@ def test_swish_throughout() -> None:
 
 # ----- configs -------------------------------------------------------------------------
 
+
 def test_proxy_config_matches_spec() -> None:
     cfg = proxy_config()
-    assert (cfg.stem_channels, cfg.stem_stride, cfg.widths, cfg.pools, cfg.head_channels) == \
-        (32, 1, (16, 32, 64), (False, True, True), 0)
+    assert (cfg.stem_channels, cfg.stem_stride, cfg.widths, cfg.pools, cfg.head_channels) == (
+        32,
+        1,
+        (16, 32, 64),
+        (False, True, True),
+        0,
+    )
     assert proxy_config(base_width=10).widths == (12, 20, 40)  # multiples of 4
 
 
@@ -146,9 +160,19 @@ def test_config_json_round_trip() -> None:
     assert again == cfg
 
 
-@pytest.mark.parametrize("bad", [{"activation": "tanh"}, {"widths": [16, 32]}, {"stem_stride": 0},
-                                 {"input_size": 2}, {"width_multiplier": 0}, {"colour": 1},
-                                 {"pools": [1, 0, 0]}, {"head_channels": -1}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"activation": "tanh"},
+        {"widths": [16, 32]},
+        {"stem_stride": 0},
+        {"input_size": 2},
+        {"width_multiplier": 0},
+        {"colour": 1},
+        {"pools": [1, 0, 0]},
+        {"head_channels": -1},
+    ],
+)
 def test_config_rejects_bad_values(bad: dict) -> None:
     with pytest.raises(ValueError) as info:
         CNNConfig.from_dict({**proxy_config().to_dict(), **bad})
@@ -157,11 +181,13 @@ def test_config_rejects_bad_values(bad: dict) -> None:
 
 # ----- cost ---------------------------------------------------------------------------
 
+
 def test_cost_counting_rule_by_hand() -> None:
     """Stem conv 1->4 3x3 on 4x4, one conv1x1 node 4->4, linear 4->2: BN adds params, never MACs,
     and biases are params but not MACs (the official counter: dense MACs = in x units)."""
-    cfg = CNNConfig(in_channels=1, num_classes=2, input_size=4, stem_channels=4, widths=(4,),
-                    cells_per_stage=(1,), pools=(False,))
+    cfg = CNNConfig(
+        in_channels=1, num_classes=2, input_size=4, stem_channels=4, widths=(4,), cells_per_stage=(1,), pools=(False,)
+    )
     cost = cnn_cost(Genotype("cnn", ("input", "conv1x1"), ((0, 1),)), cfg)
     assert cost.params == 36 + 8 + 16 + 8 + 10
     assert cost.macs == 36 * 16 + 16 * 16 + 8

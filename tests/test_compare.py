@@ -1,12 +1,22 @@
 """Compare's core: one kind per cost table, edges only one genotype has, costs, LM sizes."""
+
 from __future__ import annotations
 
 import pytest
 
-from core.insight.compare import (IMAGENET_NET, PROXY_NET, CompareError, CompareItem, common_kind, cost_columns,
-                                  cost_rows, only_in, rnn_lm_size)
 from core.cell.genotype import Genotype
 from core.cell.presets import load_preset
+from core.insight.compare import (
+    IMAGENET_NET,
+    PROXY_NET,
+    CompareError,
+    CompareItem,
+    common_kind,
+    cost_columns,
+    cost_rows,
+    only_in,
+    rnn_lm_size,
+)
 from core.nets.rnn import rnn_cost
 from core.store.runs import StepRecord
 
@@ -47,9 +57,11 @@ def test_rnn_costs_and_lm_size_recovered_from_a_run() -> None:
 def test_the_vocabulary_fallback_rule() -> None:
     """core.insight.compare.lm_vocab: recorded size, else recovered from params, else max_vocab, else PTB's."""
     from core.insight.compare import lm_vocab
+
     g = Genotype.dense("rnn", 5, seed=0)
-    step = StepRecord(step=0, edges=g.num_edges, removed=None, genotype=g, score=0.0,
-                      params=rnn_cost(g, 32, 32, 1858).params)
+    step = StepRecord(
+        step=0, edges=g.num_edges, removed=None, genotype=g, score=0.0, params=rnn_cost(g, 32, 32, 1858).params
+    )
     config = {"emb": 32, "hidden": 32, "max_vocab": 2000}
     assert lm_vocab(config, [step], recorded=1234) == 1234
     assert lm_vocab(config, [step]) == 1858

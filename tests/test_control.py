@@ -3,6 +3,7 @@ exactly as candidates, that it resumes without retraining, its CLI, its bundle a
 
 One tiny real CNN search (4 nodes, 1 epoch, single evaluator) is shared by the module.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,19 @@ def searched(tmp_path_factory) -> tuple[Path, int]:
     """A finished 4-node CNN search (6 edges, 3 steps) with its noise measured; no control yet."""
     path = tmp_path_factory.mktemp("control") / "runs.db"
     store = Store(path)
-    cfg = preset_config("cnn", "demo", nodes=4, k=2, epochs=1, keep_fraction=0.0, max_steps=3, threads=1,
-                        evaluator="single", noise_seeds=2, control=0)
+    cfg = preset_config(
+        "cnn",
+        "demo",
+        nodes=4,
+        k=2,
+        epochs=1,
+        keep_fraction=0.0,
+        max_steps=3,
+        threads=1,
+        evaluator="single",
+        noise_seeds=2,
+        control=0,
+    )
     run_id = create_run(store, cfg)
     assert run_search(store, run_id) == FINISHED
     return path, run_id
@@ -70,10 +82,10 @@ def test_random_cells_have_the_requested_count_and_the_same_seed_gives_the_same_
     dense = Genotype.dense(kind, nodes, 0)
     for target in range(1, dense.num_edges):
         cells = random_cells(dense, 7, target, 5)
-        assert cells == random_cells(dense, 7, target, 5)          # reproducible
+        assert cells == random_cells(dense, 7, target, 5)  # reproducible
         for g in cells:
-            assert g.num_edges <= target and g.ops == dense.ops   # overshoot only by pruning
-            assert g.pruned() == g and g.num_edges > 0            # pruned as the search prunes
+            assert g.num_edges <= target and g.ops == dense.ops  # overshoot only by pruning
+            assert g.pruned() == g and g.num_edges > 0  # pruned as the search prunes
             assert set(g.edges) <= set(dense.edges)
     half = dense.num_edges // 2
     assert random_cells(dense, 7, half, 5) != random_cells(dense, 8, half, 5)  # the run's seed matters
@@ -81,8 +93,9 @@ def test_random_cells_have_the_requested_count_and_the_same_seed_gives_the_same_
 
 def test_random_removal_is_uniform_over_admissible_edges():
     dense = Genotype.dense("cnn", 5, 0)
-    first = [next(iter(set(dense.edges) - set(random_cell(dense, dense.num_edges - 1, s).edges)), None)
-             for s in range(2000)]
+    first = [
+        next(iter(set(dense.edges) - set(random_cell(dense, dense.num_edges - 1, s).edges)), None) for s in range(2000)
+    ]
     counts = {e: first.count(e) for e in dense.edges}
     assert min(counts.values()) > 2000 / len(dense.edges) * 0.6, counts  # every edge is drawn, none favoured
 
@@ -118,6 +131,7 @@ def test_control_records_match_a_single_evaluator_retrain(searched, tmp_path):
 
 def _cell_seed(seed, target, sample):
     from core.search.control import cell_seed
+
     return cell_seed(seed, target, sample)
 
 
@@ -137,8 +151,9 @@ def test_a_stopped_control_resumes_without_retraining_and_matches_an_uninterrupt
     assert [c for c in after if (c.target, c.sample) == (kept[0].target, kept[0].sample)] == kept  # not retrained
     other, other_id = _copy(searched, tmp_path / "b")
     run_control(other, other_id, 2, [3])
-    assert [(c.genotype, c.accuracy, c.score) for c in control_cells(other, other_id)] == \
-        [(c.genotype, c.accuracy, c.score) for c in after]
+    assert [(c.genotype, c.accuracy, c.score) for c in control_cells(other, other_id)] == [
+        (c.genotype, c.accuracy, c.score) for c in after
+    ]
 
 
 def test_a_control_extends_with_more_counts_and_keeps_one_r(searched, tmp_path):
@@ -154,8 +169,12 @@ def test_a_control_extends_with_more_counts_and_keeps_one_r(searched, tmp_path):
 
 def test_bad_requests_are_one_line_and_write_nothing(searched, tmp_path, capsys):
     store, run_id = _copy(searched, tmp_path)
-    for args, message in ((["--edges", "6"], "edge counts must be in 1..5"), (["--samples", "0"], "samples must be"),
-                          (["--edges", "x"], "--edges takes edge counts"), (["--edges", "0"], "1..5")):
+    for args, message in (
+        (["--edges", "6"], "edge counts must be in 1..5"),
+        (["--samples", "0"], "samples must be"),
+        (["--edges", "x"], "--edges takes edge counts"),
+        (["--edges", "0"], "1..5"),
+    ):
         code, err = cli(capsys, "control", run_id, *args, "--store", store.path)
         assert code == 2 and message in error_line(err), err
     code, err = cli(capsys, "control", 99, "--store", store.path)
@@ -179,13 +198,30 @@ def test_cli_control_json_and_show_json(searched, tmp_path, capsys):
 
 def _main(*args) -> int:
     from core.cli.main import main
+
     return main([str(a) for a in args])
 
 
 def test_kill_9_keeps_committed_cells_and_the_next_control_finishes(searched, tmp_path):
     store, run_id = _copy(searched, tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "core", "control", str(run_id), "--samples", "4", "--edges", "4,2",
-                             "--store", str(store.path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "control",
+            str(run_id),
+            "--samples",
+            "4",
+            "--edges",
+            "4,2",
+            "--store",
+            str(store.path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + TIMEOUT
     while len(control_cells(store, run_id)) < 2 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -204,8 +240,12 @@ def test_kill_9_keeps_committed_cells_and_the_next_control_finishes(searched, tm
 
 def test_ctrl_c_stops_the_control_cleanly(searched, tmp_path):
     store, run_id = _copy(searched, tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "core", "control", str(run_id), "--samples", "6",
-                             "--store", str(store.path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core", "control", str(run_id), "--samples", "6", "--store", str(store.path)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + TIMEOUT
     while not control_cells(store, run_id) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -226,9 +266,11 @@ def test_bundle_round_trip_carries_the_control_and_refuses_a_tampered_one(search
     assert strip(control_cells(target, new_id)) == strip(control_cells(store, run_id))
     assert get_control(target, new_id).targets == (3,) and get_control(target, new_id).status == FINISHED
     doc = json.loads(data)
-    for name, change in (("score", lambda d: d["control"]["cells"][0].update(score=9.0)),
-                         ("cell", lambda d: d["control"]["cells"][0]["genotype"]["edges"].pop(0)),
-                         ("plan", lambda d: d["control"]["cells"][0].update(sample=7))):
+    for name, change in (
+        ("score", lambda d: d["control"]["cells"][0].update(score=9.0)),
+        ("cell", lambda d: d["control"]["cells"][0]["genotype"]["edges"].pop(0)),
+        ("plan", lambda d: d["control"]["cells"][0].update(sample=7)),
+    ):
         bad = json.loads(data)
         change(bad)
         before = len(target.list_runs())
@@ -257,15 +299,18 @@ def test_sentence_counts_wins_and_wins_beyond_the_noise(searched, tmp_path):
     assert f"it beats {group['beats']} of 3, {group['beats_beyond_noise']} of them by more than the noise." in text
 
 
-
 # ----- roles and housekeeping ---------------------------------------------------------------
 def test_view_mode_refuses_a_control_and_writes_nothing(searched, tmp_path, monkeypatch):
     from core.runner.threads import Runner
     from core.store.access import MODE_ENV, ReadOnlyError
+
     store, run_id = _copy(searched, tmp_path)
     monkeypatch.setenv(MODE_ENV, "view")
-    for call in (lambda: Runner().start_control(store, run_id, 2), lambda: run_control(store, run_id, 2),
-                 lambda: Runner().stop(store, run_id, kind="control")):
+    for call in (
+        lambda: Runner().start_control(store, run_id, 2),
+        lambda: run_control(store, run_id, 2),
+        lambda: Runner().stop(store, run_id, kind="control"),
+    ):
         with pytest.raises(ReadOnlyError, match="view-only mode"):
             call()
     assert get_control(store, run_id) is None
@@ -275,6 +320,7 @@ def test_deleting_a_run_removes_its_control_and_a_live_control_blocks_it(searche
     from core.store.admin import delete_run, reset_store
     from core.store.controls import claim_control
     from core.store.runs import StoreError
+
     store, run_id = _copy(searched, tmp_path)
     claim_control(store, run_id, 2, [3], "cpu")  # this process: the control reads running
     with pytest.raises(StoreError, match="control of run"):
@@ -284,6 +330,7 @@ def test_deleting_a_run_removes_its_control_and_a_live_control_blocks_it(searche
     with pytest.raises(StoreError, match="already running"):  # a second claim while it runs
         run_control(store, run_id, 1, [3])
     from core.store.controls import finish_control
+
     finish_control(store, run_id, STOPPED, "", 0.0)
     run_control(store, run_id, 1, [3])
     assert control_cells(store, run_id)

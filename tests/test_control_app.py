@@ -3,6 +3,7 @@ the panel's sentences, the Explorer's and Presenter's sentence at a step whose e
 control, Compare's random-cell source, and the button: in full mode it trains a control in the
 Runner's thread; in view mode it is not offered.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,9 @@ def runs(tmp_path_factory) -> dict:
     store = Store(path)
     ids = {}
     for name in ("bare", "with"):
-        cfg = preset_config("cnn", "demo", nodes=4, k=2, epochs=1, keep_fraction=0.0, max_steps=2, threads=1,
-                            noise_seeds=2, control=0)
+        cfg = preset_config(
+            "cnn", "demo", nodes=4, k=2, epochs=1, keep_fraction=0.0, max_steps=2, threads=1, noise_seeds=2, control=0
+        )
         ids[name] = create_run(store, cfg)
         assert run_search(store, ids[name]) == FINISHED
     last = store.steps(ids["with"])[-1]
@@ -87,8 +89,9 @@ def test_compare_offers_a_random_cell(monkeypatch, runs):
     at = _open(monkeypatch, runs["path"], "views/compare.py", runs["with"])
     at.selectbox(key="compare0-source").set_value("Random control cell").run()
     assert not at.exception and at.selectbox(key="compare0-control").options
-    assert any(f"run{runs['with']}-random" in str(e.value) for e in at.main.markdown) or \
-        f"run{runs['with']}-random" in json.dumps([str(d.value) for d in at.main.dataframe])
+    assert any(
+        f"run{runs['with']}-random" in str(e.value) for e in at.main.markdown
+    ) or f"run{runs['with']}-random" in json.dumps([str(d.value) for d in at.main.dataframe])
 
 
 def test_the_button_trains_a_control_in_full_mode_and_view_mode_does_not_offer_it(monkeypatch, runs, tmp_path):
@@ -99,7 +102,10 @@ def test_the_button_trains_a_control_in_full_mode_and_view_mode_does_not_offer_i
     at.number_input(key="control_samples").set_value(1).run()
     at.button(key="control_start").click().run()
     store = runs["store"]
-    wait_until(lambda: get_control(store, runs["bare"]) is not None
-               and get_control(store, runs["bare"]).status == FINISHED, "the control to finish", APP_TIMEOUT)
+    wait_until(
+        lambda: get_control(store, runs["bare"]) is not None and get_control(store, runs["bare"]).status == FINISHED,
+        "the control to finish",
+        APP_TIMEOUT,
+    )
     control = get_control(store, runs["bare"])
     assert control.status == FINISHED and len(control_cells(store, runs["bare"])) == len(control.targets)

@@ -2,6 +2,7 @@
 are drawn (plotly's SVG), no exception box; the screenshot lands in
 artifacts/tradeoffs-control.png for a human to look at.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,14 +30,17 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"chromium not fou
 def test_tradeoffs_shows_the_control_crosses_in_the_browser(tmp_path: Path) -> None:
     store_path = tmp_path / "browser.db"
     store = Store(store_path)
-    cfg = preset_config("cnn", "demo", nodes=5, k=3, epochs=1, keep_fraction=0.0, max_steps=5, threads=1,
-                        noise_seeds=2, control=0)
+    cfg = preset_config(
+        "cnn", "demo", nodes=5, k=3, epochs=1, keep_fraction=0.0, max_steps=5, threads=1, noise_seeds=2, control=0
+    )
     run_id = create_run(store, cfg)
     assert run_search(store, run_id) == FINISHED
     assert run_control(store, run_id, 4) == FINISHED
     ARTIFACTS.mkdir(exist_ok=True)
-    with app_server(store_path, tmp_path / "server.log", AUTOSHRINK_SAMPLES="off") as base, \
-            sync_api.sync_playwright() as p:
+    with (
+        app_server(store_path, tmp_path / "server.log", AUTOSHRINK_SAMPLES="off") as base,
+        sync_api.sync_playwright() as p,
+    ):
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1100})

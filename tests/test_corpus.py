@@ -1,4 +1,5 @@
 """Corpus loading: PTB directories, the (mocked) PTB download, the embedded corpus."""
+
 from __future__ import annotations
 
 import urllib.error
@@ -8,8 +9,8 @@ import pytest
 import torch
 
 from core.data import corpus as corpus_mod
+from core.data.corpus import EOS, UNK, Corpus, CorpusError, batchify, load_corpus, tokenize_ptb_style
 from core.data.spec import DataSpecError, spec_forms
-from core.data.corpus import (EOS, UNK, Corpus, CorpusError, batchify, load_corpus, tokenize_ptb_style)
 
 SHARED_PTB = Path(__file__).parents[1] / ".." / "shared" / "data" / "ptb-proxy"
 
@@ -35,7 +36,7 @@ def test_ptb_dir_both_namings_eos_and_unk(tmp_path: Path, prefix: str) -> None:
     for spec in (f"ptb:{d}", str(d)):
         c = load_corpus(spec)
         assert _words(c, c.train) == "the cat sat on the mat <eos> the dog sat <eos>".split()
-        assert _words(c, c.valid) == ["the", "cat", UNK, EOS]           # 'ran' is not in train
+        assert _words(c, c.valid) == ["the", "cat", UNK, EOS]  # 'ran' is not in train
         assert _words(c, c.test) == [UNK, "dog", "sat", "on", "the", "cat", EOS]
         assert UNK in c.vocab and EOS in c.vocab and c.vocab_size == len(set(c.vocab)) == 8
         assert c.train.dtype == torch.long and c.train.dim() == 1
@@ -92,6 +93,7 @@ def test_ptb_download_offline_fails_fast_naming_ptb_path(tmp_path: Path, monkeyp
     def offline(url: str, timeout: float) -> bytes:
         assert timeout <= 10, "offline must fail quickly"
         raise urllib.error.URLError("Name or service not known")
+
     monkeypatch.setattr(corpus_mod, "_open_url", offline)
     with pytest.raises(CorpusError, match="ptb:PATH") as e:
         load_corpus("ptb", cache_dir=tmp_path)
@@ -105,6 +107,7 @@ def test_ptb_download_caches_and_reuses(tmp_path: Path, monkeypatch) -> None:
         fetched.append(url)
         split = url.rsplit(".", 2)[-2]
         return {"train": TRAIN, "valid": VALID, "test": TEST}[split].encode()
+
     monkeypatch.setattr(corpus_mod, "_open_url", fake)
     logged: list[str] = []
     c = load_corpus("ptb", cache_dir=tmp_path, log=logged.append)
@@ -124,12 +127,16 @@ def test_ptb_cache_dir_from_environment(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_tokenize_ptb_style() -> None:
-    text = ("The Cat's 2 hats, 3.5 kg!  Don\u2019t panic.\n"
-            "Next line of the same\nparagraph?\n\n"
-            "   >>> print('code')\n   code\n")
+    text = (
+        "The Cat's 2 hats, 3.5 kg!  Don\u2019t panic.\n"
+        "Next line of the same\nparagraph?\n\n"
+        "   >>> print('code')\n   code\n"
+    )
     assert tokenize_ptb_style(text) == [
-        ["the", "cat's", "N", "hats", "N", "kg"], ["don't", "panic"],
-        ["next", "line", "of", "the", "same", "paragraph"]]
+        ["the", "cat's", "N", "hats", "N", "kg"],
+        ["don't", "panic"],
+        ["next", "line", "of", "the", "same", "paragraph"],
+    ]
 
 
 def test_embedded_corpus_is_deterministic_and_non_trivial() -> None:
@@ -147,8 +154,9 @@ def test_embedded_corpus_is_deterministic_and_non_trivial() -> None:
     assert any(str(a.train.numel()) in n.replace(",", "") for n in a.notes)
     small = load_corpus("embedded", max_vocab=200)
     assert small.vocab_size == 200 and small.vocab[:50] == [w for w in a.vocab if w != UNK][:50]
-    assert torch.equal(small.train != small.vocab.index(UNK), torch.tensor(
-        [w in small.vocab and w != UNK for w in words]))
+    assert torch.equal(
+        small.train != small.vocab.index(UNK), torch.tensor([w in small.vocab and w != UNK for w in words])
+    )
 
 
 def test_batchify_columns_drop_tail() -> None:

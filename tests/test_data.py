@@ -1,4 +1,5 @@
 """Image datasets: digits, CIFAR-10 batches (synthetic, real, downloaded), and safe unpickling."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +16,7 @@ import pytest
 import torch
 
 from core.data import images as data_mod
-from core.data.images import (CIFAR_DIRNAME, DataError, ImageData, load_full, load_proxy, read_cifar_batch)
+from core.data.images import CIFAR_DIRNAME, DataError, ImageData, load_full, load_proxy, read_cifar_batch
 from core.data.spec import spec_forms
 
 SHARED_CIFAR = Path(__file__).parents[1] / ".." / "shared" / "data" / "cifar10" / CIFAR_DIRNAME
@@ -30,8 +31,7 @@ def write_batch(path: Path, n: int, rng: np.random.Generator, str_keys: bool = F
     labels = [int(i % 10) for i in range(n)]  # every class present in every batch
     key = (lambda k: k) if str_keys else (lambda k: k.encode())
     with path.open("wb") as fh:
-        pickle.dump({key("data"): data, key("labels"): labels, key("batch_label"): b"synthetic"},
-                    fh, protocol=2)
+        pickle.dump({key("data"): data, key("labels"): labels, key("batch_label"): b"synthetic"}, fh, protocol=2)
 
 
 def make_cifar_dir(root: Path, train_sizes=TRAIN_SIZES, test_size: int = TEST_SIZE) -> Path:
@@ -172,22 +172,32 @@ def test_cifar_missing_file(tmp_path: Path) -> None:
         load_proxy(f"cifar10:{root}")
 
 
-@pytest.mark.parametrize("content", [b"", b"not a pickle at all", pickle.dumps([1, 2, 3]),
-                                     pickle.dumps({b"data": np.zeros((3, 3072), np.uint8)})[:-20]])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"not a pickle at all",
+        pickle.dumps([1, 2, 3]),
+        pickle.dumps({b"data": np.zeros((3, 3072), np.uint8)})[:-20],
+    ],
+)
 def test_cifar_corrupt_file(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "b").write_bytes(content)
     with pytest.raises(DataError):
         read_cifar_batch(tmp_path / "b")
 
 
-@pytest.mark.parametrize("batch, match", [
-    ({b"data": np.zeros((4, 3000), np.uint8), b"labels": [0] * 4}, "shape"),
-    ({b"data": np.zeros((4, 3072), np.float32), b"labels": [0] * 4}, "uint8"),
-    ({b"data": np.zeros((4, 3072), np.uint8), b"labels": [0] * 3}, "3 labels for 4 images"),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}, "outside"),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": ["a", "b"]}, "integers"),
-    ({b"labels": [0]}, "needs 'data' and 'labels'"),
-])
+@pytest.mark.parametrize(
+    "batch, match",
+    [
+        ({b"data": np.zeros((4, 3000), np.uint8), b"labels": [0] * 4}, "shape"),
+        ({b"data": np.zeros((4, 3072), np.float32), b"labels": [0] * 4}, "uint8"),
+        ({b"data": np.zeros((4, 3072), np.uint8), b"labels": [0] * 3}, "3 labels for 4 images"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}, "outside"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": ["a", "b"]}, "integers"),
+        ({b"labels": [0]}, "needs 'data' and 'labels'"),
+    ],
+)
 def test_cifar_wrong_contents(tmp_path: Path, batch: dict, match: str) -> None:
     with (tmp_path / "b").open("wb") as fh:
         pickle.dump(batch, fh)
@@ -232,8 +242,7 @@ def test_other_globals_are_refused(tmp_path: Path, payload: object) -> None:
 def test_codecs_encode_only_latin1(tmp_path: Path) -> None:
     """Protocol 2 rebuilds bytes via _codecs.encode(s, 'latin1'); other codecs are refused."""
     path = tmp_path / "b"
-    path.write_bytes(b"\x80\x02c_codecs\nencode\nq\x00X\x01\x00\x00\x00aX\x06\x00\x00\x00rot_13"
-                     b"\x86Rq\x01.")
+    path.write_bytes(b"\x80\x02c_codecs\nencode\nq\x00X\x01\x00\x00\x00aX\x06\x00\x00\x00rot_13\x86Rq\x01.")
     with pytest.raises(DataError, match="refused"):
         read_cifar_batch(path)
 
@@ -297,8 +306,9 @@ def test_cache_dir_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 # ----- the shared real copy ------------------------------------------------------------------
-@pytest.mark.skipif(not SHARED_CIFAR.is_dir(),
-                    reason=f"shared CIFAR-10 copy not found at {SHARED_CIFAR} (real-data tier)")
+@pytest.mark.skipif(
+    not SHARED_CIFAR.is_dir(), reason=f"shared CIFAR-10 copy not found at {SHARED_CIFAR} (real-data tier)"
+)
 def test_shared_cifar_proxy_split() -> None:
     logged: list[str] = []
     d = load_proxy(f"cifar10:{SHARED_CIFAR}", seed=0, log=logged.append)

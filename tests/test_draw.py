@@ -1,13 +1,25 @@
 """The DAG drawing: what each node and edge style means, and the DOT/SVG exports."""
+
 from __future__ import annotations
 
 import re
 
 import pytest
 
-from core.insight.draw import (CANDIDATE, EARLIER, FADED, OP_COLOURS, REMOVED, DrawError, dag_graph, dot_source, svg_bytes, svg_problem)
 from core.cell.genotype import Genotype
 from core.cell.presets import load_preset
+from core.insight.draw import (
+    CANDIDATE,
+    EARLIER,
+    FADED,
+    OP_COLOURS,
+    REMOVED,
+    DrawError,
+    dag_graph,
+    dot_source,
+    svg_bytes,
+    svg_problem,
+)
 
 
 def _edge_attrs(dot: str, i: int | str, j: int | str) -> list[str]:
@@ -28,7 +40,7 @@ def test_plain_cnn_cell_marks_input_ops_leaves_and_output() -> None:
     assert 'label="0: input"' in _node_attrs(dot, "n0")
     for j in range(1, g.n_nodes):
         assert OP_COLOURS[g.ops[j]] in _node_attrs(dot, f"n{j}")  # coloured by op
-    for leaf in g.leaves():                                       # n3, n4: double border, feed the output
+    for leaf in g.leaves():  # n3, n4: double border, feed the output
         assert "peripheries=2" in _node_attrs(dot, f"n{leaf}")
         assert _edge_attrs(dot, leaf, "out")
     assert "peripheries=1" in _node_attrs(dot, "n1")
@@ -36,7 +48,7 @@ def test_plain_cnn_cell_marks_input_ops_leaves_and_output() -> None:
     for i, j in g.edges:
         (attrs,) = _edge_attrs(dot, i, j)
         assert REMOVED not in attrs and CANDIDATE not in attrs
-    for op in ("sep3x3", "conv1x1"):                               # the legend names every op
+    for op in ("sep3x3", "conv1x1"):  # the legend names every op
         assert f"> {op} </td>" in dot
 
 
@@ -52,12 +64,12 @@ def test_rnn_cell_has_xt_input_and_mean_output() -> None:
 
 def test_step_view_highlights_candidates_removed_pruned_and_earlier() -> None:
     start = Genotype.dense("cnn", 5, seed=0)
-    parent = start.without_edge((0, 2))          # removed at an earlier step
+    parent = start.without_edge((0, 2))  # removed at an earlier step
     # Removing 0-1 leaves node 1 unreachable: its out-edges go with it (pruned).
     dot = dot_source(dag_graph(parent, candidates=[(0, 1), (3, 4), (1, 2)], removed=(0, 1), start=start))
     (removed,) = _edge_attrs(dot, 0, 1)
-    assert REMOVED in removed and 'label=removed' in removed and "dashed" not in removed
-    for j in (2, 3, 4):                          # 1 -> j dropped by pruning with it
+    assert REMOVED in removed and "label=removed" in removed and "dashed" not in removed
+    for j in (2, 3, 4):  # 1 -> j dropped by pruning with it
         (attrs,) = _edge_attrs(dot, 1, j)
         assert REMOVED in attrs and "dashed" in attrs
     (cand,) = _edge_attrs(dot, 3, 4)

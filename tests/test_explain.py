@@ -1,13 +1,26 @@
 """The Explorer's words: the candidate table rows and the one sentence on why an edge went."""
+
 from __future__ import annotations
 
 from core.insight.explain import BASELINE_MARK, CHOSEN_MARK, candidate_rows, si, why_removed
 
 
 def _c(edge, score, acc=None, macs=None, ppl=None, flops=None, edges_left=8, status="ok") -> dict:
-    return {"edge": edge, "score": score, "accuracy": acc, "macs": macs, "perplexity": ppl, "flops": flops,
-            "params": 1000, "epochs": 3, "stop_reason": "max_epochs", "wall_s": 1.234, "status": status,
-            "error": "", "edges_left": edges_left}
+    return {
+        "edge": edge,
+        "score": score,
+        "accuracy": acc,
+        "macs": macs,
+        "perplexity": ppl,
+        "flops": flops,
+        "params": 1000,
+        "epochs": 3,
+        "stop_reason": "max_epochs",
+        "wall_s": 1.234,
+        "status": status,
+        "error": "",
+        "edges_left": edges_left,
+    }
 
 
 def test_rows_mark_only_the_removed_edge_and_name_units() -> None:

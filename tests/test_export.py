@@ -1,5 +1,6 @@
 """Exports: the state_dict and genotype JSON rebuild the trained model exactly, the snippet
 shown on the page runs, and the ONNX file reloads in onnxruntime with the same outputs."""
+
 import json
 from pathlib import Path
 
@@ -7,14 +8,22 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from core.training.export import (GENOTYPE_FILE, ONNX_TOLERANCE, VOCAB_FILE, WEIGHTS_FILE, export_trained, load_trained, rebuild_snippet)
-from core.training.rnn import build_language_model, model_config
 from core.cell.genotype import Genotype
-from core.store.jobs import JobStore
 from core.cell.presets import load_preset
+from core.store.jobs import JobStore
 from core.training.config import train_config
 from core.training.context import TrainOutcome
 from core.training.engine import create_job, run_job
+from core.training.export import (
+    GENOTYPE_FILE,
+    ONNX_TOLERANCE,
+    VOCAB_FILE,
+    WEIGHTS_FILE,
+    export_trained,
+    load_trained,
+    rebuild_snippet,
+)
+from core.training.rnn import build_language_model, model_config
 
 
 def test_finished_cnn_job_exports_weights_genotype_and_a_checked_onnx(store_path):
@@ -27,11 +36,11 @@ def test_finished_cnn_job_exports_weights_genotype_and_a_checked_onnx(store_path
     assert rec.status == "finished" and exports["onnx_ok"] and exports["onnx_max_diff"] <= ONNX_TOLERANCE
     d = Path(exports["dir"])
     bundle = json.loads((d / GENOTYPE_FILE).read_text())
-    assert Genotype.from_dict(bundle) == load_preset("shrinkcnn-b")          # still an ordinary genotype file
+    assert Genotype.from_dict(bundle) == load_preset("shrinkcnn-b")  # still an ordinary genotype file
     assert bundle["model"]["config"]["activation"] == "swish" and bundle["trained"]["job_id"] == job
 
     model = load_trained(d)
-    images = torch.randn(5, 1, 8, 8)                               # a batch size the export never saw
+    images = torch.randn(5, 1, 8, 8)  # a batch size the export never saw
     session = ort.InferenceSession(str(d / "model.onnx"), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == ["images"]
     got = session.run(None, {"images": images.numpy()})[0]
@@ -40,8 +49,8 @@ def test_finished_cnn_job_exports_weights_genotype_and_a_checked_onnx(store_path
     assert np.abs(got - want).max() < 1e-4
 
     namespace: dict = {"images": images}
-    assert "(N, 1, 8, 8)" in rebuild_snippet(d, bundle)           # the data's shape (8x8 grey digits), not 3xHxW
-    exec(rebuild_snippet(d, bundle), namespace)                    # the page's snippet, run as a user would
+    assert "(N, 1, 8, 8)" in rebuild_snippet(d, bundle)  # the data's shape (8x8 grey digits), not 3xHxW
+    exec(rebuild_snippet(d, bundle), namespace)  # the page's snippet, run as a user would
     with torch.no_grad():
         assert torch.allclose(namespace["logits"], torch.from_numpy(want), atol=1e-6)
 
@@ -52,10 +61,16 @@ def test_language_model_onnx_round_trip_and_vocabulary(tmp_path):
     vocab = [f"w{i}" for i in range(30)]
     model = build_language_model(load_preset("shrinkrnn"), len(vocab), cfg).eval()
     tokens = torch.randint(0, 30, (5, 1))
-    outcome = TrainOutcome(stopped=False, metrics={"perplexity": 12.0}, model=model,
-                           model_spec={"builder": "core.nets.rnn.RNNLanguageModel", "config": model_config(30, cfg)},
-                           example_inputs=(tokens, model.init_hidden(1)), input_names=("tokens", "hidden"),
-                           output_names=("log_probs", "hidden_out"), vocab=vocab)
+    outcome = TrainOutcome(
+        stopped=False,
+        metrics={"perplexity": 12.0},
+        model=model,
+        model_spec={"builder": "core.nets.rnn.RNNLanguageModel", "config": model_config(30, cfg)},
+        example_inputs=(tokens, model.init_hidden(1)),
+        input_names=("tokens", "hidden"),
+        output_names=("log_probs", "hidden_out"),
+        vocab=vocab,
+    )
     out = export_trained(tmp_path, load_preset("shrinkrnn"), outcome)
     assert out["onnx_ok"] and (tmp_path / VOCAB_FILE).read_text().split("\n") == vocab
     session = ort.InferenceSession(out["onnx"], providers=["CPUExecutionProvider"])
@@ -65,8 +80,7 @@ def test_language_model_onnx_round_trip_and_vocabulary(tmp_path):
     with torch.no_grad():
         want_lp, want_h = rebuilt(tokens, h0)
     assert np.abs(log_probs - want_lp.numpy()).max() < 1e-4 and np.abs(h - want_h.numpy()).max() < 1e-5
-    assert torch.equal(torch.load(tmp_path / WEIGHTS_FILE, weights_only=True)["encoder.weight"],
-                       model.encoder.weight)
+    assert torch.equal(torch.load(tmp_path / WEIGHTS_FILE, weights_only=True)["encoder.weight"], model.encoder.weight)
     namespace: dict = {"tokens": tokens}
     exec(rebuild_snippet(tmp_path, json.loads((tmp_path / GENOTYPE_FILE).read_text())), namespace)
     assert namespace["vocab"] == vocab and namespace["log_probs"].shape == (5, 1, 30)

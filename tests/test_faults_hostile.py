@@ -6,6 +6,7 @@ cannot be read. Each case asserts the one `error:` line, the exit code, and that
 (or the foreign file) is unchanged, byte for byte where a file is involved. Run bundles with
 out-of-range numbers are in tests/test_bundle_ranges.py; SIGTERM in tests/test_faults_sigterm.py.
 """
+
 from __future__ import annotations
 
 import re
@@ -33,22 +34,31 @@ def _sqlite_file(path: Path, *statements: str, user_version: int = 0) -> Path:
 FOREIGN = {
     "a runs table of its own": [
         "CREATE TABLE runs (id INTEGER PRIMARY KEY, athlete TEXT, km REAL)",
-        "INSERT INTO runs (athlete, km) VALUES ('ana', 10.5)"],
+        "INSERT INTO runs (athlete, km) VALUES ('ana', 10.5)",
+    ],
     "runs, steps and candidates of its own": [
         "CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT)",
         "CREATE TABLE steps (id INTEGER PRIMARY KEY, run INTEGER, count INTEGER)",
         "CREATE TABLE candidates (id INTEGER PRIMARY KEY, person TEXT)",
-        "INSERT INTO runs (name) VALUES ('morning')"],
+        "INSERT INTO runs (name) VALUES ('morning')",
+    ],
     "our runs columns plus one of its own": [
-        re.sub(r"stop_requested INTEGER NOT NULL DEFAULT 0\n\);", "stop_requested INTEGER NOT NULL DEFAULT 0,"
-               " owner TEXT\n);", BASE_SCHEMA.split("CREATE TABLE IF NOT EXISTS steps")[0], count=1)],
+        re.sub(
+            r"stop_requested INTEGER NOT NULL DEFAULT 0\n\);",
+            "stop_requested INTEGER NOT NULL DEFAULT 0, owner TEXT\n);",
+            BASE_SCHEMA.split("CREATE TABLE IF NOT EXISTS steps")[0],
+            count=1,
+        )
+    ],
     "our runs with an older jobs table of its own": [
         BASE_SCHEMA.split("CREATE TABLE IF NOT EXISTS steps")[0],
-        "CREATE TABLE jobs (id INTEGER PRIMARY KEY, cron TEXT)"],
+        "CREATE TABLE jobs (id INTEGER PRIMARY KEY, cron TEXT)",
+    ],
     "nothing but a view": ["CREATE VIEW answer AS SELECT 42"],
     "our tables plus a view of its own": [
         BASE_SCHEMA.split("CREATE TABLE IF NOT EXISTS steps")[0],
-        "CREATE VIEW recent AS SELECT id FROM runs"],
+        "CREATE VIEW recent AS SELECT id FROM runs",
+    ],
 }
 
 
@@ -65,8 +75,7 @@ def test_a_foreign_file_with_our_table_names_is_refused_untouched(tmp_path, caps
 
 def test_a_foreign_file_that_claims_an_old_schema_version_is_refused(tmp_path, capsys):
     """user_version alone is not a mark: the columns must be those of that version."""
-    path = _sqlite_file(tmp_path / "theirs.db", "CREATE TABLE runs (id INTEGER PRIMARY KEY, km REAL)",
-                        user_version=3)
+    path = _sqlite_file(tmp_path / "theirs.db", "CREATE TABLE runs (id INTEGER PRIMARY KEY, km REAL)", user_version=3)
     before = path.read_bytes()
     code, err = cli(capsys, "runs", "--store", path)
     assert code == 2 and "is not an AutoShrink run store" in only_line(err) and "km" in err
@@ -77,8 +86,11 @@ def test_a_foreign_file_that_claims_an_old_schema_version_is_refused(tmp_path, c
 def test_every_earlier_schema_still_migrates(tmp_path, version):
     """Stores written by earlier versions (schema 1 .. N-1, marked or not) open and keep their runs."""
     path = tmp_path / "old.db"
-    statements = [*_split(BASE_SCHEMA + JOBS_SCHEMA), *[s for _, sql in MIGRATIONS[:version - 1] for s in _split(sql)],
-                  "INSERT INTO runs (task, status, config, created_at) VALUES ('cnn', 'finished', '{}', 1.0)"]
+    statements = [
+        *_split(BASE_SCHEMA + JOBS_SCHEMA),
+        *[s for _, sql in MIGRATIONS[: version - 1] for s in _split(sql)],
+        "INSERT INTO runs (task, status, config, created_at) VALUES ('cnn', 'finished', '{}', 1.0)",
+    ]
     _sqlite_file(path, *statements, user_version=version)
     store = Store(path)
     assert [r.id for r in store.list_runs()] == [1]
@@ -88,13 +100,17 @@ def test_every_earlier_schema_still_migrates(tmp_path, version):
 
 
 def test_an_unmarked_first_schema_store_without_jobs_tables_is_adopted(tmp_path):
-    path = _sqlite_file(tmp_path / "old.db", *_split(BASE_SCHEMA),
-                        "INSERT INTO runs (task, status, config, created_at) VALUES ('rnn', 'stopped', '{}', 1.0)")
+    path = _sqlite_file(
+        tmp_path / "old.db",
+        *_split(BASE_SCHEMA),
+        "INSERT INTO runs (task, status, config, created_at) VALUES ('rnn', 'stopped', '{}', 1.0)",
+    )
     assert [r.task for r in Store(path).list_runs()] == ["rnn"]
 
 
 def _split(script: str) -> list[str]:
     from core.store.schema import _statements
+
     return _statements(script)
 
 
@@ -107,6 +123,7 @@ def view_store(tmp_path, monkeypatch) -> Store:
     """A store with a finished and a stopped run (written in full mode), then view-only mode on."""
     from core.store.access import MODE_ENV
     from core.store.runs import STOPPED
+
     monkeypatch.delenv(MODE_ENV, raising=False)
     store = Store(tmp_path / "class.db")
     committed_run(store)
@@ -118,10 +135,14 @@ def view_store(tmp_path, monkeypatch) -> Store:
 def test_view_mode_core_refuses_a_bundle_import(view_store):
     from core.search.bundle import import_bundle, import_file, import_samples
     from core.store.access import ReadOnlyError
+
     before = snapshot(view_store)
-    for call in (lambda: import_bundle(view_store, SAMPLE.read_bytes(), SAMPLE.name),
-                 lambda: import_file(view_store, SAMPLE), lambda: import_samples(view_store, SAMPLE.parent),
-                 lambda: view_store.insert_run({}, [], [])):
+    for call in (
+        lambda: import_bundle(view_store, SAMPLE.read_bytes(), SAMPLE.name),
+        lambda: import_file(view_store, SAMPLE),
+        lambda: import_samples(view_store, SAMPLE.parent),
+        lambda: view_store.insert_run({}, [], []),
+    ):
         with pytest.raises(ReadOnlyError, match="importing a run bundle is not allowed in view-only mode"):
             call()
     assert snapshot(view_store) == before
@@ -141,6 +162,7 @@ def test_view_mode_claim_of_a_training_job_is_refused(view_store, monkeypatch, c
     from core.store.access import MODE_ENV
     from core.store.jobs import JobStore
     from core.store.runs import STOPPED
+
     jobs = JobStore(view_store.path)
     monkeypatch.delenv(MODE_ENV)
     job = jobs.create_job("cnn", load_preset("shrinkcnn-a"), {})
@@ -155,6 +177,7 @@ def _sidebar_app(monkeypatch, store_path: Path, view: bool, samples: str = "off"
     from streamlit.testing.v1 import AppTest
 
     from core.store.access import MODE_ENV
+
     monkeypatch.setenv("AUTOSHRINK_STORE", str(store_path))
     monkeypatch.setenv("AUTOSHRINK_SAMPLES", samples)
     if view:
@@ -209,20 +232,22 @@ def test_unreadable_glove_is_refused_before_a_run_exists(tmp_path, capsys, case)
     committed_run(store)
     before = snapshot(store)
     path = _glove(tmp_path, case)
-    code, err = cli(capsys, "search", "rnn", *TINY_SEARCH, "--embedding-init", f"glove:{path}",
-                    "--store", store.path)
+    code, err = cli(capsys, "search", "rnn", *TINY_SEARCH, "--embedding-init", f"glove:{path}", "--store", store.path)
     assert code == 2 and GLOVE[case][1] in only_line(err), err
     assert snapshot(store) == before  # no failed run left behind
 
 
-@pytest.mark.skipif(hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0,
-                    reason="root reads a file whatever its mode")
+@pytest.mark.skipif(
+    hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0,
+    reason="root reads a file whatever its mode",
+)
 def test_glove_without_read_permission_is_refused(tmp_path, capsys):
     path = tmp_path / "glove.txt"
     path.write_text("the " + " ".join(["0.5"] * RNN_DIM) + "\n")
     path.chmod(0)
-    code, err = cli(capsys, "search", "rnn", *TINY_SEARCH, "--embedding-init", f"glove:{path}",
-                    "--store", tmp_path / "runs.db")
+    code, err = cli(
+        capsys, "search", "rnn", *TINY_SEARCH, "--embedding-init", f"glove:{path}", "--store", tmp_path / "runs.db"
+    )
     assert code == 2 and "cannot read GloVe file" in only_line(err)
     assert Store(tmp_path / "runs.db").list_runs() == []
 
@@ -233,6 +258,7 @@ def test_the_app_start_path_refuses_unreadable_glove(tmp_path, case):
     from core.errors import UserError
     from core.runner.threads import Runner
     from core.search.config import preset_config
+
     store = Store(tmp_path / "runs.db")
     cfg = preset_config("rnn", "demo", embedding_init=f"glove:{_glove(tmp_path, case)}")
     with pytest.raises(UserError, match=re.escape(GLOVE[case][1])):
@@ -243,6 +269,7 @@ def test_the_app_start_path_refuses_unreadable_glove(tmp_path, case):
 def test_a_good_glove_file_passes_the_start_check(tmp_path):
     from core.search.config import preset_config
     from core.search.loop import check_startable
+
     path = tmp_path / "glove.txt"
     path.write_text("the " + " ".join(["0.5"] * RNN_DIM) + "\nof " + " ".join(["-1e-3"] * RNN_DIM) + "\n")
     check_startable(preset_config("rnn", "demo", embedding_init=f"glove:{path}"))

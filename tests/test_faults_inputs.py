@@ -7,6 +7,7 @@ the store had committed before is still there. Classes: genotype JSON, command-l
 CIFAR-10 batches, PTB corpora, image folders, checkpoints, store files, `export --out`, and
 (placeholder) run bundles.
 """
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,7 @@ def store(tmp_path: Path) -> Store:
 
 
 def _unchanged(store: Store, before: list) -> None:
-    assert snapshot(store)[-len(before):] == before
+    assert snapshot(store)[-len(before) :] == before
 
 
 # ----- genotype JSON --------------------------------------------------------------------------
@@ -75,15 +76,18 @@ def test_missing_and_directory_genotype_files_are_one_line(tmp_path, capsys):
 
 
 # ----- command-line values: refused before a run or job exists -----------------------------
-@pytest.mark.parametrize("args, fragment", [
-    (["search", "cnn", "--lr", "inf"], "lr must be a finite number"),
-    (["search", "rnn", "--lr", "nan"], "lr must be a finite number"),
-    (["search", "cnn", "--keep-fraction", "inf"], "keep fraction must be a finite number"),
-    (["search", "cnn", "--data", "mnist"], "unknown dataset 'mnist'"),
-    (["search", "rnn", "--data", "wikitext"], "unknown corpus 'wikitext'"),
-    (["train", "preset:shrinkcnn-a", "--lr", "inf"], "lr must be a finite number"),
-    (["train", "preset:shrinkrnn", "--data", "wikitext"], "unknown corpus 'wikitext'"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["search", "cnn", "--lr", "inf"], "lr must be a finite number"),
+        (["search", "rnn", "--lr", "nan"], "lr must be a finite number"),
+        (["search", "cnn", "--keep-fraction", "inf"], "keep fraction must be a finite number"),
+        (["search", "cnn", "--data", "mnist"], "unknown dataset 'mnist'"),
+        (["search", "rnn", "--data", "wikitext"], "unknown corpus 'wikitext'"),
+        (["train", "preset:shrinkcnn-a", "--lr", "inf"], "lr must be a finite number"),
+        (["train", "preset:shrinkrnn", "--data", "wikitext"], "unknown corpus 'wikitext'"),
+    ],
+)
 def test_bad_values_are_refused_before_a_run_exists(store, capsys, args, fragment):
     before = snapshot(store)
     code, err = cli(capsys, *args, "--store", store.path)
@@ -127,8 +131,11 @@ CIFAR = {
     "planted pickle": (lambda p: p.write_bytes(pickle.dumps(_Planted(p.parent / "pwned"))), "refus", 1),
     "truncated": (lambda p: p.write_bytes(p.read_bytes()[:100]), "data_batch_1", 1),
     "not a pickle": (lambda p: p.write_bytes(b"hello world"), "data_batch_1", 1),
-    "wrong shape": (lambda p: p.write_bytes(pickle.dumps({b"data": np.zeros((2, 5), np.uint8),
-                                                          b"labels": [0, 1]})), "shape", 1),
+    "wrong shape": (
+        lambda p: p.write_bytes(pickle.dumps({b"data": np.zeros((2, 5), np.uint8), b"labels": [0, 1]})),
+        "shape",
+        1,
+    ),
     "a list": (lambda p: p.write_bytes(pickle.dumps([1, 2, 3])), "not a CIFAR-10 batch", 1),
     "missing test batch": (lambda p: p.unlink(), "lacks test_batch", 2),
 }
@@ -192,8 +199,19 @@ def test_bad_image_folders_are_one_line(tmp_path, store, capsys):
         (junk / name / "a.png").write_bytes(b"not a png at all")
         (junk / name / "b.jpg").write_bytes(b"\xff\xd8 truncated")
     before = snapshot(store)
-    train = ["train", "preset:shrinkcnn-a", "--epochs", "1", "--no-onnx", "--threads", "1",
-             "--image-size", "16", "--store", store.path]
+    train = [
+        "train",
+        "preset:shrinkcnn-a",
+        "--epochs",
+        "1",
+        "--no-onnx",
+        "--threads",
+        "1",
+        "--image-size",
+        "16",
+        "--store",
+        store.path,
+    ]
     for root, fragment in ((tmp_path / "nope", "image folder not found"), (one_class, "at least two class")):
         code, err = cli(capsys, *train, "--data", f"folder:{root}")
         assert code == 2 and fragment in only_line(err), err
@@ -208,13 +226,14 @@ def test_bad_image_folders_are_one_line(tmp_path, store, capsys):
 @pytest.mark.parametrize("case", ["garbage", "planted pickle", "not a dict"])
 def test_bad_checkpoint_fails_the_resume_with_one_line(tmp_path, store, capsys, case):
     jobs = JobStore(store.path)
-    job = create_job(jobs, load_preset("shrinkcnn-a"), train_config("cnn", "demo", epochs=1, max_batches=1, onnx=False, threads=1))
+    job = create_job(
+        jobs, load_preset("shrinkcnn-a"), train_config("cnn", "demo", epochs=1, max_batches=1, onnx=False, threads=1)
+    )
     jobs.finish_job(job, STOPPED)
     path = jobs.job_dir(job) / "checkpoint.pt"
     path.parent.mkdir(parents=True)
     marker = tmp_path / "pwned"
-    body = {"garbage": b"\x00garbage" * 10, "planted pickle": pickle.dumps(_Planted(marker)),
-            "not a dict": None}[case]
+    body = {"garbage": b"\x00garbage" * 10, "planted pickle": pickle.dumps(_Planted(marker)), "not a dict": None}[case]
     if body is None:
         torch.save([1, 2, 3], path)
     else:
@@ -242,9 +261,13 @@ def test_bad_store_files_are_one_line_and_untouched(tmp_path, capsys):
     con.close()
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    cases = [(foreign, "is not an AutoShrink run store"), (junk, "cannot open run store"),
-             (newer, "newer AutoShrink Studio"), (blocker / "runs.db", "cannot create the folder"),
-             (tmp_path, "cannot open run store")]
+    cases = [
+        (foreign, "is not an AutoShrink run store"),
+        (junk, "cannot open run store"),
+        (newer, "newer AutoShrink Studio"),
+        (blocker / "runs.db", "cannot create the folder"),
+        (tmp_path, "cannot open run store"),
+    ]
     for path, fragment in cases:
         before = path.read_bytes() if path.is_file() else None
         code, err = cli(capsys, "runs", "--store", path)
@@ -258,9 +281,13 @@ def test_export_out_never_overwrites_the_store_or_a_file(tmp_path, store, capsys
     before, store_bytes = snapshot(store), store.path.read_bytes()
     existing = tmp_path / "keep.json"
     existing.write_text("mine")
-    cases = [(store.path, "is the run store itself"), (Path(f"{store.path}-wal"), "is the run store itself"),
-             (tmp_path, "is a directory"), (tmp_path / "no" / "cell.json", "does not exist"),
-             (existing, "already exists; add --force")]
+    cases = [
+        (store.path, "is the run store itself"),
+        (Path(f"{store.path}-wal"), "is the run store itself"),
+        (tmp_path, "is a directory"),
+        (tmp_path / "no" / "cell.json", "does not exist"),
+        (existing, "already exists; add --force"),
+    ]
     for out, fragment in cases:
         code, err = cli(capsys, "export", run, "--out", out, "--store", store.path)
         assert code == 2 and fragment in only_line(err), (out, err)
@@ -280,16 +307,19 @@ def test_bad_run_bundles_are_one_line(tmp_path, store, capsys):
     import json
 
     from core.search.bundle import MAX_FILE_BYTES, bundle_bytes
+
     run = store.list_runs()[0].id
     good = json.loads(gzip.decompress(bundle_bytes(store, run)))
     tampered = json.loads(json.dumps(good))
-    tampered["steps"][1]["score"] = 9.0           # a choice the candidates do not support
-    cases = {"truncated.json.gz": (bundle_bytes(store, run)[:100], "truncated"),
-             "foreign.json": (b'{"format": "something-else"}', ""),
-             "newer.json": (json.dumps({**good, "version": 99}).encode(), "version"),
-             "tampered.json": (json.dumps(tampered).encode(), ""),
-             "huge.json": (b" " * (MAX_FILE_BYTES + 1), "limit"),
-             "nested.json": (b"[" * 100_000, "")}
+    tampered["steps"][1]["score"] = 9.0  # a choice the candidates do not support
+    cases = {
+        "truncated.json.gz": (bundle_bytes(store, run)[:100], "truncated"),
+        "foreign.json": (b'{"format": "something-else"}', ""),
+        "newer.json": (json.dumps({**good, "version": 99}).encode(), "version"),
+        "tampered.json": (json.dumps(tampered).encode(), ""),
+        "huge.json": (b" " * (MAX_FILE_BYTES + 1), "limit"),
+        "nested.json": (b"[" * 100_000, ""),
+    }
     before = snapshot(store)
     for name, (data, fragment) in cases.items():
         path = tmp_path / name

@@ -5,6 +5,7 @@ during a search and a training job, kill -9, two `resume`s at once, a `resume` w
 creating process is still starting, two stores in one folder. Each asserts the exit code, the
 one line the loser prints, and that nothing committed is lost.
 """
+
 from __future__ import annotations
 
 import re
@@ -34,8 +35,21 @@ from core.store.runs import (
 from core.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 TIMEOUT = 120
-TINY_TRAIN = ["train", "preset:shrinkcnn-a", "--epochs", "2", "--max-batches", "3", "--no-onnx",
-              "--threads", "1", "--width-multiplier", "0.25", "--cells-per-stage", "1,1,1"]
+TINY_TRAIN = [
+    "train",
+    "preset:shrinkcnn-a",
+    "--epochs",
+    "2",
+    "--max-batches",
+    "3",
+    "--no-onnx",
+    "--threads",
+    "1",
+    "--width-multiplier",
+    "0.25",
+    "--cells-per-stage",
+    "1,1,1",
+]
 
 
 def _status(db: Path, table: str, row_id: int = 1) -> str | None:
@@ -67,8 +81,7 @@ def _finish(proc: subprocess.Popen) -> tuple[int, str]:
 def test_ctrl_c_stops_a_search_with_130_and_resume_finishes_it(tmp_path):
     db = tmp_path / "runs.db"
     proc = spawn("search", "cnn", *TINY_SEARCH, "--store", db)
-    wait_until(lambda: _status(db, "runs") == RUNNING, "the search to claim its run",
-               TIMEOUT, poll=0.05, proc=proc)
+    wait_until(lambda: _status(db, "runs") == RUNNING, "the search to claim its run", TIMEOUT, poll=0.05, proc=proc)
     proc.send_signal(signal.SIGINT)
     code, err = _finish(proc)
     assert code == EXIT_INTERRUPTED and "Traceback" not in err and "resume with `resume 1`" in err, err
@@ -78,14 +91,13 @@ def test_ctrl_c_stops_a_search_with_130_and_resume_finishes_it(tmp_path):
     code, err = _finish(spawn("resume", 1, "--store", db))
     assert code == 0, err
     assert store.get_run(1).status == FINISHED and len(store.steps(1)) == 2  # baseline + 1 step
-    assert [s.to_dict() for s in store.steps(1)][:len(kept)] == kept
+    assert [s.to_dict() for s in store.steps(1)][: len(kept)] == kept
 
 
 def test_ctrl_c_stops_a_training_job_with_130_and_resume_finishes_it(tmp_path):
     db = tmp_path / "runs.db"
     proc = spawn(*TINY_TRAIN, "--store", db)
-    wait_until(lambda: _status(db, "jobs") == RUNNING, "the job to claim its row",
-               TIMEOUT, poll=0.05, proc=proc)
+    wait_until(lambda: _status(db, "jobs") == RUNNING, "the job to claim its row", TIMEOUT, poll=0.05, proc=proc)
     proc.send_signal(signal.SIGINT)
     code, err = _finish(proc)
     assert code == EXIT_INTERRUPTED and "Traceback" not in err, err
@@ -95,14 +107,13 @@ def test_ctrl_c_stops_a_training_job_with_130_and_resume_finishes_it(tmp_path):
     code, err = _finish(spawn("train", "--resume", 1, "--store", db))
     assert code == 0, err
     assert jobs.get_job(1).status == FINISHED and [e.epoch for e in jobs.epochs(1)] == [1, 2]
-    assert [e.to_dict() for e in jobs.epochs(1)][:len(kept)] == kept
+    assert [e.to_dict() for e in jobs.epochs(1)][: len(kept)] == kept
 
 
 def test_kill_9_keeps_the_committed_step_and_resume_finishes(tmp_path):
     db = tmp_path / "runs.db"
     proc = spawn("search", "cnn", *TINY_SEARCH, "--store", db)
-    wait_until(lambda: _steps(db), "step 0 to commit",
-               TIMEOUT, poll=0.05, proc=proc)
+    wait_until(lambda: _steps(db), "step 0 to commit", TIMEOUT, poll=0.05, proc=proc)
     proc.kill()
     proc.wait(TIMEOUT)
     store = Store(db)
@@ -110,7 +121,7 @@ def test_kill_9_keeps_the_committed_step_and_resume_finishes(tmp_path):
     assert store.get_run(1).status == INTERRUPTED and kept
     code, err = _finish(spawn("resume", 1, "--store", db))
     assert code == 0, err
-    assert store.get_run(1).status == FINISHED and [s.to_dict() for s in store.steps(1)][:len(kept)] == kept
+    assert store.get_run(1).status == FINISHED and [s.to_dict() for s in store.steps(1)][: len(kept)] == kept
 
 
 # ----- several processes on one store ---------------------------------------------------------
@@ -137,8 +148,7 @@ def test_two_resumes_at_once_run_it_once_and_the_loser_changes_nothing(tmp_path)
 def test_resume_while_the_creator_is_starting_is_refused(tmp_path, capsys):
     db = tmp_path / "runs.db"
     proc = spawn("search", "cnn", *TINY_SEARCH, "--store", db)
-    wait_until(lambda: _status(db, "runs") in (QUEUED, RUNNING), "the run row",
-               TIMEOUT, poll=0.05, proc=proc)
+    wait_until(lambda: _status(db, "runs") in (QUEUED, RUNNING), "the run row", TIMEOUT, poll=0.05, proc=proc)
     code, err = cli(capsys, "resume", 1, "--store", db)
     line = error_line(err)
     assert code == 2 and ("being started" in line or "already running" in line), line

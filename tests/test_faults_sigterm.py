@@ -6,6 +6,7 @@ while they hold their row: each stops at a batch boundary, leaves its run or job
 for its background searches and jobs when the server process ends (tests below drive the
 Runner in-process, and a real `streamlit run app.py` server gets SIGTERM mid-search).
 """
+
 from __future__ import annotations
 
 import os
@@ -51,7 +52,7 @@ def test_sigterm_stops_search_and_resume_with_143(tmp_path):
     code, err = _term_while_running(spawn("resume", 1, "--store", db), db, "runs")
     _stopped_by_sigterm(code, err)
     assert store.get_run(1).status == STOPPED  # resumable; that a resume then finishes is the Ctrl-C test's
-    assert [s.to_dict() for s in store.steps(1)][:len(kept)] == kept
+    assert [s.to_dict() for s in store.steps(1)][: len(kept)] == kept
 
 
 def test_sigterm_stops_train_and_train_resume_with_143(tmp_path):
@@ -63,7 +64,7 @@ def test_sigterm_stops_train_and_train_resume_with_143(tmp_path):
     kept = [e.to_dict() for e in jobs.epochs(1)]
     code, err = _term_while_running(spawn("train", "--resume", 1, "--store", db), db, "jobs")
     _stopped_by_sigterm(code, err)
-    assert jobs.get_job(1).status == STOPPED and [e.to_dict() for e in jobs.epochs(1)][:len(kept)] == kept
+    assert jobs.get_job(1).status == STOPPED and [e.to_dict() for e in jobs.epochs(1)][: len(kept)] == kept
 
 
 # ----- the app server's Runner --------------------------------------------------------------
@@ -72,12 +73,20 @@ def test_sigterm_stops_train_and_train_resume_with_143(tmp_path):
 def test_runner_shutdown_stops_its_search_and_job_at_a_batch_boundary(tmp_path):
     store, runner = Store(tmp_path / "runs.db"), Runner()
     run_id = runner.start_search(store, tiny_config(epochs=50))
-    job_id = runner.start_train(store, load_preset("shrinkcnn-a"),
-                                train_config("cnn", epochs=50, max_batches=3, threads=1, width_multiplier=0.25,
-                                             cells_per_stage=(1, 1, 1), onnx=False))
+    job_id = runner.start_train(
+        store,
+        load_preset("shrinkcnn-a"),
+        train_config(
+            "cnn", epochs=50, max_batches=3, threads=1, width_multiplier=0.25, cells_per_stage=(1, 1, 1), onnx=False
+        ),
+    )
     jobs = JobStore(store.path)
-    wait_until(lambda: store.get_run(run_id).status == RUNNING and jobs.get_job(job_id).status == RUNNING,
-               "both to be claimed", TIMEOUT, 0.05)
+    wait_until(
+        lambda: store.get_run(run_id).status == RUNNING and jobs.get_job(job_id).status == RUNNING,
+        "both to be claimed",
+        TIMEOUT,
+        0.05,
+    )
     stopped = runner.shutdown(grace_s=TIMEOUT)
     assert {(kind, row) for _, kind, row in stopped} == {("search", run_id), ("train", job_id)}
     assert store.get_run(run_id).status == STOPPED and jobs.get_job(job_id).status == STOPPED
@@ -87,11 +96,13 @@ def test_runner_shutdown_stops_its_search_and_job_at_a_batch_boundary(tmp_path):
 def test_runner_shutdown_marks_a_thread_that_does_not_stop_in_time(tmp_path, monkeypatch):
     """A search still loading its data when the grace period ends is marked stopped by the Runner."""
     import core.runner.threads as threads
+
     release = threading.Event()
 
     def stuck(store, run_id, observer, stop):
         store.claim(run_id, "cpu", "single")
         release.wait(TIMEOUT)  # ignores `stop`, as a data load would
+
     monkeypatch.setattr(threads, "run_search", stuck)
     store, runner = Store(tmp_path / "runs.db"), Runner()
     run_id = runner.start_search(store, tiny_config())
@@ -109,6 +120,7 @@ def test_the_app_runner_stops_on_exit_and_on_sigterm(monkeypatch):
     import atexit
 
     from ui import resources
+
     registered, on_loop = [], []
     monkeypatch.setattr(atexit, "register", lambda fn, *a, **kw: registered.append(fn))
     monkeypatch.setattr(resources, "_on_server_loop", on_loop.append)
@@ -132,6 +144,7 @@ def test_a_chained_sigterm_stops_the_runner_before_the_previous_handler(tmp_path
     """The chained handler runs the Runner's shutdown (runs marked stopped) and then the handler
     that was there before (Streamlit's, in a server), in that order."""
     from core.runner.threads import chain_stop_signals
+
     store, runner, seen = Store(tmp_path / "runs.db"), Runner(), []
     previous = signal.signal(signal.SIGTERM, lambda s, f: seen.append(store.get_run(run_id).status))
     try:
@@ -147,8 +160,14 @@ def test_a_chained_sigterm_stops_the_runner_before_the_previous_handler(tmp_path
 
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 def _free_port() -> int:
@@ -176,9 +195,26 @@ def test_an_app_server_stopped_by_sigterm_leaves_its_search_stopped(tmp_path):
     env.pop("AUTOSHRINK_MODE", None)
     with open(log_path, "w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless",
-             "true", "--server.address", "localhost", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.port",
+                str(port),
+                "--server.headless",
+                "true",
+                "--server.address",
+                "localhost",
+                "--browser.gatherUsageStats",
+                "false",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             wait_until(lambda: _healthy(port), "the server to answer", TIMEOUT, 0.05, server)
             with sync_api.sync_playwright() as p:
@@ -187,8 +223,7 @@ def test_an_app_server_stopped_by_sigterm_leaves_its_search_stopped(tmp_path):
                     page = browser.new_page()
                     page.goto(f"http://localhost:{port}/")
                     page.get_by_role("button", name="Start search").click(timeout=60_000)
-                    wait_until(lambda: _status(db, "runs") == RUNNING, "the app's search to run",
-                               TIMEOUT, 0.05, server)
+                    wait_until(lambda: _status(db, "runs") == RUNNING, "the app's search to run", TIMEOUT, 0.05, server)
                 finally:
                     browser.close()
             server.send_signal(signal.SIGTERM)

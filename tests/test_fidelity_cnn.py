@@ -1,5 +1,6 @@
 """The official AutoShrink CNN proxy-estimator rules (docs/FIDELITY.md), one test per rule:
 each fails if our code drifts from the rule it names (official searching/cnn/proxy_estimator.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,9 +23,9 @@ def test_running_accuracy_and_loss_are_ema_099_restarted_each_epoch() -> None:
     r.add(1.0, 10, 10)
     assert r.loss == pytest.approx(0.99 * 2.0 + 0.01 * 1.0) and r.acc == pytest.approx(0.01)
     stats = r.stats(val_loss=3.0, val_acc=0.5)
-    assert (stats.train_loss, stats.train_acc) == (1.5, 0.5)        # the epoch means, for the curves
+    assert (stats.train_loss, stats.train_acc) == (1.5, 0.5)  # the epoch means, for the curves
     assert (stats.running_loss, stats.running_acc) == (r.loss, r.acc)
-    assert Running(0.99).acc is None                                 # a new epoch starts afresh
+    assert Running(0.99).acc is None  # a new epoch starts afresh
 
 
 def test_98_percent_rule_reads_the_ema() -> None:
@@ -36,13 +37,13 @@ def test_98_percent_rule_reads_the_ema() -> None:
     while r.acc <= ProxyTrainConfig().train_acc_stop:
         r.add(0.0, 100, 100)
         n += 1
-    assert n == 390                        # the cumulative mean would pass 98% after 50 batches
+    assert n == 390  # the cumulative mean would pass 98% after 50 batches
 
 
 def test_divergence_compares_val_loss_with_3x_the_running_train_loss() -> None:
     cfg = ProxyTrainConfig()
     stats = EpochStats(train_loss=1.0, train_acc=0.5, val_loss=0.5, val_acc=0.5, running_loss=0.1, running_acc=0.5)
-    assert stop_reason(cfg, 2, stats, best_epoch=2) == DIVERGED        # 0.5 > 3 x 0.1, though < 3 x 1.0
+    assert stop_reason(cfg, 2, stats, best_epoch=2) == DIVERGED  # 0.5 > 3 x 0.1, though < 3 x 1.0
 
 
 def test_low_accuracy_rule_fires_at_the_4th_epoch_only() -> None:
@@ -75,7 +76,7 @@ def test_decay_groups_realise_the_keras_l2_loss() -> None:
     Adam's first steps are nearly sign(grad) and would hide a wrong coefficient."""
     torch.manual_seed(0)
     g = Genotype.dense("cnn", 4, 0)
-    cfg = ProxyTrainConfig(weight_decay=1e-2, shortcut_l2=3e-2)   # large, so a mistake shows
+    cfg = ProxyTrainConfig(weight_decay=1e-2, shortcut_l2=3e-2)  # large, so a mistake shows
     net = proxy_config(in_channels=1, input_size=8, stem_channels=8, base_width=4)
     a = build_cnn(g, net)
     b = build_cnn(g, net)
@@ -111,12 +112,12 @@ def _sep(side: int, c_in: int, c_out: int) -> int:
 def test_proxy_macs_follow_the_official_counter_by_hand() -> None:
     """Rule (api/network/tflayers): conv, separable and dense weights only; the shortcut's 1x1
     conv at the output size; BN (DISABLE_BATCHNORM_COUNT), pools, concat and add are free."""
-    total = _conv(32, 3, 3, 32)                               # stem 3 -> 32
+    total = _conv(32, 3, 3, 32)  # stem 3 -> 32
     for side, c_in, width in ((32, 32, 16), (16, 16, 32), (8, 32, 64)):
-        total += _sep(side, c_in, width) + _conv(side, 1, c_in, width)   # nodes 1 and 2
-        total += _sep(side, 2 * width, width)                 # node 3 on the concat of 1 and 2
-        total += _conv(side, 1, c_in, width)                  # shortcut c_in -> the leaf's width
-    total += 64 * 10                                          # dense, no bias term
+        total += _sep(side, c_in, width) + _conv(side, 1, c_in, width)  # nodes 1 and 2
+        total += _sep(side, 2 * width, width)  # node 3 on the concat of 1 and 2
+        total += _conv(side, 1, c_in, width)  # shortcut c_in -> the leaf's width
+    total += 64 * 10  # dense, no bias term
     assert total == 5_683_840
     assert cnn_cost(DIAMOND, proxy_config()).macs == total
 
@@ -148,11 +149,22 @@ def test_proxy_network_structure_is_the_official_one() -> None:
     c_in = 32
     for cell, width, pooled in zip(net.cells, (16, 32, 64), (False, True, True)):
         assert _layers(cell.pool) == ([("maxpool", 2, 2)] if pooled else [("Identity",)])
-        assert _layers(cell.ops["1"]) == [("conv", c_in, c_in, 3, 1, c_in), ("bn", c_in), ("ReLU",),
-                                          ("conv", c_in, width, 1, 1, 1), ("bn", width), ("ReLU",)]
+        assert _layers(cell.ops["1"]) == [
+            ("conv", c_in, c_in, 3, 1, c_in),
+            ("bn", c_in),
+            ("ReLU",),
+            ("conv", c_in, width, 1, 1, 1),
+            ("bn", width),
+            ("ReLU",),
+        ]
         assert _layers(cell.ops["2"]) == [("conv", c_in, width, 1, 1, 1), ("bn", width), ("ReLU",)]
-        assert _layers(cell.ops["3"]) == [("conv", 2 * width, 2 * width, 3, 1, 2 * width), ("bn", 2 * width),
-                                          ("ReLU",), ("conv", 2 * width, width, 1, 1, 1), ("bn", width)]
+        assert _layers(cell.ops["3"]) == [
+            ("conv", 2 * width, 2 * width, 3, 1, 2 * width),
+            ("bn", 2 * width),
+            ("ReLU",),
+            ("conv", 2 * width, width, 1, 1, 1),
+            ("bn", width),
+        ]
         assert _layers(cell.shortcut) == [("conv", c_in, width, 1, 2 if pooled else 1, 1), ("bn", width)]
         c_in = width
     assert _layers(net.head) == [("Identity",)]
@@ -173,7 +185,7 @@ def test_cell_output_is_the_concat_of_its_leaves_plus_the_shortcut() -> None:
     """Rule (util_concat.convert_mask_to_proto): every node concatenates its inputs in ascending
     order; the cell output concatenates the leaves and adds the shortcut, no activation after."""
     two_leaves = Genotype("cnn", ("input", "conv1x1", "sep3x3"), ((0, 1), (0, 2)))
-    joined = Genotype("cnn", two_leaves.ops, ((0, 1), (0, 2), (1, 2)))   # node 2 reads 0 and 1: one leaf
+    joined = Genotype("cnn", two_leaves.ops, ((0, 1), (0, 2), (1, 2)))  # node 2 reads 0 and 1: one leaf
     torch.manual_seed(0)
     net = build_cnn(two_leaves, proxy_config()).eval()
     cell = net.cells[0]
@@ -183,5 +195,5 @@ def test_cell_output_is_the_concat_of_its_leaves_plus_the_shortcut() -> None:
         expected = torch.cat([cell.ops["1"](x), cell.ops["2"](x)], 1) + cell.shortcut(x)
         assert torch.equal(cell(x), expected) and (cell(x) < 0).any()  # no ReLU after the add
         chain = build_cnn(joined, proxy_config()).eval().cells[0]
-        inner = chain.ops["2"](torch.cat([x, chain.ops["1"](x)], 1))   # node 2 reads nodes 0 and 1, in order
+        inner = chain.ops["2"](torch.cat([x, chain.ops["1"](x)], 1))  # node 2 reads nodes 0 and 1, in order
         assert torch.equal(chain(x), inner + chain.shortcut(x))

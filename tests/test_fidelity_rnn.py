@@ -1,5 +1,6 @@
 """The official AutoShrink RNN search rules (docs/FIDELITY.md), one test per rule: each fails
 if our code drifts from the rule it names."""
+
 from __future__ import annotations
 
 import math
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import PTB_DIR, needs
 
 from core.cell.genotype import CNN_OPS, RNN_OPS, Genotype
 from core.data.corpus import EOS, CorpusError, load_corpus
@@ -15,7 +17,6 @@ from core.nets.rnn import RNNLanguageModel
 from core.search import proxy_rnn
 from core.search.config import preset_config
 from core.search.proxy_rnn import RNNProxyConfig, lr_at_epoch
-from helpers import PTB_DIR, needs
 
 
 def _write_ptb(d: Path, lines: dict[str, int]) -> Path:
@@ -37,7 +38,7 @@ def test_ptb_proxy_takes_first_4000_300_300_lines_and_one_dictionary(tmp_path: P
     assert words == ["train0", "w0", EOS, "train1", "w1", EOS]
     assert "train3999" in c.vocab and "train4000" not in c.vocab
     assert "valid299" in c.vocab and "test299" in c.vocab and "test300" not in c.vocab
-    assert c.vocab_size == 4000 + 7 + 1 + 300 + 300       # no word of valid/test is <unk>
+    assert c.vocab_size == 4000 + 7 + 1 + 300 + 300  # no word of valid/test is <unk>
     assert c.vocab.index("valid0") < c.vocab.index("test0")
     with pytest.raises(CorpusError, match="full dictionary"):
         load_corpus(f"ptb-proxy:{d}", max_vocab=100)
@@ -59,8 +60,19 @@ def test_shared_ptb_proxy_has_the_official_counts() -> None:
 def test_paper_rnn_preset_searches_the_ptb_proxy() -> None:
     cfg = preset_config("rnn", "paper")
     assert cfg.data == "ptb-proxy"
-    assert (cfg.nodes, cfg.k, cfg.epochs, cfg.keep_fraction, cfg.lr, cfg.clip, cfg.batch_size, cfg.bptt,
-            cfg.emb, cfg.hidden, cfg.weight_decay) == (6, 10, 10, 0.25, 20.0, 0.25, 128, 35, 100, 100, 0.0)
+    assert (
+        cfg.nodes,
+        cfg.k,
+        cfg.epochs,
+        cfg.keep_fraction,
+        cfg.lr,
+        cfg.clip,
+        cfg.batch_size,
+        cfg.bptt,
+        cfg.emb,
+        cfg.hidden,
+        cfg.weight_decay,
+    ) == (6, 10, 10, 0.25, 20.0, 0.25, 128, 35, 100, 100, 0.0)
 
 
 # ----- op assignment ---------------------------------------------------------------------
@@ -74,7 +86,7 @@ def test_rnn_ops_are_independent_uniform_seeded_draws() -> None:
     assert all(0.2 < shares[op] / (6 * 400) < 0.3 for op in RNN_OPS)
     multisets = Counter(tuple(sorted(ops)) for ops in cells)
     assert tuple(sorted(("tanh", "identity", "sigmoid", "sigmoid", "tanh", "identity"))) in multisets
-    assert any(len(set(ops)) < 3 for ops in cells)       # equal shares would always give >= 3 ops
+    assert any(len(set(ops)) < 3 for ops in cells)  # equal shares would always give >= 3 ops
 
 
 def test_cnn_ops_keep_equal_shares() -> None:
@@ -120,12 +132,13 @@ def test_hidden_dropout_mask_applies_to_every_edge_input() -> None:
     """Rule: final training masks the source state of every edge (`(s_prev * h_mask) @ W_ij`,
     official model.py), with the highway term on the unmasked state."""
     from core.nets.rnn import DagRNNCell
+
     torch.manual_seed(0)
     cell = DagRNNCell(Genotype("rnn", ("tanh", "tanh", "tanh"), ((0, 1), (1, 2))), 4, 4)
     xw, h_prev = torch.randn(2, 8), torch.randn(2, 4)
     zero = torch.zeros(2, 4)
     s0 = cell._node0(xw, h_prev, zero)
-    s1 = s0 + 0.5 * (torch.tanh(torch.zeros(())) - s0)     # masked input: pre-activations 0
+    s1 = s0 + 0.5 * (torch.tanh(torch.zeros(())) - s0)  # masked input: pre-activations 0
     s2 = s1 + 0.5 * (0 - s1)
     assert torch.allclose(cell._cell(xw, h_prev, zero), s2)
     assert not torch.allclose(cell._cell(xw, h_prev, None), s2)
@@ -137,22 +150,24 @@ def test_glove_init_copies_vectors_and_draws_u05_for_missing_words(tmp_path: Pat
     same tensor for every candidate (official build_emb / build_weight); text only, no pickle."""
     from core.data.glove import GloveError, glove_embedding
     from core.search.tasks import make_task
+
     d = _write_ptb(tmp_path / "ptb", {"train": 40, "valid": 5, "test": 5})
     glove = tmp_path / "glove.txt"
     glove.write_text("w1 " + " ".join(["0.25"] * 8) + "\nzzz " + " ".join(["9"] * 8) + "\n")
-    cfg = preset_config("rnn", "demo", data=f"ptb-proxy:{d}", max_vocab=0, emb=8, hidden=8,
-                        embedding_init=f"glove:{glove}")
+    cfg = preset_config(
+        "rnn", "demo", data=f"ptb-proxy:{d}", max_vocab=0, emb=8, hidden=8, embedding_init=f"glove:{glove}"
+    )
     logs: list[str] = []
     task = make_task(cfg, torch.device("cpu"), logs.append)
     vocab = task.corpus.vocab
     a, b = task.build(Genotype.dense("rnn", 5, 0), 1), task.build(Genotype.dense("rnn", 5, 0), 2)
     emb = a.encoder.weight.detach()
-    assert torch.equal(emb, b.encoder.weight.detach())                   # the same for every candidate
+    assert torch.equal(emb, b.encoder.weight.detach())  # the same for every candidate
     assert torch.equal(emb[vocab.index("w1")], torch.full((8,), 0.25))
-    others = torch.cat([emb[:vocab.index("w1")], emb[vocab.index("w1") + 1:]])
-    assert others.abs().max() <= 0.5 and others.abs().max() > 0.3        # U(-0.5, 0.5), not U(-0.1, 0.1)
+    others = torch.cat([emb[: vocab.index("w1")], emb[vocab.index("w1") + 1 :]])
+    assert others.abs().max() <= 0.5 and others.abs().max() > 0.3  # U(-0.5, 0.5), not U(-0.1, 0.1)
     assert any("GloVe" in m and f"1 of {len(vocab)}" in m for m in logs)
-    assert task.cfg.to_dict()["embedding_init"] == f"glove:{glove}"       # stored with the run's config
+    assert task.cfg.to_dict()["embedding_init"] == f"glove:{glove}"  # stored with the run's config
     emb2, _ = glove_embedding(glove, vocab, 8, cfg.seed)
     assert torch.equal(emb2, emb)
     with pytest.raises(GloveError, match="expected 4"):
@@ -161,5 +176,6 @@ def test_glove_init_copies_vectors_and_draws_u05_for_missing_words(tmp_path: Pat
     with pytest.raises(GloveError, match="not UTF-8"):
         glove_embedding(tmp_path / "w2v.pkl", vocab, 8, 0)
     from core.errors import ConfigError
+
     with pytest.raises(ConfigError, match="embedding init"):
         preset_config("rnn", "paper", embedding_init="w2v.pkl")

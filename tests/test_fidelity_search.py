@@ -1,5 +1,6 @@
 """The official AutoShrink search rules shared by both tasks (docs/FIDELITY.md): candidates,
 score, stop, pruning. Each test fails if our code drifts from the rule it names."""
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,11 @@ def test_candidates_are_k_edges_sampled_without_replacement_seeded() -> None:
     assert len(picks) == 10 == len(set(picks)) and set(picks) <= set(dense.edges)
     assert step_candidates(dense, 10, seed=5, step=3) == picks
     assert step_candidates(dense, 10, seed=5, step=4) != picks
-    assert sorted(step_candidates(Genotype("cnn", dense.ops, ((0, 1), (1, 2), (0, 2))), 10, 0, 1)) == \
-        [(0, 1), (0, 2), (1, 2)]                                 # fewer edges than k: all of them
+    assert sorted(step_candidates(Genotype("cnn", dense.ops, ((0, 1), (1, 2), (0, 2))), 10, 0, 1)) == [
+        (0, 1),
+        (0, 2),
+        (1, 2),
+    ]  # fewer edges than k: all of them
 
 
 def test_paper_presets_k_nodes_and_stop() -> None:
@@ -29,8 +33,13 @@ def test_paper_presets_k_nodes_and_stop() -> None:
     round(15 x 0.25) = 4 edges."""
     cnn, rnn = preset_config("cnn", "paper"), preset_config("rnn", "paper")
     assert (cnn.nodes, cnn.k, cnn.epochs, cnn.target_edges()) == (8, 10, 20, 0)
-    assert (cnn.lr, cnn.batch_size, cnn.weight_decay, cnn.per_class_train, cnn.per_class_val) == \
-        (4e-3, 128, 1e-5, 500, 100)
+    assert (cnn.lr, cnn.batch_size, cnn.weight_decay, cnn.per_class_train, cnn.per_class_val) == (
+        4e-3,
+        128,
+        1e-5,
+        500,
+        100,
+    )
     assert (rnn.nodes, rnn.k, rnn.target_edges()) == (6, 10, 4)
 
 
@@ -38,7 +47,7 @@ def test_score_formulas() -> None:
     """Rule: CNN acc - 0.1 (log10 MACs - 6); RNN (200 - ppl) x 0.25 - (log10 FLOPs - 6)."""
     assert cnn_score(0.8, 1e7) == pytest.approx(0.7)
     assert rnn_score(100.0, 1e5) == pytest.approx(26.0)
-    assert math.isclose(rnn_score(200.0, 12 * 100 ** 2), -(math.log10(120_000) - 6))
+    assert math.isclose(rnn_score(200.0, 12 * 100**2), -(math.log10(120_000) - 6))
 
 
 def test_pruning_keeps_only_edges_out_of_reachable_nodes() -> None:
@@ -52,6 +61,7 @@ def test_readme_preset_table_matches_the_presets() -> None:
     row once said 4 epochs while the preset trains 5)."""
     import re
     from pathlib import Path
+
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     rows = re.findall(r"^\| `(paper|demo)` \| (cnn|rnn) \| (.+) \|$", readme, flags=re.M)
     assert len(rows) == 4, rows
@@ -61,6 +71,7 @@ def test_readme_preset_table_matches_the_presets() -> None:
         def said(pattern: str, default=None):
             found = re.search(pattern, text)
             return type(default)(found.group(1)) if found else default
+
         assert said(r"N=(\d+)", 0) == cfg.nodes and said(r"k=(\d+)", 0) == cfg.k, text
         assert said(r"(\d+) epochs", 0) == cfg.epochs, text
         keep = 0.0 if "shrink to the end" in text else said(r"keep (\d+)%", 0) / 100

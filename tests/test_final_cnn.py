@@ -1,5 +1,6 @@
 """ShrinkCNN final training: it learns (digits, CIFAR-10, an image folder), the schedule and
 augmentation do what they say, stop + resume is exact, and configurations are checked early."""
+
 import math
 import threading
 from pathlib import Path
@@ -7,27 +8,32 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import CIFAR_DIR, needs
 from PIL import Image
 
-from core.data.augment import augment_batch, resolve_mode
-from core.nets.cnn import imagenet_config
-from core.errors import ConfigError
-from core.data.images import DataError
-from core.training.cnn import data_shape, lr_at, network_config, planned_network
-from core.data.imagefolder import load_image_folder
-from core.store.jobs import JobStore
 from core.cell.presets import load_preset
+from core.data.augment import augment_batch, resolve_mode
+from core.data.imagefolder import load_image_folder
+from core.data.images import DataError
+from core.errors import ConfigError
+from core.nets.cnn import imagenet_config
+from core.store.jobs import JobStore
 from core.store.runs import FINISHED, STOPPED
+from core.training.cnn import data_shape, lr_at, network_config, planned_network
 from core.training.config import train_config
 from core.training.context import JobObserver
 from core.training.engine import create_job, run_job
-from helpers import CIFAR_DIR, needs
 
 CELL = load_preset("shrinkcnn-a")
 
 
-def _run(store: JobStore, observer: JobObserver | None = None, stop: threading.Event | None = None,
-         job: int | None = None, **settings) -> int:
+def _run(
+    store: JobStore,
+    observer: JobObserver | None = None,
+    stop: threading.Event | None = None,
+    job: int | None = None,
+    **settings,
+) -> int:
     if job is None:
         job = create_job(store, CELL, train_config("cnn", "demo", threads=1, onnx=False, **settings), "test")
     run_job(store, job, observer, stop)
@@ -40,7 +46,7 @@ def test_digits_training_ends_far_above_chance(store_path):
     rec = store.get_job(job)
     rows = store.epochs(job)
     assert rec.status == FINISHED and [r.epoch for r in rows] == [1, 2, 3, 4]
-    assert rec.metrics["accuracy"] > 0.9                         # chance is 0.1
+    assert rec.metrics["accuracy"] > 0.9  # chance is 0.1
     assert rows[-1].train_loss < rows[0].train_loss
     assert all(r.throughput > 0 and r.lr > 0 for r in rows)
     assert rec.metrics["params"] > 0 and rec.metrics["macs"] > 0
@@ -56,31 +62,40 @@ def test_stop_then_resume_equals_an_uninterrupted_run(store_path):
     class StopAfterFirstEpoch(JobObserver):
         def on_epoch(self, job_id, row):
             stop.set()
+
     job = _run(store, StopAfterFirstEpoch(), stop, **settings)
     assert store.get_job(job).status == STOPPED and len(store.epochs(job)) == 1
-    _run(store, job=job)                                          # resume, as the app's Resume does
+    _run(store, job=job)  # resume, as the app's Resume does
     fresh = _run(store, **settings)
     cols = ("train_loss", "val_loss", "val_acc", "lr")
-    assert [[getattr(r, c) for c in cols] for r in store.epochs(job)] == \
-           [[getattr(r, c) for c in cols] for r in store.epochs(fresh)]
+    assert [[getattr(r, c) for c in cols] for r in store.epochs(job)] == [
+        [getattr(r, c) for c in cols] for r in store.epochs(fresh)
+    ]
     assert store.get_job(job).status == FINISHED
 
 
 @needs(CIFAR_DIR, "the CIFAR-10 partial copy")
 def test_one_epoch_on_cifar10(store_path):
     store = JobStore(store_path)
-    job = _run(store, data=f"cifar10:{CIFAR_DIR}", width_multiplier=0.25, cells_per_stage=(1, 1, 1), epochs=1,
-               warmup_epochs=0.0, batch_size=128)
+    job = _run(
+        store,
+        data=f"cifar10:{CIFAR_DIR}",
+        width_multiplier=0.25,
+        cells_per_stage=(1, 1, 1),
+        epochs=1,
+        warmup_epochs=0.0,
+        batch_size=128,
+    )
     rec = store.get_job(job)
     assert rec.status == FINISHED, rec.error
     assert rec.metrics["input_size"] == 32 and "cifar10-full" in rec.metrics["data"]
-    assert rec.metrics["accuracy"] > 0.18                        # chance is 0.10 on 846 test images
+    assert rec.metrics["accuracy"] > 0.18  # chance is 0.10 on 846 test images
 
 
 def test_warmup_then_cosine_schedule():
     lrs = [lr_at(s, 100, 10, 1.0) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))       # decays monotonically after warm-up
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))  # decays monotonically after warm-up
     assert lrs[55] == pytest.approx(0.5 * (1 + math.cos(math.pi * 45 / 90)))
     assert lr_at(99, 100, 0, 1.0) < 1e-3 and lr_at(0, 100, 0, 1.0) == pytest.approx(1.0)
 
@@ -92,9 +107,9 @@ def test_augmentation_is_a_seeded_crop_and_flip_on_the_batch():
     assert torch.equal(a, b) and a.shape == x.shape
     assert not torch.equal(a, augment_batch(x, "crop-flip", torch.Generator().manual_seed(2)))
     crop = augment_batch(x, "crop", torch.Generator().manual_seed(3))
-    for img, src in zip(crop, x):                                # every crop is a shift of the padded image
+    for img, src in zip(crop, x):  # every crop is a shift of the padded image
         padded = torch.nn.functional.pad(src, (4, 4, 4, 4))
-        assert any(torch.equal(img, padded[:, dy:dy + 32, dx:dx + 32]) for dy in range(9) for dx in range(9))
+        assert any(torch.equal(img, padded[:, dy : dy + 32, dx : dx + 32]) for dy in range(9) for dx in range(9))
     assert torch.equal(augment_batch(x, "none", torch.Generator()), x)
     assert resolve_mode("auto", 1, 8) == "none" and resolve_mode("auto", 3, 32) == "crop-flip"
 
@@ -125,8 +140,9 @@ def test_image_folder_layouts(tmp_path, split):
 
 def test_training_on_an_image_folder(store_path, tmp_path):
     _folder(tmp_path / "imgs", split=False)
-    cfg = train_config("cnn", "demo", data=f"folder:{tmp_path / 'imgs'}", image_size=16, epochs=3, threads=1,
-                       onnx=False)
+    cfg = train_config(
+        "cnn", "demo", data=f"folder:{tmp_path / 'imgs'}", image_size=16, epochs=3, threads=1, onnx=False
+    )
     assert data_shape(cfg) == (3, 16, 3)
     store = JobStore(store_path)
     job = create_job(store, CELL, cfg, "test")
@@ -136,7 +152,7 @@ def test_training_on_an_image_folder(store_path, tmp_path):
 
 def test_networks_fit_the_data_or_fail_before_the_job(tmp_path):
     cfg = train_config("cnn", "demo", network="imagenet", activation="swish", width_multiplier=1.0)
-    assert network_config(cfg, 3, 224, 1001) == imagenet_config("swish")   # the published body
+    assert network_config(cfg, 3, 224, 1001) == imagenet_config("swish")  # the published body
     net = planned_network(train_config("cnn", "demo", widths=(8, 16), cells_per_stage=(1, 2)))
     assert (net.in_channels, net.input_size, net.widths, net.cells_per_stage) == (1, 8, (8, 16), (1, 2))
     with pytest.raises(ConfigError, match="imagenet network does not fit digits"):

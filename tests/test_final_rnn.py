@@ -1,6 +1,7 @@
 """ShrinkRNN final training: it learns on the embedded corpus, the paper's settings are one
 schedule away, the SGD -> averaged-SGD switch works, and stop + resume (dropout masks
 included) is exact."""
+
 import math
 import threading
 
@@ -8,13 +9,13 @@ import pytest
 import torch
 
 import core.training.rnn as final_rnn
-from core.training.rnn import averaged_weights, build_language_model, combined_input_dropout, switch_to_asgd
-from core.store.jobs import JobStore
 from core.cell.presets import load_preset
+from core.store.jobs import JobStore
 from core.store.runs import FINISHED, STOPPED
 from core.training.config import train_config
 from core.training.context import JobObserver
 from core.training.engine import create_job, run_job
+from core.training.rnn import averaged_weights, build_language_model, combined_input_dropout, switch_to_asgd
 
 CELL = load_preset("shrinkrnn")
 TINY = dict(emb=32, hidden=32, max_vocab=500, batch_size=32, bptt=20, threads=1, onnx=False)
@@ -31,8 +32,14 @@ def test_paper_settings_are_one_schedule_away():
     cfg = train_config("rnn", "paper")
     assert (cfg.emb, cfg.hidden, cfg.data, cfg.epochs) == (745, 745, "ptb", 3000)
     assert (cfg.dropout, cfg.dropout_h, cfg.dropout_x, cfg.dropout_i, cfg.dropout_e) == (0.75, 0.25, 0.75, 0.2, 0.1)
-    assert (cfg.weight_decay, cfg.slowness, cfg.batch_size, cfg.bptt, cfg.lr, cfg.asgd) == \
-           (8e-7, 1e-3, 64, 35, 20.0, True)
+    assert (cfg.weight_decay, cfg.slowness, cfg.batch_size, cfg.bptt, cfg.lr, cfg.asgd) == (
+        8e-7,
+        1e-3,
+        64,
+        35,
+        20.0,
+        True,
+    )
     demo = train_config("rnn")
     assert (demo.dropout, demo.weight_decay, demo.slowness) == (cfg.dropout, cfg.weight_decay, cfg.slowness)
 
@@ -51,7 +58,7 @@ def test_validation_perplexity_falls_over_a_few_hundred_steps(store_path):
     job = _run(store, epochs=4, dropout=0.3, dropout_x=0.3, dropout_i=0.1, dropout_h=0.1)  # 4 x 70 windows
     rows, rec = store.epochs(job), store.get_job(job)
     assert rec.status == FINISHED, rec.error
-    assert rows[0].val_ppl < 500 / 3                             # far below a uniform guess over the vocabulary
+    assert rows[0].val_ppl < 500 / 3  # far below a uniform guess over the vocabulary
     assert rows[-1].val_ppl < 0.85 * rows[0].val_ppl and rows[-1].train_loss < rows[0].train_loss
     assert rec.metrics["perplexity"] == min(r.val_ppl for r in rows)
     assert math.isfinite(rec.metrics["test_perplexity"]) and rec.metrics["tokens_per_s"] > 0
@@ -60,8 +67,8 @@ def test_validation_perplexity_falls_over_a_few_hundred_steps(store_path):
 
 def test_switch_rule_is_non_monotone():
     cfg = train_config("rnn", nonmono=2)
-    assert not switch_to_asgd(cfg, [5.0, 4.0], 4.5)              # too little history
-    assert not switch_to_asgd(cfg, [5.0, 4.0, 3.0], 4.5)         # better than the best before the last 2
+    assert not switch_to_asgd(cfg, [5.0, 4.0], 4.5)  # too little history
+    assert not switch_to_asgd(cfg, [5.0, 4.0, 3.0], 4.5)  # better than the best before the last 2
     assert switch_to_asgd(cfg, [5.0, 4.0, 3.0], 5.5)
     assert not switch_to_asgd(train_config("rnn", nonmono=2, asgd=False), [5.0, 4.0, 3.0], 5.5)
 
@@ -95,9 +102,10 @@ def test_stop_and_resume_after_the_switch_to_asgd_is_exact(store_path, monkeypat
         def on_epoch(self, job_id, row):
             if row["epoch"] == 2:
                 stop.set()
+
     job = _run(store, StopAfterSecondEpoch(), stop, **settings)
     assert store.get_job(job).status == STOPPED and len(store.epochs(job)) == 2
-    torch.manual_seed(123)                                        # whatever the process did in between
+    torch.manual_seed(123)  # whatever the process did in between
     _run(store, job=job)
     fresh = _run(store, **settings)
     cols = ("train_loss", "val_loss", "val_ppl")

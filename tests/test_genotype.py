@@ -36,21 +36,24 @@ def test_removing_an_edge_prunes_what_it_cut_off():
 def test_leaves():
     g = cnn(SHRINK)
     assert g.leaves() == (3, 4)
-    assert cnn(((0, 1), (1, 2), (0, 3))).leaves() == (2, 3)   # node 4 unreachable, not a leaf
-    assert cnn(()).leaves() == (0,)                             # node 0 without out-edge
+    assert cnn(((0, 1), (1, 2), (0, 3))).leaves() == (2, 3)  # node 4 unreachable, not a leaf
+    assert cnn(()).leaves() == (0,)  # node 0 without out-edge
     assert cnn(((1, 2),)).leaves() == (0,)
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    (dict(kind="cnn", ops=("input", "sep3x3"), edges=((1, 0),)), "backward"),
-    (dict(kind="cnn", ops=("input", "sep3x3"), edges=((1, 1),)), "self edge"),
-    (dict(kind="cnn", ops=("input", "sep3x3"), edges=((0, 2),)), "outside 0..1"),
-    (dict(kind="cnn", ops=("input", "maxpool"), edges=((0, 1),)), "unknown op 'maxpool'"),
-    (dict(kind="rnn", ops=("tanh", "sep3x3"), edges=((0, 1),)), "unknown op 'sep3x3'"),
-    (dict(kind="cnn", ops=("input",), edges=()), "node count 1"),
-    (dict(kind="cnn", ops=("input",) + ("sep3x3",) * 16, edges=()), "node count 17"),
-    (dict(kind="gru", ops=("input", "sep3x3"), edges=()), "unknown genotype kind"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        (dict(kind="cnn", ops=("input", "sep3x3"), edges=((1, 0),)), "backward"),
+        (dict(kind="cnn", ops=("input", "sep3x3"), edges=((1, 1),)), "self edge"),
+        (dict(kind="cnn", ops=("input", "sep3x3"), edges=((0, 2),)), "outside 0..1"),
+        (dict(kind="cnn", ops=("input", "maxpool"), edges=((0, 1),)), "unknown op 'maxpool'"),
+        (dict(kind="rnn", ops=("tanh", "sep3x3"), edges=((0, 1),)), "unknown op 'sep3x3'"),
+        (dict(kind="cnn", ops=("input",), edges=()), "node count 1"),
+        (dict(kind="cnn", ops=("input",) + ("sep3x3",) * 16, edges=()), "node count 17"),
+        (dict(kind="gru", ops=("input", "sep3x3"), edges=()), "unknown genotype kind"),
+    ],
+)
 def test_validation_errors_are_one_line_and_name_the_problem(kwargs, fragment):
     with pytest.raises(GenotypeError) as err:
         Genotype(**kwargs)
@@ -73,13 +76,16 @@ def test_hash_is_content_identity():
     assert a.hash != a.without_edge((0, 4)).hash
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "must be an object"),
-    ('{"kind": "cnn", "ops": ["input", "sep3x3"]}', "lacks edges"),
-    ('{"kind": "cnn", "ops": ["input", "sep3x3"], "edges": [[0]]}', "integer pairs"),
-    ('{"kind": "cnn", "nodes": 3, "ops": ["input", "sep3x3"], "edges": []}', "says 3 nodes"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "must be an object"),
+        ('{"kind": "cnn", "ops": ["input", "sep3x3"]}', "lacks edges"),
+        ('{"kind": "cnn", "ops": ["input", "sep3x3"], "edges": [[0]]}', "integer pairs"),
+        ('{"kind": "cnn", "nodes": 3, "ops": ["input", "sep3x3"], "edges": []}', "says 3 nodes"),
+    ],
+)
 def test_bad_json_gets_a_clear_error(text, fragment):
     with pytest.raises(GenotypeError, match=fragment):
         Genotype.from_json(text)

@@ -5,6 +5,7 @@ No GPU is needed: a lack of memory is raised by a fake, the union runs on the me
 (tests/gpu_fakes.py), and Ray is given fake GPUs (`num_gpus=2`), whose tasks read
 CUDA_VISIBLE_DEVICES as CUDA would: once per process. bench/gpu_check.py runs the real thing.
 """
+
 from __future__ import annotations
 
 import os
@@ -37,8 +38,17 @@ from core.search.tasks import CNNProxyTask
 from core.store.jobs import JobStore
 from core.store.runs import Store
 
-TINY = dict(nodes=4, k=4, epochs=3, threads=1, stem_channels=8, base_width=4, per_class_train=30,
-            per_class_val=15, batch_size=32)
+TINY = dict(
+    nodes=4,
+    k=4,
+    epochs=3,
+    threads=1,
+    stem_channels=8,
+    base_width=4,
+    per_class_train=30,
+    per_class_val=15,
+    batch_size=32,
+)
 SEED = 123
 NEVER, NOP = (lambda: False), (lambda *a: None)
 
@@ -75,10 +85,15 @@ def _float64(fn):
 
 def _same(a: list, b: list) -> None:
     for x, y in zip(a, b, strict=True):
-        assert (x.idx, x.status, x.stop_reason, x.epochs, x.accuracy) == (y.idx, y.status, y.stop_reason, y.epochs,
-                                                                           y.accuracy)
+        assert (x.idx, x.status, x.stop_reason, x.epochs, x.accuracy) == (
+            y.idx,
+            y.status,
+            y.stop_reason,
+            y.epochs,
+            y.accuracy,
+        )
         for rx, ry in zip(x.history, y.history, strict=True):
-            assert ry["train_loss"] == pytest.approx(rx["train_loss"], rel=1e-6)   # single's float32 sums
+            assert ry["train_loss"] == pytest.approx(rx["train_loss"], rel=1e-6)  # single's float32 sums
 
 
 # ----- the union on the device -------------------------------------------------------------------
@@ -98,13 +113,13 @@ def test_a_union_step_on_the_meta_device_mixes_no_devices_and_copies_once():
     y = torch.empty(32, dtype=torch.long, device="meta")
     flags = [torch.tensor(live, device="meta") for live in ([True] * 3, [True, False, True])]
     with TransferCounter("meta") as counter:
-        union.adam.begin_epoch(2)                        # the epoch's bias corrections: one copy
-        for active in flags:                             # as training runs: the flags on the device
+        union.adam.begin_epoch(2)  # the epoch's bias corrections: one copy
+        for active in flags:  # as training runs: the flags on the device
             out = union.train_step(x, y, active)
     assert out.device.type == "meta" and out.shape == (3, 2)
     assert counter.copies == 1 and counter.syncs == 0, counter.where
     with TransferCounter("meta") as counter:
-        union.train_step(x, y, [True, True, False])      # host flags (the probe): one copy, the scalars
+        union.train_step(x, y, [True, True, False])  # host flags (the probe): one copy, the scalars
     assert counter.copies == 1 and counter.syncs == 0
     assert union.validate(x, y, 16).device.type == "meta"
 
@@ -118,6 +133,7 @@ def test_one_union_serves_a_chunk_while_its_candidates_stop(task64, monkeypatch)
     def counting_init(self, cands, *args, **kwargs):
         built.append(len(cands))
         real_init(self, cands, *args, **kwargs)
+
     monkeypatch.setattr(_Union, "__init__", counting_init)
     task = _task(k=4)
     task.data = task64.data
@@ -125,7 +141,9 @@ def test_one_union_serves_a_chunk_while_its_candidates_stop(task64, monkeypatch)
     jobs = _jobs(task, 4)
     single = _float64(lambda: evaluate_single(StepJob(task, 1, jobs, SEED, NEVER, NOP, NOP)))
     built.clear()
-    together = _float64(lambda: evaluate_batched(StepJob(task, 1, jobs, SEED, NEVER, NOP, NOP), options=BatchedOptions(chunk=4)))
+    together = _float64(
+        lambda: evaluate_batched(StepJob(task, 1, jobs, SEED, NEVER, NOP, NOP), options=BatchedOptions(chunk=4))
+    )
     _same(single, together)
     assert {r.epochs for r in together} == {2, 3}, "some candidates must stop early for this test"
     assert built == [4]
@@ -140,24 +158,32 @@ def _probing(monkeypatch, error_for) -> None:
         exc = error_for(group)
         if exc is not None:
             raise exc
+
     monkeypatch.setattr(batched, "_probe", probe)
 
 
 def test_a_probe_s_cudnn_error_means_does_not_fit_and_another_error_fails_only_that_chunk(task64, monkeypatch):
-    engine = RuntimeError("cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. GET was unable to find an engine to execute "
-                          "this computation")
+    engine = RuntimeError(
+        "cuDNN error: CUDNN_STATUS_NOT_SUPPORTED. GET was unable to find an engine to execute this computation"
+    )
     _probing(monkeypatch, lambda group: engine if len(group) > 2 else None)
     jobs = _jobs(task64, 4)
     stats = BatchedStats()
-    records = _float64(lambda: evaluate_batched(StepJob(task64, 1, jobs, SEED, NEVER, NOP, NOP),
-                                                options=BatchedOptions(chunk=4), stats=stats))
+    records = _float64(
+        lambda: evaluate_batched(
+            StepJob(task64, 1, jobs, SEED, NEVER, NOP, NOP), options=BatchedOptions(chunk=4), stats=stats
+        )
+    )
     assert stats.chunks == [2, 2] and stats.oom_halvings == 1 and all(r.status == OK for r in records)
 
     broken = RuntimeError("an unrelated bug in a kernel")
     _probing(monkeypatch, lambda group: broken if group[0].idx == 0 else None)
     stats = BatchedStats()
-    records = _float64(lambda: evaluate_batched(StepJob(task64, 1, jobs, SEED, NEVER, NOP, NOP),
-                                                options=BatchedOptions(chunk=2), stats=stats))
+    records = _float64(
+        lambda: evaluate_batched(
+            StepJob(task64, 1, jobs, SEED, NEVER, NOP, NOP), options=BatchedOptions(chunk=2), stats=stats
+        )
+    )
     assert [r.status for r in records] == [FAILED, FAILED, OK, OK] and stats.chunks == [2]
     assert records[0].stop_reason == BUILD_FAILED and "unrelated bug" in records[0].error
     assert batched.is_oom_like(torch.cuda.OutOfMemoryError("CUDA out of memory"))
@@ -170,24 +196,33 @@ def test_an_oom_mid_training_requeues_the_members_at_half_size_from_their_saved_
     their state at the start of epoch 2 in chunks of 2, and end exactly as without the OOM
     (before: all four FAILED, and the step chose among the other candidates)."""
     jobs = _jobs(task64, 4)
-    clean = _float64(lambda: evaluate_batched(StepJob(task64, 1, jobs, SEED, NEVER, NOP, NOP), options=BatchedOptions(chunk=4)))
+    clean = _float64(
+        lambda: evaluate_batched(StepJob(task64, 1, jobs, SEED, NEVER, NOP, NOP), options=BatchedOptions(chunk=4))
+    )
     from core.data.batches import epoch_batches
+
     first_epoch = len(epoch_batches(len(task64.data.y_train), task64.train_cfg.batch_size, SEED, 1))
     calls = {"n": 0}
     real_step = _Union.train_step
 
     def oom_once(self, x, y, active):
         calls["n"] += 1
-        if self.k == 4 and calls["n"] == first_epoch + 3:   # in epoch 2
+        if self.k == 4 and calls["n"] == first_epoch + 3:  # in epoch 2
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real_step(self, x, y, active)
+
     monkeypatch.setattr(_Union, "train_step", oom_once)
     epochs, stats = [], BatchedStats()
-    records = _float64(lambda: evaluate_batched(StepJob(task64, 1, jobs, SEED, NEVER, lambda i, row: epochs.append((i, row["epoch"])),
-                                                NOP), options=BatchedOptions(chunk=4), stats=stats))
+    records = _float64(
+        lambda: evaluate_batched(
+            StepJob(task64, 1, jobs, SEED, NEVER, lambda i, row: epochs.append((i, row["epoch"])), NOP),
+            options=BatchedOptions(chunk=4),
+            stats=stats,
+        )
+    )
     assert stats.chunks == [4, 2, 2] and stats.requeued == 4 and stats.oom_halvings == 1
     _same(clean, records)
-    assert sorted(epochs) == sorted(set(epochs))          # no epoch reported twice
+    assert sorted(epochs) == sorted(set(epochs))  # no epoch reported twice
 
 
 # ----- final training -------------------------------------------------------------------------------
@@ -197,6 +232,7 @@ def test_a_resumed_checkpoint_loads_onto_the_cpu_and_adam_s_step_stays_there(sto
     `step` counters on the CPU, as torch.optim wants (on a GPU each step would sync twice per
     parameter on them)."""
     from core.training.context import JobContext, JobObserver
+
     store = JobStore(store_path)
     job = store.create_job("cnn", Genotype.dense("cnn", 4, 0), {})
     model = torch.nn.Linear(3, 2)
@@ -225,18 +261,23 @@ def test_final_cnn_training_makes_no_host_to_device_copy_per_batch(store_path, m
     from core.training.config import train_config
     from core.training.context import JobContext
     from core.training.engine import create_job, run_job
+
     counter, marks = TransferCounter("cpu"), []
     real_progress = JobContext.progress
 
     def progress(self, epoch, batch, phase="train", force=False, **extra):
-        if phase == "train" and not force:   # the end of a training batch
+        if phase == "train" and not force:  # the end of a training batch
             marks.append((counter.copies, counter.syncs))
         return real_progress(self, epoch, batch, phase, force, **extra)
+
     monkeypatch.setattr(JobContext, "progress", progress)
     store = JobStore(store_path)
-    job = create_job(store, load_preset("shrinkcnn-a"), train_config("cnn", "demo", threads=1, onnx=False, epochs=1,
-                                                                     max_batches=5, augment="crop-flip",
-                                                                     device="cpu"), "test")
+    job = create_job(
+        store,
+        load_preset("shrinkcnn-a"),
+        train_config("cnn", "demo", threads=1, onnx=False, epochs=1, max_batches=5, augment="crop-flip", device="cpu"),
+        "test",
+    )
     with counter:
         run_job(store, job)
     assert store.get_job(job).status == "finished", store.get_job(job).error
@@ -250,6 +291,7 @@ def test_the_rnn_proxy_makes_no_host_sync_per_batch():
     from core.data.corpus import batchify
     from core.nets.rnn import RNNLanguageModel
     from core.search import proxy_rnn
+
     torch.manual_seed(0)
     model = RNNLanguageModel(Genotype.dense("rnn", 4, 0), 50, emb=16, hidden=16)
     data = batchify(torch.randint(0, 50, (4000,)), 8, torch.device("cpu"))
@@ -258,26 +300,34 @@ def test_the_rnn_proxy_makes_no_host_sync_per_batch():
     with TransferCounter() as counter:
         loss, moving = proxy_rnn._train_epoch(model, opt, data, cfg, 5, None)
     assert 0 < loss < 10 and 0 < moving < 10
-    assert counter.syncs <= 20 // getattr(proxy_rnn, "NAN_CHECK_EVERY", 16) + 3, counter.syncs   # before: 40
+    assert counter.syncs <= 20 // getattr(proxy_rnn, "NAN_CHECK_EVERY", 16) + 3, counter.syncs  # before: 40
 
 
 def test_a_nan_loss_still_ends_the_rnn_proxy_epoch_as_nan():
     from core.data.corpus import batchify
     from core.nets.rnn import RNNLanguageModel
     from core.search import proxy_rnn
+
     torch.manual_seed(0)
     model = RNNLanguageModel(Genotype.dense("rnn", 4, 0), 50, emb=16, hidden=16)
     with torch.no_grad():
         model.encoder.weight.fill_(float("nan"))
     data = batchify(torch.randint(0, 50, (4000,)), 8, torch.device("cpu"))
-    loss, moving = proxy_rnn._train_epoch(model, torch.optim.SGD(model.parameters(), lr=1.0), data,
-                                          proxy_rnn.RNNProxyConfig(bptt=10, max_batches_per_epoch=40), 5, None)
-    assert loss != loss and moving != moving   # NaN
+    loss, moving = proxy_rnn._train_epoch(
+        model,
+        torch.optim.SGD(model.parameters(), lr=1.0),
+        data,
+        proxy_rnn.RNNProxyConfig(bptt=10, max_batches_per_epoch=40),
+        5,
+        None,
+    )
+    assert loss != loss and moving != moving  # NaN
 
 
 def test_image_data_too_large_for_the_gpu_is_refused_in_one_line(monkeypatch):
     from core.errors import UserError
     from core.training.cnn import check_device_room
+
     task = _task()
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (100_000, 80 * 2**30))
     with pytest.raises(UserError, match="more than half of the GPU's free") as err:
@@ -291,12 +341,15 @@ def test_the_cuda_rng_state_is_the_current_device_s_and_restores_on_another_gpu_
     """Saved on a 4-GPU machine, resumed on 1 GPU: the job's device state comes back (before:
     all four were saved, and a count mismatch silently skipped the restore)."""
     from core.training import checkpoint
+
     restored = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": torch.full((8,), 7, dtype=torch.uint8))
-    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [torch.full((8,), i, dtype=torch.uint8) for i in range(4)])
+    monkeypatch.setattr(
+        torch.cuda, "get_rng_state_all", lambda: [torch.full((8,), i, dtype=torch.uint8) for i in range(4)]
+    )
     monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device="cuda": restored.append(state))
     monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: restored.extend(states))
     state = checkpoint.rng_state()
@@ -320,7 +373,8 @@ def test_cudnn_autotuning_of_one_search_is_not_switched_off_under_another():
         with batched._cudnn_benchmark(True):
             b_in.set()
             a_out.wait(10)
-            seen.append(torch.backends.cudnn.benchmark)   # A has left; B still runs
+            seen.append(torch.backends.cudnn.benchmark)  # A has left; B still runs
+
     threads = [threading.Thread(target=search_a), threading.Thread(target=search_b)]
     for t in threads:
         t.start()
@@ -348,6 +402,7 @@ def test_the_probe_captures_the_cuda_graph_when_training_will(task64, monkeypatc
         union_dev.append(opts.cuda_graphs)
         real_init(self, group, t, opts, stats)
         self.use_graphs = opts.cuda_graphs
+
     monkeypatch.setattr(_Union, "__init__", init)
     batched._probe(task, cands, task64.data.to("meta"), SEED, BatchedOptions(cuda_graphs=True), BatchedStats())
     assert union_dev == [True] and seen == [True]
@@ -359,12 +414,14 @@ def test_a_ray_search_s_driver_keeps_its_data_on_the_cpu_on_a_gpu_machine(store_
     even where CUDA is present and --device is auto."""
     from core.errors import UserError
     from core.search import loop
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     devices = []
 
     def make_task(cfg, device, log, data=None):
         devices.append(device)
         raise UserError("stop here: the test only needs the device")
+
     monkeypatch.setattr(loop, "make_task", make_task)
     store = Store(store_path)
     run = loop.create_run(store, preset_config("cnn", "demo", evaluator="ray"))
@@ -381,9 +438,22 @@ def _free_port() -> int:
 def test_a_ray_address_where_nothing_answers_is_one_line_and_no_run(store_path, capsys):
     """Before: ray.init retried for minutes, with the run row already `running`."""
     from core.cli.main import main
+
     port = _free_port()
-    code = main(["search", "cnn", "--preset", "demo", "--evaluator", "ray", "--ray-address", f"127.0.0.1:{port}",
-                 "--store", str(store_path)])
+    code = main(
+        [
+            "search",
+            "cnn",
+            "--preset",
+            "demo",
+            "--evaluator",
+            "ray",
+            "--ray-address",
+            f"127.0.0.1:{port}",
+            "--store",
+            str(store_path),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
     assert f"cannot reach Ray cluster 127.0.0.1:{port}: nothing answers" in err
@@ -395,6 +465,7 @@ def test_a_cluster_that_never_answers_the_handshake_is_given_up_in_one_line(monk
     CONNECT_TIMEOUT_S (25 s; here a fraction) rather than ray.init's minutes of retries."""
     ray = pytest.importorskip("ray")
     from core.search.evaluators import ray_eval
+
     if ray.is_initialized():
         pytest.skip("this process is on a cluster already")
     released = threading.Event()
@@ -424,6 +495,7 @@ class FakeGPUTask:
     """A proxy task whose 'training' reports the GPU CUDA would use in this worker process:
     CUDA reads CUDA_VISIBLE_DEVICES once, at the process's first CUDA call, so the first value
     this process saw is the one it would train on, whatever Ray sets for later tasks."""
+
     kind = "cnn"
 
     def __init__(self, cfg, device, log, data=None) -> None:
@@ -434,15 +506,18 @@ class FakeGPUTask:
 
     def cost(self, genotype):
         from core.result import Cost
+
         return Cost(params=1, macs=1)
 
     def train(self, model, data_seed, should_stop, on_epoch):
         import os as _os
         import time as _time
+
         _os.environ.setdefault("FAKE_CUDA_DEVICE", _os.environ.get("CUDA_VISIBLE_DEVICES", "?"))
-        _time.sleep(1.0)   # tasks overlap, so both GPUs are in use at once
-        return TrainResult(status=OK, accuracy=0.5, epochs=1,
-                           error=f"cuda {_os.environ['FAKE_CUDA_DEVICE']} pid {_os.getpid()}")
+        _time.sleep(1.0)  # tasks overlap, so both GPUs are in use at once
+        return TrainResult(
+            status=OK, accuracy=0.5, epochs=1, error=f"cuda {_os.environ['FAKE_CUDA_DEVICE']} pid {_os.getpid()}"
+        )
 
     def score(self, res, cost):
         return 0.5
@@ -456,14 +531,22 @@ def fake_gpu_cluster():
     """One local cluster with two fake GPUs for the module's Ray tests."""
     ray = pytest.importorskip("ray", reason="ray is not installed")
     from core.search.evaluators import ray_eval
+
     if ray.is_initialized():
         ray_eval.disconnect()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(address="local", num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
-             logging_level="ERROR", runtime_env={"env_vars": {"PYTHONPATH": str(ray_eval.ROOT)}})
+    ray.init(
+        address="local",
+        num_cpus=2,
+        num_gpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+        runtime_env={"env_vars": {"PYTHONPATH": str(ray_eval.ROOT)}},
+    )
     ray_eval._connected_to[:] = ["local"]
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])   # the fakes travel by value
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the fakes travel by value
     yield ray_eval
     ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     ray_eval.disconnect()
@@ -488,9 +571,9 @@ def test_each_gpu_task_trains_on_and_reports_the_gpu_ray_gave_it(fake_gpu_cluste
     for row in table:
         print("  " + " | ".join(map(str, row)))
     assert len(records) == 4 and all(" gpu " in r.worker for r in records)
-    assert all(label == cuda for _, label, cuda, _ in table), table     # the label says which GPU, truly
-    assert len({pid for *_, pid in table}) == 4                          # a fresh worker per GPU task
-    assert {label for _, label, _, _ in table} == {"0", "1"}             # both GPUs used
+    assert all(label == cuda for _, label, cuda, _ in table), table  # the label says which GPU, truly
+    assert len({pid for *_, pid in table}) == 4  # a fresh worker per GPU task
+    assert {label for _, label, _, _ in table} == {"0", "1"}  # both GPUs used
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="here torch has CUDA: the fake GPUs' workers would see it")
@@ -505,10 +588,11 @@ def test_a_gpu_cluster_whose_torch_has_no_cuda_is_refused_once_in_one_line(fake_
 
 def test_on_gpus_a_whole_step_is_one_task_by_default():
     from core.search.evaluators.ray_eval import task_chunk
+
     assert task_chunk(preset_config("cnn", "paper", ray_gpus_per_candidate=1.0)) == 10
     assert task_chunk(preset_config("cnn", "paper")) == 1
     assert task_chunk(preset_config("cnn", "paper", ray_gpus_per_candidate=1.0, ray_chunk=2)) == 2
-    assert task_chunk(preset_config("rnn", "paper", ray_gpus_per_candidate=1.0)) == 1   # no RNN union
+    assert task_chunk(preset_config("rnn", "paper", ray_gpus_per_candidate=1.0)) == 1  # no RNN union
 
 
 def test_bf16_casts_the_flat_weights_once_a_step_with_autocast_s_numbers(task64):
@@ -528,6 +612,7 @@ def test_bf16_casts_the_flat_weights_once_a_step_with_autocast_s_numbers(task64)
             if func is torch.ops.aten._to_copy.default and kwargs.get("dtype") == torch.bfloat16:
                 self.n += 1
             return func(*args, **kwargs)
+
     task = _task(k=3)
     cands = []
     for job in _jobs(task, 3):
@@ -536,11 +621,11 @@ def test_bf16_casts_the_flat_weights_once_a_step_with_autocast_s_numbers(task64)
     x = task.data.x_train[:32].contiguous(memory_format=torch.channels_last)
     y = task.data.y_train[:32]
     once, per_weight = (_Union(cands, task, BatchedOptions(amp=True), BatchedStats()) for _ in range(2))
-    per_weight.net.cast_weights = lambda dtype: StackedCNN.cast_weights(per_weight.net, None)   # autocast's way
+    per_weight.net.cast_weights = lambda dtype: StackedCNN.cast_weights(per_weight.net, None)  # autocast's way
     with Casts() as casts:
         a = once.train_step(x, y, [True] * 3)
     with Casts() as autocast_casts:
         b = per_weight.train_step(x, y, [True] * 3)
-    assert casts.n <= 3 < autocast_casts.n // 4, (casts.n, autocast_casts.n)   # weights + images (+ bias)
+    assert casts.n <= 3 < autocast_casts.n // 4, (casts.n, autocast_casts.n)  # weights + images (+ bias)
     assert torch.equal(a, b) and torch.equal(once.net.flat, per_weight.net.flat)
     assert torch.equal(once.adam.exp_avg, per_weight.adam.exp_avg)

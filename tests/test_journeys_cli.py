@@ -3,8 +3,8 @@
 The commands are read from README.md, so an edit there is tested here. They run as written,
 in the README's order, on one store, with only these changes:
 - placeholders become real things: `/data/...` the ../shared copies, run `3` the run this
-  journey made first, `--step 5` that run's last step, job `2` the second job, `cell.json` / `run3.json.gz` / `S` files in a
-  temporary folder;
+  journey made first, `--step 5` that run's last step, job `2` the second job, `cell.json` /
+  `run3.json.gz` / `S` files in a temporary folder;
 - long commands are scaled down with documented flags only (`--k`, `--epochs`, `--max-steps`,
   `--max-batches`), appended so the README's own flags still parse;
 - the first search and the second training job are stopped with Ctrl-C after their first
@@ -101,8 +101,14 @@ class Journey:
     def interrupt_after(self, args: list[str], table: str, done_sql: str) -> tuple[int, str]:
         """A real process, Ctrl-C'd once `done_sql` counts a committed row (a step, an epoch)."""
         start = time.time()
-        proc = subprocess.Popen([sys.executable, "-m", "core", *args], cwd=ROOT, env=self.env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "core", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         end = time.time() + TIMEOUT
         while not self.count(done_sql) and time.time() < end and proc.poll() is None:
             time.sleep(0.1)
@@ -151,7 +157,9 @@ def _step(j: Journey, args: list[str], capsys) -> None:
         assert j.status("runs", 1) == "stopped"
         return None
     if sub == "train" and "--resume" not in args and "--list" not in args and j.count("SELECT COUNT(*) FROM jobs") == 1:
-        code, err = j.interrupt_after(args + SCALE_TRAIN_RESUMED, "jobs", "SELECT COUNT(*) FROM job_epochs WHERE job_id=2")
+        code, err = j.interrupt_after(
+            args + SCALE_TRAIN_RESUMED, "jobs", "SELECT COUNT(*) FROM job_epochs WHERE job_id=2"
+        )
         assert code == EXIT_INTERRUPTED and "Traceback" not in err, err
         assert j.status("jobs", 2) == "stopped"
         return None

@@ -1,4 +1,5 @@
 """Measured noise: stored with the run at step 0, and every ranking marks gaps within it."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,21 @@ NOISE = {"metric": "accuracy", "std": 0.01, "seeds": 3}
 
 
 def _c(edge, score, acc, macs, status="ok") -> dict:
-    return {"edge": edge, "score": score, "accuracy": acc, "macs": macs, "perplexity": None, "flops": None,
-            "params": 10, "epochs": 1, "stop_reason": "max_epochs", "wall_s": 1.0, "status": status,
-            "error": "", "edges_left": 5}
+    return {
+        "edge": edge,
+        "score": score,
+        "accuracy": acc,
+        "macs": macs,
+        "perplexity": None,
+        "flops": None,
+        "params": 10,
+        "epochs": 1,
+        "stop_reason": "max_epochs",
+        "wall_s": 1.0,
+        "status": status,
+        "error": "",
+        "edges_left": 5,
+    }
 
 
 def test_search_stores_noise_from_seeded_baselines(tmp_path, capsys) -> None:

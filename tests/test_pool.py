@@ -1,6 +1,7 @@
 """The pool evaluator: a step's candidates in worker processes (one thread each) give the same
 records as training them one at a time in this process with one thread; auto picks it on a
 CPU with cores for two or more workers."""
+
 from __future__ import annotations
 
 import torch
@@ -34,7 +35,7 @@ def test_auto_picks_the_pool_with_two_cores(monkeypatch):
         cfg = preset_config(kind, "paper")
         assert pool_size(cfg, CPU) == (2, 1) and resolve_evaluator(cfg, CPU) == "pool"
         assert resolve_evaluator(cfg, torch.device("cuda")) == ("batched" if kind == "cnn" else "single")
-        assert pool_size(preset_config(kind, "paper", threads=2), CPU) == (1, 2)   # one worker: no pool
+        assert pool_size(preset_config(kind, "paper", threads=2), CPU) == (1, 2)  # one worker: no pool
         assert resolve_evaluator(preset_config(kind, "paper", threads=2), CPU) != "pool"
     monkeypatch.setenv(pool_mod.WORKERS_ENV, "1")
     assert resolve_evaluator(preset_config("cnn", "paper"), CPU) == "batched"
@@ -78,7 +79,9 @@ def test_pool_stop_request_reaches_the_workers():
     seen: list[int] = []
     pool = Pool(task, workers=2, threads=1)
     try:
-        records = pool.run(StepJob(task, 1, jobs, 3, lambda: len(seen) >= 2, lambda idx, row: seen.append(idx), lambda r: None))
+        records = pool.run(
+            StepJob(task, 1, jobs, 3, lambda: len(seen) >= 2, lambda idx, row: seen.append(idx), lambda r: None)
+        )
     finally:
         pool.close()
     assert records and all(r.status == "stopped" for r in records)

@@ -1,5 +1,6 @@
 """--precision: what auto resolves to (CPU flags, CUDA capability without emulation), where the
 setting is stored and shown, and that bf16 changes a candidate's record by less than the noise."""
+
 from __future__ import annotations
 
 import json
@@ -51,6 +52,7 @@ def test_cuda_bf16_needs_capability_8_not_emulation(monkeypatch, capability, nat
     assert cuda_amp_dtype(CUDA) is (torch.bfloat16 if native else torch.float16)
     from core.training.cnn import amp_dtype
     from core.training.config import train_config
+
     assert amp_dtype(train_config("cnn"), CUDA) is (torch.bfloat16 if native else torch.float16)
     assert amp_dtype(train_config("cnn", precision="fp32"), CUDA) is None
     assert amp_dtype(train_config("cnn", precision="bf16"), CUDA) is torch.bfloat16
@@ -68,11 +70,34 @@ def test_setting_is_stored_and_old_runs_stay_fp32():
 
 def test_cli_flag_reaches_the_run_record_and_show(tmp_path, capsys, monkeypatch):
     from core.cli.main import main
+
     store = str(tmp_path / "runs.db")
     assert main(["search", "cnn", "--preset", "demo", "--precision", "fp32", "--dry-run", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["precision"] == "fp32"
-    assert main(["search", "cnn", "--preset", "demo", "--precision", "bf16", "--max-steps", "1", "--k", "2",
-                 "--noise-seeds", "1", "--epochs", "1", "--store", store, "--json"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "cnn",
+                "--preset",
+                "demo",
+                "--precision",
+                "bf16",
+                "--max-steps",
+                "1",
+                "--k",
+                "2",
+                "--noise-seeds",
+                "1",
+                "--epochs",
+                "1",
+                "--store",
+                store,
+                "--json",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["show", "1", "--store", store, "--json"]) == 0
     run = json.loads(capsys.readouterr().out)["run"]
@@ -94,11 +119,14 @@ def test_bf16_record_is_within_the_step0_noise(kind):
     nop = lambda *a: None  # noqa: E731
     fp32 = evaluate_single(StepJob(make_task(cfg, CPU, nop), 0, jobs, 7, lambda: False, nop, nop))
     noise = measure_noise(kind, fp32)
-    bf16 = evaluate_single(StepJob(make_task(replace(cfg, precision="bf16"), CPU, nop), 0, jobs[:1], 7,
-                           lambda: False, nop, nop))
+    bf16 = evaluate_single(
+        StepJob(make_task(replace(cfg, precision="bf16"), CPU, nop), 0, jobs[:1], 7, lambda: False, nop, nop)
+    )
     metric = noise["metric"]
     diff = abs(getattr(bf16[0], metric) - getattr(fp32[0], metric))
-    print(f"{kind}: fp32 {[getattr(r, metric) for r in fp32]}, bf16 {getattr(bf16[0], metric)}, "
-          f"|diff| {diff:.4g}, noise std {noise['std']:.4g}")
+    print(
+        f"{kind}: fp32 {[getattr(r, metric) for r in fp32]}, bf16 {getattr(bf16[0], metric)}, "
+        f"|diff| {diff:.4g}, noise std {noise['std']:.4g}"
+    )
     assert bf16[0].status == "ok" and noise["std"] > 0
     assert diff < noise["std"]

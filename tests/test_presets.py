@@ -1,4 +1,5 @@
 """Presets: the shipped ShrinkCNN cells, the asset-folder loader, and genotype arguments."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,9 @@ def test_shipped_presets_listed_sorted() -> None:
     assert names == sorted(names)
 
 
-@pytest.mark.parametrize("name, title, activation",
-                         [("shrinkcnn-a", "ShrinkCNN-A", "relu"), ("shrinkcnn-b", "ShrinkCNN-B", "swish")])
+@pytest.mark.parametrize(
+    "name, title, activation", [("shrinkcnn-a", "ShrinkCNN-A", "relu"), ("shrinkcnn-b", "ShrinkCNN-B", "swish")]
+)
 def test_shrinkcnn_presets(name: str, title: str, activation: str) -> None:
     g = load_preset(name)
     assert g.name == title and g.kind == "cnn"
@@ -67,14 +69,17 @@ def test_genotype_arg_preset_and_file(tmp_path: Path) -> None:
         load_genotype_arg("preset:missing")
 
 
-@pytest.mark.parametrize("content, expect", [
-    (None, "does not exist"),
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "JSON object"),
-    (json.dumps({"kind": "cnn", "ops": ["input", "sep3x3"], "edges": [[1, 0]]}), "backward"),
-    (json.dumps({"kind": "cnn", "ops": ["input"]}), "lacks edges"),
-    (b"\xff\xfe\x00garbage", "cannot be read"),
-])
+@pytest.mark.parametrize(
+    "content, expect",
+    [
+        (None, "does not exist"),
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        (json.dumps({"kind": "cnn", "ops": ["input", "sep3x3"], "edges": [[1, 0]]}), "backward"),
+        (json.dumps({"kind": "cnn", "ops": ["input"]}), "lacks edges"),
+        (b"\xff\xfe\x00garbage", "cannot be read"),
+    ],
+)
 def test_genotype_arg_bad_file(tmp_path: Path, content: str | bytes | None, expect: str) -> None:
     path = tmp_path / "bad.json"
     if isinstance(content, bytes):

@@ -2,6 +2,7 @@
 
 One local Ray instance (2 CPUs) serves the whole module; the settings are tiny digits ones.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install the pin in requirements.txt)")
 
 from core.cell.genotype import Genotype  # noqa: E402
-from core.search.candidates import StepJob
+from core.search.candidates import StepJob  # noqa: E402
 from core.search.config import preset_config  # noqa: E402
 from core.search.evaluators import ray_eval  # noqa: E402
 from core.search.evaluators.ray_eval import SearchSlots  # noqa: E402
@@ -25,8 +26,15 @@ from core.search.tasks import CNNProxyTask  # noqa: E402
 from core.seeds import derive_seed  # noqa: E402
 from core.store.runs import FINISHED, Store  # noqa: E402
 
-TINY = dict(nodes=4, k=2, epochs=2, threads=1, per_class_train=30,  # stem 8 / width 4 crash torch here
-            per_class_val=10, keep_fraction=0.0)
+TINY = dict(
+    nodes=4,
+    k=2,
+    epochs=2,
+    threads=1,
+    per_class_train=30,  # stem 8 / width 4 crash torch here
+    per_class_val=10,
+    keep_fraction=0.0,
+)
 LONGER = dict(epochs=3, per_class_train=120)  # candidates of a few seconds: a kill lands mid-candidate
 NEVER, NOP = (lambda: False), (lambda *a: None)
 
@@ -97,8 +105,10 @@ def test_the_local_cluster_is_sized_to_this_machine(cluster):
 def searches(tmp_path_factory):
     """The same tiny search with the single and the ray evaluator, in one store."""
     store = Store(tmp_path_factory.mktemp("ray") / "runs.db")
-    runs = {ev: create_run(store, preset_config("cnn", "demo", **TINY, evaluator=ev, max_steps=1))
-            for ev in ("single", "ray")}
+    runs = {
+        ev: create_run(store, preset_config("cnn", "demo", **TINY, evaluator=ev, max_steps=1))
+        for ev in ("single", "ray")
+    }
     for run_id in runs.values():
         assert run_search(store, run_id) == FINISHED
     return store, runs
@@ -120,20 +130,27 @@ def test_a_ray_search_gives_the_records_and_choices_of_single_and_records_its_cl
 def test_a_ray_control_trains_on_the_cluster_the_cells_single_trains(searches):
     from core.search.control import run_control
     from core.store.controls import control_cells, get_control
+
     store, runs = searches
     for run_id in runs.values():
         assert run_control(store, run_id, 2, [3]) == FINISHED
     cells = {ev: control_cells(store, r) for ev, r in runs.items()}
 
     def same(c) -> dict:
-        return {**c.__dict__, "wall_s": 0, "worker": "",
-                "history": [{k: v for k, v in row.items() if k != "seconds"} for row in c.history]}
+        return {
+            **c.__dict__,
+            "wall_s": 0,
+            "worker": "",
+            "history": [{k: v for k, v in row.items() if k != "seconds"} for row in c.history],
+        }
+
     assert len(cells["ray"]) == 2 and [same(c) for c in cells["ray"]] == [same(c) for c in cells["single"]]
     assert get_control(store, runs["ray"]).evaluator == "ray" and all(c.worker for c in cells["ray"])
 
 
 def test_the_search_page_shows_the_cluster_and_the_run_s_evaluator(monkeypatch, searches):
     from streamlit.testing.v1 import AppTest
+
     store, runs = searches
     monkeypatch.setenv("AUTOSHRINK_STORE", str(store.path))
     at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=90)
@@ -142,26 +159,30 @@ def test_the_search_page_shows_the_cluster_and_the_run_s_evaluator(monkeypatch, 
     at.switch_page("views/search.py").run()
     assert not at.exception, [e.value for e in at.exception]
     texts = "\n".join(str(e.value) for kind in (at.markdown, at.caption) for e in kind)
-    assert f"ray local: 1 node, {os.cpu_count()} CPUs, 0 GPUs; at most" in texts     # under the form
-    assert "evaluator ray on ray local: 1 node" in texts                              # the run's header
+    assert f"ray local: 1 node, {os.cpu_count()} CPUs, 0 GPUs; at most" in texts  # under the form
+    assert "evaluator ray on ray local: 1 node" in texts  # the run's header
 
 
 def test_a_worker_killed_mid_candidate_is_retried_from_its_seed(single_records):
     task, jobs, seed = _step(evaluator="ray", **LONGER)
     out, results = {}, []
-    worker = threading.Thread(target=lambda: out.update(records=ray_eval.evaluate_ray(StepJob(task, 1, jobs, seed, NEVER, NOP, results.append))))
+    worker = threading.Thread(
+        target=lambda: out.update(
+            records=ray_eval.evaluate_ray(StepJob(task, 1, jobs, seed, NEVER, NOP, results.append))
+        )
+    )
     worker.start()
     victims = []
     while worker.is_alive() and not victims:
         victims = _my_workers()
         time.sleep(0.2)
     assert victims, "no worker was seen training"
-    time.sleep(0.5)                  # let it get into the candidate
+    time.sleep(0.5)  # let it get into the candidate
     assert victims[0] in _my_workers() and not results, "the candidate ended before the kill"
     os.kill(victims[0], signal.SIGKILL)
     worker.join(300)
     assert not worker.is_alive()
-    assert victims[0] not in _my_workers("ray::")          # the victim is gone, not only idle
+    assert victims[0] not in _my_workers("ray::")  # the victim is gone, not only idle
     records = out["records"]
     assert [r.idx for r in records] == [0, 1] and sorted(r.idx for r in results) == [0, 1]  # none lost, none twice
     assert [_comparable(r) for r in records] == [_comparable(r) for r in single_records]
@@ -171,14 +192,16 @@ def test_a_worker_killed_mid_candidate_is_retried_from_its_seed(single_records):
 def test_a_stop_request_cancels_the_running_tasks():
     task, jobs, seed = _step(evaluator="ray", epochs=50)
     stop, out = threading.Event(), {}
-    worker = threading.Thread(target=lambda: out.update(records=ray_eval.evaluate_ray(StepJob(task, 1, jobs, seed, stop.is_set, NOP, NOP))))
+    worker = threading.Thread(
+        target=lambda: out.update(records=ray_eval.evaluate_ray(StepJob(task, 1, jobs, seed, stop.is_set, NOP, NOP)))
+    )
     worker.start()
     while worker.is_alive() and not _my_workers():
         time.sleep(0.2)
     stop.set()
     worker.join(120)
-    assert not worker.is_alive() and len(out["records"]) < len(jobs)   # the step is not complete
-    assert _my_workers() == []                                        # nothing trains on after the stop
+    assert not worker.is_alive() and len(out["records"]) < len(jobs)  # the step is not complete
+    assert _my_workers() == []  # nothing trains on after the stop
 
 
 def test_search_slots_let_at_most_the_limit_in_and_a_waiting_search_can_stop():
@@ -188,6 +211,7 @@ def test_search_slots_let_at_most_the_limit_in_and_a_waiting_search_can_stop():
         with slots.slot(lambda: False) as ok:
             inside.append((n, ok))
             time.sleep(0.3)
+
     threads = [threading.Thread(target=search, args=(n,)) for n in range(3)]
     for t in threads:
         t.start()
@@ -197,7 +221,7 @@ def test_search_slots_let_at_most_the_limit_in_and_a_waiting_search_can_stop():
     with slots.slot(NEVER):
         stop_waiting.set()
         with slots.slot(stop_waiting.is_set) as ok:
-            assert ok is False     # stopped while waiting: no slot, no tasks
+            assert ok is False  # stopped while waiting: no slot, no tasks
 
 
 def test_gpu_tasks_on_a_cluster_without_gpus_are_refused_in_one_line():
@@ -209,21 +233,38 @@ def test_gpu_tasks_on_a_cluster_without_gpus_are_refused_in_one_line():
 def test_a_gpu_request_on_a_cluster_without_gpus_is_refused_before_any_run_row(tmp_path, capsys):
     """Before: the run was created, claimed, and then failed; now `create_run` refuses it."""
     from core.cli.main import main
+
     store = tmp_path / "r.db"
-    code = main(["search", "cnn", "--preset", "demo", "--evaluator", "ray", "--ray-gpus-per-candidate", "1",
-                 "--store", str(store)])
+    code = main(
+        [
+            "search",
+            "cnn",
+            "--preset",
+            "demo",
+            "--evaluator",
+            "ray",
+            "--ray-gpus-per-candidate",
+            "1",
+            "--store",
+            str(store),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "asks for GPUs, but ray local: 1 node" in err
     assert Store(store).list_runs() == []
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("--ray-chunk", "-1", "ray chunk must be >= 0"),
-    ("--ray-cpus-per-candidate", "0", "ray CPUs per candidate must be > 0"),
-    ("--ray-gpus-per-candidate", "-1", "ray GPUs per candidate must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--ray-chunk", "-1", "ray chunk must be >= 0"),
+        ("--ray-cpus-per-candidate", "0", "ray CPUs per candidate must be > 0"),
+        ("--ray-gpus-per-candidate", "-1", "ray GPUs per candidate must be >= 0"),
+    ],
+)
 def test_the_cli_hands_the_ray_flags_to_the_settings(tmp_path, capsys, flag, value, message):
     from core.cli.main import main
+
     assert main(["search", "cnn", "--evaluator", "ray", flag, value, "--store", str(tmp_path / "r.db")]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1

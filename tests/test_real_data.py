@@ -1,8 +1,9 @@
 """Real-data tier: one shrink step on the shared CIFAR-10 and PTB proxies (skipped without ../shared)."""
+
 import math
 
-
 from helpers import CIFAR_DIR, PTB_DIR, needs
+
 from core.search.config import preset_config
 from core.search.loop import create_run, run_search
 from core.store.runs import FINISHED, Store
@@ -12,8 +13,18 @@ from core.store.runs import FINISHED, Store
 def test_one_cnn_shrink_step_on_real_cifar10(store_path):
     # The paper's proxy network and training rules, shortened: 4 nodes, 2 candidates, 1 epoch,
     # a 200/50-per-class slice of the proxy split so the tier fits the suite's time budget.
-    cfg = preset_config("cnn", "paper", data=f"cifar10:{CIFAR_DIR}", nodes=4, k=2, epochs=1, max_steps=1,
-                        per_class_train=200, per_class_val=50, threads=1)
+    cfg = preset_config(
+        "cnn",
+        "paper",
+        data=f"cifar10:{CIFAR_DIR}",
+        nodes=4,
+        k=2,
+        epochs=1,
+        max_steps=1,
+        per_class_train=200,
+        per_class_val=50,
+        threads=1,
+    )
     store = Store(store_path)
     run_id = create_run(store, cfg)
     assert run_search(store, run_id) == FINISHED, store.get_run(run_id).error
@@ -26,8 +37,9 @@ def test_one_cnn_shrink_step_on_real_cifar10(store_path):
 @needs(PTB_DIR, "PTB proxy corpus")
 def test_one_rnn_shrink_step_on_real_ptb_proxy(store_path):
     # Paper RNN settings (e=h=100, batch 128, BPTT 35, lr 20), one epoch capped at 10 batches.
-    cfg = preset_config("rnn", "paper", data=f"ptb:{PTB_DIR}", nodes=4, k=2, epochs=1, max_steps=1,
-                        max_batches=10, threads=1)
+    cfg = preset_config(
+        "rnn", "paper", data=f"ptb:{PTB_DIR}", nodes=4, k=2, epochs=1, max_steps=1, max_batches=10, threads=1
+    )
     store = Store(store_path)
     run_id = create_run(store, cfg)
     assert run_search(store, run_id) == FINISHED, store.get_run(run_id).error

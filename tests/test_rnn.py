@@ -1,4 +1,5 @@
 """The RNN cell and language model against the spec's equations, computed here by hand."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,9 @@ def _one_thread():
 
 def _known(rows: int, cols: int, scale: float) -> torch.Tensor:
     """A small fixed matrix with mixed signs, so every activation sees both sides of zero."""
-    return (torch.linspace(-1.0, 1.0, rows * cols) * scale).view(rows, cols).flip(1) + \
-        0.05 * torch.arange(rows * cols, dtype=torch.float32).view(rows, cols).remainder(3)
+    return (torch.linspace(-1.0, 1.0, rows * cols) * scale).view(rows, cols).flip(1) + 0.05 * torch.arange(
+        rows * cols, dtype=torch.float32
+    ).view(rows, cols).remainder(3)
 
 
 def _reference_step(genotype: Genotype, cell: DagRNNCell, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -61,15 +63,15 @@ def test_three_node_step_matches_hand_computation() -> None:
     x = torch.tensor([[0.5, -1.0, 0.25], [1.5, 0.0, -0.5]])
     hp = torch.tensor([[0.3, -0.2], [-0.6, 0.9]])
 
-    pre0 = torch.cat([x, hp], 1) @ w0                      # node 0: [c0, g0] = [x, h] W0
+    pre0 = torch.cat([x, hp], 1) @ w0  # node 0: [c0, g0] = [x, h] W0
     s0 = hp + torch.sigmoid(pre0[:, :2]) * (torch.tanh(pre0[:, 2:]) - hp)
-    p01 = s0 @ w01                                          # edge 0->1, node 1 is relu
+    p01 = s0 @ w01  # edge 0->1, node 1 is relu
     s1 = s0 + torch.sigmoid(p01[:, :2]) * (torch.relu(p01[:, 2:]) - s0)
-    p02, p12 = s0 @ w02, s1 @ w12                           # edges into node 2 (sigmoid)
+    p02, p12 = s0 @ w02, s1 @ w12  # edges into node 2 (sigmoid)
     k02 = s0 + torch.sigmoid(p02[:, :2]) * (torch.sigmoid(p02[:, 2:]) - s0)
     k12 = s1 + torch.sigmoid(p12[:, :2]) * (torch.sigmoid(p12[:, 2:]) - s1)
-    s2 = (k02 + k12) / 2                                    # mean of incoming contributions
-    expected = s2                                           # node 2 is the only leaf
+    s2 = (k02 + k12) / 2  # mean of incoming contributions
+    expected = s2  # node 2 is the only leaf
 
     assert g.leaves() == (2,)
     torch.testing.assert_close(cell.step(x, hp), expected)
@@ -166,8 +168,7 @@ def test_dropouts_only_in_training_and_word_rows_dropped_together() -> None:
     torch.manual_seed(0)
     g = Genotype.dense("rnn", 4, 1)
     plain = RNNLanguageModel(g, 20, 6, 6)
-    noisy = RNNLanguageModel(g, 20, 6, 6, dropout=0.5, dropout_h=0.5, dropout_x=0.5,
-                             dropout_e=0.5, dropout_w=0.5)
+    noisy = RNNLanguageModel(g, 20, 6, 6, dropout=0.5, dropout_h=0.5, dropout_x=0.5, dropout_e=0.5, dropout_w=0.5)
     noisy.load_state_dict(plain.state_dict())
     tokens = torch.randint(0, 20, (4, 3))
     noisy.eval()
@@ -197,7 +198,7 @@ def test_shrinkrnn_asset_has_23m_parameters() -> None:
     assert g.ops == ("tanh", "identity", "sigmoid", "sigmoid", "tanh", "identity")
     cost = rnn_cost(g, net["emb"], net["hidden"], net["vocab"])
     assert abs(cost.params - 23.0e6) / 23.0e6 < 0.01
-    assert cost.flops == 12 * 745 ** 2
+    assert cost.flops == 12 * 745**2
 
 
 @pytest.mark.parametrize("seed", [0, 4])
@@ -213,6 +214,7 @@ def test_training_loss_equals_nll_of_the_forward_log_probs():
     """model.loss (the proxy's fused decoder + cross-entropy) is nll_loss of forward's log-probs,
     value and gradients, in fp32; in bf16 the decoder runs in bf16 and the loss stays close."""
     import torch.nn.functional as F
+
     torch.manual_seed(0)
     model = RNNLanguageModel(Genotype.dense("rnn", 4, 0), 37, emb=8, hidden=8)
     tokens, targets = torch.randint(0, 37, (6, 3)), torch.randint(0, 37, (6, 3))

@@ -1,17 +1,18 @@
 """The AutoShrink loop end to end on the embedded digits data."""
+
 import math
 import shutil
 import threading
 
 import pytest
 
+from core.cell.genotype import Genotype
 from core.data.images import CIFAR_TEST_FILE, CIFAR_TRAIN_FILES
 from core.errors import UserError
 from core.search.config import preset_config
-from core.search.tasks import CNNProxyTask, cnn_score, rnn_score
 from core.search.loop import Observer, QueueObserver, choose, create_run, run_search, step_candidates
+from core.search.tasks import CNNProxyTask, cnn_score, rnn_score
 from core.store.runs import FAILED, FINISHED, STOPPED, Store, best_of
-from core.cell.genotype import Genotype
 
 TINY = dict(nodes=4, k=2, epochs=1, keep_fraction=0.0, threads=1)
 
@@ -67,7 +68,7 @@ def test_stored_scores_follow_the_paper_formula(demo_run):
             assert 0 <= c.accuracy <= 1 and c.macs > 0 and c.perplexity is None
         else:
             hidden = preset_config("rnn", "demo").hidden
-            assert c.perplexity > 1 and c.flops == c.genotype.num_edges * hidden ** 2 and c.accuracy is None
+            assert c.perplexity > 1 and c.flops == c.genotype.num_edges * hidden**2 and c.accuracy is None
         assert c.score == pytest.approx(formula(task, c), abs=1e-12)
     assert cnn_score(0.9, 1e6) == pytest.approx(0.9)
     assert rnn_score(100.0, 1e6) == pytest.approx(25.0)
@@ -147,11 +148,14 @@ def test_data_gone_after_the_start_fails_the_run_with_one_line(store_path, tmp_p
 
 def test_choose_breaks_ties_by_fewer_edges():
     from core.store.runs import CandidateRecord
+
     g = Genotype.dense("cnn", 4, 0)
     small, big = g.without_edge((0, 1)), g.without_edge((2, 3))
-    recs = [CandidateRecord(1, 0, (2, 3), big, "ok", score=0.5),
-            CandidateRecord(1, 1, (0, 1), small, "ok", score=0.5),
-            CandidateRecord(1, 2, (1, 2), big, "failed", score=None)]
+    recs = [
+        CandidateRecord(1, 0, (2, 3), big, "ok", score=0.5),
+        CandidateRecord(1, 1, (0, 1), small, "ok", score=0.5),
+        CandidateRecord(1, 2, (1, 2), big, "failed", score=None),
+    ]
     assert choose(recs).idx == (1 if small.num_edges < big.num_edges else 0)
 
 
@@ -185,6 +189,7 @@ def test_an_rnn_run_records_its_vocabulary_size(demo_run):
     guess it; it is the size the candidates' parameter counts were costed with."""
     from core.data.corpus import load_corpus
     from core.insight.compare import lm_vocab
+
     store, run_id, _, task = demo_run
     run = store.get_run(run_id)
     if task == "cnn":

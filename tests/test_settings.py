@@ -17,8 +17,18 @@ from core.training.config import CONFIG_CLASSES
 from core.training.config import field_specs as train_fields
 
 ROOT = Path(__file__).resolve().parents[1]
-ONCE_MISSING = {"weight_decay", "bptt", "clip", "max_vocab", "stem_channels", "base_width",
-                "per_class_train", "per_class_val", "emb", "hidden"}
+ONCE_MISSING = {
+    "weight_decay",
+    "bptt",
+    "clip",
+    "max_vocab",
+    "stem_channels",
+    "base_width",
+    "per_class_train",
+    "per_class_val",
+    "emb",
+    "hidden",
+}
 
 
 def _flags(*command: str) -> set[str]:
@@ -42,14 +52,17 @@ def test_every_training_field_has_a_flag() -> None:
         assert {s.flag for s in specs} <= _flags("train")
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("--bptt", "0", "bptt must be at least 1, not 0"),
-    ("--clip", "0", "clip must be > 0, not 0.0"),
-    ("--weight-decay", "-1", "weight decay must be >= 0, not -1.0"),
-    ("--per-class-val", "0", "per class val must be at least 1, not 0"),
-    ("--nodes", "17", "nodes must be in 2..16, not 17"),
-    ("--keep-fraction", "1", "keep fraction must be in [0, 1), not 1.0"),
-])
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--bptt", "0", "bptt must be at least 1, not 0"),
+        ("--clip", "0", "clip must be > 0, not 0.0"),
+        ("--weight-decay", "-1", "weight decay must be >= 0, not -1.0"),
+        ("--per-class-val", "0", "per class val must be at least 1, not 0"),
+        ("--nodes", "17", "nodes must be in 2..16, not 17"),
+        ("--keep-fraction", "1", "keep fraction must be in [0, 1), not 1.0"),
+    ],
+)
 def test_ranges_come_from_the_declaration(flag: str, value: str, message: str, capsys) -> None:
     task = "rnn" if flag in ("--bptt", "--clip") else "cnn"
     assert main(["search", task, flag, value, "--dry-run"]) == 2
@@ -57,9 +70,29 @@ def test_ranges_come_from_the_declaration(flag: str, value: str, message: str, c
 
 
 def test_new_flags_reach_the_config(capsys) -> None:
-    assert main(["search", "rnn", "--bptt", "20", "--clip", "0.5", "--emb", "32", "--hidden", "32",
-                 "--max-vocab", "300", "--dry-run", "--json"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "rnn",
+                "--bptt",
+                "20",
+                "--clip",
+                "0.5",
+                "--emb",
+                "32",
+                "--hidden",
+                "32",
+                "--max-vocab",
+                "300",
+                "--dry-run",
+                "--json",
+            ]
+        )
+        == 0
+    )
     import json
+
     cfg = json.loads(capsys.readouterr().out)["config"]
     assert (cfg["bptt"], cfg["clip"], cfg["emb"], cfg["max_vocab"]) == (20, 0.5, 32, 300)
 

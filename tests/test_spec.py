@@ -8,8 +8,8 @@ import pytest
 
 from core.data.check import check_data
 from core.data.spec import DataError, DataSpec, DataSpecError, Source, parse_data_spec, spec_forms
-from core.search.config import preset_config
 from core.errors import ConfigError
+from core.search.config import preset_config
 
 SHARED = Path(__file__).parents[1] / ".." / "shared" / "data"
 

@@ -21,8 +21,9 @@ def test_live_and_resumable_split_the_statuses() -> None:
 
 def test_records_read_back_typed(tmp_path) -> None:
     store = Store(tmp_path / "runs.db")
-    run_id = create_run(store, preset_config("cnn", "demo", nodes=3, k=1, epochs=1, max_steps=1, threads=1,
-                                             noise_seeds=1))
+    run_id = create_run(
+        store, preset_config("cnn", "demo", nodes=3, k=1, epochs=1, max_steps=1, threads=1, noise_seeds=1)
+    )
     assert store.get_run(run_id).status is RunStatus.QUEUED
     assert run_search(store, run_id) == RunStatus.FINISHED
     run = store.get_run(run_id)

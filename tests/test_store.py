@@ -7,7 +7,17 @@ import textwrap
 import pytest
 
 from core.cell.genotype import Genotype
-from core.store.runs import (FINISHED, INTERRUPTED, RUNNING, CandidateRecord, StepRecord, Store, StoreError, best_of, default_store_path)
+from core.store.runs import (
+    FINISHED,
+    INTERRUPTED,
+    RUNNING,
+    CandidateRecord,
+    StepRecord,
+    Store,
+    StoreError,
+    best_of,
+    default_store_path,
+)
 
 G = Genotype.dense("cnn", 4, seed=0)
 
@@ -96,8 +106,13 @@ def test_other_processes_read_while_a_writer_holds_a_transaction(store_path):
         s = Store({str(store_path)!r})
         print(len(s.steps({run})), s.get_run({run}).status)
     """)
-    out = subprocess.run([sys.executable, "-c", reader], capture_output=True, text=True, timeout=60,
-                         cwd=os.path.dirname(os.path.dirname(__file__)))
+    out = subprocess.run(
+        [sys.executable, "-c", reader],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     con.execute("ROLLBACK")
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["1", "queued"]
@@ -120,6 +135,7 @@ def test_live_progress_is_typed_and_stored_as_the_same_json(store_path):
 
     from core.store.jobs import JobStore
     from core.store.progress import JobProgress, SearchProgress
+
     store = JobStore(store_path)
     run = store.create_run("cnn", {}, 3)
     store.claim(run, "cpu", "single")
@@ -134,13 +150,31 @@ def test_live_progress_is_typed_and_stored_as_the_same_json(store_path):
     store.finish(run, FINISHED)
     assert store.get_run(run).progress == SearchProgress()
     job = store.create_job("cnn", G, {})
-    jp = JobProgress(phase="train", epoch=2, epochs=3, batch=4, batches=8, fraction=0.5, elapsed_s=1.0,
-                     eta_s=None, extra={"note": "x"})
+    jp = JobProgress(
+        phase="train",
+        epoch=2,
+        epochs=3,
+        batch=4,
+        batches=8,
+        fraction=0.5,
+        elapsed_s=1.0,
+        eta_s=None,
+        extra={"note": "x"},
+    )
     store.beat_job(job, jp)
     with sqlite3.connect(store_path) as con:
         raw = json.loads(con.execute("SELECT progress FROM jobs WHERE id=?", (job,)).fetchone()[0])
-    assert raw == {"phase": "train", "epoch": 2, "epochs": 3, "batch": 4, "batches": 8, "fraction": 0.5,
-                   "elapsed_s": 1.0, "eta_s": None, "note": "x"}
+    assert raw == {
+        "phase": "train",
+        "epoch": 2,
+        "epochs": 3,
+        "batch": 4,
+        "batches": 8,
+        "fraction": 0.5,
+        "elapsed_s": 1.0,
+        "eta_s": None,
+        "note": "x",
+    }
     assert store.get_job(job).progress == jp
 
 
@@ -148,6 +182,7 @@ def test_store_is_marked_and_a_foreign_sqlite_file_is_refused_untouched(tmp_path
     import sqlite3
 
     from core.store.schema import APPLICATION_ID, SCHEMA_VERSION
+
     ours = tmp_path / "ours.db"
     Store(ours)
     con = sqlite3.connect(ours)
@@ -172,6 +207,7 @@ def test_an_unmarked_store_of_the_previous_version_is_adopted(tmp_path):
     import sqlite3
 
     from core.store.schema import APPLICATION_ID, BASE_SCHEMA
+
     old = tmp_path / "old.db"
     con = sqlite3.connect(old)
     con.executescript(BASE_SCHEMA)
@@ -190,6 +226,7 @@ def test_control_progress_is_typed_and_stored_as_the_same_json(store_path):
 
     from core.store.controls import beat_control, claim_control, get_control
     from core.store.progress import ControlProgress
+
     store = Store(store_path)
     run = store.create_run("cnn", {}, 3)
     claim_control(store, run, 2, [6, 4], "cpu")
@@ -198,7 +235,15 @@ def test_control_progress_is_typed_and_stored_as_the_same_json(store_path):
     beat_control(store, run, prog)
     with sqlite3.connect(store_path) as con:
         raw = json.loads(con.execute("SELECT progress FROM controls WHERE run_id=?", (run,)).fetchone()[0])
-    assert raw == {"target": 6, "done": 1, "total": 4, "started": 2.0, "sample": 1, "epoch": 3, "cells": [{"target": 6}]}
+    assert raw == {
+        "target": 6,
+        "done": 1,
+        "total": 4,
+        "started": 2.0,
+        "sample": 1,
+        "epoch": 3,
+        "cells": [{"target": 6}],
+    }
     control = get_control(store, run)
     assert control.progress == prog and control.to_dict()["progress"] == raw
 
@@ -207,9 +252,9 @@ def test_a_run_keeps_its_vocabulary_size_beside_its_other_meta(store_path):
     store = Store(store_path)
     run = store.create_run("rnn", {}, 3)
     store.set_meta(run, {"command": "python -m core search rnn"})
-    assert store.get_run(run).vocab_size is None           # not recorded (yet): readers fall back
+    assert store.get_run(run).vocab_size is None  # not recorded (yet): readers fall back
     store.record_vocab_size(run, 500)
     assert store.get_run(run).vocab_size == 500
     assert store.get_run(run).meta == {"command": "python -m core search rnn", "vocab_size": 500}
-    store.set_meta(run, {"vocab_size": "many"})             # e.g. from a bundle someone edited
+    store.set_meta(run, {"vocab_size": "many"})  # e.g. from a bundle someone edited
     assert store.get_run(run).vocab_size is None

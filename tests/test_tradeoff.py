@@ -1,11 +1,12 @@
 """Pareto fronts in both directions, the candidate cloud and the per-step series."""
+
 from __future__ import annotations
 
 import math
 
 from core.cell.genotype import Genotype
-from core.store.runs import CandidateRecord, StepRecord
 from core.insight.tradeoff import candidate_points, front_of, pareto_front, step_series, step_table
+from core.store.runs import CandidateRecord, StepRecord
 from ui.figures import steps_figure, tradeoff_figure
 
 
@@ -32,21 +33,61 @@ def _dag(edges: int) -> Genotype:
 
 def _cand(step: int, idx: int, edge, acc: float | None, macs: int, status: str = "ok") -> CandidateRecord:
     score = None if acc is None else acc - 0.1 * (math.log10(macs) - 6)
-    return CandidateRecord(step=step, idx=idx, edge=edge, genotype=_dag(10 - step), status=status, accuracy=acc,
-                           macs=macs, params=macs // 10, score=score, epochs=3)
+    return CandidateRecord(
+        step=step,
+        idx=idx,
+        edge=edge,
+        genotype=_dag(10 - step),
+        status=status,
+        accuracy=acc,
+        macs=macs,
+        params=macs // 10,
+        score=score,
+        epochs=3,
+    )
 
 
 def _run() -> tuple[list[StepRecord], list[CandidateRecord]]:
-    cands = [_cand(0, 0, None, 0.80, 300_000),
-             _cand(1, 0, (0, 1), 0.85, 250_000), _cand(1, 1, (0, 2), 0.70, 200_000),
-             _cand(1, 2, (1, 2), None, 240_000, status="failed"),
-             _cand(2, 0, (0, 3), 0.84, 150_000), _cand(2, 1, (1, 3), 0.86, 260_000)]
-    steps = [StepRecord(step=0, edges=10, removed=None, genotype=_dag(10), score=cands[0].score, accuracy=0.80,
-                        macs=300_000, params=30_000),
-             StepRecord(step=1, edges=9, removed=(0, 1), genotype=_dag(9), score=cands[1].score, accuracy=0.85,
-                        macs=250_000, params=25_000),
-             StepRecord(step=2, edges=8, removed=(0, 3), genotype=_dag(8), score=cands[4].score, accuracy=0.84,
-                        macs=150_000, params=15_000)]
+    cands = [
+        _cand(0, 0, None, 0.80, 300_000),
+        _cand(1, 0, (0, 1), 0.85, 250_000),
+        _cand(1, 1, (0, 2), 0.70, 200_000),
+        _cand(1, 2, (1, 2), None, 240_000, status="failed"),
+        _cand(2, 0, (0, 3), 0.84, 150_000),
+        _cand(2, 1, (1, 3), 0.86, 260_000),
+    ]
+    steps = [
+        StepRecord(
+            step=0,
+            edges=10,
+            removed=None,
+            genotype=_dag(10),
+            score=cands[0].score,
+            accuracy=0.80,
+            macs=300_000,
+            params=30_000,
+        ),
+        StepRecord(
+            step=1,
+            edges=9,
+            removed=(0, 1),
+            genotype=_dag(9),
+            score=cands[1].score,
+            accuracy=0.85,
+            macs=250_000,
+            params=25_000,
+        ),
+        StepRecord(
+            step=2,
+            edges=8,
+            removed=(0, 3),
+            genotype=_dag(8),
+            score=cands[4].score,
+            accuracy=0.84,
+            macs=150_000,
+            params=15_000,
+        ),
+    ]
     return steps, cands
 
 
@@ -70,9 +111,12 @@ def test_step_series_flags_the_best_snapshot() -> None:
 
 def test_rnn_series_uses_perplexity() -> None:
     g = Genotype.dense("rnn", 4, seed=0)
-    steps = [StepRecord(step=0, edges=6, removed=None, genotype=g, score=1.0, perplexity=150.0, flops=60_000),
-             StepRecord(step=1, edges=5, removed=(0, 1), genotype=g.without_edge((0, 1)), score=2.0,
-                        perplexity=140.0, flops=50_000)]
+    steps = [
+        StepRecord(step=0, edges=6, removed=None, genotype=g, score=1.0, perplexity=150.0, flops=60_000),
+        StepRecord(
+            step=1, edges=5, removed=(0, 1), genotype=g.without_edge((0, 1)), score=2.0, perplexity=140.0, flops=50_000
+        ),
+    ]
     series = step_series(steps, "rnn")
     assert [r["quality"] for r in series] == [150.0, 140.0] and series[1]["best"]
     assert "perplexity" in step_table(steps, "rnn")[0]

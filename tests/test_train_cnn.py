@@ -1,4 +1,5 @@
 """Proxy training: every stop rule, determinism, batch purity, user stop, and a real digits run."""
+
 from __future__ import annotations
 
 import math
@@ -7,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from core.data.images import ImageData, load_proxy
-from core.result import (BUILD_FAILED, DIVERGED, FAILED, LOW_ACCURACY, MAX_EPOCHS, NAN, OK, PATIENCE, STOPPED, USER_STOP)
-from core.search.proxy_cnn import EpochStats, ProxyTrainConfig, stop_reason, train_proxy
 from core.data.batches import epoch_batches
+from core.data.images import ImageData, load_proxy
+from core.result import BUILD_FAILED, DIVERGED, FAILED, LOW_ACCURACY, MAX_EPOCHS, NAN, OK, PATIENCE, STOPPED, USER_STOP
+from core.search.proxy_cnn import EpochStats, ProxyTrainConfig, stop_reason, train_proxy
 
 C = 10  # classes in every synthetic task
 
@@ -98,9 +99,17 @@ def perfect_linear() -> Linear:
 
 def small_convnet(seed: int) -> nn.Module:
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-                         nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, C))
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, C),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +154,13 @@ def test_nan_in_epoch_3_stops_and_scores_from_the_best_completed_epoch(in_eval: 
     """The official loop keeps best_val_acc from before the loss went non-finite: the candidate
     stops at its first NaN but keeps the best accuracy of epochs 1-2 and is not failed."""
     rows: list[dict] = []
-    res = train_proxy(NaNFromEpoch(good=2, in_eval=in_eval), onehot_task(), ProxyTrainConfig(epochs=6),
-                      data_seed=0, on_epoch=rows.append)
+    res = train_proxy(
+        NaNFromEpoch(good=2, in_eval=in_eval),
+        onehot_task(),
+        ProxyTrainConfig(epochs=6),
+        data_seed=0,
+        on_epoch=rows.append,
+    )
     assert (res.status, res.stop_reason, res.epochs, res.error) == (OK, NAN, 2, "")
     assert [r["epoch"] for r in res.history] == [1, 2] and rows == res.history
     assert res.accuracy is not None and res.accuracy == max(r["val_acc"] for r in res.history)
@@ -227,8 +241,13 @@ def test_should_stop_returns_at_once() -> None:
         return len(calls) >= 3
 
     model = Linear()
-    res = train_proxy(model, onehot_task(n_per_class=128), ProxyTrainConfig(epochs=5, train_acc_stop=1.0),
-                      data_seed=0, should_stop=stop_on_third)
+    res = train_proxy(
+        model,
+        onehot_task(n_per_class=128),
+        ProxyTrainConfig(epochs=5, train_acc_stop=1.0),
+        data_seed=0,
+        should_stop=stop_on_third,
+    )
     assert (res.status, res.stop_reason) == (STOPPED, USER_STOP)
     assert model.train_calls == 2 and res.epochs == 0 and len(calls) == 3
 
@@ -253,7 +272,16 @@ def test_digits_training_beats_chance_and_reports_each_epoch(digits: ImageData) 
     assert res.status == OK and res.epochs == 6 and res.stop_reason == MAX_EPOCHS
     assert res.accuracy is not None and res.accuracy > 0.5  # chance is 0.1
     assert rows == res.history and [r["epoch"] for r in rows] == list(range(1, 7))
-    assert set(rows[0]) == {"epoch", "lr", "train_loss", "train_acc", "train_loss_ema", "train_acc_ema",
-                            "val_loss", "val_acc", "seconds"}
+    assert set(rows[0]) == {
+        "epoch",
+        "lr",
+        "train_loss",
+        "train_acc",
+        "train_loss_ema",
+        "train_acc_ema",
+        "val_loss",
+        "val_acc",
+        "seconds",
+    }
     assert res.accuracy == max(r["val_acc"] for r in rows)
     assert all(math.isfinite(r["train_loss"]) for r in rows) and res.wall_s > 0

@@ -1,6 +1,7 @@
 """The Train page through AppTest: the form (genotype sources, schedules, inline errors), a tiny
 job started from the page that finishes with curves, results and exports and then shows up
 in Compare with its measured accuracy, and Stop/Resume of a running job."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,7 @@ def _app(monkeypatch, store_path: Path) -> AppTest:
 
 
 def _texts(at: AppTest) -> str:
-    return "\n".join(str(e.value) for kind in (at.markdown, at.caption, at.info, at.error, at.subheader)
-                     for e in kind)
+    return "\n".join(str(e.value) for kind in (at.markdown, at.caption, at.info, at.error, at.subheader) for e in kind)
 
 
 def _tiny(at: AppTest, epochs: int) -> None:
@@ -42,12 +42,12 @@ def test_form_sources_schedules_and_inline_errors(monkeypatch, tmp_path) -> None
     assert "No training jobs yet" in _texts(at)
     assert any(c.value.startswith("Network: ") and "MACs per 8x8 image" in c.value for c in at.caption)
     at.selectbox(key="train-genotype-preset").set_value("shrinkcnn-b").run()
-    assert at.selectbox(key="train.activation").value == "swish"        # ShrinkCNN-B is the Swish model
+    assert at.selectbox(key="train.activation").value == "swish"  # ShrinkCNN-B is the Swish model
     at.selectbox(key="train_schedule").set_value("paper").run()
     assert at.selectbox(key="train.network").value == "imagenet" and at.number_input(key="train.epochs").value == 300
     cost = next(c.value for c in at.caption if c.value.startswith("Network: "))
     params, macs = (int(n.replace(",", "")) for n in re.findall(r"[\d,]{5,}", cost)[:2])
-    assert abs(params - 3.64e6) < 0.02 * 3.64e6 and abs(macs - 383.7e6) < 0.02 * 383.7e6   # the spec's figures
+    assert abs(params - 3.64e6) < 0.02 * 3.64e6 and abs(macs - 383.7e6) < 0.02 * 383.7e6  # the spec's figures
     assert "MACs per 224x224 image" in cost and "1001 classes" in cost
     at.selectbox(key="train_schedule").set_value("demo").run()
     at.number_input(key="train.epochs").set_value(0)
@@ -81,9 +81,10 @@ def test_a_tiny_job_finishes_with_curves_results_exports_and_joins_compare(monke
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     titles = {a["text"] for a in spec["layout"]["annotations"]}
     assert {"loss", "accuracy", "learning rate", "images / s"} <= titles
-    assert len(at.main.dataframe[0].value) == 2                          # the results table: one row per epoch
+    assert len(at.main.dataframe[0].value) == 2  # the results table: one row per epoch
     assert {"State dict (.pt)", "Genotype + config JSON"} <= {b.label for b in at.get("download_button")}
     from ui.train.live import download_name
+
     slug = "".join(ch if ch.isalnum() else "-" for ch in job.name.lower()).strip("-")
     assert download_name(job, "/x/model.onnx") == f"job{job.id}-{slug}.onnx"  # e.g. job12-shrinkcnn-a.onnx
     assert download_name(job, "/x/genotype.json") == f"job{job.id}-{slug}-genotype.json"
@@ -121,15 +122,31 @@ def test_stop_and_resume_from_the_page(monkeypatch, tmp_path) -> None:
     wait_until(lambda: store.get_job(job.id).status == STOPPED, "the job to stop again", 30, poll=0.3)
     at.run()
     epochs = [e.epoch for e in store.epochs(job.id)]
-    assert epochs == list(range(1, len(epochs) + 1))                     # resumed where it stopped
+    assert epochs == list(range(1, len(epochs) + 1))  # resumed where it stopped
 
 
 def test_rnn_figure_shows_perplexity_on_a_log_axis() -> None:
-    rows = [{"epoch": 1, "train_loss": 5.0, "val_loss": 4.8, "train_ppl": 148.0, "val_ppl": 121.0, "lr": 20.0,
-             "throughput": 9000.0}]
+    rows = [
+        {
+            "epoch": 1,
+            "train_loss": 5.0,
+            "val_loss": 4.8,
+            "train_ppl": 148.0,
+            "val_ppl": 121.0,
+            "lr": 20.0,
+            "throughput": 9000.0,
+        }
+    ]
     fig = training_figure(rows, "rnn")
     assert {a.text for a in fig.layout.annotations} == {"loss", "perplexity", "learning rate", "tokens / s"}
     assert fig.layout.yaxis2.type == "log"
     rows[0]["train_acc"] = None
-    assert list(result_rows(rows)[0]) == ["epoch", "train_loss", "val_loss", "train_ppl", "val_ppl", "lr",
-                                          "throughput"]                # no empty accuracy column
+    assert list(result_rows(rows)[0]) == [
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "train_ppl",
+        "val_ppl",
+        "lr",
+        "throughput",
+    ]  # no empty accuracy column

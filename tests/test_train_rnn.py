@@ -1,4 +1,5 @@
 """RNN proxy training: it learns, it is reproducible, and every failure is a result."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.data.corpus import Corpus, load_corpus
 from core.cell.genotype import Genotype
-from core.result import BUILD_FAILED, DIVERGED, FAILED, MAX_EPOCHS, NAN, OK, PATIENCE, STOPPED, USER_STOP
-from core.nets.rnn import RNNLanguageModel
-from core.search.proxy_rnn import RNNProxyConfig, lr_at_epoch, train_rnn_proxy
 from core.data.batches import bptt_windows
+from core.data.corpus import Corpus, load_corpus
+from core.nets.rnn import RNNLanguageModel
+from core.result import BUILD_FAILED, DIVERGED, FAILED, MAX_EPOCHS, NAN, OK, PATIENCE, STOPPED, USER_STOP
+from core.search.proxy_rnn import RNNProxyConfig, lr_at_epoch, train_rnn_proxy
 
 SHARED_PTB = Path(__file__).parents[1] / ".." / "shared" / "data" / "ptb-proxy"
 GENOTYPE = Genotype.dense("rnn", 4, 0)
@@ -48,8 +49,16 @@ def _cfg(**kw) -> RNNProxyConfig:
 
 def test_paper_defaults() -> None:
     cfg = RNNProxyConfig()
-    assert (cfg.epochs, cfg.lr, cfg.clip, cfg.batch_size, cfg.bptt, cfg.patience,
-            cfg.diverge_ratio, cfg.max_loss) == (10, 20.0, 0.25, 128, 35, 4, 3.0, 30.0)
+    assert (cfg.epochs, cfg.lr, cfg.clip, cfg.batch_size, cfg.bptt, cfg.patience, cfg.diverge_ratio, cfg.max_loss) == (
+        10,
+        20.0,
+        0.25,
+        128,
+        35,
+        4,
+        3.0,
+        30.0,
+    )
     assert [lr_at_epoch(cfg, e) for e in range(1, 11)] == pytest.approx([20.0] * 7 + [2.0] * 2 + [0.2])
     assert [lr_at_epoch(RNNProxyConfig(epochs=3), e) for e in (1, 2, 3)] == pytest.approx([20.0, 20.0, 2.0])
 
@@ -67,8 +76,16 @@ def test_validation_perplexity_falls_and_is_reproducible(small: Corpus) -> None:
     r = train_rnn_proxy(_model(small.vocab_size), small, _cfg(), data_seed=3, on_epoch=rows.append)
     assert r.status == OK and r.stop_reason == MAX_EPOCHS and r.epochs == 4 and r.error == ""
     assert rows == r.history and [h["epoch"] for h in r.history] == [1, 2, 3, 4]
-    assert set(r.history[0]) == {"epoch", "train_loss", "train_ppl", "train_loss_ema", "val_loss", "val_ppl", "lr",
-                                 "seconds"}
+    assert set(r.history[0]) == {
+        "epoch",
+        "train_loss",
+        "train_ppl",
+        "train_loss_ema",
+        "val_loss",
+        "val_ppl",
+        "lr",
+        "seconds",
+    }
     first, best = r.history[0]["val_ppl"], min(h["val_ppl"] for h in r.history)
     assert best < 0.9 * first < small.vocab_size
     assert r.perplexity == pytest.approx(math.exp(min(h["val_loss"] for h in r.history)))
@@ -100,6 +117,7 @@ def test_nan_in_epoch_3_stops_and_scores_from_the_best_completed_epoch(small: Co
     from core.search.candidates import make_record
     from core.search.loop import choose
     from core.search.tasks import RNNProxyTask
+
     calls = {"n": 0}
     if where == "train":  # 8 windows an epoch: the 17th loss is epoch 3's first
         real_loss = RNNLanguageModel.loss
@@ -108,6 +126,7 @@ def test_nan_in_epoch_3_stops_and_scores_from_the_best_completed_epoch(small: Co
             calls["n"] += self.training  # training windows only (validation uses loss() too)
             value, hidden = real_loss(self, *args, **kw)
             return value * (math.nan if calls["n"] > 16 else 1.0), hidden
+
         monkeypatch.setattr(RNNLanguageModel, "loss", loss)
     else:
         real = proxy_rnn.evaluate_lm
@@ -115,6 +134,7 @@ def test_nan_in_epoch_3_stops_and_scores_from_the_best_completed_epoch(small: Co
         def evaluate_lm(*args, **kw):
             calls["n"] += 1
             return math.nan if calls["n"] >= 3 else real(*args, **kw)
+
         monkeypatch.setattr(proxy_rnn, "evaluate_lm", evaluate_lm)
     r = train_rnn_proxy(_model(small.vocab_size), small, _cfg(epochs=5), data_seed=0)
     assert (r.status, r.stop_reason, r.error) == (OK, NAN, "")
@@ -122,7 +142,7 @@ def test_nan_in_epoch_3_stops_and_scores_from_the_best_completed_epoch(small: Co
     assert [h["epoch"] for h in completed] == [1, 2] and len(r.history) == (2 if where == "train" else 3)
     assert r.perplexity == pytest.approx(math.exp(min(h["val_loss"] for h in completed)))
 
-    cost, score = Cost(params=1, flops=10 ** 6), RNNProxyTask.score  # the task's rule: it reads no task state
+    cost, score = Cost(params=1, flops=10**6), RNNProxyTask.score  # the task's rule: it reads no task state
     stopped = make_record(1, (0, (0, 1), GENOTYPE), r, cost, score(None, r, cost))
     failed_res = train_rnn_proxy(_model(small.vocab_size), small, _cfg(epochs=1, max_loss=1.0), data_seed=0)
     failed = make_record(1, (1, (0, 2), GENOTYPE), failed_res, cost, score(None, failed_res, cost))
@@ -135,6 +155,7 @@ def test_nan_in_epoch_1_fails(small: Corpus, monkeypatch) -> None:
     def loss(self, *args, **kw):
         value, hidden = real_loss(self, *args, **kw)
         return value * math.nan, hidden
+
     monkeypatch.setattr(RNNLanguageModel, "loss", loss)
     r = train_rnn_proxy(_model(small.vocab_size), small, _cfg(), data_seed=0)
     assert (r.status, r.stop_reason, r.history) == (FAILED, NAN, []) and math.isnan(r.perplexity)
@@ -160,6 +181,7 @@ def test_user_stop_between_batches(small: Corpus) -> None:
     def stop() -> bool:
         calls["n"] += 1
         return calls["n"] > 3
+
     r = train_rnn_proxy(_model(small.vocab_size), small, _cfg(), data_seed=0, should_stop=stop)
     assert (r.status, r.stop_reason, r.epochs) == (STOPPED, USER_STOP, 0)
 

@@ -8,6 +8,7 @@ off (the tests do), or names another folder.
 In view-only mode (core.store.access) nothing here writes the store: no samples are imported
 and no upload is offered (the core refuses an import there anyway).
 """
+
 from __future__ import annotations
 
 import os
@@ -53,8 +54,10 @@ def ensure_samples(store: Store) -> None:
 def sample_header(run: RunRecord) -> None:
     """A sample's status line: recorded and read-only, so no Stop or Resume."""
     made = run.meta.get("bundle") or {}
-    st.markdown(f"**:material/inventory_2: recorded sample, {run.status}** after {made.get('steps', '?')} steps "
-                f"on {run.device or '?'} · read-only")
+    st.markdown(
+        f"**:material/inventory_2: recorded sample, {run.status}** after {made.get('steps', '?')} steps "
+        f"on {run.device or '?'} · read-only"
+    )
     st.caption(provenance(run))
 
 
@@ -64,9 +67,11 @@ def provenance(run: RunRecord) -> str:
     if not made:
         return ""
     wall = made.get("wall_s")
-    return (f"Recorded with `{made.get('command') or '?'}` on {made.get('device') or '?'}, evaluator "
-            f"{made.get('evaluator') or '?'}, wall time {fmt_duration(wall) if wall else '?'}"
-            + (f". {made['made']}" if made.get("made") else ""))
+    return (
+        f"Recorded with `{made.get('command') or '?'}` on {made.get('device') or '?'}, evaluator "
+        f"{made.get('evaluator') or '?'}, wall time {fmt_duration(wall) if wall else '?'}"
+        + (f". {made['made']}" if made.get("made") else "")
+    )
 
 
 def _import(store: Store) -> None:
@@ -88,13 +93,22 @@ def bundle_sidebar(store: Store, run: RunRecord | None) -> None:
         made = run.meta.get("bundle") or {}
         if made:
             wall = made.get("wall_s")
-            st.caption(("Recorded sample, read-only" if is_sample(run) else "Imported run")
-                       + f": {made.get('device') or '?'}, wall time {fmt_duration(wall) if wall else '?'} "
-                       "(the Search page shows how it was made).")
-        st.download_button("Run bundle", lambda: bundle_bytes(store, run.id), file_name=f"run{run.id}.json.gz",
-                           mime="application/gzip", key="bundle-download", on_click="ignore",
-                           icon=":material/download:", help="the whole run (settings, steps, candidates, "
-                           "noise, timings) as one file; `python -m core import-run` or the upload below reads it")
+            st.caption(
+                ("Recorded sample, read-only" if is_sample(run) else "Imported run")
+                + f": {made.get('device') or '?'}, wall time {fmt_duration(wall) if wall else '?'} "
+                "(the Search page shows how it was made)."
+            )
+        st.download_button(
+            "Run bundle",
+            lambda: bundle_bytes(store, run.id),
+            file_name=f"run{run.id}.json.gz",
+            mime="application/gzip",
+            key="bundle-download",
+            on_click="ignore",
+            icon=":material/download:",
+            help="the whole run (settings, steps, candidates, "
+            "noise, timings) as one file; `python -m core import-run` or the upload below reads it",
+        )
     if view_only():  # an import writes the shared store: the instructor's server does it
         return
     with st.expander("Import a run bundle", expanded=False):

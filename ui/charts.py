@@ -5,6 +5,7 @@ page's in ui.train.figures.
 No streamlit here: a figure is a pure function of the candidates, so pages place it and tests
 build it without a server.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,10 +28,18 @@ def score_bars(cands: Sequence[dict], removed, task: str, pick=None, height: int
     edges = [tuple(c["edge"]) for c in scored]
     colours = [REMOVED if e == removed else PICK_COLOUR if e == pick else CANDIDATE for e in edges]
     values = [_score(c) for c in scored]
-    fig = go.Figure(go.Bar(
-        x=[v if v > -math.inf else None for v in values], y=[edge_str(e) for e in edges], orientation="h",
-        marker_color=colours, text=[f"{v:.4f}" if v > -math.inf else "failed" for v in values],
-        textposition="outside", cliponaxis=False, hovertemplate="edge %{y}: score %{x:.4f}<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=[v if v > -math.inf else None for v in values],
+            y=[edge_str(e) for e in edges],
+            orientation="h",
+            marker_color=colours,
+            text=[f"{v:.4f}" if v > -math.inf else "failed" for v in values],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="edge %{y}: score %{x:.4f}<extra></extra>",
+        )
+    )
     finite = [v for v in values if v > -math.inf]
     if finite:
         lo, hi = min(finite), max(finite)
@@ -38,8 +47,7 @@ def score_bars(cands: Sequence[dict], removed, task: str, pick=None, height: int
         fig.update_xaxes(range=[lo - pad, hi + pad])
     fig.update_xaxes(title="score (" + SCORE_FORMULA[task].split(",")[0].removeprefix("score = ") + ")")
     fig.update_yaxes(type="category", tickfont=dict(size=16))
-    fig.update_layout(height=height, margin=dict(l=10, r=40, t=10, b=10), showlegend=False,
-                      font=dict(size=15))
+    fig.update_layout(height=height, margin=dict(l=10, r=40, t=10, b=10), showlegend=False, font=dict(size=15))
     return fig
 
 
@@ -58,9 +66,19 @@ def curves_figure(history: Sequence[dict], task: str) -> go.Figure:
     for col, keys in ((1, ("train_loss", "val_loss")), (2, quality[:2])):
         for key, dash in zip(keys, ("solid", "dot")):
             ys = [None if r.get(key) is None else r[key] * (1 if col == 1 else scale) for r in history]
-            fig.add_trace(go.Scatter(x=epochs, y=ys, mode="lines+markers", name=key, text=lrs,
-                                     line={"dash": dash}, hovertemplate="epoch %{x}: %{y:.4g} (%{text})"),
-                          row=1, col=col)
+            fig.add_trace(
+                go.Scatter(
+                    x=epochs,
+                    y=ys,
+                    mode="lines+markers",
+                    name=key,
+                    text=lrs,
+                    line={"dash": dash},
+                    hovertemplate="epoch %{x}: %{y:.4g} (%{text})",
+                ),
+                row=1,
+                col=col,
+            )
     fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_layout(height=320, margin={"t": 40, "b": 10, "l": 10, "r": 10}, legend={"orientation": "h"})
     return fig

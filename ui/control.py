@@ -4,6 +4,7 @@ Everything is read from the store (core.store.controls) and worded by core.insig
 training happens in the Runner's background thread (core.search.control), never here. The
 panel follows a control while it trains (a fragment that reruns the page when a cell commits).
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -68,8 +69,10 @@ def _stop(run_id: int) -> None:
 def control_panel(store: Store, run: RunRecord, steps: list[StepRecord], cells_shown: int) -> None:
     """Status, sentences per count, and (full mode) the button; live while the control trains."""
     st.subheader("Random control")
-    st.caption("Random cells cut from the same dense DAG to the same edge counts, trained and scored exactly "
-               "as the candidates: is the search better than chance here?")
+    st.caption(
+        "Random cells cut from the same dense DAG to the same edge counts, trained and scored exactly "
+        "as the candidates: is the search better than chance here?"
+    )
     control = get_control(store, run.id)
     if control is not None and control.status in (RUNNING, QUEUED):
         _follow(store, run, cells_shown)
@@ -83,9 +86,15 @@ def control_panel(store: Store, run: RunRecord, steps: list[StepRecord], cells_s
     if can_change() and not control_live(store, run):
         with st.container(horizontal=True, vertical_alignment="bottom"):
             st.number_input("Random cells per edge count", 1, MAX_SAMPLES, DEFAULT_SAMPLES, key=SAMPLES_KEY)
-            st.button(BUTTON, key="control_start", on_click=_start, args=(run.id,), icon=":material/casino:",
-                      help="the best snapshot's, the final snapshot's and a halfway edge count; cells already "
-                           "trained are kept")
+            st.button(
+                BUTTON,
+                key="control_start",
+                on_click=_start,
+                args=(run.id,),
+                icon=":material/casino:",
+                help="the best snapshot's, the final snapshot's and a halfway edge count; cells already "
+                "trained are kept",
+            )
     if st.session_state.get(MESSAGE_KEY):
         st.caption(st.session_state.pop(MESSAGE_KEY))
 
@@ -97,17 +106,24 @@ def control_badge(store: Store, run: RunRecord) -> None:
         return
     done = len(control_cells(store, run.id))
     if control.status in (RUNNING, QUEUED):
-        st.badge(f"live · random control: {done} of {control.planned} cells", color="red",
-                 icon=":material/radio_button_checked:")
+        st.badge(
+            f"live · random control: {done} of {control.planned} cells",
+            color="red",
+            icon=":material/radio_button_checked:",
+        )
     else:
-        st.caption(f"Random control {control.status}: {done} cells at {', '.join(map(str, control.targets))} "
-                   "edges; Trade-offs compares them with the chosen cells.")
+        st.caption(
+            f"Random control {control.status}: {done} cells at {', '.join(map(str, control.targets))} "
+            "edges; Trade-offs compares them with the chosen cells."
+        )
 
 
 def _status_line(control: ControlRecord, cells: int) -> None:
-    st.caption(f"control {control.status}: {cells} random cells (r={control.samples} at "
-               f"{', '.join(map(str, control.targets))} edges), {fmt_duration(control.wall_s)} of training"
-               + (f"; error: {control.error}" if control.error else ""))
+    st.caption(
+        f"control {control.status}: {cells} random cells (r={control.samples} at "
+        f"{', '.join(map(str, control.targets))} edges), {fmt_duration(control.wall_s)} of training"
+        + (f"; error: {control.error}" if control.error else "")
+    )
 
 
 def _follow(store: Store, run: RunRecord, cells_shown: int) -> None:
@@ -123,7 +139,11 @@ def _follow(store: Store, run: RunRecord, cells_shown: int) -> None:
         if control is None or control.status not in (RUNNING, QUEUED) or now != cells_shown:
             st.rerun(scope="app")
         p = control.progress
-        st.badge(f"live · control: {len(control_cells(store, run.id))} of {control.planned} cells"
-                 + (f" · training {p.target}-edge cells" if p.target else ""),
-                 icon=":material/radio_button_checked:", color="red")
+        st.badge(
+            f"live · control: {len(control_cells(store, run.id))} of {control.planned} cells"
+            + (f" · training {p.target}-edge cells" if p.target else ""),
+            icon=":material/radio_button_checked:",
+            color="red",
+        )
+
     _poll()

@@ -3,6 +3,7 @@
 The layout is computed once per run (from its dense start) and kept for the session, so
 every page and every step draws nodes in the same places.
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -37,5 +38,8 @@ def show_dag(g: Genotype, layout: DagLayout, min_px: int = 0, **emphasis) -> Non
     """Draw `g` full width (inline SVG, so no Graphviz is needed); `emphasis` goes to
     core.insight.dag_svg.dag_svg. min_px: below this width the drawing scrolls sideways
     instead of shrinking its labels (0: always fit the column, as in Compare's narrow ones)."""
-    st.markdown(f"<div class='autoshrink-dag' style='width:100%; overflow-x:auto'><div style='min-width:{min_px}px'>"
-                f"{dag_svg(g, layout, **emphasis)}</div></div>", unsafe_allow_html=True)
+    st.markdown(
+        f"<div class='autoshrink-dag' style='width:100%; overflow-x:auto'><div style='min-width:{min_px}px'>"
+        f"{dag_svg(g, layout, **emphasis)}</div></div>",
+        unsafe_allow_html=True,
+    )

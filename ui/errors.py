@@ -3,6 +3,7 @@
 core raises core.errors.UserError subclasses for anything a user can cause (bad genotype
 file, unknown run, missing data); anything else is a bug and keeps Streamlit's traceback.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager

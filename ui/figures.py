@@ -3,6 +3,7 @@
 No streamlit here: a figure is a pure function of the rows, which keeps the page thin and
 lets tests and the benchmark build figures without a server.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -27,8 +28,14 @@ def _quality_title(task: str) -> str:
     return "proxy perplexity (lower is better)" if task == "rnn" else "proxy accuracy % (higher is better)"
 
 
-def tradeoff_figure(points: Sequence[dict], front: Sequence[dict], path: Sequence[dict], task: str,
-                    cost_key: str, controls: Sequence[dict] = ()) -> go.Figure:
+def tradeoff_figure(
+    points: Sequence[dict],
+    front: Sequence[dict],
+    path: Sequence[dict],
+    task: str,
+    cost_key: str,
+    controls: Sequence[dict] = (),
+) -> go.Figure:
     """Every candidate (coloured by step), the Pareto front, the path of chosen snapshots and the
     random control's cells as grey crosses (core.insight.control.control_points).
 
@@ -38,30 +45,61 @@ def tradeoff_figure(points: Sequence[dict], front: Sequence[dict], path: Sequenc
     cost_label = dict(COSTS[task])[cost_key]
     q_label = "perplexity" if task == "rnn" else "accuracy %"
     fig = go.Figure()
-    fig.add_trace(go.Scatter(
-        x=[p[cost_key] for p in points], y=_quality_values(points, task), mode="markers", name="candidates",
-        marker=dict(size=9, color=[p["step"] for p in points], colorscale="Viridis", showscale=True,
-                    colorbar=dict(title="step"), line=dict(width=[2 if p["chosen"] else 0 for p in points],
-                                                            color="black")),
-        customdata=[[p["edge"], p["step"], p["score"], p["edges"]] for p in points],
-        hovertemplate=(f"edge %{{customdata[0]}} (step %{{customdata[1]}})<br>{q_label} %{{y:.2f}}<br>"
-                       f"{cost_label} %{{x:,.0f}}<br>score %{{customdata[2]:.4f}}<br>"
-                       "%{customdata[3]} edges left<extra></extra>")))
-    fig.add_trace(go.Scatter(
-        x=[p[cost_key] for p in front], y=_quality_values(front, task), mode="lines+markers", name="Pareto front",
-        line=dict(color=FRONT_COLOUR, width=2, shape="hv"),  # best quality reachable at each cost
-        marker=dict(symbol="circle-open", size=14, color=FRONT_COLOUR, line=dict(width=2)), hoverinfo="skip"))
+    fig.add_trace(
+        go.Scatter(
+            x=[p[cost_key] for p in points],
+            y=_quality_values(points, task),
+            mode="markers",
+            name="candidates",
+            marker=dict(
+                size=9,
+                color=[p["step"] for p in points],
+                colorscale="Viridis",
+                showscale=True,
+                colorbar=dict(title="step"),
+                line=dict(width=[2 if p["chosen"] else 0 for p in points], color="black"),
+            ),
+            customdata=[[p["edge"], p["step"], p["score"], p["edges"]] for p in points],
+            hovertemplate=(
+                f"edge %{{customdata[0]}} (step %{{customdata[1]}})<br>{q_label} %{{y:.2f}}<br>"
+                f"{cost_label} %{{x:,.0f}}<br>score %{{customdata[2]:.4f}}<br>"
+                "%{customdata[3]} edges left<extra></extra>"
+            ),
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=[p[cost_key] for p in front],
+            y=_quality_values(front, task),
+            mode="lines+markers",
+            name="Pareto front",
+            line=dict(color=FRONT_COLOUR, width=2, shape="hv"),  # best quality reachable at each cost
+            marker=dict(symbol="circle-open", size=14, color=FRONT_COLOUR, line=dict(width=2)),
+            hoverinfo="skip",
+        )
+    )
     usable = [r for r in path if r.get(cost_key) is not None and r["quality"] is not None]
-    fig.add_trace(go.Scatter(
-        x=[r[cost_key] for r in usable], y=_quality_values(usable, task), mode="lines+markers+text",
-        name="chosen snapshots", line=dict(color=PATH_COLOUR, dash="dot"),
-        marker=dict(symbol=["star" if r["best"] else "diamond" for r in usable],
-                    size=[16 if r["best"] else 8 for r in usable],
-                    color=[BEST_COLOUR if r["best"] else PATH_COLOUR for r in usable]),
-        text=[str(r["step"]) for r in usable], textposition="top center",
-        customdata=[[r["removed"], r["step"]] for r in usable],
-        hovertemplate=(f"step %{{customdata[1]}}: removed %{{customdata[0]}}<br>{q_label} %{{y:.2f}}<br>"
-                       f"{cost_label} %{{x:,.0f}}<extra></extra>")))
+    fig.add_trace(
+        go.Scatter(
+            x=[r[cost_key] for r in usable],
+            y=_quality_values(usable, task),
+            mode="lines+markers+text",
+            name="chosen snapshots",
+            line=dict(color=PATH_COLOUR, dash="dot"),
+            marker=dict(
+                symbol=["star" if r["best"] else "diamond" for r in usable],
+                size=[16 if r["best"] else 8 for r in usable],
+                color=[BEST_COLOUR if r["best"] else PATH_COLOUR for r in usable],
+            ),
+            text=[str(r["step"]) for r in usable],
+            textposition="top center",
+            customdata=[[r["removed"], r["step"]] for r in usable],
+            hovertemplate=(
+                f"step %{{customdata[1]}}: removed %{{customdata[0]}}<br>{q_label} %{{y:.2f}}<br>"
+                f"{cost_label} %{{x:,.0f}}<extra></extra>"
+            ),
+        )
+    )
     if controls:
         _add_controls(fig, controls, task, cost_key, cost_label, q_label)
     fig.update_xaxes(type="log", title=f"{cost_label} (log scale)")
@@ -70,43 +108,74 @@ def tradeoff_figure(points: Sequence[dict], front: Sequence[dict], path: Sequenc
     return fig
 
 
-def _add_controls(fig: go.Figure, controls: Sequence[dict], task: str, cost_key: str, cost_label: str,
-                  q_label: str) -> None:
+def _add_controls(
+    fig: go.Figure, controls: Sequence[dict], task: str, cost_key: str, cost_label: str, q_label: str
+) -> None:
     usable = [c for c in controls if c.get(cost_key) is not None]
-    fig.add_trace(go.Scatter(
-        x=[c[cost_key] for c in usable], y=_quality_values(usable, task), mode="markers", name=CONTROL_NAME,
-        marker=dict(symbol="x", size=10, color=CONTROL_COLOUR, line=dict(width=1, color=CONTROL_COLOUR)),
-        customdata=[[c["target"], c["edges"], c["score"], c["sample"]] for c in usable],
-        hovertemplate=(f"random cell %{{customdata[3]}} for %{{customdata[0]}} edges (%{{customdata[1]}} after "
-                       f"pruning)<br>{q_label} %{{y:.2f}}<br>{cost_label} %{{x:,.0f}}<br>score "
-                       "%{customdata[2]:.4f}<extra></extra>")))
+    fig.add_trace(
+        go.Scatter(
+            x=[c[cost_key] for c in usable],
+            y=_quality_values(usable, task),
+            mode="markers",
+            name=CONTROL_NAME,
+            marker=dict(symbol="x", size=10, color=CONTROL_COLOUR, line=dict(width=1, color=CONTROL_COLOUR)),
+            customdata=[[c["target"], c["edges"], c["score"], c["sample"]] for c in usable],
+            hovertemplate=(
+                f"random cell %{{customdata[3]}} for %{{customdata[0]}} edges (%{{customdata[1]}} after "
+                f"pruning)<br>{q_label} %{{y:.2f}}<br>{cost_label} %{{x:,.0f}}<br>score "
+                "%{customdata[2]:.4f}<extra></extra>"
+            ),
+        )
+    )
 
 
 def steps_figure(series: Sequence[dict], task: str) -> go.Figure:
     """Score, quality, cost, params and edge count per step, the best snapshot starred."""
     cost_key, cost_label = COSTS[task][0]
     q_label = "perplexity" if task == "rnn" else "accuracy %"
-    panels = [("score", "score", [r["score"] for r in series]),
-              (q_label, q_label, _quality_values(series, task)),
-              (cost_label, cost_label, [r[cost_key] for r in series]),
-              ("params", "params", [r["params"] for r in series]),
-              ("edges", "edges", [r["edges"] for r in series])]
-    fig = make_subplots(rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.03,
-                        subplot_titles=[p[0] for p in panels])
+    panels = [
+        ("score", "score", [r["score"] for r in series]),
+        (q_label, q_label, _quality_values(series, task)),
+        (cost_label, cost_label, [r[cost_key] for r in series]),
+        ("params", "params", [r["params"] for r in series]),
+        ("edges", "edges", [r["edges"] for r in series]),
+    ]
+    fig = make_subplots(
+        rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.03, subplot_titles=[p[0] for p in panels]
+    )
     steps = [r["step"] for r in series]
     removed = [r["removed"] for r in series]
     best = [i for i, r in enumerate(series) if r["best"]]
     for row, (_, name, values) in enumerate(panels, start=1):
-        fig.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=name, showlegend=False,
-                                 customdata=removed, line=dict(color=PATH_COLOUR),
-                                 hovertemplate=f"step %{{x}}: removed %{{customdata}}<br>{name} %{{y}}"
-                                               "<extra></extra>"), row=row, col=1)
+        fig.add_trace(
+            go.Scatter(
+                x=steps,
+                y=values,
+                mode="lines+markers",
+                name=name,
+                showlegend=False,
+                customdata=removed,
+                line=dict(color=PATH_COLOUR),
+                hovertemplate=f"step %{{x}}: removed %{{customdata}}<br>{name} %{{y}}<extra></extra>",
+            ),
+            row=row,
+            col=1,
+        )
         if best:
             i = best[0]
-            fig.add_trace(go.Scatter(x=[steps[i]], y=[values[i]], mode="markers", name="best snapshot",
-                                     showlegend=row == 1, marker=dict(symbol="star", size=16, color=BEST_COLOUR),
-                                     hovertemplate=f"best snapshot: step {steps[i]}<extra></extra>"),
-                          row=row, col=1)
+            fig.add_trace(
+                go.Scatter(
+                    x=[steps[i]],
+                    y=[values[i]],
+                    mode="markers",
+                    name="best snapshot",
+                    showlegend=row == 1,
+                    marker=dict(symbol="star", size=16, color=BEST_COLOUR),
+                    hovertemplate=f"best snapshot: step {steps[i]}<extra></extra>",
+                ),
+                row=row,
+                col=1,
+            )
     if task == "rnn":
         fig.update_yaxes(autorange="reversed", row=2, col=1)
     fig.update_xaxes(title="step", row=len(panels), col=1, dtick=1)

@@ -4,6 +4,7 @@ A page that shows a live run wraps its body in a fragment that reruns every REFR
 re-reads the store, so new steps appear by themselves; when the run ends, the fragment
 asks for one full rerun so its timer stops and the sidebar catches up.
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -52,8 +53,9 @@ def live_badge(run: RunRecord, note: str = "") -> None:
     if is_live(run):
         p = run.progress
         doing = f"step {p.step}: candidate {min(p.candidate + 1, p.k)} of {p.k}" if p.k else run.status
-        st.badge(f"live · {doing}" + (f" · {note}" if note else ""), icon=":material/radio_button_checked:",
-                 color="red")
+        st.badge(
+            f"live · {doing}" + (f" · {note}" if note else ""), icon=":material/radio_button_checked:", color="red"
+        )
 
 
 def live_watch(run: RunRecord | None, steps_shown: int, page: str) -> None:
@@ -74,8 +76,9 @@ def live_watch(run: RunRecord | None, steps_shown: int, page: str) -> None:
     _poll()
 
 
-def followed_step(run: RunRecord, last: int, step_key: str, follow_key: str, follow_default: bool,
-                  hold: bool = False) -> int:
+def followed_step(
+    run: RunRecord, last: int, step_key: str, follow_key: str, follow_default: bool, hold: bool = False
+) -> int:
     """The step a page shows: the URL's step (which stops following), else the student's own, moved
     to the newest step while the run is live and they follow it (unless `hold`, e.g. playback)."""
     if url_step(step_key, last):

@@ -9,6 +9,7 @@ student can pick while the search works; the page refreshes and reveals when the
 commits. Picks live in the browser session only: nothing is written to the store, so this
 works in view-only mode.
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -48,10 +49,15 @@ def _restart(run_id: int) -> None:
 
 
 def predict_page(store: Store, run: RunRecord | None) -> None:
-    step_page(store, run, "predict", _game,
-              "No run to play yet: start one on the Search page (or ask your instructor to).",
-              f"Run {run.id if run else '-'} has no committed step yet: the first edge to guess comes after "
-              "the dense baseline.")
+    step_page(
+        store,
+        run,
+        "predict",
+        _game,
+        "No run to play yet: start one on the Search page (or ask your instructor to).",
+        f"Run {run.id if run else '-'} has no committed step yet: the first edge to guess comes after "
+        "the dense baseline.",
+    )
 
 
 def _game(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
@@ -79,8 +85,9 @@ def _score_locked(store: Store, run: RunRecord, steps: list[StepRecord], game: d
             game["results"][step] = score_pick(step, tuple(pick), steps[step].removed, cands)
 
 
-def _play(run: RunRecord, before: StepRecord, n: int, cands: list[dict], steps: list[StepRecord],
-          committed: bool) -> None:
+def _play(
+    run: RunRecord, before: StepRecord, n: int, cands: list[dict], steps: list[StepRecord], committed: bool
+) -> None:
     game = _state(run.id)
     options = pick_options(cands)
     locked = game["locked"].get(n)
@@ -90,17 +97,34 @@ def _play(run: RunRecord, before: StepRecord, n: int, cands: list[dict], steps: 
     if result is None:
         key = f"{PICK_KEY}_{run.id}_{n}"
         choice = st.pills("Your pick", options, format_func=edge_str, key=key, disabled=locked is not None)
-        show_dag(before.genotype, layout, min_px=720, candidates=options,
-                 pick=tuple(locked or choice or ()) or None,
-                 title=f"before step {n}: {before.genotype.num_edges} edges; candidates in blue")
+        show_dag(
+            before.genotype,
+            layout,
+            min_px=720,
+            candidates=options,
+            pick=tuple(locked or choice or ()) or None,
+            title=f"before step {n}: {before.genotype.num_edges} edges; candidates in blue",
+        )
         if locked is None:
-            st.button("Lock in my pick", key="predict_lock", type="primary", on_click=_lock, args=(run.id, n),
-                      disabled=choice is None, icon=":material/lock:")
-            st.caption("Think about cost and quality: removing an edge saves compute, but the cell must still "
-                       f"learn. The search keeps the removal with the best score ({SCORE_FORMULA[run.task]}).")
+            st.button(
+                "Lock in my pick",
+                key="predict_lock",
+                type="primary",
+                on_click=_lock,
+                args=(run.id, n),
+                disabled=choice is None,
+                icon=":material/lock:",
+            )
+            st.caption(
+                "Think about cost and quality: removing an edge saves compute, but the cell must still "
+                f"learn. The search keeps the removal with the best score ({SCORE_FORMULA[run.task]})."
+            )
         elif not committed:
-            st.info(f"Locked in {edge_str(tuple(locked))}. Step {n} is training now; the scores appear here "
-                    "as soon as it commits.", icon=":material/hourglass_top:")
+            st.info(
+                f"Locked in {edge_str(tuple(locked))}. Step {n} is training now; the scores appear here "
+                "as soon as it commits.",
+                icon=":material/hourglass_top:",
+            )
         return
     step = steps[n]
     (st.success if result.hit else st.warning)(result.sentence())
@@ -112,10 +136,24 @@ def _play(run: RunRecord, before: StepRecord, n: int, cands: list[dict], steps: 
         st.info(why_removed(step.removed, cands, run.task, before.edges), icon=":material/lightbulb:")
         st.caption(SCORE_FORMULA[run.task])
         if n + 1 < len(steps) or is_live(run):
-            st.button("Next step", key="predict_next", type="primary", on_click=_go, args=(run.id, n + 1),
-                      icon=":material/arrow_forward:", shortcut="Right")
-    show_dag(before.genotype, layout, min_px=720, candidates=options, removed=step.removed,
-             pick=None if result.hit else result.pick, title=f"step {n}: AutoShrink removed {edge_str(step.removed)}")
+            st.button(
+                "Next step",
+                key="predict_next",
+                type="primary",
+                on_click=_go,
+                args=(run.id, n + 1),
+                icon=":material/arrow_forward:",
+                shortcut="Right",
+            )
+    show_dag(
+        before.genotype,
+        layout,
+        min_px=720,
+        candidates=options,
+        removed=step.removed,
+        pick=None if result.hit else result.pick,
+        title=f"step {n}: AutoShrink removed {edge_str(step.removed)}",
+    )
 
 
 def _tally(run: RunRecord, game: dict) -> None:
@@ -124,18 +162,35 @@ def _tally(run: RunRecord, game: dict) -> None:
     t = tally(results)
     cols = st.columns(4)
     cols[0].metric("Right", f"{t.hits} / {t.picks}")
-    cols[1].metric("Mean rank", "-" if t.mean_rank is None else f"{t.mean_rank:.1f}",
-                   help="1 = you picked the removed edge; k = the worst-scoring candidate")
-    cols[2].metric("Mean score gap", "-" if t.mean_gap is None else f"{t.mean_gap:.4f}",
-                   help="the removed edge's score minus your pick's, averaged over your picks")
-    cols[3].metric("Random picker", "-" if t.chance is None else f"{t.chance:.1f}",
-                   help="hits a random pick would expect over the same steps")
+    cols[1].metric(
+        "Mean rank",
+        "-" if t.mean_rank is None else f"{t.mean_rank:.1f}",
+        help="1 = you picked the removed edge; k = the worst-scoring candidate",
+    )
+    cols[2].metric(
+        "Mean score gap",
+        "-" if t.mean_gap is None else f"{t.mean_gap:.4f}",
+        help="the removed edge's score minus your pick's, averaged over your picks",
+    )
+    cols[3].metric(
+        "Random picker",
+        "-" if t.chance is None else f"{t.chance:.1f}",
+        help="hits a random pick would expect over the same steps",
+    )
     if results:
-        st.dataframe([{"step": r.step, "your pick": edge_str(r.pick), "removed": edge_str(r.removed),
-                       "rank": f"{r.rank} of {r.of}", "score gap": None if r.gap is None else round(r.gap, 4)}
-                      for r in results], hide_index=True, width="stretch")
+        st.dataframe(
+            [
+                {
+                    "step": r.step,
+                    "your pick": edge_str(r.pick),
+                    "removed": edge_str(r.removed),
+                    "rank": f"{r.rank} of {r.of}",
+                    "score gap": None if r.gap is None else round(r.gap, 4),
+                }
+                for r in results
+            ],
+            hide_index=True,
+            width="stretch",
+        )
     with st.container(horizontal=True):
-        st.button("Start over", key="predict_restart", on_click=_restart, args=(run.id,),
-                  icon=":material/restart_alt:")
-
-
+        st.button("Start over", key="predict_restart", on_click=_restart, args=(run.id,), icon=":material/restart_alt:")

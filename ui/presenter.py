@@ -4,6 +4,7 @@ went. Left/Right arrow keys step (button shortcuts); the address bar always hold
 to the run, page and step on screen (?run=&step=); a live run is followed like in the
 Explorer.
 """
+
 from __future__ import annotations
 
 from html import escape
@@ -35,8 +36,14 @@ def _move(delta: int, last: int) -> None:
 
 def presenter(store: Store, run: RunRecord | None) -> None:
     st.html(FULL_SCREEN_CSS)
-    step_page(store, run, "presenter", _slide, "No run to present yet: start one on the Search page.",
-              f"Run {run.id if run else '-'} has no committed step yet.")
+    step_page(
+        store,
+        run,
+        "presenter",
+        _slide,
+        "No run to present yet: start one on the Search page.",
+        f"Run {run.id if run else '-'} has no committed step yet.",
+    )
 
 
 def _slide(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
@@ -48,23 +55,47 @@ def _slide(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
     with st.container(horizontal=True, vertical_alignment="center"):
         st.markdown(f"### Run #{run.id}{' · ' + run.name if run.name else ''} · step {n} of {last}")
         live_badge(run)
-        st.button("Previous", key="presenter_prev", on_click=_move, args=(-1, last), shortcut="Left",
-                  icon=":material/arrow_back:", disabled=n <= 0)
-        st.button("Next", key="presenter_next", on_click=_move, args=(1, last), shortcut="Right",
-                  icon=":material/arrow_forward:", disabled=n >= last)
+        st.button(
+            "Previous",
+            key="presenter_prev",
+            on_click=_move,
+            args=(-1, last),
+            shortcut="Left",
+            icon=":material/arrow_back:",
+            disabled=n <= 0,
+        )
+        st.button(
+            "Next",
+            key="presenter_next",
+            on_click=_move,
+            args=(1, last),
+            shortcut="Right",
+            icon=":material/arrow_forward:",
+            disabled=n >= last,
+        )
         st.page_link("views/explorer.py", label="Leave presenter", icon=":material/close_fullscreen:")
     cands, tried = shown.cands, shown.tried
     sentence = why_removed(step.removed, cands, run.task, shown.edges_before)
     left, right = st.columns([5, 2], gap="medium")
     with left:
-        show_dag(shown.parent, shown.layout, candidates=tried, removed=step.removed,
-                 start=shown.start, show_earlier=True, title=step_title(step))
+        show_dag(
+            shown.parent,
+            shown.layout,
+            candidates=tried,
+            removed=step.removed,
+            start=shown.start,
+            show_earlier=True,
+            title=step_title(step),
+        )
     with right:
         st.html(f"<p class='presenter-sentence'>{escape(sentence)}</p>")
         against_chance = step_control_sentence(store, run, step)
         if against_chance:
             st.html(f"<p class='presenter-sentence presenter-control'>{escape(against_chance)}</p>")
         if tried:
-            st.plotly_chart(score_bars(cands, step.removed, run.task, height=40 + 34 * len(tried)),
-                            width="stretch", key="presenter_bars")
+            st.plotly_chart(
+                score_bars(cands, step.removed, run.task, height=40 + 34 * len(tried)),
+                width="stretch",
+                key="presenter_bars",
+            )
         st.caption(f"{SCORE_FORMULA[run.task]}. Arrow keys ← → step through.")

@@ -3,6 +3,7 @@
 The Runner must be one per process so a search started from one tab keeps running when
 that tab closes and shows in every other tab; st.cache_resource gives exactly that.
 """
+
 from __future__ import annotations
 
 import threading
@@ -32,6 +33,7 @@ def _on_server_loop(fn) -> bool:
     real server to prove it). False where there is no server (AppTest): atexit still applies."""
     try:
         from streamlit.runtime import Runtime
+
         loop = Runtime.instance()._get_async_objs().eventloop
         loop.call_soon_threadsafe(fn)
         return True
@@ -67,6 +69,7 @@ def warm_up(store_path: str) -> threading.Thread:
     def work() -> None:
         from core.cell.presets import load_preset, preset_names
         from core.insight.compare import cnn_costs
+
         try:
             cells = [load_preset(n) for n in preset_names()]
             runs = store.list_runs()

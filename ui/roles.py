@@ -5,6 +5,7 @@ The mode comes from core.store.access (AUTOSHRINK_MODE=view, or `streamlit run a
 --view`). Pages ask `can_change()` before drawing a control that changes anything; the
 core refuses such calls anyway, so a hidden button is not the only lock.
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -34,8 +35,10 @@ def mode_line() -> None:
 
 def view_note() -> None:
     """The one line a student sees where an instructor has controls."""
-    st.caption(":material/visibility: View-only mode: runs can be watched and explored here; starting, "
-               "stopping and training are for the instructor's server.")
+    st.caption(
+        ":material/visibility: View-only mode: runs can be watched and explored here; starting, "
+        "stopping and training are for the instructor's server."
+    )
 
 
 def _act(fn, *args, done: str) -> None:
@@ -75,10 +78,18 @@ def manage_runs(run: RunRecord | None) -> None:
             st.text_input("Name of run #%d" % run.id, value=run.name, key=f"manage_name_{run.id}", max_chars=80)
             st.button("Rename", key="manage_rename", on_click=_rename, args=(run.id,))
             live = run.status.live
-            confirm = st.checkbox(f"Yes, delete run #{run.id} and its steps", key="manage_confirm_delete",
-                                  disabled=live)
-            st.button("Delete run", key="manage_delete", on_click=_delete, args=(run.id,), type="secondary",
-                      disabled=live or not confirm, icon=":material/delete:",
-                      help="stop it first" if live else "removes the run, its steps and candidates")
+            confirm = st.checkbox(
+                f"Yes, delete run #{run.id} and its steps", key="manage_confirm_delete", disabled=live
+            )
+            st.button(
+                "Delete run",
+                key="manage_delete",
+                on_click=_delete,
+                args=(run.id,),
+                type="secondary",
+                disabled=live or not confirm,
+                icon=":material/delete:",
+                help="stop it first" if live else "removes the run, its steps and candidates",
+            )
         st.text_input(f"Type {RESET_WORD!r} to empty the whole store", key="manage_reset_word")
         st.button("Reset store", key="manage_reset", on_click=_reset, icon=":material/restart_alt:")

@@ -5,14 +5,15 @@ knob is checked on its own so its message can sit right under it. Start hands th
 to the process's Runner, which trains in a background thread of the server, so closing
 the tab does not stop the search.
 """
+
 from __future__ import annotations
 
 import streamlit as st
 
 from core.errors import ConfigError, UserError
 from core.search.config import BASIC, GROUPS, PRESET_NAMES, TASKS, SearchConfig, preset_config
-from core.settings import field_specs
 from core.search.evaluators.ray_eval import cluster_status
+from core.settings import field_specs
 from ui import settings_form
 from ui.data_field import data_problem
 from ui.errors import one_line
@@ -79,10 +80,21 @@ def search_form() -> None:
     if settings_form.key(NS, "nodes") not in st.session_state:
         _load_preset()
     left, right = st.columns(2)
-    left.radio("Task", TASKS, key=TASK_KEY, horizontal=True, on_change=_load_preset,
-               format_func=lambda t: {"cnn": "CNN (image)", "rnn": "RNN (language model)"}[t])
-    right.selectbox("Preset", PRESET_NAMES, key=PRESET_KEY, on_change=_load_preset,
-                    help="demo: small and quick on a laptop; paper: the paper's settings")
+    left.radio(
+        "Task",
+        TASKS,
+        key=TASK_KEY,
+        horizontal=True,
+        on_change=_load_preset,
+        format_func=lambda t: {"cnn": "CNN (image)", "rnn": "RNN (language model)"}[t],
+    )
+    right.selectbox(
+        "Preset",
+        PRESET_NAMES,
+        key=PRESET_KEY,
+        on_change=_load_preset,
+        help="demo: small and quick on a laptop; paper: the paper's settings",
+    )
     errors: dict[str, str] = st.session_state.get(ERRORS_KEY, {})
     with st.form("new_search", border=True):
         settings_form.draw(NS, _specs(st.session_state[TASK_KEY]), GROUPS, (BASIC,), errors)

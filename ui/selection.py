@@ -5,6 +5,7 @@ the sidebar; the run itself is read from the store on every call. This module is
 the sidebar so that anything may select a run (Start, an imported bundle) without importing
 the sidebar that draws the picker: that import ran in a circle (bundles <-> sidebar).
 """
+
 from __future__ import annotations
 
 import streamlit as st

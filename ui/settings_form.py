@@ -65,8 +65,13 @@ def knob(namespace: str, spec: FieldSpec) -> None:
         st.text_input(label, key=k, help=help_text)
 
 
-def draw(namespace: str, specs: list[FieldSpec], groups: tuple[str, ...], open_groups: tuple[str, ...],
-         errors: dict[str, str]) -> None:
+def draw(
+    namespace: str,
+    specs: list[FieldSpec],
+    groups: tuple[str, ...],
+    open_groups: tuple[str, ...],
+    errors: dict[str, str],
+) -> None:
     """The knobs in one expander per group, three columns, each field's error under it."""
     for group in groups:
         members = [s for s in specs if s.setting.group == group]

@@ -4,6 +4,7 @@ The chosen run id is UI state (ui.selection.RUN_KEY) mirrored into the URL (?run
 browser refresh or a shared link shows the same run; everything about the run itself is
 read from the store on every render, which is what keeps tabs and the CLI in agreement.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,8 +19,14 @@ from ui.roles import manage_runs, mode_line
 from ui.selection import RUN_KEY, apply_url_run, first_look
 
 # Material icons (markdown shortcodes): they render in every browser, unlike emoji fonts.
-STATUS_ICON = {"running": ":material/sync:", "queued": ":material/schedule:", "finished": ":material/check_circle:",
-               "stopped": ":material/pause_circle:", "failed": ":material/error:", "interrupted": ":material/warning:"}
+STATUS_ICON = {
+    "running": ":material/sync:",
+    "queued": ":material/schedule:",
+    "finished": ":material/check_circle:",
+    "stopped": ":material/pause_circle:",
+    "failed": ":material/error:",
+    "interrupted": ":material/warning:",
+}
 
 
 def age(run: RunRecord) -> str:
@@ -63,9 +70,21 @@ def run_sidebar() -> None:
             st.query_params["run"] = str(st.session_state[RUN_KEY])
             bundle_sidebar(store, by_id[st.session_state[RUN_KEY]])
             with st.expander(f"All runs ({len(runs)})", expanded=False):
-                st.dataframe([{"run": r.id, "name": r.name, "task": r.task, "preset": r.config.get("preset", ""),
-                               "status": r.status, "started": age(r)}
-                              for r in runs], hide_index=True, width="stretch")
+                st.dataframe(
+                    [
+                        {
+                            "run": r.id,
+                            "name": r.name,
+                            "task": r.task,
+                            "preset": r.config.get("preset", ""),
+                            "status": r.status,
+                            "started": age(r),
+                        }
+                        for r in runs
+                    ],
+                    hide_index=True,
+                    width="stretch",
+                )
         manage_runs(by_id.get(st.session_state.get(RUN_KEY)) if runs else None)
     if unknown:
         st.error(unknown, icon=":material/error:")

@@ -5,6 +5,7 @@ returns a CompareItem, or None while nothing valid is picked. Adding a source, s
 final-training jobs with measured accuracy, is one more function and one more SOURCES
 entry; the Compare page itself does not change.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -40,9 +41,14 @@ def _run_choice(key: str, store: Store, default: RunRecord | None) -> RunRecord 
 def _from_step(run: RunRecord, steps: list[StepRecord], step: StepRecord, label: str) -> CompareItem:
     quality = step.perplexity if run.task == "rnn" else step.accuracy
     g = step.genotype
-    return CompareItem(label=label, genotype=Genotype(g.kind, g.ops, g.edges, name=label),
-                       source=f"run {run.id}", quality=quality,
-                       quality_note=f"run {run.id} proxy ({run.config.get('data')})", **run_lm(run, steps))
+    return CompareItem(
+        label=label,
+        genotype=Genotype(g.kind, g.ops, g.edges, name=label),
+        source=f"run {run.id}",
+        quality=quality,
+        quality_note=f"run {run.id} proxy ({run.config.get('data')})",
+        **run_lm(run, steps),
+    )
 
 
 def pick_run_step(key: str, store: Store, default: RunRecord | None) -> CompareItem | None:
@@ -53,8 +59,12 @@ def pick_run_step(key: str, store: Store, default: RunRecord | None) -> CompareI
     if not steps:
         st.caption(f"Run {run.id} has no committed step yet.")
         return None
-    labels = {s.step: f"step {s.step}: " + ("dense start (baseline)" if s.removed is None else f"removed {edge_str(s.removed)}")
-              + f" ({s.edges} edges)" for s in steps}
+    labels = {
+        s.step: f"step {s.step}: "
+        + ("dense start (baseline)" if s.removed is None else f"removed {edge_str(s.removed)}")
+        + f" ({s.edges} edges)"
+        for s in steps
+    }
     n = st.selectbox("Step", list(labels), index=len(steps) - 1, key=f"{key}-step", format_func=labels.get)
     return _from_step(run, steps, steps[n], f"run{run.id}-step{n}")
 
@@ -81,15 +91,23 @@ def pick_control_cell(key: str, store: Store, default: RunRecord | None) -> Comp
     if not cells:
         st.caption(f"Run {run.id} has no random control yet (Trade-offs: Run a random control).")
         return None
-    labels = {i: f"{c.target} edges, cell {c.sample}" + (f" ({c.edges} after pruning)" if c.edges != c.target else "")
-              + (f", score {c.score:.4f}" if c.score is not None else f", {c.status}") for i, c in enumerate(cells)}
+    labels = {
+        i: f"{c.target} edges, cell {c.sample}"
+        + (f" ({c.edges} after pruning)" if c.edges != c.target else "")
+        + (f", score {c.score:.4f}" if c.score is not None else f", {c.status}")
+        for i, c in enumerate(cells)
+    }
     cell = cells[st.selectbox("Random cell", list(labels), key=f"{key}-control", format_func=labels.get)]
     label = f"run{run.id}-random{cell.target}e-{cell.sample}"
     g = cell.genotype
-    return CompareItem(label=label, genotype=Genotype(g.kind, g.ops, g.edges, name=label),
-                       source=f"run {run.id} control", quality=cell.perplexity if run.task == "rnn" else cell.accuracy,
-                       quality_note=f"run {run.id} proxy ({run.config.get('data')})",
-                       **run_lm(run, store.steps(run.id)))
+    return CompareItem(
+        label=label,
+        genotype=Genotype(g.kind, g.ops, g.edges, name=label),
+        source=f"run {run.id} control",
+        quality=cell.perplexity if run.task == "rnn" else cell.accuracy,
+        quality_note=f"run {run.id} proxy ({run.config.get('data')})",
+        **run_lm(run, store.steps(run.id)),
+    )
 
 
 def pick_preset(key: str, store: Store, default: RunRecord | None) -> CompareItem | None:
@@ -101,8 +119,14 @@ def pick_preset(key: str, store: Store, default: RunRecord | None) -> CompareIte
     index = names.index(fallback) if fallback in names else 0
     name = st.selectbox("Preset", names, index=index, key=f"{key}-preset")
     g, net = load_preset(name), preset_network(name)
-    return CompareItem(label=g.name or name, genotype=g, source="preset", emb=int(net.get("emb", 100)),
-                       hidden=int(net.get("hidden", 100)), vocab=int(net.get("vocab", PTB_VOCAB)))
+    return CompareItem(
+        label=g.name or name,
+        genotype=g,
+        source="preset",
+        emb=int(net.get("emb", 100)),
+        hidden=int(net.get("hidden", 100)),
+        vocab=int(net.get("vocab", PTB_VOCAB)),
+    )
 
 
 def pick_upload(key: str, store: Store, default: RunRecord | None) -> CompareItem | None:
@@ -133,6 +157,5 @@ def pick_item(slot: int, store: Store, default_run: RunRecord | None, default_so
     """Slot `slot`'s source choice and picker."""
     key = f"compare{slot}"
     names = list(SOURCES)
-    source = st.selectbox(f"Genotype {slot + 1} from", names, index=names.index(default_source),
-                          key=f"{key}-source")
+    source = st.selectbox(f"Genotype {slot + 1} from", names, index=names.index(default_source), key=f"{key}-source")
     return SOURCES[source](key, store, default_run)

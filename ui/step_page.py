@@ -6,6 +6,7 @@ step_page does the common part (no run, no step yet, the fragment that re-reads 
 reruns on a status change); a page passes the body that draws its own view of the steps, and
 shown_step gives that body the step as every page draws it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ StepBody = Callable[[Store, RunRecord, list[StepRecord]], None]
 class StepShown:
     """Step `n` of a run as a step page draws it: the cell before the removal and the
     candidates tried on it (as dicts, which is what core.insight reads)."""
+
     run: RunRecord
     steps: list[StepRecord]
     n: int
@@ -66,8 +68,15 @@ def step_title(step: StepRecord) -> str:
     return f"step {step.step}: {what}; {step.edges} edges left"
 
 
-def step_page(store: Store, run: RunRecord | None, page: str, body: StepBody, no_run: str, no_steps: str,
-              every: float | None = None) -> None:
+def step_page(
+    store: Store,
+    run: RunRecord | None,
+    page: str,
+    body: StepBody,
+    no_run: str,
+    no_steps: str,
+    every: float | None = None,
+) -> None:
     """Draw `body(store, run, steps)` in a fragment that ticks every `every` seconds (default:
     while the run or its control is live) and re-reads the run first; a page with no run, or
     a finished run with no step, gets one line instead."""

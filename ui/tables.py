@@ -4,6 +4,7 @@ The rows stay numeric (core.insight.explain builds them; CSV downloads keep full
 only the display is formatted, through column_config, with the score's formula and the
 network the costs were measured on in the column help.
 """
+
 from __future__ import annotations
 
 from typing import Sequence

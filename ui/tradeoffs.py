@@ -1,5 +1,6 @@
 """The Trade-offs page: every candidate's quality against cost, the Pareto front, the per-step
 series, the step table and the random control's cells beside them."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -46,11 +47,16 @@ def _figures(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
     series = step_series(steps, task)
     better = "higher" if QUALITY[task].higher_is_better else "lower"
     controls = trade_off_controls(store, run)
-    st.caption(f"Each dot is one trained candidate ({QUALITY[task].label}, {better} is better); the red line is "
-               "the Pareto front, the dotted line the chosen snapshots, the star the best snapshot"
-               + ("; grey crosses are the random control's cells." if controls else "."))
-    st.plotly_chart(tradeoff_figure(points, front_of(points, cost_key, task), series, task, cost_key, controls),
-                    width="stretch", key="tradeoff_scatter")
+    st.caption(
+        f"Each dot is one trained candidate ({QUALITY[task].label}, {better} is better); the red line is "
+        "the Pareto front, the dotted line the chosen snapshots, the star the best snapshot"
+        + ("; grey crosses are the random control's cells." if controls else ".")
+    )
+    st.plotly_chart(
+        tradeoff_figure(points, front_of(points, cost_key, task), series, task, cost_key, controls),
+        width="stretch",
+        key="tradeoff_scatter",
+    )
     control_panel(store, run, steps, len(controls))
     st.plotly_chart(steps_figure(series, task), width="stretch", key="tradeoff_steps")
 

@@ -4,6 +4,7 @@ The sidebar applies ?run= (ui.selection.apply_url_run); this module applies ?pag
 the app's first run) and ?step= (once per page), and writes the step back as the user
 moves so the address bar is always a link to what is on screen.
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -18,8 +19,9 @@ def apply_url_page(pages: dict[str, "st.navigation"]) -> None:
     st.session_state["_url_page_applied"] = True
     name = (st.query_params.get(PAGE_PARAM) or "").strip().lower()
     if name in pages:  # switching drops the query, so hand the rest of the link to the page
-        st.switch_page(pages[name], query_params={k: v for k, v in st.query_params.to_dict().items()
-                                                  if k != PAGE_PARAM})
+        st.switch_page(
+            pages[name], query_params={k: v for k, v in st.query_params.to_dict().items() if k != PAGE_PARAM}
+        )
 
 
 def url_step(key: str, last: int) -> bool:

@@ -1,4 +1,5 @@
 """Compare: two to four genotypes (run steps, best snapshots, presets, uploads) side by side."""
+
 import streamlit as st
 
 from ui.compare.page import compare_page

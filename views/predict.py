@@ -1,4 +1,5 @@
 """Predict the edge: pick the edge you think AutoShrink removes, then see how you scored."""
+
 import streamlit as st
 
 from ui.predict import predict_page

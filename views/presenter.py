@@ -1,4 +1,5 @@
 """Presenter: the Explorer full screen for a projector; arrow keys step; ?run=&step= links."""
+
 from ui.presenter import presenter
 from ui.resources import get_store
 from ui.selection import current_run

@@ -5,6 +5,7 @@ plain data (node count, one op per node, forward edges) with a stable JSON form 
 content hash. Node 0 is the cell input; its op is kept (the paper assigns ops to all N
 nodes) but never applied.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +21,7 @@ RNN_OPS = ("tanh", "relu", "sigmoid", "identity")
 OPS = {"cnn": CNN_OPS, "rnn": RNN_OPS}
 INPUT_OP = "input"
 MIN_NODES, MAX_NODES = 2, 16
-MAX_NAME = 200          # characters: a name is a label, and it goes into the store and the logs
+MAX_NAME = 200  # characters: a name is a label, and it goes into the store and the logs
 FORMAT = "autoshrink-genotype/1"
 
 Edge = tuple[int, int]
@@ -63,7 +64,8 @@ class Genotype:
         for idx, op in enumerate(self.ops):
             if op not in allowed and not (idx == 0 and op == INPUT_OP):
                 raise GenotypeError(
-                    f"unknown op {op!r} at node {idx} for a {self.kind} cell; allowed: {', '.join(allowed)}")
+                    f"unknown op {op!r} at node {idx} for a {self.kind} cell; allowed: {', '.join(allowed)}"
+                )
         for i, j in self.edges:
             if not (0 <= i < n and 0 <= j < n):
                 raise GenotypeError(f"edge [{i}, {j}] names a node outside 0..{n - 1}")
@@ -109,16 +111,21 @@ class Genotype:
 
     # ----- identity and JSON -----------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "kind": self.kind, "name": self.name, "nodes": self.n_nodes,
-                "ops": list(self.ops), "edges": [list(e) for e in self.edges]}
+        return {
+            "format": FORMAT,
+            "kind": self.kind,
+            "name": self.name,
+            "nodes": self.n_nodes,
+            "ops": list(self.ops),
+            "edges": [list(e) for e in self.edges],
+        }
 
     def to_json(self) -> str:
         """Stable, human-readable JSON: one edge per line keeps diffs and eyeballing easy."""
         d = self.to_dict()
         edges = ",\n    ".join(json.dumps(e) for e in d["edges"])
         head = json.dumps({k: v for k, v in d.items() if k != "edges"}, indent=2)[:-2]
-        return f'{head},\n  "edges": [\n    {edges}\n  ]\n}}\n' if d["edges"] else \
-            f'{head},\n  "edges": []\n}}\n'
+        return f'{head},\n  "edges": [\n    {edges}\n  ]\n}}\n' if d["edges"] else f'{head},\n  "edges": []\n}}\n'
 
     @property
     def hash(self) -> str:
@@ -137,8 +144,8 @@ class Genotype:
         if not isinstance(ops, list) or not all(isinstance(o, str) for o in ops):
             raise GenotypeError("genotype 'ops' must be a list of op names")
         if not isinstance(edges, list) or not all(
-                isinstance(e, (list, tuple)) and len(e) == 2 and all(_is_int(x) for x in e)
-                for e in edges):
+            isinstance(e, (list, tuple)) and len(e) == 2 and all(_is_int(x) for x in e) for e in edges
+        ):
             raise GenotypeError("genotype 'edges' must be a list of [from, to] integer pairs")
         if "nodes" in d and d["nodes"] != len(ops):
             raise GenotypeError(f"genotype says {d['nodes']} nodes but lists {len(ops)} ops")
@@ -189,6 +196,8 @@ def parse_json(text: str | bytes, what: str) -> object:
         raise GenotypeError(f"{what} is not valid JSON: {exc}") from None
     except RecursionError:
         raise GenotypeError(f"{what} nests too deeply to be a genotype") from None
+
+
 def draw_ops(ops: Iterable[str], n_nodes: int, seed: int) -> tuple[str, ...]:
     """One independent, uniform, seeded draw per node: any multiset of ops can start a search
     (the published ShrinkRNN's tanh x2, sigmoid x2, identity x2 among them)."""

@@ -6,6 +6,7 @@ change. A preset file may carry an extra top-level "network" object saying which
 it was published in (e.g. {"config": "imagenet", "activation": "swish"}); Genotype.from_dict
 ignores it, `preset_network` returns it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,7 +39,7 @@ def load_genotype_arg(arg: str) -> Genotype:
     """A genotype named on a command line or form: "preset:NAME" or a path to a genotype JSON file."""
     arg = arg.strip()
     if arg.startswith(PRESET_PREFIX):
-        return load_preset(arg[len(PRESET_PREFIX):].strip())
+        return load_preset(arg[len(PRESET_PREFIX) :].strip())
     path = Path(arg).expanduser()
     data = _read_json(path)
     try:

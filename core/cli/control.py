@@ -6,6 +6,7 @@
 Run again after a stop or a kill, it trains only the cells that are missing (same plan unless
 flags change it). Ctrl-C stops it after the current batch (exit 130), as with `search`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,9 +52,11 @@ def control_summary(store: Store, run_id: int) -> dict | None:
     if control is None:
         return None
     run, cells = store.get_run(run_id), control_cells(store, run_id)
-    return {**control.to_dict(),
-            "cells": [{**c.to_dict(), "genotype": c.genotype.to_dict(), "history": list(c.history)} for c in cells],
-            "summary": control_groups(store.steps(run_id), cells, run.task, run.noise)}
+    return {
+        **control.to_dict(),
+        "cells": [{**c.to_dict(), "genotype": c.genotype.to_dict(), "history": list(c.history)} for c in cells],
+        "summary": control_groups(store.steps(run_id), cells, run.task, run.noise),
+    }
 
 
 def print_summary(store: Store, run_id: int) -> None:
@@ -62,9 +65,11 @@ def print_summary(store: Store, run_id: int) -> None:
     if control is None:
         return
     run = store.get_run(run_id)
-    print(f"control of run {run_id}: {control.status}, {len(control_cells(store, run_id))} random cells "
-          f"(r={control.samples} at {', '.join(map(str, control.targets))} edges), "
-          f"{fmt_duration(control.wall_s)} of training")
+    print(
+        f"control of run {run_id}: {control.status}, {len(control_cells(store, run_id))} random cells "
+        f"(r={control.samples} at {', '.join(map(str, control.targets))} edges), "
+        f"{fmt_duration(control.wall_s)} of training"
+    )
     for group in control_groups(store.steps(run_id), control_cells(store, run_id), run.task, run.noise):
         print(f"  {control_sentence(group)}")
     if control.status not in ("finished", "running", "queued"):
@@ -87,8 +92,11 @@ def cmd_control(args: argparse.Namespace) -> int:
     samples = args.samples if args.samples is not None else (before.samples if before else DEFAULT_SAMPLES)
     edges = _edges(args.edges) or (list(before.targets) if before and args.samples is None else None)
     obs = ControlProgress(args.json)
-    outcome = run_interruptibly(lambda stop: run_control(store, args.run_id, samples, edges, obs, stop),
-                                lambda m: print(m, file=sys.stderr), f"; run `control {args.run_id}` again to resume")
+    outcome = run_interruptibly(
+        lambda stop: run_control(store, args.run_id, samples, edges, obs, stop),
+        lambda m: print(m, file=sys.stderr),
+        f"; run `control {args.run_id}` again to resume",
+    )
     control = get_control(store, args.run_id)
     if args.json:
         print(json.dumps({"run_id": args.run_id, "control": control_summary(store, args.run_id)}))
@@ -103,10 +111,16 @@ def cmd_control(args: argparse.Namespace) -> int:
 def add_control_parser(sub) -> None:
     c = sub.add_parser("control", help="random cells at the run's edge counts, trained like its candidates")
     c.add_argument("run_id", type=int)
-    c.add_argument("--samples", type=int, help=f"random cells per edge count (default {DEFAULT_SAMPLES}, "
-                                               "or the control's own when resuming)")
-    c.add_argument("--edges", help="edge counts, comma-separated (default: the best snapshot's, the final "
-                                   "snapshot's and one halfway between)")
+    c.add_argument(
+        "--samples",
+        type=int,
+        help=f"random cells per edge count (default {DEFAULT_SAMPLES}, or the control's own when resuming)",
+    )
+    c.add_argument(
+        "--edges",
+        help="edge counts, comma-separated (default: the best snapshot's, the final "
+        "snapshot's and one halfway between)",
+    )
     c.add_argument("--json", action="store_true", help="end with one JSON object")
     c.add_argument("--store", help="run store (SQLite); default $AUTOSHRINK_STORE or runs/autoshrink.db")
     c.set_defaults(func=cmd_control)

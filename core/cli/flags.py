@@ -36,8 +36,9 @@ def add_setting_flags(parser: argparse.ArgumentParser, by_task: dict[str, list[F
         if spec.kind == "bool":
             parser.add_argument(spec.flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            parser.add_argument(spec.flag, type=TYPES[spec.kind], default=None, help=text,
-                                choices=spec.setting.choices or None)
+            parser.add_argument(
+                spec.flag, type=TYPES[spec.kind], default=None, help=text, choices=spec.setting.choices or None
+            )
     return list(merged)
 
 

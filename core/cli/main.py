@@ -3,6 +3,7 @@
 User errors (bad flag values, missing data, unknown runs) end with one line on stderr and
 a non-zero exit, never a traceback. `--json` prints one machine-readable object.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,8 @@ import time
 from pathlib import Path
 
 from core.cell.genotype import Genotype, edge_str
-from core.cli.flags import add_setting_flags
 from core.cli.control import ControlProgress, add_control_parser, control_summary, print_summary
+from core.cli.flags import add_setting_flags
 from core.cli.output import write_export
 from core.cli.progress import ProgressBar
 from core.errors import UserError
@@ -76,23 +77,35 @@ def _run_foreground(store: Store, run_id: int, quiet: bool) -> Outcome:
     run = store.get_run(run_id)
     obs = _ProgressObserver(run.expected_steps, len(store.steps(run_id)), quiet)
     control = ControlProgress(quiet)  # the search's `control` setting trains one after it finishes
-    return run_interruptibly(lambda stop: search_then_control(store, run_id, obs, stop, control), obs.bar.message,
-                             f"; resume with `resume {run_id}`")
+    return run_interruptibly(
+        lambda stop: search_then_control(store, run_id, obs, stop, control),
+        obs.bar.message,
+        f"; resume with `resume {run_id}`",
+    )
 
 
 def _finish_report(store: Store, run_id: int, as_json: bool, outcome: Outcome) -> int:
     run, steps = store.get_run(run_id), store.steps(run_id)
     best = best_of(steps)
-    out = {"run_id": run_id, "status": run.status, "steps": len(steps), "error": run.error,
-           "best_step": best.step if best else None, "best_score": best.score if best else None,
-           "best_edges": best.edges if best else None, "best_genotype": best.genotype.to_dict() if best else None,
-           "wall_s": round((run.finished_at or time.time()) - (run.started_at or run.created_at), 2)}
+    out = {
+        "run_id": run_id,
+        "status": run.status,
+        "steps": len(steps),
+        "error": run.error,
+        "best_step": best.step if best else None,
+        "best_score": best.score if best else None,
+        "best_edges": best.edges if best else None,
+        "best_genotype": best.genotype.to_dict() if best else None,
+        "wall_s": round((run.finished_at or time.time()) - (run.started_at or run.created_at), 2),
+    }
     if as_json:
         control = control_summary(store, run_id)
         print(json.dumps({**out, "control": control and {k: v for k, v in control.items() if k != "cells"}}))
     else:
-        print(f"run {run_id}: {run.status} after {fmt_duration(out['wall_s'])}, {len(steps)} steps"
-              + (f"; best snapshot step {best.step} ({best.edges} edges, score {best.score:.4f})" if best else ""))
+        print(
+            f"run {run_id}: {run.status} after {fmt_duration(out['wall_s'])}, {len(steps)} steps"
+            + (f"; best snapshot step {best.step} ({best.edges} edges, score {best.score:.4f})" if best else "")
+        )
         print_summary(store, run_id)
     if run.status == FAILED:
         print(f"error: run {run_id} failed: {run.error}", file=sys.stderr)
@@ -110,8 +123,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     run_id = create_run(store, cfg)
     store.set_meta(run_id, {"command": command_line()})
     if not args.json:
-        print(f"run {run_id}: {cfg.task} search, preset {cfg.preset}, data {cfg.data}, store {store.path}",
-              file=sys.stderr)
+        print(
+            f"run {run_id}: {cfg.task} search, preset {cfg.preset}, data {cfg.data}, store {store.path}",
+            file=sys.stderr,
+        )
     outcome = _run_foreground(store, run_id, args.json)
     return _finish_report(store, run_id, args.json, outcome)
 
@@ -152,10 +167,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for run in store.list_runs():
         steps = store.steps(run.id)
         best = best_of(steps)
-        rows.append({"id": run.id, "task": run.task, "preset": run.config.get("preset"),
-                     "data": run.config.get("data"), "status": run.status, "steps": len(steps),
-                     "best_score": best.score if best else None, "best_edges": best.edges if best else None,
-                     "device": run.device, "age_s": round(time.time() - run.created_at)})
+        rows.append(
+            {
+                "id": run.id,
+                "task": run.task,
+                "preset": run.config.get("preset"),
+                "data": run.config.get("data"),
+                "status": run.status,
+                "steps": len(steps),
+                "best_score": best.score if best else None,
+                "best_edges": best.edges if best else None,
+                "device": run.device,
+                "age_s": round(time.time() - run.created_at),
+            }
+        )
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -163,8 +188,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"no runs in {store.path}")
     for r in rows:
         best = "-" if r["best_score"] is None else f"{r['best_score']:.4f} ({r['best_edges']} edges)"
-        print(f"{r['id']:>4}  {r['task']}  {r['preset'] or '-':<6} {r['status']:<11} {r['steps']:>3} steps"
-              f"  best {best:<22} {r['data']}  {fmt_duration(r['age_s'])} ago")
+        print(
+            f"{r['id']:>4}  {r['task']}  {r['preset'] or '-':<6} {r['status']:<11} {r['steps']:>3} steps"
+            f"  best {best:<22} {r['data']}  {fmt_duration(r['age_s'])} ago"
+        )
     return 0
 
 
@@ -175,11 +202,18 @@ def show_dict(store: Store, run_id: int) -> dict:
     for c in store.candidates(run_id):
         cands.setdefault(c.step, []).append(c)
     best = best_of(steps := store.steps(run_id))
-    return {"run": {**run.to_dict(), "best_step": best.step if best else None},
-            "steps": [{**s.to_dict(), "baseline": s.step == 0,
-                       "candidates": [{**c.to_dict(), "history": list(c.history)} for c in cands.get(s.step, [])]}
-                      for s in steps],
-            "control": control_summary(store, run_id)}
+    return {
+        "run": {**run.to_dict(), "best_step": best.step if best else None},
+        "steps": [
+            {
+                **s.to_dict(),
+                "baseline": s.step == 0,
+                "candidates": [{**c.to_dict(), "history": list(c.history)} for c in cands.get(s.step, [])],
+            }
+            for s in steps
+        ],
+        "control": control_summary(store, run_id),
+    }
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -189,18 +223,22 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(json.dumps(data))
         return 0
     run = data["run"]
-    print(f"run {run['id']} [{run['status']}] {run['task']} preset {run['config'].get('preset')}, "
-          f"data {run['config'].get('data')}, device {run['device'] or '-'}, evaluator {run['evaluator'] or '-'}, "
-          f"precision {run['config'].get('precision', 'fp32')}")
+    print(
+        f"run {run['id']} [{run['status']}] {run['task']} preset {run['config'].get('preset')}, "
+        f"data {run['config'].get('data')}, device {run['device'] or '-'}, evaluator {run['evaluator'] or '-'}, "
+        f"precision {run['config'].get('precision', 'fp32')}"
+    )
     if run["error"]:
         print(f"  error: {run['error']}")
     for s in data["steps"]:
         mark = "*" if s["step"] == run["best_step"] else " "
         quality = _quality(s)
         score = "-" if s["score"] is None else f"{s['score']:.4f}"
-        print(f" {mark}step {s['step']:>3}  removed {edge_str(s['removed']):>5}  edges {s['edges']:>3}  "
-              f"score {score}  {quality}  ({len(s['candidates'])} candidates, {s['wall_s']:.1f}s)"
-              + ("  baseline (dense DAG, never the result)" if s["step"] == 0 else ""))
+        print(
+            f" {mark}step {s['step']:>3}  removed {edge_str(s['removed']):>5}  edges {s['edges']:>3}  "
+            f"score {score}  {quality}  ({len(s['candidates'])} candidates, {s['wall_s']:.1f}s)"
+            + ("  baseline (dense DAG, never the result)" if s["step"] == 0 else "")
+        )
     print_summary(store, args.run_id)
     return 0
 
@@ -237,6 +275,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_export_run(args: argparse.Namespace) -> int:
     from core.search.bundle import write_bundle
+
     store = Store(args.store)
     size = write_bundle(store, args.run_id, args.out, command=args.command, note=args.note)
     print(f"wrote run {args.run_id} to {args.out} ({size:,} bytes)", file=sys.stderr)
@@ -245,12 +284,23 @@ def cmd_export_run(args: argparse.Namespace) -> int:
 
 def cmd_import_run(args: argparse.Namespace) -> int:
     from core.search.bundle import import_file
+
     store = Store(args.store)
     run_id = import_file(store, args.file)
     run = store.get_run(run_id)
     if args.json:
-        print(json.dumps({"run_id": run_id, "task": run.task, "status": run.status, "store": str(store.path),
-                          "steps": len(store.steps(run_id)), "source": run.meta.get("bundle", {})}))
+        print(
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "task": run.task,
+                    "status": run.status,
+                    "store": str(store.path),
+                    "steps": len(store.steps(run_id)),
+                    "source": run.meta.get("bundle", {}),
+                }
+            )
+        )
     else:
         print(f"imported {args.file} as run {run_id} ({run.task}, {run.status}) into {store.path}")
     return 0
@@ -258,9 +308,18 @@ def cmd_import_run(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     from core.insight.summary import summarize
-    out = summarize(args.genotype, network=args.network, input_size=args.input_size, classes=args.classes,
-                    activation=args.activation, emb=args.emb, hidden=args.hidden, vocab=args.vocab,
-                    with_table=not args.json)
+
+    out = summarize(
+        args.genotype,
+        network=args.network,
+        input_size=args.input_size,
+        classes=args.classes,
+        activation=args.activation,
+        emb=args.emb,
+        hidden=args.hidden,
+        vocab=args.vocab,
+        with_table=not args.json,
+    )
     if args.json:
         print(json.dumps({k: v for k, v in out.items() if k != "table"}))
     else:
@@ -271,8 +330,16 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 # ----- parser --------------------------------------------------------------------------
-def _command(sub: argparse._SubParsersAction, name: str, help: str, func, *, run_id: bool = False,
-             as_json: bool = True, store: bool = True) -> argparse.ArgumentParser:
+def _command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    help: str,
+    func,
+    *,
+    run_id: bool = False,
+    as_json: bool = True,
+    store: bool = True,
+) -> argparse.ArgumentParser:
     """A subcommand with the arguments most share: a run id, --json and --store."""
     p = sub.add_parser(name, help=help)
     if run_id:
@@ -290,8 +357,11 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("task", choices=TASKS)
     s.add_argument("--preset", choices=PRESET_NAMES, default="demo")
     add_setting_flags(s, {"search": field_specs(SearchConfig)})
-    s.add_argument("--dry-run", action="store_true",
-                   help="run the start check, print the settings and the starting cell, then exit")
+    s.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="run the start check, print the settings and the starting cell, then exit",
+    )
 
 
 def _run_parsers(sub: argparse._SubParsersAction) -> None:
@@ -299,13 +369,20 @@ def _run_parsers(sub: argparse._SubParsersAction) -> None:
     _command(sub, "resume", "resume a stopped, failed or killed run from its last step", cmd_resume, run_id=True)
     _command(sub, "runs", "list runs", cmd_runs)
     _command(sub, "show", "a run's steps and candidates", cmd_show, run_id=True)
-    ex = _command(sub, "export", "a step's genotype as JSON (default: the best snapshot)", cmd_export,
-                  run_id=True, as_json=False)
+    ex = _command(
+        sub, "export", "a step's genotype as JSON (default: the best snapshot)", cmd_export, run_id=True, as_json=False
+    )
     ex.add_argument("--step", type=int)
     ex.add_argument("--out")
     ex.add_argument("--force", action="store_true", help="overwrite an existing --out file")
-    er = _command(sub, "export-run", "a whole run (settings, steps, candidates, noise) as one bundle file",
-                  cmd_export_run, run_id=True, as_json=False)
+    er = _command(
+        sub,
+        "export-run",
+        "a whole run (settings, steps, candidates, noise) as one bundle file",
+        cmd_export_run,
+        run_id=True,
+        as_json=False,
+    )
     er.add_argument("--out", required=True, help="FILE.json or FILE.json.gz (gzip)")
     er.add_argument("--command", help="how the run was made, when the store did not record it")
     er.add_argument("--note", help="a sentence on how it was made (machine, load, why it stopped)")
@@ -316,8 +393,11 @@ def _run_parsers(sub: argparse._SubParsersAction) -> None:
 def _summary_parser(sub: argparse._SubParsersAction) -> None:
     sm = _command(sub, "summary", "params and MACs (cnn) or FLOPs (rnn) of a genotype", cmd_summary, store=False)
     sm.add_argument("genotype", help="GENOTYPE.json or preset:NAME")
-    sm.add_argument("--network", choices=("proxy", "cifar", "imagenet"),
-                    help="cnn network around the cell (default: the preset's, else proxy)")
+    sm.add_argument(
+        "--network",
+        choices=("proxy", "cifar", "imagenet"),
+        help="cnn network around the cell (default: the preset's, else proxy)",
+    )
     for flag in ("--input-size", "--classes", "--emb", "--hidden", "--vocab"):
         sm.add_argument(flag, type=int)
     sm.add_argument("--activation", choices=("relu", "swish"))

@@ -1,5 +1,6 @@
 """Writing a file the user named with `--out`: never onto the run store, never over a file
 without `--force`, and every refusal one line (a missing folder, a directory, no permission)."""
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,12 @@ def write_export(out: Path, text: str, store: Path, force: bool) -> None:
 def _is_store_file(target: Path, store: Path) -> bool:
     """The store, its WAL and shared-memory files, compared as resolved paths (symlinks too)."""
     store = store.resolve()
-    guarded = {store, store.with_name(store.name + "-wal"), store.with_name(store.name + "-shm"),
-               store.with_name(store.name + "-journal")}
+    guarded = {
+        store,
+        store.with_name(store.name + "-wal"),
+        store.with_name(store.name + "-shm"),
+        store.with_name(store.name + "-journal"),
+    }
     if target.resolve() in guarded:
         return True
     return target.exists() and store.exists() and os.path.samefile(target, store)  # a hard link

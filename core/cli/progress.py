@@ -1,5 +1,6 @@
 """A dependency-free progress bar for the CLI: redraws in place on a terminal, prints
 occasional plain lines when stderr is a file or a CI log."""
+
 from __future__ import annotations
 
 import sys
@@ -10,8 +11,9 @@ from core.insight.format import fmt_duration
 
 
 class ProgressBar:
-    def __init__(self, total: float, stream: TextIO | None = None, width: int = 28,
-                 plain_every_s: float = 10.0) -> None:
+    def __init__(
+        self, total: float, stream: TextIO | None = None, width: int = 28, plain_every_s: float = 10.0
+    ) -> None:
         self.total, self.width = max(total, 1e-9), width
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
@@ -26,8 +28,10 @@ class ProgressBar:
     def update(self, done: float, text: str = "", force: bool = False) -> None:
         frac = min(max(done / self.total, 0.0), 1.0)
         filled = int(frac * self.width)
-        line = (f"[{'#' * filled}{'.' * (self.width - filled)}] {frac * 100:5.1f}% "
-                f"{text} | {fmt_duration(time.time() - self.t0)} elapsed, ETA {fmt_duration(self.eta(done))}")
+        line = (
+            f"[{'#' * filled}{'.' * (self.width - filled)}] {frac * 100:5.1f}% "
+            f"{text} | {fmt_duration(time.time() - self.t0)} elapsed, ETA {fmt_duration(self.eta(done))}"
+        )
         if self.tty:
             self.stream.write("\r\x1b[K" + line)
             self.drawn = True

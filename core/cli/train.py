@@ -9,6 +9,7 @@
 Every training setting is a flag, generated from the config dataclasses' fields so the
 CLI, the Train page and the stored config can never disagree on names or meaning.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,11 @@ class _BarObserver(JobObserver):
 
     def on_progress(self, job_id: int, progress: JobProgress) -> None:
         done = progress.fraction * progress.epochs
-        self.bar.update(done, f"epoch {progress.epoch}/{progress.epochs} {progress.phase}",
-                        force=progress.batch == 0 or progress.phase != "train")
+        self.bar.update(
+            done,
+            f"epoch {progress.epoch}/{progress.epochs} {progress.phase}",
+            force=progress.batch == 0 or progress.phase != "train",
+        )
 
     def on_end(self, job_id: int, status: str, error: str) -> None:
         self.bar.close()
@@ -60,14 +64,15 @@ class _BarObserver(JobObserver):
 
 def _run_foreground(store: JobStore, job_id: int, epochs: int, quiet: bool) -> Outcome:
     obs = _BarObserver(epochs, quiet)
-    return run_interruptibly(lambda stop: run_job(store, job_id, obs, stop), obs.bar.message,
-                             f"; resume with --resume {job_id}")
+    return run_interruptibly(
+        lambda stop: run_job(store, job_id, obs, stop), obs.bar.message, f"; resume with --resume {job_id}"
+    )
 
 
 def _genotype(store: JobStore, arg: str) -> tuple[Genotype, str, dict]:
     """GENOTYPE.json, preset:NAME or run:ID[:STEP] -> (genotype, source label, implied settings)."""
     if arg.startswith(RUN_PREFIX):
-        parts = arg[len(RUN_PREFIX):].split(":")
+        parts = arg[len(RUN_PREFIX) :].split(":")
         try:
             run_id, step = int(parts[0]), (int(parts[1]) if len(parts) > 1 else None)
         except (ValueError, IndexError):
@@ -75,7 +80,7 @@ def _genotype(store: JobStore, arg: str) -> tuple[Genotype, str, dict]:
         g, label = genotype_from_run(store, run_id, step)
         return g, label, {}
     g = load_genotype_arg(arg)
-    network = preset_network(arg[len(PRESET_PREFIX):].strip()) if arg.startswith(PRESET_PREFIX) else {}
+    network = preset_network(arg[len(PRESET_PREFIX) :].strip()) if arg.startswith(PRESET_PREFIX) else {}
     return g, arg, published_defaults(network, g.kind)
 
 
@@ -86,8 +91,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         given = [f"--{n.replace('_', '-')}" for n in _field_names() if getattr(args, n) is not None]
         if args.genotype or given:
-            raise ConfigError(f"--resume continues a job with its stored settings; drop "
-                              f"{', '.join(([args.genotype] if args.genotype else []) + given)}")
+            raise ConfigError(
+                f"--resume continues a job with its stored settings; drop "
+                f"{', '.join(([args.genotype] if args.genotype else []) + given)}"
+            )
         job_id = args.resume
         check_resumable(store, job_id)
         epochs = store.get_job(job_id).config["epochs"]
@@ -110,17 +117,26 @@ def cmd_train(args: argparse.Namespace) -> int:
         job_id = create_job(store, genotype, cfg, source)
         epochs = cfg.epochs
         if not args.json:
-            print(f"job {job_id}: {task} training of {genotype.name or genotype.hash} ({source}), schedule "
-                  f"{cfg.schedule}, data {cfg.data}, {cfg.epochs} epochs; store {store.path}", file=sys.stderr)
+            print(
+                f"job {job_id}: {task} training of {genotype.name or genotype.hash} ({source}), schedule "
+                f"{cfg.schedule}, data {cfg.data}, {cfg.epochs} epochs; store {store.path}",
+                file=sys.stderr,
+            )
     outcome = _run_foreground(store, job_id, epochs, args.json)
     return _report(store, job_id, args.json, outcome)
 
 
 def _report(store: JobStore, job_id: int, as_json: bool, outcome: Outcome) -> int:
     job = store.get_job(job_id)
-    out = {"job_id": job_id, "status": job.status, "task": job.task, "error": job.error,
-           "metrics": job.metrics, "dir": str(store.job_dir(job_id)),
-           "wall_s": round((job.finished_at or time.time()) - (job.started_at or job.created_at), 2)}
+    out = {
+        "job_id": job_id,
+        "status": job.status,
+        "task": job.task,
+        "error": job.error,
+        "metrics": job.metrics,
+        "dir": str(store.job_dir(job_id)),
+        "wall_s": round((job.finished_at or time.time()) - (job.started_at or job.created_at), 2),
+    }
     if as_json:
         print(json.dumps(out))
     else:
@@ -136,17 +152,30 @@ def _report(store: JobStore, job_id: int, as_json: bool, outcome: Outcome) -> in
 
 def _list(store: JobStore, as_json: bool) -> int:
     jobs = store.list_jobs()
-    rows = [{"id": j.id, "task": j.task, "status": j.status, "name": j.name, "source": j.source,
-             "epochs": len(store.epochs(j.id)), "of": j.config.get("epochs"), "data": j.config.get("data"),
-             "metrics": j.metrics} for j in jobs]
+    rows = [
+        {
+            "id": j.id,
+            "task": j.task,
+            "status": j.status,
+            "name": j.name,
+            "source": j.source,
+            "epochs": len(store.epochs(j.id)),
+            "of": j.config.get("epochs"),
+            "data": j.config.get("data"),
+            "metrics": j.metrics,
+        }
+        for j in jobs
+    ]
     if as_json:
         print(json.dumps(rows))
         return 0
     if not rows:
         print(f"no training jobs in {store.path}")
     for r in rows:
-        print(f"{r['id']:>4}  {r['task']}  {r['status']:<11} {r['epochs']:>4}/{r['of']:<4} {r['name']:<18} "
-              f"{quality_text(r['metrics'])}  {r['data']}")
+        print(
+            f"{r['id']:>4}  {r['task']}  {r['status']:<11} {r['epochs']:>4}/{r['of']:<4} {r['name']:<18} "
+            f"{quality_text(r['metrics'])}  {r['data']}"
+        )
     return 0
 
 
@@ -161,10 +190,13 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("genotype", nargs="?", help="GENOTYPE.json | preset:NAME | run:ID[:STEP]")
     t.add_argument("--task", choices=TASKS, help="cnn or rnn (default: the genotype's kind)")
     schedules = sorted({name for _, name in SCHEDULES})
-    t.add_argument("--schedule", choices=schedules,
-                   help="named settings to start from: " + "; ".join(
-                       f"{task}: {', '.join(n for tk, n in SCHEDULES if tk == task)}" for task in TASKS)
-                   + " (default demo)")
+    t.add_argument(
+        "--schedule",
+        choices=schedules,
+        help="named settings to start from: "
+        + "; ".join(f"{task}: {', '.join(n for tk, n in SCHEDULES if tk == task)}" for task in TASKS)
+        + " (default demo)",
+    )
     t.add_argument("--resume", type=int, metavar="JOB_ID", help="continue a stopped, failed or killed job")
     t.add_argument("--list", action="store_true", help="list training jobs")
     add_setting_flags(t, {task: field_specs(task) for task in TASKS})

@@ -5,6 +5,7 @@ GPU never waits for a CPU data loader. The random draws come from a CPU generato
 caller seeds per epoch: the same seed gives the same crops and flips on CPU and CUDA, and a
 resumed job redraws exactly what the uninterrupted one drew, with no state to carry.
 """
+
 from __future__ import annotations
 
 import torch
@@ -49,8 +50,8 @@ def augment_batch(x: Tensor, mode: str, gen: torch.Generator | None = None, draw
     dy, dx = draws[0], draws[1]
     flip = draws[2].bool() if mode == "crop-flip" else None
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    rows = dy[:, None] + torch.arange(h, device=x.device)                   # (n, h)
-    cols = torch.arange(w, device=x.device).expand(n, w)                    # (n, w)
+    rows = dy[:, None] + torch.arange(h, device=x.device)  # (n, h)
+    cols = torch.arange(w, device=x.device).expand(n, w)  # (n, w)
     if flip is not None:
         cols = torch.where(flip[:, None], cols.flip(1), cols)
     cols = dx[:, None] + cols

@@ -3,6 +3,7 @@
 Pure functions of their arguments, shared by proxy search and final training, so every
 candidate (and every evaluator) sees identical batches for the same seed.
 """
+
 from __future__ import annotations
 
 from typing import Iterator

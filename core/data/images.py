@@ -15,6 +15,7 @@ Every loader returns an `ImageData` of float32 NCHW tensors normalised with the 
 mean/std of *its own training images* (so validation data never leaks into normalisation),
 plus human-readable notes about anything that did not go as asked (e.g. too few images).
 """
+
 from __future__ import annotations
 
 import codecs
@@ -43,14 +44,15 @@ CIFAR_DIRNAME = "cifar-10-batches-py"
 CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR_TEST_FILE = "test_batch"
 CIFAR_CLASSES, CIFAR_SIZE, CIFAR_CHANNELS = 10, 32, 3
-CONNECT_TIMEOUT_S = 5.0      # offline must fail at once, not after a minute of retries
+CONNECT_TIMEOUT_S = 5.0  # offline must fail at once, not after a minute of retries
 DIGITS_TRAIN_FRACTION = 0.8  # digits has ~180 images per class: keep 80% for training
-FULL_DIGITS_SEED = 0         # the "full" digits split is fixed so final runs are comparable
+FULL_DIGITS_SEED = 0  # the "full" digits split is fixed so final runs are comparable
 
 
 @dataclass
 class ImageData:
     """One image classification task, ready for training: tensors plus what a network needs to know."""
+
     name: str
     x_train: Tensor
     y_train: Tensor
@@ -63,14 +65,25 @@ class ImageData:
 
     def to(self, device: torch.device | str) -> "ImageData":
         """A copy on `device`; tensors already there are shared, not copied (Tensor.to is a no-op)."""
-        return replace(self, x_train=self.x_train.to(device), y_train=self.y_train.to(device),
-                       x_val=self.x_val.to(device), y_val=self.y_val.to(device),
-                       notes=list(self.notes))
+        return replace(
+            self,
+            x_train=self.x_train.to(device),
+            y_train=self.y_train.to(device),
+            x_val=self.x_val.to(device),
+            y_val=self.y_val.to(device),
+            notes=list(self.notes),
+        )
 
 
 # ----- public loaders ------------------------------------------------------------------------
-def load_proxy(spec: DataSpec | str, seed: int = 0, per_class_train: int = 500, per_class_val: int = 100,
-               cache_dir: Path | None = None, log: Log | None = None) -> ImageData:
+def load_proxy(
+    spec: DataSpec | str,
+    seed: int = 0,
+    per_class_train: int = 500,
+    per_class_val: int = 100,
+    cache_dir: Path | None = None,
+    log: Log | None = None,
+) -> ImageData:
     """The small, class-balanced task the search trains every candidate on.
 
     CIFAR-10 (the paper's proxy): `per_class_train` images per class drawn from the training
@@ -89,8 +102,9 @@ def load_proxy(spec: DataSpec | str, seed: int = 0, per_class_train: int = 500, 
     rng = np.random.default_rng(seed)
     train_idx = _pick_per_class(y_tr, per_class_train, rng, "train", notes, log)
     val_idx = _pick_per_class(y_te, per_class_val, rng, "val", notes, log)
-    return _image_data(f"cifar10-proxy({root})", x_tr[train_idx], y_tr[train_idx],
-                       x_te[val_idx], y_te[val_idx], CIFAR_CLASSES, notes)
+    return _image_data(
+        f"cifar10-proxy({root})", x_tr[train_idx], y_tr[train_idx], x_te[val_idx], y_te[val_idx], CIFAR_CLASSES, notes
+    )
 
 
 def load_full(spec: DataSpec | str, cache_dir: Path | None = None, log: Log | None = None) -> ImageData:
@@ -117,8 +131,7 @@ def check_cifar_dir(path: Path) -> None:
 
 
 # ----- digits --------------------------------------------------------------------------------
-def _digits_split(seed: int, per_class_train: int | None, per_class_val: int | None,
-                  log: Log | None) -> ImageData:
+def _digits_split(seed: int, per_class_train: int | None, per_class_val: int | None, log: Log | None) -> ImageData:
     """Seeded stratified split of scikit-learn's digits (see load_proxy for the counts).
 
     None for a count means "as many as the 80% rule allows" (the full split).
@@ -137,12 +150,15 @@ def _digits_split(seed: int, per_class_train: int | None, per_class_val: int | N
         rest = len(idx) - n_train
         n_val = rest if per_class_val is None else min(per_class_val, rest)
         train_idx.append(idx[:n_train])
-        val_idx.append(idx[n_train:n_train + n_val])
+        val_idx.append(idx[n_train : n_train + n_val])
     notes: list[str] = []
     got = [len(t) for t in train_idx]
     if per_class_train is not None and min(got) < per_class_train:
-        _note(notes, log, f"digits: {min(got)}-{max(got)} train images per class "
-                          f"(80% of each class), wanted {per_class_train}")
+        _note(
+            notes,
+            log,
+            f"digits: {min(got)}-{max(got)} train images per class (80% of each class), wanted {per_class_train}",
+        )
     tr, va = np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
     return _image_data("digits", x[tr], y[tr], x[va], y[va], 10, notes)
 
@@ -155,8 +171,9 @@ def _note(notes: list[str], log: Log | None, line: str) -> None:
         log(line)
 
 
-def _pick_per_class(labels: np.ndarray, per_class: int, rng: np.random.Generator, split: str,
-                    notes: list[str], log: Log | None) -> np.ndarray:
+def _pick_per_class(
+    labels: np.ndarray, per_class: int, rng: np.random.Generator, split: str, notes: list[str], log: Log | None
+) -> np.ndarray:
     """Seeded choice of up to `per_class` indices of each class; shortfalls become notes."""
     chosen = []
     for c in range(CIFAR_CLASSES):
@@ -167,8 +184,15 @@ def _pick_per_class(labels: np.ndarray, per_class: int, rng: np.random.Generator
     return np.sort(np.concatenate(chosen))
 
 
-def _image_data(name: str, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
-                y_val: np.ndarray, num_classes: int, notes: list[str]) -> ImageData:
+def _image_data(
+    name: str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    num_classes: int,
+    notes: list[str],
+) -> ImageData:
     """Tensors normalised by the training images' per-channel mean/std."""
     if len(y_train) == 0 or len(y_val) == 0:
         raise DataError(f"{name}: the split left {len(y_train)} train / {len(y_val)} val images")
@@ -176,10 +200,17 @@ def _image_data(name: str, x_train: np.ndarray, y_train: np.ndarray, x_val: np.n
     xv = torch.from_numpy(np.ascontiguousarray(x_val, dtype=np.float32))
     mean = xt.mean(dim=(0, 2, 3), keepdim=True)
     std = xt.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
-    return ImageData(name=name, x_train=(xt - mean) / std, y_train=torch.from_numpy(y_train.astype(np.int64)),
-                     x_val=(xv - mean) / std, y_val=torch.from_numpy(y_val.astype(np.int64)),
-                     num_classes=num_classes, in_channels=xt.shape[1], input_size=xt.shape[-1],
-                     notes=notes)
+    return ImageData(
+        name=name,
+        x_train=(xt - mean) / std,
+        y_train=torch.from_numpy(y_train.astype(np.int64)),
+        x_val=(xv - mean) / std,
+        y_val=torch.from_numpy(y_val.astype(np.int64)),
+        num_classes=num_classes,
+        in_channels=xt.shape[1],
+        input_size=xt.shape[-1],
+        notes=notes,
+    )
 
 
 # ----- CIFAR-10 batches: restricted unpickling -----------------------------------------------
@@ -236,8 +267,18 @@ def _unpickle(path: Path) -> Any:
             return SafeBatchUnpickler(fh, encoding="bytes").load()
     except DataError as exc:
         raise DataError(f"{path}: {exc}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, UnicodeDecodeError, OverflowError, MemoryError) as exc:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        UnicodeDecodeError,
+        OverflowError,
+        MemoryError,
+    ) as exc:
         raise DataError(f"corrupt CIFAR-10 file {path}: {type(exc).__name__}: {exc}") from None
 
 
@@ -376,5 +417,14 @@ def _download(url: str, dest: Path, log: Log | None) -> None:
     shutil.move(str(part), dest)
 
 
-__all__ = ["DataError", "ImageData", "load_proxy", "load_full", "check_cifar_dir",
-           "read_cifar_batch", "SafeBatchUnpickler", "default_cache_dir", "ensure_cifar_download"]
+__all__ = [
+    "DataError",
+    "ImageData",
+    "load_proxy",
+    "load_full",
+    "check_cifar_dir",
+    "read_cifar_batch",
+    "SafeBatchUnpickler",
+    "default_cache_dir",
+    "ensure_cifar_download",
+]

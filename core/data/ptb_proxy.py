@@ -9,6 +9,7 @@ user has: a full PTB directory (the proxy is derived) and a folder that already 
 proxy files (their first 4,000 / 300 / 300 lines are the whole files). Reading and
 downloading stay in corpus.py; this module only cuts and indexes.
 """
+
 from __future__ import annotations
 
 EOS = "<eos>"
@@ -36,5 +37,7 @@ def union_vocab(splits: dict[str, list[str]]) -> list[str]:
 def proxy_note(name: str, splits: dict[str, list[str]], vocab_size: int) -> str:
     sizes = ", ".join(f"{s} {len(w):,}" for s, w in splits.items())
     lines = " / ".join(f"{n:,}" for n in PROXY_LINES.values())
-    return (f"{name}: the first {lines} lines of PTB train / valid / test; {sizes} tokens (with <eos>); "
-            f"dictionary over all three files: {vocab_size:,} words")
+    return (
+        f"{name}: the first {lines} lines of PTB train / valid / test; {sizes} tokens (with <eos>); "
+        f"dictionary over all three files: {vocab_size:,} words"
+    )

@@ -6,6 +6,7 @@ New sources (e.g. final-training jobs with measured accuracy) only need to build
 CNN and RNN costs are different quantities (MACs of a network vs edges x h^2 of a
 cell), so a mixed selection is refused rather than shown in one table.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,11 +30,11 @@ class CompareItem:
     label: str
     genotype: Genotype
     source: str = ""
-    quality: float | None = None        # proxy accuracy (cnn, fraction) or perplexity (rnn) from a search
-    quality_note: str = ""              # what that quality was measured on, e.g. "run 3, digits proxy"
-    emb: int = DEFAULT_EMB              # RNN language model around the cell
+    quality: float | None = None  # proxy accuracy (cnn, fraction) or perplexity (rnn) from a search
+    quality_note: str = ""  # what that quality was measured on, e.g. "run 3, digits proxy"
+    emb: int = DEFAULT_EMB  # RNN language model around the cell
     hidden: int = DEFAULT_HIDDEN
-    vocab: int = PTB_VOCAB             # a preset's or an upload's LM: PTB's, as published
+    vocab: int = PTB_VOCAB  # a preset's or an upload's LM: PTB's, as published
 
 
 def common_kind(items: Sequence[CompareItem]) -> str:
@@ -42,8 +43,10 @@ def common_kind(items: Sequence[CompareItem]) -> str:
     if len(kinds) > 1:
         cnn = [it.label for it in items if it.genotype.kind == "cnn"]
         rnn = [it.label for it in items if it.genotype.kind == "rnn"]
-        raise CompareError(f"cannot compare costs of CNN cells ({', '.join(cnn)}) with RNN cells "
-                           f"({', '.join(rnn)}): MACs and FLOPs measure different networks; pick one kind")
+        raise CompareError(
+            f"cannot compare costs of CNN cells ({', '.join(cnn)}) with RNN cells "
+            f"({', '.join(rnn)}): MACs and FLOPs measure different networks; pick one kind"
+        )
     if not kinds:
         raise CompareError("nothing to compare: pick at least two genotypes")
     return kinds[0]
@@ -61,8 +64,9 @@ def only_in(items: Sequence[CompareItem]) -> list[tuple[Edge, ...]]:
 
 def only_in_text(items: Sequence[CompareItem]) -> list[str]:
     """`only_in` as one readable line per item."""
-    return [f"{it.label}: {', '.join(edge_str(e) for e in edges) or 'none'}"
-            for it, edges in zip(items, only_in(items))]
+    return [
+        f"{it.label}: {', '.join(edge_str(e) for e in edges) or 'none'}" for it, edges in zip(items, only_in(items))
+    ]
 
 
 PROXY_NET, IMAGENET_NET = "CIFAR-10 proxy net 32x32", "ImageNet-224 ShrinkCNN"
@@ -82,6 +86,7 @@ def cost_rows(items: Sequence[CompareItem], imagenet: bool = True) -> list[dict]
     show costs in that run's proxy net (e.g. 8x8 digits), which are smaller numbers.
     """
     from core.insight.summary import summarize_genotype
+
     kind = common_kind(items)
     rows = []
     for it in items:
@@ -89,9 +94,15 @@ def cost_rows(items: Sequence[CompareItem], imagenet: bool = True) -> list[dict]
         row = {"genotype": it.label, "source": it.source, "nodes": g.n_nodes, "edges": g.pruned().num_edges}
         if kind == "rnn":
             cost = summarize_genotype(g, emb=it.emb, hidden=it.hidden, vocab=it.vocab)
-            row.update({"emb=h": it.hidden, "vocab": it.vocab, "LM params": cost["params"],
-                        "cell FLOPs": cost["flops"],
-                        "proxy perplexity": None if it.quality is None else round(it.quality, 2)})
+            row.update(
+                {
+                    "emb=h": it.hidden,
+                    "vocab": it.vocab,
+                    "LM params": cost["params"],
+                    "cell FLOPs": cost["flops"],
+                    "proxy perplexity": None if it.quality is None else round(it.quality, 2),
+                }
+            )
         else:
             row.update(dict(zip(cost_columns(PROXY_NET), cnn_costs(g.to_json(), "proxy"))))
             if imagenet:
@@ -108,6 +119,7 @@ def cnn_costs(genotype_json: str, network: str) -> tuple[int, int]:
     network runs a 224x224 forward pass (seconds on a busy CPU), and Compare asks again on
     every rerun. Keyed by the genotype's JSON so equal cells share one entry."""
     from core.insight.summary import summarize_genotype
+
     out = summarize_genotype(Genotype.from_json(genotype_json), network=network)
     return out["params"], out["macs"]
 
@@ -153,6 +165,7 @@ def torchinfo_table(genotype_json: str) -> str:
     """torchinfo's layer table of a CNN cell in the spec's proxy network ('' for RNN cells,
     whose costs are counted from shapes), memoised like `cnn_costs`."""
     from core.insight.summary import summarize_genotype
+
     g = Genotype.from_json(genotype_json)
     if g.kind != "cnn":
         return ""

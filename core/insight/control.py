@@ -6,6 +6,7 @@ random cells asked for that count, by score (what the search maximises). A win c
 score units (CNN: the accuracy std as is; RNN: 0.25 x the perplexity std, the score's weight).
 Plain dicts, so the CLI, the pages and the tests share them.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,7 +18,7 @@ from core.store.controls import ControlCell
 from core.store.runs import StepRecord
 
 QUALITY_KEY = {"cnn": "accuracy", "rnn": "perplexity"}
-SCORE_PER_QUALITY = {"cnn": 1.0, "rnn": 0.25}   # d score / d quality (magnitude), from the score formulas
+SCORE_PER_QUALITY = {"cnn": 1.0, "rnn": 0.25}  # d score / d quality (magnitude), from the score formulas
 
 
 def _finite(x: float | None) -> bool:
@@ -35,8 +36,9 @@ def chosen_at(steps: Sequence[StepRecord], edges: int) -> StepRecord | None:
     return next((s for s in steps if s.step >= 1 and s.edges == edges), None)
 
 
-def control_groups(steps: Sequence[StepRecord], cells: Sequence[ControlCell], task: str,
-                   noise: dict | None) -> list[dict]:
+def control_groups(
+    steps: Sequence[StepRecord], cells: Sequence[ControlCell], task: str, noise: dict | None
+) -> list[dict]:
     """One summary per count (largest first): the chosen cell's score, the random cells' scores
     (mean, min, max), how many the chosen one beats and how many by more than the noise."""
     margin = score_noise(noise, task)
@@ -48,12 +50,22 @@ def control_groups(steps: Sequence[StepRecord], cells: Sequence[ControlCell], ta
         mine = chosen.score if chosen is not None and _finite(chosen.score) else None
         beats = None if mine is None else sum(mine > s for s in scores)
         beyond = None if mine is None or margin is None else sum(mine - s > margin for s in scores)
-        out.append({"target": target, "cells": len(group), "scored": len(scores),
-                    "overshoot": sum(c.edges < target for c in group),
-                    "chosen_step": chosen.step if chosen else None, "chosen_score": mine,
-                    "mean": fmean(scores) if scores else None, "min": min(scores, default=None),
-                    "max": max(scores, default=None), "beats": beats, "beats_beyond_noise": beyond,
-                    "noise_score": margin})
+        out.append(
+            {
+                "target": target,
+                "cells": len(group),
+                "scored": len(scores),
+                "overshoot": sum(c.edges < target for c in group),
+                "chosen_step": chosen.step if chosen else None,
+                "chosen_score": mine,
+                "mean": fmean(scores) if scores else None,
+                "min": min(scores, default=None),
+                "max": max(scores, default=None),
+                "beats": beats,
+                "beats_beyond_noise": beyond,
+                "noise_score": margin,
+            }
+        )
     return out
 
 
@@ -68,9 +80,12 @@ def control_sentence(group: dict) -> str:
     if not n:
         return f"No random {t}-edge cell of the control has a score yet."
     pruned = f" ({group['overshoot']} pruned below {t})" if group["overshoot"] else ""
-    randoms = (f"{n} random {t}-edge cell{'s' if n > 1 else ''}{pruned} score{'' if n > 1 else 's'} "
-               f"{group['mean']:.3f} ({group['min']:.3f}–{group['max']:.3f})" if n > 1 else
-               f"1 random {t}-edge cell{pruned} scores {group['mean']:.3f}")
+    randoms = (
+        f"{n} random {t}-edge cell{'s' if n > 1 else ''}{pruned} score{'' if n > 1 else 's'} "
+        f"{group['mean']:.3f} ({group['min']:.3f}–{group['max']:.3f})"
+        if n > 1
+        else f"1 random {t}-edge cell{pruned} scores {group['mean']:.3f}"
+    )
     if group["chosen_score"] is None:
         return f"The search has no {t}-edge snapshot; {randoms}."
     head = f"The chosen {t}-edge cell scores {group['chosen_score']:.3f}; {randoms}; it beats {group['beats']} of {n}"
@@ -82,6 +97,17 @@ def control_sentence(group: dict) -> str:
 def control_points(cells: Sequence[ControlCell], task: str) -> list[dict]:
     """The scored random cells as Trade-offs points (quality, costs, score, counts)."""
     key = QUALITY_KEY[task]
-    return [{"target": c.target, "sample": c.sample, "edges": c.edges, "quality": getattr(c, key),
-             "macs": c.macs, "flops": c.flops, "params": c.params, "score": c.score}
-            for c in cells if c.status == "ok" and _finite(getattr(c, key))]
+    return [
+        {
+            "target": c.target,
+            "sample": c.sample,
+            "edges": c.edges,
+            "quality": getattr(c, key),
+            "macs": c.macs,
+            "flops": c.flops,
+            "params": c.params,
+            "score": c.score,
+        }
+        for c in cells
+        if c.status == "ok" and _finite(getattr(c, key))
+    ]

@@ -10,6 +10,7 @@ The exported drawing covers a plain genotype (Compare, Search) and a shrink step
 edges that pruning dropped with it are red and dashed, edges removed at earlier steps are
 faint (or hidden) and nodes no longer reachable from node 0 are faded.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -21,8 +22,12 @@ from core.cell.genotype import OPS, Edge, Genotype
 from core.errors import UserError
 
 OP_COLOURS = {
-    "sep3x3": "#9ecae1", "conv1x1": "#fdae6b",                                       # CNN
-    "tanh": "#9ecae1", "relu": "#a1d99b", "sigmoid": "#fdae6b", "identity": "#dadaeb",  # RNN
+    "sep3x3": "#9ecae1",
+    "conv1x1": "#fdae6b",  # CNN
+    "tanh": "#9ecae1",
+    "relu": "#a1d99b",
+    "sigmoid": "#fdae6b",
+    "identity": "#dadaeb",  # RNN
 }
 INPUT_COLOUR, OUTPUT_COLOUR, FADED = "#b4eeb4", "#eee8aa", "#bdbdbd"
 CANDIDATE, REMOVED, EARLIER = "#2171b5", "#d62728", "#d9d9d9"
@@ -30,16 +35,25 @@ INPUT_LABEL = {"cnn": "0: input", "rnn": "0: x_t, h_{t-1}"}
 OUTPUT_LABEL = {"cnn": "output\nconcat(leaves) + input", "rnn": "h_t\nmean(leaves)"}
 
 
-NO_DOT = ("SVG export needs Graphviz's `dot` program, which is not installed here "
-          "(e.g. `apt install graphviz`); the DOT download works without it")
+NO_DOT = (
+    "SVG export needs Graphviz's `dot` program, which is not installed here "
+    "(e.g. `apt install graphviz`); the DOT download works without it"
+)
 
 
 class DrawError(UserError, RuntimeError):
     """The DAG cannot be exported (e.g. Graphviz's `dot` program is missing): one line."""
 
 
-def dag_graph(g: Genotype, *, candidates: Iterable[Edge] = (), removed: Edge | None = None,
-              start: Genotype | None = None, show_earlier: bool = True, title: str = "") -> graphviz.Digraph:
+def dag_graph(
+    g: Genotype,
+    *,
+    candidates: Iterable[Edge] = (),
+    removed: Edge | None = None,
+    start: Genotype | None = None,
+    show_earlier: bool = True,
+    title: str = "",
+) -> graphviz.Digraph:
     """Draw `g` (the DAG before a step's removal, or any genotype when nothing is emphasised).
 
     candidates: edges tried at this step (blue); removed: the one that went (red). start: the
@@ -61,8 +75,16 @@ def dag_graph(g: Genotype, *, candidates: Iterable[Edge] = (), removed: Edge | N
 
 
 _GRAPH = {"rankdir": "LR", "fontname": "helvetica", "nodesep": "0.35", "ranksep": "0.6"}
-_NODE = {"shape": "rect", "style": "rounded,filled", "fontname": "helvetica", "fontsize": "13",
-         "penwidth": "1.5", "height": "0.5", "width": "0.5", "align": "center"}
+_NODE = {
+    "shape": "rect",
+    "style": "rounded,filled",
+    "fontname": "helvetica",
+    "fontsize": "13",
+    "penwidth": "1.5",
+    "height": "0.5",
+    "width": "0.5",
+    "align": "center",
+}
 _EDGE = {"fontname": "helvetica", "fontsize": "11", "penwidth": "1.5"}
 
 
@@ -72,11 +94,18 @@ def _nodes(dot: graphviz.Digraph, g: Genotype, live: frozenset[int], leaves: tup
     for j in range(1, g.n_nodes):
         op = g.ops[j]
         if j in live:
-            dot.node(f"n{j}", f"{j}: {op}", fillcolor=OP_COLOURS.get(op, "white"),
-                     peripheries="2" if j in leaves else "1")
+            dot.node(
+                f"n{j}", f"{j}: {op}", fillcolor=OP_COLOURS.get(op, "white"), peripheries="2" if j in leaves else "1"
+            )
         else:
-            dot.node(f"n{j}", f"{j}: {op}\n(pruned)", fillcolor="white", color=FADED, fontcolor=FADED,
-                     style="rounded,filled,dashed")
+            dot.node(
+                f"n{j}",
+                f"{j}: {op}\n(pruned)",
+                fillcolor="white",
+                color=FADED,
+                fontcolor=FADED,
+                style="rounded,filled,dashed",
+            )
     dot.node("out", OUTPUT_LABEL[g.kind], fillcolor=OUTPUT_COLOUR)
     for leaf in leaves:
         dot.edge(f"n{leaf}", "out", style="dashed", color="#636363")
@@ -84,8 +113,7 @@ def _nodes(dot: graphviz.Digraph, g: Genotype, live: frozenset[int], leaves: tup
         dot.edge("n0", "out", style="dotted", color="#636363", label="+", constraint="false")
 
 
-def _edges(dot: graphviz.Digraph, g: Genotype, after: Genotype, candidates: set[Edge],
-           removed: Edge | None) -> None:
+def _edges(dot: graphviz.Digraph, g: Genotype, after: Genotype, candidates: set[Edge], removed: Edge | None) -> None:
     """Every edge of `g`, styled by what this step did to it."""
     kept = set(after.edges)
     for edge in g.edges:
@@ -107,10 +135,14 @@ def _legend(kind: str, emphasis: bool, title: str) -> str:
     row = "".join(f'<td bgcolor="{c}"> {name} </td>' for c, name in cells)
     notes = ["double border: leaf"]
     if emphasis:
-        notes = [f'<font color="{CANDIDATE}">blue: candidate</font>', f'<font color="{REMOVED}">red: removed</font>',
-                 f'<font color="{REMOVED}">red dashed: pruned with it</font>',
-                 '<font color="#969696">grey dashed: removed earlier</font>', *notes]
-    lines = "<br/>".join(" · ".join(notes[i:i + 3]) for i in range(0, len(notes), 3))
+        notes = [
+            f'<font color="{CANDIDATE}">blue: candidate</font>',
+            f'<font color="{REMOVED}">red: removed</font>',
+            f'<font color="{REMOVED}">red dashed: pruned with it</font>',
+            '<font color="#969696">grey dashed: removed earlier</font>',
+            *notes,
+        ]
+    lines = "<br/>".join(" · ".join(notes[i : i + 3]) for i in range(0, len(notes), 3))
     edges = f'<tr><td colspan="{len(cells)}" border="0"><font point-size="11">{lines}</font></td></tr>'
     head = f'<tr><td colspan="{len(cells)}" border="0"><b>{_html(title)}</b></td></tr>' if title else ""
     return f'<<table border="0" cellborder="1" cellspacing="2">{head}<tr>{row}</tr>{edges}</table>>'

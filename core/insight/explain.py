@@ -4,6 +4,7 @@ Both work on candidate dicts (CandidateRecord.to_dict(), which is also what a li
 keeps in its progress JSON), so a committed step and a step still in progress read the
 same. Rows are plain dicts (no pandas) so the app, a CSV writer and tests all take them.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,9 @@ def _finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
 
-def candidate_rows(candidates: Sequence[dict], removed: Edge | None, task: str,
-                   noise: dict | None = None) -> list[dict]:
+def candidate_rows(
+    candidates: Sequence[dict], removed: Edge | None, task: str, noise: dict | None = None
+) -> list[dict]:
     """One row per candidate, in training order; the chosen one is marked.
 
     Column names carry their units so the same rows read right in a table and a CSV. With a
@@ -45,8 +47,11 @@ def candidate_rows(candidates: Sequence[dict], removed: Edge | None, task: str,
         edge = _edge(c)
         chosen = edge == removed and c.get("status") == "ok"
         mark = (BASELINE_MARK if edge is None else CHOSEN_MARK) if chosen else ""
-        row = {"chosen": mark, "edge": "dense" if edge is None else edge_str(edge),
-               "score": _round(c.get("score"), 4)}  # first: it decides the step (never cut off)
+        row = {
+            "chosen": mark,
+            "edge": "dense" if edge is None else edge_str(edge),
+            "score": _round(c.get("score"), 4),
+        }  # first: it decides the step (never cut off)
         if task == "rnn":
             row["perplexity"] = _round(c.get("perplexity"), 2)
             row["FLOPs"] = c.get("flops")
@@ -54,11 +59,17 @@ def candidate_rows(candidates: Sequence[dict], removed: Edge | None, task: str,
             acc = c.get("accuracy")
             row["accuracy %"] = None if not _finite(acc) else round(100 * acc, 2)
             row["MACs"] = c.get("macs")
-        row.update({"params": c.get("params"),
-                    "edges left": c.get("edges_left"), "epochs": c.get("epochs"),
-                    "stop reason": c.get("error") or c.get("stop_reason", ""),
-                    "time s": _round(c.get("wall_s"), 1), "status": c.get("status")})
-        if c.get("worker"):   # trained on a Ray cluster: which node (and GPU)
+        row.update(
+            {
+                "params": c.get("params"),
+                "edges left": c.get("edges_left"),
+                "epochs": c.get("epochs"),
+                "stop reason": c.get("error") or c.get("stop_reason", ""),
+                "time s": _round(c.get("wall_s"), 1),
+                "status": c.get("status"),
+            }
+        )
+        if c.get("worker"):  # trained on a Ray cluster: which node (and GPU)
             row["worker"] = c["worker"]
         if marks is not None:
             row["vs chosen"] = marks[i]
@@ -77,8 +88,13 @@ def _round(x: float | None, digits: int) -> float | None:
     return round(x, digits) if _finite(x) else None
 
 
-def why_removed(removed: Edge | None, candidates: Sequence[dict], task: str,
-                edges_before: int | None = None, noise: dict | None = None) -> str:
+def why_removed(
+    removed: Edge | None,
+    candidates: Sequence[dict],
+    task: str,
+    edges_before: int | None = None,
+    noise: dict | None = None,
+) -> str:
     """One plain sentence: why this step's edge went, against the runner-up.
 
     edges_before: the DAG's edge count before the step, so the sentence can say when
@@ -87,9 +103,12 @@ def why_removed(removed: Edge | None, candidates: Sequence[dict], task: str,
     """
     if removed is None:
         measured = noise_text(noise, task)
-        return ("Step 0 trains the dense starting DAG as the baseline; no edge was removed."
-                + (f" It was trained with {noise.get('seeds')} seeds to measure the noise: {measured}; "
-                   "gaps smaller than that are marked 'within noise'." if measured else ""))
+        return "Step 0 trains the dense starting DAG as the baseline; no edge was removed." + (
+            f" It was trained with {noise.get('seeds')} seeds to measure the noise: {measured}; "
+            "gaps smaller than that are marked 'within noise'."
+            if measured
+            else ""
+        )
     scored = sorted((c for c in candidates if _finite(c.get("score"))), key=lambda c: -c["score"])
     chosen = next((c for c in scored if _edge(c) == tuple(removed)), None)
     if chosen is None:
@@ -100,9 +119,11 @@ def why_removed(removed: Edge | None, candidates: Sequence[dict], task: str,
         alone = "it was the only candidate that trained" if len(candidates) > 1 else "it was the only candidate"
         return f"{head}: {alone}{_pruned_note(chosen, edges_before)}."
     runner = others[0]
-    return (f"{head}, {chosen['score'] - runner['score']:.4f} ahead of {edge_str(_edge(runner))}: "
-            f"{_quality_vs(chosen, runner, task)} and {_cost_vs(chosen, runner, task)}{_pruned_note(chosen, edges_before)}."
-            + _decided_note(chosen, runner, task, noise))
+    return (
+        f"{head}, {chosen['score'] - runner['score']:.4f} ahead of {edge_str(_edge(runner))}: "
+        f"{_quality_vs(chosen, runner, task)} and {_cost_vs(chosen, runner, task)}{_pruned_note(chosen, edges_before)}."
+        + _decided_note(chosen, runner, task, noise)
+    )
 
 
 def _decided_note(chosen: dict, runner: dict, task: str, noise: dict | None) -> str:

@@ -1,4 +1,5 @@
 """How numbers and durations are written for people, the same on every page and in the CLI."""
+
 from __future__ import annotations
 
 
@@ -15,11 +16,16 @@ def quality_text(metrics: dict) -> str:
     """One-line summary of a job's measured quality and pace (CLI and page tables)."""
     if metrics.get("perplexity") is not None:
         test = metrics.get("test_perplexity")
-        return (f"valid ppl {metrics['perplexity']:.1f}" + (f", test ppl {test:.1f}" if test else "")
-                + f", {metrics.get('tokens_per_s', 0):,.0f} tokens/s")
+        return (
+            f"valid ppl {metrics['perplexity']:.1f}"
+            + (f", test ppl {test:.1f}" if test else "")
+            + f", {metrics.get('tokens_per_s', 0):,.0f} tokens/s"
+        )
     if metrics.get("accuracy") is not None:
-        return (f"val acc {100 * metrics['accuracy']:.2f}% (best {100 * metrics['best_accuracy']:.2f}%), "
-                f"{metrics.get('images_per_s', 0):,.0f} images/s")
+        return (
+            f"val acc {100 * metrics['accuracy']:.2f}% (best {100 * metrics['best_accuracy']:.2f}%), "
+            f"{metrics.get('images_per_s', 0):,.0f} images/s"
+        )
     return "no completed epoch"
 
 

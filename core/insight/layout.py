@@ -6,22 +6,24 @@ step out again and nodes jump). Nodes go on one line in topological order (the d
 longest-path depth, which is the node index) and edges become arcs, so the drawing has the
 same proportions at N=5 and N=16: only the spacing shrinks, labels keep their size.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from core.cell.genotype import Genotype
 
-WIDTH = 1100.0          # viewBox width: the drawing is scaled to the page width
+WIDTH = 1100.0  # viewBox width: the drawing is scaled to the page width
 MARGIN = 40.0
 NODE_W, NODE_H = 54.0, 40.0
-ARC = 0.21              # arc height per unit of span, in node spacings
+ARC = 0.21  # arc height per unit of span, in node spacings
 TITLE_H, LEGEND_H = 30.0, 56.0
 
 
 @dataclass(frozen=True)
 class DagLayout:
     """Positions (node centre, viewBox units) of node 0..N-1 and of the output ("out")."""
+
     kind: str
     n_nodes: int
     positions: dict[str, tuple[float, float]]

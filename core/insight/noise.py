@@ -4,6 +4,7 @@ The noise is the standard deviation of the dense baseline's quality over several
 (core.search.noise). A quality gap smaller than it is "within noise": the two cells cannot
 be told apart by this proxy training, whatever the table's decimals say.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,8 +72,9 @@ def step_verdict(removed, candidates: Sequence[dict], task: str, noise: dict | N
     or a step with a single scored candidate."""
     if removed is None:
         return ""
-    scored = sorted((c for c in candidates if c.get("score") is not None and math.isfinite(c["score"])),
-                    key=lambda c: -c["score"])
+    scored = sorted(
+        (c for c in candidates if c.get("score") is not None and math.isfinite(c["score"])), key=lambda c: -c["score"]
+    )
     chosen = next((c for c in scored if c.get("edge") is not None and tuple(c["edge"]) == tuple(removed)), None)
     others = [c for c in scored if c is not chosen]
     if chosen is None or not others:

@@ -5,6 +5,7 @@ Only a step's k candidates can be removed (the search never looks at other edges
 pick is one of them. Rank 1 means the student picked the removed edge; the gap is how far
 the pick's score fell short of the winner's, in score units (see format.SCORE_FORMULA).
 """
+
 from __future__ import annotations
 
 import math
@@ -19,9 +20,9 @@ class PickResult:
     step: int
     pick: Edge
     removed: Edge
-    rank: int               # 1 = the pick was the removed edge; ties share the better rank
-    of: int                 # candidates that trained and have a score
-    gap: float | None       # removed edge's score - pick's score (>= 0); None if the pick failed to train
+    rank: int  # 1 = the pick was the removed edge; ties share the better rank
+    of: int  # candidates that trained and have a score
+    gap: float | None  # removed edge's score - pick's score (>= 0); None if the pick failed to train
 
     @property
     def hit(self) -> bool:
@@ -31,10 +32,14 @@ class PickResult:
         if self.hit:
             return f"Step {self.step}: you picked {edge_str(self.pick)}, the edge AutoShrink removed. Spot on."
         if self.gap is None:
-            return (f"Step {self.step}: you picked {edge_str(self.pick)}, which failed to train; "
-                    f"AutoShrink removed {edge_str(self.removed)}.")
-        return (f"Step {self.step}: you picked {edge_str(self.pick)}, ranked {self.rank} of {self.of}, "
-                f"{self.gap:.4f} below {edge_str(self.removed)}, which AutoShrink removed.")
+            return (
+                f"Step {self.step}: you picked {edge_str(self.pick)}, which failed to train; "
+                f"AutoShrink removed {edge_str(self.removed)}."
+            )
+        return (
+            f"Step {self.step}: you picked {edge_str(self.pick)}, ranked {self.rank} of {self.of}, "
+            f"{self.gap:.4f} below {edge_str(self.removed)}, which AutoShrink removed."
+        )
 
 
 def _edge(c: dict) -> Edge | None:
@@ -74,14 +79,14 @@ class Tally:
     hits: int
     mean_rank: float | None
     mean_gap: float | None
-    chance: float | None    # expected hits of a random picker over the same steps
+    chance: float | None  # expected hits of a random picker over the same steps
 
     def sentence(self) -> str:
         if not self.picks:
             return "No picks yet."
         chance = f" (a random pick would expect {self.chance:.1f})" if self.chance is not None else ""
         gap = f", mean score gap {self.mean_gap:.4f}" if self.mean_gap is not None else ""
-        return (f"{self.hits} of {self.picks} right{chance}; mean rank {self.mean_rank:.1f}{gap}.")
+        return f"{self.hits} of {self.picks} right{chance}; mean rank {self.mean_rank:.1f}{gap}."
 
 
 def tally(results: Iterable[PickResult]) -> Tally:
@@ -89,5 +94,10 @@ def tally(results: Iterable[PickResult]) -> Tally:
     if not results:
         return Tally(0, 0, None, None, None)
     gaps = [r.gap for r in results if r.gap is not None]
-    return Tally(len(results), sum(r.hit for r in results), sum(r.rank for r in results) / len(results),
-                 sum(gaps) / len(gaps) if gaps else None, sum(1 / max(r.of, 1) for r in results))
+    return Tally(
+        len(results),
+        sum(r.hit for r in results),
+        sum(r.rank for r in results) / len(results),
+        sum(gaps) / len(gaps) if gaps else None,
+        sum(1 / max(r.of, 1) for r in results),
+    )

@@ -4,6 +4,7 @@ Steps are the wrong unit: pruning can take several edges in one step, so "2 of 2
 ended at 15 and "5 of 8" at 6. Edges are what the stop rule counts
 (edges <= round(keep_fraction x initial edges)), so progress and ETA count them too.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,12 +16,11 @@ from core.search.config import SearchConfig
 from core.store.runs import FINISHED, RunRecord, StepRecord
 
 
-
 @dataclass(frozen=True)
 class EdgeProgress:
-    initial: int    # edges of the dense start
-    current: int    # edges of the last committed snapshot
-    target: int     # the stop rule's edge count (at least 1)
+    initial: int  # edges of the dense start
+    current: int  # edges of the last committed snapshot
+    target: int  # the stop rule's edge count (at least 1)
     finished: bool
 
     @property
@@ -40,8 +40,10 @@ class EdgeProgress:
     def text(self) -> str:
         if self.finished:
             return f"finished: {self.removed} of {self.initial} edges removed, {self.current} left"
-        return (f"{self.removed} of {self.initial - self.target} edges removed · {self.to_go} left to the "
-                f"target of {self.target} edges")
+        return (
+            f"{self.removed} of {self.initial - self.target} edges removed · {self.to_go} left to the "
+            f"target of {self.target} edges"
+        )
 
 
 def edge_progress(run: RunRecord, steps: Sequence[StepRecord]) -> EdgeProgress:

@@ -4,6 +4,7 @@ Direction matters: CNN accuracy is maximised, RNN perplexity minimised, cost alw
 minimised. Everything here is plain data (lists of dicts) so the figure builders, the CSV
 export and the tests share it; nothing draws.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,16 +18,15 @@ from core.store.runs import CandidateRecord, StepRecord, best_of
 @dataclass(frozen=True)
 class Quality:
     """The measured figure of a task and which way is better."""
+
     key: str
     label: str
     higher_is_better: bool
 
 
-QUALITY = {"cnn": Quality("accuracy", "proxy accuracy", True),
-           "rnn": Quality("perplexity", "proxy perplexity", False)}
+QUALITY = {"cnn": Quality("accuracy", "proxy accuracy", True), "rnn": Quality("perplexity", "proxy perplexity", False)}
 # Cost axes a task offers, first = the one its score uses.
-COSTS = {"cnn": (("macs", "MACs"), ("params", "params")),
-         "rnn": (("flops", "FLOPs"), ("params", "params"))}
+COSTS = {"cnn": (("macs", "MACs"), ("params", "params")), "rnn": (("flops", "FLOPs"), ("params", "params"))}
 
 
 def _ok(x: float | None) -> bool:
@@ -50,8 +50,7 @@ def pareto_front(points: Sequence[tuple[float, float]], higher_is_better: bool) 
     return front
 
 
-def candidate_points(candidates: Sequence[CandidateRecord], steps: Sequence[StepRecord],
-                     task: str) -> list[dict]:
+def candidate_points(candidates: Sequence[CandidateRecord], steps: Sequence[StepRecord], task: str) -> list[dict]:
     """Every scored candidate with its step, edge, quality, costs and whether it was chosen."""
     removed = {s.step: s.removed for s in steps}
     quality = QUALITY[task].key
@@ -60,10 +59,20 @@ def candidate_points(candidates: Sequence[CandidateRecord], steps: Sequence[Step
         q = getattr(c, quality)
         if c.status != "ok" or not _ok(q):
             continue
-        out.append({"step": c.step, "idx": c.idx, "edge": "dense" if c.edge is None else edge_str(c.edge),
-                    "quality": q, "macs": c.macs, "flops": c.flops, "params": c.params, "score": c.score,
-                    "edges": c.genotype.num_edges,
-                    "chosen": c.step in removed and removed[c.step] == c.edge})
+        out.append(
+            {
+                "step": c.step,
+                "idx": c.idx,
+                "edge": "dense" if c.edge is None else edge_str(c.edge),
+                "quality": q,
+                "macs": c.macs,
+                "flops": c.flops,
+                "params": c.params,
+                "score": c.score,
+                "edges": c.genotype.num_edges,
+                "chosen": c.step in removed and removed[c.step] == c.edge,
+            }
+        )
     return out
 
 
@@ -78,10 +87,21 @@ def step_series(steps: Sequence[StepRecord], task: str) -> list[dict]:
     """One row per committed step (the chosen snapshots in order), the best one flagged."""
     best = best_of(list(steps))
     quality = QUALITY[task].key
-    return [{"step": s.step, "removed": "-" if s.removed is None else edge_str(s.removed), "edges": s.edges,
-             "score": s.score, "quality": getattr(s, quality), "macs": s.macs, "flops": s.flops,
-             "params": s.params, "wall_s": s.wall_s, "best": best is not None and s.step == best.step}
-            for s in steps]
+    return [
+        {
+            "step": s.step,
+            "removed": "-" if s.removed is None else edge_str(s.removed),
+            "edges": s.edges,
+            "score": s.score,
+            "quality": getattr(s, quality),
+            "macs": s.macs,
+            "flops": s.flops,
+            "params": s.params,
+            "wall_s": s.wall_s,
+            "best": best is not None and s.step == best.step,
+        }
+        for s in steps
+    ]
 
 
 def step_table(steps: Sequence[StepRecord], task: str) -> list[dict]:
@@ -93,9 +113,17 @@ def step_table(steps: Sequence[StepRecord], task: str) -> list[dict]:
         quality = r["quality"]
         if q.key == "accuracy" and _ok(quality):
             quality = round(100 * quality, 2)
-        rows.append({"step": r["step"], "removed": r["removed"], "edges": r["edges"],
-                     ("accuracy %" if q.key == "accuracy" else "perplexity"): quality,
-                     cost_label: r[cost_key], "params": r["params"],
-                     "score": None if not _ok(r["score"]) else round(r["score"], 4),
-                     "time s": round(r["wall_s"], 1), "best": "★" if r["best"] else ""})
+        rows.append(
+            {
+                "step": r["step"],
+                "removed": r["removed"],
+                "edges": r["edges"],
+                ("accuracy %" if q.key == "accuracy" else "perplexity"): quality,
+                cost_label: r[cost_key],
+                "params": r["params"],
+                "score": None if not _ok(r["score"]) else round(r["score"], 4),
+                "time s": round(r["wall_s"], 1),
+                "best": "★" if r["best"] else "",
+            }
+        )
     return rows

@@ -5,6 +5,7 @@ with it, so a training loss means the same in both; what differs between them is
 the final trainer's loss adds the activation-slowness penalty (`step_loss`) and reports its
 progress per batch (`on_batch`).
 """
+
 from __future__ import annotations
 
 import math
@@ -17,14 +18,15 @@ from torch import Tensor
 from core.data.batches import bptt_windows
 from core.nets.rnn import RNNLanguageModel
 
-NAN_CHECK_EVERY = 16   # batches between the host reads that look for a NaN loss
+NAN_CHECK_EVERY = 16  # batches between the host reads that look for a NaN loss
 
 # (model, inputs, hidden, targets) -> (the loss reported, the objective minimised, last hidden)
 StepLoss = Callable[[RNNLanguageModel, Tensor, Tensor, Tensor], tuple[Tensor, Tensor, Tensor]]
 
 
-def plain_loss(model: RNNLanguageModel, inputs: Tensor, hidden: Tensor, targets: Tensor
-               ) -> tuple[Tensor, Tensor, Tensor]:
+def plain_loss(
+    model: RNNLanguageModel, inputs: Tensor, hidden: Tensor, targets: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
     """The mean NLL, which is also the objective (the proxy search's step)."""
     loss, hidden = model.loss(inputs, hidden, targets)
     return loss, loss, hidden
@@ -40,15 +42,26 @@ class EpochLoss:
     """What one pass reports: the token-weighted mean loss, the EMA of the batch losses
     (restarted each epoch; the first batch sets it) and the tokens trained on. Both losses
     are the first non-finite batch loss as soon as one appears."""
+
     mean: float
     moving: float
     tokens: int
 
 
-def train_bptt_epoch(model: RNNLanguageModel, opt: torch.optim.Optimizer, data: Tensor, bptt: int,
-                     offset: int, clip: float, *, max_batches: int | None = None, momentum: float = 0.9,
-                     step_loss: StepLoss = plain_loss, should_stop: Callable[[], bool] | None = None,
-                     on_batch: Callable[[int], None] | None = None) -> EpochLoss | None:
+def train_bptt_epoch(
+    model: RNNLanguageModel,
+    opt: torch.optim.Optimizer,
+    data: Tensor,
+    bptt: int,
+    offset: int,
+    clip: float,
+    *,
+    max_batches: int | None = None,
+    momentum: float = 0.9,
+    step_loss: StepLoss = plain_loss,
+    should_stop: Callable[[], bool] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> EpochLoss | None:
     """One pass of truncated BPTT with gradient clipping, hidden state carried and detached
     between windows; None if should_stop() said so before a batch.
 
@@ -60,7 +73,7 @@ def train_bptt_epoch(model: RNNLanguageModel, opt: torch.optim.Optimizer, data: 
     dev = data.device
     total = torch.zeros((), dtype=torch.float64, device=dev)
     moving = torch.zeros((), dtype=torch.float64, device=dev)
-    bad = torch.zeros(2, dtype=torch.float64, device=dev)   # [seen one?, the first non-finite loss]
+    bad = torch.zeros(2, dtype=torch.float64, device=dev)  # [seen one?, the first non-finite loss]
     count = 0
     for n, (start, length) in enumerate(bptt_windows(data.size(0), bptt, offset)):
         if max_batches is not None and n >= max_batches:
@@ -69,7 +82,7 @@ def train_bptt_epoch(model: RNNLanguageModel, opt: torch.optim.Optimizer, data: 
             return None
         if n % NAN_CHECK_EVERY == NAN_CHECK_EVERY - 1 and (first := bad.tolist())[0]:
             return EpochLoss(first[1], first[1], count)
-        inputs, targets = data[start:start + length], data[start + 1:start + 1 + length]
+        inputs, targets = data[start : start + length], data[start + 1 : start + 1 + length]
         loss, objective, hidden = step_loss(model, inputs, hidden.detach(), targets)
         value = loss.detach().double()
         new = (bad[0] == 0) & ~torch.isfinite(value)

@@ -14,6 +14,7 @@ Cell semantics follow the spec's "CNN cell (search space v3)":
   shortcut of the cell input: identity, or conv1x1 (with the stride) + BN where channels
   or resolution differ. No activation after the add.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
@@ -39,20 +40,22 @@ def round4(x: float) -> int:
 
 # ----- configuration --------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class CNNConfig:
     """The network around the cell. Widths are *node* widths: a cell outputs width x leaves."""
+
     in_channels: int = 3
     num_classes: int = 10
     input_size: int = 32
     stem_channels: int = 32
     stem_stride: int = 1
-    widths: tuple[int, ...] = (16, 32, 64)          # node width per stage
+    widths: tuple[int, ...] = (16, 32, 64)  # node width per stage
     cells_per_stage: tuple[int, ...] = (1, 1, 1)
-    pools: tuple[bool, ...] = (False, True, True)   # max-pool 2x2 s2 as node 0 of the stage's first cell
-    head_channels: int = 0                          # conv1x1+BN+act before GAP; 0 = none
-    activation: str = "relu"                        # "relu" | "swish"
-    width_multiplier: float = 1.0                   # scales stem, widths, head
+    pools: tuple[bool, ...] = (False, True, True)  # max-pool 2x2 s2 as node 0 of the stage's first cell
+    head_channels: int = 0  # conv1x1+BN+act before GAP; 0 = none
+    activation: str = "relu"  # "relu" | "swish"
+    width_multiplier: float = 1.0  # scales stem, widths, head
     residual: bool = True
 
     def __post_init__(self) -> None:
@@ -67,15 +70,16 @@ class CNNConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"CNNConfig.{name} must be a positive integer, got {value!r}")
-        if isinstance(self.head_channels, bool) or not isinstance(self.head_channels, int) \
-                or self.head_channels < 0:
+        if isinstance(self.head_channels, bool) or not isinstance(self.head_channels, int) or self.head_channels < 0:
             raise ValueError(f"CNNConfig.head_channels must be an integer >= 0, got {self.head_channels!r}")
         n = len(self.widths)
         if n == 0:
             raise ValueError("CNNConfig.widths must name at least one stage")
         if len(self.cells_per_stage) != n or len(self.pools) != n:
-            raise ValueError(f"CNNConfig widths, cells_per_stage and pools must have the same length "
-                             f"(got {n}, {len(self.cells_per_stage)}, {len(self.pools)})")
+            raise ValueError(
+                f"CNNConfig widths, cells_per_stage and pools must have the same length "
+                f"(got {n}, {len(self.cells_per_stage)}, {len(self.pools)})"
+            )
         for name in ("widths", "cells_per_stage"):
             if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in getattr(self, name)):
                 raise ValueError(f"CNNConfig.{name} must be positive integers, got {list(getattr(self, name))}")
@@ -83,14 +87,19 @@ class CNNConfig:
             raise ValueError(f"CNNConfig.pools must be true/false per stage, got {list(self.pools)}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"CNNConfig.activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
-        if not isinstance(self.width_multiplier, (int, float)) or isinstance(self.width_multiplier, bool) \
-                or not self.width_multiplier > 0:
+        if (
+            not isinstance(self.width_multiplier, (int, float))
+            or isinstance(self.width_multiplier, bool)
+            or not self.width_multiplier > 0
+        ):
             raise ValueError(f"CNNConfig.width_multiplier must be > 0, got {self.width_multiplier!r}")
         if not isinstance(self.residual, bool):
             raise ValueError(f"CNNConfig.residual must be true or false, got {self.residual!r}")
         if self.final_resolution() < 1:
-            raise ValueError(f"CNNConfig input_size {self.input_size} is too small for stem stride "
-                             f"{self.stem_stride} and {sum(self.pools)} pools")
+            raise ValueError(
+                f"CNNConfig input_size {self.input_size} is too small for stem stride "
+                f"{self.stem_stride} and {sum(self.pools)} pools"
+            )
 
     # The scaled sizes the builder uses; the raw fields stay as the user wrote them.
     def stem_width(self) -> int:
@@ -136,29 +145,53 @@ class CNNConfig:
             raise ValueError(f"CNNConfig JSON is malformed: {exc}") from None
 
 
-def proxy_config(in_channels: int = 3, num_classes: int = 10, input_size: int = 32,
-                 stem_channels: int = 32, base_width: int = 16,
-                 scales: tuple[int, ...] = (1, 2, 4)) -> CNNConfig:
+def proxy_config(
+    in_channels: int = 3,
+    num_classes: int = 10,
+    input_size: int = 32,
+    stem_channels: int = 32,
+    base_width: int = 16,
+    scales: tuple[int, ...] = (1, 2, 4),
+) -> CNNConfig:
     """The spec's search proxy: stem 32 s1, one cell per stage, node width 16 x scale, pools 1,2,2."""
     widths = tuple(round4(base_width * s) for s in scales)
-    return CNNConfig(in_channels=in_channels, num_classes=num_classes, input_size=input_size,
-                     stem_channels=stem_channels, stem_stride=1, widths=widths,
-                     cells_per_stage=(1,) * len(scales),
-                     pools=tuple(i > 0 for i in range(len(scales))),
-                     head_channels=0, activation="relu")
+    return CNNConfig(
+        in_channels=in_channels,
+        num_classes=num_classes,
+        input_size=input_size,
+        stem_channels=stem_channels,
+        stem_stride=1,
+        widths=widths,
+        cells_per_stage=(1,) * len(scales),
+        pools=tuple(i > 0 for i in range(len(scales))),
+        head_channels=0,
+        activation="relu",
+    )
 
 
 def imagenet_config(activation: str = "relu", num_classes: int = 1001, input_size: int = 224) -> CNNConfig:
     """The published ShrinkCNN body: stem 44 s2, five stages 12..180, head 1280 (A = relu, B = swish)."""
-    return CNNConfig(in_channels=3, num_classes=num_classes, input_size=input_size,
-                     stem_channels=44, stem_stride=2, widths=(12, 24, 44, 88, 180),
-                     cells_per_stage=(1, 3, 4, 6, 4), pools=(False, True, True, True, True),
-                     head_channels=1280, activation=activation)
+    return CNNConfig(
+        in_channels=3,
+        num_classes=num_classes,
+        input_size=input_size,
+        stem_channels=44,
+        stem_stride=2,
+        widths=(12, 24, 44, 88, 180),
+        cells_per_stage=(1, 3, 4, 6, 4),
+        pools=(False, True, True, True, True),
+        head_channels=1280,
+        activation=activation,
+    )
 
 
-def cifar_config(activation: str = "relu", width_multiplier: float = 1.0, num_classes: int = 10,
-                 cells_per_stage: tuple[int, ...] = (2, 3, 3),
-                 widths: tuple[int, ...] = (24, 48, 96)) -> CNNConfig:
+def cifar_config(
+    activation: str = "relu",
+    width_multiplier: float = 1.0,
+    num_classes: int = 10,
+    cells_per_stage: tuple[int, ...] = (2, 3, 3),
+    widths: tuple[int, ...] = (24, 48, 96),
+) -> CNNConfig:
     """A ShrinkCNN for final training on 32x32 images.
 
     Why these numbers: at 32x32 the ImageNet body's stride-2 stem and four pools would leave
@@ -171,13 +204,23 @@ def cifar_config(activation: str = "relu", width_multiplier: float = 1.0, num_cl
     """
     cells_per_stage = tuple(cells_per_stage)
     widths = tuple(widths)
-    return CNNConfig(in_channels=3, num_classes=num_classes, input_size=32, stem_channels=32,
-                     stem_stride=1, widths=widths, cells_per_stage=cells_per_stage,
-                     pools=tuple(i > 0 for i in range(len(widths))), head_channels=0,
-                     activation=activation, width_multiplier=width_multiplier)
+    return CNNConfig(
+        in_channels=3,
+        num_classes=num_classes,
+        input_size=32,
+        stem_channels=32,
+        stem_stride=1,
+        widths=widths,
+        cells_per_stage=cells_per_stage,
+        pools=tuple(i > 0 for i in range(len(widths))),
+        head_channels=0,
+        activation=activation,
+        width_multiplier=width_multiplier,
+    )
 
 
 # ----- building blocks --------------------------------------------------------------------
+
 
 def make_activation(name: str) -> nn.Module:
     """Swish is SiLU; ShrinkCNN-B uses it everywhere ReLU would be."""
@@ -186,8 +229,7 @@ def make_activation(name: str) -> nn.Module:
 
 def conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> list[nn.Module]:
     """Conv without bias (BN's beta already is one) followed by BN."""
-    return [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
-            nn.BatchNorm2d(c_out)]
+    return [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out)]
 
 
 def node_op(op: str, c_in: int, c_out: int, activation: str, linear: bool) -> nn.Sequential:
@@ -215,8 +257,9 @@ class Cell(nn.Module):
     once here so forward is a short loop of cat + op per node.
     """
 
-    def __init__(self, genotype: Genotype, c_in: int, width: int, downsample: bool,
-                 activation: str, residual: bool) -> None:
+    def __init__(
+        self, genotype: Genotype, c_in: int, width: int, downsample: bool, activation: str, residual: bool
+    ) -> None:
         super().__init__()
         g = genotype.pruned()
         live = sorted(g.reachable())
@@ -265,8 +308,11 @@ class _ChannelCat(torch.autograd.Function):
 
 
 def _layout_of(t: torch.Tensor) -> torch.memory_format:
-    return torch.channels_last if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) \
-        and not t.is_contiguous() else torch.contiguous_format
+    return (
+        torch.channels_last
+        if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+        else torch.contiguous_format
+    )
 
 
 def channel_cat(parts: list[torch.Tensor]) -> torch.Tensor:
@@ -306,6 +352,7 @@ class CNN(nn.Module):
 
 
 # ----- public entry points -----------------------------------------------------------------
+
 
 def build_cnn(genotype: Genotype, cfg: CNNConfig) -> CNN:
     """The network for `genotype` under `cfg`; forward maps (B, C, H, W) to (B, num_classes) logits."""

@@ -12,6 +12,7 @@ records and the app shows comes from the same counting rule:
 The caller's model is handed back exactly as it came: same per-module train/eval flags and
 same device. The forward runs on CPU under no_grad, so costing never touches GPU memory.
 """
+
 from __future__ import annotations
 
 import copy
@@ -61,8 +62,15 @@ def _summary(model: nn.Module, input_shape: tuple, depth: int = 3) -> torchinfo.
     """Run torchinfo on a CPU, eval-mode view of `model`, leaving the caller's model as it was."""
     with _on_cpu(model) as cpu_model, _modes_kept(cpu_model):
         try:
-            return torchinfo.summary(cpu_model, input_size=(1, *input_shape), device="cpu",
-                                     mode="eval", verbose=0, depth=depth, col_names=TEXT_COLUMNS)
+            return torchinfo.summary(
+                cpu_model,
+                input_size=(1, *input_shape),
+                device="cpu",
+                mode="eval",
+                verbose=0,
+                depth=depth,
+                col_names=TEXT_COLUMNS,
+            )
         finally:
             _forget_torchinfo_cache(cpu_model)
 

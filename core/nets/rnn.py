@@ -11,6 +11,7 @@ Speed on CPU matters more than elegance here (every candidate is trained from sc
 the input half of W0 is applied to the whole sequence in one matmul, and each source node
 does a single matmul producing the [c, g] pre-activations of all its outgoing edges.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -83,8 +84,9 @@ class DagRNNCell(nn.Module):
     returns the (h x 2h) view that is the spec's W_ij.
     """
 
-    def __init__(self, genotype: Genotype, emb: int, hidden: int,
-                 dropout_x: float = 0.0, dropout_h: float = 0.0) -> None:
+    def __init__(
+        self, genotype: Genotype, emb: int, hidden: int, dropout_x: float = 0.0, dropout_h: float = 0.0
+    ) -> None:
         super().__init__()
         g = _check_rnn(genotype)
         self.genotype = g
@@ -93,12 +95,15 @@ class DagRNNCell(nn.Module):
         self.leaves = g.leaves()
         live = g.reachable()
         self.in_degree = {j: len(g.inputs(j)) for j in live if j != 0}
-        self.plans = [_SourcePlan(i, [j for a, j in g.edges if a == i], g.ops)
-                      for i in sorted(live) if any(a == i for a, _ in g.edges)]
+        self.plans = [
+            _SourcePlan(i, [j for a, j in g.edges if a == i], g.ops)
+            for i in sorted(live)
+            if any(a == i for a, _ in g.edges)
+        ]
         self.w0 = nn.Parameter(torch.empty(emb + hidden, 2 * hidden))
-        self.edge_w = nn.ParameterDict({
-            str(p.source): nn.Parameter(torch.empty(hidden, 2 * hidden * len(p.targets)))
-            for p in self.plans})
+        self.edge_w = nn.ParameterDict(
+            {str(p.source): nn.Parameter(torch.empty(hidden, 2 * hidden * len(p.targets))) for p in self.plans}
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -111,7 +116,7 @@ class DagRNNCell(nn.Module):
         if plan is None or j not in plan.targets:
             raise KeyError(f"edge {i}-{j} is not in the pruned cell")
         pos, h2 = plan.targets.index(j), 2 * self.hidden
-        return self.edge_w[str(i)][:, pos * h2:(pos + 1) * h2]
+        return self.edge_w[str(i)][:, pos * h2 : (pos + 1) * h2]
 
     # ----- the equations -----------------------------------------------------------------
     def _node0(self, xw_t: Tensor, h_prev: Tensor, h_mask: Tensor | None, w0h: Tensor | None = None) -> Tensor:
@@ -119,7 +124,7 @@ class DagRNNCell(nn.Module):
         w0h the hidden half of W0 (sliced once per sequence, so its gradient is summed over the
         steps and scattered into W0's once, not zero-filled at every step)."""
         h_in = h_prev if h_mask is None else h_prev * h_mask
-        pre = torch.addmm(xw_t, h_in, self.w0[self.emb:] if w0h is None else w0h)
+        pre = torch.addmm(xw_t, h_in, self.w0[self.emb :] if w0h is None else w0h)
         c0, g0 = pre.view(-1, 2, self.hidden).unbind(1)
         return torch.lerp(h_prev, torch.tanh(g0), torch.sigmoid(c0))
 
@@ -139,7 +144,7 @@ class DagRNNCell(nn.Module):
 
     def _cell(self, xw_t: Tensor, h_prev: Tensor, h_mask: Tensor | None, w0h: Tensor | None = None) -> Tensor:
         """Run the DAG in node order; a node's state is final once all lower nodes ran."""
-        w0h = self.w0[self.emb:] if w0h is None else w0h
+        w0h = self.w0[self.emb :] if w0h is None else w0h
         states: dict[int, Tensor] = {0: self._node0(xw_t, h_prev, h_mask, w0h)}
         sums: dict[int, Tensor] = {}
         for plan in self.plans:
@@ -156,12 +161,11 @@ class DagRNNCell(nn.Module):
             return states[self.leaves[0]]
         return torch.stack([states[j] for j in self.leaves]).mean(dim=0)
 
-    def step(self, x_t: Tensor, h_prev: Tensor, x_mask: Tensor | None = None,
-             h_mask: Tensor | None = None) -> Tensor:
+    def step(self, x_t: Tensor, h_prev: Tensor, x_mask: Tensor | None = None, h_mask: Tensor | None = None) -> Tensor:
         """One time step, (B, e), (B, h) -> (B, h). Masks are passed in, not drawn here,
         because the spec's variational dropout keeps one mask for the whole sequence."""
         x_in = x_t if x_mask is None else x_t * x_mask
-        return self._cell(x_in @ self.w0[:self.emb], h_prev, h_mask)
+        return self._cell(x_in @ self.w0[: self.emb], h_prev, h_mask)
 
     def forward(self, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
         """x (T, B, e), h0 (B, h) -> outputs (T, B, h), h_T. Dropout masks only in training."""
@@ -171,8 +175,8 @@ class DagRNNCell(nn.Module):
         h_mask = None
         if self.training and self.dropout_h > 0:
             h_mask = _mask(h0, (batch, self.hidden), self.dropout_h)
-        xw = x @ self.w0[:self.emb]  # the input half of W0 for all steps in one matmul
-        w0h = self.w0[self.emb:]
+        xw = x @ self.w0[: self.emb]  # the input half of W0 for all steps in one matmul
+        w0h = self.w0[self.emb :]
         outputs, h = [], h0
         for xw_t in xw.unbind(0):
             h = self._cell(xw_t, h, h_mask, w0h)
@@ -191,9 +195,18 @@ class RNNLanguageModel(nn.Module):
     variational mask over embedding features, which this API does not model separately.
     """
 
-    def __init__(self, genotype: Genotype, vocab_size: int, emb: int = 100, hidden: int = 100,
-                 dropout: float = 0., dropout_h: float = 0., dropout_x: float = 0.,
-                 dropout_e: float = 0., dropout_w: float = 0.) -> None:
+    def __init__(
+        self,
+        genotype: Genotype,
+        vocab_size: int,
+        emb: int = 100,
+        hidden: int = 100,
+        dropout: float = 0.0,
+        dropout_h: float = 0.0,
+        dropout_x: float = 0.0,
+        dropout_e: float = 0.0,
+        dropout_w: float = 0.0,
+    ) -> None:
         super().__init__()
         _check_tied(emb, hidden)
         self.vocab_size, self.emb, self.hidden = vocab_size, emb, hidden
@@ -245,8 +258,9 @@ class RNNLanguageModel(nn.Module):
         if self.training and self.dropout > 0:
             out = out * _mask(out, (1, out.size(1), self.hidden), self.dropout)
         flat = out.reshape(-1, self.hidden)
-        return _ChunkedNLL.apply(flat, self.encoder.weight, self.decoder_bias, targets.reshape(-1),
-                                 self.decoder_dtype), h
+        return _ChunkedNLL.apply(
+            flat, self.encoder.weight, self.decoder_bias, targets.reshape(-1), self.decoder_dtype
+        ), h
 
     def init_hidden(self, batch_size: int) -> Tensor:
         """Zero state on the model's device: each epoch starts the sequence afresh."""
@@ -266,15 +280,14 @@ class _ChunkedNLL(torch.autograd.Function):
     place. With `dtype` bf16 the matmuls run in bf16 (AMX), everything else in fp32."""
 
     @staticmethod
-    def forward(ctx, out: Tensor, weight: Tensor, bias: Tensor, targets: Tensor,
-                dtype: torch.dtype | None) -> Tensor:
+    def forward(ctx, out: Tensor, weight: Tensor, bias: Tensor, targets: Tensor, dtype: torch.dtype | None) -> Tensor:
         o, w = (out, weight) if dtype is None else (out.to(dtype), weight.to(dtype))
         lse = out.new_empty(len(targets), dtype=torch.float32)
         total = out.new_zeros((), dtype=torch.float32)
         for s in range(0, len(targets), NLL_CHUNK):
-            z = _logits(o[s:s + NLL_CHUNK], w, bias)
-            lse[s:s + NLL_CHUNK] = torch.logsumexp(z, dim=1)
-            total += lse[s:s + NLL_CHUNK].sum() - z.gather(1, targets[s:s + NLL_CHUNK, None]).sum()
+            z = _logits(o[s : s + NLL_CHUNK], w, bias)
+            lse[s : s + NLL_CHUNK] = torch.logsumexp(z, dim=1)
+            total += lse[s : s + NLL_CHUNK].sum() - z.gather(1, targets[s : s + NLL_CHUNK, None]).sum()
         ctx.save_for_backward(o, w, bias, targets, lse)
         ctx.dtypes = (out.dtype, weight.dtype)
         return total / len(targets)
@@ -287,13 +300,13 @@ class _ChunkedNLL(torch.autograd.Function):
         grad_w = torch.zeros_like(w, dtype=torch.float32)
         grad_b = torch.zeros_like(bias, dtype=torch.float32)
         for s in range(0, len(targets), NLL_CHUNK):
-            oc, tc = o[s:s + NLL_CHUNK], targets[s:s + NLL_CHUNK]
-            p = _logits(oc, w, bias).sub_(lse[s:s + NLL_CHUNK, None]).exp_()
+            oc, tc = o[s : s + NLL_CHUNK], targets[s : s + NLL_CHUNK]
+            p = _logits(oc, w, bias).sub_(lse[s : s + NLL_CHUNK, None]).exp_()
             p[torch.arange(len(tc), device=p.device), tc] -= 1.0
             p.mul_(scale)
             grad_b += p.sum(0)
             p = p.to(w.dtype)
-            grad_out[s:s + NLL_CHUNK] = p @ w
+            grad_out[s : s + NLL_CHUNK] = p @ w
             grad_w += (p.t() @ oc).float()
         return grad_out, grad_w.to(ctx.dtypes[1]), grad_b.to(bias.dtype), None, None
 

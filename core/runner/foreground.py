@@ -12,6 +12,7 @@ down under a running torch thread (seen: exit 134, the run left `running`); one 
 anywhere else in the main thread (e.g. while it is starved of the GIL before it waits)
 would skip the cooperative stop.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,9 +24,9 @@ from typing import Callable
 
 from core.store.runs import FAILED
 
-EXIT_INTERRUPTED = 130   # 128 + SIGINT, what shells report for a Ctrl-C'd command
-EXIT_TERMINATED = 143    # 128 + SIGTERM, what shells report for a `kill`ed command
-SAME_PRESS_S = 1.0       # signals closer together than this count as one press
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C'd command
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what shells report for a `kill`ed command
+SAME_PRESS_S = 1.0  # signals closer together than this count as one press
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 SIGNAL_NAME = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
@@ -34,6 +35,7 @@ SIGNAL_NAME = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 class Outcome:
     """How foreground work ended: its final status, and whether a signal (Ctrl-C or SIGTERM) asked
     it to stop; `signum` is that signal, 0 for none."""
+
     status: str
     interrupted: bool
     signum: int = 0
@@ -44,8 +46,7 @@ class Outcome:
         return 128 + self.signum if self.interrupted else 0
 
 
-def run_interruptibly(work: Callable[[threading.Event], str], say: Callable[[str], None],
-                      hint: str = "") -> Outcome:
+def run_interruptibly(work: Callable[[threading.Event], str], say: Callable[[str], None], hint: str = "") -> Outcome:
     """Run `work(stop)` in a worker thread; the first Ctrl-C or SIGTERM sets `stop` (a stop at the
     next batch boundary), a second one ends the process at once with 128 + its number: the store
     then holds what the last committed step or epoch left, as after a kill, and a resume goes on
@@ -79,8 +80,7 @@ def run_interruptibly(work: Callable[[threading.Event], str], say: Callable[[str
         while not done.wait(0.2):
             if presses and not announced:
                 announced = True
-                say(f"{SIGNAL_NAME[presses[0][1]]}: stopping after the current batch{hint} "
-                    f"(Ctrl-C again to abort)...")
+                say(f"{SIGNAL_NAME[presses[0][1]]}: stopping after the current batch{hint} (Ctrl-C again to abort)...")
         if presses and not announced:  # it stopped before this thread got to say so
             say(f"stopped by {SIGNAL_NAME[presses[0][1]]}{hint}")
     finally:

@@ -14,6 +14,7 @@ search still loading its data fails on the first lazy import (seen: sklearn's, w
 "can't register atexit after shutdown"). `stop_at_exit` stays as the fallback for any
 other normal exit.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -28,12 +29,12 @@ from core.errors import UserError
 from core.search.config import SearchConfig
 from core.search.control import check_samples, control_after_search, plan_targets, run_control
 from core.search.loop import Observer, create_run, run_search
-from core.store.controls import check_control_startable, request_control_stop
 from core.store.access import require_write
+from core.store.controls import check_control_startable, request_control_stop
 from core.store.runs import STOPPED, Store, StoreError
 
 SAME_START_S = 10.0  # a second Start with the same settings within this window is the same click
-EXIT_GRACE_S = 8.0   # at exit, how long the threads get to reach a batch boundary (docker waits 10 s)
+EXIT_GRACE_S = 8.0  # at exit, how long the threads get to reach a batch boundary (docker waits 10 s)
 
 
 class Runner:
@@ -45,8 +46,7 @@ class Runner:
 
     def _launch(self, key: tuple[str, str, int], target: Callable[[threading.Event], object]) -> None:
         stop = threading.Event()
-        thread = threading.Thread(target=_quiet_loser, args=(target, stop), name=f"{key[1]}-{key[2]}",
-                                  daemon=True)
+        thread = threading.Thread(target=_quiet_loser, args=(target, stop), name=f"{key[1]}-{key[2]}", daemon=True)
         with self._lock:
             self._threads[key] = (thread, stop)
         thread.start()
@@ -92,8 +92,7 @@ class Runner:
             if twin is not None:
                 return twin
             run_id = create_run(store, cfg)
-        self._launch(_key(store, "search", run_id),
-                     lambda stop: _search_then_control(store, run_id, observer, stop))
+        self._launch(_key(store, "search", run_id), lambda stop: _search_then_control(store, run_id, observer, stop))
         return run_id
 
     @staticmethod
@@ -111,8 +110,7 @@ class Runner:
         if self.active(store, run_id):
             raise StoreError(f"run {run_id} is already running")
         store.check_resumable(run_id)
-        self._launch(_key(store, "search", run_id),
-                     lambda stop: _search_then_control(store, run_id, observer, stop))
+        self._launch(_key(store, "search", run_id), lambda stop: _search_then_control(store, run_id, observer, stop))
 
     # ----- random controls (core.search.control) -------------------------------------------
     def start_control(self, store: Store, run_id: int, samples: int, edges: list[int] | None = None) -> None:
@@ -124,14 +122,16 @@ class Runner:
         check_control_startable(store, run_id)
         plan_targets(store.steps(run_id), edges)
         check_samples(samples)
-        self._launch(_key(store, "control", run_id),
-                     lambda stop: run_control(store, run_id, samples, edges, None, stop))
+        self._launch(
+            _key(store, "control", run_id), lambda stop: run_control(store, run_id, samples, edges, None, stop)
+        )
 
     # ----- final training jobs ------------------------------------------------------------
     def start_train(self, store: Store, genotype, cfg, source: str = "", observer=None) -> int:
         """Record a training job (core.training.engine) and run it in a daemon thread; returns its id."""
         from core.store.jobs import JobStore
         from core.training.engine import create_job, run_job
+
         require_write("starting a training job")
         jobs = JobStore(store.path)
         job_id = create_job(jobs, genotype, cfg, source)
@@ -141,6 +141,7 @@ class Runner:
     def resume_train(self, store: Store, job_id: int, observer=None) -> None:
         from core.store.jobs import JobStore
         from core.training.engine import check_resumable, run_job
+
         require_write("resuming a training job")
         jobs = JobStore(store.path)
         if self.active(store, job_id, "train"):
@@ -160,6 +161,7 @@ class Runner:
             request_control_stop(store, run_id)
         elif kind == "train":
             from core.store.jobs import JobStore
+
             JobStore(store.path).request_job_stop(run_id)
 
 
@@ -199,6 +201,7 @@ def _stop_then(runner: Runner, previous) -> Callable:
         elif previous == signal.SIG_DFL:  # what the signal would have done: end the process
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
+
     handler.stops_runner = runner  # type: ignore[attr-defined]
     return handler
 
@@ -212,6 +215,7 @@ def _mark_stopped(path: str, kind: str, row_id: int) -> None:
                 store.finish(row_id, STOPPED)
         else:
             from core.store.jobs import JobStore
+
             jobs = JobStore(path)
             if jobs.get_job(row_id).status.live:
                 jobs.finish_job(row_id, STOPPED)

@@ -11,6 +11,7 @@ steps must replay (each step's genotype is its parent without the removed edge, 
 choice is one of its trained candidates). Any failure is one line and the store is left
 untouched: the run, its steps and candidates are inserted in one transaction.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -42,10 +43,10 @@ from core.store.runs import (
 )
 
 FORMAT, VERSION = "autoshrink-run-bundle", 2
-READS = (1, 2)                    # version 1: no random control; it still imports
-MAX_FILE_BYTES = 8 * 2**20        # a bundle on disk (gzip or not); recorded runs are ~100 kB
-MAX_JSON_BYTES = 64 * 2**20       # after decompression: a gzip bomb stops here
-MAX_HISTORY = 10000               # epochs per candidate
+READS = (1, 2)  # version 1: no random control; it still imports
+MAX_FILE_BYTES = 8 * 2**20  # a bundle on disk (gzip or not); recorded runs are ~100 kB
+MAX_JSON_BYTES = 64 * 2**20  # after decompression: a gzip bomb stops here
+MAX_HISTORY = 10000  # epochs per candidate
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "assets" / "runs"
 
 
@@ -56,12 +57,13 @@ class BundleError(UserError, ValueError):
 @dataclass(frozen=True)
 class Bundle:
     """A checked bundle, ready to insert."""
+
     meta: dict
     run: dict
     steps: list[StepRecord]
     candidates: list[CandidateRecord]
     sha256: str
-    control: dict | None = None       # the random control's row fields (samples, targets, ...), if any
+    control: dict | None = None  # the random control's row fields (samples, targets, ...), if any
     control_cells: tuple = ()
 
 
@@ -80,30 +82,59 @@ def run_bundle(store: Store, run_id: int, command: str | None = None, note: str 
     `note` says in words how it was made (machine, load, why it stopped)."""
     run, steps = store.get_run(run_id), store.steps(run_id)
     status = STOPPED if run.status.live else run.status
-    meta = {"exported_at": time.time(), "exported_by": f"AutoShrink Studio {__version__}",
-            "source_run_id": run.id, "command": command or run.meta.get("command", ""),
-            "device": run.device, "evaluator": run.evaluator, "wall_s": wall_seconds(run, steps), "status": status,
-            "made": note or run.meta.get("made", ""), "steps": len(steps)}
-    run_fields = {"task": run.task, "status": status, "config": run.config, "device": run.device,
-                  "evaluator": run.evaluator, "expected_steps": run.expected_steps, "created_at": run.created_at,
-                  "started_at": run.started_at, "finished_at": run.finished_at, "error": run.error,
-                  "noise": run.noise, "meta": {k: v for k, v in run.meta.items() if k != "sample"}}
-    cands = [{**c.to_dict(), "genotype": c.genotype.to_dict(), "history": list(c.history)}
-             for c in store.candidates(run_id) if c.step < len(steps)]
-    return {"format": FORMAT, "version": VERSION, "meta": meta, "run": run_fields,
-            "steps": [{**s.to_dict(), "created_at": s.created_at} for s in steps], "candidates": cands,
-            "control": control_fields(store, run_id)}
+    meta = {
+        "exported_at": time.time(),
+        "exported_by": f"AutoShrink Studio {__version__}",
+        "source_run_id": run.id,
+        "command": command or run.meta.get("command", ""),
+        "device": run.device,
+        "evaluator": run.evaluator,
+        "wall_s": wall_seconds(run, steps),
+        "status": status,
+        "made": note or run.meta.get("made", ""),
+        "steps": len(steps),
+    }
+    run_fields = {
+        "task": run.task,
+        "status": status,
+        "config": run.config,
+        "device": run.device,
+        "evaluator": run.evaluator,
+        "expected_steps": run.expected_steps,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "error": run.error,
+        "noise": run.noise,
+        "meta": {k: v for k, v in run.meta.items() if k != "sample"},
+    }
+    cands = [
+        {**c.to_dict(), "genotype": c.genotype.to_dict(), "history": list(c.history)}
+        for c in store.candidates(run_id)
+        if c.step < len(steps)
+    ]
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "meta": meta,
+        "run": run_fields,
+        "steps": [{**s.to_dict(), "created_at": s.created_at} for s in steps],
+        "candidates": cands,
+        "control": control_fields(store, run_id),
+    }
 
 
-def bundle_bytes(store: Store, run_id: int, compress: bool = True, command: str | None = None,
-                 note: str | None = None) -> bytes:
+def bundle_bytes(
+    store: Store, run_id: int, compress: bool = True, command: str | None = None, note: str | None = None
+) -> bytes:
     """The bundle as file content: gzip'd JSON (mtime 0) or plain JSON."""
     text = json.dumps(run_bundle(store, run_id, command, note), separators=(",", ":")).encode()
     return gzip.compress(text, mtime=0) if compress else text
 
 
-def write_bundle(store: Store, run_id: int, path: str | Path, command: str | None = None,
-                 note: str | None = None) -> int:
+def write_bundle(
+    store: Store, run_id: int, path: str | Path, command: str | None = None, note: str | None = None
+) -> int:
     """Write the bundle to `path` (gzip when it ends in .gz); returns its size in bytes."""
     data = bundle_bytes(store, run_id, compress=str(path).endswith(".gz"), command=command, note=note)
     Path(path).write_bytes(data)
@@ -135,10 +166,16 @@ def read_bundle(data: bytes, name: str = "bundle") -> Bundle:
 def import_bundle(store: Store, data: bytes, name: str = "bundle", extra_meta: dict | None = None) -> int:
     """Add the bundle's run to `store` under a new id (nothing else changes); returns the id."""
     b = read_bundle(data, name)
-    meta = {**b.run.get("meta", {}), "imported_from": name, "bundle": b.meta, "bundle_sha256": b.sha256,
-            **(extra_meta or {})}
-    return store.insert_run({**b.run, "meta": meta}, b.steps, b.candidates,
-                            also=control_inserter(b.control, list(b.control_cells)))
+    meta = {
+        **b.run.get("meta", {}),
+        "imported_from": name,
+        "bundle": b.meta,
+        "bundle_sha256": b.sha256,
+        **(extra_meta or {}),
+    }
+    return store.insert_run(
+        {**b.run, "meta": meta}, b.steps, b.candidates, also=control_inserter(b.control, list(b.control_cells))
+    )
 
 
 def import_file(store: Store, path: str | Path) -> int:
@@ -191,8 +228,10 @@ def _num(d: dict, key: str, kind=float, optional: bool = True, where: str = ""):
         _need(optional, f"inconsistent bundle: {where}{key} is missing")
         return None
     ok = isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and math.isfinite(v)
-    _need(ok and (kind is float or isinstance(v, int) or v.is_integer()),
-          f"inconsistent bundle: {where}{key} is not a number")
+    _need(
+        ok and (kind is float or isinstance(v, int) or v.is_integer()),
+        f"inconsistent bundle: {where}{key} is not a number",
+    )
     return kind(v)
 
 
@@ -217,8 +256,10 @@ def _dict(v, what: str) -> dict:
 
 def _check(doc, sha: str) -> Bundle:
     _need(isinstance(doc, dict) and doc.get("format") == FORMAT, "not a run bundle (no autoshrink-run-bundle mark)")
-    _need(doc.get("version") in READS,
-          f"bundle format version {doc.get('version')!r}; this AutoShrink Studio reads versions 1 to {VERSION}")
+    _need(
+        doc.get("version") in READS,
+        f"bundle format version {doc.get('version')!r}; this AutoShrink Studio reads versions 1 to {VERSION}",
+    )
     raw_steps, raw_cands = doc.get("steps"), doc.get("candidates")
     _need(isinstance(raw_steps, list) and raw_steps, "inconsistent bundle: it has no steps")
     _need(isinstance(raw_cands, list), "inconsistent bundle: candidates is not a list")
@@ -236,13 +277,18 @@ def _check(doc, sha: str) -> Bundle:
     for c in cands:
         ranges.candidate_numbers(c, cfg, f"candidate {c.step}/{c.idx}: ")
     _replay(cfg, steps, cands)
-    control, cells = (None, []) if doc["version"] < 2 or doc.get("control") is None else \
-        check_control(_dict(doc["control"], "control"), cfg, steps[0].genotype)
+    control, cells = (
+        (None, [])
+        if doc["version"] < 2 or doc.get("control") is None
+        else check_control(_dict(doc["control"], "control"), cfg, steps[0].genotype)
+    )
     for cell in cells:
-        ranges.candidate_numbers(SimpleNamespace(**{**cell.__dict__, "idx": 0}), cfg,
-                                 f"control cell {cell.target}/{cell.sample}: ")
-    return Bundle(meta=meta, run=run, steps=steps, candidates=cands, sha256=sha,
-                  control=control, control_cells=tuple(cells))
+        ranges.candidate_numbers(
+            SimpleNamespace(**{**cell.__dict__, "idx": 0}), cfg, f"control cell {cell.target}/{cell.sample}: "
+        )
+    return Bundle(
+        meta=meta, run=run, steps=steps, candidates=cands, sha256=sha, control=control, control_cells=tuple(cells)
+    )
 
 
 def _check_run(r: dict) -> dict:
@@ -251,17 +297,26 @@ def _check_run(r: dict) -> dict:
     config = _dict(r.get("config"), "run config")
     _need(config.get("task") == r["task"], "inconsistent bundle: the settings are for another task")
     ranges.config_types(config)
-    out = {"task": r["task"], "status": r["status"], "config": config,
-           "device": _text(r, "device", "run "), "evaluator": _text(r, "evaluator", "run "),
-           "expected_steps": _num(r, "expected_steps", int, False, "run "),
-           "created_at": _num(r, "created_at", float, False, "run "),
-           "started_at": _num(r, "started_at", float, True, "run "),
-           "finished_at": _num(r, "finished_at", float, True, "run "), "error": _text(r, "error", "run "),
-           "noise": _dict(r.get("noise") or {}, "run noise"), "meta": _dict(r.get("meta") or {}, "run meta")}
+    out = {
+        "task": r["task"],
+        "status": r["status"],
+        "config": config,
+        "device": _text(r, "device", "run "),
+        "evaluator": _text(r, "evaluator", "run "),
+        "expected_steps": _num(r, "expected_steps", int, False, "run "),
+        "created_at": _num(r, "created_at", float, False, "run "),
+        "started_at": _num(r, "started_at", float, True, "run "),
+        "finished_at": _num(r, "finished_at", float, True, "run "),
+        "error": _text(r, "error", "run "),
+        "noise": _dict(r.get("noise") or {}, "run noise"),
+        "meta": _dict(r.get("meta") or {}, "run meta"),
+    }
     noise = out["noise"]
     if noise:
-        _need(noise.get("metric") == ("accuracy" if r["task"] == "cnn" else "perplexity"),
-              "inconsistent bundle: the noise is measured on the wrong metric")
+        _need(
+            noise.get("metric") == ("accuracy" if r["task"] == "cnn" else "perplexity"),
+            "inconsistent bundle: the noise is measured on the wrong metric",
+        )
         _num(noise, "std", float, True, "noise ")
         _num(noise, "seeds", int, False, "noise ")
     return out
@@ -271,30 +326,53 @@ def _step(s: dict, position: int) -> StepRecord:
     where = f"step {position}: "
     step = _num(s, "step", int, False, where)
     _need(step == position, f"inconsistent bundle: steps are not numbered 0..{position} in order")
-    return StepRecord(step=step, edges=_num(s, "edges", int, False, where), removed=_edge(s.get("removed"), where),
-                      genotype=Genotype.from_dict(_dict(s.get("genotype"), f"{where}genotype")),
-                      score=_num(s, "score", float, True, where), accuracy=_num(s, "accuracy", float, True, where),
-                      perplexity=_num(s, "perplexity", float, True, where), macs=_num(s, "macs", int, True, where),
-                      flops=_num(s, "flops", int, True, where), params=_num(s, "params", int, True, where),
-                      wall_s=_num(s, "wall_s", float, False, where), created_at=_num(s, "created_at", float, False, where))
+    return StepRecord(
+        step=step,
+        edges=_num(s, "edges", int, False, where),
+        removed=_edge(s.get("removed"), where),
+        genotype=Genotype.from_dict(_dict(s.get("genotype"), f"{where}genotype")),
+        score=_num(s, "score", float, True, where),
+        accuracy=_num(s, "accuracy", float, True, where),
+        perplexity=_num(s, "perplexity", float, True, where),
+        macs=_num(s, "macs", int, True, where),
+        flops=_num(s, "flops", int, True, where),
+        params=_num(s, "params", int, True, where),
+        wall_s=_num(s, "wall_s", float, False, where),
+        created_at=_num(s, "created_at", float, False, where),
+    )
 
 
 def _candidate(c: dict) -> CandidateRecord:
     where = f"candidate {c.get('step')}/{c.get('idx')}: "
     history = c.get("history", [])
-    _need(isinstance(history, list) and len(history) <= MAX_HISTORY and all(
-        isinstance(h, dict) and all(isinstance(v, (int, float, str, bool, type(None))) for v in h.values())
-        for h in history), f"inconsistent bundle: {where}history is not a list of epoch rows")
+    _need(
+        isinstance(history, list)
+        and len(history) <= MAX_HISTORY
+        and all(
+            isinstance(h, dict) and all(isinstance(v, (int, float, str, bool, type(None))) for v in h.values())
+            for h in history
+        ),
+        f"inconsistent bundle: {where}history is not a list of epoch rows",
+    )
     _need(c.get("status") in ("ok", FAILED, STOPPED), f"inconsistent bundle: {where}unknown status")
     return CandidateRecord(
-        step=_num(c, "step", int, False, where), idx=_num(c, "idx", int, False, where),
-        edge=_edge(c.get("edge"), where), genotype=Genotype.from_dict(_dict(c.get("genotype"), f"{where}genotype")),
-        status=c["status"], accuracy=_num(c, "accuracy", float, True, where),
-        perplexity=_num(c, "perplexity", float, True, where), macs=_num(c, "macs", int, True, where),
-        flops=_num(c, "flops", int, True, where), params=_num(c, "params", int, True, where),
-        score=_num(c, "score", float, True, where), epochs=_num(c, "epochs", int, False, where),
-        stop_reason=_text(c, "stop_reason", where), wall_s=_num(c, "wall_s", float, False, where),
-        error=_text(c, "error", where), history=tuple(history))
+        step=_num(c, "step", int, False, where),
+        idx=_num(c, "idx", int, False, where),
+        edge=_edge(c.get("edge"), where),
+        genotype=Genotype.from_dict(_dict(c.get("genotype"), f"{where}genotype")),
+        status=c["status"],
+        accuracy=_num(c, "accuracy", float, True, where),
+        perplexity=_num(c, "perplexity", float, True, where),
+        macs=_num(c, "macs", int, True, where),
+        flops=_num(c, "flops", int, True, where),
+        params=_num(c, "params", int, True, where),
+        score=_num(c, "score", float, True, where),
+        epochs=_num(c, "epochs", int, False, where),
+        stop_reason=_text(c, "stop_reason", where),
+        wall_s=_num(c, "wall_s", float, False, where),
+        error=_text(c, "error", where),
+        history=tuple(history),
+    )
 
 
 def _replay(cfg: SearchConfig, steps: list[StepRecord], cands: list[CandidateRecord]) -> None:
@@ -306,19 +384,28 @@ def _replay(cfg: SearchConfig, steps: list[StepRecord], cands: list[CandidateRec
     for n, group in by_step.items():
         _need(len({c.idx for c in group}) == len(group), f"inconsistent bundle: step {n} repeats a candidate")
     dense = steps[0].genotype  # the start: any cell of the task with the configured node count
-    _need(dense.kind == cfg.task and dense.n_nodes == cfg.nodes,
-          f"inconsistent bundle: step 0's cell is not a {cfg.nodes}-node {cfg.task} cell")
+    _need(
+        dense.kind == cfg.task and dense.n_nodes == cfg.nodes,
+        f"inconsistent bundle: step 0's cell is not a {cfg.nodes}-node {cfg.task} cell",
+    )
     for s in steps:
         parent = dense if s.step == 0 else steps[s.step - 1].genotype
         expected = dense if s.step == 0 else parent.without_edge(s.removed) if s.removed in parent.edges else None
-        _need((s.removed is None) == (s.step == 0) and expected == s.genotype,
-              f"inconsistent bundle: step {s.step}'s cell is not its parent without the removed edge")
+        _need(
+            (s.removed is None) == (s.step == 0) and expected == s.genotype,
+            f"inconsistent bundle: step {s.step}'s cell is not its parent without the removed edge",
+        )
         _need(s.edges == s.genotype.num_edges, f"inconsistent bundle: step {s.step}'s edge count is wrong")
         group = by_step.get(s.step, [])
         chosen = [c for c in group if c.edge == s.removed and c.genotype == s.genotype and c.status == "ok"]
-        _need(ranges.same_numbers(s, chosen),  # its score, quality and cost are its choice's
-              f"inconsistent bundle: step {s.step}'s choice is not one of its trained candidates")
+        _need(
+            ranges.same_numbers(s, chosen),  # its score, quality and cost are its choice's
+            f"inconsistent bundle: step {s.step}'s choice is not one of its trained candidates",
+        )
         for c in group:
-            ok = (c.edge is None and c.genotype == dense) if s.step == 0 else \
-                (c.edge in parent.edges and c.genotype == parent.without_edge(c.edge))
+            ok = (
+                (c.edge is None and c.genotype == dense)
+                if s.step == 0
+                else (c.edge in parent.edges and c.genotype == parent.without_edge(c.edge))
+            )
             _need(ok, f"inconsistent bundle: candidate {c.step}/{c.idx}'s cell does not match its edge")

@@ -6,6 +6,7 @@ run's dense DAG, and its score must be the score formula of its own quality and 
 cell, count or score is refused with one line (core.search.bundle reports it as an inconsistent
 bundle) and nothing is imported.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,10 +33,27 @@ def control_fields(store: Store, run_id: int) -> dict | None:
         return None
     status = STOPPED if control.status in (RUNNING, QUEUED) else control.status
     d = control.to_dict()
-    return {**{k: d[k] for k in ("samples", "targets", "device", "evaluator", "created_at", "started_at",
-                                  "finished_at", "error", "wall_s")}, "status": status,
-            "cells": [{**c.to_dict(), "genotype": c.genotype.to_dict(), "history": list(c.history)}
-                      for c in control_cells(store, run_id)]}
+    return {
+        **{
+            k: d[k]
+            for k in (
+                "samples",
+                "targets",
+                "device",
+                "evaluator",
+                "created_at",
+                "started_at",
+                "finished_at",
+                "error",
+                "wall_s",
+            )
+        },
+        "status": status,
+        "cells": [
+            {**c.to_dict(), "genotype": c.genotype.to_dict(), "history": list(c.history)}
+            for c in control_cells(store, run_id)
+        ],
+    }
 
 
 def _need(ok: bool, message: str) -> None:
@@ -58,17 +76,27 @@ def check_control(c: dict, cfg: SearchConfig, dense: Genotype) -> tuple[dict, li
     samples = _num(c, "samples", int, False)
     targets = c.get("targets")
     _need(samples is not None and 1 <= samples <= MAX_SAMPLES, "samples out of range")
-    _need(isinstance(targets, list) and targets and all(isinstance(t, int) and not isinstance(t, bool)
-                                                        and 1 <= t < dense.num_edges for t in targets),
-          "edge counts are not counts of this run's DAG")
+    _need(
+        isinstance(targets, list)
+        and targets
+        and all(isinstance(t, int) and not isinstance(t, bool) and 1 <= t < dense.num_edges for t in targets),
+        "edge counts are not counts of this run's DAG",
+    )
     _need(c.get("status") in (FINISHED, STOPPED, FAILED), f"status {c.get('status')!r}")
     raw = c.get("cells")
     _need(isinstance(raw, list) and len(raw) <= MAX_CELLS, "cells is not a list")
-    row = {"samples": samples, "targets": sorted(set(targets), reverse=True), "status": c["status"],
-           "device": str(c.get("device", "")), "evaluator": str(c.get("evaluator", "")),
-           "created_at": _num(c, "created_at", float, False), "started_at": _num(c, "started_at"),
-           "finished_at": _num(c, "finished_at"), "error": str(c.get("error", "")),
-           "wall_s": _num(c, "wall_s") or 0.0}
+    row = {
+        "samples": samples,
+        "targets": sorted(set(targets), reverse=True),
+        "status": c["status"],
+        "device": str(c.get("device", "")),
+        "evaluator": str(c.get("evaluator", "")),
+        "created_at": _num(c, "created_at", float, False),
+        "started_at": _num(c, "started_at"),
+        "finished_at": _num(c, "finished_at"),
+        "error": str(c.get("error", "")),
+        "wall_s": _num(c, "wall_s") or 0.0,
+    }
     cells = [_cell(x, cfg, dense, row) for x in raw]
     _need(len({(x.target, x.sample) for x in cells}) == len(cells), "a cell is repeated")
     return row, cells
@@ -81,20 +109,36 @@ def _cell(x, cfg: SearchConfig, dense: Genotype, row: dict) -> ControlCell:
     _need(target in row["targets"] and 0 <= sample < row["samples"], f"{where} is outside the control's plan")
     _need(isinstance(x.get("genotype"), dict), f"{where} has no genotype")
     genotype = Genotype.from_dict(x["genotype"])
-    _need(genotype == random_cell(dense, target, cell_seed(cfg.seed, target, sample)),
-          f"{where} is not the random cell its seed draws from the run's dense DAG")
+    _need(
+        genotype == random_cell(dense, target, cell_seed(cfg.seed, target, sample)),
+        f"{where} is not the random cell its seed draws from the run's dense DAG",
+    )
     history = x.get("history", [])
     _need(isinstance(history, list) and all(isinstance(h, dict) for h in history), f"{where} history")
     _need(x.get("status") in ("ok", FAILED), f"{where} status")
-    cell = ControlCell(target=target, sample=sample, genotype=genotype, status=x["status"],
-                       accuracy=_num(x, "accuracy"), perplexity=_num(x, "perplexity"), macs=_num(x, "macs", int),
-                       flops=_num(x, "flops", int), params=_num(x, "params", int), score=_num(x, "score"),
-                       epochs=_num(x, "epochs", int) or 0, stop_reason=str(x.get("stop_reason", "")),
-                       wall_s=_num(x, "wall_s") or 0.0, error=str(x.get("error", "")), history=tuple(history),
-                       worker=str(x.get("worker", "")))
+    cell = ControlCell(
+        target=target,
+        sample=sample,
+        genotype=genotype,
+        status=x["status"],
+        accuracy=_num(x, "accuracy"),
+        perplexity=_num(x, "perplexity"),
+        macs=_num(x, "macs", int),
+        flops=_num(x, "flops", int),
+        params=_num(x, "params", int),
+        score=_num(x, "score"),
+        epochs=_num(x, "epochs", int) or 0,
+        stop_reason=str(x.get("stop_reason", "")),
+        wall_s=_num(x, "wall_s") or 0.0,
+        error=str(x.get("error", "")),
+        history=tuple(history),
+        worker=str(x.get("worker", "")),
+    )
     if cell.score is not None:
-        _need(_rescored(cell, cfg.task) is not None and abs(_rescored(cell, cfg.task) - cell.score) < 1e-9,
-              f"{where}'s score is not the score formula of its quality and cost")
+        _need(
+            _rescored(cell, cfg.task) is not None and abs(_rescored(cell, cfg.task) - cell.score) < 1e-9,
+            f"{where}'s score is not the score formula of its quality and cost",
+        )
     return cell
 
 

@@ -17,6 +17,7 @@ Each rule here is the range of the code that writes the number:
 Anything else numeric in a bundle (meta, unknown history keys) must at least be finite.
 Every failure raises BundleError with one line.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,11 +27,11 @@ from typing import Iterable
 from core.errors import UserError
 from core.search.config import SearchConfig
 
-MAX_TIME = 253402300799.0            # 9999-12-31 23:59:59 UTC: the last time a datetime can show
-MAX_COUNT = 2**53                    # MACs, FLOPs, params: integers JSON carries exactly
-MAX_LOSS = 3.4028234663852886e38     # float32's largest finite value
-MAX_PERPLEXITY = math.exp(700)       # core.nets.bptt.perplexity: exp(loss) for a loss under 700, else inf
-NON_FINITE_OK = ("loss", "ppl")      # history keys that may hold NaN/inf (a diverged epoch)
+MAX_TIME = 253402300799.0  # 9999-12-31 23:59:59 UTC: the last time a datetime can show
+MAX_COUNT = 2**53  # MACs, FLOPs, params: integers JSON carries exactly
+MAX_LOSS = 3.4028234663852886e38  # float32's largest finite value
+MAX_PERPLEXITY = math.exp(700)  # core.nets.bptt.perplexity: exp(loss) for a loss under 700, else inf
+NON_FINITE_OK = ("loss", "ppl")  # history keys that may hold NaN/inf (a diverged epoch)
 QUALITY = {"cnn": "accuracy", "rnn": "perplexity"}
 COST = {"cnn": "macs", "rnn": "flops"}
 
@@ -52,8 +53,10 @@ def in_range(v, low: float, high: float, what: str, optional: bool = True) -> No
     """`v` is None (when optional) or a finite number in [low, high]."""
     if v is None and optional:
         return
-    need(_is_number(v) and (isinstance(v, int) or math.isfinite(v)) and low <= v <= high,
-         f"{what} is {_show(v)}, outside [{_show(low)}, {_show(high)}]")
+    need(
+        _is_number(v) and (isinstance(v, int) or math.isfinite(v)) and low <= v <= high,
+        f"{what} is {_show(v)}, outside [{_show(low)}, {_show(high)}]",
+    )
 
 
 def count(v, what: str, optional: bool = True) -> None:
@@ -126,10 +129,13 @@ def step_numbers(step, where: str) -> None:
 def candidate_numbers(c, cfg: SearchConfig, where: str) -> None:
     """One candidate's quality, cost, score, epochs, time and history against what its task writes."""
     from core.search.tasks import cnn_score, rnn_score
+
     task, other = cfg.task, "rnn" if cfg.task == "cnn" else "cnn"
     quality, cost = getattr(c, QUALITY[task]), getattr(c, COST[task])
-    need(getattr(c, QUALITY[other]) is None and getattr(c, COST[other]) is None,
-         f"{where}a {task} candidate has {QUALITY[other]} or {COST[other]}")
+    need(
+        getattr(c, QUALITY[other]) is None and getattr(c, COST[other]) is None,
+        f"{where}a {task} candidate has {QUALITY[other]} or {COST[other]}",
+    )
     in_range(c.accuracy, 0.0, 1.0, f"{where}accuracy")
     in_range(c.perplexity, 1.0, MAX_PERPLEXITY, f"{where}perplexity")
     count(c.macs, f"{where}macs")
@@ -141,12 +147,15 @@ def candidate_numbers(c, cfg: SearchConfig, where: str) -> None:
     if c.status != "ok":
         need(c.score is None, f"{where}a {c.status} candidate has a score")
     else:
-        need(quality is not None and cost is not None and c.params is not None and c.epochs >= 1,
-             f"{where}a trained candidate lacks its {QUALITY[task]}, {COST[task]}, params or epochs")
+        need(
+            quality is not None and cost is not None and c.params is not None and c.epochs >= 1,
+            f"{where}a trained candidate lacks its {QUALITY[task]}, {COST[task]}, params or epochs",
+        )
         score = (cnn_score if task == "cnn" else rnn_score)(quality, cost)
-        need(c.score is not None and math.isclose(c.score, score, rel_tol=1e-9, abs_tol=1e-9),
-             f"{where}score {_show(c.score)} is not the score of its {QUALITY[task]} and {COST[task]} "
-             f"({_show(score)})")
+        need(
+            c.score is not None and math.isclose(c.score, score, rel_tol=1e-9, abs_tol=1e-9),
+            f"{where}score {_show(c.score)} is not the score of its {QUALITY[task]} and {COST[task]} ({_show(score)})",
+        )
     need(len(c.history) <= cfg.epochs, f"{where}history has more rows than the run's {cfg.epochs} epochs")
     for row in c.history:
         history_row(row, cfg, where)

@@ -3,6 +3,7 @@
 A job is (index in the step, removed edge, candidate genotype); its initial weights come from
 `init_seed(step_seed, idx)`, so any evaluator, on any worker, builds the same network.
 """
+
 from __future__ import annotations
 
 import time
@@ -16,7 +17,7 @@ from core.seeds import derive_seed
 from core.store.runs import CandidateRecord
 
 StopFn = Callable[[], bool]
-EpochFn = Callable[[int, dict], None]            # (candidate idx, history row)
+EpochFn = Callable[[int, dict], None]  # (candidate idx, history row)
 Job = tuple[int, tuple[int, int] | None, Genotype]  # (idx, removed edge, candidate genotype)
 ResultFn = Callable[[CandidateRecord], None]
 
@@ -37,6 +38,7 @@ class StepJob:
     `step_seed`: the seed of their initial weights (init_seed) and of their batches;
     `should_stop` is polled between batches; `on_epoch(idx, row)` and `on_result(record)`
     report progress as it comes (they default to doing nothing)."""
+
     task: Any
     step: int
     jobs: list[Job]
@@ -53,10 +55,23 @@ def init_seed(step_seed: int, idx: int) -> int:
 def make_record(step: int, job: Job, res: TrainResult, cost: Cost | None, score: float | None) -> CandidateRecord:
     idx, edge, genotype = job
     return CandidateRecord(
-        step=step, idx=idx, edge=edge, genotype=genotype, status=res.status, accuracy=res.accuracy,
-        perplexity=res.perplexity, macs=cost.macs if cost else None, flops=cost.flops if cost else None,
-        params=cost.params if cost else None, score=score, epochs=res.epochs, stop_reason=res.stop_reason,
-        wall_s=round(res.wall_s, 3), error=res.error, history=tuple(res.history))
+        step=step,
+        idx=idx,
+        edge=edge,
+        genotype=genotype,
+        status=res.status,
+        accuracy=res.accuracy,
+        perplexity=res.perplexity,
+        macs=cost.macs if cost else None,
+        flops=cost.flops if cost else None,
+        params=cost.params if cost else None,
+        score=score,
+        epochs=res.epochs,
+        stop_reason=res.stop_reason,
+        wall_s=round(res.wall_s, 3),
+        error=res.error,
+        history=tuple(res.history),
+    )
 
 
 def build_candidate(task: Any, step: int, job: Job, step_seed: int) -> tuple[Any, Cost | None, CandidateRecord | None]:
@@ -71,5 +86,6 @@ def build_candidate(task: Any, step: int, job: Job, step_seed: int) -> tuple[Any
 
 
 def build_failed(exc: Exception, t0: float) -> TrainResult:
-    return TrainResult(status=FAILED, stop_reason=BUILD_FAILED, wall_s=time.time() - t0,
-                       error=one_line(exc, typed=True))
+    return TrainResult(
+        status=FAILED, stop_reason=BUILD_FAILED, wall_s=time.time() - t0, error=one_line(exc, typed=True)
+    )

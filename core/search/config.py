@@ -3,6 +3,7 @@
 Flat on purpose: it is stored as JSON with every run (so a run can be resumed and
 reproduced from the store alone), and every field is a CLI flag and a form field.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
@@ -26,56 +27,103 @@ class SearchConfig:
 
     task: str = setting("cnn", "cnn (images) or rnn (language model)", choices=TASKS, user=False)
     preset: str = setting("paper", "the preset these settings started from", user=False)
-    data: str = setting("cifar10", f"cnn: {' | '.join(spec_forms('cnn', True))}; "
-                                   f"rnn: {' | '.join(spec_forms('rnn', True))}", label="Dataset", group=BASIC)
-    nodes: int = setting(8, "cell size N; the search starts from all N(N-1)/2 edges",
-                         low=MIN_NODES, high=MAX_NODES, label="nodes", group=BASIC)
+    data: str = setting(
+        "cifar10",
+        f"cnn: {' | '.join(spec_forms('cnn', True))}; rnn: {' | '.join(spec_forms('rnn', True))}",
+        label="Dataset",
+        group=BASIC,
+    )
+    nodes: int = setting(
+        8,
+        "cell size N; the search starts from all N(N-1)/2 edges",
+        low=MIN_NODES,
+        high=MAX_NODES,
+        label="nodes",
+        group=BASIC,
+    )
     k: int = setting(10, "candidate edges tried per step (the paper uses 10)", low=1, high=1000, group=BASIC)
     epochs: int = setting(20, "max proxy epochs per candidate", low=1, high=10000, group=BASIC)
-    keep_fraction: float = setting(0.0, "stop at round(F x initial edges)", low=0.0, high=1.0, high_open=True,
-                                   group=BASIC)
+    keep_fraction: float = setting(
+        0.0, "stop at round(F x initial edges)", low=0.0, high=1.0, high_open=True, group=BASIC
+    )
     seed: int = setting(0, "seeds op assignment, edge shuffles and training", low=0, group=BASIC)
     max_steps: int = setting(0, "stop after this many steps (0 = until the stop rule)", low=0, group=BASIC)
-    noise_seeds: int = setting(1, "step 0 trains the dense cell this many times to measure noise (1 = off)",
-                               low=1, high=10, group=BASIC)
+    noise_seeds: int = setting(
+        1, "step 0 trains the dense cell this many times to measure noise (1 = off)", low=1, high=10, group=BASIC
+    )
     device: str = setting("auto", "auto = CUDA when present", choices=DEVICES, group=MACHINE)
-    evaluator: str = setting("auto", "auto = the fastest local path (pool: one worker process per core on a CPU "
-                                     "with 2+ cores; else batched for CNN, single for RNN); ray = candidates as "
-                                     "tasks on a Ray cluster", choices=EVALUATORS, group=MACHINE)
+    evaluator: str = setting(
+        "auto",
+        "auto = the fastest local path (pool: one worker process per core on a CPU "
+        "with 2+ cores; else batched for CNN, single for RNN); ray = candidates as "
+        "tasks on a Ray cluster",
+        choices=EVALUATORS,
+        group=MACHINE,
+    )
     threads: int = setting(0, "torch CPU threads for training (0 = all cores but one)", low=0, group=MACHINE)
-    precision: str = setting("auto", "auto = bf16 where the hardware runs it natively (AMX or AVX512-BF16 CPUs, "
-                                     "CUDA capability 8.0+), fp32 elsewhere; the official search trained in fp32",
-                             choices=PRECISIONS, group=MACHINE)
+    precision: str = setting(
+        "auto",
+        "auto = bf16 where the hardware runs it natively (AMX or AVX512-BF16 CPUs, "
+        "CUDA capability 8.0+), fp32 elsewhere; the official search trained in fp32",
+        choices=PRECISIONS,
+        group=MACHINE,
+    )
     batch_size: int = setting(128, "proxy training batch size", low=1, group=TRAINING)
-    lr: float = setting(4e-3, "proxy learning rate (Adam for CNN, SGD for RNN)", low=0.0, low_open=True,
-                        group=TRAINING)
-    weight_decay: float = setting(1e-5, "L2 penalty (CNN: Keras-style on conv and dense kernels)", low=0.0,
-                                  group=TRAINING)
-    max_batches: int = setting(0, "train at most this many batches an epoch (0 = whole epochs; demos, tests)",
-                               low=0, group=TRAINING)
+    lr: float = setting(4e-3, "proxy learning rate (Adam for CNN, SGD for RNN)", low=0.0, low_open=True, group=TRAINING)
+    weight_decay: float = setting(
+        1e-5, "L2 penalty (CNN: Keras-style on conv and dense kernels)", low=0.0, group=TRAINING
+    )
+    max_batches: int = setting(
+        0, "train at most this many batches an epoch (0 = whole epochs; demos, tests)", low=0, group=TRAINING
+    )
     bptt: int = setting(35, "truncated back-propagation window", low=1, group=TRAINING, task="rnn")
     clip: float = setting(0.25, "gradient-norm clip", low=0.0, low_open=True, group=TRAINING, task="rnn")
     stem_channels: int = setting(32, "proxy network: stem filters", low=1, group=NETWORK, task="cnn")
     base_width: int = setting(16, "proxy network: node width of the first stage", low=1, group=NETWORK, task="cnn")
     per_class_train: int = setting(500, "proxy split: training images per class", low=1, group=NETWORK, task="cnn")
     per_class_val: int = setting(100, "proxy split: validation images per class", low=1, group=NETWORK, task="cnn")
-    emb: int = setting(100, "embedding size e (the decoder is tied: must equal hidden)", low=1, group=NETWORK,
-                       task="rnn")
+    emb: int = setting(
+        100, "embedding size e (the decoder is tied: must equal hidden)", low=1, group=NETWORK, task="rnn"
+    )
     hidden: int = setting(100, "hidden size h", low=1, group=NETWORK, task="rnn")
     max_vocab: int = setting(0, "cap on the vocabulary (0 = the corpus's own)", low=0, group=NETWORK, task="rnn")
-    embedding_init: str = setting("uniform", "uniform (U(+-0.1)) or glove:PATH (GloVe plain text, U(+-0.5) for "
-                                             "missing words, as the official search)", group=NETWORK, task="rnn")
-    control: int = setting(0, "after the search, train r random cells at its best, final and halfway edge counts, "
-                                "as a chance baseline (0 = none; `control RUN` does it later)", low=0, high=50,
-                           label="random control r", group=BASIC)
-    ray_address: str = setting("", "Ray cluster to join (HOST:PORT, or auto); empty = $AUTOSHRINK_RAY_ADDRESS, "
-                                   "else a private local cluster", group=RAY)
-    ray_cpus_per_candidate: float = setting(1.0, "CPUs (and torch threads) per Ray task", low=0.0, low_open=True,
-                                            label="ray CPUs per candidate", group=RAY)
-    ray_gpus_per_candidate: float = setting(0.0, "> 0: candidates train on CUDA workers; 0.25 packs four on a GPU",
-                                            low=0.0, label="ray GPUs per candidate", group=RAY)
-    ray_chunk: int = setting(0, "candidates per Ray task (> 1: trained together by the batched evaluator); "
-                                "0 = a whole CNN step per task on GPUs, else one candidate per task", low=0, group=RAY)
+    embedding_init: str = setting(
+        "uniform",
+        "uniform (U(+-0.1)) or glove:PATH (GloVe plain text, U(+-0.5) for missing words, as the official search)",
+        group=NETWORK,
+        task="rnn",
+    )
+    control: int = setting(
+        0,
+        "after the search, train r random cells at its best, final and halfway edge counts, "
+        "as a chance baseline (0 = none; `control RUN` does it later)",
+        low=0,
+        high=50,
+        label="random control r",
+        group=BASIC,
+    )
+    ray_address: str = setting(
+        "",
+        "Ray cluster to join (HOST:PORT, or auto); empty = $AUTOSHRINK_RAY_ADDRESS, else a private local cluster",
+        group=RAY,
+    )
+    ray_cpus_per_candidate: float = setting(
+        1.0, "CPUs (and torch threads) per Ray task", low=0.0, low_open=True, label="ray CPUs per candidate", group=RAY
+    )
+    ray_gpus_per_candidate: float = setting(
+        0.0,
+        "> 0: candidates train on CUDA workers; 0.25 packs four on a GPU",
+        low=0.0,
+        label="ray GPUs per candidate",
+        group=RAY,
+    )
+    ray_chunk: int = setting(
+        0,
+        "candidates per Ray task (> 1: trained together by the batched evaluator); "
+        "0 = a whole CNN step per task on GPUs, else one candidate per task",
+        low=0,
+        group=RAY,
+    )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,11 +157,15 @@ class SearchConfig:
         """Ranges and choices from the declarations, then what one field alone cannot say."""
         check_settings(self)
         checks = [
-            (self.task != "rnn" or self.emb == self.hidden,
-             f"emb ({self.emb}) must equal hidden ({self.hidden}): the decoder is tied to the embedding"),
-            (self.embedding_init == "uniform" or (self.embedding_init.startswith("glove:")
-                                                  and len(self.embedding_init) > len("glove:")),
-             f"embedding init must be uniform or glove:PATH, not {self.embedding_init!r}"),
+            (
+                self.task != "rnn" or self.emb == self.hidden,
+                f"emb ({self.emb}) must equal hidden ({self.hidden}): the decoder is tied to the embedding",
+            ),
+            (
+                self.embedding_init == "uniform"
+                or (self.embedding_init.startswith("glove:") and len(self.embedding_init) > len("glove:")),
+                f"embedding init must be uniform or glove:PATH, not {self.embedding_init!r}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -134,19 +186,57 @@ PRESETS: dict[tuple[str, str], dict] = {
     # paper's divergence rule fires on healthy candidates. 60 images a class keep accuracy near 90%, not
     # saturated. Digits is easy: small cells match big ones, so the cost term alone would shrink to 1-2
     # edges; keep 0.5 stops at half the edges, so the best snapshot is a real cell (the page says why).
-    ("cnn", "demo"): dict(data="digits", nodes=5, k=4, epochs=3, keep_fraction=0.5, stem_channels=16,
-                          base_width=8, batch_size=32, per_class_train=60, noise_seeds=3, control=5),
+    ("cnn", "demo"): dict(
+        data="digits",
+        nodes=5,
+        k=4,
+        epochs=3,
+        keep_fraction=0.5,
+        stem_channels=16,
+        base_width=8,
+        batch_size=32,
+        per_class_train=60,
+        noise_seeds=3,
+        control=5,
+    ),
     # The paper's RNN search: N=6 (15 edges), k=10, e=h=100, 10 epochs, PTB proxy, keep 25%.
-    ("rnn", "paper"): dict(data="ptb-proxy", nodes=6, k=10, epochs=10, keep_fraction=0.25, lr=20.0,
-                           batch_size=128, weight_decay=0.0, emb=100, hidden=100, bptt=35, clip=0.25),
+    ("rnn", "paper"): dict(
+        data="ptb-proxy",
+        nodes=6,
+        k=10,
+        epochs=10,
+        keep_fraction=0.25,
+        lr=20.0,
+        batch_size=128,
+        weight_decay=0.0,
+        emb=100,
+        hidden=100,
+        bptt=35,
+        clip=0.25,
+    ),
     # Laptop demo on the embedded corpus (Python's own docs): a 500-word vocabulary (unigram perplexity
     # ~107), e=h=64, batch 64, 5 epochs of 20 batches. The official schedule divides lr by 10 after the
     # 0-based epochs E-4 and E-2, so E=5 trains 2 epochs at lr 20, 2 at 2 and 1 at 0.2 (with E=4 the
     # first drop would come after one epoch). Candidates reach perplexity ~85-100, and at most steps
     # their spread is several times the noise measured over 3 seeds.
-    ("rnn", "demo"): dict(data="embedded", nodes=4, k=3, epochs=5, keep_fraction=0.4, lr=20.0,
-                          batch_size=64, weight_decay=0.0, emb=64, hidden=64, bptt=20, clip=0.25,
-                          max_vocab=500, max_batches=20, noise_seeds=3, control=5),
+    ("rnn", "demo"): dict(
+        data="embedded",
+        nodes=4,
+        k=3,
+        epochs=5,
+        keep_fraction=0.4,
+        lr=20.0,
+        batch_size=64,
+        weight_decay=0.0,
+        emb=64,
+        hidden=64,
+        bptt=20,
+        clip=0.25,
+        max_vocab=500,
+        max_batches=20,
+        noise_seeds=3,
+        control=5,
+    ),
 }
 PRESET_NAMES = ("demo", "paper")
 

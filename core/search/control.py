@@ -8,6 +8,7 @@ included), through the same evaluator interface. All seeds derive from the run's
 and the sample, so a control is reproducible and a resumed one trains what the uninterrupted one
 would have; every cell is committed on its own (core.store.controls).
 """
+
 from __future__ import annotations
 
 import random
@@ -51,7 +52,7 @@ from core.store.runs import (
 )
 
 DEFAULT_SAMPLES, MAX_SAMPLES = 5, 50
-CONTROL_STEP = -1   # the `step` the evaluators see for control cells (no search step trains them)
+CONTROL_STEP = -1  # the `step` the evaluators see for control cells (no search step trains them)
 
 
 class ControlError(UserError, ValueError):
@@ -128,8 +129,14 @@ def check_samples(samples: int) -> int:
 
 
 # ----- training them ------------------------------------------------------------------------
-def run_control(store: Store, run_id: int, samples: int = DEFAULT_SAMPLES, edges: list[int] | None = None,
-                observer: ControlObserver | None = None, stop_event: threading.Event | None = None) -> str:
+def run_control(
+    store: Store,
+    run_id: int,
+    samples: int = DEFAULT_SAMPLES,
+    edges: list[int] | None = None,
+    observer: ControlObserver | None = None,
+    stop_event: threading.Event | None = None,
+) -> str:
     """Train (or resume, or extend) the control of `run_id`; returns its final status. A run has
     one control with one r: counts asked for are added to its counts, r is the larger of the two.
     Bad input is refused before anything is written; committed cells are never trained again."""
@@ -156,12 +163,23 @@ def run_control(store: Store, run_id: int, samples: int = DEFAULT_SAMPLES, edges
     return status
 
 
-def _control(store: Store, run_id: int, cfg: SearchConfig, dense: Genotype, targets: list[int], samples: int,
-             device: torch.device, obs: ControlObserver, stop: threading.Event) -> str:
+def _control(
+    store: Store,
+    run_id: int,
+    cfg: SearchConfig,
+    dense: Genotype,
+    targets: list[int],
+    samples: int,
+    device: torch.device,
+    obs: ControlObserver,
+    stop: threading.Event,
+) -> str:
     have = {(c.target, c.sample) for c in control_cells(store, run_id)}
     total = len(targets) * samples
-    todo = {t: [(s, None, g) for s, g in enumerate(random_cells(dense, cfg.seed, t, samples)) if (t, s) not in have]
-            for t in targets}
+    todo = {
+        t: [(s, None, g) for s, g in enumerate(random_cells(dense, cfg.seed, t, samples)) if (t, s) not in have]
+        for t in targets
+    }
     if not any(todo.values()):
         return FINISHED
     log = lambda msg: obs.on_log(run_id, msg)  # noqa: E731
@@ -169,8 +187,10 @@ def _control(store: Store, run_id: int, cfg: SearchConfig, dense: Genotype, targ
     prepare_evaluator(task, log)
     set_control_evaluator(store, run_id, task.evaluator)
     done = [len(have & {(t, s) for t in targets for s in range(samples)})]
-    log(f"control of run {run_id}: {total - done[0]} random cells to train at {targets} edges "
-        f"({samples} per count), evaluator {task.evaluator}")
+    log(
+        f"control of run {run_id}: {total - done[0]} random cells to train at {targets} edges "
+        f"({samples} per count), evaluator {task.evaluator}"
+    )
     obs.on_start(run_id, done[0], total)
     should_stop = _stop_poller(store, run_id, stop)
     for target, jobs in todo.items():
@@ -178,18 +198,34 @@ def _control(store: Store, run_id: int, cfg: SearchConfig, dense: Genotype, targ
             continue
         progress = [ControlProgress(target=target, done=done[0], total=total, started=time.time())]  # the latest
         beat_control(store, run_id, progress[0])
-        records = evaluate(StepJob(task, CONTROL_STEP, jobs, count_seed(cfg.seed, target), should_stop,
-                                   _epoch_beat(store, run_id, progress),
-                                   _committer(store, run_id, target, done, total, progress, obs)))
+        records = evaluate(
+            StepJob(
+                task,
+                CONTROL_STEP,
+                jobs,
+                count_seed(cfg.seed, target),
+                should_stop,
+                _epoch_beat(store, run_id, progress),
+                _committer(store, run_id, target, done, total, progress, obs),
+            )
+        )
         if stop.is_set() or len(records) < len(jobs) or any(r.status == STOPPED for r in records):
             return STOPPED
     log(f"control of run {run_id}: finished, {total} random cells")
     return FINISHED
 
 
-def _committer(store: Store, run_id: int, target: int, done: list[int], total: int, progress: list[ControlProgress],
-               obs: ControlObserver) -> Callable[[CandidateRecord], None]:
+def _committer(
+    store: Store,
+    run_id: int,
+    target: int,
+    done: list[int],
+    total: int,
+    progress: list[ControlProgress],
+    obs: ControlObserver,
+) -> Callable[[CandidateRecord], None]:
     """on_result: each trained cell is committed at once (a stopped one is not: it trains again)."""
+
     def on_result(rec: CandidateRecord) -> None:
         if rec.status == STOPPED:
             return
@@ -199,6 +235,7 @@ def _committer(store: Store, run_id: int, target: int, done: list[int], total: i
         progress[0] = replace(progress[0], done=done[0], cells=(*progress[0].cells, cell.to_dict()))
         beat_control(store, run_id, progress[0])
         obs.on_cell(run_id, cell, done[0], total)
+
     return on_result
 
 
@@ -209,6 +246,7 @@ def _epoch_beat(store: Store, run_id: int, progress: list[ControlProgress]) -> C
         if time.time() - last[0] > 1.0:
             last[0] = time.time()
             beat_control(store, run_id, replace(progress[0], sample=idx, epoch=row.get("epoch")))
+
     return on_epoch
 
 
@@ -222,29 +260,56 @@ def _stop_poller(store: Store, run_id: int, stop: threading.Event) -> Callable[[
             if control_stop_requested(store, run_id):
                 stop.set()
         return stop.is_set()
+
     return should_stop
 
 
 def to_cell(rec: CandidateRecord, target: int) -> ControlCell:
-    return ControlCell(target=target, sample=rec.idx, genotype=rec.genotype, status=rec.status,
-                       accuracy=rec.accuracy, perplexity=rec.perplexity, macs=rec.macs, flops=rec.flops,
-                       params=rec.params, score=rec.score, epochs=rec.epochs, stop_reason=rec.stop_reason,
-                       wall_s=rec.wall_s, error=rec.error, history=rec.history, worker=rec.worker)
+    return ControlCell(
+        target=target,
+        sample=rec.idx,
+        genotype=rec.genotype,
+        status=rec.status,
+        accuracy=rec.accuracy,
+        perplexity=rec.perplexity,
+        macs=rec.macs,
+        flops=rec.flops,
+        params=rec.params,
+        score=rec.score,
+        epochs=rec.epochs,
+        stop_reason=rec.stop_reason,
+        wall_s=rec.wall_s,
+        error=rec.error,
+        history=rec.history,
+        worker=rec.worker,
+    )
 
 
-def search_then_control(store: Store, run_id: int, observer=None, stop_event: threading.Event | None = None,
-                        control_observer: ControlObserver | None = None) -> str:
+def search_then_control(
+    store: Store,
+    run_id: int,
+    observer=None,
+    stop_event: threading.Event | None = None,
+    control_observer: ControlObserver | None = None,
+) -> str:
     """The search, then (when it finished and its settings ask for one, `control` > 0) its
     control; returns the search's status."""
     from core.search.loop import run_search
+
     stop = stop_event or threading.Event()
     status = run_search(store, run_id, observer, stop)
     control_after_search(store, run_id, status, stop, observer, control_observer)
     return status
 
 
-def control_after_search(store: Store, run_id: int, status: str, stop: threading.Event, observer=None,
-                         control_observer: ControlObserver | None = None) -> None:
+def control_after_search(
+    store: Store,
+    run_id: int,
+    status: str,
+    stop: threading.Event,
+    observer=None,
+    control_observer: ControlObserver | None = None,
+) -> None:
     """Train the control a finished search's settings ask for (`control` > 0). A control that
     cannot start is logged, not raised: the search itself succeeded."""
     samples = int(store.get_run(run_id).config.get("control") or 0)

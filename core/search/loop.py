@@ -6,6 +6,7 @@ All randomness is derived from (seed, step), so a resumed run draws what the
 uninterrupted one would have. Observers follow the search live in the same process;
 the store stays the source of truth.
 """
+
 from __future__ import annotations
 
 import queue
@@ -65,10 +66,17 @@ class QueueObserver(Observer):
         except queue.Full:  # a reader that stopped reading must not stall the search
             pass
 
-    def on_log(self, run_id, message): self._put("log", run_id, message)
-    def on_candidate(self, run_id, record, i, k): self._put("candidate", run_id, record)
-    def on_step(self, run_id, step, candidates): self._put("step", run_id, step)
-    def on_end(self, run_id, status, error): self._put("end", run_id, (status, error))
+    def on_log(self, run_id, message):
+        self._put("log", run_id, message)
+
+    def on_candidate(self, run_id, record, i, k):
+        self._put("candidate", run_id, record)
+
+    def on_step(self, run_id, step, candidates):
+        self._put("step", run_id, step)
+
+    def on_end(self, run_id, status, error):
+        self._put("end", run_id, (status, error))
 
 
 class SearchError(UserError, RuntimeError):
@@ -90,6 +98,7 @@ def check_startable(cfg: SearchConfig) -> None:
     check_data(cfg.data_spec)
     if cfg.task == "rnn" and cfg.embedding_init.startswith("glove:"):
         from core.data.glove import check_glove_file, glove_path
+
         check_glove_file(glove_path(cfg.embedding_init), cfg.emb)
     check_evaluator(cfg)
 
@@ -108,8 +117,9 @@ def choose(records: list[CandidateRecord]) -> CandidateRecord | None:
     return max(ok, key=lambda r: (r.score, -r.genotype.num_edges, -r.idx)) if ok else None
 
 
-def run_search(store: Store, run_id: int, observer: Observer | None = None,
-               stop_event: threading.Event | None = None) -> str:
+def run_search(
+    store: Store, run_id: int, observer: Observer | None = None, stop_event: threading.Event | None = None
+) -> str:
     """Run (or resume) a search to its end, a stop request, or a failure; returns the final status."""
     obs = observer or Observer()
     stop_event = stop_event or threading.Event()
@@ -118,7 +128,7 @@ def run_search(store: Store, run_id: int, observer: Observer | None = None,
     device = search_device(cfg)  # e.g. no CUDA on this machine: refused, the run untouched
     label = describe(device, resolve_precision(cfg.precision, device))  # the precision that really trains
     store.claim(run_id, label, "")  # before loading data, atomic: a second claimer is
-    try:                            # refused (StoreError) and changes nothing
+    try:  # refused (StoreError) and changes nothing
         status = _search(store, run_id, cfg, device, obs, stop_event)
         error = ""
     except Exception as exc:  # recorded, not swallowed: the run says why it failed
@@ -130,8 +140,9 @@ def run_search(store: Store, run_id: int, observer: Observer | None = None,
     return status
 
 
-def _search(store: Store, run_id: int, cfg: SearchConfig, device: torch.device, obs: Observer,
-            stop: threading.Event) -> str:
+def _search(
+    store: Store, run_id: int, cfg: SearchConfig, device: torch.device, obs: Observer, stop: threading.Event
+) -> str:
     task = make_task(cfg, device, lambda msg: obs.on_log(run_id, msg))
     corpus = getattr(task, "corpus", None)  # an RNN task's loaded corpus: readers need its vocabulary size
     if corpus is not None:
@@ -142,13 +153,23 @@ def _search(store: Store, run_id: int, cfg: SearchConfig, device: torch.device, 
         close_evaluator(task)
 
 
-def _search_steps(store: Store, run_id: int, cfg: SearchConfig, device: torch.device, obs: Observer,
-                  stop: threading.Event, task: ProxyTask) -> str:
+def _search_steps(
+    store: Store,
+    run_id: int,
+    cfg: SearchConfig,
+    device: torch.device,
+    obs: Observer,
+    stop: threading.Event,
+    task: ProxyTask,
+) -> str:
     cluster = prepare_evaluator(task, lambda msg: obs.on_log(run_id, msg))
     store.set_evaluator(run_id, task.evaluator)
     store.set_cluster(run_id, cluster)
-    obs.on_log(run_id, f"run {run_id}: {cfg.task} search on {describe(device, task.precision)}, "
-                       f"evaluator {task.evaluator}, precision {task.precision} ({cfg.precision})")
+    obs.on_log(
+        run_id,
+        f"run {run_id}: {cfg.task} search on {describe(device, task.precision)}, "
+        f"evaluator {task.evaluator}, precision {task.precision} ({cfg.precision})",
+    )
     steps = store.steps(run_id)
     if not steps:
         dense = Genotype.dense(cfg.task, cfg.nodes, cfg.seed, name=f"run{run_id}-dense")
@@ -164,8 +185,7 @@ def _search_steps(store: Store, run_id: int, cfg: SearchConfig, device: torch.de
     while True:
         current, step = steps[-1].genotype, steps[-1].step + 1
         edges = step_candidates(current, cfg.k, cfg.seed, step)
-        done = (current.num_edges <= cfg.target_edges() or not edges
-                or (cfg.max_steps and step > cfg.max_steps))
+        done = current.num_edges <= cfg.target_edges() or not edges or (cfg.max_steps and step > cfg.max_steps)
         if done:
             best = best_of(store.steps(run_id))
             obs.on_log(run_id, f"finished: best snapshot step {best.step if best else '-'}")
@@ -187,11 +207,21 @@ def _stop_poller(store: Store, run_id: int, stop: threading.Event) -> Callable[[
             if store.stop_requested(run_id):
                 stop.set()
         return stop.is_set()
+
     return should_stop
 
 
-def _do_step(store: Store, run_id: int, cfg: SearchConfig, task: ProxyTask, obs: Observer,
-             stop: threading.Event, step: int, current: Genotype, jobs: list) -> bool:
+def _do_step(
+    store: Store,
+    run_id: int,
+    cfg: SearchConfig,
+    task: ProxyTask,
+    obs: Observer,
+    stop: threading.Event,
+    step: int,
+    current: Genotype,
+    jobs: list,
+) -> bool:
     """Train the step's candidates and commit the step; False if a stop request cut it short."""
     t0, k = time.time(), len(jobs)
     progress = [SearchProgress(step=step, k=k, edges=current.num_edges, started=t0)]  # the latest, for the callbacks
@@ -210,8 +240,9 @@ def _do_step(store: Store, run_id: int, cfg: SearchConfig, task: ProxyTask, obs:
         store.beat(run_id, progress[0])
         obs.on_candidate(run_id, rec, progress[0].candidate, k)
 
-    records = evaluate(StepJob(task, step, jobs, derive_seed(cfg.seed, step), _stop_poller(store, run_id, stop),
-                               on_epoch, on_result))
+    records = evaluate(
+        StepJob(task, step, jobs, derive_seed(cfg.seed, step), _stop_poller(store, run_id, stop), on_epoch, on_result)
+    )
     if stop.is_set() or len(records) < k or any(r.status == STOPPED for r in records):
         return False
     # step 0: the first seed is the baseline (the others only measure noise), so that
@@ -219,9 +250,19 @@ def _do_step(store: Store, run_id: int, cfg: SearchConfig, task: ProxyTask, obs:
     best = choose([r for r in records if r.idx == 0] if step == 0 else records) or choose(records)
     if best is None:
         raise SearchError(f"every candidate of step {step} failed: {records[0].error or records[0].stop_reason}")
-    rec = StepRecord(step=step, edges=best.genotype.num_edges, removed=best.edge, genotype=best.genotype,
-                     score=best.score, accuracy=best.accuracy, perplexity=best.perplexity, macs=best.macs,
-                     flops=best.flops, params=best.params, wall_s=round(time.time() - t0, 3))
+    rec = StepRecord(
+        step=step,
+        edges=best.genotype.num_edges,
+        removed=best.edge,
+        genotype=best.genotype,
+        score=best.score,
+        accuracy=best.accuracy,
+        perplexity=best.perplexity,
+        macs=best.macs,
+        flops=best.flops,
+        params=best.params,
+        wall_s=round(time.time() - t0, 3),
+    )
     store.commit_step(run_id, rec, records)
     what = "baseline (dense)" if best.edge is None else f"removed {edge_str(best.edge)}"
     obs.on_log(run_id, f"step {step}: {what}, {rec.edges} edges left, score {rec.score:.4f}")

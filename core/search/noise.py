@@ -4,6 +4,7 @@ At step 0 the dense DAG is trained `noise_seeds` times, each with its own initia
 (the candidates of a step differ the same way). The spread of those quality figures is the
 noise: a gap between two candidates smaller than it says nothing about the two cells.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,13 @@ def measure_noise(task: str, baseline: Sequence[CandidateRecord]) -> dict:
     values = [getattr(r, metric) for r in baseline if r.status == "ok"]
     values = [v for v in values if v is not None and math.isfinite(v)]
     std = stdev(values) if len(values) >= 2 else None
-    return {"metric": metric, "std": std, "seeds": len(baseline), "mean": fmean(values) if values else None,
-            "values": values}
+    return {
+        "metric": metric,
+        "std": std,
+        "seeds": len(baseline),
+        "mean": fmean(values) if values else None,
+        "values": values,
+    }
 
 
 def noise_std(noise: dict | None) -> float | None:

@@ -22,6 +22,7 @@ weights cannot recover, so the remaining epochs would be wasted) and score the c
 its best completed epoch, as the official would; it fails only if no epoch completed
 (nan_outcome, shared with the batched evaluator).
 """
+
 from __future__ import annotations
 
 import math
@@ -58,18 +59,19 @@ ERROR_CHARS = 300
 @dataclass
 class ProxyTrainConfig:
     """The paper's proxy-training settings (docs/FIDELITY.md, CNN search); tests shrink them for speed."""
+
     epochs: int = 20
     batch_size: int = 128
     lr: float = 4e-3
-    weight_decay: float = 1e-5     # Keras L2: + weight_decay x sum(w^2) of conv, pointwise, dense kernels
-    shortcut_l2: float = 4e-5      # the official shortcut 1x1 conv keeps the library default l2(4e-5)
-    train_acc_stop: float = 0.98   # stop an epoch early once the running train accuracy passes this
-    patience: int = 5              # stop after this many epochs without a new best val accuracy
-    floor_epoch: int = 4           # at this epoch (counting from 1) only ...
-    floor_acc: float = 0.20        # ... stop if val accuracy is below this
-    diverge_ratio: float = 3.0     # stop if val loss > ratio x running train loss
-    momentum: float = 0.99         # of the running (EMA) train accuracy and loss
-    max_batches: int = 0           # > 0: train only this many batches an epoch (demos, tests)
+    weight_decay: float = 1e-5  # Keras L2: + weight_decay x sum(w^2) of conv, pointwise, dense kernels
+    shortcut_l2: float = 4e-5  # the official shortcut 1x1 conv keeps the library default l2(4e-5)
+    train_acc_stop: float = 0.98  # stop an epoch early once the running train accuracy passes this
+    patience: int = 5  # stop after this many epochs without a new best val accuracy
+    floor_epoch: int = 4  # at this epoch (counting from 1) only ...
+    floor_acc: float = 0.20  # ... stop if val accuracy is below this
+    diverge_ratio: float = 3.0  # stop if val loss > ratio x running train loss
+    momentum: float = 0.99  # of the running (EMA) train accuracy and loss
+    max_batches: int = 0  # > 0: train only this many batches an epoch (demos, tests)
 
 
 class _ModelError(Exception):
@@ -88,6 +90,7 @@ class _UserStop(Exception):
 class EpochStats:
     """What one epoch measured: the inputs of the stop rules. train_loss/acc are the epoch's
     means (for the curves); running_loss/acc are the EMAs the rules use (None: the means)."""
+
     train_loss: float
     train_acc: float
     val_loss: float
@@ -103,9 +106,17 @@ class EpochStats:
 
     def row(self, epoch: int, lr: float, seconds: float) -> dict:
         """The history row of this epoch."""
-        return {"epoch": epoch, "lr": lr, "train_loss": self.train_loss, "train_acc": self.train_acc,
-                "train_loss_ema": self.running_loss, "train_acc_ema": self.running_acc,
-                "val_loss": self.val_loss, "val_acc": self.val_acc, "seconds": seconds}
+        return {
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": self.train_loss,
+            "train_acc": self.train_acc,
+            "train_loss_ema": self.running_loss,
+            "train_acc_ema": self.running_acc,
+            "val_loss": self.val_loss,
+            "val_acc": self.val_acc,
+            "seconds": seconds,
+        }
 
 
 class Running:
@@ -139,7 +150,7 @@ def l2_coefficients(model: nn.Module, cfg: ProxyTrainConfig) -> dict[str, float]
         if not isinstance(mod, (nn.Conv2d, nn.Linear)):
             continue
         if isinstance(mod, nn.Conv2d) and mod.groups > 1 and mod.groups == mod.in_channels:
-            continue                                        # depthwise
+            continue  # depthwise
         key = f"{name}.weight" if name else "weight"
         coef[key] = cfg.shortcut_l2 if ".shortcut." in f".{name}." else cfg.weight_decay
     return coef
@@ -163,9 +174,16 @@ def nan_outcome(completed_epochs: int) -> tuple[str, str]:
     return FAILED, "loss became NaN or infinite in epoch 1"
 
 
-def train_proxy(model: nn.Module, data: ImageData, cfg: ProxyTrainConfig, data_seed: int,
-                device: torch.device | str = "cpu", should_stop: Callable[[], bool] | None = None,
-                on_epoch: Callable[[dict], None] | None = None, precision: str = "fp32") -> TrainResult:
+def train_proxy(
+    model: nn.Module,
+    data: ImageData,
+    cfg: ProxyTrainConfig,
+    data_seed: int,
+    device: torch.device | str = "cpu",
+    should_stop: Callable[[], bool] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    precision: str = "fp32",
+) -> TrainResult:
     """Train an initialised `model` on `data` with the proxy recipe and early stopping.
 
     `precision` "bf16" runs forward and backward under bf16 autocast (weights, Adam and the
@@ -225,12 +243,20 @@ class BestEpoch:
             self.acc, self.epoch = acc, epoch
 
 
-def finished_result(status: str, reason: str, best: BestEpoch, history: list[dict], wall_s: float,
-                    error: str = "") -> TrainResult:
+def finished_result(
+    status: str, reason: str, best: BestEpoch, history: list[dict], wall_s: float, error: str = ""
+) -> TrainResult:
     """A CNN candidate's result when its training ends: the best epoch's accuracy, none if it failed."""
     acc = best.acc if status != FAILED else None
-    return TrainResult(status=status, accuracy=acc, epochs=len(history), stop_reason=reason,
-                       wall_s=wall_s, error=error, history=history)
+    return TrainResult(
+        status=status,
+        accuracy=acc,
+        epochs=len(history),
+        stop_reason=reason,
+        wall_s=wall_s,
+        error=error,
+        history=history,
+    )
 
 
 def stop_reason(cfg: ProxyTrainConfig, epoch: int, stats: EpochStats, best_epoch: int) -> str | None:
@@ -249,9 +275,16 @@ def stop_reason(cfg: ProxyTrainConfig, epoch: int, stats: EpochStats, best_epoch
     return None
 
 
-def _run_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: ImageData, cfg: ProxyTrainConfig,
-               data_seed: int, epoch: int, should_stop: Callable[[], bool] | None,
-               dtype: torch.dtype | None = None) -> EpochStats:
+def _run_epoch(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    data: ImageData,
+    cfg: ProxyTrainConfig,
+    data_seed: int,
+    epoch: int,
+    should_stop: Callable[[], bool] | None,
+    dtype: torch.dtype | None = None,
+) -> EpochStats:
     """One training pass (possibly cut short by the train-accuracy rule) and one validation."""
     running = _train_pass(model, opt, data, cfg, data_seed, epoch, should_stop, dtype)
     with _model_errors():
@@ -262,9 +295,16 @@ def _run_epoch(model: nn.Module, opt: torch.optim.Optimizer, data: ImageData, cf
     return stats
 
 
-def _train_pass(model: nn.Module, opt: torch.optim.Optimizer, data: ImageData, cfg: ProxyTrainConfig,
-                data_seed: int, epoch: int, should_stop: Callable[[], bool] | None,
-                dtype: torch.dtype | None = None) -> Running:
+def _train_pass(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    data: ImageData,
+    cfg: ProxyTrainConfig,
+    data_seed: int,
+    epoch: int,
+    should_stop: Callable[[], bool] | None,
+    dtype: torch.dtype | None = None,
+) -> Running:
     """Train over the epoch's batches; returns the epoch's Running (EMAs and means).
 
     The running accuracy must be known after every batch for the early epoch break, so each
@@ -289,8 +329,9 @@ def _train_pass(model: nn.Module, opt: torch.optim.Optimizer, data: ImageData, c
     return running
 
 
-def _train_step(model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor,
-                dtype: torch.dtype | None = None) -> Tensor:
+def _train_step(
+    model: nn.Module, opt: torch.optim.Optimizer, x: Tensor, y: Tensor, dtype: torch.dtype | None = None
+) -> Tensor:
     """One Adam step; returns [mean batch loss, correct count] as a device tensor (no sync).
     The loss is the cross-entropy only (the official running loss has no L2 term either),
     computed in fp32 whatever the autocast dtype."""
@@ -325,5 +366,15 @@ def _model_errors() -> Iterator[None]:
         raise _ModelError(one_line(exc, typed=True, limit=ERROR_CHARS)) from exc
 
 
-__all__ = ["ProxyTrainConfig", "EpochStats", "Running", "train_proxy", "stop_reason", "nan_outcome",
-           "l2_coefficients", "adam_groups", "BestEpoch", "finished_result"]
+__all__ = [
+    "ProxyTrainConfig",
+    "EpochStats",
+    "Running",
+    "train_proxy",
+    "stop_reason",
+    "nan_outcome",
+    "l2_coefficients",
+    "adam_groups",
+    "BestEpoch",
+    "finished_result",
+]

@@ -7,6 +7,7 @@ CPU the same initial weights give the same result. Everything that can go wrong 
 candidate (divergence, NaN, a crash) becomes a TrainResult, never an exception, so one
 bad DAG cannot stop a search.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,8 @@ from typing import Callable, Iterator
 import torch
 from torch import Tensor
 
-from core.errors import one_line
 from core.data.corpus import Corpus, batchify
+from core.errors import one_line
 from core.nets.bptt import perplexity, train_bptt_epoch
 from core.nets.evaluate import evaluate_lm
 from core.nets.rnn import RNNLanguageModel
@@ -42,6 +43,7 @@ LR_DECAY = 0.1
 @dataclass
 class RNNProxyConfig:
     """Search-time training settings (docs/FIDELITY.md, RNN search)."""
+
     epochs: int = 10
     lr: float = 20.0
     clip: float = 0.25
@@ -49,11 +51,11 @@ class RNNProxyConfig:
     bptt: int = 35
     patience: int = 4
     diverge_ratio: float = 3.0
-    loss_momentum: float = 0.9                  # EMA of batch train losses for the divergence rule
+    loss_momentum: float = 0.9  # EMA of batch train losses for the divergence rule
     max_loss: float = 30.0
-    max_batches_per_epoch: int | None = None    # cap for demo/tests
-    eval_batch_size: int = 10                   # narrow columns: long context for validation
-    max_eval_batches: int | None = None         # cap for demo/tests
+    max_batches_per_epoch: int | None = None  # cap for demo/tests
+    eval_batch_size: int = 10  # narrow columns: long context for validation
+    max_eval_batches: int | None = None  # cap for demo/tests
 
 
 def lr_at_epoch(cfg: RNNProxyConfig, epoch: int) -> float:
@@ -62,7 +64,7 @@ def lr_at_epoch(cfg: RNNProxyConfig, epoch: int) -> float:
     rate once e-1 > m for a milestone m. For E = 10: epochs 1-7 at lr, 8-9 at lr/10, 10 at
     lr/100. Negative milestones (E < 4) never fire, as `epoch == E - 4` never holds there."""
     drops = sum(1 for m in (cfg.epochs - 4, cfg.epochs - 2) if m >= 0 and epoch - 1 > m)
-    return cfg.lr * LR_DECAY ** drops
+    return cfg.lr * LR_DECAY**drops
 
 
 def _epoch_offsets(data_seed: int, bptt: int) -> Iterator[int]:
@@ -77,22 +79,43 @@ class _UserStop(Exception):
     """Raised between batches when should_stop() says so; turned into a STOPPED result."""
 
 
-def _train_epoch(model: RNNLanguageModel, opt: torch.optim.Optimizer, data: Tensor,
-                 cfg: RNNProxyConfig, offset: int, should_stop: Callable[[], bool] | None
-                 ) -> tuple[float, float]:
+def _train_epoch(
+    model: RNNLanguageModel,
+    opt: torch.optim.Optimizer,
+    data: Tensor,
+    cfg: RNNProxyConfig,
+    offset: int,
+    should_stop: Callable[[], bool] | None,
+) -> tuple[float, float]:
     """One pass of the shared truncated BPTT (core.nets.bptt). Returns (token-weighted mean
     training loss, moving loss): the moving loss is the official EMA of the per-batch losses,
     restarted each epoch, which the divergence rule compares with."""
-    out = train_bptt_epoch(model, opt, data, cfg.bptt, offset, cfg.clip, max_batches=cfg.max_batches_per_epoch,
-                           momentum=cfg.loss_momentum, should_stop=should_stop)
+    out = train_bptt_epoch(
+        model,
+        opt,
+        data,
+        cfg.bptt,
+        offset,
+        cfg.clip,
+        max_batches=cfg.max_batches_per_epoch,
+        momentum=cfg.loss_momentum,
+        should_stop=should_stop,
+    )
     if out is None:
         raise _UserStop
     return out.mean, out.moving
 
 
-def _run(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig, data_seed: int,
-         device: torch.device | str, should_stop: Callable[[], bool] | None,
-         on_epoch: Callable[[dict], None] | None, result: TrainResult) -> None:
+def _run(
+    model: RNNLanguageModel,
+    corpus: Corpus,
+    cfg: RNNProxyConfig,
+    data_seed: int,
+    device: torch.device | str,
+    should_stop: Callable[[], bool] | None,
+    on_epoch: Callable[[dict], None] | None,
+    result: TrainResult,
+) -> None:
     """The epoch loop; fills `result` in place so a stop or crash keeps the history so far."""
     model.to(device)
     train = batchify(corpus.train, cfg.batch_size, device)
@@ -112,9 +135,16 @@ def _run(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig, data_seed
         if should_stop is not None and should_stop():
             raise _UserStop
         val_loss = evaluate_lm(model, valid, cfg.bptt, cfg.max_eval_batches)
-        row = {"epoch": epoch, "train_loss": train_loss, "train_ppl": perplexity(train_loss),
-               "train_loss_ema": moving_loss, "val_loss": val_loss, "val_ppl": perplexity(val_loss), "lr": lr,
-               "seconds": time.perf_counter() - t0}
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_ppl": perplexity(train_loss),
+            "train_loss_ema": moving_loss,
+            "val_loss": val_loss,
+            "val_ppl": perplexity(val_loss),
+            "lr": lr,
+            "seconds": time.perf_counter() - t0,
+        }
         result.history.append(row)
         result.epochs = epoch
         if on_epoch is not None:
@@ -141,10 +171,16 @@ def _best_loss(result: TrainResult) -> float:
     return min(losses) if losses else math.nan
 
 
-def train_rnn_proxy(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig, data_seed: int,
-                    device: torch.device | str = "cpu",
-                    should_stop: Callable[[], bool] | None = None,
-                    on_epoch: Callable[[dict], None] | None = None, precision: str = "fp32") -> TrainResult:
+def train_rnn_proxy(
+    model: RNNLanguageModel,
+    corpus: Corpus,
+    cfg: RNNProxyConfig,
+    data_seed: int,
+    device: torch.device | str = "cpu",
+    should_stop: Callable[[], bool] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    precision: str = "fp32",
+) -> TrainResult:
     """Train `model` (already initialised) with SGD + clipping + truncated BPTT and return
     perplexity = exp(best validation loss); NaN (FAILED) if that loss is >= max_loss, as the
     official `math.exp(best_val_loss) if best_val_loss < 30 else nan`. A NaN/inf loss stops
@@ -152,7 +188,8 @@ def train_rnn_proxy(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig
     the candidate is scored from its best completed epoch, and fails only if none completed.
     Stops early after `patience` epochs without a new best validation loss, or when
     validation loss > diverge_ratio x the EMA (0.9) of the epoch's batch losses. The lr is
-    divided by 10 after epochs E-4 and E-2 (see lr_at_epoch). Torch's global RNG is forked and seeded with data_seed, so dropout (if any) is reproducible too and the
+    divided by 10 after epochs E-4 and E-2 (see lr_at_epoch). Torch's global RNG is forked and seeded
+    with data_seed, so dropout (if any) is reproducible too and the
     caller's RNG state is left untouched."""
     result = TrainResult(status=OK)
     t0 = time.perf_counter()
@@ -170,8 +207,11 @@ def train_rnn_proxy(model: RNNLanguageModel, corpus: Corpus, cfg: RNNProxyConfig
     best = _best_loss(result)
     if result.status == OK and not best < cfg.max_loss:
         result.status, result.stop_reason = FAILED, NAN
-        result.error = (f"best validation loss {best:.3g} is not below {cfg.max_loss:g}" if math.isfinite(best)
-                        else result.error or "no epoch completed")
+        result.error = (
+            f"best validation loss {best:.3g} is not below {cfg.max_loss:g}"
+            if math.isfinite(best)
+            else result.error or "no epoch completed"
+        )
     if result.status == FAILED:  # a failed candidate has no quality, whatever it reached
         result.perplexity = math.nan
     else:

@@ -5,6 +5,7 @@ network for a genotype, trains it with the paper's proxy rules, measures its cos
 applies the paper's score. The search loop hands a step's jobs, with the task, to the
 evaluator the task resolved (core.search.evaluators.evaluate).
 """
+
 from __future__ import annotations
 
 import math
@@ -33,12 +34,13 @@ def rnn_score(perplexity: float, flops: float) -> float:
 class ProxyTask(Protocol):
     """What the search loop and the evaluators use of a proxy task. The batched evaluator (CNN
     only) also reads CNNProxyTask's `data` (ImageData on the device) and `net` (CNNConfig)."""
-    kind: str                 # "cnn" or "rnn"
+
+    kind: str  # "cnn" or "rnn"
     device: torch.device
-    evaluator: str            # the resolved evaluator's name (resolve_evaluator)
+    evaluator: str  # the resolved evaluator's name (resolve_evaluator)
     cfg: SearchConfig
-    precision: str            # "fp32" or "bf16"
-    train_cfg: object         # ProxyTrainConfig (CNN) or RNNProxyConfig (RNN)
+    precision: str  # "fp32" or "bf16"
+    train_cfg: object  # ProxyTrainConfig (CNN) or RNNProxyConfig (RNN)
 
     def build(self, genotype: Genotype, seed: int) -> torch.nn.Module: ...
 
@@ -55,26 +57,41 @@ class ProxyTask(Protocol):
 
 class CNNProxyTask:
     """CIFAR-10 (or digits) proxy classification with the paper's proxy network."""
+
     kind = "cnn"
 
-    def __init__(self, cfg: SearchConfig, device: torch.device, log: Callable[[str], None],
-                 data=None) -> None:
+    def __init__(self, cfg: SearchConfig, device: torch.device, log: Callable[[str], None], data=None) -> None:
         """`data`: the proxy ImageData when the caller has it already (a Ray worker), else loaded."""
         from core.data.images import load_proxy
         from core.nets.cnn import proxy_config
         from core.search.proxy_cnn import ProxyTrainConfig
+
         self.cfg, self.device = cfg, device
         self.precision = resolve_precision(cfg.precision, device)  # "fp32" or "bf16"
         self.evaluator = resolve_evaluator(cfg, device, log)
         if data is None:
-            data = load_proxy(cfg.data_spec, seed=cfg.seed, per_class_train=cfg.per_class_train,
-                              per_class_val=cfg.per_class_val, log=log)
+            data = load_proxy(
+                cfg.data_spec,
+                seed=cfg.seed,
+                per_class_train=cfg.per_class_train,
+                per_class_val=cfg.per_class_val,
+                log=log,
+            )
         self.data = data.to(device)
-        self.net = proxy_config(in_channels=data.in_channels, num_classes=data.num_classes,
-                                input_size=data.input_size, stem_channels=cfg.stem_channels,
-                                base_width=cfg.base_width)
-        self.train_cfg = ProxyTrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                                          weight_decay=cfg.weight_decay, max_batches=cfg.max_batches)
+        self.net = proxy_config(
+            in_channels=data.in_channels,
+            num_classes=data.num_classes,
+            input_size=data.input_size,
+            stem_channels=cfg.stem_channels,
+            base_width=cfg.base_width,
+        )
+        self.train_cfg = ProxyTrainConfig(
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            weight_decay=cfg.weight_decay,
+            max_batches=cfg.max_batches,
+        )
         self._costs: dict[str, Cost] = {}
 
     def worker_data(self):
@@ -82,12 +99,14 @@ class CNNProxyTask:
 
     def cost(self, genotype: Genotype) -> Cost:
         from core.nets.cnn import cnn_cost
+
         if genotype.hash not in self._costs:
             self._costs[genotype.hash] = cnn_cost(genotype, self.net)
         return self._costs[genotype.hash]
 
     def build(self, genotype: Genotype, seed: int) -> torch.nn.Module:
         from core.nets.cnn import build_cnn
+
         torch.manual_seed(seed)
         return build_cnn(genotype, self.net)
 
@@ -97,28 +116,45 @@ class CNNProxyTask:
 
     def train(self, model, data_seed, should_stop, on_epoch) -> TrainResult:
         from core.search.proxy_cnn import train_proxy
-        return train_proxy(model, self.data, self.train_cfg, data_seed=data_seed, device=self.device,
-                           should_stop=should_stop, on_epoch=on_epoch, precision=self.precision)
+
+        return train_proxy(
+            model,
+            self.data,
+            self.train_cfg,
+            data_seed=data_seed,
+            device=self.device,
+            should_stop=should_stop,
+            on_epoch=on_epoch,
+            precision=self.precision,
+        )
 
 
 class RNNProxyTask:
     """Penn Treebank (or the embedded corpus) language modelling with the DAG RNN cell."""
+
     kind = "rnn"
 
-    def __init__(self, cfg: SearchConfig, device: torch.device, log: Callable[[str], None],
-                 corpus=None) -> None:
+    def __init__(self, cfg: SearchConfig, device: torch.device, log: Callable[[str], None], corpus=None) -> None:
         """`corpus`: the tokenised Corpus when the caller has it already (a Ray worker), else loaded."""
         from core.data.corpus import load_corpus
         from core.search.proxy_rnn import RNNProxyConfig
+
         self.cfg, self.device = cfg, device
         self.precision = resolve_precision(cfg.precision, device)  # "fp32" or "bf16" (the decoder)
         self.evaluator = resolve_evaluator(cfg, device, log)
-        self.corpus = corpus if corpus is not None else load_corpus(cfg.data_spec, max_vocab=cfg.max_vocab or None, log=log)
+        self.corpus = (
+            corpus if corpus is not None else load_corpus(cfg.data_spec, max_vocab=cfg.max_vocab or None, log=log)
+        )
         self.pretrained = _pretrained_embedding(cfg, self.corpus.vocab, log)
-        self.train_cfg = RNNProxyConfig(epochs=cfg.epochs, lr=cfg.lr, clip=cfg.clip,
-                                        batch_size=cfg.batch_size, bptt=cfg.bptt,
-                                        max_batches_per_epoch=cfg.max_batches or None,
-                                        eval_batch_size=cfg.batch_size)  # the cell runs step by step:
+        self.train_cfg = RNNProxyConfig(
+            epochs=cfg.epochs,
+            lr=cfg.lr,
+            clip=cfg.clip,
+            batch_size=cfg.batch_size,
+            bptt=cfg.bptt,
+            max_batches_per_epoch=cfg.max_batches or None,
+            eval_batch_size=cfg.batch_size,
+        )  # the cell runs step by step:
         # validating 10 columns (the DARTS habit) costs more sequential steps than training does
 
     def worker_data(self):
@@ -126,10 +162,12 @@ class RNNProxyTask:
 
     def cost(self, genotype: Genotype) -> Cost:
         from core.nets.rnn import rnn_cost
+
         return rnn_cost(genotype, self.cfg.emb, self.cfg.hidden, self.corpus.vocab_size)
 
     def build(self, genotype: Genotype, seed: int) -> torch.nn.Module:
         from core.nets.rnn import RNNLanguageModel
+
         torch.manual_seed(seed)
         model = RNNLanguageModel(genotype, self.corpus.vocab_size, emb=self.cfg.emb, hidden=self.cfg.hidden)
         if self.pretrained is not None:
@@ -143,8 +181,17 @@ class RNNProxyTask:
 
     def train(self, model, data_seed, should_stop, on_epoch) -> TrainResult:
         from core.search.proxy_rnn import train_rnn_proxy
-        return train_rnn_proxy(model, self.corpus, self.train_cfg, data_seed=data_seed, device=self.device,
-                               should_stop=should_stop, on_epoch=on_epoch, precision=self.precision)
+
+        return train_rnn_proxy(
+            model,
+            self.corpus,
+            self.train_cfg,
+            data_seed=data_seed,
+            device=self.device,
+            should_stop=should_stop,
+            on_epoch=on_epoch,
+            precision=self.precision,
+        )
 
 
 def _pretrained_embedding(cfg: SearchConfig, vocab: list[str], log: Callable[[str], None]) -> torch.Tensor | None:
@@ -154,10 +201,13 @@ def _pretrained_embedding(cfg: SearchConfig, vocab: list[str], log: Callable[[st
         log("embedding init: uniform U(-0.1, 0.1) per candidate (no GloVe; the official search uses GloVe 100-d)")
         return None
     from core.data.glove import glove_embedding, glove_path
+
     path = glove_path(cfg.embedding_init)
     emb, found = glove_embedding(path, vocab, cfg.emb, cfg.seed)
-    log(f"embedding init: GloVe from {path}: {found:,} of {len(vocab):,} words, U(-0.5, 0.5) for the rest, "
-        "the same tensor for every candidate")
+    log(
+        f"embedding init: GloVe from {path}: {found:,} of {len(vocab):,} words, U(-0.5, 0.5) for the rest, "
+        "the same tensor for every candidate"
+    )
     return emb
 
 

@@ -10,6 +10,7 @@ refuse with one line. The other writes (steps, heartbeats, the final status) onl
 a claim, so they need no check of their own. A view-only app server imports no recorded
 samples either: the instructor's server (or `import-run`) adds them to the shared store.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ Separate from the search's write path (runs.py) because these are the only opera
 that change or remove recorded history; each refuses in view-only mode and never touches
 a run or job that is still queued or running (its thread would write into a hole).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -49,10 +50,15 @@ def reset_store(store: Store) -> int:
     any run or job is live. Returns how many runs were removed."""
     require_write("resetting the store")
     jobs = JobStore(store.path)
-    busy = [f"run {r.id}" for r in store.list_runs() if r.status.live] + \
-        [f"job {j.id}" for j in jobs.list_jobs() if j.status.live] + \
-        [f"the control of run {r.id}" for r in store.list_runs()
-         if (c := get_control(store, r.id)) is not None and RunStatus(c.status).live]
+    busy = (
+        [f"run {r.id}" for r in store.list_runs() if r.status.live]
+        + [f"job {j.id}" for j in jobs.list_jobs() if j.status.live]
+        + [
+            f"the control of run {r.id}"
+            for r in store.list_runs()
+            if (c := get_control(store, r.id)) is not None and RunStatus(c.status).live
+        ]
+    )
     if busy:
         raise StoreError(f"cannot reset while {', '.join(busy)} {'is' if len(busy) == 1 else 'are'} live: stop first")
     n, job_ids = len(store.list_runs()), [j.id for j in jobs.list_jobs()]

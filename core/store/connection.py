@@ -5,6 +5,7 @@ refusal of a foreign file are decided once. A connection per operation keeps a s
 safe to share between the search thread and UI threads (sqlite3 connections are not), and WAL
 lets readers in other processes read while a step is being written.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -26,11 +27,12 @@ def open_store_file(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file where a folder should be, no permission, ...
-        raise StoreError(f"cannot create the folder of run store {path}: "
-                         f"{exc.strerror or type(exc).__name__}") from None
+        raise StoreError(
+            f"cannot create the folder of run store {path}: {exc.strerror or type(exc).__name__}"
+        ) from None
     try:
         with connect(path) as con:
-            prepare(con, path)               # refuses a foreign file before changing it
+            prepare(con, path)  # refuses a foreign file before changing it
             con.execute("PRAGMA journal_mode=WAL")
     except NotOurStore as exc:
         raise StoreError(str(exc)) from None

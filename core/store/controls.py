@@ -6,6 +6,7 @@ chosen cells can be compared with chance. Its row (`controls`, one per run) hold
 cell is an immutable `control_cells` row committed on its own, so a killed control loses at most
 the cell in training and a resume trains only the cells that are missing.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,14 +24,33 @@ from core.store.lifecycle import CONTROLS, effective_status
 from core.store.progress import ControlProgress
 from core.store.runs import FINISHED, QUEUED, RUNNING, Store
 
-CELL_COLUMNS = ("run_id", "target", "sample", "genotype", "status", "accuracy", "perplexity", "macs", "flops",
-                "params", "score", "epochs", "stop_reason", "wall_s", "error", "history", "worker", "created_at")
+CELL_COLUMNS = (
+    "run_id",
+    "target",
+    "sample",
+    "genotype",
+    "status",
+    "accuracy",
+    "perplexity",
+    "macs",
+    "flops",
+    "params",
+    "score",
+    "epochs",
+    "stop_reason",
+    "wall_s",
+    "error",
+    "history",
+    "worker",
+    "created_at",
+)
 
 
 @dataclass(frozen=True)
 class ControlCell:
     """One trained random cell: asked for `target` edges, it has genotype.num_edges (fewer when
     pruning overshot); scored exactly as the run's candidates."""
+
     target: int
     sample: int
     genotype: Genotype
@@ -53,15 +73,29 @@ class ControlCell:
         return self.genotype.num_edges
 
     def to_dict(self) -> dict:
-        return {"target": self.target, "sample": self.sample, "edges": self.edges, "status": self.status,
-                "accuracy": self.accuracy, "perplexity": self.perplexity, "macs": self.macs, "flops": self.flops,
-                "params": self.params, "score": self.score, "epochs": self.epochs, "stop_reason": self.stop_reason,
-                "wall_s": self.wall_s, "error": self.error, "worker": self.worker}
+        return {
+            "target": self.target,
+            "sample": self.sample,
+            "edges": self.edges,
+            "status": self.status,
+            "accuracy": self.accuracy,
+            "perplexity": self.perplexity,
+            "macs": self.macs,
+            "flops": self.flops,
+            "params": self.params,
+            "score": self.score,
+            "epochs": self.epochs,
+            "stop_reason": self.stop_reason,
+            "wall_s": self.wall_s,
+            "error": self.error,
+            "worker": self.worker,
+        }
 
 
 @dataclass(frozen=True)
 class ControlRecord:
     """The control's row; status reads `interrupted` when its process died."""
+
     run_id: int
     status: str
     samples: int
@@ -84,8 +118,9 @@ class ControlRecord:
         return self.samples * len(self.targets)
 
     def to_dict(self) -> dict:
-        return {k: (list(v) if k == "targets" else v.to_dict() if k == "progress" else v)
-                for k, v in self.__dict__.items()}
+        return {
+            k: (list(v) if k == "targets" else v.to_dict() if k == "progress" else v) for k, v in self.__dict__.items()
+        }
 
 
 def claim_control(store: Store, run_id: int, samples: int, targets: list[int], device: str) -> None:
@@ -105,8 +140,19 @@ def claim_control(store: Store, run_id: int, samples: int, targets: list[int], d
             " samples=excluded.samples, targets=excluded.targets, device=excluded.device,"
             " heartbeat=excluded.heartbeat, pid=excluded.pid, host=excluded.host, error='', finished_at=NULL,"
             " stop_requested=0, progress='{}'",
-            (run_id, RUNNING, samples, json.dumps(list(targets)), device, now, now, now, os.getpid(),
-             socket.gethostname()))
+            (
+                run_id,
+                RUNNING,
+                samples,
+                json.dumps(list(targets)),
+                device,
+                now,
+                now,
+                now,
+                os.getpid(),
+                socket.gethostname(),
+            ),
+        )
 
 
 def check_control_startable(store: Store, run_id: int) -> None:
@@ -135,8 +181,9 @@ def commit_control_cell(store: Store, run_id: int, cell: ControlCell) -> None:
 
 def finish_control(store: Store, run_id: int, status: str, error: str, added_s: float) -> None:
     """End this session of the control; `added_s` (its wall time) adds to the control's total."""
-    lifecycle.finish(store.path, CONTROLS, run_id, status, error, clear_progress=True,
-                     add={"wall_s": round(added_s, 3)})
+    lifecycle.finish(
+        store.path, CONTROLS, run_id, status, error, clear_progress=True, add={"wall_s": round(added_s, 3)}
+    )
 
 
 def request_control_stop(store: Store, run_id: int) -> None:
@@ -154,23 +201,49 @@ def get_control(store: Store, run_id: int) -> ControlRecord | None:
         row = con.execute("SELECT * FROM controls WHERE run_id=?", (run_id,)).fetchone()
     if row is None:
         return None
-    return ControlRecord(run_id=row["run_id"], status=effective_status(row), samples=row["samples"],
-                         targets=tuple(json.loads(row["targets"])), device=row["device"],
-                         evaluator=row["evaluator"], created_at=row["created_at"], started_at=row["started_at"],
-                         finished_at=row["finished_at"], error=row["error"], wall_s=row["wall_s"],
-                         progress=json.loads(row["progress"] or "{}"))
+    return ControlRecord(
+        run_id=row["run_id"],
+        status=effective_status(row),
+        samples=row["samples"],
+        targets=tuple(json.loads(row["targets"])),
+        device=row["device"],
+        evaluator=row["evaluator"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        error=row["error"],
+        wall_s=row["wall_s"],
+        progress=json.loads(row["progress"] or "{}"),
+    )
 
 
 def control_cells(store: Store, run_id: int) -> list[ControlCell]:
     """Every committed cell of the control, by count (largest first) then sample."""
     with store.connect() as con:
-        rows = con.execute("SELECT * FROM control_cells WHERE run_id=? ORDER BY target DESC, sample",
-                           (run_id,)).fetchall()
-    return [ControlCell(target=r["target"], sample=r["sample"], genotype=Genotype.from_json(r["genotype"]),
-                        status=r["status"], accuracy=r["accuracy"], perplexity=r["perplexity"], macs=r["macs"],
-                        flops=r["flops"], params=r["params"], score=r["score"], epochs=r["epochs"],
-                        stop_reason=r["stop_reason"], wall_s=r["wall_s"], error=r["error"],
-                        history=tuple(json.loads(r["history"])), worker=r["worker"]) for r in rows]
+        rows = con.execute(
+            "SELECT * FROM control_cells WHERE run_id=? ORDER BY target DESC, sample", (run_id,)
+        ).fetchall()
+    return [
+        ControlCell(
+            target=r["target"],
+            sample=r["sample"],
+            genotype=Genotype.from_json(r["genotype"]),
+            status=r["status"],
+            accuracy=r["accuracy"],
+            perplexity=r["perplexity"],
+            macs=r["macs"],
+            flops=r["flops"],
+            params=r["params"],
+            score=r["score"],
+            epochs=r["epochs"],
+            stop_reason=r["stop_reason"],
+            wall_s=r["wall_s"],
+            error=r["error"],
+            history=tuple(json.loads(r["history"])),
+            worker=r["worker"],
+        )
+        for r in rows
+    ]
 
 
 def control_inserter(control: dict | None, cells: list[ControlCell]):
@@ -183,20 +256,52 @@ def control_inserter(control: dict | None, cells: list[ControlCell]):
         con.execute(
             "INSERT INTO controls (run_id, status, samples, targets, device, evaluator, created_at, started_at,"
             " finished_at, error, wall_s) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (run_id, control.get("status") or FINISHED, control["samples"], json.dumps(list(control["targets"])),
-             control.get("device", ""), control.get("evaluator", ""), control["created_at"],
-             control.get("started_at"), control.get("finished_at"), control.get("error", ""),
-             control.get("wall_s", 0.0)))
+            (
+                run_id,
+                control.get("status") or FINISHED,
+                control["samples"],
+                json.dumps(list(control["targets"])),
+                control.get("device", ""),
+                control.get("evaluator", ""),
+                control["created_at"],
+                control.get("started_at"),
+                control.get("finished_at"),
+                control.get("error", ""),
+                control.get("wall_s", 0.0),
+            ),
+        )
         _insert_cells(con, run_id, cells)
+
     return insert
 
 
 def _insert_cells(con: sqlite3.Connection, run_id: int, cells: list[ControlCell]) -> None:
     con.executemany(
         f"INSERT INTO control_cells ({', '.join(CELL_COLUMNS)}) VALUES ({', '.join('?' * len(CELL_COLUMNS))})",
-        [(run_id, c.target, c.sample, c.genotype.to_json(), c.status, c.accuracy, c.perplexity, c.macs, c.flops,
-          c.params, c.score, c.epochs, c.stop_reason, c.wall_s, c.error, json.dumps(list(c.history)), c.worker,
-          time.time()) for c in cells])
+        [
+            (
+                run_id,
+                c.target,
+                c.sample,
+                c.genotype.to_json(),
+                c.status,
+                c.accuracy,
+                c.perplexity,
+                c.macs,
+                c.flops,
+                c.params,
+                c.score,
+                c.epochs,
+                c.stop_reason,
+                c.wall_s,
+                c.error,
+                json.dumps(list(c.history)),
+                c.worker,
+                time.time(),
+            )
+            for c in cells
+        ],
+    )
 
 
 def delete_control(con: sqlite3.Connection, run_id: int | None) -> None:

@@ -8,6 +8,7 @@ most the epoch in progress, and a resume continues from the last checkpoint.
 
 Checkpoints and exports live beside the store, in <store>.jobs/<id>/ (see JobStore.job_dir).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,14 +26,24 @@ from core.store.lifecycle import JOBS, RunStatus, effective_status
 from core.store.progress import JobProgress
 from core.store.runs import INTERRUPTED, QUEUED, Store
 
-FILES_BESIDE_STORE, FILES_LEGACY = "store.jobs", "legacy"   # jobs.files: where a job keeps its files
-EPOCH_COLUMNS = ("train_loss", "train_acc", "train_ppl", "val_loss", "val_acc", "val_ppl", "lr",
-                 "throughput", "seconds")
+FILES_BESIDE_STORE, FILES_LEGACY = "store.jobs", "legacy"  # jobs.files: where a job keeps its files
+EPOCH_COLUMNS = (
+    "train_loss",
+    "train_acc",
+    "train_ppl",
+    "val_loss",
+    "val_acc",
+    "val_ppl",
+    "lr",
+    "throughput",
+    "seconds",
+)
 
 
 @dataclass(frozen=True)
 class EpochRecord:
     """One completed epoch; `extra` holds task-specific values (e.g. which optimizer ran)."""
+
     epoch: int
     train_loss: float | None = None
     train_acc: float | None = None
@@ -116,8 +127,19 @@ class JobStore(Store):
             cur = con.execute(
                 "INSERT INTO jobs (task, status, name, source, genotype, config, created_at, pid, host, files)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (task, QUEUED, name, source, genotype.to_json(), json.dumps(config), time.time(),
-                 os.getpid(), socket.gethostname(), FILES_BESIDE_STORE))
+                (
+                    task,
+                    QUEUED,
+                    name,
+                    source,
+                    genotype.to_json(),
+                    json.dumps(config),
+                    time.time(),
+                    os.getpid(),
+                    socket.gethostname(),
+                    FILES_BESIDE_STORE,
+                ),
+            )
             return int(cur.lastrowid)
 
     def claim_job(self, job_id: int, device: str) -> None:
@@ -160,12 +182,24 @@ class JobStore(Store):
     @staticmethod
     def _job(row) -> JobRecord:
         rec = JobRecord(
-            id=row["id"], task=row["task"], status=row["status"], name=row["name"], source=row["source"],
-            genotype=Genotype.from_json(row["genotype"]), config=json.loads(row["config"]),
-            device=row["device"], created_at=row["created_at"], started_at=row["started_at"],
-            finished_at=row["finished_at"], heartbeat=row["heartbeat"], pid=row["pid"], host=row["host"],
-            error=row["error"], progress=json.loads(row["progress"] or "{}"),
-            metrics=json.loads(row["metrics"] or "{}"))
+            id=row["id"],
+            task=row["task"],
+            status=row["status"],
+            name=row["name"],
+            source=row["source"],
+            genotype=Genotype.from_json(row["genotype"]),
+            config=json.loads(row["config"]),
+            device=row["device"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            heartbeat=row["heartbeat"],
+            pid=row["pid"],
+            host=row["host"],
+            error=row["error"],
+            progress=json.loads(row["progress"] or "{}"),
+            metrics=json.loads(row["metrics"] or "{}"),
+        )
         if effective_status(row) != rec.status:
             return JobRecord(**{**rec.__dict__, "status": INTERRUPTED})
         return rec
@@ -181,8 +215,11 @@ class JobStore(Store):
                 con.executemany(
                     f"INSERT INTO job_epochs (job_id, epoch, {', '.join(EPOCH_COLUMNS)}, extra, created_at)"
                     f" VALUES (?,?,{','.join('?' * len(EPOCH_COLUMNS))},?,?)",
-                    [(job_id, r.epoch, *[getattr(r, c) for c in EPOCH_COLUMNS], json.dumps(r.extra), now)
-                     for r in records])
+                    [
+                        (job_id, r.epoch, *[getattr(r, c) for c in EPOCH_COLUMNS], json.dumps(r.extra), now)
+                        for r in records
+                    ],
+                )
                 lifecycle.touch(con, JOBS, job_id, now)
         except Exception as exc:
             if "UNIQUE" in str(exc):
@@ -192,5 +229,7 @@ class JobStore(Store):
     def epochs(self, job_id: int) -> list[EpochRecord]:
         with self.connect() as con:
             rows = con.execute("SELECT * FROM job_epochs WHERE job_id=? ORDER BY epoch", (job_id,)).fetchall()
-        return [EpochRecord(epoch=r["epoch"], extra=json.loads(r["extra"] or "{}"),
-                            **{c: r[c] for c in EPOCH_COLUMNS}) for r in rows]
+        return [
+            EpochRecord(epoch=r["epoch"], extra=json.loads(r["extra"] or "{}"), **{c: r[c] for c in EPOCH_COLUMNS})
+            for r in rows
+        ]

@@ -7,6 +7,7 @@ the work goes on (heartbeat plus the live progress JSON), asked to stop by any p
 blindly: `effective_status` reads a row whose process is gone as interrupted. The SQL for all
 three tables is written here once, over a `Lifecycle` that names the table and its key.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,7 @@ from pathlib import Path
 from core.store.access import require_write
 from core.store.connection import StoreError, connect, transaction
 
-STALE_AFTER_S = 120.0   # a running row whose heartbeat is older than this is taken for dead
+STALE_AFTER_S = 120.0  # a running row whose heartbeat is older than this is taken for dead
 
 
 class RunStatus(StrEnum):
@@ -50,17 +51,17 @@ class RunStatus(StrEnum):
 @dataclass(frozen=True)
 class Lifecycle:
     """One table with a lifecycle: its name, its key column, and the words its messages use."""
+
     table: str
     key: str
-    noun: str            # "run 3 has already finished"
-    run_action: str      # what a view-only claim refuses
-    stop_action: str     # what a view-only stop request refuses
+    noun: str  # "run 3 has already finished"
+    run_action: str  # what a view-only claim refuses
+    stop_action: str  # what a view-only stop request refuses
 
 
 RUNS = Lifecycle("runs", "id", "run", "running a search", "stopping a search or training job")
 JOBS = Lifecycle("jobs", "id", "training job", "running a training job", "stopping a search or training job")
-CONTROLS = Lifecycle("controls", "run_id", "control of run", "running a random control",
-                     "stopping a random control")
+CONTROLS = Lifecycle("controls", "run_id", "control of run", "running a random control", "stopping a random control")
 
 
 def claim(path: Path, kind: Lifecycle, row_id: int, device: str, **extra: str) -> None:
@@ -77,7 +78,8 @@ def claim(path: Path, kind: Lifecycle, row_id: int, device: str, **extra: str) -
         con.execute(
             f"UPDATE {kind.table} SET status=?, device=?, pid=?, host=?, heartbeat=?, error='', finished_at=NULL,"
             f" started_at=COALESCE(started_at, ?), stop_requested=0{sets} WHERE {kind.key}=?",
-            (RunStatus.RUNNING, device, os.getpid(), socket.gethostname(), now, now, *extra.values(), row_id))
+            (RunStatus.RUNNING, device, os.getpid(), socket.gethostname(), now, now, *extra.values(), row_id),
+        )
 
 
 def check_claimable(path: Path, kind: Lifecycle, row_id: int) -> None:
@@ -91,8 +93,10 @@ def check_claimable(path: Path, kind: Lifecycle, row_id: int) -> None:
 def beat(path: Path, kind: Lifecycle, row_id: int, progress: dict) -> None:
     """Heartbeat plus live progress, so readers elsewhere can show where the work is."""
     with transaction(path) as con:
-        con.execute(f"UPDATE {kind.table} SET heartbeat=?, progress=? WHERE {kind.key}=?",
-                    (time.time(), json.dumps(progress), row_id))
+        con.execute(
+            f"UPDATE {kind.table} SET heartbeat=?, progress=? WHERE {kind.key}=?",
+            (time.time(), json.dumps(progress), row_id),
+        )
 
 
 def touch(con: sqlite3.Connection, kind: Lifecycle, row_id: int, at: float | None = None) -> None:
@@ -113,8 +117,17 @@ def stop_requested(path: Path, kind: Lifecycle, row_id: int) -> bool:
     return bool(row and row[0])
 
 
-def finish(path: Path, kind: Lifecycle, row_id: int, status: str, error: str = "", *,
-           clear_progress: bool = False, values: dict | None = None, add: dict | None = None) -> None:
+def finish(
+    path: Path,
+    kind: Lifecycle,
+    row_id: int,
+    status: str,
+    error: str = "",
+    *,
+    clear_progress: bool = False,
+    values: dict | None = None,
+    add: dict | None = None,
+) -> None:
     """The final status of this session of work: `values` set more columns, `add` adds to them
     (a control's total wall time), `clear_progress` empties the live progress."""
     now = time.time()
@@ -162,8 +175,9 @@ def refuse_claim(kind: Lifecycle, row_id: int, row: sqlite3.Row | None, path: Pa
     if status == RunStatus.FINISHED:
         raise StoreError(f"{what} {row_id} has already finished; nothing to resume")
     if status == RunStatus.RUNNING:
-        raise StoreError(f"{what} {row_id} is already running (pid {row['pid']} on {row['host']}); "
-                         f"stop it before resuming")
+        raise StoreError(
+            f"{what} {row_id} is already running (pid {row['pid']} on {row['host']}); stop it before resuming"
+        )
     ours = row["pid"] == os.getpid() and row["host"] == socket.gethostname()
     if status == RunStatus.QUEUED and row["pid"] is not None and not ours:
         raise StoreError(f"{what} {row_id} is being started by process {row['pid']} on {row['host']}")

@@ -6,6 +6,7 @@ written together in one transaction per step, so a killed process loses at most 
 in progress and a resume continues from the last committed one. Only the run row changes
 (status, heartbeat, live progress).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,10 +27,15 @@ from core.store.lifecycle import RUNS, RunStatus, effective_status
 from core.store.progress import SearchProgress
 
 DEFAULT_STORE = Path("runs") / "autoshrink.db"
-VOCAB_SIZE = "vocab_size"   # the key in a run's meta that holds an RNN run's vocabulary size
+VOCAB_SIZE = "vocab_size"  # the key in a run's meta that holds an RNN run's vocabulary size
 RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED, QUEUED = (
-    RunStatus.RUNNING, RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.FAILED, RunStatus.INTERRUPTED,
-    RunStatus.QUEUED)
+    RunStatus.RUNNING,
+    RunStatus.FINISHED,
+    RunStatus.STOPPED,
+    RunStatus.FAILED,
+    RunStatus.INTERRUPTED,
+    RunStatus.QUEUED,
+)
 
 
 def default_store_path() -> Path:
@@ -49,7 +55,7 @@ def _edge_load(text: str | None) -> tuple[int, int] | None:
 class CandidateRecord:
     step: int
     idx: int
-    edge: tuple[int, int] | None      # None for the step-0 baseline (the dense DAG itself)
+    edge: tuple[int, int] | None  # None for the step-0 baseline (the dense DAG itself)
     genotype: Genotype
     status: CandidateStatus
     accuracy: float | None = None
@@ -63,17 +69,30 @@ class CandidateRecord:
     wall_s: float = 0.0
     error: str = ""
     history: tuple = ()
-    worker: str = ""                  # the node (and GPU) that trained it; '' when trained in the driver
+    worker: str = ""  # the node (and GPU) that trained it; '' when trained in the driver
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", CandidateStatus(self.status))
 
     def to_dict(self) -> dict:
-        return {"step": self.step, "idx": self.idx, "edge": None if self.edge is None else list(self.edge),
-                "accuracy": self.accuracy, "perplexity": self.perplexity, "macs": self.macs,
-                "flops": self.flops, "params": self.params, "score": self.score, "status": self.status,
-                "epochs": self.epochs, "stop_reason": self.stop_reason, "wall_s": self.wall_s,
-                "error": self.error, "edges_left": self.genotype.num_edges, "worker": self.worker}
+        return {
+            "step": self.step,
+            "idx": self.idx,
+            "edge": None if self.edge is None else list(self.edge),
+            "accuracy": self.accuracy,
+            "perplexity": self.perplexity,
+            "macs": self.macs,
+            "flops": self.flops,
+            "params": self.params,
+            "score": self.score,
+            "status": self.status,
+            "epochs": self.epochs,
+            "stop_reason": self.stop_reason,
+            "wall_s": self.wall_s,
+            "error": self.error,
+            "edges_left": self.genotype.num_edges,
+            "worker": self.worker,
+        }
 
 
 @dataclass(frozen=True)
@@ -92,11 +111,19 @@ class StepRecord:
     created_at: float = 0.0
 
     def to_dict(self) -> dict:
-        return {"step": self.step, "edges": self.edges,
-                "removed": None if self.removed is None else list(self.removed),
-                "genotype": self.genotype.to_dict(), "score": self.score, "accuracy": self.accuracy,
-                "perplexity": self.perplexity, "macs": self.macs, "flops": self.flops,
-                "params": self.params, "wall_s": self.wall_s}
+        return {
+            "step": self.step,
+            "edges": self.edges,
+            "removed": None if self.removed is None else list(self.removed),
+            "genotype": self.genotype.to_dict(),
+            "score": self.score,
+            "accuracy": self.accuracy,
+            "perplexity": self.perplexity,
+            "macs": self.macs,
+            "flops": self.flops,
+            "params": self.params,
+            "wall_s": self.wall_s,
+        }
 
 
 @dataclass(frozen=True)
@@ -116,10 +143,10 @@ class RunRecord:
     host: str | None
     error: str
     progress: SearchProgress = field(default_factory=SearchProgress)  # a dict given here is read as one
-    cluster: dict = field(default_factory=dict)   # the Ray cluster it ran on: nodes, cpus, gpus
-    name: str = ""                      # given by the instructor (core.store.admin.rename_run); '' = none
-    noise: dict = field(default_factory=dict)   # {"metric", "std", "seeds", ...} measured at step 0
-    meta: dict = field(default_factory=dict)    # provenance: command, imported bundle, sample
+    cluster: dict = field(default_factory=dict)  # the Ray cluster it ran on: nodes, cpus, gpus
+    name: str = ""  # given by the instructor (core.store.admin.rename_run); '' = none
+    noise: dict = field(default_factory=dict)  # {"metric", "std", "seeds", ...} measured at step 0
+    meta: dict = field(default_factory=dict)  # provenance: command, imported bundle, sample
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", RunStatus(self.status))
@@ -165,10 +192,9 @@ class Store:
         require_write("starting a search")
         with self.transaction() as con:
             cur = con.execute(
-                "INSERT INTO runs (task, status, config, expected_steps, created_at, pid, host)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (task, status, json.dumps(config), expected_steps, time.time(), os.getpid(),
-                 socket.gethostname()))
+                "INSERT INTO runs (task, status, config, expected_steps, created_at, pid, host) VALUES (?,?,?,?,?,?,?)",
+                (task, status, json.dumps(config), expected_steps, time.time(), os.getpid(), socket.gethostname()),
+            )
             return int(cur.lastrowid)
 
     # ----- the run's lifecycle (core.store.lifecycle, shared with jobs and controls) ------
@@ -226,12 +252,26 @@ class Store:
     @staticmethod
     def _run(row: sqlite3.Row) -> RunRecord:
         rec = RunRecord(
-            id=row["id"], task=row["task"], status=row["status"], config=json.loads(row["config"]),
-            device=row["device"], evaluator=row["evaluator"], expected_steps=row["expected_steps"],
-            created_at=row["created_at"], started_at=row["started_at"], finished_at=row["finished_at"],
-            heartbeat=row["heartbeat"], pid=row["pid"], host=row["host"], error=row["error"],
-            progress=json.loads(row["progress"] or "{}"), cluster=json.loads(row["cluster"] or "{}"),
-            name=row["name"], noise=json.loads(row["noise"] or "{}"), meta=json.loads(row["meta"] or "{}"))
+            id=row["id"],
+            task=row["task"],
+            status=row["status"],
+            config=json.loads(row["config"]),
+            device=row["device"],
+            evaluator=row["evaluator"],
+            expected_steps=row["expected_steps"],
+            created_at=row["created_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            heartbeat=row["heartbeat"],
+            pid=row["pid"],
+            host=row["host"],
+            error=row["error"],
+            progress=json.loads(row["progress"] or "{}"),
+            cluster=json.loads(row["cluster"] or "{}"),
+            name=row["name"],
+            noise=json.loads(row["noise"] or "{}"),
+            meta=json.loads(row["meta"] or "{}"),
+        )
         if effective_status(row) != rec.status:
             return RunRecord(**{**rec.__dict__, "status": INTERRUPTED})
         return rec
@@ -253,20 +293,53 @@ class Store:
             con.execute(
                 "INSERT INTO steps (run_id, step, edges, removed, genotype, score, accuracy, perplexity,"
                 " macs, flops, params, wall_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run_id, step.step, step.edges, _edge_json(step.removed), step.genotype.to_json(),
-                 step.score, step.accuracy, step.perplexity, step.macs, step.flops, step.params,
-                 step.wall_s, time.time()))
+                (
+                    run_id,
+                    step.step,
+                    step.edges,
+                    _edge_json(step.removed),
+                    step.genotype.to_json(),
+                    step.score,
+                    step.accuracy,
+                    step.perplexity,
+                    step.macs,
+                    step.flops,
+                    step.params,
+                    step.wall_s,
+                    time.time(),
+                ),
+            )
             con.executemany(
                 "INSERT INTO candidates (run_id, step, idx, edge, genotype, status, accuracy, perplexity,"
                 " macs, flops, params, score, epochs, stop_reason, wall_s, error, history, worker)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(run_id, c.step, c.idx, _edge_json(c.edge), c.genotype.to_json(), c.status, c.accuracy,
-                  c.perplexity, c.macs, c.flops, c.params, c.score, c.epochs, c.stop_reason, c.wall_s,
-                  c.error, json.dumps(list(c.history)), c.worker) for c in candidates])
+                [
+                    (
+                        run_id,
+                        c.step,
+                        c.idx,
+                        _edge_json(c.edge),
+                        c.genotype.to_json(),
+                        c.status,
+                        c.accuracy,
+                        c.perplexity,
+                        c.macs,
+                        c.flops,
+                        c.params,
+                        c.score,
+                        c.epochs,
+                        c.stop_reason,
+                        c.wall_s,
+                        c.error,
+                        json.dumps(list(c.history)),
+                        c.worker,
+                    )
+                    for c in candidates
+                ],
+            )
             lifecycle.touch(con, RUNS, run_id)
 
-    def insert_run(self, run: dict, steps: list[StepRecord], candidates: list[CandidateRecord],
-                   also=None) -> int:
+    def insert_run(self, run: dict, steps: list[StepRecord], candidates: list[CandidateRecord], also=None) -> int:
         """Add a whole finished (or stopped) run under a new id in one transaction: all or nothing.
 
         For imported bundles; `run` holds the runs-table fields (task, status, config, ...);
@@ -278,23 +351,72 @@ class Store:
             cur = con.execute(
                 "INSERT INTO runs (task, status, config, device, evaluator, expected_steps, created_at,"
                 " started_at, finished_at, heartbeat, error, noise, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (run["task"], run["status"], json.dumps(run["config"]), run.get("device", ""),
-                 run.get("evaluator", ""), run.get("expected_steps", 0), run["created_at"], run.get("started_at"),
-                 run.get("finished_at"), run.get("finished_at"), run.get("error", ""),
-                 json.dumps(run.get("noise") or {}), json.dumps(run.get("meta") or {})))
+                (
+                    run["task"],
+                    run["status"],
+                    json.dumps(run["config"]),
+                    run.get("device", ""),
+                    run.get("evaluator", ""),
+                    run.get("expected_steps", 0),
+                    run["created_at"],
+                    run.get("started_at"),
+                    run.get("finished_at"),
+                    run.get("finished_at"),
+                    run.get("error", ""),
+                    json.dumps(run.get("noise") or {}),
+                    json.dumps(run.get("meta") or {}),
+                ),
+            )
             run_id = int(cur.lastrowid)
             con.executemany(
                 "INSERT INTO steps (run_id, step, edges, removed, genotype, score, accuracy, perplexity,"
                 " macs, flops, params, wall_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(run_id, s.step, s.edges, _edge_json(s.removed), s.genotype.to_json(), s.score, s.accuracy,
-                  s.perplexity, s.macs, s.flops, s.params, s.wall_s, s.created_at) for s in steps])
+                [
+                    (
+                        run_id,
+                        s.step,
+                        s.edges,
+                        _edge_json(s.removed),
+                        s.genotype.to_json(),
+                        s.score,
+                        s.accuracy,
+                        s.perplexity,
+                        s.macs,
+                        s.flops,
+                        s.params,
+                        s.wall_s,
+                        s.created_at,
+                    )
+                    for s in steps
+                ],
+            )
             con.executemany(
                 "INSERT INTO candidates (run_id, step, idx, edge, genotype, status, accuracy, perplexity,"
                 " macs, flops, params, score, epochs, stop_reason, wall_s, error, history)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(run_id, c.step, c.idx, _edge_json(c.edge), c.genotype.to_json(), c.status, c.accuracy,
-                  c.perplexity, c.macs, c.flops, c.params, c.score, c.epochs, c.stop_reason, c.wall_s,
-                  c.error, json.dumps(list(c.history))) for c in candidates])
+                [
+                    (
+                        run_id,
+                        c.step,
+                        c.idx,
+                        _edge_json(c.edge),
+                        c.genotype.to_json(),
+                        c.status,
+                        c.accuracy,
+                        c.perplexity,
+                        c.macs,
+                        c.flops,
+                        c.params,
+                        c.score,
+                        c.epochs,
+                        c.stop_reason,
+                        c.wall_s,
+                        c.error,
+                        json.dumps(list(c.history)),
+                    )
+                    for c in candidates
+                ],
+            )
             if also is not None:
                 also(con, run_id)
             return run_id
@@ -302,11 +424,23 @@ class Store:
     def steps(self, run_id: int) -> list[StepRecord]:
         with self.connect() as con:
             rows = con.execute("SELECT * FROM steps WHERE run_id=? ORDER BY step", (run_id,)).fetchall()
-        return [StepRecord(
-            step=r["step"], edges=r["edges"], removed=_edge_load(r["removed"]),
-            genotype=Genotype.from_json(r["genotype"]), score=r["score"], accuracy=r["accuracy"],
-            perplexity=r["perplexity"], macs=r["macs"], flops=r["flops"], params=r["params"],
-            wall_s=r["wall_s"], created_at=r["created_at"]) for r in rows]
+        return [
+            StepRecord(
+                step=r["step"],
+                edges=r["edges"],
+                removed=_edge_load(r["removed"]),
+                genotype=Genotype.from_json(r["genotype"]),
+                score=r["score"],
+                accuracy=r["accuracy"],
+                perplexity=r["perplexity"],
+                macs=r["macs"],
+                flops=r["flops"],
+                params=r["params"],
+                wall_s=r["wall_s"],
+                created_at=r["created_at"],
+            )
+            for r in rows
+        ]
 
     def candidates(self, run_id: int, step: int | None = None) -> list[CandidateRecord]:
         sql, args = "SELECT * FROM candidates WHERE run_id=?", [run_id]
@@ -314,12 +448,28 @@ class Store:
             sql, args = sql + " AND step=?", args + [step]
         with self.connect() as con:
             rows = con.execute(sql + " ORDER BY step, idx", args).fetchall()
-        return [CandidateRecord(
-            step=r["step"], idx=r["idx"], edge=_edge_load(r["edge"]),
-            genotype=Genotype.from_json(r["genotype"]), status=r["status"], accuracy=r["accuracy"],
-            perplexity=r["perplexity"], macs=r["macs"], flops=r["flops"], params=r["params"],
-            score=r["score"], epochs=r["epochs"], stop_reason=r["stop_reason"], wall_s=r["wall_s"],
-            error=r["error"], history=tuple(json.loads(r["history"])), worker=r["worker"]) for r in rows]
+        return [
+            CandidateRecord(
+                step=r["step"],
+                idx=r["idx"],
+                edge=_edge_load(r["edge"]),
+                genotype=Genotype.from_json(r["genotype"]),
+                status=r["status"],
+                accuracy=r["accuracy"],
+                perplexity=r["perplexity"],
+                macs=r["macs"],
+                flops=r["flops"],
+                params=r["params"],
+                score=r["score"],
+                epochs=r["epochs"],
+                stop_reason=r["stop_reason"],
+                wall_s=r["wall_s"],
+                error=r["error"],
+                history=tuple(json.loads(r["history"])),
+                worker=r["worker"],
+            )
+            for r in rows
+        ]
 
     def best_step(self, run_id: int) -> StepRecord | None:
         """The snapshot with the best score along the trajectory (ties: fewer edges)."""

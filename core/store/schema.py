@@ -15,6 +15,7 @@ never drift from them).
 
 To change the schema, append to MIGRATIONS; never edit an entry that has shipped.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -181,8 +182,9 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
-OUR_TABLES = frozenset({"runs", "steps", "candidates", "jobs", "job_epochs", "sqlite_sequence", "controls",
-                        "control_cells"})
+OUR_TABLES = frozenset(
+    {"runs", "steps", "candidates", "jobs", "job_epochs", "sqlite_sequence", "controls", "control_cells"}
+)
 
 
 class NotOurStore(Exception):
@@ -195,11 +197,12 @@ def prepare(con: sqlite3.Connection, path: Path) -> None:
     version = con.execute("PRAGMA user_version").fetchone()[0]
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables and not _looks_like_ours(tables)):
-        raise NotOurStore(f"{path} is not an AutoShrink run store (it holds {_names(tables)}); "
-                          f"choose another --store")
+        raise NotOurStore(f"{path} is not an AutoShrink run store (it holds {_names(tables)}); choose another --store")
     if version > SCHEMA_VERSION:
-        raise NotOurStore(f"{path} was written by a newer AutoShrink Studio (schema {version}, "
-                          f"this one knows {SCHEMA_VERSION}); upgrade to open it")
+        raise NotOurStore(
+            f"{path} was written by a newer AutoShrink Studio (schema {version}, "
+            f"this one knows {SCHEMA_VERSION}); upgrade to open it"
+        )
     if app_id == APPLICATION_ID and version == SCHEMA_VERSION:
         return
     objects = con.execute("SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchone()[0]
@@ -211,7 +214,7 @@ def prepare(con: sqlite3.Connection, path: Path) -> None:
     try:
         for statement in _statements(BASE_SCHEMA + JOBS_SCHEMA):
             con.execute(statement)
-        for _, sql in MIGRATIONS[max(version - 1, 0):]:
+        for _, sql in MIGRATIONS[max(version - 1, 0) :]:
             for statement in _statements(sql):
                 con.execute(statement)
         con.execute(f"PRAGMA application_id={APPLICATION_ID}")
@@ -231,8 +234,12 @@ def _looks_like_ours(tables: set[str]) -> bool:
 def _shape(con: sqlite3.Connection) -> dict[tuple[str, str], frozenset[str]]:
     """(type, name) -> column names (tables) or () for every object SQLite did not make itself."""
     rows = con.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchall()
-    return {(kind, name): frozenset(r[1] for r in con.execute(f'PRAGMA table_info("{name}")'))
-            if kind == "table" else frozenset() for kind, name in rows}
+    return {
+        (kind, name): frozenset(r[1] for r in con.execute(f'PRAGMA table_info("{name}")'))
+        if kind == "table"
+        else frozenset()
+        for kind, name in rows
+    }
 
 
 def expected_shape(version: int) -> dict[tuple[str, str], frozenset[str]]:
@@ -241,7 +248,7 @@ def expected_shape(version: int) -> dict[tuple[str, str], frozenset[str]]:
     try:
         for statement in _statements(BASE_SCHEMA + JOBS_SCHEMA):
             mem.execute(statement)
-        for _, sql in MIGRATIONS[:max(version - 1, 0)]:
+        for _, sql in MIGRATIONS[: max(version - 1, 0)]:
             for statement in _statements(sql):
                 mem.execute(statement)
         return _shape(mem)

@@ -9,6 +9,7 @@ object, so a planted file cannot run code. Everything saved here is therefore ke
 those types: RNG states are saved as the uint8 tensors torch hands out, and the state
 dataclasses (RngState, TrainState) are written as their plain dicts.
 """
+
 from __future__ import annotations
 
 import os
@@ -63,13 +64,17 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
 class RngState:
     """Torch's global CPU generator state, and the current CUDA device's (the one the job trains
     on; what dropout masks draw from), as the uint8 tensors torch hands out."""
+
     torch: Tensor
     cuda_device: Tensor | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The on-disk form: {"torch": ..., "cuda_device": ...} (the key absent without CUDA)."""
-        return {"torch": self.torch} if self.cuda_device is None else \
-            {"torch": self.torch, "cuda_device": self.cuda_device}
+        return (
+            {"torch": self.torch}
+            if self.cuda_device is None
+            else {"torch": self.torch, "cuda_device": self.cuda_device}
+        )
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> RngState:
@@ -97,8 +102,12 @@ def set_rng_state(state: RngState | dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state.cuda_device.cpu())
 
 
-_COERCE: dict[str, Callable[[Any], Any]] = {"int": int, "float": float, "list[dict]": list, "list[float]":
-                                            lambda v: [float(x) for x in v]}
+_COERCE: dict[str, Callable[[Any], Any]] = {
+    "int": int,
+    "float": float,
+    "list[dict]": list,
+    "list[float]": lambda v: [float(x) for x in v],
+}
 
 
 @dataclass
@@ -106,6 +115,7 @@ class TrainState:
     """What every trainer's end-of-epoch checkpoint holds; a trainer subclasses it with its own
     fields. On disk it is the plain dict of to_dict (weights_only=True reads nothing else), the
     same keys as before these classes, so checkpoints already written still resume."""
+
     model: dict[str, Tensor]
     optimizer: dict[str, Any]
     rng: RngState

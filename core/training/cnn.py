@@ -7,6 +7,7 @@ The learning rate is a pure function of the global step, the batch order of
 (seed, epoch) and the augmentation of (seed, epoch), so the checkpoint needs only the
 step counter for the schedule and a resumed job trains exactly as an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,7 @@ from core.training.config import CNNTrainConfig
 from core.training.context import JobContext, TrainingDiverged, TrainOutcome
 from core.training.export import CNN_BUILDER
 
-DIGITS_SHAPE = (1, 8, 10)           # in_channels, side, classes of scikit-learn's digits
+DIGITS_SHAPE = (1, 8, 10)  # in_channels, side, classes of scikit-learn's digits
 CIFAR_SHAPE = (3, 32, 10)
 
 
@@ -63,8 +64,7 @@ def network_config(cfg: CNNTrainConfig, in_channels: int, input_size: int, num_c
         if cfg.network == "imagenet":
             base = imagenet_config(cfg.activation, num_classes=num_classes, input_size=input_size)
         else:
-            base = cifar_config(cfg.activation, cfg.width_multiplier, num_classes, cfg.cells_per_stage,
-                                cfg.widths)
+            base = cifar_config(cfg.activation, cfg.width_multiplier, num_classes, cfg.cells_per_stage, cfg.widths)
         return replace(base, in_channels=in_channels, input_size=input_size, width_multiplier=cfg.width_multiplier)
     except ValueError as exc:  # e.g. the ImageNet body's stride and pools on 8x8 digits
         raise ConfigError(f"{cfg.network} network does not fit {cfg.data}: {exc}") from None
@@ -87,8 +87,9 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
 def make_optimizer(model: nn.Module, cfg: CNNTrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                           nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay
+    )
 
 
 def amp_dtype(cfg: CNNTrainConfig, device: torch.device) -> torch.dtype | None:
@@ -103,7 +104,7 @@ def amp_dtype(cfg: CNNTrainConfig, device: torch.device) -> torch.dtype | None:
     return autocast_dtype(resolve_precision(cfg.precision, device))
 
 
-DATA_SHARE = 0.5   # of the GPU's free memory, at most, for the dataset (the network trains in the rest)
+DATA_SHARE = 0.5  # of the GPU's free memory, at most, for the dataset (the network trains in the rest)
 
 
 def check_device_room(data: ImageData, device: torch.device) -> None:
@@ -115,9 +116,11 @@ def check_device_room(data: ImageData, device: torch.device) -> None:
     need = sum(t.numel() * t.element_size() for t in (data.x_train, data.y_train, data.x_val, data.y_val))
     free, _ = torch.cuda.mem_get_info(device)
     if need > DATA_SHARE * free:
-        raise ConfigError(f"{data.name}: {len(data.y_train) + len(data.y_val):,} images take "
-                          f"{need / 2**30:.1f} GiB as float32, more than half of the GPU's free "
-                          f"{free / 2**30:.1f} GiB; use fewer images or a smaller --image-size")
+        raise ConfigError(
+            f"{data.name}: {len(data.y_train) + len(data.y_val):,} images take "
+            f"{need / 2**30:.1f} GiB as float32, more than half of the GPU's free "
+            f"{free / 2**30:.1f} GiB; use fewer images or a smaller --image-size"
+        )
 
 
 @torch.no_grad()
@@ -131,6 +134,7 @@ def _layout(x: Tensor) -> Tensor:
 class CNNState(TrainState):
     """The end-of-epoch checkpoint: TrainState plus the AMP scaler and the global step (the
     schedule is a pure function of it)."""
+
     scaler: dict
     step: int
 
@@ -138,6 +142,7 @@ class CNNState(TrainState):
 @dataclass
 class _Job:
     """One training job's moving parts, resumed from a checkpoint or fresh."""
+
     data: ImageData
     net: CNNConfig
     cost: Cost
@@ -159,18 +164,26 @@ def train_cnn(ctx: JobContext, genotype: Genotype, cfg: CNNTrainConfig, device: 
     """Train (or resume) the CNN of `genotype` under `cfg`; one checkpoint and epoch row per epoch."""
     job = _prepare(ctx, genotype, cfg, device)
     data, net, cost = job.data, job.net, job.cost
-    ctx.log(f"{data.name}: {len(data.y_train)} train / {len(data.y_val)} val images, "
-            f"{net.input_size}x{net.input_size}; {cost.params:,} params, {cost.macs:,} MACs per image; "
-            f"augmentation {job.mode}")
+    ctx.log(
+        f"{data.name}: {len(data.y_train)} train / {len(data.y_val)} val images, "
+        f"{net.input_size}x{net.input_size}; {cost.params:,} params, {cost.macs:,} MACs per image; "
+        f"augmentation {job.mode}"
+    )
     ctx.begin(job.first, cfg.epochs, job.per_epoch)
     for epoch in range(job.first, cfg.epochs + 1):
         if not _run_epoch(ctx, job, cfg, epoch, device):
             return TrainOutcome(stopped=True, metrics=job.summary())
     model = job.model.eval().cpu().to(memory_format=torch.contiguous_format)
-    return TrainOutcome(stopped=False, metrics=job.summary(), model=model,
-                        model_spec={"builder": CNN_BUILDER, "config": net.to_dict()},
-                        example_inputs=(data.x_val[:2].detach().cpu().contiguous(),),
-                        input_names=("images",), output_names=("logits",), dynamic_batch=True)
+    return TrainOutcome(
+        stopped=False,
+        metrics=job.summary(),
+        model=model,
+        model_spec={"builder": CNN_BUILDER, "config": net.to_dict()},
+        example_inputs=(data.x_val[:2].detach().cpu().contiguous(),),
+        input_names=("images",),
+        output_names=("logits",),
+        dynamic_batch=True,
+    )
 
 
 def _prepare(ctx: JobContext, genotype: Genotype, cfg: CNNTrainConfig, device: torch.device) -> _Job:
@@ -189,9 +202,17 @@ def _prepare(ctx: JobContext, genotype: Genotype, cfg: CNNTrainConfig, device: t
     check_device_room(data, device)
     data = data.to(device)
     per_epoch = len(epoch_batches(len(data.y_train), cfg.batch_size, derive_seed(cfg.seed, "order"), 1))
-    job = _Job(data=data, net=net, cost=cost, model=model, opt=make_optimizer(model, cfg),
-               scaler=torch.amp.GradScaler("cuda", enabled=dtype is torch.float16), dtype=dtype, mode=mode,
-               per_epoch=min(per_epoch, cfg.max_batches) if cfg.max_batches else per_epoch)
+    job = _Job(
+        data=data,
+        net=net,
+        cost=cost,
+        model=model,
+        opt=make_optimizer(model, cfg),
+        scaler=torch.amp.GradScaler("cuda", enabled=dtype is torch.float16),
+        dtype=dtype,
+        mode=mode,
+        per_epoch=min(per_epoch, cfg.max_batches) if cfg.max_batches else per_epoch,
+    )
     saved = ctx.resume_state()
     if saved is not None:
         state = CNNState.from_dict(saved)
@@ -213,34 +234,56 @@ def _run_epoch(ctx: JobContext, job: _Job, cfg: CNNTrainConfig, epoch: int, devi
     loss_sum, correct, seen, lr = sums
     train_s = time.perf_counter() - t0
     if not math.isfinite(loss_sum):
-        raise TrainingDiverged(f"training loss became {loss_sum / seen} in epoch {epoch}; "
-                               f"lower the learning rate (now {cfg.lr:g})")
+        raise TrainingDiverged(
+            f"training loss became {loss_sum / seen} in epoch {epoch}; lower the learning rate (now {cfg.lr:g})"
+        )
     ctx.progress(epoch, job.per_epoch, phase="validate", force=True)
-    val_loss, val_acc = evaluate_images(job.model, job.data.x_val, job.data.y_val, 2 * cfg.batch_size,
-                                        job.dtype, prepare=_layout)
-    row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_acc": correct / seen, "val_loss": val_loss,
-           "val_acc": val_acc, "lr": lr, "throughput": seen / train_s,
-           "seconds": time.perf_counter() - t0}
+    val_loss, val_acc = evaluate_images(
+        job.model, job.data.x_val, job.data.y_val, 2 * cfg.batch_size, job.dtype, prepare=_layout
+    )
+    row = {
+        "epoch": epoch,
+        "train_loss": loss_sum / seen,
+        "train_acc": correct / seen,
+        "val_loss": val_loss,
+        "val_acc": val_acc,
+        "lr": lr,
+        "throughput": seen / train_s,
+        "seconds": time.perf_counter() - t0,
+    }
     job.history.append(row)
-    ctx.log(f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.3f}, val acc {val_acc:.4f}, "
-            f"{row['throughput']:.0f} images/s")
-    ctx.epoch_done(row, CNNState(model=job.model.state_dict(), optimizer=job.opt.state_dict(), rng=rng_state(),
-                                 epoch=epoch, history=job.history, scaler=job.scaler.state_dict(),
-                                 step=job.step).to_dict())
+    ctx.log(
+        f"epoch {epoch}/{cfg.epochs}: train loss {row['train_loss']:.3f}, val acc {val_acc:.4f}, "
+        f"{row['throughput']:.0f} images/s"
+    )
+    ctx.epoch_done(
+        row,
+        CNNState(
+            model=job.model.state_dict(),
+            optimizer=job.opt.state_dict(),
+            rng=rng_state(),
+            epoch=epoch,
+            history=job.history,
+            scaler=job.scaler.state_dict(),
+            step=job.step,
+        ).to_dict(),
+    )
     return True
 
 
-def _train_epoch(ctx: JobContext, job: _Job, cfg: CNNTrainConfig, epoch: int, device: torch.device
-                 ) -> tuple[float, float, int, float] | None:
+def _train_epoch(
+    ctx: JobContext, job: _Job, cfg: CNNTrainConfig, epoch: int, device: torch.device
+) -> tuple[float, float, int, float] | None:
     """One epoch of SGD/Adam with the per-batch schedule; (loss sum, correct, images, last lr),
     read from the device once at the end, or None if stopped."""
     data, model, opt, scaler = job.data, job.model, job.opt, job.scaler
     total, warmup = cfg.epochs * job.per_epoch, int(round(cfg.warmup_epochs * job.per_epoch))
     batches = epoch_batches(len(data.y_train), cfg.batch_size, derive_seed(cfg.seed, "order"), epoch)
-    order, draws = _epoch_inputs(batches[:job.per_epoch], job.mode, data.input_size,
-                                 derive_seed(cfg.seed, "augment", epoch), device)
+    order, draws = _epoch_inputs(
+        batches[: job.per_epoch], job.mode, data.input_size, derive_seed(cfg.seed, "augment", epoch), device
+    )
     model.train()
-    totals = torch.zeros(2, device=device)           # loss sum, correct (read once per epoch)
+    totals = torch.zeros(2, device=device)  # loss sum, correct (read once per epoch)
     seen, lr = 0, cfg.lr
     for b, (idx, aug) in enumerate(zip(order, draws)):
         if ctx.should_stop():
@@ -265,8 +308,9 @@ def _train_epoch(ctx: JobContext, job: _Job, cfg: CNNTrainConfig, epoch: int, de
     return loss_sum, correct, seen, lr
 
 
-def _epoch_inputs(batches: list[Tensor], mode: str, side: int, seed: int,
-                  device: torch.device) -> tuple[list[Tensor], list[Tensor | None]]:
+def _epoch_inputs(
+    batches: list[Tensor], mode: str, side: int, seed: int, device: torch.device
+) -> tuple[list[Tensor], list[Tensor | None]]:
     """The epoch's batch indices and augmentation draws, drawn on the host (a pure function of
     the seeds, so a resume redraws them) and moved to the device in one copy: a batch then makes
     no host-to-device copy, and no host sync, of its own."""
@@ -283,11 +327,20 @@ def _epoch_inputs(batches: list[Tensor], mode: str, side: int, seed: int,
 
 def _metrics(history: list[dict], cost: Cost, net: CNNConfig, data_name: str) -> dict:
     """The job's summary: last and best validation accuracy, cost, pace."""
-    out = {"params": cost.params, "macs": cost.macs, "data": data_name, "input_size": net.input_size,
-           "epochs": len(history)}
+    out = {
+        "params": cost.params,
+        "macs": cost.macs,
+        "data": data_name,
+        "input_size": net.input_size,
+        "epochs": len(history),
+    }
     if history:
         last = history[-1]
-        out.update(accuracy=last["val_acc"], best_accuracy=max(r["val_acc"] for r in history),
-                   val_loss=last["val_loss"], train_loss=last["train_loss"],
-                   images_per_s=sum(r["throughput"] for r in history) / len(history))
+        out.update(
+            accuracy=last["val_acc"],
+            best_accuracy=max(r["val_acc"] for r in history),
+            val_loss=last["val_loss"],
+            train_loss=last["train_loss"],
+            images_per_s=sum(r["throughput"] for r in history) / len(history),
+        )
     return out

@@ -8,6 +8,7 @@ is written (atomically) first, and only then the immutable epoch row, so the sto
 records an epoch the checkpoint does not hold. On resume, epoch rows the checkpoint holds but
 the store lacks (a kill between the two writes) are recorded before training goes on.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,7 @@ from core.training.checkpoint import load_checkpoint
 from core.training.checkpoint import save_checkpoint as _save
 
 CHECKPOINT = "checkpoint.pt"
-BEAT_EVERY_S = 1.0        # progress writes and store stop polls at most this often
+BEAT_EVERY_S = 1.0  # progress writes and store stop polls at most this often
 
 
 class JobObserver:
@@ -47,11 +48,12 @@ class TrainingDiverged(UserError):
 @dataclass
 class TrainOutcome:
     """What a trainer hands back: a summary, and the trained model when it ran to the end."""
+
     stopped: bool
     metrics: dict
-    model: nn.Module | None = None                  # eval mode, on CPU, ready to export
+    model: nn.Module | None = None  # eval mode, on CPU, ready to export
     model_spec: dict = field(default_factory=dict)  # {"builder": ..., "config": {...}}: how to rebuild it
-    example_inputs: tuple = ()                      # CPU tensors for the ONNX export and its check
+    example_inputs: tuple = ()  # CPU tensors for the ONNX export and its check
     input_names: tuple[str, ...] = ()
     output_names: tuple[str, ...] = ()
     dynamic_batch: bool = False
@@ -61,8 +63,9 @@ class TrainOutcome:
 class JobContext:
     """A trainer's view of its job: resume state, stop requests, progress, per-epoch commits."""
 
-    def __init__(self, store: JobStore, job_id: int, stop: threading.Event, observer: JobObserver,
-                 device: torch.device) -> None:
+    def __init__(
+        self, store: JobStore, job_id: int, stop: threading.Event, observer: JobObserver, device: torch.device
+    ) -> None:
         self.store, self.job_id, self.stop, self.observer, self.device = store, job_id, stop, observer, device
         self.dir = store.job_dir(job_id)
         self.checkpoint_path = self.dir / CHECKPOINT
@@ -83,14 +86,17 @@ class JobContext:
         recorded = self.store.epochs(self.job_id)
         if not self.checkpoint_path.exists():
             if recorded:
-                raise StoreError(f"job {self.job_id} recorded {len(recorded)} epoch(s) but its checkpoint "
-                                 f"{self.checkpoint_path} is missing; start a new job")
+                raise StoreError(
+                    f"job {self.job_id} recorded {len(recorded)} epoch(s) but its checkpoint "
+                    f"{self.checkpoint_path} is missing; start a new job"
+                )
             return None
         state = load_checkpoint(self.checkpoint_path, map_location="cpu")
         if state.get("job_key") != self.key:  # left by a job of the same id in a deleted store
             if recorded:
-                raise StoreError(f"{self.checkpoint_path} belongs to another job; job {self.job_id} "
-                                 f"cannot resume from it")
+                raise StoreError(
+                    f"{self.checkpoint_path} belongs to another job; job {self.job_id} cannot resume from it"
+                )
             self.log(f"ignoring {self.checkpoint_path}: it was written by an earlier job with this id")
             return None
         done = {r.epoch for r in recorded}
@@ -131,8 +137,17 @@ class JobContext:
         frac = min(1.0, ((epoch - 1) + batch / self._batches) / self._epochs)
         elapsed = now - self._t0
         eta = elapsed * (1.0 - frac) / (frac - self._f0) if frac > self._f0 else None
-        prog = JobProgress(phase=phase, epoch=epoch, epochs=self._epochs, batch=batch, batches=self._batches,
-                           fraction=frac, elapsed_s=elapsed, eta_s=eta, extra=extra)
+        prog = JobProgress(
+            phase=phase,
+            epoch=epoch,
+            epochs=self._epochs,
+            batch=batch,
+            batches=self._batches,
+            fraction=frac,
+            elapsed_s=elapsed,
+            eta_s=eta,
+            extra=extra,
+        )
         self.store.beat_job(self.job_id, prog)
         self.observer.on_progress(self.job_id, prog)
 
@@ -143,7 +158,7 @@ class JobContext:
         self.observer.on_epoch(self.job_id, row)
         epoch = int(row["epoch"])
         if epoch < self._epochs:
-            self.progress(epoch + 1, 0, force=True)      # the next epoch, not started yet
+            self.progress(epoch + 1, 0, force=True)  # the next epoch, not started yet
         else:
             self.progress(epoch, self._batches, force=True)
 

@@ -3,6 +3,7 @@
 `run_job` is both start and resume (as `run_search` is for searches): the trainer asks the
 `JobContext` (core.training.context) for the last checkpoint and continues after its epoch.
 """
+
 from __future__ import annotations
 
 import threading
@@ -30,6 +31,7 @@ def create_job(store: JobStore, genotype: Genotype, cfg: TrainConfig, source: st
     check_data(cfg.data, cfg.task)  # a dataset spec or network that cannot work fails here, not in the job
     if cfg.task == "cnn":
         from core.training.cnn import planned_network
+
         planned_network(cfg)
     name = genotype.name or f"cell-{genotype.hash}"
     return store.create_job(cfg.task, genotype, config_to_dict(cfg), source=source, name=name)
@@ -40,15 +42,16 @@ def check_resumable(store: JobStore, job_id: int) -> None:
     store.check_job_resumable(job_id)
 
 
-def run_job(store: JobStore, job_id: int, observer: JobObserver | None = None,
-            stop_event: threading.Event | None = None) -> str:
+def run_job(
+    store: JobStore, job_id: int, observer: JobObserver | None = None, stop_event: threading.Event | None = None
+) -> str:
     """Run (or resume) a job to its end, a stop request or a failure; returns the final status."""
     obs = observer or JobObserver()
     stop = stop_event or threading.Event()
     job = store.get_job(job_id)
     cfg = config_from_dict(job.config)
     torch.set_num_threads(cfg.threads or default_threads())
-    device = resolve_device(cfg.device)     # e.g. no CUDA here: refused before the job is touched
+    device = resolve_device(cfg.device)  # e.g. no CUDA here: refused before the job is touched
     store.claim_job(job_id, describe(device))  # atomic; another holder -> StoreError, nothing changed
     metrics: dict | None = None
     try:
@@ -75,13 +78,16 @@ def run_job(store: JobStore, job_id: int, observer: JobObserver | None = None,
 def _trainer(task: str) -> Callable[[JobContext, Genotype, Any, torch.device], TrainOutcome]:
     if task == "cnn":
         from core.training.cnn import train_cnn
+
         return train_cnn
     from core.training.rnn import train_rnn
+
     return train_rnn
 
 
 def _export(ctx: JobContext, genotype: Genotype, cfg: TrainConfig, outcome: TrainOutcome) -> dict:
     from core.training.export import export_trained
+
     return export_trained(ctx.dir, genotype, outcome, with_onnx=cfg.onnx, job_id=ctx.job_id, log=ctx.log)
 
 
@@ -92,6 +98,7 @@ def genotype_from_run(store: JobStore, run_id: int, step: int | None = None) -> 
     steps = store.steps(run_id)
     if step is None:
         from core.store.runs import best_of
+
         chosen = best_of(steps)
         if chosen is None:
             raise StoreError(f"run {run_id} has no scored step after the dense baseline yet")

@@ -7,6 +7,7 @@ trained network. The ONNX file comes from torch.onnx.export's dynamo exporter (t
 in torch 2.13; it needs onnxscript) and is checked by running it in onnxruntime against
 PyTorch before the job calls itself finished.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from core.training.context import TrainOutcome
 
 GENOTYPE_FILE, WEIGHTS_FILE, ONNX_FILE, VOCAB_FILE = "genotype.json", "model.pt", "model.onnx", "vocab.txt"
-ONNX_TOLERANCE = 1e-4          # max |onnxruntime - torch|, relative to the output's scale (at least 1)
+ONNX_TOLERANCE = 1e-4  # max |onnxruntime - torch|, relative to the output's scale (at least 1)
 MAX_DYNAMIC_BATCH = 1 << 16
 
 
@@ -55,9 +56,11 @@ def rebuild_model(bundle: dict) -> nn.Module:
         raise GenotypeError("this genotype JSON has no 'model' entry; it was not exported by a training job")
     if builder_of(spec) == CNN_BUILDER:
         from core.nets.cnn import CNNConfig, build_cnn
+
         return build_cnn(genotype, CNNConfig.from_dict(spec["config"]))
     if builder_of(spec) == RNN_BUILDER:
         from core.nets.rnn import RNNLanguageModel
+
         return RNNLanguageModel(genotype, **spec["config"])
     raise GenotypeError(f"unknown model builder {spec['builder']!r}")
 
@@ -75,23 +78,35 @@ def rebuild_snippet(directory: Path, bundle: dict) -> str:
     """A short, runnable Python snippet that rebuilds the trained model (shown on the Train page)."""
     d = Path(directory)
     if builder_of(bundle["model"]) == CNN_BUILDER:
-        build = ("from core.nets.cnn import CNNConfig, build_cnn\n\n"
-                 f"spec = json.loads(Path({str(d / GENOTYPE_FILE)!r}).read_text())\n"
-                 "model = build_cnn(Genotype.from_dict(spec), CNNConfig.from_dict(spec['model']['config']))\n")
+        build = (
+            "from core.nets.cnn import CNNConfig, build_cnn\n\n"
+            f"spec = json.loads(Path({str(d / GENOTYPE_FILE)!r}).read_text())\n"
+            "model = build_cnn(Genotype.from_dict(spec), CNNConfig.from_dict(spec['model']['config']))\n"
+        )
         net = bundle["model"].get("config", {})
         c, size = net.get("in_channels", 3), net.get("input_size", 32)
-        use = (f"logits = model(images)  # images: (N, {c}, {size}, {size}) float tensors, "
-               "normalised like the training data")
+        use = (
+            f"logits = model(images)  # images: (N, {c}, {size}, {size}) float tensors, "
+            "normalised like the training data"
+        )
     else:
-        build = ("from core.nets.rnn import RNNLanguageModel\n\n"
-                 f"spec = json.loads(Path({str(d / GENOTYPE_FILE)!r}).read_text())\n"
-                 "model = RNNLanguageModel(Genotype.from_dict(spec), **spec['model']['config'])\n")
-        use = (f"vocab = Path({str(d / VOCAB_FILE)!r}).read_text().split('\\n')  # token id -> word\n"
-               "log_probs, hidden = model(tokens, model.init_hidden(tokens.size(1)))  # tokens: (T, B) ids")
-    return ("import json\nfrom pathlib import Path\n\nimport torch\n\nfrom core.cell.genotype import Genotype\n"
-            + build
-            + f"model.load_state_dict(torch.load({str(d / WEIGHTS_FILE)!r}, weights_only=True))\n"
-            + "model.eval()\n" + use + "\n")
+        build = (
+            "from core.nets.rnn import RNNLanguageModel\n\n"
+            f"spec = json.loads(Path({str(d / GENOTYPE_FILE)!r}).read_text())\n"
+            "model = RNNLanguageModel(Genotype.from_dict(spec), **spec['model']['config'])\n"
+        )
+        use = (
+            f"vocab = Path({str(d / VOCAB_FILE)!r}).read_text().split('\\n')  # token id -> word\n"
+            "log_probs, hidden = model(tokens, model.init_hidden(tokens.size(1)))  # tokens: (T, B) ids"
+        )
+    return (
+        "import json\nfrom pathlib import Path\n\nimport torch\n\nfrom core.cell.genotype import Genotype\n"
+        + build
+        + f"model.load_state_dict(torch.load({str(d / WEIGHTS_FILE)!r}, weights_only=True))\n"
+        + "model.eval()\n"
+        + use
+        + "\n"
+    )
 
 
 # ----- ONNX ----------------------------------------------------------------------------------
@@ -110,8 +125,14 @@ def _quiet_exporter() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def export_onnx(model: nn.Module, example_inputs: tuple, path: Path, input_names: tuple[str, ...],
-                output_names: tuple[str, ...], dynamic_batch: bool) -> None:
+def export_onnx(
+    model: nn.Module,
+    example_inputs: tuple,
+    path: Path,
+    input_names: tuple[str, ...],
+    output_names: tuple[str, ...],
+    dynamic_batch: bool,
+) -> None:
     """torch.onnx.export with the dynamo exporter into one self-contained file.
 
     dynamic_batch marks dim 0 of the first input as free (CNN images). The RNN is exported
@@ -124,15 +145,24 @@ def export_onnx(model: nn.Module, example_inputs: tuple, path: Path, input_names
         batch = torch.export.Dim("batch", min=1, max=MAX_DYNAMIC_BATCH)
         dynamic = ({0: batch},) + tuple(None for _ in example_inputs[1:])
     with _quiet_exporter(), torch.no_grad():
-        torch.onnx.export(model, tuple(example_inputs), str(path), dynamo=True, external_data=False,
-                          verbose=False, input_names=list(input_names), output_names=list(output_names),
-                          dynamic_shapes=dynamic)
+        torch.onnx.export(
+            model,
+            tuple(example_inputs),
+            str(path),
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+            input_names=list(input_names),
+            output_names=list(output_names),
+            dynamic_shapes=dynamic,
+        )
 
 
 def check_onnx(path: Path, model: nn.Module, inputs: tuple) -> float:
     """Run the ONNX file in onnxruntime and return max |ort - torch| over all outputs, scaled
     by the larger of 1 and the output's magnitude (log-probs of a big vocabulary are large)."""
     import onnxruntime as ort
+
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feeds = {i.name: t.detach().cpu().numpy() for i, t in zip(session.get_inputs(), inputs)}
     got = session.run(None, feeds)
@@ -157,8 +187,14 @@ def check_inputs(example_inputs: tuple, dynamic_batch: bool) -> tuple:
 
 
 # ----- a finished job's exports -------------------------------------------------------------
-def export_trained(directory: Path, genotype: Genotype, outcome: "TrainOutcome", with_onnx: bool = True,
-                   job_id: int | None = None, log: Callable[[str], None] | None = None) -> dict:
+def export_trained(
+    directory: Path,
+    genotype: Genotype,
+    outcome: "TrainOutcome",
+    with_onnx: bool = True,
+    job_id: int | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict:
     """Write model.pt, genotype.json (+ vocab.txt for language models) and model.onnx; return paths."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -167,8 +203,12 @@ def export_trained(directory: Path, genotype: Genotype, outcome: "TrainOutcome",
     trained = {"job_id": job_id, **{k: v for k, v in outcome.metrics.items() if not isinstance(v, (dict, list))}}
     bundle = model_bundle(genotype, outcome.model_spec, trained)
     (directory / GENOTYPE_FILE).write_text(json.dumps(bundle, indent=2) + "\n")
-    out: dict = {"dir": str(directory), "weights": str(directory / WEIGHTS_FILE),
-                 "genotype": str(directory / GENOTYPE_FILE), "onnx": None}
+    out: dict = {
+        "dir": str(directory),
+        "weights": str(directory / WEIGHTS_FILE),
+        "genotype": str(directory / GENOTYPE_FILE),
+        "onnx": None,
+    }
     if outcome.vocab is not None:
         (directory / VOCAB_FILE).write_text("\n".join(outcome.vocab))
         out["vocab"] = str(directory / VOCAB_FILE)
@@ -176,8 +216,9 @@ def export_trained(directory: Path, genotype: Genotype, outcome: "TrainOutcome",
         if log:
             log("exporting ONNX (dynamo exporter) and checking it with onnxruntime")
         onnx_path = directory / ONNX_FILE
-        export_onnx(model, outcome.example_inputs, onnx_path, outcome.input_names, outcome.output_names,
-                    outcome.dynamic_batch)
+        export_onnx(
+            model, outcome.example_inputs, onnx_path, outcome.input_names, outcome.output_names, outcome.dynamic_batch
+        )
         diff = check_onnx(onnx_path, model, check_inputs(outcome.example_inputs, outcome.dynamic_batch))
         out.update(onnx=str(onnx_path), onnx_max_diff=diff, onnx_ok=diff <= ONNX_TOLERANCE)
         if log and diff > ONNX_TOLERANCE:

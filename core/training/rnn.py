@@ -16,6 +16,7 @@ Resume is exact on CPU: window offsets come from (seed, epoch), the dropout mask
 torch's global generator whose state the checkpoint carries, and the optimizer state
 (including ASGD's averages) is saved with the weights.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,15 +54,29 @@ def combined_input_dropout(cfg: RNNTrainConfig) -> float:
 
 
 def build_language_model(genotype: Genotype, vocab_size: int, cfg: RNNTrainConfig) -> RNNLanguageModel:
-    return RNNLanguageModel(genotype, vocab_size, emb=cfg.emb, hidden=cfg.hidden, dropout=cfg.dropout,
-                            dropout_h=cfg.dropout_h, dropout_x=combined_input_dropout(cfg),
-                            dropout_e=cfg.dropout_e)
+    return RNNLanguageModel(
+        genotype,
+        vocab_size,
+        emb=cfg.emb,
+        hidden=cfg.hidden,
+        dropout=cfg.dropout,
+        dropout_h=cfg.dropout_h,
+        dropout_x=combined_input_dropout(cfg),
+        dropout_e=cfg.dropout_e,
+    )
 
 
 def model_config(vocab_size: int, cfg: RNNTrainConfig) -> dict:
     """The RNNLanguageModel keyword arguments (what the export's genotype JSON records)."""
-    return {"vocab_size": vocab_size, "emb": cfg.emb, "hidden": cfg.hidden, "dropout": cfg.dropout,
-            "dropout_h": cfg.dropout_h, "dropout_x": combined_input_dropout(cfg), "dropout_e": cfg.dropout_e}
+    return {
+        "vocab_size": vocab_size,
+        "emb": cfg.emb,
+        "hidden": cfg.hidden,
+        "dropout": cfg.dropout,
+        "dropout_h": cfg.dropout_h,
+        "dropout_x": combined_input_dropout(cfg),
+        "dropout_e": cfg.dropout_e,
+    }
 
 
 def make_optimizer(model: RNNLanguageModel, cfg: RNNTrainConfig, kind: str) -> torch.optim.Optimizer:
@@ -90,13 +105,14 @@ def averaged_weights(model: RNNLanguageModel, opt: torch.optim.Optimizer) -> Ite
 def switch_to_asgd(cfg: RNNTrainConfig, val_history: list[float], val_loss: float) -> bool:
     """The non-monotone trigger: switch once this epoch is worse than the best validation
     loss of all epochs except the last `nonmono` ones."""
-    return cfg.asgd and len(val_history) > cfg.nonmono and val_loss > min(val_history[:-cfg.nonmono])
+    return cfg.asgd and len(val_history) > cfg.nonmono and val_loss > min(val_history[: -cfg.nonmono])
 
 
 @dataclass
 class RNNState(TrainState):
     """The end-of-epoch checkpoint: TrainState plus the optimizer phase and what the ASGD
     trigger and the best-weights file compare with."""
+
     phase: str
     val_history: list[float]
     best: float
@@ -105,6 +121,7 @@ class RNNState(TrainState):
 @dataclass
 class _Job:
     """One training job's moving parts, resumed from a checkpoint or fresh."""
+
     model: RNNLanguageModel
     opt: torch.optim.Optimizer
     corpus: Corpus
@@ -125,8 +142,10 @@ class _Job:
 def train_rnn(ctx: JobContext, genotype: Genotype, cfg: RNNTrainConfig, device: torch.device) -> TrainOutcome:
     """Train (or resume) the ShrinkRNN language model of `genotype` under `cfg`."""
     job = _prepare(ctx, genotype, cfg, device)
-    ctx.log(f"{job.corpus.name}: vocabulary {job.corpus.vocab_size:,}, {job.corpus.train.numel():,} train "
-            f"tokens; {job.cost.params:,} params, {job.cost.flops:,} cell FLOPs per step")
+    ctx.log(
+        f"{job.corpus.name}: vocabulary {job.corpus.vocab_size:,}, {job.corpus.train.numel():,} train "
+        f"tokens; {job.cost.params:,} params, {job.cost.flops:,} cell FLOPs per step"
+    )
     ctx.begin(job.first, cfg.epochs, job.per_epoch)
     for epoch in range(job.first, cfg.epochs + 1):
         if not _run_epoch(ctx, job, cfg, epoch):
@@ -145,9 +164,15 @@ def _prepare(ctx: JobContext, genotype: Genotype, cfg: RNNTrainConfig, device: t
     model.decoder_dtype = autocast_dtype(resolve_precision(cfg.precision, device))  # the decoder in bf16
     train = batchify(corpus.train, cfg.batch_size, device)
     windows = len(list(bptt_windows(train.size(0), cfg.bptt, cfg.bptt)))
-    job = _Job(model=model, opt=make_optimizer(model, cfg, SGD), corpus=corpus, cost=cost, train=train,
-               valid=batchify(corpus.valid, cfg.eval_batch_size, device),
-               per_epoch=min(windows, cfg.max_batches) if cfg.max_batches else windows)
+    job = _Job(
+        model=model,
+        opt=make_optimizer(model, cfg, SGD),
+        corpus=corpus,
+        cost=cost,
+        train=train,
+        valid=batchify(corpus.valid, cfg.eval_batch_size, device),
+        per_epoch=min(windows, cfg.max_batches) if cfg.max_batches else windows,
+    )
     saved = ctx.resume_state()
     if saved is not None:
         state = RNNState.from_dict(saved)
@@ -163,14 +188,15 @@ def _prepare(ctx: JobContext, genotype: Genotype, cfg: RNNTrainConfig, device: t
 def _slowness_loss(beta: float) -> StepLoss:
     """The training step's loss: cross-entropy (reported, comparable to validation) and, as
     the objective, that plus beta * mean((h_t - h_{t-1})^2) over the cell's raw outputs."""
-    def step(model: RNNLanguageModel, inputs: Tensor, hidden: Tensor, targets: Tensor
-             ) -> tuple[Tensor, Tensor, Tensor]:
+
+    def step(model: RNNLanguageModel, inputs: Tensor, hidden: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         log_probs, hidden, states = model.forward_with_states(inputs, hidden)
         loss = F.nll_loss(log_probs.reshape(-1, log_probs.size(-1)), targets.reshape(-1))
         objective = loss
         if beta > 0 and inputs.size(0) > 1:
             objective = loss + beta * (states[1:] - states[:-1]).pow(2).mean()
         return loss, objective, hidden
+
     return step
 
 
@@ -179,34 +205,64 @@ def _run_epoch(ctx: JobContext, job: _Job, cfg: RNNTrainConfig, epoch: int) -> b
     checkpoint one epoch; False if a stop was asked during it."""
     offset = random.Random(derive_seed(cfg.seed, "offset", epoch)).randint(1, cfg.bptt)
     t0 = time.perf_counter()
-    out = train_bptt_epoch(job.model, job.opt, job.train, cfg.bptt, offset, cfg.clip,
-                           max_batches=cfg.max_batches or None, step_loss=_slowness_loss(cfg.slowness),
-                           should_stop=ctx.should_stop, on_batch=lambda b: ctx.progress(epoch, b))
+    out = train_bptt_epoch(
+        job.model,
+        job.opt,
+        job.train,
+        cfg.bptt,
+        offset,
+        cfg.clip,
+        max_batches=cfg.max_batches or None,
+        step_loss=_slowness_loss(cfg.slowness),
+        should_stop=ctx.should_stop,
+        on_batch=lambda b: ctx.progress(epoch, b),
+    )
     if out is None:
         return False
     train_s = time.perf_counter() - t0
     if not finite(out.mean):
-        raise TrainingDiverged(f"training loss became {out.mean} in epoch {epoch}; "
-                               f"lower the learning rate (now {cfg.lr:g})")
+        raise TrainingDiverged(
+            f"training loss became {out.mean} in epoch {epoch}; lower the learning rate (now {cfg.lr:g})"
+        )
     ctx.progress(epoch, job.per_epoch, phase="validate", force=True)
     with averaged_weights(job.model, job.opt):
         val_loss = evaluate_lm(job.model, job.valid, cfg.bptt)
         if val_loss < job.best:
             job.best = val_loss
             ctx.save_extra(BEST_FILE, {"model": job.model.state_dict(), "epoch": epoch, "val_loss": val_loss})
-    row = {"epoch": epoch, "train_loss": out.mean, "train_ppl": perplexity(out.mean), "val_loss": val_loss,
-           "val_ppl": perplexity(val_loss), "lr": cfg.lr, "throughput": out.tokens / train_s,
-           "seconds": time.perf_counter() - t0, "optimizer": job.phase}
+    row = {
+        "epoch": epoch,
+        "train_loss": out.mean,
+        "train_ppl": perplexity(out.mean),
+        "val_loss": val_loss,
+        "val_ppl": perplexity(val_loss),
+        "lr": cfg.lr,
+        "throughput": out.tokens / train_s,
+        "seconds": time.perf_counter() - t0,
+        "optimizer": job.phase,
+    }
     job.history.append(row)
     if job.phase == SGD and switch_to_asgd(cfg, job.val_history, val_loss):
         job.phase, job.opt = ASGD, make_optimizer(job.model, cfg, ASGD)
         ctx.log(f"epoch {epoch}: validation stopped improving; switching to averaged SGD")
     job.val_history.append(val_loss)
-    ctx.log(f"epoch {epoch}/{cfg.epochs}: train ppl {row['train_ppl']:.1f}, valid ppl "
-            f"{row['val_ppl']:.1f} ({row['optimizer']}), {row['throughput']:.0f} tokens/s")
-    ctx.epoch_done(row, RNNState(model=job.model.state_dict(), optimizer=job.opt.state_dict(), rng=rng_state(),
-                                 epoch=epoch, history=job.history, phase=job.phase,
-                                 val_history=job.val_history, best=job.best).to_dict())
+    ctx.log(
+        f"epoch {epoch}/{cfg.epochs}: train ppl {row['train_ppl']:.1f}, valid ppl "
+        f"{row['val_ppl']:.1f} ({row['optimizer']}), {row['throughput']:.0f} tokens/s"
+    )
+    ctx.epoch_done(
+        row,
+        RNNState(
+            model=job.model.state_dict(),
+            optimizer=job.opt.state_dict(),
+            rng=rng_state(),
+            epoch=epoch,
+            history=job.history,
+            phase=job.phase,
+            val_history=job.val_history,
+            best=job.best,
+        ).to_dict(),
+    )
     return True
 
 
@@ -218,20 +274,36 @@ def _finish(ctx: JobContext, job: _Job, cfg: RNNTrainConfig, device: torch.devic
     metrics = {**job.summary(), "test_perplexity": perplexity(test_loss)}
     model = model.eval().cpu()
     model.decoder_dtype = None  # the exported model is fp32
-    tokens = corpus.valid[:cfg.bptt].view(-1, 1).cpu()
-    return TrainOutcome(stopped=False, metrics=metrics, model=model,
-                        model_spec={"builder": RNN_BUILDER, "config": model_config(corpus.vocab_size, cfg)},
-                        example_inputs=(tokens, model.init_hidden(1)), input_names=("tokens", "hidden"),
-                        output_names=("log_probs", "hidden_out"), dynamic_batch=False, vocab=list(corpus.vocab))
+    tokens = corpus.valid[: cfg.bptt].view(-1, 1).cpu()
+    return TrainOutcome(
+        stopped=False,
+        metrics=metrics,
+        model=model,
+        model_spec={"builder": RNN_BUILDER, "config": model_config(corpus.vocab_size, cfg)},
+        example_inputs=(tokens, model.init_hidden(1)),
+        input_names=("tokens", "hidden"),
+        output_names=("log_probs", "hidden_out"),
+        dynamic_batch=False,
+        vocab=list(corpus.vocab),
+    )
 
 
 def _metrics(history: list[dict], cost: Cost, corpus: Corpus) -> dict:
     """The job's summary: best validation perplexity (the exported weights'), cost, pace."""
-    out = {"params": cost.params, "flops": cost.flops, "data": corpus.name, "vocab": corpus.vocab_size,
-           "epochs": len(history)}
+    out = {
+        "params": cost.params,
+        "flops": cost.flops,
+        "data": corpus.name,
+        "vocab": corpus.vocab_size,
+        "epochs": len(history),
+    }
     if history:
         best = min(history, key=lambda r: r["val_loss"])
-        out.update(perplexity=best["val_ppl"], best_epoch=best["epoch"], last_perplexity=history[-1]["val_ppl"],
-                   train_loss=history[-1]["train_loss"],
-                   tokens_per_s=sum(r["throughput"] for r in history) / len(history))
+        out.update(
+            perplexity=best["val_ppl"],
+            best_epoch=best["epoch"],
+            last_perplexity=history[-1]["val_ppl"],
+            train_loss=history[-1]["train_loss"],
+            tokens_per_s=sum(r["throughput"] for r in history) / len(history),
+        )
     return out

@@ -1,4 +1,5 @@
 """The Compare page: two to four genotype slots, then DAGs, costs, unique edges, summaries."""
+
 from __future__ import annotations
 
 import streamlit as st
@@ -61,14 +62,22 @@ def compare_page(store: Store, run: RunRecord | None) -> None:
         st.error(one_line(exc), icon=":material/error:")
         return
     imagenet = kind == "cnn" and st.toggle(
-        f"Also cost each cell in the {IMAGENET_NET} body", key="compare_imagenet",
-        help="the paper's network: about a second per new cell on a CPU (then remembered)")
+        f"Also cost each cell in the {IMAGENET_NET} body",
+        key="compare_imagenet",
+        help="the paper's network: about a second per new cell on a CPU (then remembered)",
+    )
     with st.spinner(f"Costing the networks{' in ' + IMAGENET_NET if imagenet else ''}..."):
         rows = cost_rows(picked, imagenet=imagenet)
-    st.markdown("**Cost**" + (f" (CNN: every column names the network it was measured on; the {PROXY_NET} is "
-                              "the same for every cell, so a run's own pages, which use that run's proxy net "
-                              "and data, show other numbers)" if kind == "cnn"
-                              else " (RNN: the language model, FLOPs = edges x h²)"))
+    st.markdown(
+        "**Cost**"
+        + (
+            f" (CNN: every column names the network it was measured on; the {PROXY_NET} is "
+            "the same for every cell, so a run's own pages, which use that run's proxy net "
+            "and data, show other numbers)"
+            if kind == "cnn"
+            else " (RNN: the language model, FLOPs = edges x h²)"
+        )
+    )
     st.dataframe(rows, hide_index=True, width="stretch", column_config=compare_columns(rows))
     table_button(rows, "Comparison (CSV)", "compare", "compare-table")
     if kind == "cnn" and st.toggle("Show torchinfo layer tables (proxy network)", key="compare_torchinfo"):

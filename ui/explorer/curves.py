@@ -4,6 +4,7 @@ perplexity (RNN) per epoch, train against validation, from the candidate's store
 Why: the stop rules (98% running accuracy, divergence, patience, the 4th-epoch floor) decide
 a candidate's score from these curves; seeing them shows why a candidate stopped when it did.
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -27,6 +28,7 @@ def candidate_curves(store: Store, run: RunRecord) -> None:
     if not cands:
         st.caption("No candidate has a recorded epoch yet.")
         return
-    pick = st.selectbox("Candidate", range(len(cands)), index=len(cands) - 1, key=SELECT_KEY,
-                        format_func=lambda i: _label(cands[i]))
+    pick = st.selectbox(
+        "Candidate", range(len(cands)), index=len(cands) - 1, key=SELECT_KEY, format_func=lambda i: _label(cands[i])
+    )
     st.plotly_chart(curves_figure(cands[pick].history, run.task), key="explorer_curves")

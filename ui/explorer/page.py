@@ -1,4 +1,5 @@
 """The Explorer page: step through a run's shrink steps, then one candidate's training curves."""
+
 from __future__ import annotations
 
 import streamlit as st

@@ -5,6 +5,7 @@ The view is a fragment so that playing (advancing one step per PLAY_S), followin
 run (re-reading the store every REFRESH_S) and moving the slider redraw only the view, not
 the whole app. Play/Pause change the fragment's timer, so their callbacks ask for a full rerun.
 """
+
 from __future__ import annotations
 
 import time
@@ -24,8 +25,7 @@ from ui.tables import candidates_table, score_caption
 from ui.urlstate import write_step
 
 PLAY_S = 1.5
-STEP_KEY, PLAYING_KEY, TICK_KEY, EARLIER_KEY = "explorer_step", "explorer_playing", "explorer_tick", \
-    "explorer_earlier"
+STEP_KEY, PLAYING_KEY, TICK_KEY, EARLIER_KEY = "explorer_step", "explorer_playing", "explorer_tick", "explorer_earlier"
 FOLLOW_KEY = "explorer_follow"
 NO_RUN = "No run to explore yet: start one on the Search page."
 NO_STEP = "Run {run} has no committed step yet; the first appears once the dense baseline is trained."
@@ -71,16 +71,38 @@ def _view(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
         behind = last - st.session_state[STEP_KEY]
         with st.container(horizontal=True, vertical_alignment="center"):
             live_badge(run, f"{last + 1} steps so far" + (f", {behind} newer than this one" if behind else ""))
-            st.toggle("Follow the newest step", key=FOLLOW_KEY,
-                      help="on: the view jumps to each new step; off: stay where you are")
+            st.toggle(
+                "Follow the newest step",
+                key=FOLLOW_KEY,
+                help="on: the view jumps to each new step; off: stay where you are",
+            )
     controls = st.columns([1, 1, 1, 3])
-    controls[0].button("Previous", key="explorer_prev", on_click=_move, args=(-1, last), shortcut="Left",
-                       icon=":material/skip_previous:", disabled=st.session_state[STEP_KEY] <= 0)
+    controls[0].button(
+        "Previous",
+        key="explorer_prev",
+        on_click=_move,
+        args=(-1, last),
+        shortcut="Left",
+        icon=":material/skip_previous:",
+        disabled=st.session_state[STEP_KEY] <= 0,
+    )
     playing = st.session_state.get(PLAYING_KEY, False)
-    controls[1].button("Pause" if playing else "Play", key="explorer_play", on_click=_toggle_play, args=(last,),
-                       icon=":material/pause:" if playing else ":material/play_arrow:")
-    controls[2].button("Next", key="explorer_next", on_click=_move, args=(1, last), shortcut="Right",
-                       icon=":material/skip_next:", disabled=st.session_state[STEP_KEY] >= last)
+    controls[1].button(
+        "Pause" if playing else "Play",
+        key="explorer_play",
+        on_click=_toggle_play,
+        args=(last,),
+        icon=":material/pause:" if playing else ":material/play_arrow:",
+    )
+    controls[2].button(
+        "Next",
+        key="explorer_next",
+        on_click=_move,
+        args=(1, last),
+        shortcut="Right",
+        icon=":material/skip_next:",
+        disabled=st.session_state[STEP_KEY] >= last,
+    )
     with controls[3].container(horizontal=True):
         st.toggle("Show edges removed earlier", key=EARLIER_KEY, value=True)
         st.page_link("views/presenter.py", label="Presenter mode", icon=":material/slideshow:")
@@ -100,15 +122,28 @@ def _step(store: Store, run: RunRecord, steps: list[StepRecord], n: int) -> None
     step, cands = shown.step, shown.cands
     title = step_title(step)
     show_earlier = st.session_state.get(EARLIER_KEY, True)
-    show_dag(shown.parent, shown.layout, min_px=720, candidates=shown.tried, removed=step.removed,
-             start=shown.start, show_earlier=show_earlier, title=title)
-    dot = dag_graph(shown.parent, candidates=shown.tried, removed=step.removed, start=shown.start,
-                    show_earlier=show_earlier, title=title)
+    show_dag(
+        shown.parent,
+        shown.layout,
+        min_px=720,
+        candidates=shown.tried,
+        removed=step.removed,
+        start=shown.start,
+        show_earlier=show_earlier,
+        title=title,
+    )
+    dot = dag_graph(
+        shown.parent,
+        candidates=shown.tried,
+        removed=step.removed,
+        start=shown.start,
+        show_earlier=show_earlier,
+        title=title,
+    )
     with st.container(horizontal=True):
         genotype_button(step.genotype, f"run{run.id}-step{n}", "explorer")
         dag_buttons(dot, f"run{run.id}-step{n}", "explorer")
-    st.info(why_removed(step.removed, cands, run.task, shown.edges_before, run.noise),
-            icon=":material/lightbulb:")
+    st.info(why_removed(step.removed, cands, run.task, shown.edges_before, run.noise), icon=":material/lightbulb:")
     against_chance = step_control_sentence(store, run, step)
     if against_chance:
         st.info(against_chance, icon=":material/casino:")

@@ -1,12 +1,15 @@
 """The Search page's opening words: what AutoShrink does, the score with its units, what the
 knobs mean, and where the recorded runs are for anyone without time to run a search."""
+
 from __future__ import annotations
 
 import streamlit as st
 
-INTRO = ("**AutoShrink** (Zhang et al., AAAI 2020) searches for a network *cell*: a small graph of N nodes "
-         "whose edges carry feature maps (CNN) or hidden states (RNN). It starts from the densest cell and "
-         "removes one edge per step, keeping the removal that scores best.")
+INTRO = (
+    "**AutoShrink** (Zhang et al., AAAI 2020) searches for a network *cell*: a small graph of N nodes "
+    "whose edges carry feature maps (CNN) or hidden states (RNN). It starts from the densest cell and "
+    "removes one edge per step, keeping the removal that scores best."
+)
 
 HOW = r"""
 - **Start**: the dense cell, every forward edge between its **N** nodes: N(N−1)/2 edges (N=8: 28).
@@ -27,16 +30,20 @@ HOW = r"""
   *within noise*, and the Explorer says when the cost term, not quality, decided a step.
 """
 
-DEMOS = ("**The demos** (offline, about 15 s and 65 s on 2 idle CPU cores): the CNN demo trains on scikit-learn's 8x8 "
-         "digits (60 images a class, 3 epochs, accuracy near 90 %). Digits is easy: a 2-edge cell does about as "
-         "well as the dense one, so the cost term alone would shrink the cell to 1-2 edges; the CNN demo therefore "
-         "stops at half the edges (keep 0.5). The RNN demo trains a 500-word language model on Python's own "
-         "documentation: a unigram model scores perplexity ~107, the candidates ~85-100.")
+DEMOS = (
+    "**The demos** (offline, about 15 s and 65 s on 2 idle CPU cores): the CNN demo trains on scikit-learn's 8x8 "
+    "digits (60 images a class, 3 epochs, accuracy near 90 %). Digits is easy: a 2-edge cell does about as "
+    "well as the dense one, so the cost term alone would shrink the cell to 1-2 edges; the CNN demo therefore "
+    "stops at half the edges (keep 0.5). The RNN demo trains a 500-word language model on Python's own "
+    "documentation: a unigram model scores perplexity ~107, the candidates ~85-100."
+)
 
-SAMPLES = ("**No time to run a search?** The sidebar's run list includes recorded searches marked "
-           "*sample*: a CNN search on the CIFAR-10 proxy and an RNN search on the Penn Treebank proxy, "
-           "recorded on a 2-core CPU (their settings, device and wall time are shown with them). Open one "
-           "in Explorer, Trade-offs or Compare: nothing is computed.")
+SAMPLES = (
+    "**No time to run a search?** The sidebar's run list includes recorded searches marked "
+    "*sample*: a CNN search on the CIFAR-10 proxy and an RNN search on the Penn Treebank proxy, "
+    "recorded on a 2-core CPU (their settings, device and wall time are shown with them). Open one "
+    "in Explorer, Trade-offs or Compare: nothing is computed."
+)
 
 
 def landing() -> None:

@@ -4,6 +4,7 @@ Everything is read from the store on each refresh (a fragment that reruns itself
 REFRESH_S), so a second tab, a browser refresh and a run started from the CLI all show
 the same thing; nothing here depends on having started the run in this session.
 """
+
 from __future__ import annotations
 
 import time
@@ -81,13 +82,26 @@ def live_panel() -> None:
 def _header(run: RunRecord) -> None:
     cfg = run.config
     st.subheader(f"Run #{run.id}: {run.task.upper()} · {cfg.get('preset')} · {cfg.get('data')}")
-    summary = (f"N={cfg.get('nodes')}, k={cfg.get('k')}, {cfg.get('epochs')} epochs, "
-               f"keep {cfg.get('keep_fraction')}, seed {cfg.get('seed')}, evaluator {run.evaluator or '-'}"
-               + (f" on {describe_cluster(run.cluster)}" if run.cluster else ""))
+    summary = (
+        f"N={cfg.get('nodes')}, k={cfg.get('k')}, {cfg.get('epochs')} epochs, "
+        f"keep {cfg.get('keep_fraction')}, seed {cfg.get('seed')}, evaluator {run.evaluator or '-'}"
+        + (f" on {describe_cluster(run.cluster)}" if run.cluster else "")
+    )
     if is_sample(run):
         return sample_header(run)
-    status_header("run", run.id, run.status, run.device, summary, run.error, _stop, _resume, MESSAGE_KEY,
-                  "its last committed step", key="live")
+    status_header(
+        "run",
+        run.id,
+        run.status,
+        run.device,
+        summary,
+        run.error,
+        _stop,
+        _resume,
+        MESSAGE_KEY,
+        "its last committed step",
+        key="live",
+    )
 
 
 def _progress(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
@@ -115,12 +129,20 @@ def _current(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
         current, next_step = Genotype.dense(cfg.task, cfg.nodes, cfg.seed), 0
     live = run.status.live and next_step > 0
     candidates = step_candidates(current, cfg.k, cfg.seed, next_step) if live else []
-    title = (f"after step {steps[-1].step}: {current.num_edges} edges" if steps else "dense start") + \
-        (f"; step {next_step} candidates in blue" if candidates else "")
-    show_dag(current, run_layout(run, steps[0].genotype if steps else None), candidates=candidates,
-             start=steps[0].genotype if steps else None, show_earlier=False, title=title)
-    dot = dag_graph(current, candidates=candidates, start=steps[0].genotype if steps else None,
-                    show_earlier=False, title=title)
+    title = (f"after step {steps[-1].step}: {current.num_edges} edges" if steps else "dense start") + (
+        f"; step {next_step} candidates in blue" if candidates else ""
+    )
+    show_dag(
+        current,
+        run_layout(run, steps[0].genotype if steps else None),
+        candidates=candidates,
+        start=steps[0].genotype if steps else None,
+        show_earlier=False,
+        title=title,
+    )
+    dot = dag_graph(
+        current, candidates=candidates, start=steps[0].genotype if steps else None, show_earlier=False, title=title
+    )
     with st.container(horizontal=True):
         name = f"run{run.id}-step{steps[-1].step if steps else 0}"
         genotype_button(current, name, "live")
@@ -138,8 +160,10 @@ def _current(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
         st.caption(why_removed(last.removed, cands, run.task, before, run.noise))
     best = best_of(steps)
     if best is not None:
-        st.caption(f"Best snapshot so far: step {best.step}, {best.edges} edges, score {best.score:.4f} "
-                   f"({SCORE_FORMULA[run.task]})")
+        st.caption(
+            f"Best snapshot so far: step {best.step}, {best.edges} edges, score {best.score:.4f} "
+            f"({SCORE_FORMULA[run.task]})"
+        )
     if steps:
         with st.container(horizontal=True):
             table_button(step_table(steps, run.task), "Step table (CSV)", f"run{run.id}-steps", "live-steps")

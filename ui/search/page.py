@@ -1,4 +1,5 @@
 """The Search page: the opening words, then the new-search form beside the chosen run's live panel."""
+
 from __future__ import annotations
 
 import streamlit as st

@@ -6,6 +6,7 @@ from core.training.config's field metadata, the same list the CLI's flags come f
 validated by core (one ConfigError line under the field it names). Start hands the job to
 the process's Runner, which trains in a background thread of the server.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,8 @@ import json
 import streamlit as st
 
 from core.cell.genotype import Genotype
-from core.data.spec import PTB_VOCAB, parse_data_spec
 from core.cell.presets import load_preset, preset_names, preset_network
+from core.data.spec import PTB_VOCAB, parse_data_spec
 from core.errors import ConfigError, UserError
 from core.nets.cnn import CNNConfig, cnn_cost
 from core.nets.rnn import rnn_cost
@@ -29,11 +30,11 @@ from core.training.config import (
     train_config,
 )
 from core.training.engine import published_defaults
+from ui import settings_form
+from ui.data_field import data_problem
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
 from ui.roles import can_change, view_note
-from ui import settings_form
-from ui.data_field import data_problem
 from ui.sources import SOURCES
 
 SOURCE_KEY, SCHEDULE_KEY, ERRORS_KEY, LOADED_KEY = "train_source", "train_schedule", "train_errors", "train_loaded"
@@ -85,6 +86,7 @@ def validate(task: str, schedule: str, given: dict) -> dict[str, str]:
         return {FORM_ERROR: one_line(exc)}
     if task == "cnn":
         from core.training.cnn import data_shape, network_config
+
         try:
             shape = data_shape(cfg)
         except UserError as exc:
@@ -106,6 +108,7 @@ def _cnn_cost(genotype_json: str, net_json: str) -> tuple[int, int]:
 @st.cache_data(show_spinner=False, max_entries=8)
 def _corpus_vocab(spec: str, max_vocab: int) -> int:
     from core.data.corpus import load_corpus
+
     return load_corpus(spec, max_vocab=max_vocab or None).vocab_size
 
 
@@ -115,6 +118,7 @@ def cost_line(g: Genotype, task: str, schedule: str, given: dict) -> str:
         cfg = train_config(task, schedule, **given)
         if task == "cnn":
             from core.training.cnn import network_config, planned_network
+
             note = ""
             try:
                 net = planned_network(cfg)
@@ -124,8 +128,10 @@ def cost_line(g: Genotype, task: str, schedule: str, given: dict) -> str:
                 # No image folder named yet: price the published body on ImageNet's 1001 classes.
                 net, note = network_config(cfg, 3, cfg.image_side(), 1001), ", 1001 classes"
             params, macs = _cnn_cost(g.to_json(), json.dumps(net.to_dict()))
-            return (f"Network: {params:,} params, {macs:,} MACs per {net.input_size}x{net.input_size} image "
-                    f"({cfg.network} body, {len(net.widths)} stages{note})")
+            return (
+                f"Network: {params:,} params, {macs:,} MACs per {net.input_size}x{net.input_size} image "
+                f"({cfg.network} body, {len(net.widths)} stages{note})"
+            )
         spec = parse_data_spec(cfg.data, "rnn")  # a download's vocabulary is PTB's until it is loaded
         vocab = cfg.max_vocab or (PTB_VOCAB if spec.downloads else _corpus_vocab(str(spec), 0))
         cost = rnn_cost(g, cfg.emb, cfg.hidden, vocab)
@@ -147,15 +153,23 @@ def _start(g: Genotype, source: str, task: str) -> None:
             errors[FORM_ERROR] = one_line(exc)
     st.session_state[ERRORS_KEY] = errors
     if errors:
-        st.session_state[FEEDBACK_KEY] = "Not started: " + (errors.get(FORM_ERROR) or
-                                                          f"{len(errors)} setting(s) need a fix (marked below)")
+        st.session_state[FEEDBACK_KEY] = "Not started: " + (
+            errors.get(FORM_ERROR) or f"{len(errors)} setting(s) need a fix (marked below)"
+        )
 
 
 def _start_row(g: Genotype, source: str, task: str) -> None:
     """Start with its outcome beside it, near the top of the form (not under the knobs)."""
     with st.container(horizontal=True, vertical_alignment="center"):
-        st.button("Start training", type="primary", key="train_start", on_click=_start,
-                  args=(g, source, task), icon=":material/play_arrow:", width="content")
+        st.button(
+            "Start training",
+            type="primary",
+            key="train_start",
+            on_click=_start,
+            args=(g, source, task),
+            icon=":material/play_arrow:",
+            width="content",
+        )
         feedback = st.session_state.get(FEEDBACK_KEY, "")
         if feedback:
             (st.warning if feedback.startswith("Not started") else st.success)(feedback)
@@ -175,9 +189,13 @@ def train_form(default_run: RunRecord | None) -> None:
     schedules = schedule_names(task)
     if st.session_state.get(SCHEDULE_KEY) not in schedules:
         st.session_state[SCHEDULE_KEY] = "demo"
-    st.selectbox("Schedule", schedules, key=SCHEDULE_KEY,
-                 help="demo: minutes on a laptop; cifar: a standard CIFAR-10 recipe; paper: the paper's "
-                      "settings (ImageNet-224 body for CNNs, e = h = 745 on PTB for ShrinkRNN)")
+    st.selectbox(
+        "Schedule",
+        schedules,
+        key=SCHEDULE_KEY,
+        help="demo: minutes on a laptop; cifar: a standard CIFAR-10 recipe; paper: the paper's "
+        "settings (ImageNet-224 body for CNNs, e = h = 745 on PTB for ShrinkRNN)",
+    )
     # A new task or schedule reloads every knob; a new genotype only brings what it implies
     # (ShrinkCNN-B: Swish), so settings the user typed survive picking another cell.
     loaded, picked = (task, st.session_state[SCHEDULE_KEY]), (g.name, g.hash)
@@ -199,5 +217,3 @@ def train_form(default_run: RunRecord | None) -> None:
     st.caption(cost_line(g, task, st.session_state[SCHEDULE_KEY], values(task)))
     if FORM_ERROR in errors:
         st.error(errors[FORM_ERROR], icon=":material/error:")
-
-

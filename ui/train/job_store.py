@@ -2,6 +2,7 @@
 (ui.resources.store_at), so the Train page's 2-second refresh and Compare's picker never
 re-run the schema check on opening.
 """
+
 from __future__ import annotations
 
 from core.store.jobs import JobStore

@@ -4,6 +4,7 @@ Like the Search page's live panel, everything is re-read from the store every RE
 (a fragment), so a job started from the CLI, another tab or before a browser refresh
 shows the same; nothing depends on this session having started it.
 """
+
 from __future__ import annotations
 
 import json
@@ -94,8 +95,19 @@ def job_panel() -> None:
 def _header(job: JobRecord) -> None:
     cfg = job.config
     st.subheader(f"Job #{job.id}: {job.task.upper()} · {job.name} · {cfg.get('schedule')} · {cfg.get('data')}")
-    status_header("job", job.id, job.status, job.device, f"from {job.source or '-'}", job.error, _stop, _resume,
-                  MESSAGE_KEY, "its last checkpoint", key="train")
+    status_header(
+        "job",
+        job.id,
+        job.status,
+        job.device,
+        f"from {job.source or '-'}",
+        job.error,
+        _stop,
+        _resume,
+        MESSAGE_KEY,
+        "its last checkpoint",
+        key="train",
+    )
 
 
 def _progress(job: JobRecord, done: int) -> None:
@@ -118,17 +130,25 @@ def _results(store: JobStore, job: JobRecord, rows: list[dict]) -> None:
     st.dataframe(result_rows(rows), hide_index=True, width="stretch")
     exports = job.metrics.get("exports") or {}
     directory = Path(exports.get("dir", store.job_dir(job.id)))
-    files = [("weights", "State dict (.pt)", "application/octet-stream"),
-             ("onnx", "ONNX", "application/octet-stream"),
-             ("genotype", "Genotype + config JSON", "application/json"),
-             ("vocab", "Vocabulary", "text/plain")]
+    files = [
+        ("weights", "State dict (.pt)", "application/octet-stream"),
+        ("onnx", "ONNX", "application/octet-stream"),
+        ("genotype", "Genotype + config JSON", "application/json"),
+        ("vocab", "Vocabulary", "text/plain"),
+    ]
     with st.container(horizontal=True):
         for name, label, mime in files:
             path = exports.get(name)
             if path and Path(path).exists():
-                st.download_button(label, lambda p=path: Path(p).read_bytes(), file_name=download_name(job, path),
-                                   mime=mime, key=f"train-dl-{name}", on_click="ignore",
-                                   icon=":material/download:")
+                st.download_button(
+                    label,
+                    lambda p=path: Path(p).read_bytes(),
+                    file_name=download_name(job, path),
+                    mime=mime,
+                    key=f"train-dl-{name}",
+                    on_click="ignore",
+                    icon=":material/download:",
+                )
     if exports.get("onnx"):
         ok = "matches" if exports.get("onnx_ok") else "DIFFERS from"
         st.caption(f"ONNX checked in onnxruntime: {ok} PyTorch (max difference {exports.get('onnx_max_diff', 0):.1e})")
@@ -136,5 +156,7 @@ def _results(store: JobStore, job: JobRecord, rows: list[dict]) -> None:
     if genotype_file.exists():
         st.markdown("**Rebuild it in code**")
         st.code(rebuild_snippet(directory, json.loads(genotype_file.read_text())), language="python")
-    st.caption(f"Files in `{directory}`. The model is in Compare as a *Trained model* with its measured "
-               + ("perplexity." if job.task == "rnn" else "accuracy."))
+    st.caption(
+        f"Files in `{directory}`. The model is in Compare as a *Trained model* with its measured "
+        + ("perplexity." if job.task == "rnn" else "accuracy.")
+    )

@@ -1,4 +1,5 @@
 """The Train page: the job form beside the live panel of the chosen job."""
+
 from __future__ import annotations
 
 import streamlit as st

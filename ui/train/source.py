@@ -4,6 +4,7 @@ A trained model carries what no search can: its accuracy (CNN) or perplexity (RN
 final training, so Compare shows that instead of a proxy figure, and says where it was
 measured.
 """
+
 from __future__ import annotations
 
 import streamlit as st
@@ -19,14 +20,26 @@ def pick_trained(key: str, store: Store, default: RunRecord | None) -> CompareIt
         st.caption("No finished training job yet: train one on the Train page.")
         return None
     by_id = {j.id: j for j in jobs}
-    job_id = st.selectbox("Training job", list(by_id), key=f"{key}-job",
-                          format_func=lambda i: f"#{i} {by_id[i].task} {by_id[i].name} · {by_id[i].config.get('data')}")
+    job_id = st.selectbox(
+        "Training job",
+        list(by_id),
+        key=f"{key}-job",
+        format_func=lambda i: f"#{i} {by_id[i].task} {by_id[i].name} · {by_id[i].config.get('data')}",
+    )
     job, m = by_id[job_id], by_id[job_id].metrics
     label = f"job{job.id}-{job.name}"
     note = f"job {job.id} final training ({m.get('data', job.config.get('data'))}, {m.get('epochs')} epochs)"
     if job.task == "rnn":
-        return CompareItem(label=label, genotype=job.genotype, source=f"job {job.id}", quality=m.get("perplexity"),
-                           quality_note=note, emb=int(job.config["emb"]), hidden=int(job.config["hidden"]),
-                           vocab=lm_vocab(job.config, recorded=m.get("vocab")))
-    return CompareItem(label=label, genotype=job.genotype, source=f"job {job.id}", quality=m.get("accuracy"),
-                       quality_note=note)
+        return CompareItem(
+            label=label,
+            genotype=job.genotype,
+            source=f"job {job.id}",
+            quality=m.get("perplexity"),
+            quality_note=note,
+            emb=int(job.config["emb"]),
+            hidden=int(job.config["hidden"]),
+            vocab=lm_vocab(job.config, recorded=m.get("vocab")),
+        )
+    return CompareItem(
+        label=label, genotype=job.genotype, source=f"job {job.id}", quality=m.get("accuracy"), quality_note=note
+    )

@@ -17,6 +17,7 @@ reaches the workers through a shared event, between two batches.
 Workers are spawned (never forked: the app runs searches in threads of a server) once per
 run, in `prepare`, and closed when the run ends (`close`).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,8 @@ import sys
 import threading
 import types
 import weakref
-from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import replace
 from queue import Empty
 from typing import Callable, Iterator
@@ -43,7 +44,7 @@ POLL_S = 0.2
 # The evaluator's own state per proxy task (not stored on the task): its run's worker processes.
 # Weak keys: a pool whose task is gone shuts down with it (Pool's finalizer).
 _POOLS: weakref.WeakKeyDictionary[object, Pool] = weakref.WeakKeyDictionary()
-WORKERS_ENV = "AUTOSHRINK_WORKERS"   # cap on worker processes (e.g. 1 to train in the search's own process)
+WORKERS_ENV = "AUTOSHRINK_WORKERS"  # cap on worker processes (e.g. 1 to train in the search's own process)
 
 
 def machine_cores() -> int:
@@ -70,6 +71,7 @@ def pool_size(cfg: SearchConfig, device: torch.device) -> tuple[int, int]:
 def inner_evaluator(kind: str, device: torch.device) -> str:
     """What trains one candidate inside a worker: the one-process path auto would take."""
     from core.search.evaluators.registry import worker_evaluator
+
     return worker_evaluator(kind)
 
 
@@ -82,9 +84,12 @@ class Pool:
         self.workers, self.threads = workers, threads
         cfg = replace(task.cfg, evaluator=inner_evaluator(task.kind, task.device), threads=threads)
         data = task.worker_data()
-        self.executor = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                            initargs=(type(task), cfg.to_dict(), data, threads,
-                                                      self.events, self.stop))
+        self.executor = ProcessPoolExecutor(
+            workers,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(type(task), cfg.to_dict(), data, threads, self.events, self.stop),
+        )
         self._finalizer = weakref.finalize(self, self.executor.shutdown, wait=False, cancel_futures=True)
 
     def close(self) -> None:
@@ -99,8 +104,7 @@ class Pool:
         should_stop, on_epoch, on_result = work.should_stop, work.on_epoch, work.on_result
         self.stop.clear()
         with _bare_main():  # submit starts the worker processes
-            pending: dict[Future, Job] = {self.executor.submit(_train_job, step, job, step_seed): job
-                                          for job in jobs}
+            pending: dict[Future, Job] = {self.executor.submit(_train_job, step, job, step_seed): job for job in jobs}
         done: dict[int, CandidateRecord] = {}
         rows: dict[int, int] = {}
         try:
@@ -114,7 +118,7 @@ class Pool:
                     rec = fut.result()
                     if rec is None:
                         continue
-                    for row in rec.history[rows.get(rec.idx, 0):]:  # rows the queue has not brought yet
+                    for row in rec.history[rows.get(rec.idx, 0) :]:  # rows the queue has not brought yet
                         on_epoch(rec.idx, row)
                     rows[rec.idx] = len(rec.history)
                     done[rec.idx] = rec
@@ -160,9 +164,11 @@ def prepare_pool(task, log: Callable[[str], None]) -> dict:
     """Start the run's workers; {} (the pool is local, not a cluster)."""
     workers, threads = pool_size(task.cfg, task.device)
     _POOLS[task] = Pool(task, workers, threads)
-    log(f"evaluator pool: {workers} worker processes of {threads} torch thread(s) each on "
+    log(
+        f"evaluator pool: {workers} worker processes of {threads} torch thread(s) each on "
         f"{machine_cores()} cores; each trains whole candidates with the {inner_evaluator(task.kind, task.device)} "
-        "evaluator, so the records equal one-at-a-time training at the same threads")
+        "evaluator, so the records equal one-at-a-time training at the same threads"
+    )
     return {}
 
 
@@ -189,13 +195,18 @@ def _init_worker(task_type: type, cfg: dict, data, threads: int, events, stop) -
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
     settings = SearchConfig.from_dict(cfg)
-    _WORKER.update(task=task_type(settings, torch.device("cpu"), lambda msg: None, data),
-                   events=events, stop=stop, label=f"{socket.gethostname()} process {os.getpid()}")
+    _WORKER.update(
+        task=task_type(settings, torch.device("cpu"), lambda msg: None, data),
+        events=events,
+        stop=stop,
+        label=f"{socket.gethostname()} process {os.getpid()}",
+    )
 
 
 def _train_job(step: int, job: Job, step_seed: int) -> CandidateRecord | None:
     """Train one job with the worker's local evaluator; its epoch rows go to the queue as they come."""
     from core.search.evaluators.registry import evaluator_fn
+
     task, events, stop = _WORKER["task"], _WORKER["events"], _WORKER["stop"]
     if stop.is_set():
         return None

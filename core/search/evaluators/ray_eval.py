@@ -24,6 +24,7 @@ Sharing. Searches of one process (the app server) share one cluster connection a
 (the others wait at a step boundary, still stoppable), and one search asks for at most
 AUTOSHRINK_RAY_CPUS_PER_SEARCH CPUs at a time, so a class of demos keeps the server usable.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,18 +44,18 @@ from core.search.candidates import Job, StepJob, StopFn
 from core.search.config import SearchConfig
 from core.store.runs import CandidateRecord
 
-ADDRESS_ENV = "AUTOSHRINK_RAY_ADDRESS"          # join this cluster when --ray-address is not given
-LOCAL_CPUS_ENV = "AUTOSHRINK_RAY_CPUS"          # CPUs of the local cluster this process starts
+ADDRESS_ENV = "AUTOSHRINK_RAY_ADDRESS"  # join this cluster when --ray-address is not given
+LOCAL_CPUS_ENV = "AUTOSHRINK_RAY_CPUS"  # CPUs of the local cluster this process starts
 MAX_SEARCHES_ENV = "AUTOSHRINK_RAY_MAX_SEARCHES"  # searches with tasks on the cluster at once
 CPUS_PER_SEARCH_ENV = "AUTOSHRINK_RAY_CPUS_PER_SEARCH"  # CPUs one search's tasks may hold at once
 DEFAULT_MAX_SEARCHES = 4
-MAX_RETRIES = 3        # a task whose worker dies is trained again from its seed, up to this often
-POLL_S = 0.25          # how often the driver looks at stop requests while tasks run
-CONNECT_TIMEOUT_S = 25.0   # ray.init against an address where no cluster answers retries for minutes
-PROBE_TIMEOUT_S = 5.0      # a TCP connect to the cluster's address before any run row exists
+MAX_RETRIES = 3  # a task whose worker dies is trained again from its seed, up to this often
+POLL_S = 0.25  # how often the driver looks at stop requests while tasks run
+CONNECT_TIMEOUT_S = 25.0  # ray.init against an address where no cluster answers retries for minutes
+PROBE_TIMEOUT_S = 5.0  # a TCP connect to the cluster's address before any run row exists
 PREFLIGHT_TIMEOUT_S = 120.0  # the GPU preflight task (a fresh worker imports torch)
-CANCEL_GRACE_S = 5.0   # after a cancel, how long running tasks get before their workers are killed
-ROOT = Path(__file__).resolve().parents[3]      # the project: shipped to a remote cluster's workers
+CANCEL_GRACE_S = 5.0  # after a cancel, how long running tasks get before their workers are killed
+ROOT = Path(__file__).resolve().parents[3]  # the project: shipped to a remote cluster's workers
 SHIP_EXCLUDES = [".git", "runs", "data", "shared", "tests", "bench", "**/__pycache__", "*.db"]
 
 
@@ -72,7 +73,7 @@ def _ray():
 
 # ----- the cluster -------------------------------------------------------------------------------
 _connect_lock = threading.Lock()
-_connected_to: list[str] = []   # the address this process joined ('local' for the one it started)
+_connected_to: list[str] = []  # the address this process joined ('local' for the one it started)
 
 
 def connect(address: str = "") -> dict:
@@ -83,17 +84,20 @@ def connect(address: str = "") -> dict:
     with _connect_lock:
         if ray.is_initialized():
             if wanted and _connected_to and _connected_to[0] != wanted:
-                raise RayEvaluatorError(f"this process is already on Ray cluster {_connected_to[0]}; "
-                                        f"one cluster per process, so {wanted} cannot be joined here")
+                raise RayEvaluatorError(
+                    f"this process is already on Ray cluster {_connected_to[0]}; "
+                    f"one cluster per process, so {wanted} cannot be joined here"
+                )
             return cluster_info()
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")   # no usage reports to ray.io
-        if not wanted:   # a private cluster needs no token; a joined one keeps the mode it was started with
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports to ray.io
+        if not wanted:  # a private cluster needs no token; a joined one keeps the mode it was started with
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         try:
             _init_in_owner_thread(wanted)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-            raise RayEvaluatorError(f"cannot reach Ray cluster {wanted or '(local)'}: "
-                                    f"{one_line(exc, typed=False)}") from None
+            raise RayEvaluatorError(
+                f"cannot reach Ray cluster {wanted or '(local)'}: {one_line(exc, typed=False)}"
+            ) from None
         _connected_to[:] = [wanted or "local"]
     return cluster_info()
 
@@ -111,8 +115,10 @@ def check_address(address: str = "") -> None:
             pass
     except OSError as exc:
         why = "timed out" if isinstance(exc, socket.timeout) else (exc.strerror or type(exc).__name__).lower()
-        raise RayEvaluatorError(f"cannot reach Ray cluster {wanted}: nothing answers at {host}:{port} ({why}); "
-                                f"start it with `ray start --head` or fix --ray-address") from None
+        raise RayEvaluatorError(
+            f"cannot reach Ray cluster {wanted}: nothing answers at {host}:{port} ({why}); "
+            f"start it with `ray start --head` or fix --ray-address"
+        ) from None
 
 
 def _host_port(address: str) -> tuple[str, int]:
@@ -132,13 +138,14 @@ def _init_in_owner_thread(address: str) -> None:
     GCS and raylet to the thread that started them (PR_SET_PDEATHSIG), and searches run in
     short-lived threads (the app's Runner, the CLI's Ctrl-C wrapper)."""
     ray = _ray()
-    setup = {"worker_process_setup_hook": f"{__name__}.warm_worker"}   # torch imported before any task
+    setup = {"worker_process_setup_hook": f"{__name__}.warm_worker"}  # torch imported before any task
     kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    if address:   # the cluster's nodes get the project's code; their Python packages must match ours
+    if address:  # the cluster's nodes get the project's code; their Python packages must match ours
         kwargs.update(address=address, runtime_env={"working_dir": str(ROOT), "excludes": SHIP_EXCLUDES, **setup})
-    else:         # "local": a private cluster, never one another process started on this machine
-        kwargs.update(address="local", num_cpus=_local_cpus(),
-                      runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}, **setup})
+    else:  # "local": a private cluster, never one another process started on this machine
+        kwargs.update(
+            address="local", num_cpus=_local_cpus(), runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}, **setup}
+        )
     ready, failure, abandoned = threading.Event(), [], threading.Event()
     _owner_stop.clear()
 
@@ -148,11 +155,12 @@ def _init_in_owner_thread(address: str) -> None:
         except Exception as exc:  # noqa: BLE001 - handed to the caller's thread
             failure.append(exc)
         ready.set()
-        if not failure and abandoned.is_set():   # joined after the caller gave up: leave again
+        if not failure and abandoned.is_set():  # joined after the caller gave up: leave again
             ray.shutdown()
             return
         if not failure:
             _owner_stop.wait()
+
     threading.Thread(target=owner, name="ray-owner", daemon=True).start()
     if not ready.wait(CONNECT_TIMEOUT_S):
         abandoned.set()
@@ -191,8 +199,12 @@ def cluster_info() -> dict:
         return {}
     res = ray.cluster_resources()
     nodes = [n for n in ray.nodes() if n.get("Alive")]
-    return {"address": _connected_to[0] if _connected_to else "attached", "nodes": len(nodes),
-            "cpus": res.get("CPU", 0.0), "gpus": res.get("GPU", 0.0)}
+    return {
+        "address": _connected_to[0] if _connected_to else "attached",
+        "nodes": len(nodes),
+        "cpus": res.get("CPU", 0.0),
+        "gpus": res.get("GPU", 0.0),
+    }
 
 
 def describe_cluster(info: dict) -> str:
@@ -200,8 +212,10 @@ def describe_cluster(info: dict) -> str:
     if not info:
         return "no Ray cluster"
     n = info.get("nodes", 0)
-    return (f"ray {info.get('address', '?')}: {n} node{'' if n == 1 else 's'}, "
-            f"{info.get('cpus', 0):g} CPUs, {info.get('gpus', 0):g} GPUs")
+    return (
+        f"ray {info.get('address', '?')}: {n} node{'' if n == 1 else 's'}, "
+        f"{info.get('cpus', 0):g} CPUs, {info.get('gpus', 0):g} GPUs"
+    )
 
 
 def cluster_status() -> str:
@@ -270,15 +284,16 @@ SLOTS = SearchSlots(int(_env_number(MAX_SEARCHES_ENV, DEFAULT_MAX_SEARCHES)))
 @dataclass
 class RayRun:
     """What the driver keeps for a run: the data in the object store and how tasks are shaped."""
-    data_ref: object            # ray.ObjectRef of the proxy ImageData / Corpus (CPU tensors)
-    task_type: type             # the proxy task's class (shipped by reference): the worker builds one
-    cfg: dict                   # the settings the worker rebuilds its task from
+
+    data_ref: object  # ray.ObjectRef of the proxy ImageData / Corpus (CPU tensors)
+    task_type: type  # the proxy task's class (shipped by reference): the worker builds one
+    cfg: dict  # the settings the worker rebuilds its task from
     cluster: dict
     num_cpus: float
     num_gpus: float
-    threads: int                # torch threads in each task
+    threads: int  # torch threads in each task
     chunk: int
-    max_inflight: int           # tasks of this search on the cluster at once
+    max_inflight: int  # tasks of this search on the cluster at once
     log: Callable[[str], None]  # the run's log
 
 
@@ -293,8 +308,9 @@ def check_startable(cfg: SearchConfig) -> None:
 
 def _check_gpus(cfg: SearchConfig, info: dict) -> None:
     if info.get("gpus", 0) <= 0:
-        raise RayEvaluatorError(f"--ray-gpus-per-candidate {cfg.ray_gpus_per_candidate:g} asks for GPUs, "
-                                f"but {describe_cluster(info)}")
+        raise RayEvaluatorError(
+            f"--ray-gpus-per-candidate {cfg.ray_gpus_per_candidate:g} asks for GPUs, but {describe_cluster(info)}"
+        )
 
 
 def task_chunk(cfg: SearchConfig) -> int:
@@ -322,14 +338,24 @@ def prepare_ray(task, log: Callable[[str], None]) -> dict:
         log(preflight_cuda(num_gpus))
     data = task.worker_data()
     per_search = _env_number(CPUS_PER_SEARCH_ENV, info.get("cpus", 1.0) or 1.0)
-    run = RayRun(data_ref=ray.put(data), task_type=type(task), cfg=cfg.to_dict(), cluster=info,
-                 num_cpus=cfg.ray_cpus_per_candidate, num_gpus=num_gpus,
-                 threads=threads_for(cfg.ray_cpus_per_candidate), chunk=chunk,
-                 max_inflight=max(1, int(per_search // cfg.ray_cpus_per_candidate)), log=log)
+    run = RayRun(
+        data_ref=ray.put(data),
+        task_type=type(task),
+        cfg=cfg.to_dict(),
+        cluster=info,
+        num_cpus=cfg.ray_cpus_per_candidate,
+        num_gpus=num_gpus,
+        threads=threads_for(cfg.ray_cpus_per_candidate),
+        chunk=chunk,
+        max_inflight=max(1, int(per_search // cfg.ray_cpus_per_candidate)),
+        log=log,
+    )
     _RUNS[task] = run
-    log(f"evaluator ray on {describe_cluster(info)}; tasks of {chunk} candidate(s), "
+    log(
+        f"evaluator ray on {describe_cluster(info)}; tasks of {chunk} candidate(s), "
         f"{run.num_cpus:g} CPU ({run.threads} torch thread(s)) and {run.num_gpus:g} GPU each, "
-        f"at most {run.max_inflight} at once for this search")
+        f"at most {run.max_inflight} at once for this search"
+    )
     return info
 
 
@@ -347,20 +373,28 @@ def preflight_cuda(num_gpus: float) -> str:
         report = ray.get(ref, timeout=PREFLIGHT_TIMEOUT_S)
     except ray.exceptions.GetTimeoutError:
         ray.cancel(ref, force=True)
-        raise RayEvaluatorError(f"no GPU worker started within {PREFLIGHT_TIMEOUT_S:g} s for the CUDA check "
-                                f"(are the cluster's GPUs held by other jobs?)") from None
+        raise RayEvaluatorError(
+            f"no GPU worker started within {PREFLIGHT_TIMEOUT_S:g} s for the CUDA check "
+            f"(are the cluster's GPUs held by other jobs?)"
+        ) from None
     if not report["cuda"]:
-        raise RayEvaluatorError(f"the cluster's GPU worker on {report['host']} has torch {report['torch']} without "
-                                f"CUDA (torch.cuda.is_available() is False); install a CUDA build of torch there")
+        raise RayEvaluatorError(
+            f"the cluster's GPU worker on {report['host']} has torch {report['torch']} without "
+            f"CUDA (torch.cuda.is_available() is False); install a CUDA build of torch there"
+        )
     return f"CUDA check: {report['host']} GPU {report['visible']}: {report['name']} (torch {report['torch']})"
 
 
 def cuda_report() -> dict:
     """In a GPU worker: what its torch sees (the preflight's payload)."""
     cuda = torch.cuda.is_available()
-    return {"host": socket.gethostname(), "torch": torch.__version__, "cuda": cuda,
-            "visible": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-            "name": torch.cuda.get_device_name(0) if cuda else ""}
+    return {
+        "host": socket.gethostname(),
+        "torch": torch.__version__,
+        "cuda": cuda,
+        "visible": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        "name": torch.cuda.get_device_name(0) if cuda else "",
+    }
 
 
 # ----- the driver's side of a step ---------------------------------------------------------------------
@@ -372,7 +406,7 @@ def evaluate_ray(work: StepJob) -> list[CandidateRecord]:
     if task not in _RUNS:
         prepare_ray(task, lambda msg: None)
     run = _RUNS[task]
-    chunks = [jobs[i:i + run.chunk] for i in range(0, len(jobs), run.chunk)]
+    chunks = [jobs[i : i + run.chunk] for i in range(0, len(jobs), run.chunk)]
     with SLOTS.slot(should_stop, lambda: run.log("waiting for a free Ray slot (other searches hold them)")) as ok:
         if not ok:
             return []
@@ -382,16 +416,22 @@ def evaluate_ray(work: StepJob) -> list[CandidateRecord]:
 
 def _run_chunks(run: RayRun, work: StepJob, chunks: list[list[Job]]) -> dict[int, CandidateRecord]:
     ray = _ray()
-    step, step_seed, should_stop, on_epoch, on_result = (work.step, work.step_seed, work.should_stop,
-                                                        work.on_epoch, work.on_result)
+    step, step_seed, should_stop, on_epoch, on_result = (
+        work.step,
+        work.step_seed,
+        work.should_stop,
+        work.on_epoch,
+        work.on_result,
+    )
     remote = remote_for(train_chunk, gpu=run.num_gpus > 0).options(num_cpus=run.num_cpus, num_gpus=run.num_gpus)
     todo, pending, done = list(chunks), {}, {}
     try:
         while todo or pending:
             while todo and len(pending) < run.max_inflight:
                 chunk = todo.pop(0)
-                ref = remote.remote(run.task_type, run.cfg, [run.data_ref], step, chunk, step_seed, run.threads,
-                                    run.num_gpus > 0)
+                ref = remote.remote(
+                    run.task_type, run.cfg, [run.data_ref], step, chunk, step_seed, run.threads, run.num_gpus > 0
+                )
                 pending[ref] = chunk
             if should_stop():
                 break
@@ -399,13 +439,13 @@ def _run_chunks(run: RayRun, work: StepJob, chunks: list[list[Job]]) -> dict[int
             for ref in ready:
                 chunk = pending.pop(ref)
                 for rec in _get(ref, chunk):
-                    if rec.idx in done:   # one record per job, whatever Ray retried
+                    if rec.idx in done:  # one record per job, whatever Ray retried
                         continue
                     done[rec.idx] = rec
                     for row in rec.history:
                         on_epoch(rec.idx, row)
                     on_result(rec)
-    finally:   # a stop, or an error of one task: the others must not train on for nobody
+    finally:  # a stop, or an error of one task: the others must not train on for nobody
         if pending:
             _cancel(list(pending))
     return done
@@ -416,12 +456,13 @@ def _get(ref, chunk: list[Job]) -> list[CandidateRecord]:
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as exc:
-        raise exc.as_instanceof_cause() from None     # the trainer's own error, as in the driver
-    except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
-            ray.exceptions.ObjectLostError) as exc:
+        raise exc.as_instanceof_cause() from None  # the trainer's own error, as in the driver
+    except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError) as exc:
         idx = ", ".join(str(j[0]) for j in chunk)
-        raise RayEvaluatorError(f"candidate(s) {idx}: Ray worker lost {MAX_RETRIES + 1} times "
-                                f"({type(exc).__name__}); resume the run to try again") from None
+        raise RayEvaluatorError(
+            f"candidate(s) {idx}: Ray worker lost {MAX_RETRIES + 1} times "
+            f"({type(exc).__name__}); resume the run to try again"
+        ) from None
 
 
 def _cancel(refs: list) -> None:
@@ -451,17 +492,19 @@ def remote_for(fn: Callable, gpu: bool):
 
 
 # ----- the worker's side --------------------------------------------------------------------------------
-_WORKER_TASKS: dict[str, object] = {}   # data ref -> proxy task; a worker keeps the latest few runs
+_WORKER_TASKS: dict[str, object] = {}  # data ref -> proxy task; a worker keeps the latest few runs
 _KEEP_TASKS = 2
 
 
-def train_chunk(task_type: type, cfg: dict, data_box: list, step: int, jobs: list[Job], step_seed: int,
-                threads: int, use_cuda: bool) -> list[CandidateRecord]:
+def train_chunk(
+    task_type: type, cfg: dict, data_box: list, step: int, jobs: list[Job], step_seed: int, threads: int, use_cuda: bool
+) -> list[CandidateRecord]:
     """In a Ray worker: train `jobs` with the local evaluator and label each record with the worker.
 
     `data_box` holds the data's ObjectRef inside a list so Ray does not fetch it for every task:
     the worker fetches it once per run and keeps the task built on it."""
     from core.search.evaluators.registry import evaluator_fn
+
     torch.set_num_threads(threads)
     task = _worker_task(task_type, cfg, data_box[0], use_cuda, len(jobs))
     records = evaluator_fn(task.evaluator)(StepJob(task, step, jobs, step_seed))
@@ -473,6 +516,7 @@ def _worker_task(task_type: type, cfg: dict, data_ref, use_cuda: bool, chunk: in
     key = f"{data_ref.hex()}:{use_cuda}:{chunk > 1}"
     if key not in _WORKER_TASKS:
         from core.search.evaluators.registry import worker_evaluator
+
         settings = SearchConfig.from_dict(cfg)
         inner = worker_evaluator(settings.task, batched_fits=use_cuda or chunk > 1)
         device = torch.device("cuda" if use_cuda else "cpu")

@@ -4,6 +4,7 @@ Its own module so that the evaluators themselves (pool, ray) can use it without 
 package that dispatches to them. The modules are imported by name only when their evaluator runs,
 so ray and the stacked network load only for the searches that use them.
 """
+
 from __future__ import annotations
 
 import importlib

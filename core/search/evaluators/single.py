@@ -1,4 +1,5 @@
 """The one-at-a-time evaluator: the reference every other evaluator must match."""
+
 from __future__ import annotations
 
 from core.search.candidates import (

@@ -15,7 +15,8 @@ early is frozen (no weight, moment or BN-statistic change) until the next epoch;
 is finished stays frozen in its slot for the rest of the chunk (the union is built, and its
 CUDA graph captured, once per chunk: rebuilding it smaller costs more than the idle slot).
 The stop rules' running values are kept on the device and read once an epoch, so a batch
-makes no host sync; under bf16 the weights are cast once a step, from the flat buffer. On CPU, in float32, results match training alone within
+makes no host sync; under bf16 the weights are cast once a step, from the flat buffer.
+On CPU, in float32, results match training alone within
 float tolerance (tests/test_batched.py proves it).
 
 Devices. CUDA: all k candidates in one union by default, bf16 autocast, channels_last; a
@@ -35,6 +36,7 @@ this package imports them (tests and benchmarks take their names from here).
 May import: what core.search.evaluators may (core.cell, core.nets, core.data, core.result,
 core.search.candidates, core.search.proxy_cnn, core.store records).
 """
+
 from __future__ import annotations
 
 import gc
@@ -92,40 +94,42 @@ GRAPH_WARMUP = 3
 @dataclass
 class BatchedOptions:
     """How the batched evaluator runs; the defaults are what the search uses."""
-    chunk: int = 0               # candidates trained together; 0 = auto: all on CUDA (halved until
-                                 # they fit), 1 on CPU (measured: stacking does not pay there)
-    amp: bool | None = None      # bf16 autocast; None = the task's precision (--precision)
-    cuda_graphs: bool = False    # replay the train step from a CUDA graph (CUDA only)
-    val_batch: int = 0           # validation images per forward; 0 = VAL_BATCH / candidates
+
+    chunk: int = 0  # candidates trained together; 0 = auto: all on CUDA (halved until
+    # they fit), 1 on CPU (measured: stacking does not pay there)
+    amp: bool | None = None  # bf16 autocast; None = the task's precision (--precision)
+    cuda_graphs: bool = False  # replay the train step from a CUDA graph (CUDA only)
+    val_batch: int = 0  # validation images per forward; 0 = VAL_BATCH / candidates
     cudnn_benchmark: bool = False  # cuDNN autotuning (each new union has new shapes: measure first)
 
 
 @dataclass
 class BatchedStats:
     """What one evaluate_batched call did, for benchmarks and logs."""
-    chunks: list[int] = field(default_factory=list)   # size of each chunk trained
+
+    chunks: list[int] = field(default_factory=list)  # size of each chunk trained
     oom_halvings: int = 0
-    requeued: int = 0                                  # candidates re-queued after an OOM mid-training
-    peak_bytes: int = 0                                # CUDA peak allocated memory (0 on CPU)
-    graphs: int = 0                                    # CUDA graphs captured
+    requeued: int = 0  # candidates re-queued after an OOM mid-training
+    peak_bytes: int = 0  # CUDA peak allocated memory (0 on CPU)
+    graphs: int = 0  # CUDA graphs captured
 
 
 @dataclass(eq=False)
 class _Candidate:
     """One candidate's bookkeeping: its state between unions, its history and its result."""
+
     job: Job
     state: CandidateState
     cost: Cost
-    l2: dict[str, float] = field(default_factory=dict)   # lambda per parameter name (l2_coefficients)
+    l2: dict[str, float] = field(default_factory=dict)  # lambda per parameter name (l2_coefficients)
     history: list[dict] = field(default_factory=list)
     best: BestEpoch = field(default_factory=BestEpoch)
     result: TrainResult | None = None
-    next_epoch: int = 1          # > 1 when re-queued after an OOM: it goes on from its saved state
+    next_epoch: int = 1  # > 1 when re-queued after an OOM: it goes on from its saved state
 
     @property
     def idx(self) -> int:
         return self.job[0]
-
 
 
 class _Stopped(Exception):
@@ -154,8 +158,14 @@ def _union_errors() -> Iterator[None]:
 # What CUDA libraries say when they run out of memory without a torch OutOfMemoryError: cuBLAS
 # and cuDNN fail to allocate their handles or workspaces, and cuDNN's v8 API then reports that
 # no engine can run the convolution.
-OOM_MARKERS = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED",
-               "CUBLAS_STATUS_NOT_INITIALIZED", "unable to find an engine", "CUDNN_STATUS_INTERNAL_ERROR")
+OOM_MARKERS = (
+    "out of memory",
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    "CUDNN_STATUS_ALLOC_FAILED",
+    "CUBLAS_STATUS_NOT_INITIALIZED",
+    "unable to find an engine",
+    "CUDNN_STATUS_INTERNAL_ERROR",
+)
 
 
 def is_oom_like(exc: BaseException) -> bool:
@@ -167,6 +177,7 @@ def is_oom_like(exc: BaseException) -> bool:
 
 
 # ----- one union network and its optimizer ------------------------------------------------------
+
 
 class _Union:
     """The still-training candidates of a chunk as one StackedCNN with one FlatAdam."""
@@ -180,8 +191,18 @@ class _Union:
             net.load(slot, cand.state, exp_avg, exp_avg_sq)
         self.net = net.to(dev)
         cfg: ProxyTrainConfig = task.train_cfg
-        self.adam = FlatAdam(net.flat, net.grad, net.slot_of_param, net.owned, self.k, cfg.lr, _decay(net, cands),
-                             exp_avg=exp_avg, exp_avg_sq=exp_avg_sq, steps=[c.state.step for c in cands])
+        self.adam = FlatAdam(
+            net.flat,
+            net.grad,
+            net.slot_of_param,
+            net.owned,
+            self.k,
+            cfg.lr,
+            _decay(net, cands),
+            exp_avg=exp_avg,
+            exp_avg_sq=exp_avg_sq,
+            steps=[c.state.step for c in cands],
+        )
         # bf16 stands in for float32 only: a float64 union (the equivalence tests) stays float64
         wanted = opts.amp if opts.amp is not None else getattr(task, "precision", "fp32") == "bf16"
         self.amp = wanted and net.flat.dtype == torch.float32
@@ -192,15 +213,16 @@ class _Union:
     def snapshot(self) -> tuple[list[Tensor], list[int]]:
         """The union's whole training state on the host (one copy per buffer): what an OOM later
         in the epoch re-queues its members from."""
-        host = [b.detach().to("cpu", copy=True)
-                for b in (self.net.flat, self.net.stats, self.adam.exp_avg, self.adam.exp_avg_sq)]
+        host = [
+            b.detach().to("cpu", copy=True)
+            for b in (self.net.flat, self.net.stats, self.adam.exp_avg, self.adam.exp_avg_sq)
+        ]
         return host, list(self.adam.steps)
 
     def states(self, snapshot: tuple[list[Tensor], list[int]] | None = None) -> list[CandidateState]:
         """Every slot's candidate in its own model's terms (now, or as in `snapshot`)."""
         host, steps = snapshot if snapshot is not None else self.snapshot()
-        return [self.net.extract(s, host[2], host[3], steps[s], flat=host[0], stats=host[1])
-                for s in range(self.k)]
+        return [self.net.extract(s, host[2], host[3], steps[s], flat=host[0], stats=host[1]) for s in range(self.k)]
 
     def _autocast(self, cache: bool = True) -> ContextManager:
         if not self.amp:
@@ -226,7 +248,7 @@ class _Union:
         saved = net.stats.clone() if guard_stats else None
         net.grad.zero_()
         with self._autocast(cache):
-            net.cast_weights(torch.bfloat16 if self.amp else None)   # one cast of the weights a step
+            net.cast_weights(torch.bfloat16 if self.amp else None)  # one cast of the weights a step
             logits = net(x)
             net.cast_weights(None)
         losses = _slot_losses(logits, y).mean(0)
@@ -277,7 +299,7 @@ class _Union:
         self.net.cast_weights(torch.bfloat16 if self.amp else None)
         try:
             for start in range(0, len(y), batch):
-                xb, yb = x[start:start + batch], y[start:start + batch]
+                xb, yb = x[start : start + batch], y[start : start + batch]
                 with self._autocast():
                     logits = self.net(xb)
                 hits = (logits.argmax(dim=2) == yb[:, None]).sum(0)
@@ -314,18 +336,29 @@ def _slot_losses(logits: Tensor, y: Tensor) -> Tensor:
 
 # ----- training a chunk of candidates ---------------------------------------------------------------
 
+
 class _ChunkTrainer:
     """Trains a chunk of candidates epoch by epoch, applying the stop rules to each one."""
 
-    def __init__(self, task, cands: list[_Candidate], data: ImageData, data_seed: int, opts: BatchedOptions,
-                 stats: BatchedStats, should_stop: StopFn, on_epoch: EpochFn, finish: Callable) -> None:
+    def __init__(
+        self,
+        task,
+        cands: list[_Candidate],
+        data: ImageData,
+        data_seed: int,
+        opts: BatchedOptions,
+        stats: BatchedStats,
+        should_stop: StopFn,
+        on_epoch: EpochFn,
+        finish: Callable,
+    ) -> None:
         self.task, self.cands, self.data, self.data_seed = task, cands, data, data_seed
         self.cfg: ProxyTrainConfig = task.train_cfg
         self.opts, self.stats = opts, stats
         self.should_stop, self.on_epoch, self.finish = should_stop, on_epoch, finish
         self.union: _Union | None = None
         self.members: list[_Candidate] = cands
-        self.saved: tuple | None = None   # (host snapshot, epoch) at the start of the current epoch
+        self.saved: tuple | None = None  # (host snapshot, epoch) at the start of the current epoch
 
     def run(self) -> None:
         """One union for the whole chunk: a finished candidate keeps its slot, frozen (its weights,
@@ -387,16 +420,15 @@ class _ChunkTrainer:
         host sync: the host reads whether any member is still training every ALL_DONE_EVERY
         batches (a batch with none is a no-op: nothing is updated), and everything else once, at
         the end of the pass."""
-        union, data, k = self.union, self.data, len(self.members)
+        union, data = self.union, self.data
         dev = data.x_train.device
-        batches = epoch_batches(len(data.y_train), self.cfg.batch_size, self.data_seed, epoch,
-                                self.cfg.max_batches)
+        batches = epoch_batches(len(data.y_train), self.cfg.batch_size, self.data_seed, epoch, self.cfg.max_batches)
         order = torch.cat(batches).to(dev, non_blocking=True)
         running = _DeviceRunning([c.result is None for c in self.members], self.cfg, union.net.flat.dtype, dev)
         with _union_errors():
             union.adam.begin_epoch(len(batches))
         for b, idx in enumerate(order.split([len(b) for b in batches])):
-            if b % ALL_DONE_EVERY == 0 and not running.any_active():   # on to validation, as train_proxy
+            if b % ALL_DONE_EVERY == 0 and not running.any_active():  # on to validation, as train_proxy
                 break
             if self.should_stop():
                 raise _Stopped()
@@ -413,7 +445,7 @@ class _ChunkTrainer:
         return host
 
 
-ALL_DONE_EVERY = 8   # batches between the host reads of "is any member still training?"
+ALL_DONE_EVERY = 8  # batches between the host reads of "is any member still training?"
 
 
 class _DeviceRunning:
@@ -443,9 +475,15 @@ class _DeviceRunning:
         ema_loss, ema_acc, loss_sum, hit_sum, seen = self.values
         first = seen == 0
         acc = hits / n
-        new = torch.stack([torch.where(first, loss, m * ema_loss + (1 - m) * loss),
-                           torch.where(first, acc, m * ema_acc + (1 - m) * acc),
-                           loss_sum + loss * n, hit_sum + hits, seen + n])
+        new = torch.stack(
+            [
+                torch.where(first, loss, m * ema_loss + (1 - m) * loss),
+                torch.where(first, acc, m * ema_acc + (1 - m) * acc),
+                loss_sum + loss * n,
+                hit_sum + hits,
+                seen + n,
+            ]
+        )
         torch.where(live, new, self.values, out=self.values)
         self.active = live & ~(self.values[1] > self.threshold)
 
@@ -476,8 +514,10 @@ def _nan(cand: _Candidate) -> tuple[str, str, str]:
 
 # ----- the evaluator ----------------------------------------------------------------------------------
 
-def evaluate_batched(work: StepJob, *, options: BatchedOptions | None = None,
-                     stats: BatchedStats | None = None) -> list[CandidateRecord]:
+
+def evaluate_batched(
+    work: StepJob, *, options: BatchedOptions | None = None, stats: BatchedStats | None = None
+) -> list[CandidateRecord]:
     """Train and score the step's candidates together; records in job order, as evaluate_single's.
 
     On a stop request, every candidate not finished gets a STOPPED record (the search then
@@ -512,7 +552,9 @@ def evaluate_batched(work: StepJob, *, options: BatchedOptions | None = None,
     return [records[job[0]] for job in jobs]
 
 
-def _build_all(task, step: int, jobs: list[Job], step_seed: int, records: dict, on_result: ResultFn) -> list[_Candidate]:
+def _build_all(
+    task, step: int, jobs: list[Job], step_seed: int, records: dict, on_result: ResultFn
+) -> list[_Candidate]:
     """Each candidate's own model, built as the single evaluator builds it (same seed), as state."""
     cands = []
     for job in jobs:
@@ -528,13 +570,30 @@ def _build_all(task, step: int, jobs: list[Job], step_seed: int, records: dict, 
 def _channels_last(data: ImageData) -> ImageData:
     """The images in channels_last once per step (a no-op copy when they already are)."""
     fmt = torch.channels_last
-    return ImageData(data.name, data.x_train.contiguous(memory_format=fmt), data.y_train,
-                     data.x_val.contiguous(memory_format=fmt), data.y_val, data.num_classes,
-                     data.in_channels, data.input_size, list(data.notes))
+    return ImageData(
+        data.name,
+        data.x_train.contiguous(memory_format=fmt),
+        data.y_train,
+        data.x_val.contiguous(memory_format=fmt),
+        data.y_val,
+        data.num_classes,
+        data.in_channels,
+        data.input_size,
+        list(data.notes),
+    )
 
 
-def _train_in_chunks(task, cands: list[_Candidate], data: ImageData, data_seed: int, opts: BatchedOptions,
-                     stats: BatchedStats, should_stop: StopFn, on_epoch: EpochFn, finish: Callable) -> None:
+def _train_in_chunks(
+    task,
+    cands: list[_Candidate],
+    data: ImageData,
+    data_seed: int,
+    opts: BatchedOptions,
+    stats: BatchedStats,
+    should_stop: StopFn,
+    on_epoch: EpochFn,
+    finish: Callable,
+) -> None:
     """Chunks of at most `opts.chunk` candidates, one after another; on CUDA a chunk that does
     not fit (a one-batch probe runs out of memory) is halved until it does, and a chunk that runs
     out of memory later anyway is re-queued, its unfinished members from their state at the start
@@ -547,9 +606,9 @@ def _train_in_chunks(task, cands: list[_Candidate], data: ImageData, data_seed: 
         group = _next_group(queue, size)
         try:
             fits = size <= 1 or _fits(task, group, data, data_seed, opts, stats)
-        except _UnionError as exc:   # the probe broke for another reason: these candidates fail
+        except _UnionError as exc:  # the probe broke for another reason: these candidates fail
             _fail(group, finish, str(exc))
-            queue = queue[len(group):]
+            queue = queue[len(group) :]
             continue
         if not fits:
             size //= 2
@@ -557,7 +616,7 @@ def _train_in_chunks(task, cands: list[_Candidate], data: ImageData, data_seed: 
             continue
         stats.chunks.append(len(group))
         trainer = _ChunkTrainer(task, group, data, data_seed, opts, stats, should_stop, on_epoch, finish)
-        queue = queue[len(group):]
+        queue = queue[len(group) :]
         try:
             trainer.run()
         except _UnionError as exc:  # as in train_proxy: the candidates fail, the search goes on
@@ -608,8 +667,9 @@ def auto_chunk(device: torch.device, k: int) -> int:
     return max(1, k) if device.type == "cuda" else 1
 
 
-def _fits(task, group: list[_Candidate], data: ImageData, data_seed: int, opts: BatchedOptions,
-          stats: BatchedStats) -> bool:
+def _fits(
+    task, group: list[_Candidate], data: ImageData, data_seed: int, opts: BatchedOptions, stats: BatchedStats
+) -> bool:
     """CUDA only: can this chunk take a full training step and a validation batch? (CPU: yes).
     An OOM-like error (is_oom_like) says no; any other error is the chunk's own (_UnionError)."""
     if not _probes(task):
@@ -631,13 +691,14 @@ def _probes(task) -> bool:
     return torch.device(task.device).type == "cuda"
 
 
-def _probe(task, group: list[_Candidate], data: ImageData, data_seed: int, opts: BatchedOptions,
-           stats: BatchedStats) -> None:
+def _probe(
+    task, group: list[_Candidate], data: ImageData, data_seed: int, opts: BatchedOptions, stats: BatchedStats
+) -> None:
     """One step on the epoch's largest batch and one validation batch, on a throwaway union; with
     CUDA graphs on, the step is captured as training will capture it, so the graph's private
     memory pool counts too."""
     dev = torch.device(task.device)
-    probe_stats = BatchedStats()   # the probe's graphs are not the training's
+    probe_stats = BatchedStats()  # the probe's graphs are not the training's
     union = _Union(group, task, opts, probe_stats)
     batches = epoch_batches(len(data.y_train), task.train_cfg.batch_size, data_seed, 1)
     idx = max(batches, key=len).to(dev)
@@ -649,7 +710,7 @@ def _probe(task, group: list[_Candidate], data: ImageData, data_seed: int, opts:
 
 
 _benchmark_lock = threading.Lock()
-_benchmark_users = [0, False]   # evaluations that asked for cuDNN autotuning; the flag before the first
+_benchmark_users = [0, False]  # evaluations that asked for cuDNN autotuning; the flag before the first
 
 
 @contextmanager
@@ -674,5 +735,13 @@ def _cudnn_benchmark(on: bool) -> Iterator[None]:
                 torch.backends.cudnn.benchmark = _benchmark_users[1]
 
 
-__all__ = ["evaluate_batched", "BatchedOptions", "BatchedStats", "auto_chunk",
-           "StackedCNN", "CandidateState", "candidate_state", "FlatAdam"]  # the last four: for tests and benchmarks
+__all__ = [
+    "evaluate_batched",
+    "BatchedOptions",
+    "BatchedStats",
+    "auto_chunk",
+    "StackedCNN",
+    "CandidateState",
+    "candidate_state",
+    "FlatAdam",
+]  # the last four: for tests and benchmarks

@@ -11,6 +11,7 @@ gradient, lerp for the first moment, addcmul for the second, bias corrections co
 the host in double precision), op for op, so given the same gradients a candidate's
 weights follow torch's Adam exactly.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,10 +22,21 @@ class FlatAdam:
     """Adam for `params` (flat) with gradients in `grad`; element i belongs to slot `slot_of[i]`
     and is trained only where `owned[i]` and its slot is active."""
 
-    def __init__(self, params: Tensor, grad: Tensor, slot_of: Tensor, owned: Tensor, k: int, lr: float,
-                 weight_decay: float | Tensor, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 exp_avg: Tensor | None = None, exp_avg_sq: Tensor | None = None,
-                 steps: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        params: Tensor,
+        grad: Tensor,
+        slot_of: Tensor,
+        owned: Tensor,
+        k: int,
+        lr: float,
+        weight_decay: float | Tensor,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        exp_avg: Tensor | None = None,
+        exp_avg_sq: Tensor | None = None,
+        steps: list[int] | None = None,
+    ) -> None:
         """exp_avg, exp_avg_sq and steps resume a state (moments laid out like `params`).
         weight_decay is one coefficient or one per element (laid out like `params`)."""
         self.params, self.grad, self.slot_of, self.owned = params, grad, slot_of, owned
@@ -45,10 +57,10 @@ class FlatAdam:
             if active[c]:
                 self.steps[c] += 1
             t = self.steps[c]
-            step_size = self.lr / (1 - b1 ** t) if t else 0.0
+            step_size = self.lr / (1 - b1**t) if t else 0.0
             rows[0].append(1.0 if active[c] else 0.0)
             rows[1].append(-step_size)
-            rows[2].append((1 - b2 ** t) ** 0.5 if t else 1.0)
+            rows[2].append((1 - b2**t) ** 0.5 if t else 1.0)
         self.slot_scalars.copy_(torch.tensor(rows, dtype=self.params.dtype), non_blocking=True)
 
     def begin_epoch(self, batches: int) -> None:
@@ -61,8 +73,8 @@ class FlatAdam:
             size_row, bc2_row = [], []
             for c in range(self.k):
                 t = self.steps[c] + j
-                size_row.append(-(self.lr / (1 - b1 ** t)) if t else -0.0)
-                bc2_row.append((1 - b2 ** t) ** 0.5 if t else 1.0)
+                size_row.append(-(self.lr / (1 - b1**t)) if t else -0.0)
+                bc2_row.append((1 - b2**t) ** 0.5 if t else 1.0)
             table[0].append(size_row)
             table[1].append(bc2_row)
         self.table = torch.tensor(table, dtype=self.params.dtype).to(self.params.device, non_blocking=True)

@@ -22,6 +22,7 @@ the optimizer is a handful of whole-buffer kernels, and a candidate's state can 
 in and out of its slot by name (`load`, `extract`), which is how candidates enter, leave
 and are compared with training alone.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from torch import Tensor
 from core.cell.genotype import Genotype
 from core.nets.cnn import SEP3X3, CNNConfig, channel_cat
 
-BN_MOMENTUM, BN_EPS = 0.1, 1e-5   # nn.BatchNorm2d defaults, what the candidates' own models use
+BN_MOMENTUM, BN_EPS = 0.1, 1e-5  # nn.BatchNorm2d defaults, what the candidates' own models use
 BN_FIELDS = ("weight", "bias", "running_mean", "running_var")
 STAT_FIELDS = ("running_mean", "running_var")
 Positions = tuple[int, ...]
@@ -41,10 +42,12 @@ Positions = tuple[int, ...]
 
 # ----- layout: where each candidate's channels sit --------------------------------------------
 
+
 @dataclass(frozen=True)
 class Site:
     """A feature map of the union network: `size` channels per slot, and per slot the
     positions of that candidate's own channels, in the candidate's channel order."""
+
     size: int
     valid: tuple[Positions, ...]
 
@@ -65,20 +68,22 @@ def concat_sites(sites: list[Site], keep: list[list[bool]]) -> Site:
 class Slotted:
     """One tensor of the union: k slot blocks along dim 0, and where each candidate's own tensor
     (named `sources[c]` in its state_dict) sits in block c: rows along dim 0, cols along dim 1."""
+
     name: str
     shape: tuple[int, ...]
-    stat: bool                           # BN running statistic (not trained)
-    fill: float                          # value of positions no candidate owns
+    stat: bool  # BN running statistic (not trained)
+    fill: float  # value of positions no candidate owns
     sources: list[str | None]
     rows: list[Positions]
     cols: list[Positions] | None = None  # channel-mixing weights only
-    matrix: bool = False                 # the candidate holds it as a 2-D matrix (nn.Linear weight)
-    offset: int = 0                      # into the flat buffer of its kind
+    matrix: bool = False  # the candidate holds it as a 2-D matrix (nn.Linear weight)
+    offset: int = 0  # into the flat buffer of its kind
 
 
 @dataclass
 class ConvBN:
     """conv -> BN, as in core.nets.cnn.conv_bn; groups says how the conv treats the slots."""
+
     conv: str
     bn: str
     stride: int
@@ -93,7 +98,7 @@ class NodePlan:
     op: str
     pointwise: ConvBN
     depthwise: ConvBN | None
-    act: str                  # "all", "none" or "mixed" (linear leaf in some slots only)
+    act: str  # "all", "none" or "mixed" (linear leaf in some slots only)
     linear_mask: Tensor | None = None
 
 
@@ -102,15 +107,16 @@ class CellPlan:
     pool: bool
     residual: bool
     nodes: list[NodePlan]
-    sizes: dict[int, int]     # per node: channels per slot
+    sizes: dict[int, int]  # per node: channels per slot
     leaves: tuple[int, ...]
-    shortcut: ConvBN | None   # conv shortcut, for the slots whose candidate has one
+    shortcut: ConvBN | None  # conv shortcut, for the slots whose candidate has one
     identity: tuple[Tensor, Tensor] | None = None  # (source, target) channels of identity shortcuts
 
 
 @dataclass
 class CandidateState:
     """One candidate's training state in its own model's terms (state_dict names)."""
+
     params: dict[str, Tensor]
     stats: dict[str, Tensor]
     exp_avg: dict[str, Tensor] = field(default_factory=dict)
@@ -126,6 +132,7 @@ def union_genotype(genotypes: list[Genotype]) -> Genotype:
 
 # ----- building the plan ----------------------------------------------------------------------
 
+
 class _Planner:
     """Walks the network the way core.nets.cnn.CNN builds it, recording slotted tensors and the plan."""
 
@@ -137,24 +144,53 @@ class _Planner:
         self.tensors: list[Slotted] = []
 
     # recording tensors
-    def _add(self, name: str, shape: tuple[int, ...], stat: bool, fill: float, sources: list[str | None],
-             rows: list[Positions], cols: list[Positions] | None = None) -> str:
+    def _add(
+        self,
+        name: str,
+        shape: tuple[int, ...],
+        stat: bool,
+        fill: float,
+        sources: list[str | None],
+        rows: list[Positions],
+        cols: list[Positions] | None = None,
+    ) -> str:
         self.tensors.append(Slotted(name, shape, stat, fill, sources, rows, cols))
         return name
 
-    def per_channel(self, name: str, site: Site, sources: list[str | None], tail: tuple[int, ...] = (),
-                    stat: bool = False, fill: float = 0.0) -> str:
+    def per_channel(
+        self,
+        name: str,
+        site: Site,
+        sources: list[str | None],
+        tail: tuple[int, ...] = (),
+        stat: bool = False,
+        fill: float = 0.0,
+    ) -> str:
         rows = [site.valid[c] if sources[c] else () for c in range(self.k)]
         return self._add(name, (self.k * site.size, *tail), stat, fill, sources, rows)
 
     def bn(self, name: str, site: Site, prefixes: list[str | None]) -> str:
         for f in BN_FIELDS:
-            self.per_channel(f"{name}.{f}", site, [p and f"{p}.{f}" for p in prefixes],
-                             stat=f in STAT_FIELDS, fill=1.0 if f == "running_var" else 0.0)
+            self.per_channel(
+                f"{name}.{f}",
+                site,
+                [p and f"{p}.{f}" for p in prefixes],
+                stat=f in STAT_FIELDS,
+                fill=1.0 if f == "running_var" else 0.0,
+            )
         return name
 
-    def conv_bn(self, name: str, site_in: Site, site_out: Site, prefixes: list[str | None], kernel: int,
-                stride: int, groups: str, bn_index: int = 1) -> ConvBN:
+    def conv_bn(
+        self,
+        name: str,
+        site_in: Site,
+        site_out: Site,
+        prefixes: list[str | None],
+        kernel: int,
+        stride: int,
+        groups: str,
+        bn_index: int = 1,
+    ) -> ConvBN:
         """conv (prefix.0, or prefix.<bn_index - 1>) and BN (prefix.<bn_index>) of the candidates."""
         conv_src = [p and f"{p}.{bn_index - 1}.weight" for p in prefixes]
         if groups == "channels":
@@ -162,8 +198,9 @@ class _Planner:
         else:
             rows = [site_out.valid[c] if conv_src[c] else () for c in range(self.k)]
             cols = [site_in.valid[c] if conv_src[c] else () for c in range(self.k)]
-            conv = self._add(f"{name}.conv", (self.k * site_out.size, site_in.size, kernel, kernel), False, 0.0,
-                             conv_src, rows, cols)
+            conv = self._add(
+                f"{name}.conv", (self.k * site_out.size, site_in.size, kernel, kernel), False, 0.0, conv_src, rows, cols
+            )
         bn_site = site_in if groups == "channels" else site_out
         bn = self.bn(f"{name}.bn", bn_site, [p and f"{p}.{bn_index}" for p in prefixes])
         return ConvBN(conv, bn, stride, kernel // 2, groups)
@@ -202,18 +239,45 @@ class _Planner:
             node_in = concat_sites([sites[i] for i in srcs], keep)
             sites[j] = Site(width, tuple(full if own[c] else () for c in range(k)))
             prefixes = [f"cells.{t}.ops.{j}" if own[c] else None for c in range(k)]
-            nodes.append(self.node(f"cell{t}.node{j}", j, srcs, node_in, sites[j], prefixes,
-                                   [residual and j in leaves[c] for c in range(k)], own))
+            nodes.append(
+                self.node(
+                    f"cell{t}.node{j}",
+                    j,
+                    srcs,
+                    node_in,
+                    sites[j],
+                    prefixes,
+                    [residual and j in leaves[c] for c in range(k)],
+                    own,
+                )
+            )
         leaves_u = tuple(sorted({leaf for ls in leaves for leaf in ls}))
-        out = concat_sites([sites[leaf] for leaf in leaves_u], [[leaf in leaves[c] for c in range(k)] for leaf in leaves_u])
-        plan = CellPlan(pool=down, residual=residual, nodes=nodes, sizes={j: s.size for j, s in sites.items()},
-                        leaves=leaves_u, shortcut=None)
+        out = concat_sites(
+            [sites[leaf] for leaf in leaves_u], [[leaf in leaves[c] for c in range(k)] for leaf in leaves_u]
+        )
+        plan = CellPlan(
+            pool=down,
+            residual=residual,
+            nodes=nodes,
+            sizes={j: s.size for j, s in sites.items()},
+            leaves=leaves_u,
+            shortcut=None,
+        )
         if residual:
             self.shortcut(plan, t, site_in, out, down)
         return plan, out
 
-    def node(self, name: str, j: int, srcs: tuple[int, ...], site_in: Site, site_out: Site,
-             prefixes: list[str | None], linear: list[bool], own: list[bool]) -> NodePlan:
+    def node(
+        self,
+        name: str,
+        j: int,
+        srcs: tuple[int, ...],
+        site_in: Site,
+        site_out: Site,
+        prefixes: list[str | None],
+        linear: list[bool],
+        own: list[bool],
+    ) -> NodePlan:
         op = self.union.ops[j]
         if op == SEP3X3:
             dw = self.conv_bn(f"{name}.dw", site_in, site_in, prefixes, 3, 1, "channels")
@@ -245,13 +309,21 @@ def _classifier(planner: _Planner, site: Site) -> str:
     """Linear(c, classes) per slot, as a slot-grouped 1x1 conv over the pooled features."""
     k, n = planner.k, planner.cfg.num_classes
     planner._add("classifier.bias", (k * n,), False, 0.0, ["classifier.bias"] * k, [tuple(range(n))] * k)
-    name = planner._add("classifier.weight", (k * n, site.size, 1, 1), False, 0.0, ["classifier.weight"] * k,
-                        [tuple(range(n))] * k, list(site.valid))
+    name = planner._add(
+        "classifier.weight",
+        (k * n, site.size, 1, 1),
+        False,
+        0.0,
+        ["classifier.weight"] * k,
+        [tuple(range(n))] * k,
+        list(site.valid),
+    )
     planner.tensors[-1].matrix = True
     return name
 
 
 # ----- the network --------------------------------------------------------------------------------
+
 
 class StackedCNN:
     """k candidate CNNs (core.nets.cnn.CNN of each genotype under `cfg`) trained as one network.
@@ -287,8 +359,12 @@ class StackedCNN:
         for s in tensors:
             self.view(s, self.stats if s.stat else self.flat).fill_(s.fill)
             slots = self.view(s, self.slot_of_stat if s.stat else self.slot_of_param)
-            slots.copy_(torch.arange(self.k).repeat_interleave(s.shape[0] // self.k)
-                        .view(-1, *([1] * (len(s.shape) - 1))).expand(s.shape))
+            slots.copy_(
+                torch.arange(self.k)
+                .repeat_interleave(s.shape[0] // self.k)
+                .view(-1, *([1] * (len(s.shape) - 1)))
+                .expand(s.shape)
+            )
             for c in range(self.k):
                 if s.sources[c] and not s.stat:
                     self._block(self.view(s, self.owned), s, c, fill=True)
@@ -342,9 +418,11 @@ class StackedCNN:
 
     def view(self, s: Slotted, buffer: Tensor) -> Tensor:
         """Slotted tensor `s` as a view of a flat buffer laid out like its kind's buffer."""
-        return buffer[s.offset:s.offset + _numel(s.shape)].view(s.shape)
+        return buffer[s.offset : s.offset + _numel(s.shape)].view(s.shape)
 
-    def _block(self, union: Tensor, s: Slotted, c: int, value: Tensor | None = None, fill: bool = False) -> Tensor | None:
+    def _block(
+        self, union: Tensor, s: Slotted, c: int, value: Tensor | None = None, fill: bool = False
+    ) -> Tensor | None:
         """Read (value None) or write candidate c's own tensor in slot c of `union` (a view of `s`)."""
         block = union.view(self.k, -1, *s.shape[1:])[c]
         rows = torch.tensor(s.rows[c], dtype=torch.long, device=union.device)
@@ -366,13 +444,16 @@ class StackedCNN:
         return {s.sources[c] for s in self.slotted.values() if s.sources[c]}
 
     @torch.no_grad()
-    def load(self, c: int, state: CandidateState, exp_avg: Tensor | None = None,
-             exp_avg_sq: Tensor | None = None) -> None:
+    def load(
+        self, c: int, state: CandidateState, exp_avg: Tensor | None = None, exp_avg_sq: Tensor | None = None
+    ) -> None:
         """Put a candidate's weights, statistics and (optionally) Adam moments into slot c."""
         given = set(state.params) | set(state.stats)
         if given != self.sources(c):
-            raise ValueError(f"slot {c}: candidate tensors do not match the union layout "
-                             f"(missing {sorted(self.sources(c) - given)[:3]}, extra {sorted(given - self.sources(c))[:3]})")
+            raise ValueError(
+                f"slot {c}: candidate tensors do not match the union layout "
+                f"(missing {sorted(self.sources(c) - given)[:3]}, extra {sorted(given - self.sources(c))[:3]})"
+            )
         for s in self.slotted.values():
             src = s.sources[c]
             if not src:
@@ -386,8 +467,15 @@ class StackedCNN:
                     self._block(self.view(s, buf), s, c, moments[src])
 
     @torch.no_grad()
-    def extract(self, c: int, exp_avg: Tensor | None = None, exp_avg_sq: Tensor | None = None,
-                step: int = 0, flat: Tensor | None = None, stats: Tensor | None = None) -> CandidateState:
+    def extract(
+        self,
+        c: int,
+        exp_avg: Tensor | None = None,
+        exp_avg_sq: Tensor | None = None,
+        step: int = 0,
+        flat: Tensor | None = None,
+        stats: Tensor | None = None,
+    ) -> CandidateState:
         """Slot c's candidate as its own model's tensors (the inverse of `load`); `flat` and
         `stats` default to the network's own buffers (pass host copies to read a GPU union cheaply)."""
         flat = self.flat if flat is None else flat
@@ -447,8 +535,15 @@ class StackedCNN:
         groups = {"dense": 1, "slots": self.k, "channels": x.shape[1]}[p.groups]
         h = F.conv2d(x, w, None, p.stride, p.padding, 1, groups)
         t = self.t
-        args = (t[f"{p.bn}.running_mean"], t[f"{p.bn}.running_var"], t[f"{p.bn}.weight"], t[f"{p.bn}.bias"],
-                self.training, BN_MOMENTUM, BN_EPS)
+        args = (
+            t[f"{p.bn}.running_mean"],
+            t[f"{p.bn}.running_var"],
+            t[f"{p.bn}.weight"],
+            t[f"{p.bn}.bias"],
+            self.training,
+            BN_MOMENTUM,
+            BN_EPS,
+        )
         return F.batch_norm(h, *args)
 
     def _act(self, x: Tensor, inplace: bool = True) -> Tensor:
@@ -471,8 +566,10 @@ class StackedCNN:
 
     def memory_bytes(self) -> int:
         """Bytes of the flat buffers (weights, grads, stats, masks); activations come on top."""
-        return sum(t.numel() * t.element_size() for t in
-                   (self.flat, self.grad, self.stats, self.owned, self.slot_of_param, self.slot_of_stat))
+        return sum(
+            t.numel() * t.element_size()
+            for t in (self.flat, self.grad, self.stats, self.owned, self.slot_of_param, self.slot_of_stat)
+        )
 
 
 def _add_channels(out: Tensor, x: Tensor, src: Tensor, dst: Tensor) -> Tensor:
