@@ -22,28 +22,9 @@ from core.store.access import require_write
 from core.store.connection import StoreError
 from core.store.lifecycle import CONTROLS, effective_status
 from core.store.progress import ControlProgress
-from core.store.runs import FINISHED, QUEUED, RUNNING, Store
+from core.store.runs import FINISHED, QUEUED, RESULT_COLUMNS, RUNNING, Store, result_fields, result_values
 
-CELL_COLUMNS = (
-    "run_id",
-    "target",
-    "sample",
-    "genotype",
-    "status",
-    "accuracy",
-    "perplexity",
-    "macs",
-    "flops",
-    "params",
-    "score",
-    "epochs",
-    "stop_reason",
-    "wall_s",
-    "error",
-    "history",
-    "worker",
-    "created_at",
-)
+CELL_COLUMNS = ("run_id", "target", "sample", "genotype", *RESULT_COLUMNS, "created_at")
 
 
 @dataclass(frozen=True)
@@ -225,22 +206,7 @@ def control_cells(store: Store, run_id: int) -> list[ControlCell]:
         ).fetchall()
     return [
         ControlCell(
-            target=r["target"],
-            sample=r["sample"],
-            genotype=Genotype.from_json(r["genotype"]),
-            status=r["status"],
-            accuracy=r["accuracy"],
-            perplexity=r["perplexity"],
-            macs=r["macs"],
-            flops=r["flops"],
-            params=r["params"],
-            score=r["score"],
-            epochs=r["epochs"],
-            stop_reason=r["stop_reason"],
-            wall_s=r["wall_s"],
-            error=r["error"],
-            history=tuple(json.loads(r["history"])),
-            worker=r["worker"],
+            target=r["target"], sample=r["sample"], genotype=Genotype.from_json(r["genotype"]), **result_fields(r)
         )
         for r in rows
     ]
@@ -278,29 +244,7 @@ def control_inserter(control: dict | None, cells: list[ControlCell]):
 def _insert_cells(con: sqlite3.Connection, run_id: int, cells: list[ControlCell]) -> None:
     con.executemany(
         f"INSERT INTO control_cells ({', '.join(CELL_COLUMNS)}) VALUES ({', '.join('?' * len(CELL_COLUMNS))})",
-        [
-            (
-                run_id,
-                c.target,
-                c.sample,
-                c.genotype.to_json(),
-                c.status,
-                c.accuracy,
-                c.perplexity,
-                c.macs,
-                c.flops,
-                c.params,
-                c.score,
-                c.epochs,
-                c.stop_reason,
-                c.wall_s,
-                c.error,
-                json.dumps(list(c.history)),
-                c.worker,
-                time.time(),
-            )
-            for c in cells
-        ],
+        [(run_id, c.target, c.sample, c.genotype.to_json(), *result_values(c), time.time()) for c in cells],
     )
 
 

@@ -51,6 +51,37 @@ def _edge_load(text: str | None) -> tuple[int, int] | None:
     return None if text is None else tuple(json.loads(text))
 
 
+# What one training wrote, as candidates and control cells store it: the same columns in both.
+RESULT_COLUMNS = (
+    "status",
+    "accuracy",
+    "perplexity",
+    "macs",
+    "flops",
+    "params",
+    "score",
+    "epochs",
+    "stop_reason",
+    "wall_s",
+    "error",
+    "history",
+    "worker",
+)
+
+
+def result_values(rec, columns: tuple[str, ...] = RESULT_COLUMNS) -> tuple:
+    """A record's trained-result values for `columns`, in order (history as JSON)."""
+    return tuple(json.dumps(list(rec.history)) if c == "history" else getattr(rec, c) for c in columns)
+
+
+IMPORTED = RESULT_COLUMNS[:-1]  # an imported candidate keeps no worker label (not this cluster's)
+
+
+def result_fields(row: sqlite3.Row) -> dict:
+    """The trained-result fields of a stored row, for a record's constructor."""
+    return {c: tuple(json.loads(row["history"])) if c == "history" else row[c] for c in RESULT_COLUMNS}
+
+
 @dataclass(frozen=True)
 class CandidateRecord:
     step: int
@@ -314,26 +345,7 @@ class Store:
                 " macs, flops, params, score, epochs, stop_reason, wall_s, error, history, worker)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
-                    (
-                        run_id,
-                        c.step,
-                        c.idx,
-                        _edge_json(c.edge),
-                        c.genotype.to_json(),
-                        c.status,
-                        c.accuracy,
-                        c.perplexity,
-                        c.macs,
-                        c.flops,
-                        c.params,
-                        c.score,
-                        c.epochs,
-                        c.stop_reason,
-                        c.wall_s,
-                        c.error,
-                        json.dumps(list(c.history)),
-                        c.worker,
-                    )
+                    (run_id, c.step, c.idx, _edge_json(c.edge), c.genotype.to_json(), *result_values(c))
                     for c in candidates
                 ],
             )
@@ -395,25 +407,7 @@ class Store:
                 " macs, flops, params, score, epochs, stop_reason, wall_s, error, history)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
-                    (
-                        run_id,
-                        c.step,
-                        c.idx,
-                        _edge_json(c.edge),
-                        c.genotype.to_json(),
-                        c.status,
-                        c.accuracy,
-                        c.perplexity,
-                        c.macs,
-                        c.flops,
-                        c.params,
-                        c.score,
-                        c.epochs,
-                        c.stop_reason,
-                        c.wall_s,
-                        c.error,
-                        json.dumps(list(c.history)),
-                    )
+                    (run_id, c.step, c.idx, _edge_json(c.edge), c.genotype.to_json(), *result_values(c, IMPORTED))
                     for c in candidates
                 ],
             )
@@ -454,19 +448,7 @@ class Store:
                 idx=r["idx"],
                 edge=_edge_load(r["edge"]),
                 genotype=Genotype.from_json(r["genotype"]),
-                status=r["status"],
-                accuracy=r["accuracy"],
-                perplexity=r["perplexity"],
-                macs=r["macs"],
-                flops=r["flops"],
-                params=r["params"],
-                score=r["score"],
-                epochs=r["epochs"],
-                stop_reason=r["stop_reason"],
-                wall_s=r["wall_s"],
-                error=r["error"],
-                history=tuple(json.loads(r["history"])),
-                worker=r["worker"],
+                **result_fields(r),
             )
             for r in rows
         ]
