@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
+import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
@@ -81,3 +84,40 @@ def kill_9_when(
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def start_app_server(env: dict[str, str], log, timeout: float = 120.0) -> tuple[subprocess.Popen, int]:
+    """`streamlit run app.py` headless on a free localhost port, with `env`, output to `log`;
+    returns once the server answers its health check (the caller stops it)."""
+    port = free_port()
+    args = ["--server.port", str(port), "--server.headless", "true", "--server.address", "localhost",
+            "--browser.gatherUsageStats", "false"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", *args], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    wait_until(lambda: server_healthy(port), "the app server to answer", timeout, 0.2, proc)
+    return proc, port

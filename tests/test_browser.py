@@ -12,30 +12,17 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-from helpers import wait_until
+from helpers import CHROMIUM, CHROMIUM_ARGS, start_app_server, wait_until
 
 from core.store.runs import FAILED, FINISHED, STOPPED, Store
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
 expect = sync_api.expect
@@ -46,31 +33,10 @@ ACTION_MS, NAVIGATION_MS = 60_000, 120_000
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"chromium not found at {CHROMIUM}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"streamlit exited early with code {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError("streamlit did not become healthy")
-
-
 @contextlib.contextmanager
 def app_server(store: Path, log_path: Path, **env_changes: str | None) -> Iterator[str]:
     """A headless app server on a free port over `store`, killed afterwards; yields its base URL.
     An env change of None removes that variable."""
-    port = _free_port()
     env = dict(os.environ, AUTOSHRINK_STORE=str(store), PYTHONUNBUFFERED="1")
     for name, value in env_changes.items():
         if value is None:
@@ -78,29 +44,12 @@ def app_server(store: Path, log_path: Path, **env_changes: str | None) -> Iterat
         else:
             env[name] = value
     log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "app.py",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--server.address",
-            "localhost",
-            "--browser.gatherUsageStats",
-            "false",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     try:
-        _wait_healthy(port, proc)
+        proc, port = start_app_server(env, log)
+    except BaseException:
+        log.close()
+        raise
+    try:
         yield f"http://localhost:{port}"
     finally:
         proc.terminate()

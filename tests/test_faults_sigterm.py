@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
-import urllib.request
 from pathlib import Path
 
 import pytest
-from fault_kit import ROOT, TINY_SEARCH, spawn
-from helpers import tiny_config, wait_until
+from fault_kit import TINY_SEARCH, spawn
+from helpers import CHROMIUM, CHROMIUM_ARGS, start_app_server, tiny_config, wait_until
 from test_faults_processes import TIMEOUT, TINY_TRAIN, _finish, _status
 
 from core.cell.presets import load_preset
@@ -159,64 +156,18 @@ def test_a_chained_sigterm_stops_the_runner_before_the_previous_handler(tmp_path
     assert seen == [STOPPED]
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
 def test_an_app_server_stopped_by_sigterm_leaves_its_search_stopped(tmp_path):
     """A real `streamlit run app.py`: Start a demo search in a browser, SIGTERM the server while the
     search runs; the server exits 0 and the run reads `stopped`, not `running` or interrupted."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
     if not CHROMIUM.exists():
         pytest.skip(f"chromium not found at {CHROMIUM}")
-    db, port, log_path = tmp_path / "app.db", _free_port(), tmp_path / "server.log"
+    db, log_path = tmp_path / "app.db", tmp_path / "server.log"
     env = {**os.environ, "AUTOSHRINK_STORE": str(db), "AUTOSHRINK_SAMPLES": "off", "PYTHONUNBUFFERED": "1"}
     env.pop("AUTOSHRINK_MODE", None)
     with open(log_path, "w") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.port",
-                str(port),
-                "--server.headless",
-                "true",
-                "--server.address",
-                "localhost",
-                "--browser.gatherUsageStats",
-                "false",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        server, port = start_app_server(env, log, TIMEOUT)
         try:
-            wait_until(lambda: _healthy(port), "the server to answer", TIMEOUT, 0.05, server)
             with sync_api.sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
                 try:
