@@ -121,3 +121,11 @@ def start_app_server(env: dict[str, str], log, timeout: float = 120.0) -> tuple[
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     wait_until(lambda: server_healthy(port), "the app server to answer", timeout, 0.2, proc)
     return proc, port
+
+
+def synced_widget(widgets, state_key: str):
+    """The one widget ui.synced draws for `state_key` in an AppTest (its key carries a version),
+    e.g. synced_widget(at.slider, "explorer_step")."""
+    found = [w for w in widgets if (w.key or "").startswith(f"{state_key}__v")]
+    assert len(found) == 1, f"{len(found)} widgets drawn for {state_key}"
+    return found[0]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from fake_runs import fake_run
-from helpers import app_test, tiny_config, wait_until
+from helpers import app_test, synced_widget, tiny_config, wait_until
 from streamlit.testing.v1 import AppTest
 
 from core.insight.compare import IMAGENET_NET, PROXY_NET, cost_columns
@@ -132,7 +132,7 @@ def test_explorer_steps_through_the_run(monkeypatch, runs, kind) -> None:
     at = _open(app_test(monkeypatch, runs["path"]), "views/explorer.py", runs[kind])
     assert not at.error
     last = len(runs["store"].steps(runs[kind])) - 1
-    slider = at.slider(key="explorer_step")
+    slider = synced_widget(at.slider, "explorer_step")
     assert slider.max == last and slider.value == last
     assert "scored best" in at.info[0].value
     svg = _svgs(at)[0]
@@ -141,11 +141,11 @@ def test_explorer_steps_through_the_run(monkeypatch, runs, kind) -> None:
     at.toggle(key="explorer_earlier").set_value(False).run()
     assert "class='edge earlier'" not in _svgs(at)[0]
     at.button(key="explorer_prev").click().run()
-    assert at.slider(key="explorer_step").value == last - 1
-    at.slider(key="explorer_step").set_value(0).run()
+    assert synced_widget(at.slider, "explorer_step").value == last - 1
+    synced_widget(at.slider, "explorer_step").set_value(0).run()
     assert "dense starting DAG" in at.info[0].value
     at.button(key="explorer_next").click().run()
-    assert at.slider(key="explorer_step").value == 1
+    assert synced_widget(at.slider, "explorer_step").value == 1
     rows = at.main.dataframe[0].value
     assert (rows["chosen"] != "").sum() == 1  # exactly one candidate is marked as the removed one
     assert {"Candidate table (CSV)", "Step table (CSV)", "Genotype JSON", "DAG (DOT)"} <= _downloads(at)
@@ -157,16 +157,16 @@ def test_explorer_play_advances_and_stops_at_the_end(monkeypatch, runs) -> None:
 
     monkeypatch.setattr(ui.explorer.steps, "PLAY_S", 0.2)
     at = _open(app_test(monkeypatch, runs["path"]), "views/explorer.py", runs["cnn"])
-    last = at.slider(key="explorer_step").value
+    last = synced_widget(at.slider, "explorer_step").value
     at.button(key="explorer_play").click().run()  # at the end: play starts over from step 0
-    assert at.button(key="explorer_play").label == "Pause" and at.slider(key="explorer_step").value == 0
+    assert at.button(key="explorer_play").label == "Pause" and synced_widget(at.slider, "explorer_step").value == 0
     for expected in range(1, last + 1):
         time.sleep(0.25)
         at.run()
-        assert at.slider(key="explorer_step").value == expected
+        assert synced_widget(at.slider, "explorer_step").value == expected
     time.sleep(0.25)
     at.run()
-    assert at.button(key="explorer_play").label == "Play" and at.slider(key="explorer_step").value == last
+    assert at.button(key="explorer_play").label == "Play" and synced_widget(at.slider, "explorer_step").value == last
     assert not at.exception
 
 

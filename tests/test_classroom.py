@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from fake_runs import add_step, fake_run
-from helpers import app_test
+from helpers import app_test, synced_widget
 from streamlit.testing.v1 import AppTest
 
 from core.cell.genotype import edge_str
@@ -150,18 +150,42 @@ def test_explorer_follows_a_live_run_unless_the_student_stepped_back(monkeypatch
     store = Store(tmp_path / "runs.db")
     run_id = fake_run(store, steps=2, live=True)
     at = _open(_app(monkeypatch, store.path), "views/explorer.py", run_id)
-    assert at.slider(key="explorer_step").max == 2 and at.slider(key="explorer_step").value == 2
+
+    def slider():
+        return synced_widget(at.slider, "explorer_step")
+
+    def follow():
+        return synced_widget(at.toggle, "explorer_follow")
+
+    assert slider().max == 2 and slider().value == 2
     assert any("badge[" in m.value and "live · " in m.value for m in at.markdown)  # the live badge
     add_step(store, run_id)
     at.run()  # what the fragment's timer does every REFRESH_S
-    assert at.slider(key="explorer_step").max == 3 and at.slider(key="explorer_step").value == 3  # followed
-    at.slider(key="explorer_step").set_value(1).run()
-    assert at.toggle(key="explorer_follow").value is False  # stepping back stops following
+    assert slider().max == 3 and slider().value == 3  # followed
+    slider().set_value(1).run()
+    assert follow().value is False  # stepping back stops following
     add_step(store, run_id)
     at.run()
-    assert at.slider(key="explorer_step").max == 4 and at.slider(key="explorer_step").value == 1  # not yanked
-    at.toggle(key="explorer_follow").set_value(True).run()
-    assert at.slider(key="explorer_step").value == 4
+    assert slider().max == 4 and slider().value == 1  # not yanked
+    follow().set_value(True).run()
+    assert slider().value == 4
+
+
+def test_a_step_the_server_moves_is_a_new_slider_so_stale_browser_values_are_ignored(monkeypatch, tmp_path) -> None:
+    """ui.synced: the browser's timer reruns carry every widget's value; one sent just after a
+    click still holds the value from before it. The slider the click moved has a new key, so
+    that value names a widget that is gone; a change the student makes keeps the same widget."""
+    store = Store(tmp_path / "runs.db")
+    run_id = fake_run(store, steps=3, live=True)
+    at = _open(_app(monkeypatch, store.path), "views/explorer.py", run_id)
+    before = synced_widget(at.slider, "explorer_step").key
+    at.button(key="explorer_prev").click().run()
+    moved = synced_widget(at.slider, "explorer_step")
+    assert moved.value == 2 and moved.key != before  # the server moved it: a new widget
+    assert synced_widget(at.toggle, "explorer_follow").value is False
+    moved.set_value(1).run()
+    assert synced_widget(at.slider, "explorer_step").key == moved.key  # the student moved it: the same one
+    assert synced_widget(at.slider, "explorer_step").value == 1
 
 
 # ----- presenter -------------------------------------------------------------------------
@@ -231,8 +255,8 @@ def test_a_followed_run_that_ends_between_refreshes_shows_its_last_step(tmp_path
     at = app_test(monkeypatch, path)
     at.run()
     at.switch_page("views/explorer.py").run()
-    assert at.slider(key="explorer_step").value == 2
+    assert synced_widget(at.slider, "explorer_step").value == 2
     add_step(store, run_id)
     store.finish(run_id, FINISHED)
     at.run()
-    assert not at.exception and at.slider(key="explorer_step").value == 3
+    assert not at.exception and synced_widget(at.slider, "explorer_step").value == 3

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import APP_TIMEOUT, app_test, wait_until
+from helpers import APP_TIMEOUT, app_test, synced_widget, wait_until
 from streamlit.testing.v1 import AppTest
 
 from core.search.config import preset_config
@@ -75,11 +75,11 @@ def test_a_run_without_control_has_no_crosses(monkeypatch, runs):
 def test_explorer_and_presenter_add_the_sentence_at_the_controlled_step_only(monkeypatch, runs):
     last = runs["last"]
     at = _open(monkeypatch, runs["path"], "views/explorer.py", runs["with"])
-    assert at.slider(key="explorer_step").value == last.step
+    assert synced_widget(at.slider, "explorer_step").value == last.step
     sentence = [i.value for i in at.info if "random" in i.value]
     assert len(sentence) == 1 and sentence[0].startswith(f"The chosen {last.edges}-edge cell")
     assert "by more than the noise" in sentence[0]
-    at.slider(key="explorer_step").set_value(last.step - 1).run()
+    synced_widget(at.slider, "explorer_step").set_value(last.step - 1).run()
     assert not [i.value for i in at.info if "random" in i.value]
     at = _open(monkeypatch, runs["path"], "views/presenter.py", runs["with"])
     assert any(f"The chosen {last.edges}-edge cell" in h.proto.body for h in at.get("html"))

@@ -21,6 +21,7 @@ from ui.dag_view import show_dag
 from ui.downloads import dag_buttons, genotype_button, table_button
 from ui.follow import followed_step, is_live, live_badge
 from ui.step_page import shown_step, step_page, step_title
+from ui.synced import synced
 from ui.tables import candidates_table, score_caption
 from ui.urlstate import write_step
 
@@ -71,9 +72,10 @@ def _view(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
         behind = last - st.session_state[STEP_KEY]
         with st.container(horizontal=True, vertical_alignment="center"):
             live_badge(run, f"{last + 1} steps so far" + (f", {behind} newer than this one" if behind else ""))
-            st.toggle(
+            synced(
+                st.toggle,
                 "Follow the newest step",
-                key=FOLLOW_KEY,
+                FOLLOW_KEY,
                 help="on: the view jumps to each new step; off: stay where you are",
             )
     controls = st.columns([1, 1, 1, 3])
@@ -107,10 +109,7 @@ def _view(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
         st.toggle("Show edges removed earlier", key=EARLIER_KEY, value=True)
         st.page_link("views/presenter.py", label="Presenter mode", icon=":material/slideshow:")
     if last > 0:
-        # Re-assign before drawing: a slider whose max grew is a new widget to Streamlit and
-        # would start again at 0 unless its value is set explicitly in this run.
-        st.session_state[STEP_KEY] = st.session_state[STEP_KEY]
-        st.slider("Step", 0, last, key=STEP_KEY, on_change=_unfollow)
+        synced(st.slider, "Step", STEP_KEY, 0, last, on_change=_unfollow)
     write_step(st.session_state[STEP_KEY], following=is_live(run) and st.session_state[FOLLOW_KEY])
     _step(store, run, steps, st.session_state[STEP_KEY])
 
