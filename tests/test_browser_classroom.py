@@ -100,9 +100,10 @@ def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
                 lambda: page.locator("[data-testid='stSidebar']").is_hidden(), "full screen (no sidebar)", 60, poll=0.5
             )
             _press(page, "ArrowRight", "step 3:", lambda: page.mouse.click(5, 900))  # the page, not a widget
-            wait_until(
-                lambda: "step=3" in page.url, "the address bar to link step 3", 60, poll=0.5
-            )  # sent after the render
+            try:  # the link is sent after the render
+                wait_until(lambda: "step=3" in page.url, "the address bar to link step 3", 60, poll=0.5)
+            except pytest.fail.Exception:
+                pytest.fail(f"the address bar says {page.url} while the DAG says {dag_title(page)!r}")
             page.screenshot(path=str(ARTIFACTS / "classroom-presenter.png"))
             assert page.locator("[data-testid='stException']").count() == 0
             assert not outside, f"fetched from outside the server: {outside}"
