@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from core.data.images import DataError, ImageData, _image_data
+from core.data.images import DataError, ImageData, image_data
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 Log = Callable[[str], None] | None
@@ -80,7 +80,7 @@ def load_image_folder(root: Path, size: int, val_fraction: float = 0.2, seed: in
     )
     if len(y_tr) == 0:
         raise DataError(f"{root}: no readable JPEG/PNG training images")
-    return _image_data(f"folder({root})", x_tr, y_tr, x_va, y_va, len(classes), notes)
+    return image_data(f"folder({root})", x_tr, y_tr, x_va, y_va, len(classes), notes)
 
 
 def _split(

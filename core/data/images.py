@@ -102,7 +102,7 @@ def load_proxy(
     rng = np.random.default_rng(seed)
     train_idx = _pick_per_class(y_tr, per_class_train, rng, "train", notes, log)
     val_idx = _pick_per_class(y_te, per_class_val, rng, "val", notes, log)
-    return _image_data(
+    return image_data(
         f"cifar10-proxy({root})", x_tr[train_idx], y_tr[train_idx], x_te[val_idx], y_te[val_idx], CIFAR_CLASSES, notes
     )
 
@@ -118,7 +118,7 @@ def load_full(spec: DataSpec | str, cache_dir: Path | None = None, log: Log | No
         return replace(_digits_split(FULL_DIGITS_SEED, None, None, log=None), name="digits-full")
     root = _cifar_root(spec.path, cache_dir, log)
     (x_tr, y_tr), (x_te, y_te) = _read_cifar_dir(root)
-    return _image_data(f"cifar10-full({root})", x_tr, y_tr, x_te, y_te, CIFAR_CLASSES, [])
+    return image_data(f"cifar10-full({root})", x_tr, y_tr, x_te, y_te, CIFAR_CLASSES, [])
 
 
 def check_cifar_dir(path: Path) -> None:
@@ -160,7 +160,7 @@ def _digits_split(seed: int, per_class_train: int | None, per_class_val: int | N
             f"digits: {min(got)}-{max(got)} train images per class (80% of each class), wanted {per_class_train}",
         )
     tr, va = np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
-    return _image_data("digits", x[tr], y[tr], x[va], y[va], 10, notes)
+    return image_data("digits", x[tr], y[tr], x[va], y[va], 10, notes)
 
 
 # ----- shared helpers ------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def _pick_per_class(
     return np.sort(np.concatenate(chosen))
 
 
-def _image_data(
+def image_data(
     name: str,
     x_train: np.ndarray,
     y_train: np.ndarray,
