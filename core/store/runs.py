@@ -196,6 +196,72 @@ class RunRecord:
         return size if isinstance(size, int) and not isinstance(size, bool) and size >= 2 else None
 
 
+def _insert_imported_run(con: sqlite3.Connection, run: dict) -> int:
+    """The runs row of an imported run (its heartbeat is its finish time); returns its new id."""
+    cur = con.execute(
+        "INSERT INTO runs (task, status, config, device, evaluator, expected_steps, created_at,"
+        " started_at, finished_at, heartbeat, error, noise, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            run["task"],
+            run["status"],
+            json.dumps(run["config"]),
+            run.get("device", ""),
+            run.get("evaluator", ""),
+            run.get("expected_steps", 0),
+            run["created_at"],
+            run.get("started_at"),
+            run.get("finished_at"),
+            run.get("finished_at"),
+            run.get("error", ""),
+            json.dumps(run.get("noise") or {}),
+            json.dumps(run.get("meta") or {}),
+        ),
+    )
+    return int(cur.lastrowid)
+
+
+def _insert_steps(
+    con: sqlite3.Connection, run_id: int, steps: list[StepRecord], created_at: float | None = None
+) -> None:
+    """Step rows, stamped `created_at` (a step committed now) or each its own (an imported one)."""
+    con.executemany(
+        "INSERT INTO steps (run_id, step, edges, removed, genotype, score, accuracy, perplexity,"
+        " macs, flops, params, wall_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [
+            (
+                run_id,
+                s.step,
+                s.edges,
+                _edge_json(s.removed),
+                s.genotype.to_json(),
+                s.score,
+                s.accuracy,
+                s.perplexity,
+                s.macs,
+                s.flops,
+                s.params,
+                s.wall_s,
+                s.created_at if created_at is None else created_at,
+            )
+            for s in steps
+        ],
+    )
+
+
+def _insert_candidates(
+    con: sqlite3.Connection, run_id: int, candidates: list[CandidateRecord], columns: tuple[str, ...]
+) -> None:
+    """Candidate rows with the trained-result `columns` (an imported one keeps no worker)."""
+    con.executemany(
+        f"INSERT INTO candidates (run_id, step, idx, edge, genotype, {', '.join(columns)})"
+        f" VALUES ({','.join('?' * (5 + len(columns)))})",
+        [
+            (run_id, c.step, c.idx, _edge_json(c.edge), c.genotype.to_json(), *result_values(c, columns))
+            for c in candidates
+        ],
+    )
+
+
 class Store:
     """Thin typed access to the database; one short-lived connection per operation.
 
@@ -321,34 +387,8 @@ class Store:
     def commit_step(self, run_id: int, step: StepRecord, candidates: list[CandidateRecord]) -> None:
         """Write a step and all its candidates atomically: all of it or none of it."""
         with self.transaction() as con:
-            con.execute(
-                "INSERT INTO steps (run_id, step, edges, removed, genotype, score, accuracy, perplexity,"
-                " macs, flops, params, wall_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    run_id,
-                    step.step,
-                    step.edges,
-                    _edge_json(step.removed),
-                    step.genotype.to_json(),
-                    step.score,
-                    step.accuracy,
-                    step.perplexity,
-                    step.macs,
-                    step.flops,
-                    step.params,
-                    step.wall_s,
-                    time.time(),
-                ),
-            )
-            con.executemany(
-                "INSERT INTO candidates (run_id, step, idx, edge, genotype, status, accuracy, perplexity,"
-                " macs, flops, params, score, epochs, stop_reason, wall_s, error, history, worker)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (run_id, c.step, c.idx, _edge_json(c.edge), c.genotype.to_json(), *result_values(c))
-                    for c in candidates
-                ],
-            )
+            _insert_steps(con, run_id, [step], created_at=time.time())
+            _insert_candidates(con, run_id, candidates, RESULT_COLUMNS)
             lifecycle.touch(con, RUNS, run_id)
 
     def insert_run(self, run: dict, steps: list[StepRecord], candidates: list[CandidateRecord], also=None) -> int:
@@ -360,57 +400,9 @@ class Store:
         """
         require_write("importing a run bundle")
         with self.transaction() as con:
-            cur = con.execute(
-                "INSERT INTO runs (task, status, config, device, evaluator, expected_steps, created_at,"
-                " started_at, finished_at, heartbeat, error, noise, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    run["task"],
-                    run["status"],
-                    json.dumps(run["config"]),
-                    run.get("device", ""),
-                    run.get("evaluator", ""),
-                    run.get("expected_steps", 0),
-                    run["created_at"],
-                    run.get("started_at"),
-                    run.get("finished_at"),
-                    run.get("finished_at"),
-                    run.get("error", ""),
-                    json.dumps(run.get("noise") or {}),
-                    json.dumps(run.get("meta") or {}),
-                ),
-            )
-            run_id = int(cur.lastrowid)
-            con.executemany(
-                "INSERT INTO steps (run_id, step, edges, removed, genotype, score, accuracy, perplexity,"
-                " macs, flops, params, wall_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        run_id,
-                        s.step,
-                        s.edges,
-                        _edge_json(s.removed),
-                        s.genotype.to_json(),
-                        s.score,
-                        s.accuracy,
-                        s.perplexity,
-                        s.macs,
-                        s.flops,
-                        s.params,
-                        s.wall_s,
-                        s.created_at,
-                    )
-                    for s in steps
-                ],
-            )
-            con.executemany(
-                "INSERT INTO candidates (run_id, step, idx, edge, genotype, status, accuracy, perplexity,"
-                " macs, flops, params, score, epochs, stop_reason, wall_s, error, history)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (run_id, c.step, c.idx, _edge_json(c.edge), c.genotype.to_json(), *result_values(c, IMPORTED))
-                    for c in candidates
-                ],
-            )
+            run_id = _insert_imported_run(con, run)
+            _insert_steps(con, run_id, steps)
+            _insert_candidates(con, run_id, candidates, IMPORTED)
             if also is not None:
                 also(con, run_id)
             return run_id
