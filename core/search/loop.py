@@ -250,19 +250,7 @@ def _do_step(
     best = choose([r for r in records if r.idx == 0] if step == 0 else records) or choose(records)
     if best is None:
         raise SearchError(f"every candidate of step {step} failed: {records[0].error or records[0].stop_reason}")
-    rec = StepRecord(
-        step=step,
-        edges=best.genotype.num_edges,
-        removed=best.edge,
-        genotype=best.genotype,
-        score=best.score,
-        accuracy=best.accuracy,
-        perplexity=best.perplexity,
-        macs=best.macs,
-        flops=best.flops,
-        params=best.params,
-        wall_s=round(time.time() - t0, 3),
-    )
+    rec = StepRecord.from_candidate(step, best, wall_s=round(time.time() - t0, 3))
     store.commit_step(run_id, rec, records)
     what = "baseline (dense)" if best.edge is None else f"removed {edge_str(best.edge)}"
     obs.on_log(run_id, f"step {step}: {what}, {rec.edges} edges left, score {rec.score:.4f}")

@@ -141,6 +141,24 @@ class StepRecord:
     wall_s: float = 0.0
     created_at: float = 0.0
 
+    @classmethod
+    def from_candidate(cls, step: int, best: CandidateRecord, wall_s: float) -> "StepRecord":
+        """The snapshot a step keeps: its chosen candidate's cell and figures (the search loop,
+        the fake runs of the tests and the page benchmark all record a step this one way)."""
+        return cls(
+            step=step,
+            edges=best.genotype.num_edges,
+            removed=best.edge,
+            genotype=best.genotype,
+            score=best.score,
+            accuracy=best.accuracy,
+            perplexity=best.perplexity,
+            macs=best.macs,
+            flops=best.flops,
+            params=best.params,
+            wall_s=wall_s,
+        )
+
     def to_dict(self) -> dict:
         return {
             "step": self.step,
