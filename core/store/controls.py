@@ -22,13 +22,22 @@ from core.store.access import require_write
 from core.store.connection import StoreError
 from core.store.lifecycle import CONTROLS, effective_status
 from core.store.progress import ControlProgress
-from core.store.runs import FINISHED, QUEUED, RESULT_COLUMNS, RUNNING, Store, result_fields, result_values
+from core.store.runs import (
+    FINISHED,
+    QUEUED,
+    RESULT_COLUMNS,
+    RUNNING,
+    Store,
+    TrainedFields,
+    result_fields,
+    result_values,
+)
 
 CELL_COLUMNS = ("run_id", "target", "sample", "genotype", *RESULT_COLUMNS, "created_at")
 
 
 @dataclass(frozen=True)
-class ControlCell:
+class ControlCell(TrainedFields):
     """One trained random cell: asked for `target` edges, it has genotype.num_edges (fewer when
     pruning overshot); scored exactly as the run's candidates."""
 
@@ -36,18 +45,6 @@ class ControlCell:
     sample: int
     genotype: Genotype
     status: str
-    accuracy: float | None = None
-    perplexity: float | None = None
-    macs: int | None = None
-    flops: int | None = None
-    params: int | None = None
-    score: float | None = None
-    epochs: int = 0
-    stop_reason: str = ""
-    wall_s: float = 0.0
-    error: str = ""
-    history: tuple = ()
-    worker: str = ""
 
     @property
     def edges(self) -> int:
@@ -59,11 +56,7 @@ class ControlCell:
             "sample": self.sample,
             "edges": self.edges,
             "status": self.status,
-            "accuracy": self.accuracy,
-            "perplexity": self.perplexity,
-            "macs": self.macs,
-            "flops": self.flops,
-            "params": self.params,
+            **self.measures(),
             "score": self.score,
             "epochs": self.epochs,
             "stop_reason": self.stop_reason,

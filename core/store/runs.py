@@ -23,7 +23,7 @@ from core.result import CandidateStatus
 from core.store import lifecycle
 from core.store.access import require_write
 from core.store.connection import StoreError, connect, open_store_file, transaction
-from core.store.lifecycle import RUNS, RunStatus, effective_status
+from core.store.lifecycle import RUNS, RunStatus
 from core.store.progress import SearchProgress
 
 DEFAULT_STORE = Path("runs") / "autoshrink.db"
@@ -82,18 +82,30 @@ def result_fields(row: sqlite3.Row) -> dict:
     return {c: tuple(json.loads(row["history"])) if c == "history" else row[c] for c in RESULT_COLUMNS}
 
 
-@dataclass(frozen=True)
-class CandidateRecord:
-    step: int
-    idx: int
-    edge: tuple[int, int] | None  # None for the step-0 baseline (the dense DAG itself)
-    genotype: Genotype
-    status: CandidateStatus
+MEASURES = ("accuracy", "perplexity", "macs", "flops", "params")  # the Measures fields, as stored
+
+
+@dataclass(frozen=True, kw_only=True)
+class Measures:
+    """What a trained cell measured, for a candidate, a step's snapshot and a control cell alike:
+    quality (accuracy for a CNN, perplexity for an RNN) and cost. Keyword-only, so each record
+    keeps its own positional fields first."""
+
     accuracy: float | None = None
     perplexity: float | None = None
     macs: int | None = None
     flops: int | None = None
     params: int | None = None
+
+    def measures(self) -> dict:
+        return {k: getattr(self, k) for k in MEASURES}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainedFields(Measures):
+    """The stored outcome of one training (RESULT_COLUMNS but the status), shared by the search's
+    candidates and the random control's cells."""
+
     score: float | None = None
     epochs: int = 0
     stop_reason: str = ""
@@ -101,6 +113,15 @@ class CandidateRecord:
     error: str = ""
     history: tuple = ()
     worker: str = ""  # the node (and GPU) that trained it; '' when trained in the driver
+
+
+@dataclass(frozen=True)
+class CandidateRecord(TrainedFields):
+    step: int
+    idx: int
+    edge: tuple[int, int] | None  # None for the step-0 baseline (the dense DAG itself)
+    genotype: Genotype
+    status: CandidateStatus
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", CandidateStatus(self.status))
@@ -110,11 +131,7 @@ class CandidateRecord:
             "step": self.step,
             "idx": self.idx,
             "edge": None if self.edge is None else list(self.edge),
-            "accuracy": self.accuracy,
-            "perplexity": self.perplexity,
-            "macs": self.macs,
-            "flops": self.flops,
-            "params": self.params,
+            **self.measures(),
             "score": self.score,
             "status": self.status,
             "epochs": self.epochs,
@@ -127,17 +144,12 @@ class CandidateRecord:
 
 
 @dataclass(frozen=True)
-class StepRecord:
+class StepRecord(Measures):
     step: int
     edges: int
     removed: tuple[int, int] | None
     genotype: Genotype
     score: float | None
-    accuracy: float | None = None
-    perplexity: float | None = None
-    macs: int | None = None
-    flops: int | None = None
-    params: int | None = None
     wall_s: float = 0.0
     created_at: float = 0.0
 
@@ -166,11 +178,7 @@ class StepRecord:
             "removed": None if self.removed is None else list(self.removed),
             "genotype": self.genotype.to_dict(),
             "score": self.score,
-            "accuracy": self.accuracy,
-            "perplexity": self.perplexity,
-            "macs": self.macs,
-            "flops": self.flops,
-            "params": self.params,
+            **self.measures(),
             "wall_s": self.wall_s,
         }
 
@@ -366,30 +374,19 @@ class Store:
 
     @staticmethod
     def _run(row: sqlite3.Row) -> RunRecord:
-        rec = RunRecord(
+        return RunRecord(
             id=row["id"],
             task=row["task"],
-            status=row["status"],
             config=json.loads(row["config"]),
             device=row["device"],
             evaluator=row["evaluator"],
             expected_steps=row["expected_steps"],
-            created_at=row["created_at"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            heartbeat=row["heartbeat"],
-            pid=row["pid"],
-            host=row["host"],
-            error=row["error"],
-            progress=json.loads(row["progress"] or "{}"),
             cluster=json.loads(row["cluster"] or "{}"),
             name=row["name"],
             noise=json.loads(row["noise"] or "{}"),
             meta=json.loads(row["meta"] or "{}"),
+            **lifecycle.record_fields(row),
         )
-        if effective_status(row) != rec.status:
-            return RunRecord(**{**rec.__dict__, "status": INTERRUPTED})
-        return rec
 
     def check_resumable(self, run_id: int) -> None:
         """Refuse (one line) to resume a finished run or one that a live process holds; the
@@ -435,13 +432,9 @@ class Store:
                 removed=_edge_load(r["removed"]),
                 genotype=Genotype.from_json(r["genotype"]),
                 score=r["score"],
-                accuracy=r["accuracy"],
-                perplexity=r["perplexity"],
-                macs=r["macs"],
-                flops=r["flops"],
-                params=r["params"],
                 wall_s=r["wall_s"],
                 created_at=r["created_at"],
+                **{k: r[k] for k in MEASURES},
             )
             for r in rows
         ]
