@@ -291,6 +291,9 @@ def _check(doc, sha: str) -> Bundle:
     )
 
 
+MEASURE_TYPES = {"accuracy": float, "perplexity": float, "macs": int, "flops": int, "params": int}
+
+
 def _check_run(r: dict) -> dict:
     _need(r.get("task") in ("cnn", "rnn"), f"inconsistent bundle: unknown task {r.get('task')!r}")
     _need(r.get("status") in (FINISHED, STOPPED, FAILED), f"inconsistent bundle: run status {r.get('status')!r}")
@@ -332,14 +335,15 @@ def _step(s: dict, position: int) -> StepRecord:
         removed=_edge(s.get("removed"), where),
         genotype=Genotype.from_dict(_dict(s.get("genotype"), f"{where}genotype")),
         score=_num(s, "score", float, True, where),
-        accuracy=_num(s, "accuracy", float, True, where),
-        perplexity=_num(s, "perplexity", float, True, where),
-        macs=_num(s, "macs", int, True, where),
-        flops=_num(s, "flops", int, True, where),
-        params=_num(s, "params", int, True, where),
+        **_measures(s, where),
         wall_s=_num(s, "wall_s", float, False, where),
         created_at=_num(s, "created_at", float, False, where),
     )
+
+
+def _measures(d: dict, where: str) -> dict:
+    """A step's or candidate's quality and cost (core.store.runs.Measures), each checked in turn."""
+    return {k: _num(d, k, kind, True, where) for k, kind in MEASURE_TYPES.items()}
 
 
 def _candidate(c: dict) -> CandidateRecord:
@@ -361,11 +365,7 @@ def _candidate(c: dict) -> CandidateRecord:
         edge=_edge(c.get("edge"), where),
         genotype=Genotype.from_dict(_dict(c.get("genotype"), f"{where}genotype")),
         status=c["status"],
-        accuracy=_num(c, "accuracy", float, True, where),
-        perplexity=_num(c, "perplexity", float, True, where),
-        macs=_num(c, "macs", int, True, where),
-        flops=_num(c, "flops", int, True, where),
-        params=_num(c, "params", int, True, where),
+        **_measures(c, where),
         score=_num(c, "score", float, True, where),
         epochs=_num(c, "epochs", int, False, where),
         stop_reason=_text(c, "stop_reason", where),
