@@ -30,6 +30,17 @@ APP_TIMEOUT = 90  # first runs import torch and cost ImageNet networks on a busy
 
 # The smallest search that still trains: 3 nodes, 2 one-epoch candidates, one step after the baseline.
 TINY_SEARCH = dict(nodes=3, k=2, epochs=1, max_steps=1, threads=1)
+# A tiny CNN proxy for the evaluator tests (batched against single): k is each file's own.
+TINY_PROXY_CNN = dict(
+    nodes=4,
+    epochs=3,
+    threads=1,
+    stem_channels=8,
+    base_width=4,
+    per_class_train=30,
+    per_class_val=15,
+    batch_size=32,
+)
 
 
 def needs(path: Path, what: str):
@@ -121,3 +132,18 @@ def start_app_server(env: dict[str, str], log, timeout: float = 120.0) -> tuple[
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     wait_until(lambda: server_healthy(port), "the app server to answer", timeout, 0.2, proc)
     return proc, port
+
+
+def run_cli(*args: object, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m core ARGS` in a child process, as a user runs it; asserts success unless `check` is off."""
+    out = subprocess.run(
+        [sys.executable, "-m", "core", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out

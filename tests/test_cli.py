@@ -10,7 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from helpers import kill_9_when
+from helpers import kill_9_when, run_cli
 
 from core.store.runs import Store
 
@@ -18,18 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--nodes", "4", "--k", "2", "--epochs", "1", "--keep-fraction", "0", "--threads", "1", "--control", "0"]
 
 
-def cli(*args, check=True, timeout=300):
-    out = subprocess.run(
-        [sys.executable, "-m", "core", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    if check:
-        assert out.returncode == 0, out.stderr
-    return out
+cli = run_cli
 
 
 @pytest.mark.parametrize(
