@@ -259,24 +259,8 @@ def _stop_poller(store: Store, run_id: int, stop: threading.Event) -> Callable[[
 
 
 def to_cell(rec: CandidateRecord, target: int) -> ControlCell:
-    return ControlCell(
-        target=target,
-        sample=rec.idx,
-        genotype=rec.genotype,
-        status=rec.status,
-        accuracy=rec.accuracy,
-        perplexity=rec.perplexity,
-        macs=rec.macs,
-        flops=rec.flops,
-        params=rec.params,
-        score=rec.score,
-        epochs=rec.epochs,
-        stop_reason=rec.stop_reason,
-        wall_s=rec.wall_s,
-        error=rec.error,
-        history=rec.history,
-        worker=rec.worker,
-    )
+    """A trained random cell as the control keeps it: its sample number is the job's index."""
+    return ControlCell(target=target, sample=rec.idx, genotype=rec.genotype, status=rec.status, **rec.trained())
 
 
 def search_then_control(

@@ -15,7 +15,7 @@ import socket
 import sqlite3
 import time
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from core.cell.genotype import Genotype
@@ -113,6 +113,10 @@ class TrainedFields(Measures):
     error: str = ""
     history: tuple = ()
     worker: str = ""  # the node (and GPU) that trained it; '' when trained in the driver
+
+    def trained(self) -> dict:
+        """These fields by name, to carry one training's outcome into another record."""
+        return {f.name: getattr(self, f.name) for f in fields(TrainedFields)}
 
 
 @dataclass(frozen=True)
