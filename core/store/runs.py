@@ -167,12 +167,8 @@ class StepRecord(Measures):
             removed=best.edge,
             genotype=best.genotype,
             score=best.score,
-            accuracy=best.accuracy,
-            perplexity=best.perplexity,
-            macs=best.macs,
-            flops=best.flops,
-            params=best.params,
             wall_s=wall_s,
+            **best.measures(),
         )
 
     def to_dict(self) -> dict:
