@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -147,3 +148,13 @@ def run_cli(*args: object, check: bool = True, timeout: float = 300) -> subproce
     if check:
         assert out.returncode == 0, out.stderr
     return out
+
+
+def count_rows(path: Path, sql: str) -> int:
+    """`SELECT COUNT(*) ...` on a store another process is writing: 0 while the file or table is
+    not there yet, or is locked (a kill -9 test polls this until the child has got far enough)."""
+    try:
+        with sqlite3.connect(path, timeout=1) as con:
+            return con.execute(sql).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import kill_9_when, run_cli
+from helpers import count_rows, kill_9_when, run_cli
 
 from core.cell.genotype import Genotype
 from core.cli.main import main
@@ -177,8 +177,4 @@ def test_kill_9_then_resume_ends_where_an_uninterrupted_run_ends(store_path):
 
 
 def _epochs(path: Path) -> int:
-    try:
-        with sqlite3.connect(path, timeout=1) as con:
-            return con.execute("SELECT COUNT(*) FROM job_epochs WHERE job_id=1").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
+    return count_rows(path, "SELECT COUNT(*) FROM job_epochs WHERE job_id=1")
