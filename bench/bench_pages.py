@@ -30,7 +30,8 @@ from core.cell.genotype import Genotype  # noqa: E402
 from core.search.config import preset_config  # noqa: E402
 from core.search.loop import create_run  # noqa: E402
 from core.search.tasks import cnn_score, rnn_score  # noqa: E402
-from core.store.runs import FINISHED, CandidateRecord, StepRecord, Store  # noqa: E402
+from core.store.lifecycle import RunStatus  # noqa: E402
+from core.store.runs import CandidateRecord, StepRecord, Store  # noqa: E402
 
 # Each page and an element it must have drawn, so a page that silently renders nothing
 # cannot pass for a fast one.
@@ -97,7 +98,7 @@ def synthetic_run(store: Store, task: str, seed: int = 0) -> int:
             cands,
         )
         current = best.genotype
-    store.finish(run_id, FINISHED)
+    store.finish(run_id, RunStatus.FINISHED)
     return run_id
 
 

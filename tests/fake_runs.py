@@ -12,7 +12,8 @@ from core.cell.genotype import Genotype
 from core.search.config import SearchConfig, preset_config
 from core.search.loop import create_run, step_candidates
 from core.search.tasks import cnn_score, rnn_score
-from core.store.runs import FINISHED, CandidateRecord, StepRecord, Store
+from core.store.lifecycle import RunStatus
+from core.store.runs import CandidateRecord, StepRecord, Store
 
 
 def _figures(g: Genotype, rng: random.Random) -> dict:
@@ -89,7 +90,7 @@ def fake_run(
     for _ in range(steps):
         add_step(store, run_id)
     if not live:
-        store.finish(run_id, FINISHED)
+        store.finish(run_id, RunStatus.FINISHED)
     return run_id
 
 

@@ -15,7 +15,7 @@ import torch
 
 from core.cell.genotype import Genotype
 from core.device import resolve_precision
-from core.result import OK, Cost, TrainResult
+from core.result import CandidateStatus, Cost, TrainResult
 from core.search.candidates import StopFn
 from core.search.config import SearchConfig
 from core.search.evaluators import resolve_evaluator
@@ -77,7 +77,7 @@ class _ProxyTaskBase:
 
     def score(self, res: TrainResult, cost: Cost) -> float | None:
         quality = getattr(res, self.quality)
-        ok = res.status == OK and quality is not None and math.isfinite(quality)
+        ok = res.status == CandidateStatus.OK and quality is not None and math.isfinite(quality)
         return self._score(quality, cost) if ok else None
 
     def train(self, model, data_seed, should_stop, on_epoch) -> TrainResult:

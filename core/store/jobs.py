@@ -24,7 +24,7 @@ from core.store.access import require_write
 from core.store.connection import StoreError
 from core.store.lifecycle import JOBS, RunStatus
 from core.store.progress import JobProgress
-from core.store.runs import QUEUED, Store
+from core.store.runs import Store
 
 FILES_BESIDE_STORE, FILES_LEGACY = "store.jobs", "legacy"  # jobs.files: where a job keeps its files
 EPOCH_COLUMNS = (
@@ -129,7 +129,7 @@ class JobStore(Store):
                 " VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     task,
-                    QUEUED,
+                    RunStatus.QUEUED,
                     name,
                     source,
                     genotype.to_json(),

@@ -17,7 +17,7 @@ import streamlit as st
 from core.errors import UserError
 from core.insight.format import fmt_duration, quality_text
 from core.store.jobs import JobRecord, JobStore
-from core.store.runs import FINISHED
+from core.store.lifecycle import RunStatus
 from core.training.export import rebuild_snippet
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
@@ -59,7 +59,7 @@ def download_name(job: JobRecord, path: str | Path) -> str:
 
 
 def _fraction(job: JobRecord, done: int) -> float:
-    if job.status == FINISHED:
+    if job.status == RunStatus.FINISHED:
         return 1.0
     p = job.progress
     if job.status.live and p.fraction is not None:
@@ -88,7 +88,7 @@ def job_panel() -> None:
     if rows:
         st.plotly_chart(training_figure(rows, job.task), width="stretch", key="train_curves")
         st.caption(quality_text(job.metrics) if job.metrics else f"{len(rows)} epoch(s) recorded")
-    if job.status == FINISHED:
+    if job.status == RunStatus.FINISHED:
         _results(store, job, rows)
 
 
