@@ -14,12 +14,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.errors import UserError
 from core.insight.format import fmt_duration, quality_text
 from core.store.jobs import JobRecord, JobStore
 from core.store.lifecycle import RunStatus
 from core.training.export import rebuild_snippet
-from ui.errors import one_line
+from ui.errors import report
 from ui.resources import get_runner, get_store
 from ui.status import rerun_on_change, status_header
 from ui.train.figures import result_rows, training_figure
@@ -41,11 +40,8 @@ def _stop(job_id: int) -> None:
 
 
 def _resume(job_id: int) -> None:
-    try:
-        get_runner().resume_train(get_store(), job_id)
-        st.session_state[MESSAGE_KEY] = f"job {job_id} resumed from its last checkpoint"
-    except UserError as exc:
-        st.session_state[MESSAGE_KEY] = one_line(exc)
+    done = f"job {job_id} resumed from its last checkpoint"
+    report(MESSAGE_KEY, lambda: get_runner().resume_train(get_store(), job_id), done)
 
 
 def download_name(job: JobRecord, path: str | Path) -> str:
