@@ -257,19 +257,14 @@ def run_search_mode(args: argparse.Namespace) -> dict:
 
 
 # ----- shared --------------------------------------------------------------------------------------------
+def paper_cnn_config(args: argparse.Namespace, evaluator: str, **extra):
+    """The paper's CNN search with the benchmark's data, size, seed and threads (bench_ray's too)."""
+    size = dict(epochs=args.epochs, k=args.k, nodes=args.nodes, seed=args.seed, threads=args.threads)
+    return preset_config("cnn", "paper", data=args.data or default_data(), evaluator=evaluator, **size, **extra)
+
+
 def search_config(args: argparse.Namespace, evaluator: str = "single"):
-    overrides = dict(
-        data=args.data or default_data(),
-        device=args.device,
-        epochs=args.epochs,
-        k=args.k,
-        nodes=args.nodes,
-        seed=args.seed,
-        threads=args.threads,
-        evaluator=evaluator,
-        max_steps=args.steps,
-    )
-    return preset_config("cnn", "paper", **overrides)
+    return paper_cnn_config(args, evaluator, device=args.device, max_steps=args.steps)
 
 
 def header(cfg, device: torch.device, task: CNNProxyTask, k: int, options: BatchedOptions) -> str:

@@ -30,7 +30,8 @@ from core.cell.genotype import Genotype  # noqa: E402
 from core.search.config import preset_config  # noqa: E402
 from core.search.loop import create_run  # noqa: E402
 from core.search.tasks import cnn_score, rnn_score  # noqa: E402
-from core.store.runs import FINISHED, CandidateRecord, StepRecord, Store  # noqa: E402
+from core.store.lifecycle import RunStatus  # noqa: E402
+from core.store.runs import CandidateRecord, StepRecord, Store  # noqa: E402
 
 # Each page and an element it must have drawn, so a page that silently renders nothing
 # cannot pass for a fast one.
@@ -93,34 +94,28 @@ def synthetic_run(store: Store, task: str, seed: int = 0) -> int:
         best = max(gentle, key=lambda c: (c.score, -c.genotype.num_edges))
         store.commit_step(
             run_id,
-            StepRecord(
-                step=step,
-                edges=best.genotype.num_edges,
-                removed=best.edge,
-                genotype=best.genotype,
-                score=best.score,
-                accuracy=best.accuracy,
-                perplexity=best.perplexity,
-                macs=best.macs,
-                flops=best.flops,
-                params=best.params,
-                wall_s=sum(c.wall_s for c in cands),
-            ),
+            StepRecord.from_candidate(step, best, wall_s=sum(c.wall_s for c in cands)),
             cands,
         )
         current = best.genotype
-    store.finish(run_id, FINISHED)
+    store.finish(run_id, RunStatus.FINISHED)
     return run_id
+
+
+def _app_on_synthetic_run(tmp: Path, task: str, timeout: int) -> AppTest:
+    """The app, started on a store in `tmp` holding one synthetic run, with that run selected."""
+    store_path = tmp / "bench.db"
+    run_id = synthetic_run(Store(store_path), task)
+    os.environ["AUTOSHRINK_STORE"] = str(store_path)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    at.run()
+    at.sidebar.selectbox(key="run_id").set_value(run_id).run()
+    return at
 
 
 def bench(task: str, repeat: int) -> list[tuple[str, float, float]]:
     with tempfile.TemporaryDirectory() as tmp:
-        store_path = Path(tmp) / "bench.db"
-        run_id = synthetic_run(Store(store_path), task)
-        os.environ["AUTOSHRINK_STORE"] = str(store_path)
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-        at.run()
-        at.sidebar.selectbox(key="run_id").set_value(run_id).run()
+        at = _app_on_synthetic_run(Path(tmp), task, timeout=120)
         out = []
         for page in PAGES:
             at.switch_page(page)
@@ -141,12 +136,7 @@ def page_switches(task: str, rounds: int) -> list[tuple[str, float]]:
     """Moving between pages in one warm session (what a user clicking the navigation feels):
     every page visited once to warm up, then `rounds` tours; the median per target page."""
     with tempfile.TemporaryDirectory() as tmp:
-        store_path = Path(tmp) / "bench.db"
-        run_id = synthetic_run(Store(store_path), task)
-        os.environ["AUTOSHRINK_STORE"] = str(store_path)
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180)
-        at.run()
-        at.sidebar.selectbox(key="run_id").set_value(run_id).run()
+        at = _app_on_synthetic_run(Path(tmp), task, timeout=180)
         times: dict[str, list[float]] = {p: [] for p in PAGES}
         for tour in range(rounds + 1):
             for page in PAGES:

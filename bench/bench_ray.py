@@ -28,12 +28,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
-from bench_evaluators import default_data  # noqa: E402
+from bench_evaluators import paper_cnn_config  # noqa: E402
 
 from core.cell.genotype import Genotype, edge_str  # noqa: E402
 from core.device import describe  # noqa: E402
 from core.search.candidates import StepJob  # noqa: E402
-from core.search.config import preset_config  # noqa: E402
 from core.search.evaluators import ray_eval  # noqa: E402
 from core.search.evaluators.single import evaluate_single  # noqa: E402
 from core.search.loop import choose, step_candidates  # noqa: E402
@@ -48,18 +47,7 @@ def load() -> str:
 
 
 def build_step(args: argparse.Namespace, evaluator: str):
-    cfg = preset_config(
-        "cnn",
-        "paper",
-        data=args.data or default_data(),
-        epochs=args.epochs,
-        k=args.k,
-        nodes=args.nodes,
-        seed=args.seed,
-        threads=args.threads,
-        evaluator=evaluator,
-        ray_cpus_per_candidate=1.0,
-    )
+    cfg = paper_cnn_config(args, evaluator, ray_cpus_per_candidate=1.0)
     task = CNNProxyTask(cfg, torch.device("cpu"), NOP)
     dense = Genotype.dense("cnn", cfg.nodes, cfg.seed)
     jobs = [(i, e, dense.without_edge(e)) for i, e in enumerate(step_candidates(dense, cfg.k, cfg.seed, 1))]

@@ -12,7 +12,8 @@ from core.cell.genotype import Genotype
 from core.search.config import SearchConfig, preset_config
 from core.search.loop import create_run, step_candidates
 from core.search.tasks import cnn_score, rnn_score
-from core.store.runs import FINISHED, CandidateRecord, StepRecord, Store
+from core.store.lifecycle import RunStatus
+from core.store.runs import CandidateRecord, StepRecord, Store
 
 
 def _figures(g: Genotype, rng: random.Random) -> dict:
@@ -53,6 +54,21 @@ def _history(g: Genotype, figures: dict) -> tuple:
     )
 
 
+def _candidate(step: int, idx: int, edge, g: Genotype, figures: dict) -> CandidateRecord:
+    """A trained candidate: two epochs, one second, ending at `figures`."""
+    return CandidateRecord(
+        step=step,
+        idx=idx,
+        edge=edge,
+        genotype=g,
+        status="ok",
+        wall_s=1.0,
+        epochs=2,
+        history=_history(g, figures),
+        **figures,
+    )
+
+
 def fake_run(
     store: Store,
     nodes: int = 5,
@@ -69,27 +85,12 @@ def fake_run(
     store.claim(run_id, "cpu (fake)", "single")
     dense = Genotype.dense(task, nodes, cfg.seed)
     base = _figures(dense, random.Random(seed))
-    store.commit_step(
-        run_id,
-        StepRecord(step=0, edges=dense.num_edges, removed=None, genotype=dense, **base),
-        [
-            CandidateRecord(
-                step=0,
-                idx=0,
-                edge=None,
-                genotype=dense,
-                status="ok",
-                wall_s=1.0,
-                epochs=2,
-                history=_history(dense, base),
-                **base,
-            )
-        ],
-    )
+    baseline = _candidate(0, 0, None, dense, base)
+    store.commit_step(run_id, StepRecord.from_candidate(0, baseline, wall_s=0.0), [baseline])
     for _ in range(steps):
         add_step(store, run_id)
     if not live:
-        store.finish(run_id, FINISHED)
+        store.finish(run_id, RunStatus.FINISHED)
     return run_id
 
 
@@ -104,32 +105,8 @@ def add_step(store: Store, run_id: int) -> StepRecord:
     for idx, edge in enumerate(step_candidates(current, cfg.k, cfg.seed, n)):
         g = current.without_edge(edge)
         figures = _figures(g, rng)
-        cands.append(
-            CandidateRecord(
-                step=n,
-                idx=idx,
-                edge=edge,
-                genotype=g,
-                status="ok",
-                epochs=2,
-                wall_s=1.0,
-                history=_history(g, figures),
-                **figures,
-            )
-        )
+        cands.append(_candidate(n, idx, edge, g, figures))
     best = max(cands, key=lambda c: (c.genotype.num_edges == current.num_edges - 1, c.score))
-    step = StepRecord(
-        step=n,
-        edges=best.genotype.num_edges,
-        removed=best.edge,
-        genotype=best.genotype,
-        score=best.score,
-        accuracy=best.accuracy,
-        perplexity=best.perplexity,
-        macs=best.macs,
-        flops=best.flops,
-        params=best.params,
-        wall_s=3.0,
-    )
+    step = StepRecord.from_candidate(n, best, wall_s=3.0)
     store.commit_step(run_id, step, cands)
     return step

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -30,6 +31,17 @@ APP_TIMEOUT = 90  # first runs import torch and cost ImageNet networks on a busy
 
 # The smallest search that still trains: 3 nodes, 2 one-epoch candidates, one step after the baseline.
 TINY_SEARCH = dict(nodes=3, k=2, epochs=1, max_steps=1, threads=1)
+# A tiny CNN proxy for the evaluator tests (batched against single): k is each file's own.
+TINY_PROXY_CNN = dict(
+    nodes=4,
+    epochs=3,
+    threads=1,
+    stem_channels=8,
+    base_width=4,
+    per_class_train=30,
+    per_class_val=15,
+    batch_size=32,
+)
 
 
 def needs(path: Path, what: str):
@@ -129,3 +141,28 @@ def synced_widget(widgets, state_key: str):
     found = [w for w in widgets if (w.key or "").startswith(f"{state_key}__v")]
     assert len(found) == 1, f"{len(found)} widgets drawn for {state_key}"
     return found[0]
+
+
+def run_cli(*args: object, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m core ARGS` in a child process, as a user runs it; asserts success unless `check` is off."""
+    out = subprocess.run(
+        [sys.executable, "-m", "core", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+def count_rows(path: Path, sql: str) -> int:
+    """`SELECT COUNT(*) ...` on a store another process is writing: 0 while the file or table is
+    not there yet, or is locked (a kill -9 test polls this until the child has got far enough)."""
+    try:
+        with sqlite3.connect(path, timeout=1) as con:
+            return con.execute(sql).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0

@@ -20,6 +20,7 @@ from typing import Iterator
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import TINY_PROXY_CNN
 
 import core.data.images as data_mod
 import core.nets.cnn as cnn
@@ -45,17 +46,7 @@ from core.search.tasks import CNNProxyTask
 from core.store.runs import FINISHED, Store
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-TINY = dict(
-    nodes=4,
-    k=6,
-    epochs=3,
-    threads=1,
-    stem_channels=8,
-    base_width=4,
-    per_class_train=30,
-    per_class_val=15,
-    batch_size=32,
-)
+TINY = dict(TINY_PROXY_CNN, k=6)
 STEP_SEED = 123
 nop = lambda *args: None  # noqa: E731
 

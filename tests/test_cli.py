@@ -3,14 +3,13 @@
 import io
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from helpers import kill_9_when
+from helpers import count_rows, kill_9_when, run_cli
 
 from core.store.runs import Store
 
@@ -18,18 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--nodes", "4", "--k", "2", "--epochs", "1", "--keep-fraction", "0", "--threads", "1", "--control", "0"]
 
 
-def cli(*args, check=True, timeout=300):
-    out = subprocess.run(
-        [sys.executable, "-m", "core", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    if check:
-        assert out.returncode == 0, out.stderr
-    return out
+cli = run_cli
 
 
 @pytest.mark.parametrize(
@@ -140,8 +128,4 @@ def test_resume_after_kill_9_continues_from_the_last_committed_step(store_path):
 
 
 def _steps(path: Path) -> int:
-    try:
-        with sqlite3.connect(path, timeout=1) as con:
-            return con.execute("SELECT COUNT(*) FROM steps WHERE run_id=1").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
+    return count_rows(path, "SELECT COUNT(*) FROM steps WHERE run_id=1")

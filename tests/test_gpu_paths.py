@@ -17,6 +17,7 @@ from dataclasses import replace
 import pytest
 import torch
 from gpu_fakes import TransferCounter
+from helpers import TINY_PROXY_CNN
 
 import core.search.evaluators.batched as batched
 from core.cell.genotype import Genotype
@@ -38,17 +39,7 @@ from core.search.tasks import CNNProxyTask
 from core.store.jobs import JobStore
 from core.store.runs import Store
 
-TINY = dict(
-    nodes=4,
-    k=4,
-    epochs=3,
-    threads=1,
-    stem_channels=8,
-    base_width=4,
-    per_class_train=30,
-    per_class_val=15,
-    batch_size=32,
-)
+TINY = dict(TINY_PROXY_CNN, k=4)
 SEED = 123
 NEVER, NOP = (lambda: False), (lambda *a: None)
 

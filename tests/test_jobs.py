@@ -6,11 +6,12 @@ import os
 import sqlite3
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import kill_9_when
+from helpers import count_rows, kill_9_when, run_cli
 
 from core.cell.genotype import Genotype
 from core.cli.main import main
@@ -23,18 +24,7 @@ G = Genotype.dense("cnn", 4, seed=0)
 TRAIN = ["train", "preset:shrinkcnn-a", "--epochs", "5", "--max-batches", "12", "--no-onnx", "--threads", "1"]
 
 
-def cli(*args, check=True, timeout=120):
-    out = subprocess.run(
-        [sys.executable, "-m", "core", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    if check:
-        assert out.returncode == 0, out.stderr
-    return out
+cli = partial(run_cli, timeout=120)
 
 
 # ----- the store ---------------------------------------------------------------------------------
@@ -187,8 +177,4 @@ def test_kill_9_then_resume_ends_where_an_uninterrupted_run_ends(store_path):
 
 
 def _epochs(path: Path) -> int:
-    try:
-        with sqlite3.connect(path, timeout=1) as con:
-            return con.execute("SELECT COUNT(*) FROM job_epochs WHERE job_id=1").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
+    return count_rows(path, "SELECT COUNT(*) FROM job_epochs WHERE job_id=1")

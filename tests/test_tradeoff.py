@@ -56,38 +56,8 @@ def _run() -> tuple[list[StepRecord], list[CandidateRecord]]:
         _cand(2, 0, (0, 3), 0.84, 150_000),
         _cand(2, 1, (1, 3), 0.86, 260_000),
     ]
-    steps = [
-        StepRecord(
-            step=0,
-            edges=10,
-            removed=None,
-            genotype=_dag(10),
-            score=cands[0].score,
-            accuracy=0.80,
-            macs=300_000,
-            params=30_000,
-        ),
-        StepRecord(
-            step=1,
-            edges=9,
-            removed=(0, 1),
-            genotype=_dag(9),
-            score=cands[1].score,
-            accuracy=0.85,
-            macs=250_000,
-            params=25_000,
-        ),
-        StepRecord(
-            step=2,
-            edges=8,
-            removed=(0, 3),
-            genotype=_dag(8),
-            score=cands[4].score,
-            accuracy=0.84,
-            macs=150_000,
-            params=15_000,
-        ),
-    ]
+    # each step keeps its best candidate: 0/0, then 1/0 and 2/0
+    steps = [StepRecord.from_candidate(n, cands[i], wall_s=0.0) for n, i in enumerate((0, 1, 4))]
     return steps, cands
 
 

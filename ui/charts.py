@@ -56,6 +56,12 @@ def _score(c: dict) -> float:
     return s if s is not None and math.isfinite(s) else -math.inf
 
 
+def line_trace(x: Sequence, y: Sequence, name: str, hovertemplate: str, **style) -> go.Scatter:
+    """A lines+markers curve over steps or epochs: the one trace shape of every per-step and
+    per-epoch figure (Explorer curves, Trade-offs steps, Train page)."""
+    return go.Scatter(x=x, y=y, mode="lines+markers", name=name, hovertemplate=hovertemplate, **style)
+
+
 def curves_figure(history: Sequence[dict], task: str) -> go.Figure:
     """Loss (left) and accuracy % or perplexity (right) per epoch; the lr in the hover text."""
     quality = ("train_ppl", "val_ppl", "perplexity") if task == "rnn" else ("train_acc", "val_acc", "accuracy %")
@@ -66,19 +72,8 @@ def curves_figure(history: Sequence[dict], task: str) -> go.Figure:
     for col, keys in ((1, ("train_loss", "val_loss")), (2, quality[:2])):
         for key, dash in zip(keys, ("solid", "dot")):
             ys = [None if r.get(key) is None else r[key] * (1 if col == 1 else scale) for r in history]
-            fig.add_trace(
-                go.Scatter(
-                    x=epochs,
-                    y=ys,
-                    mode="lines+markers",
-                    name=key,
-                    text=lrs,
-                    line={"dash": dash},
-                    hovertemplate="epoch %{x}: %{y:.4g} (%{text})",
-                ),
-                row=1,
-                col=col,
-            )
+            trace = line_trace(epochs, ys, key, "epoch %{x}: %{y:.4g} (%{text})", text=lrs, line={"dash": dash})
+            fig.add_trace(trace, row=1, col=col)
     fig.update_xaxes(title_text="epoch", dtick=1)
     fig.update_layout(height=320, margin={"t": 40, "b": 10, "l": 10, "r": 10}, legend={"orientation": "h"})
     return fig

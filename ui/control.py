@@ -19,7 +19,8 @@ from core.insight.control import (
 from core.insight.format import fmt_duration
 from core.search.control import DEFAULT_SAMPLES, MAX_SAMPLES
 from core.store.controls import ControlRecord, control_cells, get_control
-from core.store.runs import QUEUED, RUNNING, RunRecord, StepRecord, Store
+from core.store.lifecycle import RunStatus
+from core.store.runs import RunRecord, StepRecord, Store
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
 from ui.roles import can_change
@@ -31,7 +32,7 @@ BUTTON = "Run a random control"
 
 def control_live(store: Store, run: RunRecord | None) -> bool:
     control = get_control(store, run.id) if run is not None else None
-    return control is not None and control.status in (RUNNING, QUEUED)
+    return control is not None and control.status in (RunStatus.RUNNING, RunStatus.QUEUED)
 
 
 def step_control_sentence(store: Store, run: RunRecord, step: StepRecord) -> str | None:
@@ -74,7 +75,7 @@ def control_panel(store: Store, run: RunRecord, steps: list[StepRecord], cells_s
         "as the candidates: is the search better than chance here?"
     )
     control = get_control(store, run.id)
-    if control is not None and control.status in (RUNNING, QUEUED):
+    if control is not None and control.status in (RunStatus.RUNNING, RunStatus.QUEUED):
         _follow(store, run, cells_shown)
     elif control is not None:
         _status_line(control, cells_shown)
@@ -105,7 +106,7 @@ def control_badge(store: Store, run: RunRecord) -> None:
     if control is None:
         return
     done = len(control_cells(store, run.id))
-    if control.status in (RUNNING, QUEUED):
+    if control.status in (RunStatus.RUNNING, RunStatus.QUEUED):
         st.badge(
             f"live · random control: {done} of {control.planned} cells",
             color="red",
@@ -136,7 +137,7 @@ def _follow(store: Store, run: RunRecord, cells_shown: int) -> None:
     def _poll() -> None:
         control = get_control(store, run.id)
         now = len(trade_off_controls(store, run))
-        if control is None or control.status not in (RUNNING, QUEUED) or now != cells_shown:
+        if control is None or control.status not in (RunStatus.RUNNING, RunStatus.QUEUED) or now != cells_shown:
             st.rerun(scope="app")
         p = control.progress
         st.badge(

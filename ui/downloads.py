@@ -28,55 +28,36 @@ def csv_text(rows: Sequence[dict]) -> str:
     return out.getvalue()
 
 
+def _download(label: str, data, file_name: str, mime: str, key: str, disabled: bool = False) -> None:
+    """One download button as every one here is: no rerun on click, the download icon."""
+    st.download_button(
+        label,
+        data,
+        file_name=file_name,
+        mime=mime,
+        key=key,
+        on_click="ignore",
+        icon=":material/download:",
+        disabled=disabled,
+    )
+
+
 def genotype_button(g: Genotype, name: str, key: str, label: str = "Genotype JSON") -> None:
     """The genotype as the JSON that the CLI, Compare and the presets read, named `name`."""
     named = Genotype(g.kind, g.ops, g.edges, name=name)
-    st.download_button(
-        label,
-        named.to_json(),
-        file_name=f"{name}.json",
-        mime="application/json",
-        key=f"{key}-json",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    _download(label, named.to_json(), f"{name}.json", "application/json", f"{key}-json")
 
 
 def dag_buttons(dot: graphviz.Digraph, name: str, key: str) -> None:
     """DOT and SVG downloads; where `dot` is missing, the reason instead of the SVG button."""
-    st.download_button(
-        "DAG (DOT)",
-        dot_source(dot),
-        file_name=f"{name}.dot",
-        mime="text/vnd.graphviz",
-        key=f"{key}-dot",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    _download("DAG (DOT)", dot_source(dot), f"{name}.dot", "text/vnd.graphviz", f"{key}-dot")
     problem = svg_problem()
     if problem:
         st.caption(problem)
     else:
-        st.download_button(
-            "DAG (SVG)",
-            lambda: svg_bytes(dot),
-            file_name=f"{name}.svg",
-            mime="image/svg+xml",
-            key=f"{key}-svg",
-            on_click="ignore",
-            icon=":material/download:",
-        )
+        _download("DAG (SVG)", lambda: svg_bytes(dot), f"{name}.svg", "image/svg+xml", f"{key}-svg")
 
 
 def table_button(rows: Sequence[dict], label: str, name: str, key: str) -> None:
     """A table as CSV (greyed out while it has no rows, rather than offering an empty file)."""
-    st.download_button(
-        label,
-        csv_text(rows),
-        file_name=f"{name}.csv",
-        mime="text/csv",
-        key=f"{key}-csv",
-        on_click="ignore",
-        icon=":material/download:",
-        disabled=not rows,
-    )
+    _download(label, csv_text(rows), f"{name}.csv", "text/csv", f"{key}-csv", disabled=not rows)

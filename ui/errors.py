@@ -7,7 +7,7 @@ file, unknown run, missing data); anything else is a bug and keeps Streamlit's t
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import streamlit as st
 
@@ -27,3 +27,13 @@ def user_errors() -> Iterator[None]:
         yield
     except UserError as exc:
         st.error(one_line(exc), icon=":material/error:")
+
+
+def report(message_key: str, action: Callable[[], object], done: str) -> None:
+    """For a button's callback: run `action` and leave `done`, or the user error's one line,
+    in `message_key` for the page to show on the rerun the click starts."""
+    try:
+        action()
+        st.session_state[message_key] = done
+    except UserError as exc:
+        st.session_state[message_key] = one_line(exc)

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from core.insight.tradeoff import COSTS
+from ui.charts import line_trace
 
 FRONT_COLOUR, PATH_COLOUR, BEST_COLOUR, CONTROL_COLOUR = "#d62728", "#333333", "#ff7f0e", "#8c8c8c"
 CONTROL_NAME = "random cells (control)"
@@ -45,87 +46,97 @@ def tradeoff_figure(
     cost_label = dict(COSTS[task])[cost_key]
     q_label = "perplexity" if task == "rnn" else "accuracy %"
     fig = go.Figure()
-    fig.add_trace(
-        go.Scatter(
-            x=[p[cost_key] for p in points],
-            y=_quality_values(points, task),
-            mode="markers",
-            name="candidates",
-            marker=dict(
-                size=9,
-                color=[p["step"] for p in points],
-                colorscale="Viridis",
-                showscale=True,
-                colorbar=dict(title="step"),
-                line=dict(width=[2 if p["chosen"] else 0 for p in points], color="black"),
-            ),
-            customdata=[[p["edge"], p["step"], p["score"], p["edges"]] for p in points],
-            hovertemplate=(
-                f"edge %{{customdata[0]}} (step %{{customdata[1]}})<br>{q_label} %{{y:.2f}}<br>"
-                f"{cost_label} %{{x:,.0f}}<br>score %{{customdata[2]:.4f}}<br>"
-                "%{customdata[3]} edges left<extra></extra>"
-            ),
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=[p[cost_key] for p in front],
-            y=_quality_values(front, task),
-            mode="lines+markers",
-            name="Pareto front",
-            line=dict(color=FRONT_COLOUR, width=2, shape="hv"),  # best quality reachable at each cost
-            marker=dict(symbol="circle-open", size=14, color=FRONT_COLOUR, line=dict(width=2)),
-            hoverinfo="skip",
-        )
-    )
+    fig.add_trace(_candidates_trace(points, task, cost_key, cost_label, q_label))
+    fig.add_trace(_front_trace(front, task, cost_key))
     usable = [r for r in path if r.get(cost_key) is not None and r["quality"] is not None]
-    fig.add_trace(
-        go.Scatter(
-            x=[r[cost_key] for r in usable],
-            y=_quality_values(usable, task),
-            mode="lines+markers+text",
-            name="chosen snapshots",
-            line=dict(color=PATH_COLOUR, dash="dot"),
-            marker=dict(
-                symbol=["star" if r["best"] else "diamond" for r in usable],
-                size=[16 if r["best"] else 8 for r in usable],
-                color=[BEST_COLOUR if r["best"] else PATH_COLOUR for r in usable],
-            ),
-            text=[str(r["step"]) for r in usable],
-            textposition="top center",
-            customdata=[[r["removed"], r["step"]] for r in usable],
-            hovertemplate=(
-                f"step %{{customdata[1]}}: removed %{{customdata[0]}}<br>{q_label} %{{y:.2f}}<br>"
-                f"{cost_label} %{{x:,.0f}}<extra></extra>"
-            ),
-        )
-    )
+    fig.add_trace(_path_trace(usable, task, cost_key, cost_label, q_label))
     if controls:
-        _add_controls(fig, controls, task, cost_key, cost_label, q_label)
+        usable = [c for c in controls if c.get(cost_key) is not None]
+        fig.add_trace(_controls_trace(usable, task, cost_key, cost_label, q_label))
     fig.update_xaxes(type="log", title=f"{cost_label} (log scale)")
     fig.update_yaxes(title=_quality_title(task), autorange="reversed" if task == "rnn" else True)
     fig.update_layout(height=480, margin=dict(l=10, r=10, t=30, b=10), legend=dict(orientation="h", y=1.08))
     return fig
 
 
-def _add_controls(
-    fig: go.Figure, controls: Sequence[dict], task: str, cost_key: str, cost_label: str, q_label: str
-) -> None:
-    usable = [c for c in controls if c.get(cost_key) is not None]
-    fig.add_trace(
-        go.Scatter(
-            x=[c[cost_key] for c in usable],
-            y=_quality_values(usable, task),
-            mode="markers",
-            name=CONTROL_NAME,
-            marker=dict(symbol="x", size=10, color=CONTROL_COLOUR, line=dict(width=1, color=CONTROL_COLOUR)),
-            customdata=[[c["target"], c["edges"], c["score"], c["sample"]] for c in usable],
-            hovertemplate=(
-                f"random cell %{{customdata[3]}} for %{{customdata[0]}} edges (%{{customdata[1]}} after "
-                f"pruning)<br>{q_label} %{{y:.2f}}<br>{cost_label} %{{x:,.0f}}<br>score "
-                "%{customdata[2]:.4f}<extra></extra>"
-            ),
-        )
+def _scatter(rows: Sequence[dict], task: str, cost_key: str, mode: str, name: str, **style) -> go.Scatter:
+    """Rows placed at (cost, quality as shown): the one mapping every trace of the figure uses."""
+    return go.Scatter(x=[r[cost_key] for r in rows], y=_quality_values(rows, task), mode=mode, name=name, **style)
+
+
+def _candidates_trace(points: Sequence[dict], task: str, cost_key: str, cost_label: str, q_label: str) -> go.Scatter:
+    marker = dict(
+        size=9,
+        color=[p["step"] for p in points],
+        colorscale="Viridis",
+        showscale=True,
+        colorbar=dict(title="step"),
+        line=dict(width=[2 if p["chosen"] else 0 for p in points], color="black"),
+    )
+    hover = (
+        f"edge %{{customdata[0]}} (step %{{customdata[1]}})<br>{q_label} %{{y:.2f}}<br>"
+        f"{cost_label} %{{x:,.0f}}<br>score %{{customdata[2]:.4f}}<br>"
+        "%{customdata[3]} edges left<extra></extra>"
+    )
+    customdata = [[p["edge"], p["step"], p["score"], p["edges"]] for p in points]
+    return _scatter(
+        points, task, cost_key, "markers", "candidates", marker=marker, customdata=customdata, hovertemplate=hover
+    )
+
+
+def _front_trace(front: Sequence[dict], task: str, cost_key: str) -> go.Scatter:
+    return _scatter(
+        front,
+        task,
+        cost_key,
+        "lines+markers",
+        "Pareto front",
+        line=dict(color=FRONT_COLOUR, width=2, shape="hv"),  # best quality reachable at each cost
+        marker=dict(symbol="circle-open", size=14, color=FRONT_COLOUR, line=dict(width=2)),
+        hoverinfo="skip",
+    )
+
+
+def _path_trace(usable: Sequence[dict], task: str, cost_key: str, cost_label: str, q_label: str) -> go.Scatter:
+    marker = dict(
+        symbol=["star" if r["best"] else "diamond" for r in usable],
+        size=[16 if r["best"] else 8 for r in usable],
+        color=[BEST_COLOUR if r["best"] else PATH_COLOUR for r in usable],
+    )
+    hover = (
+        f"step %{{customdata[1]}}: removed %{{customdata[0]}}<br>{q_label} %{{y:.2f}}<br>"
+        f"{cost_label} %{{x:,.0f}}<extra></extra>"
+    )
+    return _scatter(
+        usable,
+        task,
+        cost_key,
+        "lines+markers+text",
+        "chosen snapshots",
+        line=dict(color=PATH_COLOUR, dash="dot"),
+        marker=marker,
+        text=[str(r["step"]) for r in usable],
+        textposition="top center",
+        customdata=[[r["removed"], r["step"]] for r in usable],
+        hovertemplate=hover,
+    )
+
+
+def _controls_trace(usable: Sequence[dict], task: str, cost_key: str, cost_label: str, q_label: str) -> go.Scatter:
+    hover = (
+        f"random cell %{{customdata[3]}} for %{{customdata[0]}} edges (%{{customdata[1]}} after "
+        f"pruning)<br>{q_label} %{{y:.2f}}<br>{cost_label} %{{x:,.0f}}<br>score "
+        "%{customdata[2]:.4f}<extra></extra>"
+    )
+    return _scatter(
+        usable,
+        task,
+        cost_key,
+        "markers",
+        CONTROL_NAME,
+        marker=dict(symbol="x", size=10, color=CONTROL_COLOUR, line=dict(width=1, color=CONTROL_COLOUR)),
+        customdata=[[c["target"], c["edges"], c["score"], c["sample"]] for c in usable],
+        hovertemplate=hover,
     )
 
 
@@ -134,11 +145,11 @@ def steps_figure(series: Sequence[dict], task: str) -> go.Figure:
     cost_key, cost_label = COSTS[task][0]
     q_label = "perplexity" if task == "rnn" else "accuracy %"
     panels = [
-        ("score", "score", [r["score"] for r in series]),
-        (q_label, q_label, _quality_values(series, task)),
-        (cost_label, cost_label, [r[cost_key] for r in series]),
-        ("params", "params", [r["params"] for r in series]),
-        ("edges", "edges", [r["edges"] for r in series]),
+        ("score", [r["score"] for r in series]),
+        (q_label, _quality_values(series, task)),
+        (cost_label, [r[cost_key] for r in series]),
+        ("params", [r["params"] for r in series]),
+        ("edges", [r["edges"] for r in series]),
     ]
     fig = make_subplots(
         rows=len(panels), cols=1, shared_xaxes=True, vertical_spacing=0.03, subplot_titles=[p[0] for p in panels]
@@ -146,38 +157,26 @@ def steps_figure(series: Sequence[dict], task: str) -> go.Figure:
     steps = [r["step"] for r in series]
     removed = [r["removed"] for r in series]
     best = [i for i, r in enumerate(series) if r["best"]]
-    for row, (_, name, values) in enumerate(panels, start=1):
-        fig.add_trace(
-            go.Scatter(
-                x=steps,
-                y=values,
-                mode="lines+markers",
-                name=name,
-                showlegend=False,
-                customdata=removed,
-                line=dict(color=PATH_COLOUR),
-                hovertemplate=f"step %{{x}}: removed %{{customdata}}<br>{name} %{{y}}<extra></extra>",
-            ),
-            row=row,
-            col=1,
-        )
+    for row, (name, values) in enumerate(panels, start=1):
+        hover = f"step %{{x}}: removed %{{customdata}}<br>{name} %{{y}}<extra></extra>"
+        style = dict(showlegend=False, customdata=removed, line=dict(color=PATH_COLOUR))
+        fig.add_trace(line_trace(steps, values, name, hover, **style), row=row, col=1)
         if best:
-            i = best[0]
-            fig.add_trace(
-                go.Scatter(
-                    x=[steps[i]],
-                    y=[values[i]],
-                    mode="markers",
-                    name="best snapshot",
-                    showlegend=row == 1,
-                    marker=dict(symbol="star", size=16, color=BEST_COLOUR),
-                    hovertemplate=f"best snapshot: step {steps[i]}<extra></extra>",
-                ),
-                row=row,
-                col=1,
-            )
+            fig.add_trace(_best_star(steps[best[0]], values[best[0]], legend=row == 1), row=row, col=1)
     if task == "rnn":
         fig.update_yaxes(autorange="reversed", row=2, col=1)
     fig.update_xaxes(title="step", row=len(panels), col=1, dtick=1)
     fig.update_layout(height=760, margin=dict(l=10, r=10, t=40, b=10))
     return fig
+
+
+def _best_star(step: int, value, legend: bool) -> go.Scatter:
+    return go.Scatter(
+        x=[step],
+        y=[value],
+        mode="markers",
+        name="best snapshot",
+        showlegend=legend,
+        marker=dict(symbol="star", size=16, color=BEST_COLOUR),
+        hovertemplate=f"best snapshot: step {step}<extra></extra>",
+    )

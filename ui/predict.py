@@ -90,43 +90,62 @@ def _play(
 ) -> None:
     game = _state(run.id)
     options = pick_options(cands)
-    locked = game["locked"].get(n)
     result: PickResult | None = game["results"].get(n)
     layout = run_layout(run, steps[0].genotype)
     st.markdown(f"#### Step {n}: which of the {len(options)} candidate edges will AutoShrink remove?")
     if result is None:
-        key = f"{PICK_KEY}_{run.id}_{n}"
-        choice = st.pills("Your pick", options, format_func=edge_str, key=key, disabled=locked is not None)
-        show_dag(
-            before.genotype,
-            layout,
-            min_px=720,
-            candidates=options,
-            pick=tuple(locked or choice or ()) or None,
-            title=f"before step {n}: {before.genotype.num_edges} edges; candidates in blue",
+        _ask(run, before, n, options, game["locked"].get(n), layout, committed)
+    else:
+        _reveal(run, before, steps[n], n, cands, options, result, layout, more=n + 1 < len(steps))
+
+
+def _ask(run: RunRecord, before: StepRecord, n: int, options: list, locked, layout, committed: bool) -> None:
+    """Before the reveal: the pick pills, the DAG with the candidates, and the lock button (or,
+    once locked on a live step, a note that the scores come when the step commits)."""
+    key = f"{PICK_KEY}_{run.id}_{n}"
+    choice = st.pills("Your pick", options, format_func=edge_str, key=key, disabled=locked is not None)
+    show_dag(
+        before.genotype,
+        layout,
+        min_px=720,
+        candidates=options,
+        pick=tuple(locked or choice or ()) or None,
+        title=f"before step {n}: {before.genotype.num_edges} edges; candidates in blue",
+    )
+    if locked is None:
+        st.button(
+            "Lock in my pick",
+            key="predict_lock",
+            type="primary",
+            on_click=_lock,
+            args=(run.id, n),
+            disabled=choice is None,
+            icon=":material/lock:",
         )
-        if locked is None:
-            st.button(
-                "Lock in my pick",
-                key="predict_lock",
-                type="primary",
-                on_click=_lock,
-                args=(run.id, n),
-                disabled=choice is None,
-                icon=":material/lock:",
-            )
-            st.caption(
-                "Think about cost and quality: removing an edge saves compute, but the cell must still "
-                f"learn. The search keeps the removal with the best score ({SCORE_FORMULA[run.task]})."
-            )
-        elif not committed:
-            st.info(
-                f"Locked in {edge_str(tuple(locked))}. Step {n} is training now; the scores appear here "
-                "as soon as it commits.",
-                icon=":material/hourglass_top:",
-            )
-        return
-    step = steps[n]
+        st.caption(
+            "Think about cost and quality: removing an edge saves compute, but the cell must still "
+            f"learn. The search keeps the removal with the best score ({SCORE_FORMULA[run.task]})."
+        )
+    elif not committed:
+        st.info(
+            f"Locked in {edge_str(tuple(locked))}. Step {n} is training now; the scores appear here "
+            "as soon as it commits.",
+            icon=":material/hourglass_top:",
+        )
+
+
+def _reveal(
+    run: RunRecord,
+    before: StepRecord,
+    step: StepRecord,
+    n: int,
+    cands: list[dict],
+    options: list,
+    result: PickResult,
+    layout,
+    more: bool,
+) -> None:
+    """After the reveal: the verdict, the score bars with the pick, why the edge went, and the DAG."""
     (st.success if result.hit else st.warning)(result.sentence())
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -135,7 +154,7 @@ def _play(
     with right:
         st.info(why_removed(step.removed, cands, run.task, before.edges), icon=":material/lightbulb:")
         st.caption(SCORE_FORMULA[run.task])
-        if n + 1 < len(steps) or is_live(run):
+        if more or is_live(run):
             st.button(
                 "Next step",
                 key="predict_next",

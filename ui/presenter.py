@@ -52,28 +52,7 @@ def _slide(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
     write_step(n, following=is_live(run) and st.session_state[FOLLOW_KEY])
     shown = shown_step(store, run, steps, n)
     step = shown.step
-    with st.container(horizontal=True, vertical_alignment="center"):
-        st.markdown(f"### Run #{run.id}{' · ' + run.name if run.name else ''} · step {n} of {last}")
-        live_badge(run)
-        st.button(
-            "Previous",
-            key="presenter_prev",
-            on_click=_move,
-            args=(-1, last),
-            shortcut="Left",
-            icon=":material/arrow_back:",
-            disabled=n <= 0,
-        )
-        st.button(
-            "Next",
-            key="presenter_next",
-            on_click=_move,
-            args=(1, last),
-            shortcut="Right",
-            icon=":material/arrow_forward:",
-            disabled=n >= last,
-        )
-        st.page_link("views/explorer.py", label="Leave presenter", icon=":material/close_fullscreen:")
+    _header(run, n, last)
     cands, tried = shown.cands, shown.tried
     sentence = why_removed(step.removed, cands, run.task, shown.edges_before)
     left, right = st.columns([5, 2], gap="medium")
@@ -99,3 +78,29 @@ def _slide(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
                 key="presenter_bars",
             )
         st.caption(f"{SCORE_FORMULA[run.task]}. Arrow keys ← → step through.")
+
+
+def _header(run: RunRecord, n: int, last: int) -> None:
+    """The slide's title row: run and step, the live badge, Previous / Next and the way out."""
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.markdown(f"### Run #{run.id}{' · ' + run.name if run.name else ''} · step {n} of {last}")
+        live_badge(run)
+        st.button(
+            "Previous",
+            key="presenter_prev",
+            on_click=_move,
+            args=(-1, last),
+            shortcut="Left",
+            icon=":material/arrow_back:",
+            disabled=n <= 0,
+        )
+        st.button(
+            "Next",
+            key="presenter_next",
+            on_click=_move,
+            args=(1, last),
+            shortcut="Right",
+            icon=":material/arrow_forward:",
+            disabled=n >= last,
+        )
+        st.page_link("views/explorer.py", label="Leave presenter", icon=":material/close_fullscreen:")

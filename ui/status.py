@@ -8,7 +8,7 @@ from typing import Callable
 
 import streamlit as st
 
-from core.store.runs import FAILED, INTERRUPTED, RunStatus
+from core.store.runs import RunStatus
 from ui.roles import can_change
 from ui.sidebar import STATUS_ICON
 
@@ -62,9 +62,9 @@ def status_header(
     message = st.session_state.pop(message_key, "")
     if message:
         st.toast(message)
-    if status == FAILED:
+    if status == RunStatus.FAILED:
         st.error(f"{what} {item_id} failed: {error or 'no reason recorded'}", icon=":material/error:")
-    elif status == INTERRUPTED:
+    elif status == RunStatus.INTERRUPTED:
         st.warning(
             f"{what} {item_id} was interrupted (the process running it is gone); Resume continues from {resume_from}.",
             icon=":material/warning:",

@@ -20,7 +20,8 @@ from core.insight.format import fmt_duration
 from core.runner.foreground import run_interruptibly
 from core.search.control import DEFAULT_SAMPLES, ControlObserver, run_control
 from core.store.controls import control_cells, get_control
-from core.store.runs import FAILED, Store
+from core.store.lifecycle import RunStatus
+from core.store.runs import Store
 
 
 class ControlProgress(ControlObserver):
@@ -102,7 +103,7 @@ def cmd_control(args: argparse.Namespace) -> int:
         print(json.dumps({"run_id": args.run_id, "control": control_summary(store, args.run_id)}))
     else:
         print_summary(store, args.run_id)
-    if control is not None and control.status == FAILED:
+    if control is not None and control.status == RunStatus.FAILED:
         print(f"error: the control of run {args.run_id} failed: {control.error}", file=sys.stderr)
         return 1
     return outcome.exit_code

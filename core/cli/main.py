@@ -25,15 +25,8 @@ from core.search.config import PRESET_NAMES, TASKS, SearchConfig, preset_config
 from core.search.control import search_then_control
 from core.search.loop import Observer, check_startable, create_run
 from core.settings import field_specs
-from core.store.runs import (
-    FAILED,
-    FINISHED,
-    CandidateRecord,
-    StepRecord,
-    Store,
-    StoreError,
-    best_of,
-)
+from core.store.lifecycle import RunStatus
+from core.store.runs import CandidateRecord, StepRecord, Store, StoreError, best_of
 
 
 class CLIError(UserError):
@@ -68,7 +61,7 @@ class _ProgressObserver(Observer):
     def on_end(self, run_id, status, error):
         """A finished search ends the bar at 100 %: pruning can take several edges in a step, so
         it often stops before the expected step count (a stopped or failed one keeps its place)."""
-        if status == FINISHED:
+        if status == RunStatus.FINISHED:
             self.bar.update(self.bar.total, f"finished: {self.done} steps", force=True)
         self.bar.close()
 
@@ -107,7 +100,7 @@ def _finish_report(store: Store, run_id: int, as_json: bool, outcome: Outcome) -
             + (f"; best snapshot step {best.step} ({best.edges} edges, score {best.score:.4f})" if best else "")
         )
         print_summary(store, run_id)
-    if run.status == FAILED:
+    if run.status == RunStatus.FAILED:
         print(f"error: run {run_id} failed: {run.error}", file=sys.stderr)
         return 1
     return outcome.exit_code

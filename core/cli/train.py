@@ -25,8 +25,8 @@ from core.errors import ConfigError
 from core.insight.format import fmt_duration, quality_text
 from core.runner.foreground import Outcome, run_interruptibly
 from core.store.jobs import JobStore
+from core.store.lifecycle import RunStatus
 from core.store.progress import JobProgress
-from core.store.runs import FAILED
 from core.training.config import SCHEDULES, TASKS, field_specs, train_config
 from core.training.context import JobObserver
 from core.training.engine import (
@@ -144,7 +144,7 @@ def _report(store: JobStore, job_id: int, as_json: bool, outcome: Outcome) -> in
         exports = job.metrics.get("exports")
         if exports:
             print(f"exports in {exports['dir']}")
-    if job.status == FAILED:
+    if job.status == RunStatus.FAILED:
         print(f"error: job {job_id} failed: {job.error}", file=sys.stderr)
         return 1
     return outcome.exit_code

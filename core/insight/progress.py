@@ -13,7 +13,8 @@ from statistics import fmean
 from typing import Sequence
 
 from core.search.config import SearchConfig
-from core.store.runs import FINISHED, RunRecord, StepRecord
+from core.store.lifecycle import RunStatus
+from core.store.runs import RunRecord, StepRecord
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def edge_progress(run: RunRecord, steps: Sequence[StepRecord]) -> EdgeProgress:
     cfg = SearchConfig.from_dict(run.config)
     initial = cfg.nodes * (cfg.nodes - 1) // 2
     current = steps[-1].edges if steps else initial
-    return EdgeProgress(initial, current, max(cfg.target_edges(), 1), run.status == FINISHED)
+    return EdgeProgress(initial, current, max(cfg.target_edges(), 1), run.status == RunStatus.FINISHED)
 
 
 def edges_per_step(steps: Sequence[StepRecord]) -> float:

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from core.store.runs import FAILED
+from core.store.lifecycle import RunStatus
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for a Ctrl-C'd command
 EXIT_TERMINATED = 143  # 128 + SIGTERM, what shells report for a `kill`ed command
@@ -87,7 +87,7 @@ def run_interruptibly(work: Callable[[threading.Event], str], say: Callable[[str
         _install(previous)
     if "error" in result:
         raise result["error"]
-    return Outcome(result.get("status", FAILED), bool(presses), presses[0][1] if presses else 0)
+    return Outcome(result.get("status", RunStatus.FAILED), bool(presses), presses[0][1] if presses else 0)
 
 
 def _install(handlers: dict[int, Callable | int | None]) -> dict[int, Callable | int | None]:

@@ -31,7 +31,8 @@ from core.search.control import check_samples, control_after_search, plan_target
 from core.search.loop import Observer, create_run, run_search
 from core.store.access import require_write
 from core.store.controls import check_control_startable, request_control_stop
-from core.store.runs import STOPPED, Store, StoreError
+from core.store.lifecycle import RunStatus
+from core.store.runs import Store, StoreError
 
 SAME_START_S = 10.0  # a second Start with the same settings within this window is the same click
 EXIT_GRACE_S = 8.0  # at exit, how long the threads get to reach a batch boundary (docker waits 10 s)
@@ -212,13 +213,13 @@ def _mark_stopped(path: str, kind: str, row_id: int) -> None:
         if kind == "search":
             store = Store(path)
             if store.get_run(row_id).status.live:
-                store.finish(row_id, STOPPED)
+                store.finish(row_id, RunStatus.STOPPED)
         else:
             from core.store.jobs import JobStore
 
             jobs = JobStore(path)
             if jobs.get_job(row_id).status.live:
-                jobs.finish_job(row_id, STOPPED)
+                jobs.finish_job(row_id, RunStatus.STOPPED)
     except Exception as exc:  # noqa: BLE001 -- at exit: a store gone meanwhile must not hide the others
         logging.getLogger(__name__).warning("could not mark %s %s stopped: %s", kind, row_id, exc)
 

@@ -28,19 +28,13 @@ from types import SimpleNamespace
 from core import __version__
 from core.cell.genotype import Genotype
 from core.errors import UserError
+from core.result import CandidateStatus
 from core.search import bundle_ranges as ranges
 from core.search.bundle_control import check_control, control_fields
 from core.search.config import SearchConfig
 from core.store.controls import control_inserter
-from core.store.runs import (
-    FAILED,
-    FINISHED,
-    STOPPED,
-    CandidateRecord,
-    RunRecord,
-    StepRecord,
-    Store,
-)
+from core.store.lifecycle import RunStatus
+from core.store.runs import CandidateRecord, RunRecord, StepRecord, Store
 
 FORMAT, VERSION = "autoshrink-run-bundle", 2
 READS = (1, 2)  # version 1: no random control; it still imports
@@ -81,7 +75,7 @@ def run_bundle(store: Store, run_id: int, command: str | None = None, note: str 
     """The bundle of `run_id` as a JSON-ready dict; `command` overrides the recorded command line,
     `note` says in words how it was made (machine, load, why it stopped)."""
     run, steps = store.get_run(run_id), store.steps(run_id)
-    status = STOPPED if run.status.live else run.status
+    status = RunStatus.STOPPED if run.status.live else run.status
     meta = {
         "exported_at": time.time(),
         "exported_by": f"AutoShrink Studio {__version__}",
@@ -291,9 +285,15 @@ def _check(doc, sha: str) -> Bundle:
     )
 
 
+MEASURE_TYPES = {"accuracy": float, "perplexity": float, "macs": int, "flops": int, "params": int}
+
+
 def _check_run(r: dict) -> dict:
     _need(r.get("task") in ("cnn", "rnn"), f"inconsistent bundle: unknown task {r.get('task')!r}")
-    _need(r.get("status") in (FINISHED, STOPPED, FAILED), f"inconsistent bundle: run status {r.get('status')!r}")
+    _need(
+        r.get("status") in (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.FAILED),
+        f"inconsistent bundle: run status {r.get('status')!r}",
+    )
     config = _dict(r.get("config"), "run config")
     _need(config.get("task") == r["task"], "inconsistent bundle: the settings are for another task")
     ranges.config_types(config)
@@ -332,14 +332,15 @@ def _step(s: dict, position: int) -> StepRecord:
         removed=_edge(s.get("removed"), where),
         genotype=Genotype.from_dict(_dict(s.get("genotype"), f"{where}genotype")),
         score=_num(s, "score", float, True, where),
-        accuracy=_num(s, "accuracy", float, True, where),
-        perplexity=_num(s, "perplexity", float, True, where),
-        macs=_num(s, "macs", int, True, where),
-        flops=_num(s, "flops", int, True, where),
-        params=_num(s, "params", int, True, where),
+        **_measures(s, where),
         wall_s=_num(s, "wall_s", float, False, where),
         created_at=_num(s, "created_at", float, False, where),
     )
+
+
+def _measures(d: dict, where: str) -> dict:
+    """A step's or candidate's quality and cost (core.store.runs.Measures), each checked in turn."""
+    return {k: _num(d, k, kind, True, where) for k, kind in MEASURE_TYPES.items()}
 
 
 def _candidate(c: dict) -> CandidateRecord:
@@ -354,18 +355,14 @@ def _candidate(c: dict) -> CandidateRecord:
         ),
         f"inconsistent bundle: {where}history is not a list of epoch rows",
     )
-    _need(c.get("status") in ("ok", FAILED, STOPPED), f"inconsistent bundle: {where}unknown status")
+    _need(c.get("status") in tuple(CandidateStatus), f"inconsistent bundle: {where}unknown status")
     return CandidateRecord(
         step=_num(c, "step", int, False, where),
         idx=_num(c, "idx", int, False, where),
         edge=_edge(c.get("edge"), where),
         genotype=Genotype.from_dict(_dict(c.get("genotype"), f"{where}genotype")),
         status=c["status"],
-        accuracy=_num(c, "accuracy", float, True, where),
-        perplexity=_num(c, "perplexity", float, True, where),
-        macs=_num(c, "macs", int, True, where),
-        flops=_num(c, "flops", int, True, where),
-        params=_num(c, "params", int, True, where),
+        **_measures(c, where),
         score=_num(c, "score", float, True, where),
         epochs=_num(c, "epochs", int, False, where),
         stop_reason=_text(c, "stop_reason", where),

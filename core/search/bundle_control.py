@@ -13,11 +13,13 @@ import math
 
 from core.cell.genotype import Genotype
 from core.errors import UserError
+from core.result import CandidateStatus
 from core.search.config import SearchConfig
 from core.search.control import MAX_SAMPLES, cell_seed, random_cell
 from core.search.tasks import cnn_score, rnn_score
 from core.store.controls import ControlCell, control_cells, get_control
-from core.store.runs import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, Store
+from core.store.lifecycle import RunStatus
+from core.store.runs import Store
 
 MAX_CELLS = 2000
 
@@ -31,7 +33,7 @@ def control_fields(store: Store, run_id: int) -> dict | None:
     control = get_control(store, run_id)
     if control is None:
         return None
-    status = STOPPED if control.status in (RUNNING, QUEUED) else control.status
+    status = RunStatus.STOPPED if control.status in (RunStatus.RUNNING, RunStatus.QUEUED) else control.status
     d = control.to_dict()
     return {
         **{
@@ -82,7 +84,7 @@ def check_control(c: dict, cfg: SearchConfig, dense: Genotype) -> tuple[dict, li
         and all(isinstance(t, int) and not isinstance(t, bool) and 1 <= t < dense.num_edges for t in targets),
         "edge counts are not counts of this run's DAG",
     )
-    _need(c.get("status") in (FINISHED, STOPPED, FAILED), f"status {c.get('status')!r}")
+    _need(c.get("status") in (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.FAILED), f"status {c.get('status')!r}")
     raw = c.get("cells")
     _need(isinstance(raw, list) and len(raw) <= MAX_CELLS, "cells is not a list")
     row = {
@@ -115,7 +117,7 @@ def _cell(x, cfg: SearchConfig, dense: Genotype, row: dict) -> ControlCell:
     )
     history = x.get("history", [])
     _need(isinstance(history, list) and all(isinstance(h, dict) for h in history), f"{where} history")
-    _need(x.get("status") in ("ok", FAILED), f"{where} status")
+    _need(x.get("status") in (CandidateStatus.OK, CandidateStatus.FAILED), f"{where} status")
     cell = ControlCell(
         target=target,
         sample=sample,

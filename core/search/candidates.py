@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from core.cell.genotype import Genotype
 from core.errors import one_line
-from core.result import BUILD_FAILED, FAILED, Cost, TrainResult
+from core.result import BUILD_FAILED, CandidateStatus, Cost, TrainResult
 from core.seeds import derive_seed
 from core.store.runs import CandidateRecord
 
@@ -87,5 +87,8 @@ def build_candidate(task: Any, step: int, job: Job, step_seed: int) -> tuple[Any
 
 def build_failed(exc: Exception, t0: float) -> TrainResult:
     return TrainResult(
-        status=FAILED, stop_reason=BUILD_FAILED, wall_s=time.time() - t0, error=one_line(exc, typed=True)
+        status=CandidateStatus.FAILED,
+        stop_reason=BUILD_FAILED,
+        wall_s=time.time() - t0,
+        error=one_line(exc, typed=True),
     )

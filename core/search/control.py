@@ -23,6 +23,7 @@ import torch
 from core.cell.genotype import Genotype
 from core.device import default_threads, describe, resolve_device
 from core.errors import UserError, one_line
+from core.result import CandidateStatus
 from core.search.candidates import StepJob
 from core.search.config import SearchConfig
 from core.search.evaluators import evaluate
@@ -40,16 +41,9 @@ from core.store.controls import (
     get_control,
     set_control_evaluator,
 )
+from core.store.lifecycle import RunStatus
 from core.store.progress import ControlProgress
-from core.store.runs import (
-    FAILED,
-    FINISHED,
-    STOPPED,
-    CandidateRecord,
-    StepRecord,
-    Store,
-    best_of,
-)
+from core.store.runs import CandidateRecord, StepRecord, Store, best_of
 
 DEFAULT_SAMPLES, MAX_SAMPLES = 5, 50
 CONTROL_STEP = -1  # the `step` the evaluators see for control cells (no search step trains them)
@@ -155,7 +149,7 @@ def run_control(
     try:
         status, error = _control(store, run_id, cfg, steps[0].genotype, targets, samples, device, obs, stop), ""
     except Exception as exc:  # noqa: BLE001 -- recorded, not swallowed: the control says why it failed
-        status, error = FAILED, one_line(exc)
+        status, error = RunStatus.FAILED, one_line(exc)
         if not isinstance(exc, UserError):
             obs.on_log(run_id, traceback.format_exc())
     finish_control(store, run_id, status, error, time.time() - t0)
@@ -181,7 +175,7 @@ def _control(
         for t in targets
     }
     if not any(todo.values()):
-        return FINISHED
+        return RunStatus.FINISHED
     log = lambda msg: obs.on_log(run_id, msg)  # noqa: E731
     task = make_task(cfg, device, log)
     prepare_evaluator(task, log)
@@ -209,10 +203,10 @@ def _control(
                 _committer(store, run_id, target, done, total, progress, obs),
             )
         )
-        if stop.is_set() or len(records) < len(jobs) or any(r.status == STOPPED for r in records):
-            return STOPPED
+        if stop.is_set() or len(records) < len(jobs) or any(r.status == CandidateStatus.STOPPED for r in records):
+            return RunStatus.STOPPED
     log(f"control of run {run_id}: finished, {total} random cells")
-    return FINISHED
+    return RunStatus.FINISHED
 
 
 def _committer(
@@ -227,7 +221,7 @@ def _committer(
     """on_result: each trained cell is committed at once (a stopped one is not: it trains again)."""
 
     def on_result(rec: CandidateRecord) -> None:
-        if rec.status == STOPPED:
+        if rec.status == CandidateStatus.STOPPED:
             return
         cell = to_cell(rec, target)
         commit_control_cell(store, run_id, cell)
@@ -265,24 +259,8 @@ def _stop_poller(store: Store, run_id: int, stop: threading.Event) -> Callable[[
 
 
 def to_cell(rec: CandidateRecord, target: int) -> ControlCell:
-    return ControlCell(
-        target=target,
-        sample=rec.idx,
-        genotype=rec.genotype,
-        status=rec.status,
-        accuracy=rec.accuracy,
-        perplexity=rec.perplexity,
-        macs=rec.macs,
-        flops=rec.flops,
-        params=rec.params,
-        score=rec.score,
-        epochs=rec.epochs,
-        stop_reason=rec.stop_reason,
-        wall_s=rec.wall_s,
-        error=rec.error,
-        history=rec.history,
-        worker=rec.worker,
-    )
+    """A trained random cell as the control keeps it: its sample number is the job's index."""
+    return ControlCell(target=target, sample=rec.idx, genotype=rec.genotype, status=rec.status, **rec.trained())
 
 
 def search_then_control(
@@ -313,7 +291,7 @@ def control_after_search(
     """Train the control a finished search's settings ask for (`control` > 0). A control that
     cannot start is logged, not raised: the search itself succeeded."""
     samples = int(store.get_run(run_id).config.get("control") or 0)
-    if status != FINISHED or samples <= 0 or stop.is_set():
+    if status != RunStatus.FINISHED or samples <= 0 or stop.is_set():
         return
     try:
         run_control(store, run_id, samples, None, control_observer, stop)

@@ -23,6 +23,7 @@ from core.cell.genotype import Genotype, edge_str
 from core.data.check import check_data
 from core.device import default_threads, describe, resolve_precision
 from core.errors import UserError, one_line
+from core.result import CandidateStatus
 from core.search.candidates import StepJob
 from core.search.config import SearchConfig
 from core.search.evaluators import check_startable as check_evaluator
@@ -32,16 +33,9 @@ from core.search.evaluators import prepare as prepare_evaluator
 from core.search.noise import measure_noise
 from core.search.tasks import ProxyTask, make_task
 from core.seeds import derive_seed
+from core.store.lifecycle import RunStatus
 from core.store.progress import SearchProgress
-from core.store.runs import (
-    FAILED,
-    FINISHED,
-    STOPPED,
-    CandidateRecord,
-    StepRecord,
-    Store,
-    best_of,
-)
+from core.store.runs import CandidateRecord, StepRecord, Store, best_of
 
 
 class Observer:
@@ -132,7 +126,7 @@ def run_search(
         status = _search(store, run_id, cfg, device, obs, stop_event)
         error = ""
     except Exception as exc:  # recorded, not swallowed: the run says why it failed
-        status, error = FAILED, one_line(exc)
+        status, error = RunStatus.FAILED, one_line(exc)
         if not isinstance(exc, UserError):  # a bug: keep the traceback for whoever reads the log
             obs.on_log(run_id, traceback.format_exc())
     store.finish(run_id, status, error)
@@ -175,7 +169,7 @@ def _search_steps(
         dense = Genotype.dense(cfg.task, cfg.nodes, cfg.seed, name=f"run{run_id}-dense")
         seeds = [(i, None, dense) for i in range(cfg.noise_seeds)]  # idx i: its own initial weights
         if not _do_step(store, run_id, cfg, task, obs, stop, 0, dense, seeds):
-            return STOPPED
+            return RunStatus.STOPPED
         steps = store.steps(run_id)
     if not store.get_run(run_id).noise:  # also after a kill between step 0 and this line
         noise = measure_noise(cfg.task, store.candidates(run_id, 0))
@@ -189,10 +183,10 @@ def _search_steps(
         if done:
             best = best_of(store.steps(run_id))
             obs.on_log(run_id, f"finished: best snapshot step {best.step if best else '-'}")
-            return FINISHED
+            return RunStatus.FINISHED
         jobs = [(i, e, current.without_edge(e)) for i, e in enumerate(edges)]
         if not _do_step(store, run_id, cfg, task, obs, stop, step, current, jobs):
-            return STOPPED
+            return RunStatus.STOPPED
         steps = store.steps(run_id)
 
 
@@ -243,26 +237,14 @@ def _do_step(
     records = evaluate(
         StepJob(task, step, jobs, derive_seed(cfg.seed, step), _stop_poller(store, run_id, stop), on_epoch, on_result)
     )
-    if stop.is_set() or len(records) < k or any(r.status == STOPPED for r in records):
+    if stop.is_set() or len(records) < k or any(r.status == CandidateStatus.STOPPED for r in records):
         return False
     # step 0: the first seed is the baseline (the others only measure noise), so that
     # noise_seeds=1 and noise_seeds=r start from the same snapshot
     best = choose([r for r in records if r.idx == 0] if step == 0 else records) or choose(records)
     if best is None:
         raise SearchError(f"every candidate of step {step} failed: {records[0].error or records[0].stop_reason}")
-    rec = StepRecord(
-        step=step,
-        edges=best.genotype.num_edges,
-        removed=best.edge,
-        genotype=best.genotype,
-        score=best.score,
-        accuracy=best.accuracy,
-        perplexity=best.perplexity,
-        macs=best.macs,
-        flops=best.flops,
-        params=best.params,
-        wall_s=round(time.time() - t0, 3),
-    )
+    rec = StepRecord.from_candidate(step, best, wall_s=round(time.time() - t0, 3))
     store.commit_step(run_id, rec, records)
     what = "baseline (dense)" if best.edge is None else f"removed {edge_str(best.edge)}"
     obs.on_log(run_id, f"step {step}: {what}, {rec.edges} edges left, score {rec.score:.4f}")

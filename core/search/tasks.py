@@ -15,7 +15,7 @@ import torch
 
 from core.cell.genotype import Genotype
 from core.device import resolve_precision
-from core.result import OK, Cost, TrainResult
+from core.result import CandidateStatus, Cost, TrainResult
 from core.search.candidates import StopFn
 from core.search.config import SearchConfig
 from core.search.evaluators import resolve_evaluator
@@ -55,10 +55,49 @@ class ProxyTask(Protocol):
         ...
 
 
-class CNNProxyTask:
+class _ProxyTaskBase:
+    """What the CNN and RNN tasks do alike: keep the settings, device, precision and resolved
+    evaluator; score a result by its quality (failed or non-finite: no score); train a model with
+    the task's proxy trainer on its data. Each task names its quality, score and trainer."""
+
+    quality: str  # the TrainResult field the score reads: "accuracy" or "perplexity"
+    train_cfg: object
+
+    def _keep_settings(self, cfg: SearchConfig, device: torch.device, log: Callable[[str], None]) -> None:
+        self.cfg, self.device = cfg, device
+        self.precision = resolve_precision(cfg.precision, device)  # "fp32" or "bf16"
+        self.evaluator = resolve_evaluator(cfg, device, log)
+
+    def _score(self, quality: float, cost: Cost) -> float:
+        raise NotImplementedError
+
+    def _trainer(self) -> tuple[Callable[..., TrainResult], object]:
+        """The proxy trainer and the data it trains on."""
+        raise NotImplementedError
+
+    def score(self, res: TrainResult, cost: Cost) -> float | None:
+        quality = getattr(res, self.quality)
+        ok = res.status == CandidateStatus.OK and quality is not None and math.isfinite(quality)
+        return self._score(quality, cost) if ok else None
+
+    def train(self, model, data_seed, should_stop, on_epoch) -> TrainResult:
+        trainer, data = self._trainer()
+        return trainer(
+            model,
+            data,
+            self.train_cfg,
+            data_seed=data_seed,
+            device=self.device,
+            should_stop=should_stop,
+            on_epoch=on_epoch,
+            precision=self.precision,
+        )
+
+
+class CNNProxyTask(_ProxyTaskBase):
     """CIFAR-10 (or digits) proxy classification with the paper's proxy network."""
 
-    kind = "cnn"
+    kind, quality = "cnn", "accuracy"
 
     def __init__(self, cfg: SearchConfig, device: torch.device, log: Callable[[str], None], data=None) -> None:
         """`data`: the proxy ImageData when the caller has it already (a Ray worker), else loaded."""
@@ -66,9 +105,7 @@ class CNNProxyTask:
         from core.nets.cnn import proxy_config
         from core.search.proxy_cnn import ProxyTrainConfig
 
-        self.cfg, self.device = cfg, device
-        self.precision = resolve_precision(cfg.precision, device)  # "fp32" or "bf16"
-        self.evaluator = resolve_evaluator(cfg, device, log)
+        self._keep_settings(cfg, device, log)
         if data is None:
             data = load_proxy(
                 cfg.data_spec,
@@ -110,38 +147,26 @@ class CNNProxyTask:
         torch.manual_seed(seed)
         return build_cnn(genotype, self.net)
 
-    def score(self, res: TrainResult, cost: Cost) -> float | None:
-        ok = res.status == OK and res.accuracy is not None and math.isfinite(res.accuracy)
-        return cnn_score(res.accuracy, cost.macs) if ok else None
+    def _score(self, quality: float, cost: Cost) -> float:
+        return cnn_score(quality, cost.macs)
 
-    def train(self, model, data_seed, should_stop, on_epoch) -> TrainResult:
+    def _trainer(self) -> tuple[Callable[..., TrainResult], object]:
         from core.search.proxy_cnn import train_proxy
 
-        return train_proxy(
-            model,
-            self.data,
-            self.train_cfg,
-            data_seed=data_seed,
-            device=self.device,
-            should_stop=should_stop,
-            on_epoch=on_epoch,
-            precision=self.precision,
-        )
+        return train_proxy, self.data
 
 
-class RNNProxyTask:
+class RNNProxyTask(_ProxyTaskBase):
     """Penn Treebank (or the embedded corpus) language modelling with the DAG RNN cell."""
 
-    kind = "rnn"
+    kind, quality = "rnn", "perplexity"
 
     def __init__(self, cfg: SearchConfig, device: torch.device, log: Callable[[str], None], corpus=None) -> None:
         """`corpus`: the tokenised Corpus when the caller has it already (a Ray worker), else loaded."""
         from core.data.corpus import load_corpus
         from core.search.proxy_rnn import RNNProxyConfig
 
-        self.cfg, self.device = cfg, device
-        self.precision = resolve_precision(cfg.precision, device)  # "fp32" or "bf16" (the decoder)
-        self.evaluator = resolve_evaluator(cfg, device, log)
+        self._keep_settings(cfg, device, log)  # precision: of the decoder
         self.corpus = (
             corpus if corpus is not None else load_corpus(cfg.data_spec, max_vocab=cfg.max_vocab or None, log=log)
         )
@@ -175,23 +200,13 @@ class RNNProxyTask:
                 model.encoder.weight.copy_(self.pretrained)
         return model
 
-    def score(self, res: TrainResult, cost: Cost) -> float | None:
-        ok = res.status == OK and res.perplexity is not None and math.isfinite(res.perplexity)
-        return rnn_score(res.perplexity, cost.flops) if ok else None
+    def _score(self, quality: float, cost: Cost) -> float:
+        return rnn_score(quality, cost.flops)
 
-    def train(self, model, data_seed, should_stop, on_epoch) -> TrainResult:
+    def _trainer(self) -> tuple[Callable[..., TrainResult], object]:
         from core.search.proxy_rnn import train_rnn_proxy
 
-        return train_rnn_proxy(
-            model,
-            self.corpus,
-            self.train_cfg,
-            data_seed=data_seed,
-            device=self.device,
-            should_stop=should_stop,
-            on_epoch=on_epoch,
-            precision=self.precision,
-        )
+        return train_rnn_proxy, self.corpus
 
 
 def _pretrained_embedding(cfg: SearchConfig, vocab: list[str], log: Callable[[str], None]) -> torch.Tensor | None:

@@ -20,15 +20,15 @@ from core.cell.genotype import Genotype
 from core.store import lifecycle
 from core.store.access import require_write
 from core.store.connection import StoreError
-from core.store.lifecycle import CONTROLS, effective_status
+from core.store.lifecycle import CONTROLS, RunStatus, effective_status
 from core.store.progress import ControlProgress
-from core.store.runs import FINISHED, QUEUED, RESULT_COLUMNS, RUNNING, Store, result_fields, result_values
+from core.store.runs import RESULT_COLUMNS, Store, TrainedFields, result_fields, result_values
 
 CELL_COLUMNS = ("run_id", "target", "sample", "genotype", *RESULT_COLUMNS, "created_at")
 
 
 @dataclass(frozen=True)
-class ControlCell:
+class ControlCell(TrainedFields):
     """One trained random cell: asked for `target` edges, it has genotype.num_edges (fewer when
     pruning overshot); scored exactly as the run's candidates."""
 
@@ -36,18 +36,6 @@ class ControlCell:
     sample: int
     genotype: Genotype
     status: str
-    accuracy: float | None = None
-    perplexity: float | None = None
-    macs: int | None = None
-    flops: int | None = None
-    params: int | None = None
-    score: float | None = None
-    epochs: int = 0
-    stop_reason: str = ""
-    wall_s: float = 0.0
-    error: str = ""
-    history: tuple = ()
-    worker: str = ""
 
     @property
     def edges(self) -> int:
@@ -59,11 +47,7 @@ class ControlCell:
             "sample": self.sample,
             "edges": self.edges,
             "status": self.status,
-            "accuracy": self.accuracy,
-            "perplexity": self.perplexity,
-            "macs": self.macs,
-            "flops": self.flops,
-            "params": self.params,
+            **self.measures(),
             "score": self.score,
             "epochs": self.epochs,
             "stop_reason": self.stop_reason,
@@ -113,7 +97,7 @@ def claim_control(store: Store, run_id: int, samples: int, targets: list[int], d
         if con.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone() is None:
             raise StoreError(f"unknown run {run_id} in {store.path}")
         row = con.execute("SELECT * FROM controls WHERE run_id=?", (run_id,)).fetchone()
-        if row is not None and effective_status(row) in (RUNNING, QUEUED):
+        if row is not None and effective_status(row) in (RunStatus.RUNNING, RunStatus.QUEUED):
             raise StoreError(f"the control of run {run_id} is already running (pid {row['pid']} on {row['host']})")
         con.execute(
             "INSERT INTO controls (run_id, status, samples, targets, device, created_at, started_at, heartbeat, pid,"
@@ -123,7 +107,7 @@ def claim_control(store: Store, run_id: int, samples: int, targets: list[int], d
             " stop_requested=0, progress='{}'",
             (
                 run_id,
-                RUNNING,
+                RunStatus.RUNNING,
                 samples,
                 json.dumps(list(targets)),
                 device,
@@ -139,7 +123,7 @@ def claim_control(store: Store, run_id: int, samples: int, targets: list[int], d
 def check_control_startable(store: Store, run_id: int) -> None:
     """The early, friendly refusal (one line) when the control is already running elsewhere."""
     control = get_control(store, run_id)
-    if control is not None and control.status in (RUNNING, QUEUED):
+    if control is not None and control.status in (RunStatus.RUNNING, RunStatus.QUEUED):
         raise StoreError(f"the control of run {run_id} is already running")
 
 
@@ -224,7 +208,7 @@ def control_inserter(control: dict | None, cells: list[ControlCell]):
             " finished_at, error, wall_s) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 run_id,
-                control.get("status") or FINISHED,
+                control.get("status") or RunStatus.FINISHED,
                 control["samples"],
                 json.dumps(list(control["targets"])),
                 control.get("device", ""),

@@ -22,9 +22,9 @@ from core.cell.genotype import Genotype
 from core.store import lifecycle
 from core.store.access import require_write
 from core.store.connection import StoreError
-from core.store.lifecycle import JOBS, RunStatus, effective_status
+from core.store.lifecycle import JOBS, RunStatus
 from core.store.progress import JobProgress
-from core.store.runs import INTERRUPTED, QUEUED, Store
+from core.store.runs import Store
 
 FILES_BESIDE_STORE, FILES_LEGACY = "store.jobs", "legacy"  # jobs.files: where a job keeps its files
 EPOCH_COLUMNS = (
@@ -129,7 +129,7 @@ class JobStore(Store):
                 " VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (
                     task,
-                    QUEUED,
+                    RunStatus.QUEUED,
                     name,
                     source,
                     genotype.to_json(),
@@ -181,28 +181,17 @@ class JobStore(Store):
 
     @staticmethod
     def _job(row) -> JobRecord:
-        rec = JobRecord(
+        return JobRecord(
             id=row["id"],
             task=row["task"],
-            status=row["status"],
             name=row["name"],
             source=row["source"],
             genotype=Genotype.from_json(row["genotype"]),
             config=json.loads(row["config"]),
             device=row["device"],
-            created_at=row["created_at"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            heartbeat=row["heartbeat"],
-            pid=row["pid"],
-            host=row["host"],
-            error=row["error"],
-            progress=json.loads(row["progress"] or "{}"),
             metrics=json.loads(row["metrics"] or "{}"),
+            **lifecycle.record_fields(row),
         )
-        if effective_status(row) != rec.status:
-            return JobRecord(**{**rec.__dict__, "status": INTERRUPTED})
-        return rec
 
     # ----- epoch rows -----------------------------------------------------------------------
     def add_epochs(self, job_id: int, records: list[EpochRecord]) -> None:

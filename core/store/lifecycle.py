@@ -166,6 +166,16 @@ def effective_status(row: sqlite3.Row) -> str:
     return status
 
 
+def record_fields(row: sqlite3.Row) -> dict:
+    """The lifecycle fields of a run's or job's row, for its record: the status as readers should
+    see it (effective_status), owner and times, and the live progress as a dict."""
+    return {
+        "status": effective_status(row),
+        **{col: row[col] for col in ("created_at", "started_at", "finished_at", "heartbeat", "pid", "host", "error")},
+        "progress": json.loads(row["progress"] or "{}"),
+    }
+
+
 def refuse_claim(kind: Lifecycle, row_id: int, row: sqlite3.Row | None, path: Path) -> None:
     """Raise the one-line reason why this process may not (re)start the run or job, if any."""
     what = kind.noun

@@ -15,7 +15,7 @@ import socket
 import sqlite3
 import time
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from core.cell.genotype import Genotype
@@ -23,7 +23,7 @@ from core.result import CandidateStatus
 from core.store import lifecycle
 from core.store.access import require_write
 from core.store.connection import StoreError, connect, open_store_file, transaction
-from core.store.lifecycle import RUNS, RunStatus, effective_status
+from core.store.lifecycle import RUNS, RunStatus
 from core.store.progress import SearchProgress
 
 DEFAULT_STORE = Path("runs") / "autoshrink.db"
@@ -82,18 +82,30 @@ def result_fields(row: sqlite3.Row) -> dict:
     return {c: tuple(json.loads(row["history"])) if c == "history" else row[c] for c in RESULT_COLUMNS}
 
 
-@dataclass(frozen=True)
-class CandidateRecord:
-    step: int
-    idx: int
-    edge: tuple[int, int] | None  # None for the step-0 baseline (the dense DAG itself)
-    genotype: Genotype
-    status: CandidateStatus
+MEASURES = ("accuracy", "perplexity", "macs", "flops", "params")  # the Measures fields, as stored
+
+
+@dataclass(frozen=True, kw_only=True)
+class Measures:
+    """What a trained cell measured, for a candidate, a step's snapshot and a control cell alike:
+    quality (accuracy for a CNN, perplexity for an RNN) and cost. Keyword-only, so each record
+    keeps its own positional fields first."""
+
     accuracy: float | None = None
     perplexity: float | None = None
     macs: int | None = None
     flops: int | None = None
     params: int | None = None
+
+    def measures(self) -> dict:
+        return {k: getattr(self, k) for k in MEASURES}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainedFields(Measures):
+    """The stored outcome of one training (RESULT_COLUMNS but the status), shared by the search's
+    candidates and the random control's cells."""
+
     score: float | None = None
     epochs: int = 0
     stop_reason: str = ""
@@ -101,6 +113,19 @@ class CandidateRecord:
     error: str = ""
     history: tuple = ()
     worker: str = ""  # the node (and GPU) that trained it; '' when trained in the driver
+
+    def trained(self) -> dict:
+        """These fields by name, to carry one training's outcome into another record."""
+        return {f.name: getattr(self, f.name) for f in fields(TrainedFields)}
+
+
+@dataclass(frozen=True)
+class CandidateRecord(TrainedFields):
+    step: int
+    idx: int
+    edge: tuple[int, int] | None  # None for the step-0 baseline (the dense DAG itself)
+    genotype: Genotype
+    status: CandidateStatus
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", CandidateStatus(self.status))
@@ -110,11 +135,7 @@ class CandidateRecord:
             "step": self.step,
             "idx": self.idx,
             "edge": None if self.edge is None else list(self.edge),
-            "accuracy": self.accuracy,
-            "perplexity": self.perplexity,
-            "macs": self.macs,
-            "flops": self.flops,
-            "params": self.params,
+            **self.measures(),
             "score": self.score,
             "status": self.status,
             "epochs": self.epochs,
@@ -127,19 +148,28 @@ class CandidateRecord:
 
 
 @dataclass(frozen=True)
-class StepRecord:
+class StepRecord(Measures):
     step: int
     edges: int
     removed: tuple[int, int] | None
     genotype: Genotype
     score: float | None
-    accuracy: float | None = None
-    perplexity: float | None = None
-    macs: int | None = None
-    flops: int | None = None
-    params: int | None = None
     wall_s: float = 0.0
     created_at: float = 0.0
+
+    @classmethod
+    def from_candidate(cls, step: int, best: CandidateRecord, wall_s: float) -> "StepRecord":
+        """The snapshot a step keeps: its chosen candidate's cell and figures (the search loop,
+        the fake runs of the tests and the page benchmark all record a step this one way)."""
+        return cls(
+            step=step,
+            edges=best.genotype.num_edges,
+            removed=best.edge,
+            genotype=best.genotype,
+            score=best.score,
+            wall_s=wall_s,
+            **best.measures(),
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -148,11 +178,7 @@ class StepRecord:
             "removed": None if self.removed is None else list(self.removed),
             "genotype": self.genotype.to_dict(),
             "score": self.score,
-            "accuracy": self.accuracy,
-            "perplexity": self.perplexity,
-            "macs": self.macs,
-            "flops": self.flops,
-            "params": self.params,
+            **self.measures(),
             "wall_s": self.wall_s,
         }
 
@@ -194,6 +220,72 @@ class RunRecord:
         for a meta value that is no size at all (an imported bundle's meta is anyone's)."""
         size = self.meta.get(VOCAB_SIZE)
         return size if isinstance(size, int) and not isinstance(size, bool) and size >= 2 else None
+
+
+def _insert_imported_run(con: sqlite3.Connection, run: dict) -> int:
+    """The runs row of an imported run (its heartbeat is its finish time); returns its new id."""
+    cur = con.execute(
+        "INSERT INTO runs (task, status, config, device, evaluator, expected_steps, created_at,"
+        " started_at, finished_at, heartbeat, error, noise, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            run["task"],
+            run["status"],
+            json.dumps(run["config"]),
+            run.get("device", ""),
+            run.get("evaluator", ""),
+            run.get("expected_steps", 0),
+            run["created_at"],
+            run.get("started_at"),
+            run.get("finished_at"),
+            run.get("finished_at"),
+            run.get("error", ""),
+            json.dumps(run.get("noise") or {}),
+            json.dumps(run.get("meta") or {}),
+        ),
+    )
+    return int(cur.lastrowid)
+
+
+def _insert_steps(
+    con: sqlite3.Connection, run_id: int, steps: list[StepRecord], created_at: float | None = None
+) -> None:
+    """Step rows, stamped `created_at` (a step committed now) or each its own (an imported one)."""
+    con.executemany(
+        "INSERT INTO steps (run_id, step, edges, removed, genotype, score, accuracy, perplexity,"
+        " macs, flops, params, wall_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        [
+            (
+                run_id,
+                s.step,
+                s.edges,
+                _edge_json(s.removed),
+                s.genotype.to_json(),
+                s.score,
+                s.accuracy,
+                s.perplexity,
+                s.macs,
+                s.flops,
+                s.params,
+                s.wall_s,
+                s.created_at if created_at is None else created_at,
+            )
+            for s in steps
+        ],
+    )
+
+
+def _insert_candidates(
+    con: sqlite3.Connection, run_id: int, candidates: list[CandidateRecord], columns: tuple[str, ...]
+) -> None:
+    """Candidate rows with the trained-result `columns` (an imported one keeps no worker)."""
+    con.executemany(
+        f"INSERT INTO candidates (run_id, step, idx, edge, genotype, {', '.join(columns)})"
+        f" VALUES ({','.join('?' * (5 + len(columns)))})",
+        [
+            (run_id, c.step, c.idx, _edge_json(c.edge), c.genotype.to_json(), *result_values(c, columns))
+            for c in candidates
+        ],
+    )
 
 
 class Store:
@@ -282,30 +374,19 @@ class Store:
 
     @staticmethod
     def _run(row: sqlite3.Row) -> RunRecord:
-        rec = RunRecord(
+        return RunRecord(
             id=row["id"],
             task=row["task"],
-            status=row["status"],
             config=json.loads(row["config"]),
             device=row["device"],
             evaluator=row["evaluator"],
             expected_steps=row["expected_steps"],
-            created_at=row["created_at"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            heartbeat=row["heartbeat"],
-            pid=row["pid"],
-            host=row["host"],
-            error=row["error"],
-            progress=json.loads(row["progress"] or "{}"),
             cluster=json.loads(row["cluster"] or "{}"),
             name=row["name"],
             noise=json.loads(row["noise"] or "{}"),
             meta=json.loads(row["meta"] or "{}"),
+            **lifecycle.record_fields(row),
         )
-        if effective_status(row) != rec.status:
-            return RunRecord(**{**rec.__dict__, "status": INTERRUPTED})
-        return rec
 
     def check_resumable(self, run_id: int) -> None:
         """Refuse (one line) to resume a finished run or one that a live process holds; the
@@ -321,34 +402,8 @@ class Store:
     def commit_step(self, run_id: int, step: StepRecord, candidates: list[CandidateRecord]) -> None:
         """Write a step and all its candidates atomically: all of it or none of it."""
         with self.transaction() as con:
-            con.execute(
-                "INSERT INTO steps (run_id, step, edges, removed, genotype, score, accuracy, perplexity,"
-                " macs, flops, params, wall_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    run_id,
-                    step.step,
-                    step.edges,
-                    _edge_json(step.removed),
-                    step.genotype.to_json(),
-                    step.score,
-                    step.accuracy,
-                    step.perplexity,
-                    step.macs,
-                    step.flops,
-                    step.params,
-                    step.wall_s,
-                    time.time(),
-                ),
-            )
-            con.executemany(
-                "INSERT INTO candidates (run_id, step, idx, edge, genotype, status, accuracy, perplexity,"
-                " macs, flops, params, score, epochs, stop_reason, wall_s, error, history, worker)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (run_id, c.step, c.idx, _edge_json(c.edge), c.genotype.to_json(), *result_values(c))
-                    for c in candidates
-                ],
-            )
+            _insert_steps(con, run_id, [step], created_at=time.time())
+            _insert_candidates(con, run_id, candidates, RESULT_COLUMNS)
             lifecycle.touch(con, RUNS, run_id)
 
     def insert_run(self, run: dict, steps: list[StepRecord], candidates: list[CandidateRecord], also=None) -> int:
@@ -360,57 +415,9 @@ class Store:
         """
         require_write("importing a run bundle")
         with self.transaction() as con:
-            cur = con.execute(
-                "INSERT INTO runs (task, status, config, device, evaluator, expected_steps, created_at,"
-                " started_at, finished_at, heartbeat, error, noise, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    run["task"],
-                    run["status"],
-                    json.dumps(run["config"]),
-                    run.get("device", ""),
-                    run.get("evaluator", ""),
-                    run.get("expected_steps", 0),
-                    run["created_at"],
-                    run.get("started_at"),
-                    run.get("finished_at"),
-                    run.get("finished_at"),
-                    run.get("error", ""),
-                    json.dumps(run.get("noise") or {}),
-                    json.dumps(run.get("meta") or {}),
-                ),
-            )
-            run_id = int(cur.lastrowid)
-            con.executemany(
-                "INSERT INTO steps (run_id, step, edges, removed, genotype, score, accuracy, perplexity,"
-                " macs, flops, params, wall_s, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (
-                        run_id,
-                        s.step,
-                        s.edges,
-                        _edge_json(s.removed),
-                        s.genotype.to_json(),
-                        s.score,
-                        s.accuracy,
-                        s.perplexity,
-                        s.macs,
-                        s.flops,
-                        s.params,
-                        s.wall_s,
-                        s.created_at,
-                    )
-                    for s in steps
-                ],
-            )
-            con.executemany(
-                "INSERT INTO candidates (run_id, step, idx, edge, genotype, status, accuracy, perplexity,"
-                " macs, flops, params, score, epochs, stop_reason, wall_s, error, history)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [
-                    (run_id, c.step, c.idx, _edge_json(c.edge), c.genotype.to_json(), *result_values(c, IMPORTED))
-                    for c in candidates
-                ],
-            )
+            run_id = _insert_imported_run(con, run)
+            _insert_steps(con, run_id, steps)
+            _insert_candidates(con, run_id, candidates, IMPORTED)
             if also is not None:
                 also(con, run_id)
             return run_id
@@ -425,13 +432,9 @@ class Store:
                 removed=_edge_load(r["removed"]),
                 genotype=Genotype.from_json(r["genotype"]),
                 score=r["score"],
-                accuracy=r["accuracy"],
-                perplexity=r["perplexity"],
-                macs=r["macs"],
-                flops=r["flops"],
-                params=r["params"],
                 wall_s=r["wall_s"],
                 created_at=r["created_at"],
+                **{k: r[k] for k in MEASURES},
             )
             for r in rows
         ]

@@ -31,6 +31,13 @@ DATA, REGULARISATION, SCHEDULE, RUN = "Data and network", "Regularisation", "Sch
 GROUPS = (DATA, REGULARISATION, SCHEDULE, RUN)
 
 
+PRECISION_HELP = (
+    "auto = bf16 where the hardware runs it natively (AMX/AVX512-BF16 CPU, CUDA "
+    "capability >= 8.0), else fp32 (CUDA below 8.0: fp16 with loss scaling when amp "
+    "is on)"
+)
+
+
 @dataclass(frozen=True)
 class CNNTrainConfig:
     """ShrinkCNN final training: dataset, network around the cell, schedule."""
@@ -68,13 +75,7 @@ class CNNTrainConfig:
     seed: int = setting(0, "seed of initialisation, batch order and augmentation")
     device: str = setting("auto", "auto | cpu | cuda", choices=DEVICES)
     threads: int = setting(0, "torch CPU threads (0 = all cores but one)")
-    precision: str = setting(
-        "auto",
-        "auto = bf16 where the hardware runs it natively (AMX/AVX512-BF16 CPU, CUDA "
-        "capability >= 8.0), else fp32 (CUDA below 8.0: fp16 with loss scaling when amp "
-        "is on)",
-        choices=PRECISIONS,
-    )
+    precision: str = setting("auto", PRECISION_HELP, choices=PRECISIONS)
     onnx: bool = setting(True, "export ONNX when the job finishes")
 
     def __post_init__(self) -> None:
@@ -154,13 +155,7 @@ class RNNTrainConfig:
     seed: int = setting(0, "seed of initialisation, window offsets and dropout masks")
     device: str = setting("auto", "auto | cpu | cuda", choices=DEVICES)
     threads: int = setting(0, "torch CPU threads (0 = all cores but one)")
-    precision: str = setting(
-        "auto",
-        "auto = bf16 where the hardware runs it natively (AMX/AVX512-BF16 CPU, CUDA "
-        "capability >= 8.0), else fp32 (CUDA below 8.0: fp16 with loss scaling when amp "
-        "is on)",
-        choices=PRECISIONS,
-    )
+    precision: str = setting("auto", PRECISION_HELP, choices=PRECISIONS)
     onnx: bool = setting(True, "export ONNX when the job finishes")
 
     def validated(self) -> "RNNTrainConfig":

@@ -17,7 +17,8 @@ from core.data.check import check_data
 from core.device import default_threads, describe, resolve_device
 from core.errors import ConfigError, UserError, one_line
 from core.store.jobs import JobStore
-from core.store.runs import FAILED, FINISHED, STOPPED, StoreError
+from core.store.lifecycle import RunStatus
+from core.store.runs import StoreError
 from core.training.config import TrainConfig, config_from_dict, config_to_dict
 from core.training.context import JobContext, JobObserver, TrainOutcome
 
@@ -60,13 +61,13 @@ def run_job(
         outcome = _trainer(cfg.task)(ctx, job.genotype, cfg, device)
         metrics = outcome.metrics
         if outcome.stopped:
-            status, error = STOPPED, ""
+            status, error = RunStatus.STOPPED, ""
         else:
             ctx.mark("export")
             metrics = {**metrics, "exports": _export(ctx, job.genotype, cfg, outcome)}
-            status, error = FINISHED, ""
+            status, error = RunStatus.FINISHED, ""
     except Exception as exc:  # recorded, not swallowed: the job row says why it failed
-        status = FAILED
+        status = RunStatus.FAILED
         error = one_line(exc)
         if not isinstance(exc, UserError):
             obs.on_log(job_id, traceback.format_exc())

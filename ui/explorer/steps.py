@@ -62,22 +62,41 @@ def _unfollow() -> None:
 def _view(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
     last = steps[-1].step
     followed_step(run, last, STEP_KEY, FOLLOW_KEY, True, hold=bool(st.session_state.get(PLAYING_KEY)))
+    _play_tick(last)
+    if is_live(run):
+        _live_bar(run, last)
+    _controls(last)
+    if last > 0:
+        synced(st.slider, "Step", STEP_KEY, 0, last, on_change=_unfollow)
+    write_step(st.session_state[STEP_KEY], following=is_live(run) and st.session_state[FOLLOW_KEY])
+    _step(store, run, steps, st.session_state[STEP_KEY])
+
+
+def _play_tick(last: int) -> None:
+    """While playing, one step further each PLAY_S; at the last step, stop playing."""
     if st.session_state.get(PLAYING_KEY) and time.time() - st.session_state.get(TICK_KEY, 0) >= 0.9 * PLAY_S:
         st.session_state[TICK_KEY] = time.time()
         if st.session_state[STEP_KEY] >= last:
             st.session_state[PLAYING_KEY] = False
             st.rerun()  # stop the timer
         st.session_state[STEP_KEY] += 1
-    if is_live(run):
-        behind = last - st.session_state[STEP_KEY]
-        with st.container(horizontal=True, vertical_alignment="center"):
-            live_badge(run, f"{last + 1} steps so far" + (f", {behind} newer than this one" if behind else ""))
-            synced(
-                st.toggle,
-                "Follow the newest step",
-                FOLLOW_KEY,
-                help="on: the view jumps to each new step; off: stay where you are",
-            )
+
+
+def _live_bar(run: RunRecord, last: int) -> None:
+    """The live badge with how far behind the newest step the view is, and the Follow toggle."""
+    behind = last - st.session_state[STEP_KEY]
+    with st.container(horizontal=True, vertical_alignment="center"):
+        live_badge(run, f"{last + 1} steps so far" + (f", {behind} newer than this one" if behind else ""))
+        synced(
+            st.toggle,
+            "Follow the newest step",
+            FOLLOW_KEY,
+            help="on: the view jumps to each new step; off: stay where you are",
+        )
+
+
+def _controls(last: int) -> None:
+    """Previous, Play/Pause and Next, the earlier-edges toggle and the way to Presenter mode."""
     controls = st.columns([1, 1, 1, 3])
     controls[0].button(
         "Previous",
@@ -108,10 +127,6 @@ def _view(store: Store, run: RunRecord, steps: list[StepRecord]) -> None:
     with controls[3].container(horizontal=True):
         st.toggle("Show edges removed earlier", key=EARLIER_KEY, value=True)
         st.page_link("views/presenter.py", label="Presenter mode", icon=":material/slideshow:")
-    if last > 0:
-        synced(st.slider, "Step", STEP_KEY, 0, last, on_change=_unfollow)
-    write_step(st.session_state[STEP_KEY], following=is_live(run) and st.session_state[FOLLOW_KEY])
-    _step(store, run, steps, st.session_state[STEP_KEY])
 
 
 def _step(store: Store, run: RunRecord, steps: list[StepRecord], n: int) -> None:

@@ -12,7 +12,6 @@ import time
 import streamlit as st
 
 from core.cell.genotype import Genotype
-from core.errors import UserError
 from core.insight.draw import dag_graph
 from core.insight.explain import candidate_rows, why_removed
 from core.insight.format import SCORE_FORMULA, fmt_duration
@@ -27,7 +26,7 @@ from ui.bundles import sample_header
 from ui.control import control_badge
 from ui.dag_view import run_layout, show_dag
 from ui.downloads import dag_buttons, genotype_button, table_button
-from ui.errors import one_line
+from ui.errors import report
 from ui.resources import get_runner, get_store
 from ui.selection import current_run, is_sample
 from ui.status import rerun_on_change, status_header
@@ -54,11 +53,8 @@ def _stop(run_id: int) -> None:
 
 
 def _resume(run_id: int) -> None:
-    try:
-        get_runner().resume_search(get_store(), run_id)
-        st.session_state[MESSAGE_KEY] = f"run {run_id} resumed from its last committed step"
-    except UserError as exc:
-        st.session_state[MESSAGE_KEY] = one_line(exc)
+    done = f"run {run_id} resumed from its last committed step"
+    report(MESSAGE_KEY, lambda: get_runner().resume_search(get_store(), run_id), done)
 
 
 @st.fragment(run_every=REFRESH_S)

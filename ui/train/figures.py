@@ -12,6 +12,8 @@ from typing import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ui.charts import line_trace
+
 TRAIN_COLOUR, VAL_COLOUR, OTHER_COLOUR = "#1f77b4", "#d62728", "#333333"
 
 
@@ -44,20 +46,9 @@ def training_figure(rows: Sequence[dict], task: str) -> go.Figure:
             values = [_shown(key, r.get(key)) for r in rows]
             if all(v is None for v in values):
                 continue
-            fig.add_trace(
-                go.Scatter(
-                    x=epochs,
-                    y=values,
-                    mode="lines+markers",
-                    name=name,
-                    legendgroup=name,
-                    showlegend=n < 2,
-                    line=dict(color=colour),
-                    hovertemplate=f"epoch %{{x}}: {name} %{{y:.4g}}<extra></extra>",
-                ),
-                row=row,
-                col=col,
-            )
+            hover = f"epoch %{{x}}: {name} %{{y:.4g}}<extra></extra>"
+            style = dict(legendgroup=name, showlegend=n < 2, line=dict(color=colour))
+            fig.add_trace(line_trace(epochs, values, name, hover, **style), row=row, col=col)
         # whole epochs only; the axis title on the bottom row, where it cannot hit a panel title
         fig.update_xaxes(
             title="epoch" if row == 2 else None, row=row, col=col, tick0=1, dtick=max(1, math.ceil(len(epochs) / 10))

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from core.errors import UserError
 from core.insight.format import fmt_duration, quality_text
 from core.store.jobs import JobRecord, JobStore
-from core.store.runs import FINISHED
+from core.store.lifecycle import RunStatus
 from core.training.export import rebuild_snippet
-from ui.errors import one_line
+from ui.errors import report
 from ui.resources import get_runner, get_store
 from ui.status import rerun_on_change, status_header
 from ui.train.figures import result_rows, training_figure
@@ -41,11 +40,8 @@ def _stop(job_id: int) -> None:
 
 
 def _resume(job_id: int) -> None:
-    try:
-        get_runner().resume_train(get_store(), job_id)
-        st.session_state[MESSAGE_KEY] = f"job {job_id} resumed from its last checkpoint"
-    except UserError as exc:
-        st.session_state[MESSAGE_KEY] = one_line(exc)
+    done = f"job {job_id} resumed from its last checkpoint"
+    report(MESSAGE_KEY, lambda: get_runner().resume_train(get_store(), job_id), done)
 
 
 def download_name(job: JobRecord, path: str | Path) -> str:
@@ -59,7 +55,7 @@ def download_name(job: JobRecord, path: str | Path) -> str:
 
 
 def _fraction(job: JobRecord, done: int) -> float:
-    if job.status == FINISHED:
+    if job.status == RunStatus.FINISHED:
         return 1.0
     p = job.progress
     if job.status.live and p.fraction is not None:
@@ -88,7 +84,7 @@ def job_panel() -> None:
     if rows:
         st.plotly_chart(training_figure(rows, job.task), width="stretch", key="train_curves")
         st.caption(quality_text(job.metrics) if job.metrics else f"{len(rows)} epoch(s) recorded")
-    if job.status == FINISHED:
+    if job.status == RunStatus.FINISHED:
         _results(store, job, rows)
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import streamlit as st
 
 from core.insight.compare import CompareItem, lm_vocab
-from core.store.runs import FINISHED, RunRecord, Store
+from core.store.lifecycle import RunStatus
+from core.store.runs import RunRecord, Store
 from ui.train.job_store import job_store_at
 
 
 def pick_trained(key: str, store: Store, default: RunRecord | None) -> CompareItem | None:
-    jobs = [j for j in job_store_at(str(store.path.resolve())).list_jobs() if j.status == FINISHED]
+    jobs = [j for j in job_store_at(str(store.path.resolve())).list_jobs() if j.status == RunStatus.FINISHED]
     if not jobs:
         st.caption("No finished training job yet: train one on the Train page.")
         return None
