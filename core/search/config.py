@@ -188,8 +188,9 @@ PRESETS: dict[tuple[str, str], dict] = {
     # edges; keep 0.5 stops at half the edges, so the best snapshot is a real cell (the page says why).
     # k=2 and 2 epochs keep it near 6 s on 2 idle cores (bench/demo_figures.py): the pool trains a step's
     # 2 candidates side by side, one per core, and a candidate is op-overhead bound (~0.7 s on one core),
-    # so the wall is ~2 s of worker start plus one candidate per step. N=4 was tried and rejected: its
-    # dense cell's accuracy varies 7 points over seeds and pruning overshoots to 2-edge best cells.
+    # so the wall is ~2 s of worker start plus one candidate per step (two for step 0's 3 seeds); k=3 or
+    # 4 took two rounds a step. N=4 was tried and rejected: its dense cell's accuracy varies 7 points
+    # over seeds, and pruning can overshoot to a 2-edge best cell.
     ("cnn", "demo"): dict(
         data="digits",
         nodes=5,
