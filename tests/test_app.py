@@ -331,7 +331,7 @@ def test_stop_reaches_a_run_started_elsewhere(monkeypatch, tmp_path) -> None:
     """A run owned by another thread (as the CLI would own it) stops through the store."""
     path = tmp_path / "cli.db"
     store = Store(path)
-    run_id = create_run(store, preset_config("cnn", "demo", threads=1, nodes=4, epochs=3))
+    run_id = create_run(store, preset_config("cnn", "demo", threads=1, nodes=4, k=4, epochs=3))  # long enough to stop
     worker = threading.Thread(target=run_search, args=(store, run_id), daemon=True)
     worker.start()
     wait_until(lambda: store.get_run(run_id).status == RUNNING, "the run to start", 30)

@@ -83,6 +83,19 @@ def test_digits_proxy_shapes_and_split() -> None:
     assert abs(d.x_train.mean().item()) < 1e-4 and abs(d.x_train.std().item() - 1) < 1e-2
 
 
+def test_digits_read_without_sklearn_equals_load_digits(monkeypatch) -> None:
+    """The CSV read (no sklearn import, for a fast demo start) gives load_digits' arrays, and
+    the fallback to load_digits (a scikit-learn keeping the file elsewhere) gives them too."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images, target = data_mod._digits_arrays()
+    assert np.array_equal(images, bunch.images) and np.array_equal(target, bunch.target)
+    monkeypatch.setattr(data_mod.importlib.util, "find_spec", lambda name: None)
+    images, target = data_mod._digits_arrays()
+    assert np.array_equal(images, bunch.images) and np.array_equal(target, bunch.target)
+
+
 def test_digits_requested_counts_and_seed() -> None:
     a = load_proxy("digits", seed=1, per_class_train=20, per_class_val=10)
     b = load_proxy("digits", seed=1, per_class_train=20, per_class_val=10)

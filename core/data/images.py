@@ -19,7 +19,9 @@ plus human-readable notes about anything that did not go as asked (e.g. too few 
 from __future__ import annotations
 
 import codecs
+import gzip
 import hashlib
+import importlib.util
 import os
 import pickle
 import shutil
@@ -136,11 +138,9 @@ def _digits_split(seed: int, per_class_train: int | None, per_class_val: int | N
 
     None for a count means "as many as the 80% rule allows" (the full split).
     """
-    from sklearn.datasets import load_digits  # local: only digits users pay the import
-
-    bunch = load_digits()
-    x = bunch.images.astype(np.float32)[:, None, :, :]  # (N, 1, 8, 8), values 0..16
-    y = bunch.target.astype(np.int64)
+    images, target = _digits_arrays()
+    x = images.astype(np.float32)[:, None, :, :]  # (N, 1, 8, 8), values 0..16
+    y = target.astype(np.int64)
     rng = np.random.default_rng(seed)
     train_idx, val_idx = [], []
     for c in range(10):
@@ -161,6 +161,25 @@ def _digits_split(seed: int, per_class_train: int | None, per_class_val: int | N
         )
     tr, va = np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(val_idx))
     return image_data("digits", x[tr], y[tr], x[va], y[va], 10, notes)
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits as (images (N, 8, 8), targets (N,)), read straight from the CSV that
+    scikit-learn ships (its load_digits reads the same file the same way). Why not load_digits:
+    importing sklearn.datasets pulls in scipy and costs over a second of CPU, most of a demo
+    search's data loading; finding the package's folder imports nothing. Falls back to
+    load_digits where the file is not where this scikit-learn keeps it."""
+    spec = importlib.util.find_spec("sklearn")
+    roots = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = Path(roots[0]) / "datasets" / "data" / "digits.csv.gz" if roots else None
+    if path is None or not path.is_file():
+        from sklearn.datasets import load_digits  # local: only digits users pay the import
+
+        bunch = load_digits()
+        return bunch.images, bunch.target
+    with gzip.open(path, "rt") as fh:
+        data = np.loadtxt(fh, delimiter=",")
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
 
 
 # ----- shared helpers ------------------------------------------------------------------------

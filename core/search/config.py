@@ -186,11 +186,16 @@ PRESETS: dict[tuple[str, str], dict] = {
     # paper's divergence rule fires on healthy candidates. 60 images a class keep accuracy near 90%, not
     # saturated. Digits is easy: small cells match big ones, so the cost term alone would shrink to 1-2
     # edges; keep 0.5 stops at half the edges, so the best snapshot is a real cell (the page says why).
+    # k=2 and 2 epochs keep it near 6 s on 2 idle cores (bench/demo_figures.py): the pool trains a step's
+    # 2 candidates side by side, one per core, and a candidate is op-overhead bound (~0.7 s on one core),
+    # so the wall is ~2 s of worker start plus one candidate per step (two for step 0's 3 seeds); k=3 or
+    # 4 took two rounds a step. N=4 was tried and rejected: its dense cell's accuracy varies 7 points
+    # over seeds, and pruning can overshoot to a 2-edge best cell.
     ("cnn", "demo"): dict(
         data="digits",
         nodes=5,
-        k=4,
-        epochs=3,
+        k=2,
+        epochs=2,
         keep_fraction=0.5,
         stem_channels=16,
         base_width=8,
@@ -218,11 +223,14 @@ PRESETS: dict[tuple[str, str], dict] = {
     # ~107), e=h=64, batch 64, 5 epochs of 20 batches. The official schedule divides lr by 10 after the
     # 0-based epochs E-4 and E-2, so E=5 trains 2 epochs at lr 20, 2 at 2 and 1 at 0.2 (with E=4 the
     # first drop would come after one epoch). Candidates reach perplexity ~85-100, and at most steps
-    # their spread is several times the noise measured over 3 seeds.
+    # their spread is several times the noise measured over 3 seeds. k=2, not 3: on 2 cores the pool
+    # trains the 2 candidates of a step at once, where 3 took two rounds (one with a core idle), so a
+    # demo is ~5 candidate-rounds, not ~10 (bptt 12 or 12 batches an epoch instead were tried: noisier,
+    # or perplexity above the unigram's).
     ("rnn", "demo"): dict(
         data="embedded",
         nodes=4,
-        k=3,
+        k=2,
         epochs=5,
         keep_fraction=0.4,
         lr=20.0,
