@@ -18,7 +18,7 @@ from ui.charts import score_bars
 from ui.control import step_control_sentence
 from ui.dag_view import show_dag
 from ui.follow import followed_step, is_live, live_badge
-from ui.step_page import shown_step, step_page, step_title
+from ui.step_page import shown_step, step_button, step_page, step_title
 from ui.urlstate import write_step
 
 STEP_KEY, FOLLOW_KEY = "presenter_step", "presenter_follow"
@@ -85,22 +85,6 @@ def _header(run: RunRecord, n: int, last: int) -> None:
     with st.container(horizontal=True, vertical_alignment="center"):
         st.markdown(f"### Run #{run.id}{' · ' + run.name if run.name else ''} · step {n} of {last}")
         live_badge(run)
-        st.button(
-            "Previous",
-            key="presenter_prev",
-            on_click=_move,
-            args=(-1, last),
-            shortcut="Left",
-            icon=":material/arrow_back:",
-            disabled=n <= 0,
-        )
-        st.button(
-            "Next",
-            key="presenter_next",
-            on_click=_move,
-            args=(1, last),
-            shortcut="Right",
-            icon=":material/arrow_forward:",
-            disabled=n >= last,
-        )
+        step_button(st, "presenter", -1, _move, n, last, "arrow_back")
+        step_button(st, "presenter", 1, _move, n, last, "arrow_forward")
         st.page_link("views/explorer.py", label="Leave presenter", icon=":material/close_fullscreen:")

@@ -97,3 +97,18 @@ def _tick(store: Store, run: RunRecord, page: str, body: StepBody, no_steps: str
         st.info(no_steps)
         return
     body(store, run, steps)
+
+
+def step_button(where, page: str, delta: int, move: Callable[[int, int], None], n: int, last: int, icon: str) -> None:
+    """Previous (delta -1, the Left key) or Next (delta +1, the Right key) of a step page, drawn
+    in `where` (st or a column); `move(delta, last)` is its callback."""
+    forward = delta > 0
+    where.button(
+        "Next" if forward else "Previous",
+        key=f"{page}_{'next' if forward else 'prev'}",
+        on_click=move,
+        args=(delta, last),
+        shortcut="Right" if forward else "Left",
+        icon=f":material/{icon}:",
+        disabled=n >= last if forward else n <= 0,
+    )

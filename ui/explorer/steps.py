@@ -20,7 +20,7 @@ from ui.control import step_control_sentence
 from ui.dag_view import show_dag
 from ui.downloads import dag_buttons, genotype_button, table_button
 from ui.follow import followed_step, is_live, live_badge
-from ui.step_page import shown_step, step_page, step_title
+from ui.step_page import shown_step, step_button, step_page, step_title
 from ui.synced import synced
 from ui.tables import candidates_table, score_caption
 from ui.urlstate import write_step
@@ -98,15 +98,8 @@ def _live_bar(run: RunRecord, last: int) -> None:
 def _controls(last: int) -> None:
     """Previous, Play/Pause and Next, the earlier-edges toggle and the way to Presenter mode."""
     controls = st.columns([1, 1, 1, 3])
-    controls[0].button(
-        "Previous",
-        key="explorer_prev",
-        on_click=_move,
-        args=(-1, last),
-        shortcut="Left",
-        icon=":material/skip_previous:",
-        disabled=st.session_state[STEP_KEY] <= 0,
-    )
+    n = st.session_state[STEP_KEY]
+    step_button(controls[0], "explorer", -1, _move, n, last, "skip_previous")
     playing = st.session_state.get(PLAYING_KEY, False)
     controls[1].button(
         "Pause" if playing else "Play",
@@ -115,15 +108,7 @@ def _controls(last: int) -> None:
         args=(last,),
         icon=":material/pause:" if playing else ":material/play_arrow:",
     )
-    controls[2].button(
-        "Next",
-        key="explorer_next",
-        on_click=_move,
-        args=(1, last),
-        shortcut="Right",
-        icon=":material/skip_next:",
-        disabled=st.session_state[STEP_KEY] >= last,
-    )
+    step_button(controls[2], "explorer", 1, _move, n, last, "skip_next")
     with controls[3].container(horizontal=True):
         st.toggle("Show edges removed earlier", key=EARLIER_KEY, value=True)
         st.page_link("views/presenter.py", label="Presenter mode", icon=":material/slideshow:")
