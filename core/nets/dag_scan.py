@@ -22,20 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-_aten = torch.ops.aten
 _ACT_INPLACE = {"tanh": Tensor.tanh_, "relu": Tensor.relu_, "sigmoid": Tensor.sigmoid_, "identity": None}
-
-
-def _act_backward(op: str, grad: Tensor, out: Tensor, dest: Tensor) -> None:
-    """dest = d act / d pre-activation * grad, from the activation's output `out`."""
-    if op == "tanh":
-        _aten.tanh_backward.grad_input(grad, out, grad_input=dest)
-    elif op == "sigmoid":
-        _aten.sigmoid_backward.grad_input(grad, out, grad_input=dest)
-    elif op == "relu":
-        _aten.threshold_backward.grad_input(grad, out, 0, grad_input=dest)
-    else:
-        dest.copy_(grad)
 
 
 @dataclass(frozen=True)
@@ -113,18 +100,48 @@ class _DagScan(torch.autograd.Function):
         plan, saved = ctx.plan, ctx.saved
         x, h0, h_mask, w0, *edge_ws = ctx.saved_tensors
         h = plan.hidden
-        wpts = [gate_major(w, len(s.targets), h).t() for s, w in zip(plan.sources, edge_ws)]
-        d0 = torch.empty_like(saved.a0)
-        dacts = [torch.empty_like(a) for a in saved.acts]
+        h_prev = torch.cat([h0.unsqueeze(0), saved.out[:-1]])
+        highway0 = _factors(saved.a0.view(*saved.a0.shape[:2], 1, 2 * h), h_prev, (("tanh", 0, 1),))
+        highways = [
+            _factors(a, saved.states[:, :, s.source], s.groups, s.degree) for s, a in zip(plan.sources, saved.acts)
+        ]
+        wpts = [gate_major(w, len(s.targets), h).t().contiguous() for s, w in zip(plan.sources, edge_ws)]
         node_grads = x.new_empty(x.size(1), plan.nodes, h)
         carry = torch.zeros_like(h0)
         wht = w0[plan.emb :].t()
         for t in range(x.size(0) - 1, -1, -1):
-            h_prev = h0 if t == 0 else saved.out[t - 1]
-            dh = grad_out[t] + carry
-            carry = _step_back(plan, t, dh, h_prev, h_mask, wht, wpts, saved, d0, dacts, node_grads)
-        grads = _weight_grads(plan, x, h0, h_mask, w0, saved, d0, dacts)
+            carry = _step_back(plan, t, grad_out[t], carry, h_mask, wht, wpts, saved, highway0, highways, node_grads)
+        grads = _weight_grads(plan, x, h_prev, h_mask, w0, saved)
         return (None, grads[0], carry, None, *grads[1:])
+
+
+def _factors(acts: Tensor, s: Tensor, groups: tuple[tuple[str, int, int], ...], degree: Tensor | None = None) -> Tensor:
+    """Turn a source's saved activations (T, B, 2kh) = [c | g] in place into the factors that
+    carry the gradient of a target node's state to the pre-activations of the edge into it,
+    for all steps at once: [(g - s) c (1 - c) | c act'(g)] / d, and return the highway factor
+    (1 - c) / d (T, B, k, h), d the target's in-degree (a node is the mean of its inputs).
+    Then a backward step needs one multiply per source."""
+    steps, batch = acts.shape[:2]
+    k = len(groups) and groups[-1][2]
+    gates, outs = acts.view(steps, batch, 2, k, -1).unbind(2)
+    diff = outs - s.unsqueeze(2)
+    for op, lo, hi in groups:
+        y = outs[:, :, lo:hi]
+        if op == "tanh":
+            torch.addcmul(torch.ones_like(y), y, y, value=-1.0, out=y)
+        elif op == "sigmoid":
+            y.sub_(y * y)
+        elif op == "relu":
+            y.gt_(0)
+        else:
+            y.fill_(1.0)
+    outs.mul_(gates)
+    highway = 1.0 - gates
+    gates.mul_(highway).mul_(diff)
+    if degree is not None:
+        acts.view(steps, batch, 2, k, -1).div_(degree)  # (1, k, 1) broadcasts over (.., k, h)
+        highway.div_(degree)
+    return highway
 
 
 def _step(
@@ -168,40 +185,34 @@ def _step(
 def _step_back(
     plan: ScanPlan,
     t: int,
-    dh: Tensor,
-    h_prev: Tensor,
+    grad_out: Tensor,
+    carry: Tensor,
     mask: Tensor | None,
     wht: Tensor,
     wpts: list[Tensor],
     saved: _Saved,
-    d0: Tensor,
-    dacts: list[Tensor],
+    highway0: Tensor,
+    highways: list[Tensor],
     ds: Tensor,
 ) -> Tensor:
     """One backward step: the gradient of every node state `ds` (B, N, h), sources in reverse
-    order (a node's gradient is complete once every higher node ran); each source writes the
-    gradient of its pre-activations into dacts[t] for the weight gradients. Returns dL/dh_{t-1}."""
-    h, s_t = plan.hidden, saved.states[t]
-    if len(plan.leaves) == 1:
-        ds[:, plan.leaves[0]].copy_(dh)
+    order (a node's gradient is complete once every higher node ran). Each source multiplies
+    its factors (saved.acts[t], see _factors) in place into the gradient of its
+    pre-activations, which the weight gradients read afterwards. Returns dL/dh_{t-1}."""
+    leaves = len(plan.leaves)
+    if leaves == 1:
+        torch.add(grad_out, carry, out=ds[:, plan.leaves[0]])
     else:
-        ds.index_copy_(1, plan.leaf_index, (dh / len(plan.leaves)).unsqueeze(1).expand(-1, len(plan.leaves), -1))
-    for src, wpt, acts, dacts_src in zip(reversed(plan.sources), reversed(wpts), reversed(saved.acts), reversed(dacts)):
-        s, a, d, k = s_t[:, src.source], acts[t], dacts_src[t], len(src.targets)
-        gates, outs = a[:, : k * h].view(-1, k, h), a[:, k * h :].view(-1, k, h)
-        dcon = ds.index_select(1, src.index).div_(src.degree)  # (B, k, h)
-        dgates = (outs - s.unsqueeze(1)).mul_(dcon)
-        _aten.sigmoid_backward.grad_input(dgates, gates, grad_input=d[:, : k * h].view(-1, k, h))
-        douts = dcon * gates
-        for op, lo, hi in src.groups:
-            _act_backward(op, douts[:, lo:hi], outs[:, lo:hi], d[:, (k + lo) * h : (k + hi) * h].view(-1, hi - lo, h))
-        torch.sum(dcon - douts, 1, out=ds[:, src.source])  # the highway terms (1 - c) * dcon
+        ds.index_copy_(1, plan.leaf_index, ((grad_out + carry) / leaves).unsqueeze(1).expand(-1, leaves, -1))
+    for src, wpt, acts, highway in zip(*(reversed(v) for v in (plan.sources, wpts, saved.acts, highways))):
+        dcon = ds.index_select(1, src.index)  # (B, k, h): the targets' state gradients
+        d = acts[t]
+        d.view(dcon.size(0), 2, *dcon.shape[1:]).mul_(dcon.unsqueeze(1))
+        torch.sum(dcon.mul_(highway[t]), 1, out=ds[:, src.source])
         _add_masked_mm(ds[:, src.source], d, wpt, mask)
-    ds0, a0, d = ds[:, 0], saved.a0[t], d0[t]
-    _aten.sigmoid_backward.grad_input(ds0 * (a0[:, h:] - h_prev), a0[:, :h], grad_input=d[:, :h])
-    douts0 = ds0 * a0[:, :h]
-    _aten.tanh_backward.grad_input(douts0, a0[:, h:], grad_input=d[:, h:])
-    return _add_masked_mm(ds0 - douts0, d, wht, mask)
+    ds0, d = ds[:, 0], saved.a0[t]
+    d.view(-1, 2, plan.hidden).mul_(ds0.unsqueeze(1))
+    return _add_masked_mm(ds0 * highway0[t, :, 0], d, wht, mask)
 
 
 def _add_masked_mm(acc: Tensor, d: Tensor, wt: Tensor, mask: Tensor | None) -> Tensor:
@@ -212,25 +223,18 @@ def _add_masked_mm(acc: Tensor, d: Tensor, wt: Tensor, mask: Tensor | None) -> T
 
 
 def _weight_grads(
-    plan: ScanPlan,
-    x: Tensor,
-    h0: Tensor,
-    mask: Tensor | None,
-    w0: Tensor,
-    saved: _Saved,
-    d0: Tensor,
-    dacts: list[Tensor],
+    plan: ScanPlan, x: Tensor, h_prev: Tensor, mask: Tensor | None, w0: Tensor, saved: _Saved
 ) -> list[Tensor]:
-    """dL/dx, dL/dW0 and every source's dL/dW, each one matmul over all T*B rows."""
+    """dL/dx, dL/dW0 and every source's dL/dW, each one matmul over all T*B rows (the
+    pre-activation gradients are in saved.a0 and saved.acts once the backward steps ran)."""
     steps, batch, h, e = x.size(0), x.size(1), plan.hidden, plan.emb
     rows = steps * batch
-    d0 = d0.view(rows, 2 * h)
-    h_prev = torch.cat([h0.unsqueeze(0), saved.out[:-1]])
+    d0 = saved.a0.view(rows, 2 * h)
     h_in = h_prev if mask is None else h_prev * mask
     dw0 = torch.cat([x.reshape(rows, e).t() @ d0, h_in.reshape(rows, h).t() @ d0])
     out = [(d0 @ w0[:e].t()).view(steps, batch, e), dw0]
-    for src, dacts_src in zip(plan.sources, dacts):
+    for src, d in zip(plan.sources, saved.acts):
         s = saved.states[:, :, src.source]
         s_in = (s if mask is None else s * mask).reshape(rows, h)
-        out.append(edge_major(s_in.t() @ dacts_src.view(rows, -1), len(src.targets), h))
+        out.append(edge_major(s_in.t() @ d.view(rows, -1), len(src.targets), h))
     return out
