@@ -14,6 +14,7 @@ does a single matmul producing the [c, g] pre-activations of all its outgoing ed
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -324,15 +325,15 @@ class _ChunkedNLL(torch.autograd.Function):
         o, w = (out, weight) if dtype is None else (out.to(dtype), weight.to(dtype))
         wt = w.t().contiguous()  # (h, V): the forward matmul's fast layout
         total = out.new_zeros((), dtype=torch.float32)
-        grads = (torch.empty_like(out), torch.zeros_like(weight), torch.zeros_like(bias)) if need_grad else None
+        grads = _Grads.begin(out, weight, bias, dtype) if need_grad else None
         for s in range(0, len(targets), NLL_CHUNK):
             tc = targets[s : s + NLL_CHUNK, None]
             log_p = torch.log_softmax(_logits(o[s : s + NLL_CHUNK], wt, bias), dim=1)
             total -= log_p.gather(1, tc).sum()
             if grads is not None:
-                _chunk_grads(log_p, tc, o[s : s + NLL_CHUNK], w, grads, s)
+                grads.add_chunk(log_p, tc, o, w, s)
         if grads is not None:
-            ctx.save_for_backward(*grads)
+            ctx.save_for_backward(grads.grad_out, grads.grad_w, grads.grad_b)
         ctx.rows = len(targets)
         return total / len(targets)
 
@@ -343,21 +344,44 @@ class _ChunkedNLL(torch.autograd.Function):
         return grad_out, grad_w, grad_b, None, None, None
 
 
-def _chunk_grads(
-    log_p: Tensor, tc: Tensor, oc: Tensor, w: Tensor, grads: tuple[Tensor, Tensor, Tensor], s: int
-) -> None:
-    """A chunk's share of the unscaled gradients: p = softmax - onehot (in place of log_p),
-    then d out = p W, d W += p^T out, d b += sum of p's rows."""
-    grad_out, grad_w, grad_b = grads
-    p = log_p.exp_().scatter_add_(1, tc, log_p.new_full(tc.shape, -1.0))
-    grad_b += p.sum(0)
-    p = p.to(w.dtype)
-    if grad_out.dtype == p.dtype:
-        torch.mm(p, w, out=grad_out[s : s + len(tc)])
-        grad_w.addmm_(p.t(), oc)
-    else:
-        grad_out[s : s + len(tc)] = p @ w
-        grad_w += (p.t() @ oc).float()
+BF16_BLOCK = 1024  # rows of bf16 p kept before their matmuls: (1024, V) bf16 stays under glibc's mmap threshold
+
+
+@dataclass
+class _Grads:
+    """The decoder loss's unscaled gradients, built chunk by chunk. In fp32 each chunk's
+    p = softmax - onehot goes straight into its two matmuls. In bf16 the p's of BF16_BLOCK rows
+    are kept (bf16) and multiplied per block: a few larger AMX matmuls, and a bf16 (V, h)
+    partial widened and added per block rather than per chunk (those passes dominated)."""
+
+    grad_out: Tensor
+    grad_w: Tensor
+    grad_b: Tensor
+    probs: Tensor | None  # (BF16_BLOCK, V) in bf16, when the matmuls run in bf16
+    start: int = 0  # first row of the block in probs
+
+    @classmethod
+    def begin(cls, out: Tensor, weight: Tensor, bias: Tensor, dtype: torch.dtype | None) -> _Grads:
+        grads = torch.empty_like(out), torch.zeros_like(weight), torch.zeros_like(bias, dtype=torch.float32)
+        probs = None if dtype is None else out.new_empty(min(BF16_BLOCK, out.size(0)), weight.size(0), dtype=dtype)
+        return cls(*grads, probs)
+
+    def add_chunk(self, log_p: Tensor, tc: Tensor, o: Tensor, w: Tensor, s: int) -> None:
+        """p = exp(log_p) - onehot (in place), its row sum into d b, and its matmuls (or a
+        place in the block, multiplied when the block is full)."""
+        p = log_p.exp_().scatter_add_(1, tc, log_p.new_full(tc.shape, -1.0))
+        self.grad_b += p.sum(0)
+        end = s + len(tc)
+        if self.probs is None:
+            torch.mm(p, w, out=self.grad_out[s:end])
+            self.grad_w.addmm_(p.t(), o[s:end])
+            return
+        self.probs[s - self.start : end - self.start] = p
+        if end - self.start + NLL_CHUNK > len(self.probs) or end == len(o):
+            block = self.probs[: end - self.start]
+            self.grad_out[self.start : end] = block @ w
+            self.grad_w += (block.t() @ o[self.start : end]).float()
+            self.start = end
 
 
 def _logits(o: Tensor, wt: Tensor, bias: Tensor) -> Tensor:
