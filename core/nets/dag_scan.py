@@ -62,23 +62,30 @@ def edge_major(w: Tensor, k: int, h: int) -> Tensor:
 
 def dag_scan(plan: ScanPlan, x: Tensor, h0: Tensor, h_mask: Tensor | None, w0: Tensor, edge_ws: list[Tensor]) -> Tensor:
     """The cell over x (T, B, e) from h0 (B, h): every step's output h_t, (T, B, h)."""
-    return _DagScan.apply(plan, x, h0, h_mask, w0, *edge_ws)
+    train = torch.is_grad_enabled() and any(t.requires_grad for t in (x, h0, w0, *edge_ws))
+    return _DagScan.apply(plan, train, x, h0, h_mask, w0, *edge_ws)
 
 
 @dataclass
 class _Saved:
     """Forward buffers: node states S (T, B, N, h), node 0's activations A0 (T, B, 2h) as
-    [c0 | g0], each source's activations (T, B, 2kh) as [c | g], and the outputs (T, B, h)."""
+    [c0 | g0], each source's activations (T, B, 2kh) as [c | g], and the outputs (T, B, h).
+    When training, each step turns its activations into derivative factors (see _factors)
+    while they are in cache, with the highway factors in highway0 (T, B, 1, h) and highways."""
 
     states: Tensor
     a0: Tensor
     acts: list[Tensor]
     out: Tensor
+    highway0: Tensor | None = None
+    highways: list[Tensor] | None = None
 
 
 class _DagScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, plan: ScanPlan, x: Tensor, h0: Tensor, h_mask: Tensor | None, w0: Tensor, *edge_ws: Tensor):
+    def forward(
+        ctx, plan: ScanPlan, train: bool, x: Tensor, h0: Tensor, h_mask: Tensor | None, w0: Tensor, *edge_ws: Tensor
+    ):
         steps, batch, h = x.size(0), x.size(1), plan.hidden
         wps = [gate_major(w, len(s.targets), h) for s, w in zip(plan.sources, edge_ws)]
         xw = (x.reshape(steps * batch, plan.emb) @ w0[: plan.emb]).view(steps, batch, 2 * h)
@@ -88,6 +95,9 @@ class _DagScan(torch.autograd.Function):
             acts=[x.new_empty(steps, batch, w.size(1)) for w in wps],
             out=x.new_empty(steps, batch, h),
         )
+        if train:
+            saved.highway0 = x.new_empty(steps, batch, 1, h)
+            saved.highways = [x.new_empty(steps, batch, len(s.targets), h) for s in plan.sources]
         h_prev, wh = h0, w0[plan.emb :]
         for t in range(steps):
             h_prev = _step(plan, t, xw[t], h_prev, h_mask, wh, wps, saved)
@@ -101,10 +111,7 @@ class _DagScan(torch.autograd.Function):
         x, h0, h_mask, w0, *edge_ws = ctx.saved_tensors
         h = plan.hidden
         h_prev = torch.cat([h0.unsqueeze(0), saved.out[:-1]])
-        highway0 = _factors(saved.a0.view(*saved.a0.shape[:2], 1, 2 * h), h_prev, (("tanh", 0, 1),))
-        highways = [
-            _factors(a, saved.states[:, :, s.source], s.groups, s.degree) for s, a in zip(plan.sources, saved.acts)
-        ]
+        highway0, highways = saved.highway0, saved.highways
         wpts = [gate_major(w, len(s.targets), h).t().contiguous() for s, w in zip(plan.sources, edge_ws)]
         node_grads = x.new_empty(x.size(1), plan.nodes, h)
         carry = torch.zeros_like(h0)
@@ -112,23 +119,28 @@ class _DagScan(torch.autograd.Function):
         for t in range(x.size(0) - 1, -1, -1):
             carry = _step_back(plan, t, grad_out[t], carry, h_mask, wht, wpts, saved, highway0, highways, node_grads)
         grads = _weight_grads(plan, x, h_prev, h_mask, w0, saved)
-        return (None, grads[0], carry, None, *grads[1:])
+        return (None, None, grads[0], carry, None, *grads[1:])
 
 
-def _factors(acts: Tensor, s: Tensor, groups: tuple[tuple[str, int, int], ...], degree: Tensor | None = None) -> Tensor:
-    """Turn a source's saved activations (T, B, 2kh) = [c | g] in place into the factors that
-    carry the gradient of a target node's state to the pre-activations of the edge into it,
-    for all steps at once: [(g - s) c (1 - c) | c act'(g)] / d, and return the highway factor
-    (1 - c) / d (T, B, k, h), d the target's in-degree (a node is the mean of its inputs).
-    Then a backward step needs one multiply per source."""
-    steps, batch = acts.shape[:2]
-    k = len(groups) and groups[-1][2]
-    gates, outs = acts.view(steps, batch, 2, k, -1).unbind(2)
-    diff = outs - s.unsqueeze(2)
+NODE0_GROUPS = (("tanh", 0, 1),)  # node 0 as a source of one tanh edge, for _factors
+
+
+def _factors(
+    a: Tensor, s: Tensor, groups: tuple[tuple[str, int, int], ...], highway: Tensor, degree: Tensor | None = None
+) -> None:
+    """Turn one step's activations a (B, 2kh) = [c | g] of a source with state s (B, h) in
+    place into the factors that carry the gradient of a target node's state to the
+    pre-activations of the edge into it: [(g - s) c (1 - c) | c act'(g)] / d, and write the
+    highway factor (1 - c) / d (B, k, h) into `highway`, d the target's in-degree (a node is
+    the mean of its inputs). Done in the forward step while a is in cache; a backward step
+    then needs one multiply per source."""
+    k, h = groups[-1][2], s.size(-1)
+    gates, outs = a.view(-1, 2, k, h).unbind(1)
+    diff = outs - s.unsqueeze(1)
     for op, lo, hi in groups:
-        y = outs[:, :, lo:hi]
+        y = outs[:, lo:hi]
         if op == "tanh":
-            torch.addcmul(torch.ones_like(y), y, y, value=-1.0, out=y)
+            torch.addcmul(y.new_ones(()), y, y, value=-1.0, out=y)
         elif op == "sigmoid":
             y.sub_(y * y)
         elif op == "relu":
@@ -136,12 +148,11 @@ def _factors(acts: Tensor, s: Tensor, groups: tuple[tuple[str, int, int], ...], 
         else:
             y.fill_(1.0)
     outs.mul_(gates)
-    highway = 1.0 - gates
+    torch.sub(gates, 1.0, out=highway).neg_()
     gates.mul_(highway).mul_(diff)
     if degree is not None:
-        acts.view(steps, batch, 2, k, -1).div_(degree)  # (1, k, 1) broadcasts over (.., k, h)
+        a.view(-1, 2, k, h).div_(degree)  # (1, k, 1) broadcasts over (.., k, h)
         highway.div_(degree)
-    return highway
 
 
 def _step(
@@ -161,7 +172,9 @@ def _step(
     a0[:, :h].sigmoid_()
     a0[:, h:].tanh_()
     torch.lerp(h_prev, a0[:, h:], a0[:, :h], out=s_t[:, 0])
-    for src, wp, acts in zip(plan.sources, wps, saved.acts):
+    if saved.highways is not None:
+        _factors(a0, h_prev, NODE0_GROUPS, saved.highway0[t])
+    for n, (src, wp, acts) in enumerate(zip(plan.sources, wps, saved.acts)):
         s, a, k = s_t[:, src.source], acts[t], len(src.targets)
         if src.source:
             s.div_(plan.degree[src.source])
@@ -172,6 +185,8 @@ def _step(
                 _ACT_INPLACE[op](a[:, (k + lo) * h : (k + hi) * h])
         gates, acts_g = a[:, : k * h].view(-1, k, h), a[:, k * h :].view(-1, k, h)
         s_t.index_add_(1, src.index, torch.lerp(s.unsqueeze(1), acts_g, gates))
+        if saved.highways is not None:
+            _factors(a, s, src.groups, saved.highways[n][t], src.degree)
     for leaf in plan.leaves:
         if leaf:
             s_t[:, leaf].div_(plan.degree[leaf])

@@ -307,6 +307,7 @@ class RNNLanguageModel(nn.Module):
 
 
 NLL_CHUNK = 128  # rows of logits per chunk: 128 x V fp32 stays in a core's cache at PTB sizes
+NLL_CHUNK_FP32 = 64  # fp32 matmuls: the chunk's three matmuls and passes measured faster at half (a 2 MB L2)
 
 
 class _ChunkedNLL(torch.autograd.Function):
@@ -326,9 +327,10 @@ class _ChunkedNLL(torch.autograd.Function):
         wt = w.t().contiguous()  # (h, V): the forward matmul's fast layout
         total = out.new_zeros((), dtype=torch.float32)
         grads = _Grads.begin(out, weight, bias, dtype) if need_grad else None
-        for s in range(0, len(targets), NLL_CHUNK):
-            tc = targets[s : s + NLL_CHUNK, None]
-            log_p = torch.log_softmax(_logits(o[s : s + NLL_CHUNK], wt, bias), dim=1)
+        chunk = NLL_CHUNK if dtype is not None else NLL_CHUNK_FP32
+        for s in range(0, len(targets), chunk):
+            tc = targets[s : s + chunk, None]
+            log_p = torch.log_softmax(_logits(o[s : s + chunk], wt, bias), dim=1)
             total -= log_p.gather(1, tc).sum()
             if grads is not None:
                 grads.add_chunk(log_p, tc, o, w, s)
