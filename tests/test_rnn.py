@@ -230,3 +230,72 @@ def test_training_loss_equals_nll_of_the_forward_log_probs():
     model.decoder_dtype = torch.bfloat16
     low, _ = model.loss(tokens, model.init_hidden(3), targets)
     assert low.dtype == torch.float32 and abs(low.item() - ref.item()) < 0.05
+
+
+def _stepwise(cell: DagRNNCell, x: torch.Tensor, h0: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The sequence through the reference equations (`_cell`) step by step, under autograd."""
+    xw = x @ cell.w0[: cell.emb]
+    outs, h = [], h0
+    for t in range(x.size(0)):
+        h = cell._cell(xw[t], h, mask)
+        outs.append(h)
+    return torch.stack(outs)
+
+
+@pytest.mark.parametrize(
+    "genotype",
+    [
+        Genotype.dense("rnn", 6, 0).without_edge((0, 5)),  # a paper candidate: identity, tanh, sigmoid
+        Genotype("rnn", ("tanh", "relu", "sigmoid", "identity"), ((0, 1), (0, 2), (1, 3), (0, 3))),  # two leaves
+        Genotype("rnn", ("relu", "relu", "tanh"), ((0, 1), (1, 2), (0, 2))),  # relu and mixed groups
+        Genotype("rnn", ("tanh", "sigmoid"), ((0, 1),)),
+    ],
+)
+@pytest.mark.parametrize("masked", [False, True])
+def test_sequence_scan_matches_the_stepwise_equations_in_value_and_gradient(genotype: Genotype, masked: bool) -> None:
+    """DagRNNCell.forward runs the hand-written BPTT of core/nets/dag_scan.py; in float64 its
+    outputs and the gradients of x, h0, W0 and every W_ij equal autograd through `_cell`."""
+    torch.manual_seed(1)
+    cell = DagRNNCell(genotype, 5, 7, dropout_h=0.5 if masked else 0.0).double()
+    with torch.no_grad():
+        for w in cell.parameters():
+            w.uniform_(-0.8, 0.8)  # large weights: every gate and relu leaves its linear range
+    x = torch.randn(4, 3, 5, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(3, 7, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(2)
+    fast, last = cell(x, h0)  # training mode: draws the hidden mask when masked
+    torch.manual_seed(2)
+    mask = (torch.empty(3, 7, dtype=torch.float64).bernoulli_(0.5) / 0.5) if masked else None
+    slow = _stepwise(cell, x, h0, mask)
+    torch.testing.assert_close(fast, slow, rtol=0, atol=1e-12)
+    torch.testing.assert_close(last, slow[-1], rtol=0, atol=1e-12)
+    weights = torch.randn_like(slow)
+    inputs = [x, h0, *cell.parameters()]
+    fast_grads = torch.autograd.grad((fast * weights).sum() + last.square().sum(), inputs)
+    slow_grads = torch.autograd.grad((slow * weights).sum() + slow[-1].square().sum(), inputs)
+    for a, b in zip(fast_grads, slow_grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_bf16_decoder_gradients_match_fp32_across_chunks_and_blocks(monkeypatch) -> None:
+    """In bf16 the decoder keeps blocks of p's and multiplies them per block; with tiny chunks
+    and blocks (several full blocks and a partial one) its gradients stay those of fp32 to
+    bf16 rounding, and the no-gradient (validation) pass gives the same loss."""
+    import core.nets.rnn as rnn
+
+    monkeypatch.setattr(rnn, "NLL_CHUNK", 4)
+    monkeypatch.setattr(rnn, "BF16_BLOCK", 12)
+    torch.manual_seed(0)
+    model = RNNLanguageModel(Genotype.dense("rnn", 4, 0), 37, emb=8, hidden=8)
+    tokens, targets = torch.randint(0, 37, (7, 5)), torch.randint(0, 37, (7, 5))  # 35 rows
+    results = {}
+    for dtype in (None, torch.bfloat16):
+        model.decoder_dtype = dtype
+        loss, _ = model.loss(tokens, model.init_hidden(5), targets)
+        with torch.no_grad():
+            assert model.loss(tokens, model.init_hidden(5), targets)[0].item() == loss.item()
+        results[dtype] = loss, torch.autograd.grad(loss, list(model.parameters()))
+    (ref, ref_grads), (low, low_grads) = results[None], results[torch.bfloat16]
+    assert abs(low.item() - ref.item()) < 0.02
+    for a, b in zip(low_grads, ref_grads):
+        assert (a - b).norm() <= 0.03 * b.norm() + 1e-6

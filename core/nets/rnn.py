@@ -14,6 +14,7 @@ does a single matmul producing the [c, g] pre-activations of all its outgoing ed
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.cell.genotype import Genotype
+from core.nets.dag_scan import ScanPlan, ScanSource, dag_scan
 from core.result import Cost
 
 # Init ranges. Cell weights uniform +-0.04 (the DARTS/ENAS recurrent-cell setting): with
@@ -168,13 +170,23 @@ class DagRNNCell(nn.Module):
         return self._cell(x_in @ self.w0[: self.emb], h_prev, h_mask)
 
     def forward(self, x: Tensor, h0: Tensor) -> tuple[Tensor, Tensor]:
-        """x (T, B, e), h0 (B, h) -> outputs (T, B, h), h_T. Dropout masks only in training."""
+        """x (T, B, e), h0 (B, h) -> outputs (T, B, h), h_T. Dropout masks only in training.
+        The sequence runs through dag_scan (the same equations as `_cell`, step by step, with a
+        hand-written backward: core/nets/dag_scan.py)."""
         batch = x.size(1)
         if self.training and self.dropout_x > 0:
             x = x * _mask(x, (1, batch, self.emb), self.dropout_x)
         h_mask = None
         if self.training and self.dropout_h > 0:
             h_mask = _mask(h0, (batch, self.hidden), self.dropout_h)
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():  # exporters trace plain ops, not a Function
+            return self._steps(x, h0, h_mask)
+        weights = [self.edge_w[str(p.source)] for p in self.plans]
+        outputs = dag_scan(self._scan_plan(x.device), x, h0, h_mask, self.w0, weights)
+        return outputs, outputs[-1]
+
+    def _steps(self, x: Tensor, h0: Tensor, h_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """The sequence as `_cell` step by step under autograd: what ONNX export traces."""
         xw = x @ self.w0[: self.emb]  # the input half of W0 for all steps in one matmul
         w0h = self.w0[self.emb :]
         outputs, h = [], h0
@@ -182,6 +194,33 @@ class DagRNNCell(nn.Module):
             h = self._cell(xw_t, h, h_mask, w0h)
             outputs.append(h)
         return torch.stack(outputs), h
+
+    def _scan_plan(self, device: torch.device) -> ScanPlan:
+        """The cell's static shape for dag_scan, its index tensors on `device` (built once)."""
+        cached = getattr(self, "_scan_plans", {}).get(device)
+        if cached is not None:
+            return cached
+        sources = tuple(
+            ScanSource(
+                p.source,
+                p.targets,
+                p.groups,
+                torch.tensor(p.targets, device=device),
+                torch.tensor([float(self.in_degree[j]) for j in p.targets], device=device).view(1, -1, 1),
+            )
+            for p in self.plans
+        )
+        plan = ScanPlan(
+            self.emb,
+            self.hidden,
+            len(self.genotype.ops),
+            sources,
+            dict(self.in_degree),
+            tuple(self.leaves),
+            torch.tensor(self.leaves, device=device),
+        )
+        self._scan_plans = {**getattr(self, "_scan_plans", {}), device: plan}
+        return plan
 
 
 class RNNLanguageModel(nn.Module):
@@ -258,9 +297,9 @@ class RNNLanguageModel(nn.Module):
         if self.training and self.dropout > 0:
             out = out * _mask(out, (1, out.size(1), self.hidden), self.dropout)
         flat = out.reshape(-1, self.hidden)
-        return _ChunkedNLL.apply(
-            flat, self.encoder.weight, self.decoder_bias, targets.reshape(-1), self.decoder_dtype
-        ), h
+        weight, bias = self.encoder.weight, self.decoder_bias
+        need_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (flat, weight, bias))
+        return _ChunkedNLL.apply(flat, weight, bias, targets.reshape(-1), self.decoder_dtype, need_grad), h
 
     def init_hidden(self, batch_size: int) -> Tensor:
         """Zero state on the model's device: each epoch starts the sequence afresh."""
@@ -268,6 +307,7 @@ class RNNLanguageModel(nn.Module):
 
 
 NLL_CHUNK = 128  # rows of logits per chunk: 128 x V fp32 stays in a core's cache at PTB sizes
+NLL_CHUNK_FP32 = 64  # fp32 matmuls: the chunk's three matmuls and passes measured faster at half (a 2 MB L2)
 
 
 class _ChunkedNLL(torch.autograd.Function):
@@ -275,47 +315,82 @@ class _ChunkedNLL(torch.autograd.Function):
 
     Why: at PTB sizes the (T*B, V) logits are 125 MB, and log_softmax + nll_loss stream them
     through memory about eight times (forward, backward, their zero-filled gradients). Here
-    each chunk's logits live only in cache: forward keeps logsumexp per row; backward
-    recomputes the chunk's logits (one small matmul) and turns them into softmax - onehot in
-    place. With `dtype` bf16 the matmuls run in bf16 (AMX), everything else in fp32."""
+    each chunk's logits live only in cache, and when a gradient is wanted (`need_grad`) the
+    forward also computes it (softmax - onehot, then its two matmuls) while the chunk is still
+    there: the loss is the last op, so its gradient is known up to the incoming scale, which
+    backward applies. No logits are recomputed. With `dtype` bf16 the matmuls run in bf16
+    (AMX), everything else in fp32."""
 
     @staticmethod
-    def forward(ctx, out: Tensor, weight: Tensor, bias: Tensor, targets: Tensor, dtype: torch.dtype | None) -> Tensor:
+    def forward(ctx, out: Tensor, weight: Tensor, bias: Tensor, targets: Tensor, dtype, need_grad: bool) -> Tensor:
         o, w = (out, weight) if dtype is None else (out.to(dtype), weight.to(dtype))
-        lse = out.new_empty(len(targets), dtype=torch.float32)
+        wt = w.t().contiguous()  # (h, V): the forward matmul's fast layout
         total = out.new_zeros((), dtype=torch.float32)
-        for s in range(0, len(targets), NLL_CHUNK):
-            z = _logits(o[s : s + NLL_CHUNK], w, bias)
-            lse[s : s + NLL_CHUNK] = torch.logsumexp(z, dim=1)
-            total += lse[s : s + NLL_CHUNK].sum() - z.gather(1, targets[s : s + NLL_CHUNK, None]).sum()
-        ctx.save_for_backward(o, w, bias, targets, lse)
-        ctx.dtypes = (out.dtype, weight.dtype)
+        grads = _Grads.begin(out, weight, bias, dtype) if need_grad else None
+        chunk = NLL_CHUNK if dtype is not None else NLL_CHUNK_FP32
+        for s in range(0, len(targets), chunk):
+            tc = targets[s : s + chunk, None]
+            log_p = torch.log_softmax(_logits(o[s : s + chunk], wt, bias), dim=1)
+            total -= log_p.gather(1, tc).sum()
+            if grads is not None:
+                grads.add_chunk(log_p, tc, o, w, s)
+        if grads is not None:
+            ctx.save_for_backward(grads.grad_out, grads.grad_w, grads.grad_b)
+        ctx.rows = len(targets)
         return total / len(targets)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        o, w, bias, targets, lse = ctx.saved_tensors
-        scale = grad / len(targets)
-        grad_out = torch.empty_like(o, dtype=ctx.dtypes[0])
-        grad_w = torch.zeros_like(w, dtype=torch.float32)
-        grad_b = torch.zeros_like(bias, dtype=torch.float32)
-        for s in range(0, len(targets), NLL_CHUNK):
-            oc, tc = o[s : s + NLL_CHUNK], targets[s : s + NLL_CHUNK]
-            p = _logits(oc, w, bias).sub_(lse[s : s + NLL_CHUNK, None]).exp_()
-            p[torch.arange(len(tc), device=p.device), tc] -= 1.0
-            p.mul_(scale)
-            grad_b += p.sum(0)
-            p = p.to(w.dtype)
-            grad_out[s : s + NLL_CHUNK] = p @ w
-            grad_w += (p.t() @ oc).float()
-        return grad_out, grad_w.to(ctx.dtypes[1]), grad_b.to(bias.dtype), None, None
+        scale = grad / ctx.rows
+        grad_out, grad_w, grad_b = (g * scale for g in ctx.saved_tensors)
+        return grad_out, grad_w, grad_b, None, None, None
 
 
-def _logits(o: Tensor, w: Tensor, bias: Tensor) -> Tensor:
+BF16_BLOCK = 1024  # rows of bf16 p kept before their matmuls: (1024, V) bf16 stays under glibc's mmap threshold
+
+
+@dataclass
+class _Grads:
+    """The decoder loss's unscaled gradients, built chunk by chunk. In fp32 each chunk's
+    p = softmax - onehot goes straight into its two matmuls. In bf16 the p's of BF16_BLOCK rows
+    are kept (bf16) and multiplied per block: a few larger AMX matmuls, and a bf16 (V, h)
+    partial widened and added per block rather than per chunk (those passes dominated)."""
+
+    grad_out: Tensor
+    grad_w: Tensor
+    grad_b: Tensor
+    probs: Tensor | None  # (BF16_BLOCK, V) in bf16, when the matmuls run in bf16
+    start: int = 0  # first row of the block in probs
+
+    @classmethod
+    def begin(cls, out: Tensor, weight: Tensor, bias: Tensor, dtype: torch.dtype | None) -> _Grads:
+        grads = torch.empty_like(out), torch.zeros_like(weight), torch.zeros_like(bias, dtype=torch.float32)
+        probs = None if dtype is None else out.new_empty(min(BF16_BLOCK, out.size(0)), weight.size(0), dtype=dtype)
+        return cls(*grads, probs)
+
+    def add_chunk(self, log_p: Tensor, tc: Tensor, o: Tensor, w: Tensor, s: int) -> None:
+        """p = exp(log_p) - onehot (in place), its row sum into d b, and its matmuls (or a
+        place in the block, multiplied when the block is full)."""
+        p = log_p.exp_().scatter_add_(1, tc, log_p.new_full(tc.shape, -1.0))
+        self.grad_b += p.sum(0)
+        end = s + len(tc)
+        if self.probs is None:
+            torch.mm(p, w, out=self.grad_out[s:end])
+            self.grad_w.addmm_(p.t(), o[s:end])
+            return
+        self.probs[s - self.start : end - self.start] = p
+        if end - self.start + NLL_CHUNK > len(self.probs) or end == len(o):
+            block = self.probs[: end - self.start]
+            self.grad_out[self.start : end] = block @ w
+            self.grad_w += (block.t() @ o[self.start : end]).float()
+            self.start = end
+
+
+def _logits(o: Tensor, wt: Tensor, bias: Tensor) -> Tensor:
     """One chunk's logits in fp32 (a bf16 matmul's result is widened before the bias add)."""
     if o.dtype == torch.float32:
-        return torch.addmm(bias, o, w.t())
-    return (o @ w.t()).float().add_(bias)
+        return torch.addmm(bias, o, wt)
+    return (o @ wt).float().add_(bias)
 
 
 def rnn_cost(genotype: Genotype, emb: int, hidden: int, vocab_size: int) -> Cost:

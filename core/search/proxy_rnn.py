@@ -135,34 +135,45 @@ def _run(
         if should_stop is not None and should_stop():
             raise _UserStop
         val_loss = evaluate_lm(model, valid, cfg.bptt, cfg.max_eval_batches)
-        row = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "train_ppl": perplexity(train_loss),
-            "train_loss_ema": moving_loss,
-            "val_loss": val_loss,
-            "val_ppl": perplexity(val_loss),
-            "lr": lr,
-            "seconds": time.perf_counter() - t0,
-        }
-        result.history.append(row)
+        result.history.append(_epoch_row(epoch, train_loss, moving_loss, val_loss, lr, time.perf_counter() - t0))
         result.epochs = epoch
         if on_epoch is not None:
-            on_epoch(row)
-        if not math.isfinite(val_loss):  # recorded, but not a completed epoch: never the best
-            result.stop_reason, result.error = NAN, f"validation loss became {val_loss} in epoch {epoch}"
-            return
-        if val_loss < best:
-            best, since_best = val_loss, 0
-        else:
-            since_best += 1
-        if val_loss > cfg.diverge_ratio * moving_loss:
-            result.stop_reason = DIVERGED
-            return
-        if since_best >= cfg.patience:
-            result.stop_reason = PATIENCE
+            on_epoch(result.history[-1])
+        best, since_best = (val_loss, 0) if val_loss < best else (best, since_best + 1)
+        reason, error = _stop_rule(cfg, epoch, val_loss, moving_loss, since_best)
+        if reason:
+            result.stop_reason, result.error = reason, error
             return
     result.stop_reason = MAX_EPOCHS
+
+
+def _epoch_row(epoch: int, train_loss: float, moving_loss: float, val_loss: float, lr: float, seconds: float) -> dict:
+    """One epoch of the candidate's history, as the run store records it."""
+    return {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "train_ppl": perplexity(train_loss),
+        "train_loss_ema": moving_loss,
+        "val_loss": val_loss,
+        "val_ppl": perplexity(val_loss),
+        "lr": lr,
+        "seconds": seconds,
+    }
+
+
+def _stop_rule(
+    cfg: RNNProxyConfig, epoch: int, val_loss: float, moving_loss: float, since_best: int
+) -> tuple[str, str]:
+    """(stop reason, error) after an epoch, ("", "") to go on: a non-finite validation loss
+    (recorded, but never the best: its `val_loss < best` was false), divergence against the
+    EMA of the batch losses, or `patience` epochs without a new best."""
+    if not math.isfinite(val_loss):
+        return NAN, f"validation loss became {val_loss} in epoch {epoch}"
+    if val_loss > cfg.diverge_ratio * moving_loss:
+        return DIVERGED, ""
+    if since_best >= cfg.patience:
+        return PATIENCE, ""
+    return "", ""
 
 
 def _best_loss(result: TrainResult) -> float:

@@ -225,11 +225,7 @@ def _run_epoch(ctx: JobContext, job: _Job, cfg: RNNTrainConfig, epoch: int) -> b
             f"training loss became {out.mean} in epoch {epoch}; lower the learning rate (now {cfg.lr:g})"
         )
     ctx.progress(epoch, job.per_epoch, phase="validate", force=True)
-    with averaged_weights(job.model, job.opt):
-        val_loss = evaluate_lm(job.model, job.valid, cfg.bptt)
-        if val_loss < job.best:
-            job.best = val_loss
-            ctx.save_extra(BEST_FILE, {"model": job.model.state_dict(), "epoch": epoch, "val_loss": val_loss})
+    val_loss = _validate(ctx, job, cfg, epoch)
     row = {
         "epoch": epoch,
         "train_loss": out.mean,
@@ -250,20 +246,32 @@ def _run_epoch(ctx: JobContext, job: _Job, cfg: RNNTrainConfig, epoch: int) -> b
         f"epoch {epoch}/{cfg.epochs}: train ppl {row['train_ppl']:.1f}, valid ppl "
         f"{row['val_ppl']:.1f} ({row['optimizer']}), {row['throughput']:.0f} tokens/s"
     )
-    ctx.epoch_done(
-        row,
-        RNNState(
-            model=job.model.state_dict(),
-            optimizer=job.opt.state_dict(),
-            rng=rng_state(),
-            epoch=epoch,
-            history=job.history,
-            phase=job.phase,
-            val_history=job.val_history,
-            best=job.best,
-        ).to_dict(),
-    )
+    ctx.epoch_done(row, _checkpoint(job, epoch))
     return True
+
+
+def _validate(ctx: JobContext, job: _Job, cfg: RNNTrainConfig, epoch: int) -> float:
+    """Validation loss with the averaged weights once ASGD runs; saves them when they are the best."""
+    with averaged_weights(job.model, job.opt):
+        val_loss = evaluate_lm(job.model, job.valid, cfg.bptt)
+        if val_loss < job.best:
+            job.best = val_loss
+            ctx.save_extra(BEST_FILE, {"model": job.model.state_dict(), "epoch": epoch, "val_loss": val_loss})
+    return val_loss
+
+
+def _checkpoint(job: _Job, epoch: int) -> dict:
+    """The end-of-epoch state that resume needs, as a plain dict."""
+    return RNNState(
+        model=job.model.state_dict(),
+        optimizer=job.opt.state_dict(),
+        rng=rng_state(),
+        epoch=epoch,
+        history=job.history,
+        phase=job.phase,
+        val_history=job.val_history,
+        best=job.best,
+    ).to_dict()
 
 
 def _finish(ctx: JobContext, job: _Job, cfg: RNNTrainConfig, device: torch.device) -> TrainOutcome:
