@@ -315,8 +315,7 @@ class NodeOp(nn.Sequential):
             track_batches(bn)
 
             def before(part: torch.Tensor, s: slice) -> torch.Tensor:
-                h = F.conv2d(part, dw.weight[s], None, dw.stride, dw.padding, 1, part.shape[1])
-                return act(bn_part(bn, h, s))
+                return act(bn_part(bn, depthwise3x3(part, dw.weight[s]), s))
 
         h = concat_pointwise(x, layers[0].weight, before)
         for layer in layers[1:]:
@@ -341,6 +340,37 @@ def concat_pointwise(
         p = F.conv2d(h, weight[:, s], None, 1, 0, 1, groups)
         out = p if out is None else out.add_(p)
     return out
+
+
+class _Depthwise3x3(torch.autograd.Function):
+    """A 3x3 depthwise conv, stride 1, padding 1, whose input gradient is the forward conv of the
+    output gradient with the flipped kernel (the same sum): oneDNN runs that about twice as fast
+    as its convolution backward does on small channels_last maps. The weight gradient is oneDNN's."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        w = w.to(x.dtype)  # autocast does not reach inside: the input's dtype decides
+        ctx.save_for_backward(x, w)
+        return F.conv2d(x, w, None, 1, 1, 1, x.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        x, w = ctx.saved_tensors
+        grad = grad.contiguous(memory_format=_layout_of(x))
+        gx = F.conv2d(grad, w.flip(2, 3), None, 1, 1, 1, x.shape[1]) if ctx.needs_input_grad[0] else None
+        gw = None
+        if ctx.needs_input_grad[1]:
+            c = x.shape[1]
+            mask = [False, True, False]
+            gw = torch.ops.aten.convolution_backward(grad, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], c, mask)[
+                1
+            ]
+        return gx, gw
+
+
+def depthwise3x3(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """F.conv2d(x, w, padding=1, groups=channels) for a (C, 1, 3, 3) kernel (see _Depthwise3x3)."""
+    return _Depthwise3x3.apply(x, w)
 
 
 def bn_part(bn: nn.BatchNorm2d, x: torch.Tensor, s: slice) -> torch.Tensor:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from core.cell.genotype import Genotype
-from core.nets.cnn import SEP3X3, CNNConfig, channel_cat, concat_pointwise
+from core.nets.cnn import SEP3X3, CNNConfig, channel_cat, concat_pointwise, depthwise3x3
 
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5  # nn.BatchNorm2d defaults, what the candidates' own models use
 BN_FIELDS = ("weight", "bias", "running_mean", "running_var")
@@ -539,8 +539,7 @@ class StackedCNN:
         dw = node.depthwise
 
         def before(x: Tensor, s: slice) -> Tensor:
-            h = F.conv2d(x, self._weight(dw.conv)[s], None, dw.stride, dw.padding, 1, x.shape[1])
-            return self._act(self._bn(dw, h, s))
+            return self._act(self._bn(dw, depthwise3x3(x, self._weight(dw.conv)[s]), s))
 
         h = concat_pointwise(parts, self._weight(node.pointwise.conv), before if dw is not None else None)
         return self._bn(node.pointwise, h)
