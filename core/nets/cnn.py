@@ -302,10 +302,12 @@ class NodeOp(nn.Sequential):
     the split of its gradient backward, which together cost more than the convs they feed.
     """
 
-    by_parts = True  # False: the plain concat then every layer as a module (what torchinfo counts)
+    # False: the plain concat then every layer as a module (what torchinfo counts); graph capture
+    # (torch.export for ONNX, torch.compile) always takes that plain path
+    by_parts = True
 
     def forward(self, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
-        if isinstance(x, torch.Tensor) or len(x) == 1 or not self.by_parts:
+        if isinstance(x, torch.Tensor) or len(x) == 1 or not self.by_parts or torch.compiler.is_compiling():
             return super().forward(x if isinstance(x, torch.Tensor) else channel_cat(x))
         layers = list(self)
         before = None
