@@ -217,3 +217,29 @@ def test_cost_leaves_model_mode_alone() -> None:
 def test_summary_text() -> None:
     text = cnn_summary(CHAIN, proxy_config())
     assert "Conv2d" in text and "Total params" in text
+
+
+def test_node_ops_by_parts_train_as_the_concat_does() -> None:
+    """A node computed part by part (no concat) is the node on the concat of its inputs: the same
+    outputs, gradients, BN running statistics and batch counts, to float64 rounding."""
+    import copy
+
+    from core.nets.cnn import NodeOp
+
+    torch.manual_seed(0)
+    parts_net = build_cnn(DENSE8, proxy_config(scales=(1, 2))).double()
+    whole_net = copy.deepcopy(parts_net)
+    for m in whole_net.modules():
+        if isinstance(m, NodeOp):
+            m.by_parts = False
+    x = torch.randn(6, 3, 32, 32, dtype=torch.float64)
+    for net in (parts_net, whole_net):
+        net(x).square().sum().backward()
+    assert torch.allclose(parts_net(x), whole_net(x), rtol=1e-9, atol=1e-9)
+    grads = dict(whole_net.named_parameters())
+    for name, p in parts_net.named_parameters():
+        assert torch.allclose(p.grad, grads[name].grad, rtol=1e-9, atol=1e-9), name
+    buffers = dict(whole_net.named_buffers())
+    for name, b in parts_net.named_buffers():
+        assert torch.allclose(b.double(), buffers[name].double(), rtol=1e-9, atol=1e-12), name
+    assert parts_net.cells[0].ops["7"][1].num_batches_tracked.item() == 2

@@ -18,8 +18,10 @@ Cell semantics follow the spec's "CNN cell (search space v3)":
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from core.cell.genotype import Genotype, GenotypeError
@@ -232,7 +234,7 @@ def conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1
     return [nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(c_out)]
 
 
-def node_op(op: str, c_in: int, c_out: int, activation: str, linear: bool) -> nn.Sequential:
+def node_op(op: str, c_in: int, c_out: int, activation: str, linear: bool) -> "NodeOp":
     """A node's op on its concatenated inputs; `linear` drops the final activation (residual leaves).
 
     sep3x3's inner activation (between depthwise and pointwise) stays even for linear leaves:
@@ -247,7 +249,7 @@ def node_op(op: str, c_in: int, c_out: int, activation: str, linear: bool) -> nn
         raise GenotypeError(f"op {op!r} is not a CNN op")
     if not linear:
         layers.append(make_activation(activation))
-    return nn.Sequential(*layers)
+    return NodeOp(*layers)
 
 
 class Cell(nn.Module):
@@ -284,10 +286,115 @@ class Cell(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         states = {0: self.pool(x)}
         for j, sources in self.node_inputs:
-            h = states[sources[0]] if len(sources) == 1 else channel_cat([states[i] for i in sources])
-            states[j] = self.ops[str(j)](h)
+            states[j] = self.ops[str(j)]([states[i] for i in sources])
         out = states[self.leaves[0]] if len(self.leaves) == 1 else channel_cat([states[i] for i in self.leaves])
         return out + self.shortcut(x) if self.residual else out
+
+
+class NodeOp(nn.Sequential):
+    """A node's layers (node_op); called on the list of its input feature maps, it computes the
+    layers on their channel concat without building the concat.
+
+    Why: the layers up to the pointwise conv are per-channel (depthwise conv, BN, the
+    activation), so they can run on each part alone, and a 1x1 conv of a concat is the sum of
+    1x1 convs of its parts with the matching input columns of the weight. The result is the
+    same network (a float sum in another order); it saves the concat's copy forward and, worse,
+    the split of its gradient backward, which together cost more than the convs they feed.
+    """
+
+    # False: the plain concat then every layer as a module (what torchinfo counts); graph capture
+    # (torch.export for ONNX, torch.compile) always takes that plain path
+    by_parts = True
+
+    def forward(self, x: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        if isinstance(x, torch.Tensor) or len(x) == 1 or not self.by_parts or torch.compiler.is_compiling():
+            return super().forward(x if isinstance(x, torch.Tensor) else channel_cat(x))
+        layers = list(self)
+        before = None
+        if layers[0].groups > 1:  # sep3x3: depthwise, BN, activation, then the pointwise part
+            dw, bn, act = layers[:3]
+            layers = layers[3:]
+            track_batches(bn)
+
+            def before(part: torch.Tensor, s: slice) -> torch.Tensor:
+                return act(bn_part(bn, depthwise3x3(part, dw.weight[s]), s))
+
+        h = concat_pointwise(x, layers[0].weight, before)
+        for layer in layers[1:]:
+            h = layer(h)
+        return h
+
+
+def concat_pointwise(
+    parts: list[torch.Tensor],
+    weight: torch.Tensor,
+    before: Callable[[torch.Tensor, slice], torch.Tensor] | None = None,
+    groups: int = 1,
+) -> torch.Tensor:
+    """conv1x1(cat(parts)) with `weight` (no bias), after the per-channel `before(part, its
+    channels)` when given, as a sum over the parts: no concat is ever built (see NodeOp).
+    With `groups` > 1 (the stacked union's slots) each part holds every group's channels."""
+    out, start = None, 0
+    for x in parts:
+        s = slice(start, start + x.shape[1] // groups)
+        start = s.stop
+        h = before(x, s) if before is not None else x
+        p = F.conv2d(h, weight[:, s], None, 1, 0, 1, groups)
+        out = p if out is None else out.add_(p)
+    return out
+
+
+class _Depthwise3x3(torch.autograd.Function):
+    """A 3x3 depthwise conv, stride 1, padding 1, whose input gradient is the forward conv of the
+    output gradient with the flipped kernel (the same sum): oneDNN runs that about twice as fast
+    as its convolution backward does on small channels_last maps. The weight gradient is oneDNN's."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        w = w.to(x.dtype)  # autocast does not reach inside: the input's dtype decides
+        ctx.save_for_backward(x, w)
+        return F.conv2d(x, w, None, 1, 1, 1, x.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        x, w = ctx.saved_tensors
+        grad = grad.contiguous(memory_format=_layout_of(x))
+        gx = F.conv2d(grad, w.flip(2, 3), None, 1, 1, 1, x.shape[1]) if ctx.needs_input_grad[0] else None
+        gw = None
+        if ctx.needs_input_grad[1]:
+            c = x.shape[1]
+            mask = [False, True, False]
+            gw = torch.ops.aten.convolution_backward(grad, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], c, mask)[
+                1
+            ]
+        return gx, gw
+
+
+def depthwise3x3(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """F.conv2d(x, w, padding=1, groups=channels) for a (C, 1, 3, 3) kernel (see _Depthwise3x3)."""
+    return _Depthwise3x3.apply(x, w)
+
+
+def bn_part(bn: nn.BatchNorm2d, x: torch.Tensor, s: slice) -> torch.Tensor:
+    """`bn` on channels `s` of its input only: exactly what it does to those channels of the
+    whole input (BN is per channel), running statistics updated in place through the views."""
+    stats = bn.running_mean is not None
+    return F.batch_norm(
+        x,
+        bn.running_mean[s] if stats else None,
+        bn.running_var[s] if stats else None,
+        bn.weight[s],
+        bn.bias[s],
+        bn.training or not stats,
+        bn.momentum,
+        bn.eps,
+    )
+
+
+def track_batches(bn: nn.BatchNorm2d) -> None:
+    """The batch count BatchNorm2d.forward keeps in training (bn_part bypasses that forward)."""
+    if bn.training and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
 
 
 class _ChannelCat(torch.autograd.Function):
@@ -366,9 +473,18 @@ def input_shape(cfg: CNNConfig) -> tuple[int, int, int]:
 
 def cnn_cost(genotype: Genotype, cfg: CNNConfig) -> Cost:
     """Params and per-image MACs (conv and linear only) of the built network, via torchinfo."""
-    return torchinfo_cost(build_cnn(genotype, cfg), input_shape(cfg))
+    return torchinfo_cost(_by_modules(build_cnn(genotype, cfg)), input_shape(cfg))
 
 
 def cnn_summary(genotype: Genotype, cfg: CNNConfig) -> str:
     """The torchinfo layer table of the built network, for the app's detail view."""
-    return torchinfo_text(build_cnn(genotype, cfg), input_shape(cfg))
+    return torchinfo_text(_by_modules(build_cnn(genotype, cfg)), input_shape(cfg))
+
+
+def _by_modules(model: CNN) -> CNN:
+    """`model` with every node op running its layers as modules on the concat (NodeOp.by_parts
+    off): torchinfo counts MACs and lists layers through module hooks, which the parts bypass."""
+    for m in model.modules():
+        if isinstance(m, NodeOp):
+            m.by_parts = False
+    return model

@@ -53,7 +53,6 @@ from torch import Tensor
 from core.data.batches import epoch_batches
 from core.data.images import ImageData
 from core.errors import one_line
-from core.nets.evaluate import VAL_BATCH
 from core.result import (
     BUILD_FAILED,
     FAILED,
@@ -83,6 +82,7 @@ from core.search.proxy_cnn import (
     l2_coefficients,
     nan_outcome,
     stop_reason,
+    val_batch,
 )
 from core.store.runs import CandidateRecord
 
@@ -99,7 +99,7 @@ class BatchedOptions:
     # they fit), 1 on CPU (measured: stacking does not pay there)
     amp: bool | None = None  # bf16 autocast; None = the task's precision (--precision)
     cuda_graphs: bool = False  # replay the train step from a CUDA graph (CUDA only)
-    val_batch: int = 0  # validation images per forward; 0 = VAL_BATCH / candidates
+    val_batch: int = 0  # validation images per forward; 0 = proxy_cnn.val_batch / candidates
     cudnn_benchmark: bool = False  # cuDNN autotuning (each new union has new shapes: measure first)
 
 
@@ -392,7 +392,7 @@ class _ChunkTrainer:
         t0 = time.perf_counter()
         train = self._train_pass(epoch)
         n_val = len(self.data.y_val)
-        batch = self.opts.val_batch or max(MIN_VAL_BATCH, VAL_BATCH // len(self.members))
+        batch = self.opts.val_batch or max(MIN_VAL_BATCH, val_batch(self.data.x_val.device) // len(self.members))
         with _union_errors():
             val = self.union.validate(self.data.x_val, self.data.y_val, batch).tolist()
         seconds = time.perf_counter() - t0
@@ -704,7 +704,7 @@ def _probe(
     idx = max(batches, key=len).to(dev)
     x = data.x_train[idx].contiguous(memory_format=torch.channels_last)
     union.train_step(x, data.y_train[idx], [True] * len(group))
-    batch = opts.val_batch or max(MIN_VAL_BATCH, VAL_BATCH // len(group))
+    batch = opts.val_batch or max(MIN_VAL_BATCH, val_batch(dev) // len(group))
     union.validate(data.x_val[:batch], data.y_val[:batch], batch)
     torch.cuda.synchronize(dev)
 

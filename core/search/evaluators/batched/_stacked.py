@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from core.cell.genotype import Genotype
-from core.nets.cnn import SEP3X3, CNNConfig, channel_cat
+from core.nets.cnn import SEP3X3, CNNConfig, channel_cat, concat_pointwise, depthwise3x3
 
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5  # nn.BatchNorm2d defaults, what the candidates' own models use
 BN_FIELDS = ("weight", "bias", "running_mean", "running_var")
@@ -512,10 +512,14 @@ class StackedCNN:
     def _cell(self, cell: CellPlan, x: Tensor) -> Tensor:
         states = {0: F.max_pool2d(x, 2, 2) if cell.pool else x}
         for node in cell.nodes:
-            h = self._slot_cat([states[i] for i in node.sources], [cell.sizes[i] for i in node.sources])
-            if node.depthwise is not None:
-                h = self._act(self._conv_bn(node.depthwise, h))
-            h = self._conv_bn(node.pointwise, h)
+            parts = [states[i] for i in node.sources]
+            if self.k == 1 and len(parts) > 1:
+                h = self._node_by_parts(node, parts)
+            else:
+                h = self._slot_cat(parts, [cell.sizes[i] for i in node.sources])
+                if node.depthwise is not None:
+                    h = self._act(self._conv_bn(node.depthwise, h))
+                h = self._conv_bn(node.pointwise, h)
             if node.act == "all":
                 h = self._act(h)
             elif node.act == "mixed":
@@ -530,21 +534,28 @@ class StackedCNN:
             out = _add_channels(out, x, *cell.identity)
         return out
 
+    def _node_by_parts(self, node: NodePlan, parts: list[Tensor]) -> Tensor:
+        """A one-slot node without the concat of its inputs, as core.nets.cnn.NodeOp."""
+        dw = node.depthwise
+
+        def before(x: Tensor, s: slice) -> Tensor:
+            return self._act(self._bn(dw, depthwise3x3(x, self._weight(dw.conv)[s]), s))
+
+        h = concat_pointwise(parts, self._weight(node.pointwise.conv), before if dw is not None else None)
+        return self._bn(node.pointwise, h)
+
+    def _weight(self, name: str) -> Tensor:
+        return self.cast.get(name, self.t[name])
+
     def _conv_bn(self, p: ConvBN, x: Tensor) -> Tensor:
-        w = self.cast.get(p.conv, self.t[p.conv])
         groups = {"dense": 1, "slots": self.k, "channels": x.shape[1]}[p.groups]
-        h = F.conv2d(x, w, None, p.stride, p.padding, 1, groups)
+        return self._bn(p, F.conv2d(x, self._weight(p.conv), None, p.stride, p.padding, 1, groups))
+
+    def _bn(self, p: ConvBN, h: Tensor, s: slice = slice(None)) -> Tensor:
+        """p's batch norm, on its channels `s` only (a slice of every per-channel tensor)."""
         t = self.t
-        args = (
-            t[f"{p.bn}.running_mean"],
-            t[f"{p.bn}.running_var"],
-            t[f"{p.bn}.weight"],
-            t[f"{p.bn}.bias"],
-            self.training,
-            BN_MOMENTUM,
-            BN_EPS,
-        )
-        return F.batch_norm(h, *args)
+        stats = (t[f"{p.bn}.{f}"][s] for f in ("running_mean", "running_var", "weight", "bias"))
+        return F.batch_norm(h, *stats, self.training, BN_MOMENTUM, BN_EPS)
 
     def _act(self, x: Tensor, inplace: bool = True) -> Tensor:
         """ReLU in place, as the candidates' nn.ReLU(inplace=True): every input here is a fresh BN
