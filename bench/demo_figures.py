@@ -3,6 +3,7 @@ the best cell, and (RNN) the unigram perplexity the candidates must beat.
 
     python bench/demo_figures.py rnn                 # the rnn demo preset as shipped
     python bench/demo_figures.py cnn --set epochs=2  # with a setting changed
+    python bench/demo_figures.py rnn --store runs/autoshrink.db --run 3  # a finished run, e.g. a recording
 
 Wall time depends on the machine and its load; it is printed, never asserted, with the load
 average and the CPU seconds (this process and its pool workers), which a loaded machine inflates
@@ -59,7 +60,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("task", choices=("cnn", "rnn"))
     ap.add_argument("--set", action="append", default=[], help="setting=value on top of the demo preset")
+    ap.add_argument("--store", type=Path, help="with --run: the figures of a run already in this store")
+    ap.add_argument("--run", type=int, help="a finished run (a recording) instead of a new demo search")
     args = ap.parse_args()
+    if args.run is not None:
+        store = Store(args.store)
+        print(step_figures(store, args.run, args.task))
+        return
     overrides = dict(kv.split("=", 1) for kv in args.set)
     cfg = preset_config(args.task, "demo", **{k: _value(v) for k, v in overrides.items()})
     store = Store(Path(tempfile.mkdtemp()) / "runs.db")
@@ -67,17 +74,26 @@ def main() -> None:
     t0, cpu0 = time.perf_counter(), cpu_seconds()
     status = run_search(store, run_id)
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
-    run = store.get_run(run_id)
-    metric = "perplexity" if args.task == "rnn" else "accuracy"
-    std = run.noise.get("std")
     print(
         f"{args.task} demo {overrides or ''}: {status} in {wall:.1f} s wall, {cpu:.1f} CPU s, load average "
-        f"{os.getloadavg()[0]:.1f}; noise {metric} std "
-        f"{std if std is None else round(std, 4)} over {run.noise.get('seeds')} seeds, values "
-        f"{[round(v, 4) for v in run.noise.get('values', [])]}"
+        f"{os.getloadavg()[0]:.1f}"
     )
     if args.task == "rnn":
         print(f"unigram perplexity (validation, add-one): {unigram_perplexity(cfg):.1f}")
+    print(step_figures(store, run_id, args.task))
+    if cfg.control:
+        control_figures(store, run_id, cfg.control, wall)
+
+
+def step_figures(store: Store, run_id: int, task: str) -> str:
+    """The noise, each step's candidate spread against it, the best snapshot and the verdict."""
+    run = store.get_run(run_id)
+    metric = "perplexity" if task == "rnn" else "accuracy"
+    std = run.noise.get("std")
+    lines = [
+        f"noise {metric} std {std if std is None else round(std, 4)} over {run.noise.get('seeds')} seeds, "
+        f"values {[round(v, 4) for v in run.noise.get('values', [])]}"
+    ]
     wider = 0
     steps = store.steps(run_id)
     for s in steps[1:]:
@@ -86,20 +102,19 @@ def main() -> None:
         spread = max(values) - min(values) if values else float("nan")
         ratio = spread / std if std else float("nan")
         wider += ratio > 2
-        verdict = step_verdict(s.removed, [c.to_dict() for c in store.candidates(run_id, s.step)], args.task, run.noise)
-        print(
+        verdict = step_verdict(s.removed, [c.to_dict() for c in store.candidates(run_id, s.step)], task, run.noise)
+        lines.append(
             f"  step {s.step}: {len(cands)} candidates, {metric} {min(values):.4f}..{max(values):.4f}, "
             f"spread {spread:.4f} = {ratio:.1f} x noise; {s.edges} edges left; decided by {verdict}"
         )
     best = best_of(steps)
-    print(f"steps with spread > 2 x noise: {wider} of {len(steps) - 1}")
-    print(
+    lines.append(f"steps with spread > 2 x noise: {wider} of {len(steps) - 1}")
+    lines.append(
         f"best snapshot: step {best.step}, {best.edges} edges {list(map(list, best.genotype.edges))}, "
         f"{metric} {getattr(best, metric):.4f}, score {best.score:.4f}"
     )
-    print(teaching_verdict(args.task, wider, len(steps) - 1, best.edges))
-    if cfg.control:
-        control_figures(store, run_id, cfg.control, wall)
+    lines.append(teaching_verdict(task, wider, len(steps) - 1, best.edges))
+    return "\n".join(lines)
 
 
 def cpu_seconds() -> float:
