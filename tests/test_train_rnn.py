@@ -142,10 +142,11 @@ def test_nan_in_epoch_3_stops_and_scores_from_the_best_completed_epoch(small: Co
     assert [h["epoch"] for h in completed] == [1, 2] and len(r.history) == (2 if where == "train" else 3)
     assert r.perplexity == pytest.approx(math.exp(min(h["val_loss"] for h in completed)))
 
-    cost, score = Cost(params=1, flops=10**6), RNNProxyTask.score  # the task's rule: it reads no task state
-    stopped = make_record(1, (0, (0, 1), GENOTYPE), r, cost, score(None, r, cost))
+    cost = Cost(params=1, flops=10**6)
+    score = object.__new__(RNNProxyTask).score  # the task's rule reads no settings or data: none loaded
+    stopped = make_record(1, (0, (0, 1), GENOTYPE), r, cost, score(r, cost))
     failed_res = train_rnn_proxy(_model(small.vocab_size), small, _cfg(epochs=1, max_loss=1.0), data_seed=0)
-    failed = make_record(1, (1, (0, 2), GENOTYPE), failed_res, cost, score(None, failed_res, cost))
+    failed = make_record(1, (1, (0, 2), GENOTYPE), failed_res, cost, score(failed_res, cost))
     assert stopped.score is not None and failed.score is None and choose([failed, stopped]) is stopped
 
 

@@ -31,7 +31,7 @@ HOW = r"""
 """
 
 DEMOS = (
-    "**The demos** (offline, about 15 s and 65 s on 2 idle CPU cores): the CNN demo trains on scikit-learn's 8x8 "
+    "**The demos** (offline, about 10 s and 20 s on 2 idle CPU cores): the CNN demo trains on scikit-learn's 8x8 "
     "digits (60 images a class, 2 epochs, accuracy near 90 %). Digits is easy: a 2-edge cell does about as "
     "well as the dense one, so the cost term alone would shrink the cell to 1-2 edges; the CNN demo therefore "
     "stops at half the edges (keep 0.5). The RNN demo trains a 500-word language model on Python's own "
