@@ -83,7 +83,7 @@ def test_keyboard_steps_a_live_run_and_nodes_stay_put(live_server) -> None:
             page.screenshot(path=str(ARTIFACTS / "classroom-explorer-step0.png"))
             add_step(store, run_id)  # the search commits step 4 while the student looks at step 0
             expect(page.get_by_text("5 steps so far, 4 newer than this one")).to_be_visible()
-            expect(page.get_by_role("slider")).to_have_attribute("max", "4")  # the slider grew
+            expect(page.locator("input[type=range][max='4']")).to_have_count(1)  # the slider grew (one, once redrawn)
             assert _title_has(page, "step 0:")  # and the view stayed
             settled(page)
             _press(page, "ArrowRight", "step 1:", on_page)
