@@ -65,7 +65,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.run is not None:
         store = Store(args.store)
-        print(step_figures(store, args.run, args.task))
+        print(step_figures(store, args.run))
         return
     overrides = dict(kv.split("=", 1) for kv in args.set)
     cfg = preset_config(args.task, "demo", **{k: _value(v) for k, v in overrides.items()})
@@ -80,14 +80,15 @@ def main() -> None:
     )
     if args.task == "rnn":
         print(f"unigram perplexity (validation, add-one): {unigram_perplexity(cfg):.1f}")
-    print(step_figures(store, run_id, args.task))
+    print(step_figures(store, run_id))
     if cfg.control:
         control_figures(store, run_id, cfg.control, wall)
 
 
-def step_figures(store: Store, run_id: int, task: str) -> str:
+def step_figures(store: Store, run_id: int) -> str:
     """The noise, each step's candidate spread against it, the best snapshot and the verdict."""
     run = store.get_run(run_id)
+    task = run.task
     metric = "perplexity" if task == "rnn" else "accuracy"
     std = run.noise.get("std")
     lines = [
