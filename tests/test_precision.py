@@ -110,23 +110,22 @@ def test_cli_flag_reaches_the_run_record_and_show(tmp_path, capsys, monkeypatch)
 
 @pytest.mark.parametrize("kind", ["cnn", "rnn"])
 def test_bf16_record_is_within_the_step0_noise(kind):
-    """The same candidate (the dense cell, seed 0) trained in bf16 and in fp32 differs by less
-    than the standard deviation over 3 fp32 seeds: bf16 does not change what a search sees."""
+    """The same candidate (the dense cell) trained in bf16 and in fp32 on the same 4 seeds: the
+    mean of the paired differences is smaller than the fp32 noise std, so bf16 does not shift
+    what a search sees. One pair alone is not the measure: bf16 rounding sends training down
+    another path, as a new seed does, so a single pair differs by about sqrt(2) x the std."""
     torch.set_num_threads(1)
     cfg = preset_config(kind, "demo", evaluator="single", precision="fp32")
     dense = Genotype.dense(kind, cfg.nodes, cfg.seed)
-    jobs = [(i, None, dense) for i in range(3)]
+    jobs = [(i, None, dense) for i in range(4)]
     nop = lambda *a: None  # noqa: E731
     fp32 = evaluate_single(StepJob(make_task(cfg, CPU, nop), 0, jobs, 7, lambda: False, nop, nop))
     noise = measure_noise(kind, fp32)
-    bf16 = evaluate_single(
-        StepJob(make_task(replace(cfg, precision="bf16"), CPU, nop), 0, jobs[:1], 7, lambda: False, nop, nop)
-    )
+    bf16_task = make_task(replace(cfg, precision="bf16"), CPU, nop)
+    bf16 = evaluate_single(StepJob(bf16_task, 0, jobs, 7, lambda: False, nop, nop))
     metric = noise["metric"]
-    diff = abs(getattr(bf16[0], metric) - getattr(fp32[0], metric))
-    print(
-        f"{kind}: fp32 {[getattr(r, metric) for r in fp32]}, bf16 {getattr(bf16[0], metric)}, "
-        f"|diff| {diff:.4g}, noise std {noise['std']:.4g}"
-    )
-    assert bf16[0].status == "ok" and noise["std"] > 0
-    assert diff < noise["std"]
+    pairs = [(getattr(b, metric), getattr(f, metric)) for b, f in zip(bf16, fp32, strict=True)]
+    shift = sum(b - f for b, f in pairs) / len(pairs)
+    print(f"{kind}: (bf16, fp32) {pairs}, mean shift {shift:.4g}, noise std {noise['std']:.4g}")
+    assert all(r.status == "ok" for r in bf16) and noise["std"] > 0
+    assert abs(shift) < noise["std"]
