@@ -116,19 +116,10 @@ class CNNProxyTask(_ProxyTaskBase):
             )
         self.data = data.to(device)
         self.net = proxy_config(
-            in_channels=data.in_channels,
-            num_classes=data.num_classes,
-            input_size=data.input_size,
-            stem_channels=cfg.stem_channels,
-            base_width=cfg.base_width,
+            **_settings(data, "in_channels", "num_classes", "input_size"),
+            **_settings(cfg, "stem_channels", "base_width"),
         )
-        self.train_cfg = ProxyTrainConfig(
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-            max_batches=cfg.max_batches,
-        )
+        self.train_cfg = ProxyTrainConfig(**_settings(cfg, "epochs", "batch_size", "lr", "weight_decay", "max_batches"))
         self._costs: dict[str, Cost] = {}
 
     def worker_data(self):
@@ -172,11 +163,7 @@ class RNNProxyTask(_ProxyTaskBase):
         )
         self.pretrained = _pretrained_embedding(cfg, self.corpus.vocab, log)
         self.train_cfg = RNNProxyConfig(
-            epochs=cfg.epochs,
-            lr=cfg.lr,
-            clip=cfg.clip,
-            batch_size=cfg.batch_size,
-            bptt=cfg.bptt,
+            **_settings(cfg, "epochs", "lr", "clip", "batch_size", "bptt"),
             max_batches_per_epoch=cfg.max_batches or None,
             eval_batch_size=cfg.batch_size,
         )  # the cell runs step by step:
@@ -224,6 +211,11 @@ def _pretrained_embedding(cfg: SearchConfig, vocab: list[str], log: Callable[[st
         "the same tensor for every candidate"
     )
     return emb
+
+
+def _settings(source: object, *names: str) -> dict:
+    """The named attributes of `source`, as keyword arguments of a config of the same names."""
+    return {name: getattr(source, name) for name in names}
 
 
 def make_task(cfg: SearchConfig, device: torch.device, log: Callable[[str], None], data=None) -> ProxyTask:

@@ -175,9 +175,7 @@ class JobStore(Store):
         sql, args = "SELECT * FROM jobs", []
         if task is not None:
             sql, args = sql + " WHERE task=?", [task]
-        with self.connect() as con:
-            rows = con.execute(sql + " ORDER BY id DESC", args).fetchall()
-        return [self._job(r) for r in rows]
+        return [self._job(r) for r in self.select(sql + " ORDER BY id DESC", args)]
 
     @staticmethod
     def _job(row) -> JobRecord:
@@ -216,8 +214,7 @@ class JobStore(Store):
             raise
 
     def epochs(self, job_id: int) -> list[EpochRecord]:
-        with self.connect() as con:
-            rows = con.execute("SELECT * FROM job_epochs WHERE job_id=? ORDER BY epoch", (job_id,)).fetchall()
+        rows = self.select("SELECT * FROM job_epochs WHERE job_id=? ORDER BY epoch", (job_id,))
         return [
             EpochRecord(epoch=r["epoch"], extra=json.loads(r["extra"] or "{}"), **{c: r[c] for c in EPOCH_COLUMNS})
             for r in rows

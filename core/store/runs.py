@@ -222,6 +222,21 @@ class RunRecord:
         return size if isinstance(size, int) and not isinstance(size, bool) and size >= 2 else None
 
 
+def _step_record(r: sqlite3.Row) -> StepRecord:
+    fields = {k: r[k] for k in ("step", "edges", "score", "wall_s", "created_at", *MEASURES)}
+    return StepRecord(removed=_edge_load(r["removed"]), genotype=Genotype.from_json(r["genotype"]), **fields)
+
+
+def _candidate_record(r: sqlite3.Row) -> CandidateRecord:
+    return CandidateRecord(
+        step=r["step"],
+        idx=r["idx"],
+        edge=_edge_load(r["edge"]),
+        genotype=Genotype.from_json(r["genotype"]),
+        **result_fields(r),
+    )
+
+
 def _insert_imported_run(con: sqlite3.Connection, run: dict) -> int:
     """The runs row of an imported run (its heartbeat is its finish time); returns its new id."""
     cur = con.execute(
@@ -368,9 +383,7 @@ class Store:
         return self._run(row)
 
     def list_runs(self) -> list[RunRecord]:
-        with self.connect() as con:
-            rows = con.execute("SELECT * FROM runs ORDER BY id DESC").fetchall()
-        return [self._run(r) for r in rows]
+        return [self._run(r) for r in self.select("SELECT * FROM runs ORDER BY id DESC")]
 
     @staticmethod
     def _run(row: sqlite3.Row) -> RunRecord:
@@ -422,39 +435,20 @@ class Store:
                 also(con, run_id)
             return run_id
 
-    def steps(self, run_id: int) -> list[StepRecord]:
+    def select(self, sql: str, args: tuple | list = ()) -> list[sqlite3.Row]:
+        """The rows of one read query, in a connection of their own."""
         with self.connect() as con:
-            rows = con.execute("SELECT * FROM steps WHERE run_id=? ORDER BY step", (run_id,)).fetchall()
-        return [
-            StepRecord(
-                step=r["step"],
-                edges=r["edges"],
-                removed=_edge_load(r["removed"]),
-                genotype=Genotype.from_json(r["genotype"]),
-                score=r["score"],
-                wall_s=r["wall_s"],
-                created_at=r["created_at"],
-                **{k: r[k] for k in MEASURES},
-            )
-            for r in rows
-        ]
+            return con.execute(sql, args).fetchall()
+
+    def steps(self, run_id: int) -> list[StepRecord]:
+        rows = self.select("SELECT * FROM steps WHERE run_id=? ORDER BY step", (run_id,))
+        return [_step_record(r) for r in rows]
 
     def candidates(self, run_id: int, step: int | None = None) -> list[CandidateRecord]:
         sql, args = "SELECT * FROM candidates WHERE run_id=?", [run_id]
         if step is not None:
             sql, args = sql + " AND step=?", args + [step]
-        with self.connect() as con:
-            rows = con.execute(sql + " ORDER BY step, idx", args).fetchall()
-        return [
-            CandidateRecord(
-                step=r["step"],
-                idx=r["idx"],
-                edge=_edge_load(r["edge"]),
-                genotype=Genotype.from_json(r["genotype"]),
-                **result_fields(r),
-            )
-            for r in rows
-        ]
+        return [_candidate_record(r) for r in self.select(sql + " ORDER BY step, idx", args)]
 
     def best_step(self, run_id: int) -> StepRecord | None:
         """The snapshot with the best score along the trajectory (ties: fewer edges)."""

@@ -23,15 +23,24 @@ from pathlib import Path
 
 APPLICATION_ID = 0x41534B31  # "ASK1": AutoShrink Studio store
 
-BASE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    task TEXT NOT NULL,
+# Columns shared by tables: a trained cell's measures (candidates, control_cells) and a
+# background job's lifecycle (runs, jobs, controls). Joined into the SQL text below, which
+# stays byte-for-byte what shipped.
+_TRAINED_COLUMNS = """
     status TEXT NOT NULL,
-    config TEXT NOT NULL,
-    device TEXT NOT NULL DEFAULT '',
-    evaluator TEXT NOT NULL DEFAULT '',
-    expected_steps INTEGER NOT NULL DEFAULT 0,
+    accuracy REAL,
+    perplexity REAL,
+    macs INTEGER,
+    flops INTEGER,
+    params INTEGER,
+    score REAL,
+    epochs INTEGER NOT NULL DEFAULT 0,
+    stop_reason TEXT NOT NULL DEFAULT '',
+    wall_s REAL NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    history TEXT NOT NULL DEFAULT '[]',
+"""[1:]
+_LIFECYCLE_COLUMNS = """
     created_at REAL NOT NULL,
     started_at REAL,
     finished_at REAL,
@@ -40,7 +49,21 @@ CREATE TABLE IF NOT EXISTS runs (
     host TEXT,
     error TEXT NOT NULL DEFAULT '',
     progress TEXT NOT NULL DEFAULT '{}',
-    stop_requested INTEGER NOT NULL DEFAULT 0
+"""[1:]
+
+BASE_SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    status TEXT NOT NULL,
+    config TEXT NOT NULL,
+    device TEXT NOT NULL DEFAULT '',
+    evaluator TEXT NOT NULL DEFAULT '',
+    expected_steps INTEGER NOT NULL DEFAULT 0,
+"""
+    + _LIFECYCLE_COLUMNS
+    + """    stop_requested INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS steps (
     run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -64,23 +87,15 @@ CREATE TABLE IF NOT EXISTS candidates (
     idx INTEGER NOT NULL,
     edge TEXT,
     genotype TEXT NOT NULL,
-    status TEXT NOT NULL,
-    accuracy REAL,
-    perplexity REAL,
-    macs INTEGER,
-    flops INTEGER,
-    params INTEGER,
-    score REAL,
-    epochs INTEGER NOT NULL DEFAULT 0,
-    stop_reason TEXT NOT NULL DEFAULT '',
-    wall_s REAL NOT NULL DEFAULT 0,
-    error TEXT NOT NULL DEFAULT '',
-    history TEXT NOT NULL DEFAULT '[]',
-    PRIMARY KEY (run_id, step, idx)
+"""
+    + _TRAINED_COLUMNS
+    + """    PRIMARY KEY (run_id, step, idx)
 );
 """
+)
 
-JOBS_SCHEMA = """
+JOBS_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     task TEXT NOT NULL,
@@ -90,15 +105,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     genotype TEXT NOT NULL,
     config TEXT NOT NULL,
     device TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    heartbeat REAL,
-    pid INTEGER,
-    host TEXT,
-    error TEXT NOT NULL DEFAULT '',
-    progress TEXT NOT NULL DEFAULT '{}',
-    metrics TEXT NOT NULL DEFAULT '{}',
+"""
+    + _LIFECYCLE_COLUMNS
+    + """    metrics TEXT NOT NULL DEFAULT '{}',
     stop_requested INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS job_epochs (
@@ -122,8 +131,10 @@ BEGIN SELECT RAISE(ABORT, 'job epoch rows are immutable'); END;
 CREATE TRIGGER IF NOT EXISTS job_epochs_no_delete BEFORE DELETE ON job_epochs
 BEGIN SELECT RAISE(ABORT, 'job epoch rows are immutable'); END;
 """
+)
 
-CONTROLS_SCHEMA = """
+CONTROLS_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS controls (
     run_id INTEGER PRIMARY KEY REFERENCES runs(id),
     status TEXT NOT NULL,
@@ -131,15 +142,9 @@ CREATE TABLE IF NOT EXISTS controls (
     targets TEXT NOT NULL DEFAULT '[]',
     device TEXT NOT NULL DEFAULT '',
     evaluator TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    heartbeat REAL,
-    pid INTEGER,
-    host TEXT,
-    error TEXT NOT NULL DEFAULT '',
-    progress TEXT NOT NULL DEFAULT '{}',
-    stop_requested INTEGER NOT NULL DEFAULT 0,
+"""
+    + _LIFECYCLE_COLUMNS
+    + """    stop_requested INTEGER NOT NULL DEFAULT 0,
     wall_s REAL NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS control_cells (
@@ -147,23 +152,14 @@ CREATE TABLE IF NOT EXISTS control_cells (
     target INTEGER NOT NULL,
     sample INTEGER NOT NULL,
     genotype TEXT NOT NULL,
-    status TEXT NOT NULL,
-    accuracy REAL,
-    perplexity REAL,
-    macs INTEGER,
-    flops INTEGER,
-    params INTEGER,
-    score REAL,
-    epochs INTEGER NOT NULL DEFAULT 0,
-    stop_reason TEXT NOT NULL DEFAULT '',
-    wall_s REAL NOT NULL DEFAULT 0,
-    error TEXT NOT NULL DEFAULT '',
-    history TEXT NOT NULL DEFAULT '[]',
-    worker TEXT NOT NULL DEFAULT '',
+"""
+    + _TRAINED_COLUMNS
+    + """    worker TEXT NOT NULL DEFAULT '',
     created_at REAL NOT NULL,
     PRIMARY KEY (run_id, target, sample)
 );
 """
+)
 
 # (what it adds, SQL) -- version = 1 + index; version 1 is BASE_SCHEMA + JOBS_SCHEMA.
 MIGRATIONS: list[tuple[str, str]] = [

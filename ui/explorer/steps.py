@@ -119,26 +119,15 @@ def _step(store: Store, run: RunRecord, steps: list[StepRecord], n: int) -> None
     fixed layout), then the table with the score first, and the reason."""
     shown = shown_step(store, run, steps, n)
     step, cands = shown.step, shown.cands
-    title = step_title(step)
-    show_earlier = st.session_state.get(EARLIER_KEY, True)
-    show_dag(
-        shown.parent,
-        shown.layout,
-        min_px=720,
+    marks = dict(
         candidates=shown.tried,
         removed=step.removed,
         start=shown.start,
-        show_earlier=show_earlier,
-        title=title,
+        show_earlier=st.session_state.get(EARLIER_KEY, True),
+        title=step_title(step),
     )
-    dot = dag_graph(
-        shown.parent,
-        candidates=shown.tried,
-        removed=step.removed,
-        start=shown.start,
-        show_earlier=show_earlier,
-        title=title,
-    )
+    show_dag(shown.parent, shown.layout, min_px=720, **marks)
+    dot = dag_graph(shown.parent, **marks)
     with st.container(horizontal=True):
         genotype_button(step.genotype, f"run{run.id}-step{n}", "explorer")
         dag_buttons(dot, f"run{run.id}-step{n}", "explorer")
