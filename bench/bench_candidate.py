@@ -30,18 +30,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from paper_data import paper_data  # noqa: E402
+
 from core.cell.genotype import Genotype  # noqa: E402
 from core.device import default_threads, describe, resolve_device  # noqa: E402
 from core.search.config import preset_config  # noqa: E402
 from core.search.evaluators.pool import inner_evaluator  # noqa: E402
 from core.search.loop import step_candidates  # noqa: E402
 from core.search.tasks import make_task  # noqa: E402
-
-SHARED = ROOT.parent / "shared" / "data"
-REAL = {
-    "cnn": (SHARED / "cifar10" / "cifar-10-batches-py", "cifar10:{}"),
-    "rnn": (SHARED / "ptb-proxy", "ptb-proxy:{}"),
-}
 
 
 def matmul_peak(precision: str, device: torch.device, n: int = 2048, reps: int = 5) -> float:
@@ -84,8 +80,7 @@ def main() -> None:
     ap.add_argument("--evaluator", default="", help="single or batched (default: what a pool worker runs)")
     ap.add_argument("--rounds", type=int, default=1, help="repeat the alternation (medians are printed)")
     args = ap.parse_args()
-    path, fmt = REAL[args.task]
-    data = fmt.format(path) if path.exists() else ("digits" if args.task == "cnn" else "embedded")
+    data = paper_data(args.task)
     base = preset_config(
         args.task, "paper", data=data, device=args.device, evaluator="single", epochs=args.epochs, threads=args.threads
     )

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from paper_data import paper_data  # noqa: E402
 
 from core.cell.genotype import Genotype, edge_str  # noqa: E402
 from core.device import default_threads, describe, resolve_device  # noqa: E402
@@ -45,20 +46,6 @@ from core.search.loop import choose, create_run, run_search, step_candidates  # 
 from core.search.tasks import CNNProxyTask  # noqa: E402
 from core.seeds import derive_seed  # noqa: E402
 from core.store.runs import Store  # noqa: E402
-
-CIFAR_CANDIDATES = (
-    ROOT.parent / "shared" / "data" / "cifar10" / "cifar-10-batches-py",
-    ROOT / "shared" / "data" / "cifar10" / "cifar-10-batches-py",
-    ROOT / "data" / "cifar10" / "cifar-10-batches-py",
-)  # git-ignored copy, e.g. carried to a GPU box
-
-
-def default_data() -> str:
-    """The real CIFAR-10 proxy when the shared copy is here, else the bundled digits."""
-    for path in CIFAR_CANDIDATES:
-        if (path / "data_batch_1").exists():
-            return f"cifar10:{path}"
-    return "digits"
 
 
 # ----- memory ------------------------------------------------------------------------------------
@@ -260,7 +247,7 @@ def run_search_mode(args: argparse.Namespace) -> dict:
 def paper_cnn_config(args: argparse.Namespace, evaluator: str, **extra):
     """The paper's CNN search with the benchmark's data, size, seed and threads (bench_ray's too)."""
     size = dict(epochs=args.epochs, k=args.k, nodes=args.nodes, seed=args.seed, threads=args.threads)
-    return preset_config("cnn", "paper", data=args.data or default_data(), evaluator=evaluator, **size, **extra)
+    return preset_config("cnn", "paper", data=args.data or paper_data("cnn"), evaluator=evaluator, **size, **extra)
 
 
 def search_config(args: argparse.Namespace, evaluator: str = "single"):

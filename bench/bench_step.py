@@ -22,6 +22,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from paper_data import paper_data  # noqa: E402
+
 from core.cell.genotype import Genotype  # noqa: E402
 from core.search.candidates import StepJob  # noqa: E402
 from core.search.config import preset_config  # noqa: E402
@@ -30,12 +32,6 @@ from core.search.evaluators.pool import Pool, machine_cores  # noqa: E402
 from core.search.evaluators.single import evaluate_single  # noqa: E402
 from core.search.loop import step_candidates  # noqa: E402
 from core.search.tasks import make_task  # noqa: E402
-
-SHARED = ROOT.parent / "shared" / "data"
-REAL = {
-    "cnn": (SHARED / "cifar10" / "cifar-10-batches-py", "cifar10:{}"),
-    "rnn": (SHARED / "ptb-proxy", "ptb-proxy:{}"),
-}
 
 
 def _same(a, b) -> bool:
@@ -57,8 +53,7 @@ def main() -> None:
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--workers", type=int, default=0, help="pool processes (default: every core)")
     args = ap.parse_args()
-    path, fmt = REAL[args.task]
-    data = fmt.format(path) if path.exists() else ("digits" if args.task == "cnn" else "embedded")
+    data = paper_data(args.task)
     cfg = preset_config(
         args.task,
         "paper",

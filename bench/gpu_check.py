@@ -271,9 +271,9 @@ def part_final(data: str, out_dir: Path, device: str, small: bool) -> dict:
 
 
 def find_data() -> tuple[str, bool]:
-    from bench_evaluators import default_data
+    from paper_data import paper_data
 
-    spec = default_data()
+    spec = paper_data("cnn")
     return spec, spec.startswith("cifar10")
 
 

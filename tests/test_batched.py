@@ -127,35 +127,16 @@ def loaded_union(genos: list[Genotype], models: list, cfg: CNNConfig, randomise:
 
 
 SMALL = proxy_config(in_channels=1, num_classes=10, input_size=8, stem_channels=8, base_width=4)
+TWO_STAGES = dict(in_channels=1, input_size=8, stem_channels=8, widths=(4, 8), pools=(False, True))
 VARIANTS = [
     (Genotype.dense("cnn", 5, 1), SMALL),
     (Genotype.dense("cnn", 6, 2), SMALL),
     (Genotype("cnn", Genotype.dense("cnn", 6, 0).ops, ((0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (1, 5))), SMALL),
     (
         Genotype.dense("cnn", 5, 3),
-        CNNConfig(
-            in_channels=1,
-            input_size=8,
-            stem_channels=8,
-            widths=(4, 8),
-            cells_per_stage=(2, 2),
-            pools=(False, True),
-            head_channels=12,
-            activation="swish",
-        ),
+        CNNConfig(**TWO_STAGES, cells_per_stage=(2, 2), head_channels=12, activation="swish"),
     ),
-    (
-        Genotype.dense("cnn", 5, 3),
-        CNNConfig(
-            in_channels=1,
-            input_size=8,
-            stem_channels=8,
-            widths=(4, 8),
-            cells_per_stage=(2, 1),
-            pools=(False, True),
-            residual=False,
-        ),
-    ),
+    (Genotype.dense("cnn", 5, 3), CNNConfig(**TWO_STAGES, cells_per_stage=(2, 1), residual=False)),
 ]
 
 

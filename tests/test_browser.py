@@ -69,12 +69,19 @@ def server(tmp_path: Path):
         yield base, store
 
 
-def new_page(browser, width: int = 1600, height: int = 1200):
-    """A page with this file's bounds for actions and navigation."""
-    page = browser.new_page(viewport={"width": width, "height": height})
-    page.set_default_timeout(ACTION_MS)
-    page.set_default_navigation_timeout(NAVIGATION_MS)
-    return page
+@contextlib.contextmanager
+def browser_page(width: int = 1600, height: int = 1200) -> Iterator:
+    """A page of a headless Chromium, with this file's bounds for actions and navigation; the
+    browser is closed afterwards, whatever the test did."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(ACTION_MS)
+            page.set_default_navigation_timeout(NAVIGATION_MS)
+            yield page
+        finally:
+            browser.close()
 
 
 def _no_exception(page, name: str) -> None:
@@ -145,6 +152,16 @@ def press_until(
     raise TimeoutError(f"{what} after {key} x{tries}: the DAG says {dag_title(page)!r} at {page.url}")
 
 
+def start_from(page, button: str, shot: str, newest_first: Callable[[], list]) -> int:
+    """Press a page's start button once it is enabled, as a user would, and wait for the row it
+    creates (`newest_first` lists the store's rows); returns that row's id."""
+    start = page.get_by_role("button", name=button)
+    expect(start).to_be_enabled()
+    _no_exception(page, shot)
+    start.click()
+    return wait_until(newest_first, f"the row '{button}' creates", 60, poll=0.5)[0].id
+
+
 def _goto(page, base: str, title: str) -> None:
     """Open a page from the navigation, as a user would, and wait until it is drawn."""
     page.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
@@ -157,76 +174,61 @@ def test_demo_search_in_browser(server) -> None:
     finished run, since the finish reruns the whole page and would drop a key pressed then."""
     base, store_path = server
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = new_page(browser)
-            page.goto(base + "/explorer")  # a deep link on a fresh server still gets the sidebar
-            page.get_by_role("heading", name="Explorer", exact=True).wait_for()
-            expect(page.locator("[data-testid='stSidebar']").get_by_text("Run store")).to_have_count(1)
-            _goto(page, base, "Search")
-            start = page.get_by_role("button", name="Start search")
-            expect(start).to_be_enabled()
-            _no_exception(page, "01-search-empty")
-            start.click()
+    with browser_page() as page:
+        page.goto(base + "/explorer")  # a deep link on a fresh server still gets the sidebar
+        page.get_by_role("heading", name="Explorer", exact=True).wait_for()
+        expect(page.locator("[data-testid='stSidebar']").get_by_text("Run store")).to_have_count(1)
+        _goto(page, base, "Search")
+        store = Store(store_path)
+        run_id = start_from(page, "Start search", "01-search-empty", store.list_runs)
+        assert store.get_run(run_id).config["preset"] == "demo"
+        # the live panel draws the DAG after the first committed step, with progress in edges
+        wait_until(lambda: "after step" in dag_title(page), "the live DAG after the first step", 300, poll=0.5)
+        expect(page.get_by_text("edges removed").first).to_be_visible()
+        _no_exception(page, "02-search-running")
 
-            store = Store(store_path)
-            wait_until(lambda: bool(store.list_runs()), "the run to be created", 60, poll=0.5)
-            run_id = store.list_runs()[0].id
-            assert store.get_run(run_id).config["preset"] == "demo"
-            # the live panel draws the DAG after the first committed step, with progress in edges
-            wait_until(lambda: "after step" in dag_title(page), "the live DAG after the first step", 300, poll=0.5)
-            expect(page.get_by_text("edges removed").first).to_be_visible()
-            _no_exception(page, "02-search-running")
+        _goto(page, base, "Explorer")
+        # the live view grows a slider at its second step
+        wait_until(lambda: step_slider(page), "the Step slider", 300, poll=0.5)
+        wait_until(lambda: store.get_run(run_id).status in (FINISHED, STOPPED, FAILED), "the run to end", 300, poll=0.5)
+        assert store.get_run(run_id).status == FINISHED, store.get_run(run_id).error
+        last = store.steps(run_id)[-1].step
+        expect(page.get_by_text("live ·")).to_have_count(0)  # the page shows it ended
+        wait_until(lambda: (step_slider(page) or {}).get("max") == str(last), f"a slider up to {last}", 60)
+        settled(page)
+        press_until(
+            page,
+            "Home",
+            lambda: dag_title(page).startswith("step 0:") and (step_slider(page) or {}).get("value") == "0",
+            "step 0",
+            focus=lambda: focus_slider(page),
+        )
+        expect(page.get_by_text("Step 0 trains the dense starting DAG").first).to_be_visible()
+        settled(page)
+        _no_exception(page, "03-explorer-step0")
+        press_until(
+            page,
+            "End",
+            lambda: dag_title(page).startswith(f"step {last}:") and (step_slider(page) or {}).get("value") == str(last),
+            f"step {last}",
+            focus=lambda: focus_slider(page),
+        )
+        expect(page.get_by_text("scored best").first).to_be_visible()
+        settled(page)
+        _no_exception(page, "04-explorer-last")
 
-            _goto(page, base, "Explorer")
-            # the live view grows a slider at its second step
-            wait_until(lambda: step_slider(page), "the Step slider", 300, poll=0.5)
-            wait_until(
-                lambda: store.get_run(run_id).status in (FINISHED, STOPPED, FAILED), "the run to end", 300, poll=0.5
-            )
-            assert store.get_run(run_id).status == FINISHED, store.get_run(run_id).error
-            last = store.steps(run_id)[-1].step
-            expect(page.get_by_text("live ·")).to_have_count(0)  # the page shows it ended
-            wait_until(lambda: (step_slider(page) or {}).get("max") == str(last), f"a slider up to {last}", 60)
-            settled(page)
-            press_until(
-                page,
-                "Home",
-                lambda: dag_title(page).startswith("step 0:") and (step_slider(page) or {}).get("value") == "0",
-                "step 0",
-                focus=lambda: focus_slider(page),
-            )
-            expect(page.get_by_text("Step 0 trains the dense starting DAG").first).to_be_visible()
-            settled(page)
-            _no_exception(page, "03-explorer-step0")
-            press_until(
-                page,
-                "End",
-                lambda: (
-                    dag_title(page).startswith(f"step {last}:") and (step_slider(page) or {}).get("value") == str(last)
-                ),
-                f"step {last}",
-                focus=lambda: focus_slider(page),
-            )
-            expect(page.get_by_text("scored best").first).to_be_visible()
-            settled(page)
-            _no_exception(page, "04-explorer-last")
+        _goto(page, base, "Trade-offs")
+        expect(page.locator(".js-plotly-plot").first).to_be_visible()
+        _no_exception(page, "05-tradeoffs")
 
-            _goto(page, base, "Trade-offs")
-            expect(page.locator(".js-plotly-plot").first).to_be_visible()
-            _no_exception(page, "05-tradeoffs")
+        _goto(page, base, "Compare")
+        expect(page.get_by_text("Edges only one of them has")).to_be_visible(timeout=60_000)
+        settled(page)
+        _no_exception(page, "06-compare")
 
-            _goto(page, base, "Compare")
-            expect(page.get_by_text("Edges only one of them has")).to_be_visible(timeout=60_000)
-            settled(page)
-            _no_exception(page, "06-compare")
-
-            _goto(page, base, "Search")
-            expect(page.get_by_text("finished:").first).to_be_visible()  # progress at the end
-            _no_exception(page, "07-search-finished")
-        finally:
-            browser.close()
+        _goto(page, base, "Search")
+        expect(page.get_by_text("finished:").first).to_be_visible()  # progress at the end
+        _no_exception(page, "07-search-finished")
 
 
 def test_train_page_in_browser(server) -> None:
@@ -235,34 +237,24 @@ def test_train_page_in_browser(server) -> None:
 
     base, store_path = server
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = new_page(browser)
-            page.goto(base + "/train")
-            page.get_by_role("heading", name="Train", exact=True).wait_for()
-            start = page.get_by_role("button", name="Start training")
-            expect(start).to_be_enabled()
-            _no_exception(page, "08-train-empty")
-            start.click()
-            jobs = JobStore(store_path)
-            wait_until(lambda: bool(jobs.list_jobs()), "the job to be created", 60, poll=0.5)
-            job_id = jobs.list_jobs()[0].id
-            expect(page.get_by_text(f"Job #{job_id}").first).to_be_visible()
-            wait_until(lambda: len(jobs.epochs(job_id)) >= 1, "the first epoch", 300, poll=0.5)
-            expect(page.locator(".js-plotly-plot").first).to_be_visible()  # live curves, every 2 s
-            _no_exception(page, "09-train-running")
-            if jobs.get_job(job_id).status != FINISHED:
-                try:
-                    # the page's Stop, not the header's (Streamlit's "Stop" for a script run in flight)
-                    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
-                except sync_api.TimeoutError:  # no Stop button: the job ended just before
-                    assert jobs.get_job(job_id).status == FINISHED
-                wait_until(lambda: jobs.get_job(job_id).status in (STOPPED, FINISHED), "the job to stop", 60, poll=0.5)
-            ended = jobs.get_job(job_id).status
-            # the page's status line says so (the live fragment reruns the page when the job ends)
-            expect(page.locator("strong").filter(has_text=re.compile(rf"{ended}$")).first).to_be_visible()
-            settled(page)
-            _no_exception(page, "10-train-stopped")
-        finally:
-            browser.close()
+    with browser_page() as page:
+        page.goto(base + "/train")
+        page.get_by_role("heading", name="Train", exact=True).wait_for()
+        jobs = JobStore(store_path)
+        job_id = start_from(page, "Start training", "08-train-empty", jobs.list_jobs)
+        expect(page.get_by_text(f"Job #{job_id}").first).to_be_visible()
+        wait_until(lambda: len(jobs.epochs(job_id)) >= 1, "the first epoch", 300, poll=0.5)
+        expect(page.locator(".js-plotly-plot").first).to_be_visible()  # live curves, every 2 s
+        _no_exception(page, "09-train-running")
+        if jobs.get_job(job_id).status != FINISHED:
+            try:
+                # the page's Stop, not the header's (Streamlit's "Stop" for a script run in flight)
+                page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
+            except sync_api.TimeoutError:  # no Stop button: the job ended just before
+                assert jobs.get_job(job_id).status == FINISHED
+            wait_until(lambda: jobs.get_job(job_id).status in (STOPPED, FINISHED), "the job to stop", 60, poll=0.5)
+        ended = jobs.get_job(job_id).status
+        # the page's status line says so (the live fragment reruns the page when the job ends)
+        expect(page.locator("strong").filter(has_text=re.compile(rf"{ended}$")).first).to_be_visible()
+        settled(page)
+        _no_exception(page, "10-train-stopped")

@@ -47,19 +47,8 @@ def searched(tmp_path_factory) -> tuple[Path, int]:
     """A finished 4-node CNN search (6 edges, 3 steps) with its noise measured; no control yet."""
     path = tmp_path_factory.mktemp("control") / "runs.db"
     store = Store(path)
-    cfg = preset_config(
-        "cnn",
-        "demo",
-        nodes=4,
-        k=2,
-        epochs=1,
-        keep_fraction=0.0,
-        max_steps=3,
-        threads=1,
-        evaluator="single",
-        noise_seeds=2,
-        control=0,
-    )
+    small = dict(nodes=4, k=2, epochs=1, keep_fraction=0.0, max_steps=3, threads=1, noise_seeds=2, control=0)
+    cfg = preset_config("cnn", "demo", evaluator="single", **small)
     run_id = create_run(store, cfg)
     assert run_search(store, run_id) == FINISHED
     return path, run_id

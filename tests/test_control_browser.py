@@ -11,10 +11,10 @@ import pytest
 from test_browser import (
     ARTIFACTS,
     CHROMIUM,
-    CHROMIUM_ARGS,
     _goto,
     _no_exception,
     app_server,
+    browser_page,
 )
 
 from core.search.config import preset_config
@@ -39,18 +39,13 @@ def test_tradeoffs_shows_the_control_crosses_in_the_browser(tmp_path: Path) -> N
     ARTIFACTS.mkdir(exist_ok=True)
     with (
         app_server(store_path, tmp_path / "server.log", AUTOSHRINK_SAMPLES="off") as base,
-        sync_api.sync_playwright() as p,
+        browser_page(1400, 1100) as page,
     ):
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(base)
-            page.locator("[data-testid='stSidebarNav']").wait_for(timeout=60_000)
-            _goto(page, base, "Trade-offs")
-            page.locator(".legendtext", has_text=CONTROL_NAME).first.wait_for(timeout=30_000)
-            assert page.locator(".scatterlayer .point").count() > 0
-            assert page.get_by_text("Run a random control").count() >= 1
-            assert page.get_by_text("by more than the noise").count() >= 1
-            _no_exception(page, "tradeoffs-control")
-        finally:
-            browser.close()
+        page.goto(base)
+        page.locator("[data-testid='stSidebarNav']").wait_for(timeout=60_000)
+        _goto(page, base, "Trade-offs")
+        page.locator(".legendtext", has_text=CONTROL_NAME).first.wait_for(timeout=30_000)
+        assert page.locator(".scatterlayer .point").count() > 0
+        assert page.get_by_text("Run a random control").count() >= 1
+        assert page.get_by_text("by more than the noise").count() >= 1
+        _no_exception(page, "tradeoffs-control")

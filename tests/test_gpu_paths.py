@@ -432,18 +432,8 @@ def test_a_ray_address_where_nothing_answers_is_one_line_and_no_run(store_path, 
 
     port = _free_port()
     code = main(
-        [
-            "search",
-            "cnn",
-            "--preset",
-            "demo",
-            "--evaluator",
-            "ray",
-            "--ray-address",
-            f"127.0.0.1:{port}",
-            "--store",
-            str(store_path),
-        ]
+        f"search cnn --preset demo --evaluator ray --ray-address 127.0.0.1:{port}".split()
+        + ["--store", str(store_path)]
     )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err

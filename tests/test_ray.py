@@ -235,20 +235,7 @@ def test_a_gpu_request_on_a_cluster_without_gpus_is_refused_before_any_run_row(t
     from core.cli.main import main
 
     store = tmp_path / "r.db"
-    code = main(
-        [
-            "search",
-            "cnn",
-            "--preset",
-            "demo",
-            "--evaluator",
-            "ray",
-            "--ray-gpus-per-candidate",
-            "1",
-            "--store",
-            str(store),
-        ]
-    )
+    code = main("search cnn --preset demo --evaluator ray --ray-gpus-per-candidate 1".split() + ["--store", str(store)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "asks for GPUs, but ray local: 1 node" in err
     assert Store(store).list_runs() == []

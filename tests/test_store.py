@@ -150,17 +150,7 @@ def test_live_progress_is_typed_and_stored_as_the_same_json(store_path):
     store.finish(run, FINISHED)
     assert store.get_run(run).progress == SearchProgress()
     job = store.create_job("cnn", G, {})
-    jp = JobProgress(
-        phase="train",
-        epoch=2,
-        epochs=3,
-        batch=4,
-        batches=8,
-        fraction=0.5,
-        elapsed_s=1.0,
-        eta_s=None,
-        extra={"note": "x"},
-    )
+    jp = JobProgress("train", epoch=2, epochs=3, batch=4, batches=8, fraction=0.5, elapsed_s=1.0, extra={"note": "x"})
     store.beat_job(job, jp)
     with sqlite3.connect(store_path) as con:
         raw = json.loads(con.execute("SELECT progress FROM jobs WHERE id=?", (job,)).fetchone()[0])

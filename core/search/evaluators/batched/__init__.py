@@ -337,25 +337,29 @@ def _slot_losses(logits: Tensor, y: Tensor) -> Tensor:
 # ----- training a chunk of candidates ---------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _ChunkWork:
+    """What every chunk of a step trains with: the task, the step's data and seed, the options
+    and counters, and the search's callbacks (stop request, epoch progress, a finished candidate)."""
+
+    task: object
+    data: ImageData
+    data_seed: int
+    opts: BatchedOptions
+    stats: BatchedStats
+    should_stop: StopFn
+    on_epoch: EpochFn
+    finish: Callable
+
+
 class _ChunkTrainer:
     """Trains a chunk of candidates epoch by epoch, applying the stop rules to each one."""
 
-    def __init__(
-        self,
-        task,
-        cands: list[_Candidate],
-        data: ImageData,
-        data_seed: int,
-        opts: BatchedOptions,
-        stats: BatchedStats,
-        should_stop: StopFn,
-        on_epoch: EpochFn,
-        finish: Callable,
-    ) -> None:
-        self.task, self.cands, self.data, self.data_seed = task, cands, data, data_seed
-        self.cfg: ProxyTrainConfig = task.train_cfg
-        self.opts, self.stats = opts, stats
-        self.should_stop, self.on_epoch, self.finish = should_stop, on_epoch, finish
+    def __init__(self, work: _ChunkWork, cands: list[_Candidate]) -> None:
+        self.task, self.cands, self.data, self.data_seed = work.task, cands, work.data, work.data_seed
+        self.cfg: ProxyTrainConfig = work.task.train_cfg
+        self.opts, self.stats = work.opts, work.stats
+        self.should_stop, self.on_epoch, self.finish = work.should_stop, work.on_epoch, work.finish
         self.union: _Union | None = None
         self.members: list[_Candidate] = cands
         self.saved: tuple | None = None  # (host snapshot, epoch) at the start of the current epoch
@@ -541,7 +545,7 @@ def evaluate_batched(
     data = _channels_last(data)
     try:
         with _cudnn_benchmark(opts.cudnn_benchmark and dev.type == "cuda"):
-            _train_in_chunks(task, cands, data, step_seed, opts, stats, should_stop, on_epoch, finish)
+            _train_in_chunks(_ChunkWork(task, data, step_seed, opts, stats, should_stop, on_epoch, finish), cands)
     except _Stopped:
         pass
     for cand in cands:
@@ -583,29 +587,20 @@ def _channels_last(data: ImageData) -> ImageData:
     )
 
 
-def _train_in_chunks(
-    task,
-    cands: list[_Candidate],
-    data: ImageData,
-    data_seed: int,
-    opts: BatchedOptions,
-    stats: BatchedStats,
-    should_stop: StopFn,
-    on_epoch: EpochFn,
-    finish: Callable,
-) -> None:
+def _train_in_chunks(work: _ChunkWork, cands: list[_Candidate]) -> None:
     """Chunks of at most `opts.chunk` candidates, one after another; on CUDA a chunk that does
     not fit (a one-batch probe runs out of memory) is halved until it does, and a chunk that runs
     out of memory later anyway is re-queued, its unfinished members from their state at the start
     of that epoch, at half the size (never failed: that would leave the step to the survivors)."""
+    task, opts, stats, finish = work.task, work.opts, work.stats, work.finish
     size = opts.chunk if opts.chunk > 0 else auto_chunk(torch.device(task.device), len(cands))
     queue = list(cands)
     while queue:
-        if should_stop():
+        if work.should_stop():
             raise _Stopped()
         group = _next_group(queue, size)
         try:
-            fits = size <= 1 or _fits(task, group, data, data_seed, opts, stats)
+            fits = size <= 1 or _fits(task, group, work.data, work.data_seed, opts, stats)
         except _UnionError as exc:  # the probe broke for another reason: these candidates fail
             _fail(group, finish, str(exc))
             queue = queue[len(group) :]
@@ -615,7 +610,7 @@ def _train_in_chunks(
             stats.oom_halvings += 1
             continue
         stats.chunks.append(len(group))
-        trainer = _ChunkTrainer(task, group, data, data_seed, opts, stats, should_stop, on_epoch, finish)
+        trainer = _ChunkTrainer(work, group)
         queue = queue[len(group) :]
         try:
             trainer.run()
