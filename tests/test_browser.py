@@ -145,7 +145,7 @@ def press_until(
         try:
             wait_until(shown, what, each_s, poll=0.5)
             return
-        except TimeoutError:
+        except pytest.fail.Exception:  # wait_until's timeout
             settled(page)
             if shown():
                 return
