@@ -226,11 +226,13 @@ PRESETS: dict[tuple[str, str], dict] = {
     # their spread is several times the noise measured over 3 seeds. k=2, not 3: on 2 cores the pool
     # trains the 2 candidates of a step at once, where 3 took two rounds (one with a core idle), so a
     # demo is ~5 candidate-rounds, not ~10 (bptt 12 or 12 batches an epoch instead were tried: noisier,
-    # or perplexity above the unigram's). Seed 1: these candidates differ by little more than the noise,
-    # so whether most steps clear twice the noise depends on the seed. Measured (bench/demo_figures.py):
-    # seed 0 at 1 of 3 steps, seed 1 at 3 of 3, seed 2 at 2 of 4. The demo shows seed 1; the README says so.
+    # or perplexity above the unigram's). Seed 2: these candidates differ by little more than the noise,
+    # so whether half the steps or more clear twice the noise depends on the seed, and on the CPU's bf16
+    # kernels. Measured (bench/demo_figures.py), Sapphire Rapids (AMX) bf16: seeds 0/1/2 at 1 of 3, 3 of 3,
+    # 2 of 4 steps; AMD EPYC (AVX512-BF16) bf16: 2 of 3, 0 of 2, 2 of 4; its fp32: 3 of 4, 3 of 3, 2 of 3.
+    # Seed 2 is the one that teaches on both; the README says so.
     ("rnn", "demo"): dict(
-        seed=1,
+        seed=2,
         data="embedded",
         nodes=4,
         k=2,
