@@ -325,3 +325,19 @@ def test_deleting_a_run_removes_its_control_and_a_live_control_blocks_it(searche
     assert control_cells(store, run_id)
     delete_run(store, run_id)
     assert get_control(store, run_id) is None and control_cells(store, run_id) == []
+
+
+def test_a_control_ends_its_pool_worker_processes(tmp_path: Path) -> None:
+    """Before: the control started a pool and never closed it, so a long-lived app server kept
+    two worker processes (and their copy of the data) for every control it had run."""
+    import multiprocessing
+
+    from core.search.evaluators.pool import _POOLS
+
+    store = Store(tmp_path / "r.db")
+    small = dict(nodes=4, k=2, epochs=1, keep_fraction=0.0, max_steps=1, threads=1, noise_seeds=1, control=0)
+    run_id = create_run(store, preset_config("cnn", "demo", evaluator="pool", max_batches=2, **small))
+    assert run_search(store, run_id) == FINISHED
+    assert run_control(store, run_id, 2, [5]) == FINISHED
+    assert get_control(store, run_id).evaluator == "pool"
+    assert not _POOLS and not multiprocessing.active_children()

@@ -26,6 +26,7 @@ from core.errors import UserError, one_line
 from core.result import CandidateStatus
 from core.search.candidates import StepJob
 from core.search.config import SearchConfig
+from core.search.evaluators import close as close_evaluator
 from core.search.evaluators import evaluate
 from core.search.evaluators import prepare as prepare_evaluator
 from core.search.tasks import make_task
@@ -178,14 +179,33 @@ def _control(
         return RunStatus.FINISHED
     log = lambda msg: obs.on_log(run_id, msg)  # noqa: E731
     task = make_task(cfg, device, log)
-    prepare_evaluator(task, log)
-    set_control_evaluator(store, run_id, task.evaluator)
     done = [len(have & {(t, s) for t in targets for s in range(samples)})]
-    log(
-        f"control of run {run_id}: {total - done[0]} random cells to train at {targets} edges "
-        f"({samples} per count), evaluator {task.evaluator}"
-    )
-    obs.on_start(run_id, done[0], total)
+    try:  # the pool's worker processes end with the control, however it ends
+        prepare_evaluator(task, log)
+        set_control_evaluator(store, run_id, task.evaluator)
+        log(
+            f"control of run {run_id}: {total - done[0]} random cells to train at {targets} edges "
+            f"({samples} per count), evaluator {task.evaluator}"
+        )
+        obs.on_start(run_id, done[0], total)
+        return _train_control(store, run_id, cfg.seed, task, todo, done, total, obs, stop)
+    finally:
+        close_evaluator(task)
+
+
+def _train_control(
+    store: Store,
+    run_id: int,
+    seed: int,
+    task,
+    todo: dict[int, list],
+    done: list[int],
+    total: int,
+    obs: ControlObserver,
+    stop: threading.Event,
+) -> str:
+    """Train the cells of `todo` ({target: jobs}), one target at a time, committing each cell."""
+    log = lambda msg: obs.on_log(run_id, msg)  # noqa: E731
     should_stop = _stop_poller(store, run_id, stop)
     for target, jobs in todo.items():
         if not jobs:
@@ -197,7 +217,7 @@ def _control(
                 task,
                 CONTROL_STEP,
                 jobs,
-                count_seed(cfg.seed, target),
+                count_seed(seed, target),
                 should_stop,
                 _epoch_beat(store, run_id, progress),
                 _committer(store, run_id, target, done, total, progress, obs),
