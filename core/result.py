@@ -35,14 +35,11 @@ class CandidateStatus(StrEnum):
         return self is CandidateStatus.OK
 
 
-OK, FAILED, STOPPED = CandidateStatus.OK, CandidateStatus.FAILED, CandidateStatus.STOPPED
-
-
 @dataclass
 class TrainResult:
     """One candidate's (or one final job's) outcome. Quality is accuracy (CNN) or perplexity (RNN)."""
 
-    status: str = OK
+    status: str = CandidateStatus.OK
     accuracy: float | None = None  # best validation accuracy, a fraction (CNN)
     perplexity: float | None = None  # validation perplexity of the best epoch (RNN); NaN if failed
     epochs: int = 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from core.cell.genotype import Genotype
 from core.cli.main import main
-from core.store.runs import FINISHED, CandidateRecord, StepRecord, Store
+from core.store.runs import CandidateRecord, RunStatus, StepRecord, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 # The smallest real search: a 3-node cell (3 edges), 2 candidates, 1 epoch, one step after the baseline.
@@ -96,7 +96,7 @@ def committed_run(store: Store) -> int:
         step1,
         [CandidateRecord(1, 0, edge, shrunk, "ok", accuracy=0.9, macs=900, params=9, score=0.6, epochs=1)],
     )
-    store.finish(run_id, FINISHED)
+    store.finish(run_id, RunStatus.FINISHED)
     return run_id
 
 

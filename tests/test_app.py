@@ -23,7 +23,7 @@ from core.insight.compare import IMAGENET_NET, PROXY_NET, cost_columns
 from core.insight.draw import NO_DOT, svg_problem
 from core.search.config import preset_config
 from core.search.loop import create_run, run_search
-from core.store.runs import FAILED, FINISHED, QUEUED, RUNNING, STOPPED, Store
+from core.store.runs import RunStatus, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = ("views/search.py", "views/explorer.py", "views/tradeoffs.py", "views/compare.py")
@@ -40,8 +40,11 @@ def runs(tmp_path_factory) -> dict:
     run_search(store, ids["failed"])
     ids["rnn"] = fake_run(store, nodes=5, steps=2, k=2, task="rnn", keep_fraction=0.5)
     ids["cnn"] = fake_run(store, nodes=5, steps=2, k=2, keep_fraction=0.5)
-    assert store.get_run(ids["failed"]).status == FAILED
-    assert store.get_run(ids["cnn"]).status == FINISHED and store.get_run(ids["rnn"]).status == FINISHED
+    assert store.get_run(ids["failed"]).status == RunStatus.FAILED
+    assert (
+        store.get_run(ids["cnn"]).status == RunStatus.FINISHED
+        and store.get_run(ids["rnn"]).status == RunStatus.FINISHED
+    )
     return {"path": path, "store": store, **ids}
 
 
@@ -270,7 +273,7 @@ def test_progress_and_eta_read_the_run_record(runs) -> None:
     # demo: N=5 (10 edges), keep 0.5 -> target 5; no step cap here.
     live = replace(
         run,
-        status=RUNNING,
+        status=RunStatus.RUNNING,
         config={**run.config, "max_steps": 0, "k": 2},
         progress={"step": 1, "candidate": 1, "k": 2, "edges": 10, "done": []},
     )
@@ -316,14 +319,14 @@ def test_start_stop_and_resume_from_the_page(monkeypatch, tmp_path) -> None:
     assert not at.exception and not at.error
     store = Store(path)
     (run,) = store.list_runs()
-    assert run.status in (QUEUED, RUNNING) and run.config["nodes"] == 3
+    assert run.status in (RunStatus.QUEUED, RunStatus.RUNNING) and run.config["nodes"] == 3
     assert at.sidebar.selectbox(key="run_id").value == run.id
     at.button(key="live_stop").click().run()
-    wait_until(lambda: store.get_run(run.id).status == STOPPED, "the run to stop", 30)
+    wait_until(lambda: store.get_run(run.id).status == RunStatus.STOPPED, "the run to stop", 30)
     at.run()
     at.button(key="live_resume").click().run()
     assert not at.exception
-    wait_until(lambda: store.get_run(run.id).status == FINISHED, "the resumed run to finish", 60)
+    wait_until(lambda: store.get_run(run.id).status == RunStatus.FINISHED, "the resumed run to finish", 60)
     assert len(store.steps(run.id)) == 2
 
 
@@ -334,10 +337,10 @@ def test_stop_reaches_a_run_started_elsewhere(monkeypatch, tmp_path) -> None:
     run_id = create_run(store, preset_config("cnn", "demo", threads=1, nodes=4, k=4, epochs=3))  # long enough to stop
     worker = threading.Thread(target=run_search, args=(store, run_id), daemon=True)
     worker.start()
-    wait_until(lambda: store.get_run(run_id).status == RUNNING, "the run to start", 30)
+    wait_until(lambda: store.get_run(run_id).status == RunStatus.RUNNING, "the run to start", 30)
     at = _open(app_test(monkeypatch, path), "views/search.py")
     at.button(key="live_stop").click().run()
-    wait_until(lambda: store.get_run(run_id).status == STOPPED, "the run to stop", 30)
+    wait_until(lambda: store.get_run(run_id).status == RunStatus.STOPPED, "the run to stop", 30)
     worker.join(10)
     at.run()
     assert at.button(key="live_resume") and not at.exception

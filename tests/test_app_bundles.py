@@ -10,7 +10,7 @@ from helpers import app_test, tiny_config
 
 from core.search.bundle import bundle_bytes
 from core.search.loop import create_run, run_search
-from core.store.runs import FINISHED, Store
+from core.store.runs import RunStatus, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +22,7 @@ def samples(tmp_path_factory) -> Path:
     store = Store(work / "made.db")
     run_id = create_run(store, tiny_config(keep_fraction=0.0, noise_seeds=2))
     store.set_meta(run_id, {"command": "python -m core search cnn (test sample)"})
-    assert run_search(store, run_id) == FINISHED
+    assert run_search(store, run_id) == RunStatus.FINISHED
     folder = work / "runs"
     folder.mkdir()
     (folder / "tiny.json.gz").write_bytes(bundle_bytes(store, run_id))
@@ -66,7 +66,7 @@ def test_first_look_is_the_users_newest_run_else_the_cnn_sample(monkeypatch, tmp
     assert chosen.task == "cnn" and chosen.meta.get("sample")
     assert max(r.id for r in store.list_runs()) != chosen.id  # not simply the newest row
     own = create_run(store, tiny_config("rnn", k=1, max_batches=1))
-    assert run_search(store, own) == FINISHED
+    assert run_search(store, own) == RunStatus.FINISHED
     fresh = app_test(monkeypatch, store_path)
     fresh.run()
     assert fresh.sidebar.selectbox(key="run_id").value == own

@@ -27,7 +27,7 @@ import core.nets.cnn as cnn
 import core.search.evaluators.batched as batched
 from core.cell.genotype import Genotype
 from core.nets.cnn import CNNConfig, build_cnn, proxy_config
-from core.result import BUILD_FAILED, FAILED, LOW_ACCURACY, NAN, OK, STOPPED, USER_STOP
+from core.result import BUILD_FAILED, LOW_ACCURACY, NAN, USER_STOP, CandidateStatus
 from core.search.candidates import StepJob, init_seed
 from core.search.config import preset_config
 from core.search.evaluators import resolve_evaluator
@@ -43,7 +43,7 @@ from core.search.evaluators.batched import (
 from core.search.evaluators.single import evaluate_single
 from core.search.loop import choose, create_run, run_search, step_candidates
 from core.search.tasks import CNNProxyTask
-from core.store.runs import FINISHED, Store
+from core.store.runs import RunStatus, Store
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 TINY = dict(TINY_PROXY_CNN, k=6)
@@ -241,7 +241,7 @@ def test_batched_step_equals_one_at_a_time(task64, chunk):
     jobs = step_jobs(task64, 6)
     single, together = both(task64, jobs, BatchedOptions(chunk=chunk))
     assert_same(single, together)
-    assert all(r.status == OK and r.epochs == 3 for r in together)
+    assert all(r.status == CandidateStatus.OK and r.epochs == 3 for r in together)
 
 
 def test_early_breaks_and_stops_are_per_candidate():
@@ -280,8 +280,10 @@ def test_a_nan_candidate_fails_alone(task64):
     jobs = step_jobs(task, 4)
     single, together = both(task, jobs, BatchedOptions(chunk=4))
     assert_same(single, together)
-    assert together[1].status == FAILED and together[1].stop_reason == NAN and together[1].accuracy is None
-    assert all(r.status == OK for i, r in enumerate(together) if i != 1)
+    assert (
+        together[1].status == CandidateStatus.FAILED and together[1].stop_reason == NAN and together[1].accuracy is None
+    )
+    assert all(r.status == CandidateStatus.OK for i, r in enumerate(together) if i != 1)
 
 
 def test_nan_in_epoch_3_is_scored_from_the_best_epoch_in_both_and_can_be_chosen(task64, monkeypatch):
@@ -313,7 +315,9 @@ def test_nan_in_epoch_3_is_scored_from_the_best_epoch_in_both_and_can_be_chosen(
     single, together = both(task, jobs, BatchedOptions(chunk=4))
     assert_same(single, together)
     stopped = [r for r in together if r.stop_reason == NAN]
-    assert len(stopped) == 4 and all(r.status == OK and r.epochs == 2 and r.score is not None for r in stopped)
+    assert len(stopped) == 4 and all(
+        r.status == CandidateStatus.OK and r.epochs == 2 and r.score is not None for r in stopped
+    )
     assert all(r.accuracy == max(h["val_acc"] for h in r.history) for r in stopped)
     assert choose(together) is not None and choose(together).stop_reason == NAN
 
@@ -357,7 +361,7 @@ def test_chunks_are_halved_until_they_fit(task64, monkeypatch):
             StepJob(task64, 1, jobs, STEP_SEED, lambda: False, nop, nop), options=BatchedOptions(chunk=6), stats=stats
         )
     assert stats.chunks == [3, 3] and stats.oom_halvings == 1
-    assert all(r.status == OK for r in records)
+    assert all(r.status == CandidateStatus.OK for r in records)
 
 
 def test_callbacks_follow_every_candidate(task64):
@@ -397,7 +401,9 @@ def test_a_stop_request_returns_at_once_with_stopped_records(task64):
             StepJob(task64, 1, jobs, STEP_SEED, should_stop, nop, results.append), options=BatchedOptions(chunk=4)
         )
     assert calls["after"] == 1  # asked once more, then no more training
-    assert len(records) == 4 and all(r.status == STOPPED and r.stop_reason == USER_STOP for r in records)
+    assert len(records) == 4 and all(
+        r.status == CandidateStatus.STOPPED and r.stop_reason == USER_STOP for r in records
+    )
     assert len(results) == 4
 
 
@@ -408,7 +414,7 @@ def test_bf16_autocast_path_trains(task64):
         StepJob(task, 1, step_jobs(task, 3), STEP_SEED, lambda: False, nop, nop),
         options=BatchedOptions(chunk=3, amp=True),
     )
-    assert all(r.status == OK and 0.0 <= r.accuracy <= 1.0 for r in records)
+    assert all(r.status == CandidateStatus.OK and 0.0 <= r.accuracy <= 1.0 for r in records)
 
 
 # ----- the search -----------------------------------------------------------------------------------
@@ -449,7 +455,7 @@ def test_both_evaluators_choose_the_same_edges(store_path, monkeypatch):
         for evaluator in ("single", "batched"):
             cfg = preset_config("cnn", "demo", **{**TINY, "k": 3, "epochs": 2, "max_steps": 3}, evaluator=evaluator)
             runs[evaluator] = create_run(store, cfg)
-            assert run_search(store, runs[evaluator]) == FINISHED
+            assert run_search(store, runs[evaluator]) == RunStatus.FINISHED
     steps = {e: store.steps(r) for e, r in runs.items()}
     assert [s.removed for s in steps["single"]] == [s.removed for s in steps["batched"]]
     assert len(steps["single"]) == 4

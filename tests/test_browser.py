@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 import pytest
 from helpers import CHROMIUM, CHROMIUM_ARGS, start_app_server, wait_until
 
-from core.store.runs import FAILED, FINISHED, STOPPED, Store
+from core.store.runs import RunStatus, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
@@ -190,8 +190,13 @@ def test_demo_search_in_browser(server) -> None:
         _goto(page, base, "Explorer")
         # the live view grows a slider at its second step
         wait_until(lambda: step_slider(page), "the Step slider", 300, poll=0.5)
-        wait_until(lambda: store.get_run(run_id).status in (FINISHED, STOPPED, FAILED), "the run to end", 300, poll=0.5)
-        assert store.get_run(run_id).status == FINISHED, store.get_run(run_id).error
+        wait_until(
+            lambda: store.get_run(run_id).status in (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.FAILED),
+            "the run to end",
+            300,
+            poll=0.5,
+        )
+        assert store.get_run(run_id).status == RunStatus.FINISHED, store.get_run(run_id).error
         last = store.steps(run_id)[-1].step
         expect(page.get_by_text("live ·")).to_have_count(0)  # the page shows it ended
         wait_until(lambda: (step_slider(page) or {}).get("max") == str(last), f"a slider up to {last}", 60)
@@ -246,13 +251,18 @@ def test_train_page_in_browser(server) -> None:
         wait_until(lambda: len(jobs.epochs(job_id)) >= 1, "the first epoch", 300, poll=0.5)
         expect(page.locator(".js-plotly-plot").first).to_be_visible()  # live curves, every 2 s
         _no_exception(page, "09-train-running")
-        if jobs.get_job(job_id).status != FINISHED:
+        if jobs.get_job(job_id).status != RunStatus.FINISHED:
             try:
                 # the page's Stop, not the header's (Streamlit's "Stop" for a script run in flight)
                 page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()
             except sync_api.TimeoutError:  # no Stop button: the job ended just before
-                assert jobs.get_job(job_id).status == FINISHED
-            wait_until(lambda: jobs.get_job(job_id).status in (STOPPED, FINISHED), "the job to stop", 60, poll=0.5)
+                assert jobs.get_job(job_id).status == RunStatus.FINISHED
+            wait_until(
+                lambda: jobs.get_job(job_id).status in (RunStatus.STOPPED, RunStatus.FINISHED),
+                "the job to stop",
+                60,
+                poll=0.5,
+            )
         ended = jobs.get_job(job_id).status
         # the page's status line says so (the live fragment reruns the page when the job ends)
         expect(page.locator("strong").filter(has_text=re.compile(rf"{ended}$")).first).to_be_visible()

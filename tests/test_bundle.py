@@ -13,7 +13,7 @@ from core.search import bundle as bundles
 from core.search.bundle import BundleError, bundle_bytes, import_bundle, import_samples, read_bundle
 from core.search.config import preset_config
 from core.search.loop import create_run, run_search
-from core.store.runs import FINISHED, Store
+from core.store.runs import RunStatus, Store
 
 TINY = dict(nodes=4, k=2, epochs=1, keep_fraction=0.0, threads=1, max_steps=2, noise_seeds=2)
 
@@ -24,7 +24,7 @@ def source(tmp_path_factory):
     store = Store(tmp_path_factory.mktemp("src") / "runs.db")
     run_id = create_run(store, preset_config("cnn", "demo", **TINY))
     store.set_meta(run_id, {"command": "python -m core search cnn --preset demo (test)"})
-    assert run_search(store, run_id) == FINISHED
+    assert run_search(store, run_id) == RunStatus.FINISHED
     return store, run_id
 
 
@@ -142,7 +142,7 @@ def test_samples_import_once(source, tmp_path) -> None:
     assert len(import_samples(target, folder)) == 1
     assert import_samples(target, folder) == []  # already there: nothing added
     run = target.list_runs()[0]
-    assert run.meta["sample"] and run.status == FINISHED
+    assert run.meta["sample"] and run.status == RunStatus.FINISHED
 
 
 def test_shipped_recorded_runs_read_cleanly() -> None:

@@ -22,7 +22,7 @@ from core.search.loop import step_candidates
 from core.store.access import MODE_ENV, ReadOnlyError
 from core.store.admin import delete_run, rename_run, reset_store
 from core.store.jobs import JobStore
-from core.store.runs import STOPPED, Store
+from core.store.runs import RunStatus, Store
 
 PAGES = (
     "views/search.py",
@@ -62,7 +62,7 @@ def test_view_mode_has_no_changing_control(monkeypatch, tmp_path, page) -> None:
     store = Store(tmp_path / "runs.db")
     running = fake_run(store, live=True)  # a live run would offer Stop
     stopped = fake_run(store)
-    store.finish(stopped, STOPPED)  # a stopped run would offer Resume
+    store.finish(stopped, RunStatus.STOPPED)  # a stopped run would offer Resume
     for run_id in (running, stopped):
         at = _open(_app(monkeypatch, store.path, view=True), page, run_id)
         assert not (_labels(at) & CHANGING), f"{page} offers {_labels(at) & CHANGING} in view mode"
@@ -123,7 +123,7 @@ def test_rename_delete_and_reset_from_the_sidebar(monkeypatch, tmp_path) -> None
     at.sidebar.button(key="manage_reset").click().run()
     assert len(store.list_runs()) == 2  # a live run blocks the reset ...
     assert any("cannot reset while run" in c.value for c in at.sidebar.caption)
-    store.finish(live, STOPPED)
+    store.finish(live, RunStatus.STOPPED)
     at.sidebar.text_input(key="manage_reset_word").input("reset").run()
     at.sidebar.button(key="manage_reset").click().run()
     assert store.list_runs() == []  # ... and once it is stopped, the store is emptied
@@ -247,7 +247,7 @@ def test_predict_on_a_live_run_picks_before_the_step_commits(monkeypatch, tmp_pa
 def test_a_followed_run_that_ends_between_refreshes_shows_its_last_step(tmp_path, monkeypatch) -> None:
     """The Explorer follows a live run; when the run's last step commits and the run ends before
     the next look, the page lands on that last step, not the one before it."""
-    from core.store.runs import FINISHED
+    from core.store.runs import RunStatus
 
     path = tmp_path / "follow.db"
     store = Store(path)
@@ -257,6 +257,6 @@ def test_a_followed_run_that_ends_between_refreshes_shows_its_last_step(tmp_path
     at.switch_page("views/explorer.py").run()
     assert synced_widget(at.slider, "explorer_step").value == 2
     add_step(store, run_id)
-    store.finish(run_id, FINISHED)
+    store.finish(run_id, RunStatus.FINISHED)
     at.run()
     assert not at.exception and synced_widget(at.slider, "explorer_step").value == 3

@@ -15,7 +15,7 @@ from core.insight.layout import dag_layout
 from core.insight.predict import score_pick, tally
 from core.insight.progress import edge_progress
 from core.store.admin import delete_run, rename_run, reset_store
-from core.store.runs import STOPPED, Store, StoreError
+from core.store.runs import RunStatus, Store, StoreError
 
 NODE_XY = re.compile(r"data-node='(\w+)' transform='translate\(([\d.]+),([\d.]+)\)'")
 
@@ -90,5 +90,5 @@ def test_rename_delete_reset_rules(tmp_path) -> None:
         reset_store(store)
     delete_run(store, done)
     assert [r.id for r in store.list_runs()] == [live] and not store.candidates(done)
-    store.finish(live, STOPPED)
+    store.finish(live, RunStatus.STOPPED)
     assert reset_store(store) == 1 and store.list_runs() == []

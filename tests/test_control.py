@@ -36,7 +36,7 @@ from core.search.control import (
 from core.search.loop import create_run, run_search
 from core.search.tasks import make_task
 from core.store.controls import control_cells, get_control
-from core.store.runs import FINISHED, INTERRUPTED, STOPPED, Store
+from core.store.runs import RunStatus, Store
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 240
@@ -50,7 +50,7 @@ def searched(tmp_path_factory) -> tuple[Path, int]:
     small = dict(nodes=4, k=2, epochs=1, keep_fraction=0.0, max_steps=3, threads=1, noise_seeds=2, control=0)
     cfg = preset_config("cnn", "demo", evaluator="single", **small)
     run_id = create_run(store, cfg)
-    assert run_search(store, run_id) == FINISHED
+    assert run_search(store, run_id) == RunStatus.FINISHED
     return path, run_id
 
 
@@ -100,7 +100,7 @@ def test_default_counts_are_best_final_and_halfway(searched):
 # ----- training exactly as candidates ------------------------------------------------------
 def test_control_records_match_a_single_evaluator_retrain(searched, tmp_path):
     store, run_id = _copy(searched, tmp_path)
-    assert run_control(store, run_id, samples=2, edges=[4, 2]) == FINISHED
+    assert run_control(store, run_id, samples=2, edges=[4, 2]) == RunStatus.FINISHED
     cells = control_cells(store, run_id)
     assert sorted((c.target, c.sample) for c in cells) == [(2, 0), (2, 1), (4, 0), (4, 1)]
     cfg = SearchConfig.from_dict(store.get_run(run_id).config)
@@ -115,7 +115,7 @@ def test_control_records_match_a_single_evaluator_retrain(searched, tmp_path):
         assert (c.accuracy, c.macs, c.params, c.epochs) == (res.accuracy, cost.macs, cost.params, res.epochs)
         assert c.score == task.score(res, cost) and c.status == "ok"
     control = get_control(store, run_id)
-    assert control.status == FINISHED and control.evaluator == "single" and control.wall_s > 0
+    assert control.status == RunStatus.FINISHED and control.evaluator == "single" and control.wall_s > 0
 
 
 def _cell_seed(seed, target, sample):
@@ -132,10 +132,10 @@ def test_a_stopped_control_resumes_without_retraining_and_matches_an_uninterrupt
         def on_cell(self, run_id, cell, done, total):
             stop.set()
 
-    assert run_control(store, run_id, 2, [3], StopAfterFirst(), stop) == STOPPED
+    assert run_control(store, run_id, 2, [3], StopAfterFirst(), stop) == RunStatus.STOPPED
     kept = control_cells(store, run_id)
-    assert len(kept) == 1 and get_control(store, run_id).status == STOPPED
-    assert run_control(store, run_id, 2, [3]) == FINISHED
+    assert len(kept) == 1 and get_control(store, run_id).status == RunStatus.STOPPED
+    assert run_control(store, run_id, 2, [3]) == RunStatus.FINISHED
     after = control_cells(store, run_id)
     assert [c for c in after if (c.target, c.sample) == (kept[0].target, kept[0].sample)] == kept  # not retrained
     other, other_id = _copy(searched, tmp_path / "b")
@@ -178,7 +178,7 @@ def test_cli_control_json_and_show_json(searched, tmp_path, capsys):
     store, run_id = _copy(searched, tmp_path)
     code = _main("control", run_id, "--samples", "1", "--edges", "3", "--json", "--store", store.path)
     out = json.loads(capsys.readouterr().out)
-    assert code == 0 and out["control"]["status"] == FINISHED and len(out["control"]["cells"]) == 1
+    assert code == 0 and out["control"]["status"] == RunStatus.FINISHED and len(out["control"]["cells"]) == 1
     assert out["control"]["summary"][0]["target"] == 3
     _main("show", run_id, "--json", "--store", store.path)
     shown = json.loads(capsys.readouterr().out)["control"]
@@ -217,13 +217,13 @@ def test_kill_9_keeps_committed_cells_and_the_next_control_finishes(searched, tm
     proc.kill()
     proc.wait(TIMEOUT)
     kept = control_cells(store, run_id)
-    assert 2 <= len(kept) and get_control(store, run_id).status in (INTERRUPTED, FINISHED)
+    assert 2 <= len(kept) and get_control(store, run_id).status in (RunStatus.INTERRUPTED, RunStatus.FINISHED)
     if len(kept) == 8:
         pytest.skip("the control finished before the kill (machine too fast for this test)")
-    assert get_control(store, run_id).status == INTERRUPTED
+    assert get_control(store, run_id).status == RunStatus.INTERRUPTED
     code = _main("control", run_id, "--store", store.path)  # same plan, only the missing cells
     cells = control_cells(store, run_id)
-    assert code == 0 and len(cells) == 8 and get_control(store, run_id).status == FINISHED
+    assert code == 0 and len(cells) == 8 and get_control(store, run_id).status == RunStatus.FINISHED
     assert all(k in cells for k in kept)
 
 
@@ -241,7 +241,7 @@ def test_ctrl_c_stops_the_control_cleanly(searched, tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode in (0, 130) and b"Traceback" not in err, err
-    assert get_control(store, run_id).status in (STOPPED, FINISHED)
+    assert get_control(store, run_id).status in (RunStatus.STOPPED, RunStatus.FINISHED)
 
 
 # ----- bundles --------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ def test_bundle_round_trip_carries_the_control_and_refuses_a_tampered_one(search
     new_id = import_bundle(target, data, "b.json")
     strip = lambda cells: [(c.target, c.sample, c.genotype, c.accuracy, c.score, c.history) for c in cells]  # noqa: E731
     assert strip(control_cells(target, new_id)) == strip(control_cells(store, run_id))
-    assert get_control(target, new_id).targets == (3,) and get_control(target, new_id).status == FINISHED
+    assert get_control(target, new_id).targets == (3,) and get_control(target, new_id).status == RunStatus.FINISHED
     doc = json.loads(data)
     for name, change in (
         ("score", lambda d: d["control"]["cells"][0].update(score=9.0)),
@@ -320,7 +320,7 @@ def test_deleting_a_run_removes_its_control_and_a_live_control_blocks_it(searche
         run_control(store, run_id, 1, [3])
     from core.store.controls import finish_control
 
-    finish_control(store, run_id, STOPPED, "", 0.0)
+    finish_control(store, run_id, RunStatus.STOPPED, "", 0.0)
     run_control(store, run_id, 1, [3])
     assert control_cells(store, run_id)
     delete_run(store, run_id)
@@ -337,7 +337,7 @@ def test_a_control_ends_its_pool_worker_processes(tmp_path: Path) -> None:
     store = Store(tmp_path / "r.db")
     small = dict(nodes=4, k=2, epochs=1, keep_fraction=0.0, max_steps=1, threads=1, noise_seeds=1, control=0)
     run_id = create_run(store, preset_config("cnn", "demo", evaluator="pool", max_batches=2, **small))
-    assert run_search(store, run_id) == FINISHED
-    assert run_control(store, run_id, 2, [5]) == FINISHED
+    assert run_search(store, run_id) == RunStatus.FINISHED
+    assert run_control(store, run_id, 2, [5]) == RunStatus.FINISHED
     assert get_control(store, run_id).evaluator == "pool"
     assert not _POOLS and not multiprocessing.active_children()

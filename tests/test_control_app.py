@@ -17,7 +17,7 @@ from core.search.config import preset_config
 from core.search.control import run_control
 from core.search.loop import create_run, run_search
 from core.store.controls import control_cells, get_control
-from core.store.runs import FINISHED, Store
+from core.store.runs import RunStatus, Store
 from ui.figures import CONTROL_NAME
 
 
@@ -32,9 +32,9 @@ def runs(tmp_path_factory) -> dict:
             "cnn", "demo", nodes=4, k=2, epochs=1, keep_fraction=0.0, max_steps=2, threads=1, noise_seeds=2, control=0
         )
         ids[name] = create_run(store, cfg)
-        assert run_search(store, ids[name]) == FINISHED
+        assert run_search(store, ids[name]) == RunStatus.FINISHED
     last = store.steps(ids["with"])[-1]
-    assert run_control(store, ids["with"], 3, [last.edges]) == FINISHED
+    assert run_control(store, ids["with"], 3, [last.edges]) == RunStatus.FINISHED
     return {"path": path, "store": store, "last": last, **ids}
 
 
@@ -103,9 +103,12 @@ def test_the_button_trains_a_control_in_full_mode_and_view_mode_does_not_offer_i
     at.button(key="control_start").click().run()
     store = runs["store"]
     wait_until(
-        lambda: get_control(store, runs["bare"]) is not None and get_control(store, runs["bare"]).status == FINISHED,
+        lambda: (
+            get_control(store, runs["bare"]) is not None
+            and get_control(store, runs["bare"]).status == RunStatus.FINISHED
+        ),
         "the control to finish",
         APP_TIMEOUT,
     )
     control = get_control(store, runs["bare"])
-    assert control.status == FINISHED and len(control_cells(store, runs["bare"])) == len(control.targets)
+    assert control.status == RunStatus.FINISHED and len(control_cells(store, runs["bare"])) == len(control.targets)

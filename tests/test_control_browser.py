@@ -20,7 +20,7 @@ from test_browser import (
 from core.search.config import preset_config
 from core.search.control import run_control
 from core.search.loop import create_run, run_search
-from core.store.runs import FINISHED, Store
+from core.store.runs import RunStatus, Store
 from ui.figures import CONTROL_NAME
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
@@ -34,8 +34,8 @@ def test_tradeoffs_shows_the_control_crosses_in_the_browser(tmp_path: Path) -> N
         "cnn", "demo", nodes=5, k=3, epochs=1, keep_fraction=0.0, max_steps=5, threads=1, noise_seeds=2, control=0
     )
     run_id = create_run(store, cfg)
-    assert run_search(store, run_id) == FINISHED
-    assert run_control(store, run_id, 4) == FINISHED
+    assert run_search(store, run_id) == RunStatus.FINISHED
+    assert run_control(store, run_id, 4) == RunStatus.FINISHED
     ARTIFACTS.mkdir(exist_ok=True)
     with (
         app_server(store_path, tmp_path / "server.log", AUTOSHRINK_SAMPLES="off") as base,

@@ -122,12 +122,12 @@ SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "runs" / "cnn-cifar10-
 def view_store(tmp_path, monkeypatch) -> Store:
     """A store with a finished and a stopped run (written in full mode), then view-only mode on."""
     from core.store.access import MODE_ENV
-    from core.store.runs import STOPPED
+    from core.store.runs import RunStatus
 
     monkeypatch.delenv(MODE_ENV, raising=False)
     store = Store(tmp_path / "class.db")
     committed_run(store)
-    store.finish(committed_run(store), STOPPED)
+    store.finish(committed_run(store), RunStatus.STOPPED)
     monkeypatch.setenv(MODE_ENV, "view")
     return store
 
@@ -161,16 +161,16 @@ def test_view_mode_claim_of_a_training_job_is_refused(view_store, monkeypatch, c
     from core.cell.presets import load_preset
     from core.store.access import MODE_ENV
     from core.store.jobs import JobStore
-    from core.store.runs import STOPPED
+    from core.store.runs import RunStatus
 
     jobs = JobStore(view_store.path)
     monkeypatch.delenv(MODE_ENV)
     job = jobs.create_job("cnn", load_preset("shrinkcnn-a"), {})
-    jobs.finish_job(job, STOPPED)
+    jobs.finish_job(job, RunStatus.STOPPED)
     monkeypatch.setenv(MODE_ENV, "view")
     code, err = cli(capsys, "train", "--resume", job, "--store", view_store.path)
     assert code == 2 and "view-only mode" in only_line(err), err
-    assert jobs.get_job(job).status == STOPPED and jobs.epochs(job) == []
+    assert jobs.get_job(job).status == RunStatus.STOPPED and jobs.epochs(job) == []
 
 
 def _sidebar_app(monkeypatch, store_path: Path, view: bool, samples: str = "off"):

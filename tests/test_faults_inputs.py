@@ -23,7 +23,7 @@ from fault_kit import TINY_SEARCH, cli, committed_run, error_line, only_line, sn
 from core.cell.genotype import MAX_NAME
 from core.cell.presets import load_preset
 from core.store.jobs import JobStore
-from core.store.runs import STOPPED, Store
+from core.store.runs import RunStatus, Store
 from core.training.config import train_config
 from core.training.engine import create_job
 
@@ -229,7 +229,7 @@ def test_bad_checkpoint_fails_the_resume_with_one_line(tmp_path, store, capsys, 
     job = create_job(
         jobs, load_preset("shrinkcnn-a"), train_config("cnn", "demo", epochs=1, max_batches=1, onnx=False, threads=1)
     )
-    jobs.finish_job(job, STOPPED)
+    jobs.finish_job(job, RunStatus.STOPPED)
     path = jobs.job_dir(job) / "checkpoint.pt"
     path.parent.mkdir(parents=True)
     marker = tmp_path / "pwned"

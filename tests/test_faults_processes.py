@@ -23,15 +23,7 @@ from core.cell.presets import load_preset
 from core.runner.foreground import EXIT_INTERRUPTED
 from core.search.loop import create_run
 from core.store.jobs import JobStore
-from core.store.runs import (
-    FINISHED,
-    INTERRUPTED,
-    QUEUED,
-    RUNNING,
-    STOPPED,
-    Store,
-    StoreError,
-)
+from core.store.runs import RunStatus, Store, StoreError
 from core.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 TIMEOUT = 120
@@ -81,32 +73,36 @@ def _finish(proc: subprocess.Popen) -> tuple[int, str]:
 def test_ctrl_c_stops_a_search_with_130_and_resume_finishes_it(tmp_path):
     db = tmp_path / "runs.db"
     proc = spawn("search", "cnn", *TINY_SEARCH, "--store", db)
-    wait_until(lambda: _status(db, "runs") == RUNNING, "the search to claim its run", TIMEOUT, poll=0.05, proc=proc)
+    wait_until(
+        lambda: _status(db, "runs") == RunStatus.RUNNING, "the search to claim its run", TIMEOUT, poll=0.05, proc=proc
+    )
     proc.send_signal(signal.SIGINT)
     code, err = _finish(proc)
     assert code == EXIT_INTERRUPTED and "Traceback" not in err and "resume with `resume 1`" in err, err
     store = Store(db)
-    assert store.get_run(1).status == STOPPED
+    assert store.get_run(1).status == RunStatus.STOPPED
     kept = [s.to_dict() for s in store.steps(1)]
     code, err = _finish(spawn("resume", 1, "--store", db))
     assert code == 0, err
-    assert store.get_run(1).status == FINISHED and len(store.steps(1)) == 2  # baseline + 1 step
+    assert store.get_run(1).status == RunStatus.FINISHED and len(store.steps(1)) == 2  # baseline + 1 step
     assert [s.to_dict() for s in store.steps(1)][: len(kept)] == kept
 
 
 def test_ctrl_c_stops_a_training_job_with_130_and_resume_finishes_it(tmp_path):
     db = tmp_path / "runs.db"
     proc = spawn(*TINY_TRAIN, "--store", db)
-    wait_until(lambda: _status(db, "jobs") == RUNNING, "the job to claim its row", TIMEOUT, poll=0.05, proc=proc)
+    wait_until(
+        lambda: _status(db, "jobs") == RunStatus.RUNNING, "the job to claim its row", TIMEOUT, poll=0.05, proc=proc
+    )
     proc.send_signal(signal.SIGINT)
     code, err = _finish(proc)
     assert code == EXIT_INTERRUPTED and "Traceback" not in err, err
     jobs = JobStore(db)
-    assert jobs.get_job(1).status == STOPPED
+    assert jobs.get_job(1).status == RunStatus.STOPPED
     kept = [e.to_dict() for e in jobs.epochs(1)]
     code, err = _finish(spawn("train", "--resume", 1, "--store", db))
     assert code == 0, err
-    assert jobs.get_job(1).status == FINISHED and [e.epoch for e in jobs.epochs(1)] == [1, 2]
+    assert jobs.get_job(1).status == RunStatus.FINISHED and [e.epoch for e in jobs.epochs(1)] == [1, 2]
     assert [e.to_dict() for e in jobs.epochs(1)][: len(kept)] == kept
 
 
@@ -118,17 +114,17 @@ def test_kill_9_keeps_the_committed_step_and_resume_finishes(tmp_path):
     proc.wait(TIMEOUT)
     store = Store(db)
     kept = [s.to_dict() for s in store.steps(1)]
-    assert store.get_run(1).status == INTERRUPTED and kept
+    assert store.get_run(1).status == RunStatus.INTERRUPTED and kept
     code, err = _finish(spawn("resume", 1, "--store", db))
     assert code == 0, err
-    assert store.get_run(1).status == FINISHED and [s.to_dict() for s in store.steps(1)][: len(kept)] == kept
+    assert store.get_run(1).status == RunStatus.FINISHED and [s.to_dict() for s in store.steps(1)][: len(kept)] == kept
 
 
 # ----- several processes on one store ---------------------------------------------------------
 def _stopped_run(db: Path) -> int:
     store = Store(db)
     run_id = create_run(store, tiny_config())
-    store.finish(run_id, STOPPED)
+    store.finish(run_id, RunStatus.STOPPED)
     return run_id
 
 
@@ -142,20 +138,26 @@ def test_two_resumes_at_once_run_it_once_and_the_loser_changes_nothing(tmp_path)
     line = error_line(lose_err)
     assert lose_code == 2 and any(f in line for f in ("already running", "being started", "already finished")), line
     run = Store(db).get_run(run_id)
-    assert run.status == FINISHED and run.error == "" and len(Store(db).steps(run_id)) == 2
+    assert run.status == RunStatus.FINISHED and run.error == "" and len(Store(db).steps(run_id)) == 2
 
 
 def test_resume_while_the_creator_is_starting_is_refused(tmp_path, capsys):
     db = tmp_path / "runs.db"
     proc = spawn("search", "cnn", *TINY_SEARCH, "--store", db)
-    wait_until(lambda: _status(db, "runs") in (QUEUED, RUNNING), "the run row", TIMEOUT, poll=0.05, proc=proc)
+    wait_until(
+        lambda: _status(db, "runs") in (RunStatus.QUEUED, RunStatus.RUNNING),
+        "the run row",
+        TIMEOUT,
+        poll=0.05,
+        proc=proc,
+    )
     code, err = cli(capsys, "resume", 1, "--store", db)
     line = error_line(err)
     assert code == 2 and ("being started" in line or "already running" in line), line
     code, err = _finish(proc)
     assert code == 0, err
     store = Store(db)
-    assert store.get_run(1).status == FINISHED and len(store.steps(1)) == 2
+    assert store.get_run(1).status == RunStatus.FINISHED and len(store.steps(1)) == 2
 
 
 def test_a_queued_run_belongs_to_its_live_creator_until_it_dies(tmp_path):
@@ -173,15 +175,15 @@ def test_a_queued_run_belongs_to_its_live_creator_until_it_dies(tmp_path):
     finally:
         creator.kill()
         creator.wait()
-    assert store.get_run(run_id).status == INTERRUPTED
+    assert store.get_run(run_id).status == RunStatus.INTERRUPTED
     store.claim(run_id, "cpu", "single")  # now anyone may take it over
-    assert store.get_run(run_id).status == RUNNING
+    assert store.get_run(run_id).status == RunStatus.RUNNING
 
 
 def test_of_many_simultaneous_claims_exactly_one_wins(tmp_path):
     store = Store(tmp_path / "runs.db")
     run_id = store.create_run("cnn", {}, 3)
-    store.finish(run_id, STOPPED)
+    store.finish(run_id, RunStatus.STOPPED)
     wins, losses, gate = [], [], threading.Barrier(6)
 
     def claim() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -24,12 +25,12 @@ from core.cell.presets import load_preset
 from core.runner.foreground import EXIT_TERMINATED
 from core.runner.threads import Runner
 from core.store.jobs import JobStore
-from core.store.runs import RUNNING, STOPPED, Store
+from core.store.runs import RunStatus, Store
 from core.training.config import train_config
 
 
 def _term_while_running(proc: subprocess.Popen, db: Path, table: str) -> tuple[int, str]:
-    wait_until(lambda: _status(db, table) == RUNNING, f"the {table} row to be claimed", TIMEOUT, 0.05, proc)
+    wait_until(lambda: _status(db, table) == RunStatus.RUNNING, f"the {table} row to be claimed", TIMEOUT, 0.05, proc)
     proc.send_signal(signal.SIGTERM)
     return _finish(proc)
 
@@ -44,11 +45,11 @@ def test_sigterm_stops_search_and_resume_with_143(tmp_path):
     _stopped_by_sigterm(code, err)
     assert "resume with `resume 1`" in err
     store = Store(db)
-    assert store.get_run(1).status == STOPPED
+    assert store.get_run(1).status == RunStatus.STOPPED
     kept = [s.to_dict() for s in store.steps(1)]
     code, err = _term_while_running(spawn("resume", 1, "--store", db), db, "runs")
     _stopped_by_sigterm(code, err)
-    assert store.get_run(1).status == STOPPED  # resumable; that a resume then finishes is the Ctrl-C test's
+    assert store.get_run(1).status == RunStatus.STOPPED  # resumable; that a resume then finishes is the Ctrl-C test's
     assert [s.to_dict() for s in store.steps(1)][: len(kept)] == kept
 
 
@@ -57,11 +58,11 @@ def test_sigterm_stops_train_and_train_resume_with_143(tmp_path):
     code, err = _term_while_running(spawn(*TINY_TRAIN, "--store", db), db, "jobs")
     _stopped_by_sigterm(code, err)
     jobs = JobStore(db)
-    assert jobs.get_job(1).status == STOPPED
+    assert jobs.get_job(1).status == RunStatus.STOPPED
     kept = [e.to_dict() for e in jobs.epochs(1)]
     code, err = _term_while_running(spawn("train", "--resume", 1, "--store", db), db, "jobs")
     _stopped_by_sigterm(code, err)
-    assert jobs.get_job(1).status == STOPPED and [e.to_dict() for e in jobs.epochs(1)][: len(kept)] == kept
+    assert jobs.get_job(1).status == RunStatus.STOPPED and [e.to_dict() for e in jobs.epochs(1)][: len(kept)] == kept
 
 
 # ----- the app server's Runner --------------------------------------------------------------
@@ -79,14 +80,14 @@ def test_runner_shutdown_stops_its_search_and_job_at_a_batch_boundary(tmp_path):
     )
     jobs = JobStore(store.path)
     wait_until(
-        lambda: store.get_run(run_id).status == RUNNING and jobs.get_job(job_id).status == RUNNING,
+        lambda: store.get_run(run_id).status == RunStatus.RUNNING and jobs.get_job(job_id).status == RunStatus.RUNNING,
         "both to be claimed",
         TIMEOUT,
         0.05,
     )
     stopped = runner.shutdown(grace_s=TIMEOUT)
     assert {(kind, row) for _, kind, row in stopped} == {("search", run_id), ("train", job_id)}
-    assert store.get_run(run_id).status == STOPPED and jobs.get_job(job_id).status == STOPPED
+    assert store.get_run(run_id).status == RunStatus.STOPPED and jobs.get_job(job_id).status == RunStatus.STOPPED
     assert not runner.active(store, run_id) and not runner.active(store, job_id, "train")
 
 
@@ -103,10 +104,10 @@ def test_runner_shutdown_marks_a_thread_that_does_not_stop_in_time(tmp_path, mon
     monkeypatch.setattr(threads, "run_search", stuck)
     store, runner = Store(tmp_path / "runs.db"), Runner()
     run_id = runner.start_search(store, tiny_config())
-    wait_until(lambda: store.get_run(run_id).status == RUNNING, "the claim", TIMEOUT, 0.05)
+    wait_until(lambda: store.get_run(run_id).status == RunStatus.RUNNING, "the claim", TIMEOUT, 0.05)
     try:
         runner.shutdown(grace_s=0.2)
-        assert store.get_run(run_id).status == STOPPED and store.steps(run_id) == []
+        assert store.get_run(run_id).status == RunStatus.STOPPED and store.steps(run_id) == []
     finally:
         release.set()
 
@@ -126,7 +127,7 @@ def test_the_app_runner_stops_on_exit_and_on_sigterm(monkeypatch):
         runner = resources.get_runner()
     finally:
         resources.get_runner.clear()
-    assert registered == [runner.shutdown] and len(on_loop) == 1
+    assert registered == [runner.shutdown_at_exit] and len(on_loop) == 1
     previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         on_loop[0]()  # what the server's loop runs, on the main thread
@@ -147,13 +148,13 @@ def test_a_chained_sigterm_stops_the_runner_before_the_previous_handler(tmp_path
     try:
         assert chain_stop_signals(runner) and chain_stop_signals(runner)  # twice: chained once
         run_id = runner.start_search(store, tiny_config(epochs=50))
-        wait_until(lambda: store.get_run(run_id).status == RUNNING, "the claim", TIMEOUT, 0.05)
+        wait_until(lambda: store.get_run(run_id).status == RunStatus.RUNNING, "the claim", TIMEOUT, 0.05)
         os.kill(os.getpid(), signal.SIGTERM)
         wait_until(lambda: seen, "the previous handler", TIMEOUT, 0.05)
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    assert seen == [STOPPED]
+    assert seen == [RunStatus.STOPPED]
 
 
 def test_an_app_server_stopped_by_sigterm_leaves_its_search_stopped(tmp_path):
@@ -174,7 +175,13 @@ def test_an_app_server_stopped_by_sigterm_leaves_its_search_stopped(tmp_path):
                     page = browser.new_page()
                     page.goto(f"http://localhost:{port}/")
                     page.get_by_role("button", name="Start search").click(timeout=60_000)
-                    wait_until(lambda: _status(db, "runs") == RUNNING, "the app's search to run", TIMEOUT, 0.05, server)
+                    wait_until(
+                        lambda: _status(db, "runs") == RunStatus.RUNNING,
+                        "the app's search to run",
+                        TIMEOUT,
+                        0.05,
+                        server,
+                    )
                 finally:
                     browser.close()
             server.send_signal(signal.SIGTERM)
@@ -185,4 +192,49 @@ def test_an_app_server_stopped_by_sigterm_leaves_its_search_stopped(tmp_path):
                 server.wait()
     assert code == 0, log_path.read_text()
     run = Store(db).get_run(1)
-    assert run.status == STOPPED and run.error == "", (run.status, run.error, log_path.read_text())
+    assert run.status == RunStatus.STOPPED and run.error == "", (run.status, run.error, log_path.read_text())
+
+
+STUCK_SERVER = """
+import functools, os, signal, sys, threading, time
+import torch
+from core.runner import threads
+
+runner = threads.Runner()
+runner.shutdown = functools.partial(runner.shutdown, grace_s=0.3)
+
+def stuck(stop):  # a search that never reaches a batch boundary (still loading data, say)
+    x = torch.randn(256, 256)
+    while True:
+        x = (x @ x).tanh()
+
+runner._launch((sys.argv[1], "search", 1), stuck)
+stopped = threading.Event()
+signal.signal(signal.SIGTERM, lambda s, f: stopped.set())  # like Streamlit's: stop the server
+threads.chain_stop_signals(runner)
+time.sleep(0.3)
+os.kill(os.getpid(), signal.SIGTERM)
+stopped.wait()
+print("server stopped")
+"""
+
+
+def test_sigterm_with_a_thread_stuck_in_torch_still_exits_0(tmp_path):
+    """Before: on a loaded server a search that had not reached a batch boundary within the
+    grace was still inside torch when the interpreter finalised, and the process aborted in C++
+    (SIGABRT, "terminate called without an active exception") instead of exiting 0."""
+    db = tmp_path / "s.db"
+    store = Store(db)
+    run_id = store.create_run("cnn", tiny_config().to_dict(), 3)
+    store.claim(run_id, "cpu", "single")
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run(
+        [sys.executable, "-c", STUCK_SERVER, str(db.resolve())],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "server stopped" in proc.stdout and "terminate called" not in proc.stderr
+    assert store.get_run(run_id).status == RunStatus.STOPPED

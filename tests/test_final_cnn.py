@@ -18,7 +18,7 @@ from core.data.images import DataError
 from core.errors import ConfigError
 from core.nets.cnn import imagenet_config
 from core.store.jobs import JobStore
-from core.store.runs import FINISHED, STOPPED
+from core.store.runs import RunStatus
 from core.training.cnn import data_shape, lr_at, network_config, planned_network
 from core.training.config import train_config
 from core.training.context import JobObserver
@@ -45,7 +45,7 @@ def test_digits_training_ends_far_above_chance(store_path):
     job = _run(store, epochs=4)
     rec = store.get_job(job)
     rows = store.epochs(job)
-    assert rec.status == FINISHED and [r.epoch for r in rows] == [1, 2, 3, 4]
+    assert rec.status == RunStatus.FINISHED and [r.epoch for r in rows] == [1, 2, 3, 4]
     assert rec.metrics["accuracy"] > 0.9  # chance is 0.1
     assert rows[-1].train_loss < rows[0].train_loss
     assert all(r.throughput > 0 and r.lr > 0 for r in rows)
@@ -64,14 +64,14 @@ def test_stop_then_resume_equals_an_uninterrupted_run(store_path):
             stop.set()
 
     job = _run(store, StopAfterFirstEpoch(), stop, **settings)
-    assert store.get_job(job).status == STOPPED and len(store.epochs(job)) == 1
+    assert store.get_job(job).status == RunStatus.STOPPED and len(store.epochs(job)) == 1
     _run(store, job=job)  # resume, as the app's Resume does
     fresh = _run(store, **settings)
     cols = ("train_loss", "val_loss", "val_acc", "lr")
     assert [[getattr(r, c) for c in cols] for r in store.epochs(job)] == [
         [getattr(r, c) for c in cols] for r in store.epochs(fresh)
     ]
-    assert store.get_job(job).status == FINISHED
+    assert store.get_job(job).status == RunStatus.FINISHED
 
 
 @needs(CIFAR_DIR, "the CIFAR-10 partial copy")
@@ -87,7 +87,7 @@ def test_one_epoch_on_cifar10(store_path):
         batch_size=128,
     )
     rec = store.get_job(job)
-    assert rec.status == FINISHED, rec.error
+    assert rec.status == RunStatus.FINISHED, rec.error
     assert rec.metrics["input_size"] == 32 and "cifar10-full" in rec.metrics["data"]
     assert rec.metrics["accuracy"] > 0.18  # chance is 0.10 on 846 test images
 

@@ -11,7 +11,7 @@ import torch
 import core.training.rnn as final_rnn
 from core.cell.presets import load_preset
 from core.store.jobs import JobStore
-from core.store.runs import FINISHED, STOPPED
+from core.store.runs import RunStatus
 from core.training.config import train_config
 from core.training.context import JobObserver
 from core.training.engine import create_job, run_job
@@ -57,7 +57,7 @@ def test_validation_perplexity_falls_over_a_few_hundred_steps(store_path):
     store = JobStore(store_path)
     job = _run(store, epochs=4, dropout=0.3, dropout_x=0.3, dropout_i=0.1, dropout_h=0.1)  # 4 x 70 windows
     rows, rec = store.epochs(job), store.get_job(job)
-    assert rec.status == FINISHED, rec.error
+    assert rec.status == RunStatus.FINISHED, rec.error
     assert rows[0].val_ppl < 500 / 3  # far below a uniform guess over the vocabulary
     assert rows[-1].val_ppl < 0.85 * rows[0].val_ppl and rows[-1].train_loss < rows[0].train_loss
     assert rec.metrics["perplexity"] == min(r.val_ppl for r in rows)
@@ -104,7 +104,7 @@ def test_stop_and_resume_after_the_switch_to_asgd_is_exact(store_path, monkeypat
                 stop.set()
 
     job = _run(store, StopAfterSecondEpoch(), stop, **settings)
-    assert store.get_job(job).status == STOPPED and len(store.epochs(job)) == 2
+    assert store.get_job(job).status == RunStatus.STOPPED and len(store.epochs(job)) == 2
     torch.manual_seed(123)  # whatever the process did in between
     _run(store, job=job)
     fresh = _run(store, **settings)

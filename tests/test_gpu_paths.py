@@ -21,7 +21,7 @@ from helpers import TINY_PROXY_CNN
 
 import core.search.evaluators.batched as batched
 from core.cell.genotype import Genotype
-from core.result import BUILD_FAILED, FAILED, OK, TrainResult
+from core.result import BUILD_FAILED, CandidateStatus, TrainResult
 from core.search.candidates import StepJob, init_seed
 from core.search.config import preset_config
 from core.search.evaluators.batched import (
@@ -165,7 +165,7 @@ def test_a_probe_s_cudnn_error_means_does_not_fit_and_another_error_fails_only_t
             StepJob(task64, 1, jobs, SEED, NEVER, NOP, NOP), options=BatchedOptions(chunk=4), stats=stats
         )
     )
-    assert stats.chunks == [2, 2] and stats.oom_halvings == 1 and all(r.status == OK for r in records)
+    assert stats.chunks == [2, 2] and stats.oom_halvings == 1 and all(r.status == CandidateStatus.OK for r in records)
 
     broken = RuntimeError("an unrelated bug in a kernel")
     _probing(monkeypatch, lambda group: broken if group[0].idx == 0 else None)
@@ -175,7 +175,12 @@ def test_a_probe_s_cudnn_error_means_does_not_fit_and_another_error_fails_only_t
             StepJob(task64, 1, jobs, SEED, NEVER, NOP, NOP), options=BatchedOptions(chunk=2), stats=stats
         )
     )
-    assert [r.status for r in records] == [FAILED, FAILED, OK, OK] and stats.chunks == [2]
+    assert [r.status for r in records] == [
+        CandidateStatus.FAILED,
+        CandidateStatus.FAILED,
+        CandidateStatus.OK,
+        CandidateStatus.OK,
+    ] and stats.chunks == [2]
     assert records[0].stop_reason == BUILD_FAILED and "unrelated bug" in records[0].error
     assert batched.is_oom_like(torch.cuda.OutOfMemoryError("CUDA out of memory"))
     assert batched.is_oom_like(RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling cublasCreate"))
@@ -497,7 +502,10 @@ class FakeGPUTask:
         _os.environ.setdefault("FAKE_CUDA_DEVICE", _os.environ.get("CUDA_VISIBLE_DEVICES", "?"))
         _time.sleep(1.0)  # tasks overlap, so both GPUs are in use at once
         return TrainResult(
-            status=OK, accuracy=0.5, epochs=1, error=f"cuda {_os.environ['FAKE_CUDA_DEVICE']} pid {_os.getpid()}"
+            status=CandidateStatus.OK,
+            accuracy=0.5,
+            epochs=1,
+            error=f"cuda {_os.environ['FAKE_CUDA_DEVICE']} pid {_os.getpid()}",
         )
 
     def score(self, res, cost):

@@ -16,7 +16,7 @@ from helpers import count_rows, kill_9_when, run_cli
 from core.cell.genotype import Genotype
 from core.cli.main import main
 from core.store.jobs import EpochRecord, JobStore
-from core.store.runs import INTERRUPTED, RUNNING, Store, StoreError
+from core.store.runs import RunStatus, Store, StoreError
 from core.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,11 +51,11 @@ def test_a_running_job_whose_process_is_gone_reads_as_interrupted(store_path):
     jobs = JobStore(store_path)
     job = jobs.create_job("cnn", G, {})
     jobs.claim_job(job, "cpu")
-    assert jobs.get_job(job).status == RUNNING  # this process is alive
+    assert jobs.get_job(job).status == RunStatus.RUNNING  # this process is alive
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     with sqlite3.connect(store_path) as con:
         con.execute("UPDATE jobs SET pid=? WHERE id=?", (int(dead.stdout), job))
-    assert jobs.get_job(job).status == INTERRUPTED
+    assert jobs.get_job(job).status == RunStatus.INTERRUPTED
     jobs.request_job_stop(job)
     assert jobs.job_stop_requested(job)
     jobs.finish_job(job, "stopped", metrics={"accuracy": 0.5})
@@ -162,7 +162,7 @@ def test_kill_9_then_resume_ends_where_an_uninterrupted_run_ends(store_path):
     kill_9_when(proc, lambda: _epochs(store_path) >= 1, "training", 60, poll=0.05)
     jobs = JobStore(store_path)
     killed_after = len(jobs.epochs(1))
-    assert jobs.get_job(1).status == INTERRUPTED and 1 <= killed_after < 5
+    assert jobs.get_job(1).status == RunStatus.INTERRUPTED and 1 <= killed_after < 5
     assert (jobs.job_dir(1) / "checkpoint.pt").exists()
     resumed = json.loads(cli("train", "--resume", 1, "--json", "--store", store_path).stdout.splitlines()[-1])
     fresh = json.loads(cli(*TRAIN, "--json", "--store", store_path).stdout.splitlines()[-1])

@@ -17,7 +17,7 @@ from helpers import CIFAR_DIR, PTB_DIR, app_test
 from core.cli.main import main
 from core.search.config import PRESETS, SearchConfig, preset_config
 from core.search.evaluators.pool import pool_size
-from core.store.runs import FINISHED, Store
+from core.store.runs import RunStatus, Store
 
 SHARED_DATA = {"cifar10": f"cifar10:{CIFAR_DIR}", "ptb-proxy": f"ptb-proxy:{PTB_DIR}"}
 SCALE = {"k": 1, "epochs": 1, "max_steps": 1, "max_batches": 1, "control": 0}  # control: its own tests
@@ -38,7 +38,7 @@ def _data(task: str, preset: str) -> str:
 
 def _first_step_committed(store: Store, run_id: int) -> None:
     run, steps = store.get_run(run_id), store.steps(run_id)
-    assert run.status == FINISHED, (run.status, run.error)
+    assert run.status == RunStatus.FINISHED, (run.status, run.error)
     assert [s.step for s in steps] == [0, 1]
     assert any(c.score is not None for c in store.candidates(run_id, 1))
 
@@ -74,7 +74,7 @@ def test_preset_starts_from_the_search_page(task: str, preset: str, tmp_path: Pa
     (run,) = store.list_runs()
     assert run.config["preset"] == preset and run.config["task"] == task
     deadline = time.time() + TIMEOUT
-    while store.get_run(run.id).status != FINISHED and time.time() < deadline:
+    while store.get_run(run.id).status != RunStatus.FINISHED and time.time() < deadline:
         time.sleep(0.5)
     _first_step_committed(store, run.id)
 
@@ -94,7 +94,7 @@ def test_the_app_searches_with_its_default_evaluator(tmp_path: Path, monkeypatch
     store = Store(db)
     (run,) = store.list_runs()
     deadline = time.time() + TIMEOUT
-    while store.get_run(run.id).status != FINISHED and time.time() < deadline:
+    while store.get_run(run.id).status != RunStatus.FINISHED and time.time() < deadline:
         time.sleep(0.5)
     _first_step_committed(store, run.id)
     expected = "pool" if pool_size(SearchConfig.from_dict(run.config), torch.device("cpu"))[0] > 1 else "batched"

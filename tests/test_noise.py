@@ -11,7 +11,7 @@ from core.cli.main import main
 from core.insight.explain import candidate_rows, why_removed
 from core.insight.noise import WITHIN, step_verdict
 from core.search.loop import create_run, run_search
-from core.store.runs import FINISHED, Store
+from core.store.runs import RunStatus, Store
 
 NOISE = {"metric": "accuracy", "std": 0.01, "seeds": 3}
 
@@ -38,7 +38,7 @@ def test_search_stores_noise_from_seeded_baselines(tmp_path, capsys) -> None:
     store = Store(tmp_path / "runs.db")
     cfg = tiny_config(keep_fraction=0.0, noise_seeds=3)
     run_id = create_run(store, cfg)
-    assert run_search(store, run_id) == FINISHED
+    assert run_search(store, run_id) == RunStatus.FINISHED
     base = store.candidates(run_id, 0)
     assert [c.idx for c in base] == [0, 1, 2] and all(c.edge is None for c in base)
     step0 = store.steps(run_id)[0]
@@ -58,7 +58,7 @@ def test_one_seed_means_noise_not_measured(tmp_path) -> None:
     cfg = tiny_config(k=1, max_steps=0, keep_fraction=0.0, noise_seeds=1)
     run_id = create_run(store, cfg)
     store.set_noise(run_id, {})
-    assert run_search(store, run_id) == FINISHED
+    assert run_search(store, run_id) == RunStatus.FINISHED
     assert store.get_run(run_id).noise["std"] is None and len(store.candidates(run_id, 0)) == 1
 
 

@@ -24,7 +24,7 @@ from core.search.evaluators.single import evaluate_single  # noqa: E402
 from core.search.loop import choose, create_run, run_search, step_candidates  # noqa: E402
 from core.search.tasks import CNNProxyTask  # noqa: E402
 from core.seeds import derive_seed  # noqa: E402
-from core.store.runs import FINISHED, Store  # noqa: E402
+from core.store.runs import RunStatus, Store  # noqa: E402
 
 TINY = dict(
     nodes=4,
@@ -110,7 +110,7 @@ def searches(tmp_path_factory):
         for ev in ("single", "ray")
     }
     for run_id in runs.values():
-        assert run_search(store, run_id) == FINISHED
+        assert run_search(store, run_id) == RunStatus.FINISHED
     return store, runs
 
 
@@ -133,7 +133,7 @@ def test_a_ray_control_trains_on_the_cluster_the_cells_single_trains(searches):
 
     store, runs = searches
     for run_id in runs.values():
-        assert run_control(store, run_id, 2, [3]) == FINISHED
+        assert run_control(store, run_id, 2, [3]) == RunStatus.FINISHED
     cells = {ev: control_cells(store, r) for ev, r in runs.items()}
 
     def same(c) -> dict:

@@ -6,7 +6,7 @@ from helpers import CIFAR_DIR, PTB_DIR, needs
 
 from core.search.config import preset_config
 from core.search.loop import create_run, run_search
-from core.store.runs import FINISHED, Store
+from core.store.runs import RunStatus, Store
 
 
 @needs(CIFAR_DIR, "CIFAR-10 python batches")
@@ -27,7 +27,7 @@ def test_one_cnn_shrink_step_on_real_cifar10(store_path):
     )
     store = Store(store_path)
     run_id = create_run(store, cfg)
-    assert run_search(store, run_id) == FINISHED, store.get_run(run_id).error
+    assert run_search(store, run_id) == RunStatus.FINISHED, store.get_run(run_id).error
     steps, cands = store.steps(run_id), store.candidates(run_id, 1)
     assert [s.step for s in steps] == [0, 1] and steps[1].edges < steps[0].edges
     assert len(cands) == 2 and all(c.status == "ok" and c.epochs == 1 for c in cands)
@@ -42,7 +42,7 @@ def test_one_rnn_shrink_step_on_real_ptb_proxy(store_path):
     )
     store = Store(store_path)
     run_id = create_run(store, cfg)
-    assert run_search(store, run_id) == FINISHED, store.get_run(run_id).error
+    assert run_search(store, run_id) == RunStatus.FINISHED, store.get_run(run_id).error
     cands = store.candidates(run_id, 1)
     assert len(cands) == 2 and all(c.status == "ok" and math.isfinite(c.perplexity) for c in cands)
     assert all(c.perplexity < 6645 for c in cands)  # better than uniform over the proxy vocabulary

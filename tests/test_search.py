@@ -12,7 +12,7 @@ from core.errors import UserError
 from core.search.config import preset_config
 from core.search.loop import Observer, QueueObserver, choose, create_run, run_search, step_candidates
 from core.search.tasks import CNNProxyTask, cnn_score, rnn_score
-from core.store.runs import FAILED, FINISHED, STOPPED, Store, best_of
+from core.store.runs import RunStatus, Store, best_of
 
 TINY = dict(nodes=4, k=2, epochs=1, keep_fraction=0.0, threads=1)
 
@@ -30,7 +30,7 @@ def demo_run(request, tmp_path_factory):
     store = Store(tmp_path_factory.mktemp("demo") / "runs.db")
     run_id = create_run(store, preset_config(request.param, "demo", threads=1))
     events = QueueObserver()
-    assert run_search(store, run_id, events) == FINISHED
+    assert run_search(store, run_id, events) == RunStatus.FINISHED
     return store, run_id, events, request.param
 
 
@@ -81,7 +81,7 @@ def test_observer_saw_every_committed_step(demo_run):
         seen.append(events.events.get())
     steps = [e[2].step for e in seen if e[0] == "step"]
     assert steps == [s.step for s in store.steps(run_id)]
-    assert seen[-1][0] == "end" and seen[-1][2][0] == FINISHED
+    assert seen[-1][0] == "end" and seen[-1][2][0] == RunStatus.FINISHED
     assert sum(e[0] == "candidate" for e in seen) == len(store.candidates(run_id))
 
 
@@ -103,10 +103,10 @@ def test_stop_then_resume_finishes_with_contiguous_steps(store_path):
             if step.step == 1:
                 stop.set()
 
-    assert run_search(store, run_id, StopAfterStep1(), stop) == STOPPED
-    assert store.get_run(run_id).status == STOPPED
+    assert run_search(store, run_id, StopAfterStep1(), stop) == RunStatus.STOPPED
+    assert store.get_run(run_id).status == RunStatus.STOPPED
     assert [s.step for s in store.steps(run_id)] == [0, 1]
-    assert run_search(store, run_id) == FINISHED
+    assert run_search(store, run_id) == RunStatus.FINISHED
     assert [s.step for s in store.steps(run_id)] == list(range(len(store.steps(run_id))))
 
 
@@ -121,8 +121,8 @@ def test_a_failed_candidate_is_recorded_and_the_search_goes_on(store_path, monke
     monkeypatch.setattr(CNNProxyTask, "build", build)
     store = Store(store_path)
     run_id = create_run(store, preset_config("cnn", "demo", **{**TINY, "k": 6, "max_steps": 1}))
-    assert run_search(store, run_id) == FINISHED
-    failed = [c for c in store.candidates(run_id, 1) if c.status == FAILED]
+    assert run_search(store, run_id) == RunStatus.FINISHED
+    failed = [c for c in store.candidates(run_id, 1) if c.status == RunStatus.FAILED]
     assert len(failed) == 1 and failed[0].edge == (0, 1) and "planted build failure" in failed[0].error
     assert failed[0].score is None and store.steps(run_id)[1].removed != (0, 1)
 
@@ -141,7 +141,7 @@ def test_data_gone_after_the_start_fails_the_run_with_one_line(store_path, tmp_p
         (folder / name).write_bytes(b"")
     run_id = create_run(store, preset_config("cnn", "demo", data=f"cifar10:{folder}"))
     shutil.rmtree(folder)
-    assert run_search(store, run_id) == FAILED
+    assert run_search(store, run_id) == RunStatus.FAILED
     error = store.get_run(run_id).error
     assert "gone" in error and "\n" not in error
 

@@ -7,17 +7,7 @@ import textwrap
 import pytest
 
 from core.cell.genotype import Genotype
-from core.store.runs import (
-    FINISHED,
-    INTERRUPTED,
-    RUNNING,
-    CandidateRecord,
-    StepRecord,
-    Store,
-    StoreError,
-    best_of,
-    default_store_path,
-)
+from core.store.runs import CandidateRecord, RunStatus, StepRecord, Store, StoreError, best_of, default_store_path
 
 G = Genotype.dense("cnn", 4, seed=0)
 
@@ -80,18 +70,18 @@ def test_run_of_a_dead_process_reads_as_interrupted(store_path):
     store = Store(store_path)
     run = store.create_run("cnn", {}, 3)
     store.claim(run, "cpu", "single")
-    assert store.get_run(run).status == RUNNING  # this process is alive
+    assert store.get_run(run).status == RunStatus.RUNNING  # this process is alive
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     with sqlite3.connect(store_path) as con:
         con.execute("UPDATE runs SET pid=? WHERE id=?", (int(dead.stdout), run))
-    assert store.get_run(run).status == INTERRUPTED
-    store.finish(run, FINISHED)
-    assert store.get_run(run).status == FINISHED
+    assert store.get_run(run).status == RunStatus.INTERRUPTED
+    store.finish(run, RunStatus.FINISHED)
+    assert store.get_run(run).status == RunStatus.FINISHED
     queued = store.create_run("cnn", {}, 3)  # its creator died before the search claimed it
     assert store.get_run(queued).status == "queued"
     with sqlite3.connect(store_path) as con:
         con.execute("UPDATE runs SET created_at=created_at-600 WHERE id=?", (queued,))
-    assert store.get_run(queued).status == INTERRUPTED
+    assert store.get_run(queued).status == RunStatus.INTERRUPTED
 
 
 def test_other_processes_read_while_a_writer_holds_a_transaction(store_path):
@@ -147,7 +137,7 @@ def test_live_progress_is_typed_and_stored_as_the_same_json(store_path):
         raw = json.loads(con.execute("SELECT progress FROM runs WHERE id=?", (run,)).fetchone()[0])
     assert raw == {"step": 1, "candidate": 1, "k": 2, "edges": 9, "started": 5.0, "done": [done]}
     assert store.get_run(run).progress == prog and store.get_run(run).to_dict()["progress"] == raw
-    store.finish(run, FINISHED)
+    store.finish(run, RunStatus.FINISHED)
     assert store.get_run(run).progress == SearchProgress()
     job = store.create_job("cnn", G, {})
     jp = JobProgress("train", epoch=2, epochs=3, batch=4, batches=8, fraction=0.5, elapsed_s=1.0, extra={"note": "x"})

@@ -10,7 +10,7 @@ from torch import nn
 
 from core.data.batches import epoch_batches
 from core.data.images import ImageData, load_proxy
-from core.result import BUILD_FAILED, DIVERGED, FAILED, LOW_ACCURACY, MAX_EPOCHS, NAN, OK, PATIENCE, STOPPED, USER_STOP
+from core.result import BUILD_FAILED, DIVERGED, LOW_ACCURACY, MAX_EPOCHS, NAN, PATIENCE, USER_STOP, CandidateStatus
 from core.search.proxy_cnn import EpochStats, ProxyTrainConfig, stop_reason, train_proxy
 
 C = 10  # classes in every synthetic task
@@ -140,13 +140,13 @@ def test_epoch_batches_no_single_sample_tail() -> None:
 # ----- stop rules ----------------------------------------------------------------------------
 def test_nan_fails_at_once() -> None:
     res = train_proxy(NaNOut(), onehot_task(), ProxyTrainConfig(epochs=5), data_seed=0)
-    assert (res.status, res.stop_reason) == (FAILED, NAN)
+    assert (res.status, res.stop_reason) == (CandidateStatus.FAILED, NAN)
     assert res.accuracy is None and res.epochs == 0 and res.history == []
 
 
 def test_nan_in_validation_fails() -> None:
     res = train_proxy(NaNWhenEvaluated(), onehot_task(), ProxyTrainConfig(epochs=5), data_seed=0)
-    assert (res.status, res.stop_reason, res.accuracy) == (FAILED, NAN, None)
+    assert (res.status, res.stop_reason, res.accuracy) == (CandidateStatus.FAILED, NAN, None)
 
 
 @pytest.mark.parametrize("in_eval", [False, True], ids=["train-loss", "val-loss"])
@@ -161,14 +161,14 @@ def test_nan_in_epoch_3_stops_and_scores_from_the_best_completed_epoch(in_eval: 
         data_seed=0,
         on_epoch=rows.append,
     )
-    assert (res.status, res.stop_reason, res.epochs, res.error) == (OK, NAN, 2, "")
+    assert (res.status, res.stop_reason, res.epochs, res.error) == (CandidateStatus.OK, NAN, 2, "")
     assert [r["epoch"] for r in res.history] == [1, 2] and rows == res.history
     assert res.accuracy is not None and res.accuracy == max(r["val_acc"] for r in res.history)
 
 
 def test_nan_in_epoch_1_fails() -> None:
     res = train_proxy(NaNFromEpoch(good=0), onehot_task(), ProxyTrainConfig(epochs=6), data_seed=0)
-    assert (res.status, res.stop_reason, res.epochs, res.accuracy) == (FAILED, NAN, 0, None)
+    assert (res.status, res.stop_reason, res.epochs, res.accuracy) == (CandidateStatus.FAILED, NAN, 0, None)
     assert "epoch 1" in res.error
 
 
@@ -192,20 +192,20 @@ def test_stop_rule_order() -> None:
 
 def test_floor_stops_a_model_stuck_at_chance() -> None:
     res = train_proxy(Constant(), onehot_task(), ProxyTrainConfig(epochs=20), data_seed=0)
-    assert (res.status, res.stop_reason, res.epochs) == (OK, LOW_ACCURACY, 4)
+    assert (res.status, res.stop_reason, res.epochs) == (CandidateStatus.OK, LOW_ACCURACY, 4)
     assert res.accuracy == pytest.approx(0.1)
 
 
 def test_patience_stops_without_new_best() -> None:
     cfg = ProxyTrainConfig(epochs=20, floor_acc=0.0)  # floor off: only patience can stop it
     res = train_proxy(Constant(), onehot_task(), cfg, data_seed=0)
-    assert (res.status, res.stop_reason, res.epochs) == (OK, PATIENCE, 1 + cfg.patience)
+    assert (res.status, res.stop_reason, res.epochs) == (CandidateStatus.OK, PATIENCE, 1 + cfg.patience)
 
 
 def test_divergence_when_val_loss_far_above_train_loss() -> None:
     cfg = ProxyTrainConfig(epochs=10)
     res = train_proxy(perfect_linear(), onehot_task(val_shift=1), cfg, data_seed=0)
-    assert (res.status, res.stop_reason, res.epochs) == (OK, DIVERGED, 1)
+    assert (res.status, res.stop_reason, res.epochs) == (CandidateStatus.OK, DIVERGED, 1)
     last = res.history[-1]
     assert last["val_loss"] > cfg.diverge_ratio * last["train_loss"]
 
@@ -224,7 +224,7 @@ def test_train_accuracy_breaks_the_epoch_early() -> None:
 
 def test_model_error_is_build_failed_one_line() -> None:
     res = train_proxy(Linear(in_features=7), onehot_task(), ProxyTrainConfig(epochs=2), data_seed=0)
-    assert (res.status, res.stop_reason) == (FAILED, BUILD_FAILED)
+    assert (res.status, res.stop_reason) == (CandidateStatus.FAILED, BUILD_FAILED)
     assert res.error and "\n" not in res.error and "RuntimeError" in res.error
 
 
@@ -248,7 +248,7 @@ def test_should_stop_returns_at_once() -> None:
         data_seed=0,
         should_stop=stop_on_third,
     )
-    assert (res.status, res.stop_reason) == (STOPPED, USER_STOP)
+    assert (res.status, res.stop_reason) == (CandidateStatus.STOPPED, USER_STOP)
     assert model.train_calls == 2 and res.epochs == 0 and len(calls) == 3
 
 
@@ -269,7 +269,7 @@ def test_deterministic_for_fixed_init_and_data_seed(digits: ImageData) -> None:
 def test_digits_training_beats_chance_and_reports_each_epoch(digits: ImageData) -> None:
     rows: list[dict] = []
     res = train_proxy(small_convnet(0), digits, ProxyTrainConfig(epochs=6), data_seed=0, on_epoch=rows.append)
-    assert res.status == OK and res.epochs == 6 and res.stop_reason == MAX_EPOCHS
+    assert res.status == CandidateStatus.OK and res.epochs == 6 and res.stop_reason == MAX_EPOCHS
     assert res.accuracy is not None and res.accuracy > 0.5  # chance is 0.1
     assert rows == res.history and [r["epoch"] for r in rows] == list(range(1, 7))
     assert set(rows[0]) == {

@@ -12,7 +12,7 @@ from helpers import app_test, wait_until
 from streamlit.testing.v1 import AppTest
 
 from core.store.jobs import JobStore
-from core.store.runs import FINISHED, RUNNING, STOPPED
+from core.store.runs import RunStatus
 from ui.train.figures import result_rows, training_figure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def test_a_tiny_job_finishes_with_curves_results_exports_and_joins_compare(monke
     store = JobStore(path)
     (job,) = store.list_jobs()
     assert any(f"Job #{job.id} started" in s.value for s in at.success)  # feedback beside the button
-    wait_until(lambda: store.get_job(job.id).status == FINISHED, "the job to finish", 60, poll=0.3)
+    wait_until(lambda: store.get_job(job.id).status == RunStatus.FINISHED, "the job to finish", 60, poll=0.3)
     at.run()
     assert f"Job #{job.id}" in _texts(at) and at.get("progress")[0].proto.value == 100
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
@@ -109,7 +109,7 @@ def test_stop_and_resume_from_the_page(monkeypatch, tmp_path) -> None:
     wait_until(lambda: len(store.epochs(job.id)) >= 1, "a first epoch", 60, poll=0.3)
     at.run()
     at.button(key="train_stop").click().run()
-    wait_until(lambda: store.get_job(job.id).status == STOPPED, "the job to stop", 30, poll=0.3)
+    wait_until(lambda: store.get_job(job.id).status == RunStatus.STOPPED, "the job to stop", 30, poll=0.3)
     at.run()
     at.run()
     done = len(store.epochs(job.id))
@@ -117,9 +117,9 @@ def test_stop_and_resume_from_the_page(monkeypatch, tmp_path) -> None:
     assert not at.exception
     wait_until(lambda: len(store.epochs(job.id)) > done, "an epoch after the resume", 60, poll=0.3)
     at.run()
-    assert store.get_job(job.id).status == RUNNING
+    assert store.get_job(job.id).status == RunStatus.RUNNING
     at.button(key="train_stop").click().run()
-    wait_until(lambda: store.get_job(job.id).status == STOPPED, "the job to stop again", 30, poll=0.3)
+    wait_until(lambda: store.get_job(job.id).status == RunStatus.STOPPED, "the job to stop again", 30, poll=0.3)
     at.run()
     epochs = [e.epoch for e in store.epochs(job.id)]
     assert epochs == list(range(1, len(epochs) + 1))  # resumed where it stopped

@@ -13,7 +13,7 @@ from core.cell.genotype import Genotype
 from core.data.batches import bptt_windows
 from core.data.corpus import Corpus, load_corpus
 from core.nets.rnn import RNNLanguageModel
-from core.result import BUILD_FAILED, DIVERGED, FAILED, MAX_EPOCHS, NAN, OK, PATIENCE, STOPPED, USER_STOP
+from core.result import BUILD_FAILED, DIVERGED, MAX_EPOCHS, NAN, PATIENCE, USER_STOP, CandidateStatus
 from core.search.proxy_rnn import RNNProxyConfig, lr_at_epoch, train_rnn_proxy
 
 SHARED_PTB = Path(__file__).parents[1] / ".." / "shared" / "data" / "ptb-proxy"
@@ -74,7 +74,7 @@ def test_bptt_windows_cover_every_step_once() -> None:
 def test_validation_perplexity_falls_and_is_reproducible(small: Corpus) -> None:
     rows: list[dict] = []
     r = train_rnn_proxy(_model(small.vocab_size), small, _cfg(), data_seed=3, on_epoch=rows.append)
-    assert r.status == OK and r.stop_reason == MAX_EPOCHS and r.epochs == 4 and r.error == ""
+    assert r.status == CandidateStatus.OK and r.stop_reason == MAX_EPOCHS and r.epochs == 4 and r.error == ""
     assert rows == r.history and [h["epoch"] for h in r.history] == [1, 2, 3, 4]
     assert set(r.history[0]) == {
         "epoch",
@@ -104,7 +104,7 @@ def test_nan_loss_fails_with_nan_perplexity(small: Corpus) -> None:
     with torch.no_grad():
         model.cell.w0[0, 0] = math.nan
     r = train_rnn_proxy(model, small, _cfg(), data_seed=0)
-    assert (r.status, r.stop_reason) == (FAILED, NAN) and math.isnan(r.perplexity) and "nan" in r.error
+    assert (r.status, r.stop_reason) == (CandidateStatus.FAILED, NAN) and math.isnan(r.perplexity) and "nan" in r.error
 
 
 @pytest.mark.parametrize("where", ["train", "valid"])
@@ -137,7 +137,7 @@ def test_nan_in_epoch_3_stops_and_scores_from_the_best_completed_epoch(small: Co
 
         monkeypatch.setattr(proxy_rnn, "evaluate_lm", evaluate_lm)
     r = train_rnn_proxy(_model(small.vocab_size), small, _cfg(epochs=5), data_seed=0)
-    assert (r.status, r.stop_reason, r.error) == (OK, NAN, "")
+    assert (r.status, r.stop_reason, r.error) == (CandidateStatus.OK, NAN, "")
     completed = [h for h in r.history if math.isfinite(h["val_loss"])]
     assert [h["epoch"] for h in completed] == [1, 2] and len(r.history) == (2 if where == "train" else 3)
     assert r.perplexity == pytest.approx(math.exp(min(h["val_loss"] for h in completed)))
@@ -159,20 +159,20 @@ def test_nan_in_epoch_1_fails(small: Corpus, monkeypatch) -> None:
 
     monkeypatch.setattr(RNNLanguageModel, "loss", loss)
     r = train_rnn_proxy(_model(small.vocab_size), small, _cfg(), data_seed=0)
-    assert (r.status, r.stop_reason, r.history) == (FAILED, NAN, []) and math.isnan(r.perplexity)
+    assert (r.status, r.stop_reason, r.history) == (CandidateStatus.FAILED, NAN, []) and math.isnan(r.perplexity)
     assert "epoch 1" in r.error
 
 
 def test_best_loss_over_max_loss_fails(small: Corpus) -> None:
     r = train_rnn_proxy(_model(small.vocab_size), small, _cfg(epochs=1, max_loss=1.0), data_seed=0)
-    assert (r.status, r.stop_reason) == (FAILED, NAN) and math.isnan(r.perplexity) and r.epochs == 1
+    assert (r.status, r.stop_reason) == (CandidateStatus.FAILED, NAN) and math.isnan(r.perplexity) and r.epochs == 1
 
 
 def test_patience_and_divergence_stop_early(small: Corpus) -> None:
     frozen = train_rnn_proxy(_model(small.vocab_size), small, _cfg(lr=0.0, patience=2), data_seed=0)
-    assert frozen.status == OK and frozen.stop_reason == PATIENCE and frozen.epochs == 3
+    assert frozen.status == CandidateStatus.OK and frozen.stop_reason == PATIENCE and frozen.epochs == 3
     diverged = train_rnn_proxy(_model(small.vocab_size), small, _cfg(diverge_ratio=0.5), data_seed=0)
-    assert diverged.status == OK and diverged.stop_reason == DIVERGED and diverged.epochs == 1
+    assert diverged.status == CandidateStatus.OK and diverged.stop_reason == DIVERGED and diverged.epochs == 1
     assert math.isfinite(diverged.perplexity)
 
 
@@ -184,12 +184,12 @@ def test_user_stop_between_batches(small: Corpus) -> None:
         return calls["n"] > 3
 
     r = train_rnn_proxy(_model(small.vocab_size), small, _cfg(), data_seed=0, should_stop=stop)
-    assert (r.status, r.stop_reason, r.epochs) == (STOPPED, USER_STOP, 0)
+    assert (r.status, r.stop_reason, r.epochs) == (CandidateStatus.STOPPED, USER_STOP, 0)
 
 
 def test_model_error_is_a_failed_result(small: Corpus) -> None:
     r = train_rnn_proxy(_model(small.vocab_size - 100), small, _cfg(), data_seed=0)
-    assert (r.status, r.stop_reason) == (FAILED, BUILD_FAILED)
+    assert (r.status, r.stop_reason) == (CandidateStatus.FAILED, BUILD_FAILED)
     assert r.error and "\n" not in r.error and math.isnan(r.perplexity)
 
 
@@ -198,5 +198,5 @@ def test_one_epoch_on_shared_ptb_proxy() -> None:
     corpus = load_corpus(f"ptb:{SHARED_PTB}")
     cfg = RNNProxyConfig(epochs=1, batch_size=32, max_batches_per_epoch=6, max_eval_batches=20)
     r = train_rnn_proxy(_model(corpus.vocab_size, width=16), corpus, cfg, data_seed=0)
-    assert r.status == OK and r.epochs == 1
+    assert r.status == CandidateStatus.OK and r.epochs == 1
     assert 1 < r.perplexity < corpus.vocab_size  # learnt something beyond uniform guessing

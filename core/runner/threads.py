@@ -21,6 +21,7 @@ import atexit
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Callable
@@ -54,7 +55,24 @@ class Runner:
 
     def stop_at_exit(self) -> None:
         """Call `shutdown` when this process exits (the app server does this for its Runner)."""
-        atexit.register(self.shutdown)
+        atexit.register(self.shutdown_at_exit)
+
+    def shutdown_at_exit(self) -> None:
+        """`shutdown`, then end the process at once if a thread is still stuck (exit_if_stuck)."""
+        self.shutdown()
+        self.exit_if_stuck()
+
+    def exit_if_stuck(self) -> None:
+        """End the process now if a thread is still training after its grace (its row is already
+        marked `stopped`): an interpreter that finalises while a thread is inside torch aborts in
+        C++ ("terminate called without an active exception", SIGABRT) instead of exiting 0."""
+        with self._lock:
+            stuck = [thread for thread, _ in self._threads.values() if thread.is_alive()]
+        if stuck:
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
 
     def shutdown(self, grace_s: float = EXIT_GRACE_S) -> list[tuple[str, str, int]]:
         """Stop every live search and job of this process: each stops at its next batch boundary
@@ -197,6 +215,7 @@ def chain_stop_signals(runner: Runner) -> bool:
 def _stop_then(runner: Runner, previous) -> Callable:
     def handler(signum: int, frame) -> None:
         runner.shutdown()
+        atexit.register(runner.exit_if_stuck)  # runs first at exit: after the server has stopped
         if callable(previous):
             previous(signum, frame)
         elif previous == signal.SIG_DFL:  # what the signal would have done: end the process

@@ -42,14 +42,12 @@ from core.nets.evaluate import VAL_BATCH, evaluate_images
 from core.result import (
     BUILD_FAILED,
     DIVERGED,
-    FAILED,
     LOW_ACCURACY,
     MAX_EPOCHS,
     NAN,
-    OK,
     PATIENCE,
-    STOPPED,
     USER_STOP,
+    CandidateStatus,
     TrainResult,
 )
 
@@ -176,8 +174,8 @@ def nan_outcome(completed_epochs: int) -> tuple[str, str]:
     """(status, error) of a candidate whose loss went NaN/inf after `completed_epochs` complete
     epochs: scored from the best of them (OK, stop reason NAN), or FAILED when there is none."""
     if completed_epochs:
-        return OK, ""
-    return FAILED, "loss became NaN or infinite in epoch 1"
+        return CandidateStatus.OK, ""
+    return CandidateStatus.FAILED, "loss became NaN or infinite in epoch 1"
 
 
 def train_proxy(
@@ -218,14 +216,14 @@ def train_proxy(
                 on_epoch(history[-1])
             reason = stop_reason(cfg, epoch, stats, best.epoch)
             if reason is not None:  # never NAN here: run.epoch raised for a non-finite epoch
-                return result(OK, reason)
-        return result(OK, MAX_EPOCHS)
+                return result(CandidateStatus.OK, reason)
+        return result(CandidateStatus.OK, MAX_EPOCHS)
     except _NaNLoss:
         return result(*_nan_status(len(history)))
     except _UserStop:
-        return result(STOPPED, USER_STOP)
+        return result(CandidateStatus.STOPPED, USER_STOP)
     except _ModelError as exc:
-        return result(FAILED, BUILD_FAILED, str(exc))
+        return result(CandidateStatus.FAILED, BUILD_FAILED, str(exc))
 
 
 def _nan_status(completed_epochs: int) -> tuple[str, str, str]:
@@ -252,7 +250,7 @@ def finished_result(
     status: str, reason: str, best: BestEpoch, history: list[dict], wall_s: float, error: str = ""
 ) -> TrainResult:
     """A CNN candidate's result when its training ends: the best epoch's accuracy, none if it failed."""
-    acc = best.acc if status != FAILED else None
+    acc = best.acc if status != CandidateStatus.FAILED else None
     return TrainResult(
         status=status,
         accuracy=acc,

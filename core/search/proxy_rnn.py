@@ -24,18 +24,7 @@ from core.errors import one_line
 from core.nets.bptt import perplexity, train_bptt_epoch
 from core.nets.evaluate import evaluate_lm
 from core.nets.rnn import RNNLanguageModel
-from core.result import (
-    BUILD_FAILED,
-    DIVERGED,
-    FAILED,
-    MAX_EPOCHS,
-    NAN,
-    OK,
-    PATIENCE,
-    STOPPED,
-    USER_STOP,
-    TrainResult,
-)
+from core.result import BUILD_FAILED, DIVERGED, MAX_EPOCHS, NAN, PATIENCE, USER_STOP, CandidateStatus, TrainResult
 
 LR_DECAY = 0.1
 
@@ -202,7 +191,7 @@ def train_rnn_proxy(
     divided by 10 after epochs E-4 and E-2 (see lr_at_epoch). Torch's global RNG is forked and seeded
     with data_seed, so dropout (if any) is reproducible too and the
     caller's RNG state is left untouched."""
-    result = TrainResult(status=OK)
+    result = TrainResult(status=CandidateStatus.OK)
     t0 = time.perf_counter()
     dev = torch.device(device)
     model.decoder_dtype = torch.bfloat16 if precision == "bf16" else None  # see RNNLanguageModel
@@ -211,19 +200,19 @@ def train_rnn_proxy(
         try:
             _run(model, corpus, cfg, data_seed, device, should_stop, on_epoch, result)
         except _UserStop:
-            result.status, result.stop_reason = STOPPED, USER_STOP
+            result.status, result.stop_reason = CandidateStatus.STOPPED, USER_STOP
         except Exception as exc:  # noqa: BLE001 (one bad candidate must not stop the search)
-            result.status, result.stop_reason, result.error = FAILED, BUILD_FAILED, one_line(exc)
+            result.status, result.stop_reason, result.error = CandidateStatus.FAILED, BUILD_FAILED, one_line(exc)
     result.wall_s = time.perf_counter() - t0
     best = _best_loss(result)
-    if result.status == OK and not best < cfg.max_loss:
-        result.status, result.stop_reason = FAILED, NAN
+    if result.status == CandidateStatus.OK and not best < cfg.max_loss:
+        result.status, result.stop_reason = CandidateStatus.FAILED, NAN
         result.error = (
             f"best validation loss {best:.3g} is not below {cfg.max_loss:g}"
             if math.isfinite(best)
             else result.error or "no epoch completed"
         )
-    if result.status == FAILED:  # a failed candidate has no quality, whatever it reached
+    if result.status == CandidateStatus.FAILED:  # a failed candidate has no quality, whatever it reached
         result.perplexity = math.nan
     else:
         result.error = ""  # a NaN-stopped candidate that completed an epoch is scored, not failed

@@ -28,14 +28,6 @@ from core.store.progress import SearchProgress
 
 DEFAULT_STORE = Path("runs") / "autoshrink.db"
 VOCAB_SIZE = "vocab_size"  # the key in a run's meta that holds an RNN run's vocabulary size
-RUNNING, FINISHED, STOPPED, FAILED, INTERRUPTED, QUEUED = (
-    RunStatus.RUNNING,
-    RunStatus.FINISHED,
-    RunStatus.STOPPED,
-    RunStatus.FAILED,
-    RunStatus.INTERRUPTED,
-    RunStatus.QUEUED,
-)
 
 
 def default_store_path() -> Path:
@@ -324,7 +316,7 @@ class Store:
         return transaction(self.path)
 
     # ----- runs ------------------------------------------------------------------------
-    def create_run(self, task: str, config: dict, expected_steps: int, status: str = QUEUED) -> int:
+    def create_run(self, task: str, config: dict, expected_steps: int, status: str = RunStatus.QUEUED) -> int:
         """A queued run owned by this process (pid, host) until it claims it: a `resume` from
         elsewhere meanwhile is refused, and if this process dies first the run reads interrupted."""
         require_write("starting a search")

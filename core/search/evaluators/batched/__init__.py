@@ -53,16 +53,7 @@ from torch import Tensor
 from core.data.batches import epoch_batches
 from core.data.images import ImageData
 from core.errors import one_line
-from core.result import (
-    BUILD_FAILED,
-    FAILED,
-    NAN,
-    OK,
-    STOPPED,
-    USER_STOP,
-    Cost,
-    TrainResult,
-)
+from core.result import BUILD_FAILED, NAN, USER_STOP, CandidateStatus, Cost, TrainResult
 from core.search.candidates import (
     EpochFn,
     Job,
@@ -414,7 +405,7 @@ class _ChunkTrainer:
             self.on_epoch(cand.idx, row)
             reason = stop_reason(self.cfg, epoch, stats, cand.best.epoch)
             if reason is not None:  # never NAN: the stats are finite
-                self.finish(cand, OK, reason)
+                self.finish(cand, CandidateStatus.OK, reason)
 
     def _train_pass(self, epoch: int) -> list[Running]:
         """Every member trains on the epoch's batches until its running accuracy passes the
@@ -550,7 +541,7 @@ def evaluate_batched(
         pass
     for cand in cands:
         if cand.result is None:
-            finish(cand, STOPPED, USER_STOP)
+            finish(cand, CandidateStatus.STOPPED, USER_STOP)
     if dev.type == "cuda":  # the process's peak: the counters are process-wide, so they are not
         stats.peak_bytes = max(stats.peak_bytes, torch.cuda.max_memory_allocated(dev))  # reset here
     return [records[job[0]] for job in jobs]
@@ -643,7 +634,7 @@ def _next_group(queue: list[_Candidate], size: int) -> list[_Candidate]:
 def _fail(group: list[_Candidate], finish: Callable, error: str) -> None:
     for cand in group:
         if cand.result is None:
-            finish(cand, FAILED, BUILD_FAILED, error)
+            finish(cand, CandidateStatus.FAILED, BUILD_FAILED, error)
 
 
 def _release(task) -> None:
