@@ -260,3 +260,22 @@ def test_a_followed_run_that_ends_between_refreshes_shows_its_last_step(tmp_path
     store.finish(run_id, RunStatus.FINISHED)
     at.run()
     assert not at.exception and synced_widget(at.slider, "explorer_step").value == 3
+
+
+def _next_button_script() -> None:
+    import streamlit as st
+
+    from ui.step_page import step_button
+
+    def move(target: int, last: int) -> None:
+        st.session_state.setdefault("moves", []).append((target, last))
+
+    step_button(st, "p", 1, move, 2, 4, "arrow_forward")
+
+
+def test_a_step_button_carries_the_step_it_leads_to_so_a_repeated_trigger_cannot_skip() -> None:
+    """Seen under load in the Presenter: one Right press stepped 2 -> 4, because a live refresh
+    re-sent the press and the "+1" callback ran twice. The callback now gets the target step."""
+    at = AppTest.from_function(_next_button_script).run()
+    at.button(key="p_next").click().run()
+    assert at.session_state["moves"] == [(3, 4)]

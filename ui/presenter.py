@@ -29,9 +29,9 @@ FULL_SCREEN_CSS = """<style>
 </style>"""
 
 
-def _move(delta: int, last: int) -> None:
-    st.session_state[STEP_KEY] = min(max(st.session_state.get(STEP_KEY, 0) + delta, 0), last)
-    st.session_state[FOLLOW_KEY] = st.session_state[STEP_KEY] == last
+def _move(target: int, last: int) -> None:
+    st.session_state[STEP_KEY] = target
+    st.session_state[FOLLOW_KEY] = target == last
 
 
 def presenter(store: Store, run: RunRecord | None) -> None:

@@ -101,13 +101,16 @@ def _tick(store: Store, run: RunRecord, page: str, body: StepBody, no_steps: str
 
 def step_button(where, page: str, delta: int, move: Callable[[int, int], None], n: int, last: int, icon: str) -> None:
     """Previous (delta -1, the Left key) or Next (delta +1, the Right key) of a step page, drawn
-    in `where` (st or a column); `move(delta, last)` is its callback."""
+    in `where` (st or a column); `move(target, last)` is its callback. The button carries the step
+    it leads to (n + delta), not the delta: under load Streamlit can run one press's callback twice
+    (a live refresh re-sends the trigger), and a second "go to step 3" is harmless where a second
+    "+1" skipped a step."""
     forward = delta > 0
     where.button(
         "Next" if forward else "Previous",
         key=f"{page}_{'next' if forward else 'prev'}",
         on_click=move,
-        args=(delta, last),
+        args=(min(max(n + delta, 0), last), last),
         shortcut="Right" if forward else "Left",
         icon=f":material/{icon}:",
         disabled=n >= last if forward else n <= 0,

@@ -32,10 +32,10 @@ NO_RUN = "No run to explore yet: start one on the Search page."
 NO_STEP = "Run {run} has no committed step yet; the first appears once the dense baseline is trained."
 
 
-def _move(delta: int, last: int) -> None:
-    if delta < 0:
+def _move(target: int, last: int) -> None:
+    if target < st.session_state.get(STEP_KEY, last):
         _unfollow()
-    st.session_state[STEP_KEY] = min(max(st.session_state.get(STEP_KEY, 0) + delta, 0), last)
+    st.session_state[STEP_KEY] = target
 
 
 def _toggle_play(last: int) -> None:
