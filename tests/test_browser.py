@@ -85,6 +85,9 @@ def browser_page(width: int = 1600, height: int = 1200) -> Iterator:
 
 
 def _no_exception(page, name: str) -> None:
+    """Once the page has finished its script run (an exception box comes at the end of one, and a
+    screenshot of a half-drawn page shows grey placeholders): no exception, and a screenshot."""
+    settled(page)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
     assert page.locator("[data-testid='stException']").count() == 0, f"{name}: exception box on the page"
     assert "Traceback" not in page.content(), f"{name}: a traceback is on the page"
