@@ -21,7 +21,17 @@ from core.store.runs import Store
 
 CNN = json.loads(gzip.decompress((SAMPLE_DIR / "cnn-cifar10-proxy.json.gz").read_bytes()))
 RNN = json.loads(gzip.decompress((SAMPLE_DIR / "rnn-ptb-proxy.json.gz").read_bytes()))
-LOSER, CHOSEN = 1, 2  # in both samples: candidate 1 is step 1's loser, candidate 2 its choice
+
+
+def _step1(doc: dict) -> tuple[int, int]:
+    """Indices in the flat candidate list of step 1's first loser and of its choice (step 0 holds the noise seeds)."""
+    removed = doc["steps"][1]["removed"]
+    step1 = [i for i, c in enumerate(doc["candidates"]) if c["step"] == 1]
+    chosen = next(i for i in step1 if doc["candidates"][i]["edge"] == removed)
+    return next(i for i in step1 if i != chosen), chosen
+
+
+(CNN_LOSER, CNN_CHOSEN), RNN_LOSER = _step1(CNN), _step1(RNN)[0]
 HUGE = "__1e400__"  # written as the JSON literal 1e400, which Python reads as inf
 NAN = float("nan")  # json.dumps writes the literal NaN
 
@@ -40,31 +50,31 @@ def _c(i: int, *rest) -> list:
 
 
 REFUSED = {  # name: (sample, path, value, what the one line says)
-    "accuracy 1e308": (CNN, _c(LOSER, "accuracy"), 1e308, "accuracy is 1e+308, outside [0, 1]"),
-    "accuracy -5": (CNN, _c(LOSER, "accuracy"), -5, "accuracy is -5, outside [0, 1]"),
-    "accuracy 1.5": (CNN, _c(CHOSEN, "accuracy"), 1.5, "accuracy is 1.5, outside [0, 1]"),
-    "accuracy NaN": (CNN, _c(LOSER, "accuracy"), NAN, "not finite"),
-    "accuracy Infinity": (CNN, _c(LOSER, "accuracy"), float("inf"), "not finite"),
-    "accuracy 1e400": (CNN, _c(LOSER, "accuracy"), HUGE, "not finite"),
+    "accuracy 1e308": (CNN, _c(CNN_LOSER, "accuracy"), 1e308, "accuracy is 1e+308, outside [0, 1]"),
+    "accuracy -5": (CNN, _c(CNN_LOSER, "accuracy"), -5, "accuracy is -5, outside [0, 1]"),
+    "accuracy 1.5": (CNN, _c(CNN_CHOSEN, "accuracy"), 1.5, "accuracy is 1.5, outside [0, 1]"),
+    "accuracy NaN": (CNN, _c(CNN_LOSER, "accuracy"), NAN, "not finite"),
+    "accuracy Infinity": (CNN, _c(CNN_LOSER, "accuracy"), float("inf"), "not finite"),
+    "accuracy 1e400": (CNN, _c(CNN_LOSER, "accuracy"), HUGE, "not finite"),
     "step accuracy 1e308": (CNN, ["steps", 1, "accuracy"], 1e308, "step 1's choice is not one of its"),
     "step accuracy NaN": (CNN, ["steps", 1, "accuracy"], NAN, "not finite"),
     "step score NaN": (CNN, ["steps", 1, "score"], NAN, "not finite"),
-    "perplexity on a cnn": (CNN, _c(LOSER, "perplexity"), 50.0, "a cnn candidate has perplexity"),
-    "macs 0": (CNN, _c(LOSER, "macs"), 0, "macs is 0, outside [1,"),
-    "macs -1": (CNN, _c(LOSER, "macs"), -1, "macs is -1, outside"),
-    "macs 1e308": (CNN, _c(LOSER, "macs"), 1e308, "macs is "),
-    "macs 2^64": (CNN, _c(LOSER, "macs"), 2**64, "macs is 18446744073709551616"),
-    "macs 1.5": (CNN, _c(LOSER, "macs"), 1.5, "macs is not a number"),
-    "params -3": (CNN, _c(LOSER, "params"), -3, "params is -3"),
-    "score 1e308": (CNN, _c(LOSER, "score"), 1e308, "is not the score of its accuracy and macs"),
-    "score off": (CNN, _c(LOSER, "score"), 0.9, "is not the score of its accuracy and macs"),
-    "score NaN": (CNN, _c(LOSER, "score"), NAN, "not finite"),
-    "epochs -1": (CNN, _c(LOSER, "epochs"), -1, "epochs is -1"),
-    "epochs over the run's": (CNN, _c(LOSER, "epochs"), 10**6, "epochs is 1000000, outside [0, 1]"),
-    "trained with 0 epochs": (CNN, _c(LOSER, "epochs"), 0, "lacks its accuracy, macs, params or epochs"),
-    "idx over k": (CNN, _c(LOSER, "idx"), 7, "idx is 7"),
-    "wall_s -1": (CNN, _c(LOSER, "wall_s"), -1, "wall_s is -1"),
-    "wall_s 1e308": (CNN, _c(LOSER, "wall_s"), 1e308, "wall_s is 1e+308"),
+    "perplexity on a cnn": (CNN, _c(CNN_LOSER, "perplexity"), 50.0, "a cnn candidate has perplexity"),
+    "macs 0": (CNN, _c(CNN_LOSER, "macs"), 0, "macs is 0, outside [1,"),
+    "macs -1": (CNN, _c(CNN_LOSER, "macs"), -1, "macs is -1, outside"),
+    "macs 1e308": (CNN, _c(CNN_LOSER, "macs"), 1e308, "macs is "),
+    "macs 2^64": (CNN, _c(CNN_LOSER, "macs"), 2**64, "macs is 18446744073709551616"),
+    "macs 1.5": (CNN, _c(CNN_LOSER, "macs"), 1.5, "macs is not a number"),
+    "params -3": (CNN, _c(CNN_LOSER, "params"), -3, "params is -3"),
+    "score 1e308": (CNN, _c(CNN_LOSER, "score"), 1e308, "is not the score of its accuracy and macs"),
+    "score off": (CNN, _c(CNN_LOSER, "score"), 0.9, "is not the score of its accuracy and macs"),
+    "score NaN": (CNN, _c(CNN_LOSER, "score"), NAN, "not finite"),
+    "epochs -1": (CNN, _c(CNN_LOSER, "epochs"), -1, "epochs is -1"),
+    "epochs over the run's": (CNN, _c(CNN_LOSER, "epochs"), 10**6, "epochs is 1000000, outside [0, 3]"),
+    "trained with 0 epochs": (CNN, _c(CNN_LOSER, "epochs"), 0, "lacks its accuracy, macs, params or epochs"),
+    "idx over k": (CNN, _c(CNN_LOSER, "idx"), 7, "idx is 7"),
+    "wall_s -1": (CNN, _c(CNN_LOSER, "wall_s"), -1, "wall_s is -1"),
+    "wall_s 1e308": (CNN, _c(CNN_LOSER, "wall_s"), 1e308, "wall_s is 1e+308"),
     "step wall_s -1": (CNN, ["steps", 2, "wall_s"], -1.0, "step 2: wall_s is -1"),
     "step created_at 1e308": (CNN, ["steps", 2, "created_at"], 1e308, "step 2: created_at is 1e+308"),
     "run created_at -1": (CNN, ["run", "created_at"], -1.0, "run created_at is -1"),
@@ -72,7 +82,7 @@ REFUSED = {  # name: (sample, path, value, what the one line says)
     "expected_steps -1": (CNN, ["run", "expected_steps"], -1, "run expected_steps is -1"),
     "expected_steps 10^30": (CNN, ["run", "expected_steps"], 10**30, "run expected_steps is"),
     "a 4000-digit integer": (CNN, ["run", "expected_steps"], int("9" * 4000), "an integer of 4000 digits"),
-    "a 5000-digit integer": (CNN, _c(LOSER, "macs"), "__5000__", "Exceeds the limit"),
+    "a 5000-digit integer": (CNN, _c(CNN_LOSER, "macs"), "__5000__", "Exceeds the limit"),
     "noise std -0.1": (CNN, ["run", "noise"], {"metric": "accuracy", "std": -0.1, "seeds": 3}, "noise std is -0.1"),
     "noise std NaN": (CNN, ["run", "noise"], {"metric": "accuracy", "std": NAN, "seeds": 3}, "not finite"),
     "noise std 1e308": (CNN, ["run", "noise"], {"metric": "accuracy", "std": 1e308, "seeds": 3}, "noise std is"),
@@ -89,15 +99,15 @@ REFUSED = {  # name: (sample, path, value, what the one line says)
         {"metric": "accuracy", "std": 0.1, "seeds": 2, "values": [1e308]},
         "a noise value is 1e+308",
     ),
-    "history val_acc 1e308": (CNN, _c(LOSER, "history", 0, "val_acc"), 1e308, "history val_acc is 1e+308"),
-    "history val_acc NaN": (CNN, _c(LOSER, "history", 0, "val_acc"), NAN, "history val_acc is not finite"),
-    "history train_acc -0.5": (CNN, _c(LOSER, "history", 0, "train_acc"), -0.5, "history train_acc is -0.5"),
-    "history train_loss -1": (CNN, _c(LOSER, "history", 0, "train_loss"), -1.0, "history train_loss is -1"),
-    "history epoch 0": (CNN, _c(LOSER, "history", 0, "epoch"), 0, "history epoch is 0"),
-    "history epoch 999": (CNN, _c(LOSER, "history", 0, "epoch"), 999, "history epoch is 999"),
-    "history seconds -5": (CNN, _c(LOSER, "history", 0, "seconds"), -5.0, "history seconds is -5"),
-    "history seconds NaN": (CNN, _c(LOSER, "history", 0, "seconds"), NAN, "history seconds is not finite"),
-    "history unknown key inf": (CNN, _c(LOSER, "history", 0, "grad_norm"), float("inf"), "grad_norm is not finite"),
+    "history val_acc 1e308": (CNN, _c(CNN_LOSER, "history", 0, "val_acc"), 1e308, "history val_acc is 1e+308"),
+    "history val_acc NaN": (CNN, _c(CNN_LOSER, "history", 0, "val_acc"), NAN, "history val_acc is not finite"),
+    "history train_acc -0.5": (CNN, _c(CNN_LOSER, "history", 0, "train_acc"), -0.5, "history train_acc is -0.5"),
+    "history train_loss -1": (CNN, _c(CNN_LOSER, "history", 0, "train_loss"), -1.0, "history train_loss is -1"),
+    "history epoch 0": (CNN, _c(CNN_LOSER, "history", 0, "epoch"), 0, "history epoch is 0"),
+    "history epoch 999": (CNN, _c(CNN_LOSER, "history", 0, "epoch"), 999, "history epoch is 999"),
+    "history seconds -5": (CNN, _c(CNN_LOSER, "history", 0, "seconds"), -5.0, "history seconds is -5"),
+    "history seconds NaN": (CNN, _c(CNN_LOSER, "history", 0, "seconds"), NAN, "history seconds is not finite"),
+    "history unknown key inf": (CNN, _c(CNN_LOSER, "history", 0, "grad_norm"), float("inf"), "grad_norm is not finite"),
     "meta wall_s -3": (CNN, ["meta", "wall_s"], -3, "meta wall_s is -3"),
     "meta wall_s 1e308": (CNN, ["meta", "wall_s"], 1e308, "meta wall_s is 1e+308"),
     "meta exported_at NaN": (CNN, ["meta", "exported_at"], NAN, "not finite"),
@@ -105,14 +115,14 @@ REFUSED = {  # name: (sample, path, value, what the one line says)
     "config nodes as text": (CNN, ["run", "config", "nodes"], "8", "setting nodes is '8', not int"),
     "config lr as text": (CNN, ["run", "config", "lr"], "fast", "setting lr is 'fast', not float"),
     "config epochs as float": (CNN, ["run", "config", "epochs"], 1.5, "setting epochs is 1.5, not int"),
-    "rnn perplexity 0.5": (RNN, _c(LOSER, "perplexity"), 0.5, "perplexity is 0.5, outside [1,"),
-    "rnn perplexity 1e308": (RNN, _c(LOSER, "perplexity"), 1e308, "perplexity is 1e+308"),
-    "rnn perplexity -5": (RNN, _c(LOSER, "perplexity"), -5, "perplexity is -5"),
-    "rnn flops 0": (RNN, _c(LOSER, "flops"), 0, "flops is 0"),
-    "rnn accuracy": (RNN, _c(LOSER, "accuracy"), 0.5, "a rnn candidate has accuracy"),
-    "rnn history val_ppl 0.5": (RNN, _c(LOSER, "history", 0, "val_ppl"), 0.5, "history val_ppl is 0.5"),
-    "rnn history lr over the run's": (RNN, _c(LOSER, "history", 0, "lr"), 1e308, "history lr is 1e+308"),
-    "rnn history lr -1": (RNN, _c(LOSER, "history", 0, "lr"), -1.0, "history lr is -1"),
+    "rnn perplexity 0.5": (RNN, _c(RNN_LOSER, "perplexity"), 0.5, "perplexity is 0.5, outside [1,"),
+    "rnn perplexity 1e308": (RNN, _c(RNN_LOSER, "perplexity"), 1e308, "perplexity is 1e+308"),
+    "rnn perplexity -5": (RNN, _c(RNN_LOSER, "perplexity"), -5, "perplexity is -5"),
+    "rnn flops 0": (RNN, _c(RNN_LOSER, "flops"), 0, "flops is 0"),
+    "rnn accuracy": (RNN, _c(RNN_LOSER, "accuracy"), 0.5, "a rnn candidate has accuracy"),
+    "rnn history val_ppl 0.5": (RNN, _c(RNN_LOSER, "history", 0, "val_ppl"), 0.5, "history val_ppl is 0.5"),
+    "rnn history lr over the run's": (RNN, _c(RNN_LOSER, "history", 0, "lr"), 1e308, "history lr is 1e+308"),
+    "rnn history lr -1": (RNN, _c(RNN_LOSER, "history", 0, "lr"), -1.0, "history lr is -1"),
     "rnn noise on perplexity 0.2": (
         RNN,
         ["run", "noise"],
@@ -124,9 +134,9 @@ REFUSED = {  # name: (sample, path, value, what the one line says)
 ACCEPTED = {  # what a search does write
     "a failed candidate": (
         CNN,
-        _c(LOSER),
+        _c(CNN_LOSER),
         {
-            **CNN["candidates"][LOSER],
+            **CNN["candidates"][CNN_LOSER],
             "status": "failed",
             "accuracy": None,
             "score": None,
@@ -138,18 +148,18 @@ ACCEPTED = {  # what a search does write
     ),
     "a rnn candidate failed on a NaN loss": (
         RNN,
-        _c(LOSER),
+        _c(RNN_LOSER),
         {
-            **RNN["candidates"][LOSER],
+            **RNN["candidates"][RNN_LOSER],
             "status": "failed",
             "perplexity": None,
             "score": None,
             "stop_reason": "nan",
-            "history": [{**RNN["candidates"][LOSER]["history"][0], "val_loss": NAN, "val_ppl": float("inf")}],
+            "history": [{**RNN["candidates"][RNN_LOSER]["history"][0], "val_loss": NAN, "val_ppl": float("inf")}],
         },
     ),
-    "a train perplexity over e^700": (RNN, _c(LOSER, "history", 0, "train_ppl"), float("inf")),
-    "a NaN running loss": (RNN, _c(LOSER, "history", 0, "train_loss_ema"), NAN),
+    "a train perplexity over e^700": (RNN, _c(RNN_LOSER, "history", 0, "train_ppl"), float("inf")),
+    "a NaN running loss": (RNN, _c(RNN_LOSER, "history", 0, "train_loss_ema"), NAN),
     "measured noise": (
         CNN,
         ["run", "noise"],

@@ -40,8 +40,8 @@ def current_run() -> RunRecord | None:
 
 def first_look(runs: list[RunRecord]) -> int:
     """The run a fresh session opens on (runs newest first): the newest run the user made, else
-    the recorded CNN sample, whose proxy accuracies are worth reading (the RNN sample's
-    1-epoch perplexities of about 1,000 teach nothing at first sight), else the newest."""
+    the recorded CNN sample, whose proxy accuracies read at a glance (the RNN sample's proxy
+    perplexities of about 480 need a reference to mean anything), else the newest."""
     own = [r for r in runs if not is_sample(r)]
     cnn_samples = [r for r in runs if is_sample(r) and r.task == "cnn"]
     return (own or cnn_samples or runs)[0].id
