@@ -111,7 +111,8 @@ def test_summary_of_shrinkcnn_a_at_imagenet_224():
 
 
 def test_resume_after_kill_9_continues_from_the_last_committed_step(store_path):
-    args = [sys.executable, "-m", "core", "search", "cnn", *TINY, "--nodes", "5", "--store", str(store_path)]
+    short = ["--nodes", "5", "--max-steps", "4"]  # 4 of the 10 steps: enough to kill after 2 and resume
+    args = [sys.executable, "-m", "core", "search", "cnn", *TINY, *short, "--store", str(store_path)]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     kill_9_when(proc, lambda: store_path.exists() and _steps(store_path) >= 2, "the search", 240)
     store = Store(store_path)
@@ -123,7 +124,7 @@ def test_resume_after_kill_9_continues_from_the_last_committed_step(store_path):
     assert [s for s, _ in after] == list(range(len(after)))  # contiguous, none repeated
     assert after[: len(before)] == before  # nothing committed was lost or redone
     # the resumed run made exactly the choices an uninterrupted run makes
-    cli("search", "cnn", *TINY, "--nodes", "5", "--store", store_path)
+    cli("search", "cnn", *TINY, *short, "--store", store_path)
     assert [(s.step, s.removed) for s in store.steps(2)] == after
 
 
