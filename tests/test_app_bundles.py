@@ -49,6 +49,8 @@ def test_samples_are_listed_and_open_without_computation(monkeypatch, tmp_path, 
     assert not at.exception and not at.error
     assert "Measured noise" in "\n".join(c.value for c in at.caption)
     assert "Resume" not in {b.label for b in at.button}
+    assert "Run a random control" not in {b.label for b in at.button}  # read-only: no control trains on it
+    assert "a recorded sample is read-only here" in "\n".join(c.value for c in at.caption)
     assert len(Store(store_path).list_runs()) == 1  # imported once, however often the app reruns
 
 

@@ -24,6 +24,7 @@ from core.store.runs import RunRecord, StepRecord, Store
 from ui.errors import one_line
 from ui.resources import get_runner, get_store
 from ui.roles import can_change
+from ui.selection import is_sample
 
 REFRESH_S = 2.0
 MESSAGE_KEY, SAMPLES_KEY = "control_message", "control_samples"
@@ -80,11 +81,11 @@ def control_panel(store: Store, run: RunRecord, steps: list[StepRecord], cells_s
     elif control is not None:
         _status_line(control, cells_shown)
     else:
-        st.caption("No control for this run yet" + ("." if can_change() else " (the instructor can run one)."))
+        st.caption("No control for this run yet" + _who_can_run_one(run))
     cells = control_cells(store, run.id)
     for group in control_groups(steps, cells, run.task, run.noise):
         st.markdown(f"- {control_sentence(group)}")
-    if can_change() and not control_live(store, run):
+    if can_change() and not is_sample(run) and not control_live(store, run):
         with st.container(horizontal=True, vertical_alignment="bottom"):
             st.number_input("Random cells per edge count", 1, MAX_SAMPLES, DEFAULT_SAMPLES, key=SAMPLES_KEY)
             st.button(
@@ -98,6 +99,14 @@ def control_panel(store: Store, run: RunRecord, steps: list[StepRecord], cells_s
             )
     if st.session_state.get(MESSAGE_KEY):
         st.caption(st.session_state.pop(MESSAGE_KEY))
+
+
+def _who_can_run_one(run: RunRecord) -> str:
+    """A recorded sample is read-only (its control would retrain at the sample's full settings,
+    minutes to hours, on data the laptop may not have), and a view-mode student changes nothing."""
+    if is_sample(run):
+        return f" (a recorded sample is read-only here; `python -m core control {run.id}` runs one from a terminal)."
+    return "." if can_change() else " (the instructor can run one)."
 
 
 def control_badge(store: Store, run: RunRecord) -> None:
