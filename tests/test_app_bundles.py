@@ -3,6 +3,7 @@ and every run offers its bundle for download."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ from helpers import app_test, tiny_config
 
 from core.search.bundle import bundle_bytes
 from core.search.loop import create_run, run_search
-from core.store.runs import RunStatus, Store
+from core.store.controls import control_cells, get_control
+from core.store.runs import RunStatus, Store, best_of
+from ui.figures import CONTROL_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,3 +75,27 @@ def test_first_look_is_the_users_newest_run_else_the_cnn_sample(monkeypatch, tmp
     fresh = app_test(monkeypatch, store_path)
     fresh.run()
     assert fresh.sidebar.selectbox(key="run_id").value == own
+
+
+def test_each_shipped_sample_carries_its_random_control_and_trade_offs_draws_it(monkeypatch, tmp_path) -> None:
+    """A recorded sample is read-only, so it ships with its control: random cells at its best
+    snapshot's edge count, trained as its candidates were. The first look's Trade-offs page
+    draws them as crosses and says how the chosen cell compares."""
+    store_path = tmp_path / "fresh.db"
+    monkeypatch.delenv("AUTOSHRINK_SAMPLES", raising=False)
+    at = app_test(monkeypatch, store_path)
+    at.run()
+    store = Store(store_path)
+    samples = store.list_runs()
+    assert {r.task for r in samples} == {"cnn", "rnn"}
+    for run in samples:
+        control, cells = get_control(store, run.id), control_cells(store, run.id)
+        best = best_of(store.steps(run.id))
+        assert control is not None and control.status == RunStatus.FINISHED, run.id
+        assert len(cells) >= 5 and {c.target for c in cells} == {best.edges}
+        assert all(c.status == "ok" and c.score is not None for c in cells)
+    at.switch_page("views/tradeoffs.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    assert any(t.get("name") == CONTROL_NAME for t in traces)
+    assert "random 10-edge cells" in "\n".join(str(m.value) for m in at.markdown)
