@@ -4,7 +4,11 @@ CPU with cores for two or more workers."""
 
 from __future__ import annotations
 
+import os
+
+import pytest
 import torch
+import torch.multiprocessing as tmp
 
 import core.search.evaluators.pool as pool_mod
 from core.cell.genotype import Genotype
@@ -66,9 +70,30 @@ def test_pool_matches_one_at_a_time_cnn():
     _compare("cnn", cfg, evaluate_batched)
 
 
-def test_pool_matches_one_at_a_time_rnn_bf16():
-    cfg = preset_config("rnn", "demo", k=2, epochs=2, max_batches=5, precision="bf16")
-    _compare("rnn", cfg, evaluate_single)
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as fh:
+        return int(fh.read().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.skipif("forkserver" not in tmp.get_all_start_methods(), reason="no fork server on this platform")
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads parent pids from /proc")
+def test_each_pool_forks_its_workers_from_one_fork_server():
+    """Workers fork from one fork server per process (torch already imported there), so a
+    second pool, such as the control's after the search's, does not pay torch's import again;
+    and never from this process, whose threads (the app's searches) a fork would copy."""
+    cfg = preset_config("cnn", "demo", k=2, epochs=1, max_batches=1)
+    task = make_task(cfg, CPU, lambda m: None)
+    dense = Genotype.dense("cnn", cfg.nodes, cfg.seed)
+    jobs = [(i, e, dense.without_edge(e)) for i, e in enumerate(step_candidates(dense, 2, cfg.seed, 1))]
+    parents = []
+    for _ in range(2):
+        pool = Pool(task, workers=2, threads=1)
+        try:
+            records = pool.run(StepJob(task, 1, jobs, 5, lambda: False, lambda *a: None, lambda *a: None))
+            parents.append({_parent(int(r.worker.rsplit(" ", 1)[1])) for r in records})
+        finally:
+            pool.close()
+    assert parents[0] == parents[1] and len(parents[0]) == 1 and os.getpid() not in parents[0]
 
 
 def test_pool_stop_request_reaches_the_workers():
@@ -88,9 +113,10 @@ def test_pool_stop_request_reaches_the_workers():
     assert all(r.epochs < 50 for r in records)
 
 
-def test_workers_do_not_rerun_the_servers_main_script(tmp_path, monkeypatch):
+def test_pool_matches_one_at_a_time_rnn_bf16_and_workers_do_not_rerun_the_servers_main_script(tmp_path, monkeypatch):
     """Under `streamlit run app.py` (and AppTest) `__main__` is app.py: spawned workers used to
-    re-run it and die (BrokenProcessPool), so every app search on a 2-core machine failed."""
+    re-run it and die (BrokenProcessPool), so every app search on a 2-core machine failed. The
+    pool started from such a script trains the RNN in bf16 exactly as one-at-a-time training does."""
     import sys
     import types
 
@@ -99,6 +125,6 @@ def test_workers_do_not_rerun_the_servers_main_script(tmp_path, monkeypatch):
     fake_main = types.ModuleType("__main__")
     fake_main.__file__ = str(script)
     monkeypatch.setitem(sys.modules, "__main__", fake_main)
-    cfg = preset_config("rnn", "demo", k=2, epochs=1, max_batches=2, precision="fp32")
+    cfg = preset_config("rnn", "demo", k=2, epochs=2, max_batches=5, precision="bf16")
     _compare("rnn", cfg, evaluate_single)
     assert sys.modules["__main__"] is fake_main
