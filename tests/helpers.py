@@ -158,6 +158,16 @@ def run_cli(*args: object, check: bool = True, timeout: float = 300) -> subproce
     return out
 
 
+def run_main(capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str]:
+    """`python -m core ARGS` through core.cli.main in this process (the console's code path without
+    paying torch's start-up again): (exit code, stdout, stderr)."""
+    from core.cli.main import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def count_rows(path: Path, sql: str) -> int:
     """`SELECT COUNT(*) ...` on a store another process is writing: 0 while the file or table is
     not there yet, or is locked (a kill -9 test polls this until the child has got far enough)."""

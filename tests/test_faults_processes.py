@@ -70,7 +70,7 @@ def _finish(proc: subprocess.Popen) -> tuple[int, str]:
 
 
 # ----- signals -------------------------------------------------------------------------------
-def test_ctrl_c_stops_a_search_with_130_and_resume_finishes_it(tmp_path):
+def test_ctrl_c_stops_a_search_with_130_and_resume_finishes_it(tmp_path, capsys):
     db = tmp_path / "runs.db"
     proc = spawn("search", "cnn", *TINY_SEARCH, "--store", db)
     wait_until(
@@ -82,13 +82,13 @@ def test_ctrl_c_stops_a_search_with_130_and_resume_finishes_it(tmp_path):
     store = Store(db)
     assert store.get_run(1).status == RunStatus.STOPPED
     kept = [s.to_dict() for s in store.steps(1)]
-    code, err = _finish(spawn("resume", 1, "--store", db))
+    code, err = cli(capsys, "resume", 1, "--store", db)  # in-process: the same code path
     assert code == 0, err
     assert store.get_run(1).status == RunStatus.FINISHED and len(store.steps(1)) == 2  # baseline + 1 step
     assert [s.to_dict() for s in store.steps(1)][: len(kept)] == kept
 
 
-def test_ctrl_c_stops_a_training_job_with_130_and_resume_finishes_it(tmp_path):
+def test_ctrl_c_stops_a_training_job_with_130_and_resume_finishes_it(tmp_path, capsys):
     db = tmp_path / "runs.db"
     proc = spawn(*TINY_TRAIN, "--store", db)
     wait_until(
@@ -100,13 +100,13 @@ def test_ctrl_c_stops_a_training_job_with_130_and_resume_finishes_it(tmp_path):
     jobs = JobStore(db)
     assert jobs.get_job(1).status == RunStatus.STOPPED
     kept = [e.to_dict() for e in jobs.epochs(1)]
-    code, err = _finish(spawn("train", "--resume", 1, "--store", db))
+    code, err = cli(capsys, "train", "--resume", 1, "--store", db)
     assert code == 0, err
     assert jobs.get_job(1).status == RunStatus.FINISHED and [e.epoch for e in jobs.epochs(1)] == [1, 2]
     assert [e.to_dict() for e in jobs.epochs(1)][: len(kept)] == kept
 
 
-def test_kill_9_keeps_the_committed_step_and_resume_finishes(tmp_path):
+def test_kill_9_keeps_the_committed_step_and_resume_finishes(tmp_path, capsys):
     db = tmp_path / "runs.db"
     proc = spawn("search", "cnn", *TINY_SEARCH, "--store", db)
     wait_until(lambda: _steps(db), "step 0 to commit", TIMEOUT, poll=0.05, proc=proc)
@@ -115,7 +115,7 @@ def test_kill_9_keeps_the_committed_step_and_resume_finishes(tmp_path):
     store = Store(db)
     kept = [s.to_dict() for s in store.steps(1)]
     assert store.get_run(1).status == RunStatus.INTERRUPTED and kept
-    code, err = _finish(spawn("resume", 1, "--store", db))
+    code, err = cli(capsys, "resume", 1, "--store", db)  # in-process: the same code path
     assert code == 0, err
     assert store.get_run(1).status == RunStatus.FINISHED and [s.to_dict() for s in store.steps(1)][: len(kept)] == kept
 

@@ -6,12 +6,11 @@ import os
 import sqlite3
 import subprocess
 import sys
-from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import count_rows, kill_9_when, run_cli
+from helpers import count_rows, kill_9_when, run_main
 
 from core.cell.genotype import Genotype
 from core.cli.main import main
@@ -22,9 +21,6 @@ from core.training.checkpoint import CheckpointError, load_checkpoint, save_chec
 ROOT = Path(__file__).resolve().parents[1]
 G = Genotype.dense("cnn", 4, seed=0)
 TRAIN = ["train", "preset:shrinkcnn-a", "--epochs", "5", "--max-batches", "12", "--no-onnx", "--threads", "1"]
-
-
-cli = partial(run_cli, timeout=120)
 
 
 # ----- the store ---------------------------------------------------------------------------------
@@ -152,7 +148,7 @@ def test_train_errors_are_one_line(store_path, args, fragment, capsys):
     assert all(line.startswith(("job ", "error:")) for line in lines), err
 
 
-def test_kill_9_then_resume_ends_where_an_uninterrupted_run_ends(store_path):
+def test_kill_9_then_resume_ends_where_an_uninterrupted_run_ends(store_path, capsys):
     proc = subprocess.Popen(
         [sys.executable, "-m", "core", *TRAIN, "--store", str(store_path)],
         cwd=ROOT,
@@ -164,15 +160,15 @@ def test_kill_9_then_resume_ends_where_an_uninterrupted_run_ends(store_path):
     killed_after = len(jobs.epochs(1))
     assert jobs.get_job(1).status == RunStatus.INTERRUPTED and 1 <= killed_after < 5
     assert (jobs.job_dir(1) / "checkpoint.pt").exists()
-    resumed = json.loads(cli("train", "--resume", 1, "--json", "--store", store_path).stdout.splitlines()[-1])
-    fresh = json.loads(cli(*TRAIN, "--json", "--store", store_path).stdout.splitlines()[-1])
+    resumed = json.loads(run_main(capsys, "train", "--resume", 1, "--json", "--store", store_path)[1].splitlines()[-1])
+    fresh = json.loads(run_main(capsys, *TRAIN, "--json", "--store", store_path)[1].splitlines()[-1])
     assert resumed["status"] == fresh["status"] == "finished" and fresh["job_id"] == 2
     assert [e.epoch for e in jobs.epochs(1)] == list(range(1, 6))  # none lost, none repeated
     columns = ("train_loss", "train_acc", "val_loss", "val_acc", "lr")
     rows = [[tuple(getattr(e, c) for c in columns) for e in jobs.epochs(j)] for j in (1, 2)]
     assert rows[0] == rows[1]  # bit-for-bit on CPU
     assert resumed["metrics"]["accuracy"] == fresh["metrics"]["accuracy"] > 0.5
-    listed = json.loads(cli("train", "--list", "--json", "--store", store_path).stdout)
+    listed = json.loads(run_main(capsys, "train", "--list", "--json", "--store", store_path)[1])
     assert [(r["id"], r["status"], r["epochs"]) for r in listed] == [(2, "finished", 5), (1, "finished", 5)]
 
 
