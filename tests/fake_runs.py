@@ -1,7 +1,9 @@
 """Recorded runs written straight into a store, without training: real StepRecord and
 CandidateRecord rows with made-up figures, so page tests can step, follow and predict in
 milliseconds. A run can be left "running" (claimed by this live process) and grown one
-step at a time, which is what a live search looks like to every page.
+step at a time, which is what a live search looks like to every page. Step 0 can carry
+several noise seeds (and the run its measured noise), and a run can be given a finished
+random control of made-up cells.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ import random
 
 from core.cell.genotype import Genotype
 from core.search.config import SearchConfig, preset_config
+from core.search.control import plan_targets, random_cells, to_cell
 from core.search.loop import create_run, step_candidates
+from core.search.noise import measure_noise
 from core.search.tasks import cnn_score, rnn_score
+from core.store.controls import claim_control, commit_control_cell, finish_control
 from core.store.lifecycle import RunStatus
 from core.store.runs import CandidateRecord, StepRecord, Store
 
@@ -78,20 +83,39 @@ def fake_run(
     seed: int = 0,
     task: str = "cnn",
     keep_fraction: float = 0.0,
+    noise_seeds: int = 1,
 ) -> int:
-    """A CNN (or RNN) run with `steps` removals after the dense step 0; finished unless `live`."""
-    cfg = preset_config(task, "demo", nodes=nodes, k=k, keep_fraction=keep_fraction, seed=seed, threads=1)
+    """A CNN (or RNN) run with `steps` removals after the dense step 0; finished unless `live`.
+    Step 0 trains the dense cell `noise_seeds` times, and the run records the noise they show."""
+    cfg = preset_config(task, "demo", nodes=nodes, k=k, keep_fraction=keep_fraction, seed=seed, threads=1,
+                        noise_seeds=noise_seeds)  # fmt: skip
     run_id = create_run(store, cfg)
     store.claim(run_id, "cpu (fake)", "single")
     dense = Genotype.dense(task, nodes, cfg.seed)
-    base = _figures(dense, random.Random(seed))
-    baseline = _candidate(0, 0, None, dense, base)
-    store.commit_step(run_id, StepRecord.from_candidate(0, baseline, wall_s=0.0), [baseline])
+    rng = random.Random(seed)
+    baselines = [_candidate(0, i, None, dense, _figures(dense, rng)) for i in range(noise_seeds)]
+    store.commit_step(run_id, StepRecord.from_candidate(0, baselines[0], wall_s=0.0), baselines)
+    store.set_noise(run_id, measure_noise(task, baselines))
     for _ in range(steps):
         add_step(store, run_id)
     if not live:
         store.finish(run_id, RunStatus.FINISHED)
     return run_id
+
+
+def fake_control(store: Store, run_id: int, samples: int, edges: list[int] | None = None) -> None:
+    """A finished random control of `run_id`: `samples` random cells at each edge count (the
+    run's default counts unless `edges`), the cells the real control would draw, made-up figures."""
+    run, steps = store.get_run(run_id), store.steps(run_id)
+    cfg = SearchConfig.from_dict(run.config)
+    targets = plan_targets(steps, edges)
+    claim_control(store, run_id, samples, targets, "cpu (fake)")
+    rng = random.Random(run_id)
+    for target in targets:
+        for sample, g in enumerate(random_cells(steps[0].genotype, cfg.seed, target, samples)):
+            rec = _candidate(-1, sample, None, g, _figures(g, rng))
+            commit_control_cell(store, run_id, to_cell(rec, target))
+    finish_control(store, run_id, RunStatus.FINISHED, "", 1.0)
 
 
 def add_step(store: Store, run_id: int) -> StepRecord:

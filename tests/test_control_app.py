@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 
 import pytest
+from fake_runs import fake_control, fake_run
 from helpers import APP_TIMEOUT, app_test, synced_widget, wait_until
 from streamlit.testing.v1 import AppTest
 
 from core.search.config import preset_config
-from core.search.control import run_control
 from core.search.loop import create_run, run_search
 from core.store.controls import control_cells, get_control
 from core.store.runs import RunStatus, Store
@@ -23,18 +23,17 @@ from ui.figures import CONTROL_NAME
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
-    """Two finished tiny CNN searches: one with a control at its last snapshot's count, one without."""
+    """Two finished CNN runs: a recorded one (tests/fake_runs.py) with a control at its last
+    snapshot's count, and a tiny trained search without one, whose control the button trains."""
     path = tmp_path_factory.mktemp("control_app") / "runs.db"
     store = Store(path)
-    ids = {}
-    for name in ("bare", "with"):
-        cfg = preset_config(
-            "cnn", "demo", nodes=4, k=2, epochs=1, keep_fraction=0.0, max_steps=2, threads=1, noise_seeds=2, control=0
-        )
-        ids[name] = create_run(store, cfg)
-        assert run_search(store, ids[name]) == RunStatus.FINISHED
+    cfg = preset_config(
+        "cnn", "demo", nodes=4, k=2, epochs=1, keep_fraction=0.0, max_steps=2, threads=1, noise_seeds=2, control=0
+    )
+    ids = {"bare": create_run(store, cfg), "with": fake_run(store, nodes=4, steps=2, k=2, noise_seeds=2)}
+    assert run_search(store, ids["bare"]) == RunStatus.FINISHED
     last = store.steps(ids["with"])[-1]
-    assert run_control(store, ids["with"], 3, [last.edges]) == RunStatus.FINISHED
+    fake_control(store, ids["with"], 3, [last.edges])
     return {"path": path, "store": store, "last": last, **ids}
 
 

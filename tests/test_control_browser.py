@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fake_runs import fake_control, fake_run
 from test_browser import (
     ARTIFACTS,
     CHROMIUM,
@@ -17,10 +18,7 @@ from test_browser import (
     browser_page,
 )
 
-from core.search.config import preset_config
-from core.search.control import run_control
-from core.search.loop import create_run, run_search
-from core.store.runs import RunStatus, Store
+from core.store.runs import Store
 from ui.figures import CONTROL_NAME
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright for Python is not installed")
@@ -28,14 +26,12 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"chromium not fou
 
 
 def test_tradeoffs_shows_the_control_crosses_in_the_browser(tmp_path: Path) -> None:
+    """A recorded run and control (tests/fake_runs.py): this test is about the drawing, and
+    tests/test_control.py trains real controls."""
     store_path = tmp_path / "browser.db"
     store = Store(store_path)
-    cfg = preset_config(
-        "cnn", "demo", nodes=5, k=3, epochs=1, keep_fraction=0.0, max_steps=5, threads=1, noise_seeds=2, control=0
-    )
-    run_id = create_run(store, cfg)
-    assert run_search(store, run_id) == RunStatus.FINISHED
-    assert run_control(store, run_id, 4) == RunStatus.FINISHED
+    run_id = fake_run(store, nodes=5, steps=5, k=3, noise_seeds=2)
+    fake_control(store, run_id, 4)
     ARTIFACTS.mkdir(exist_ok=True)
     with (
         app_server(store_path, tmp_path / "server.log", AUTOSHRINK_SAMPLES="off") as base,
