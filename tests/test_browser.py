@@ -61,12 +61,13 @@ def app_server(store: Path, log_path: Path, **env_changes: str | None) -> Iterat
         log.close()
 
 
-@pytest.fixture
-def server(tmp_path: Path):
-    """A headless app server with an empty temporary store."""
-    store = tmp_path / "browser.db"
-    with app_server(store, tmp_path / "server.log") as base:
-        yield base, store
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    """A headless app server with an empty temporary store, shared by this file's journeys (one
+    searches, one trains: each reads only the rows it made)."""
+    folder = tmp_path_factory.mktemp("browser")
+    with app_server(folder / "browser.db", folder / "server.log") as base:
+        yield base, folder / "browser.db"
 
 
 @contextlib.contextmanager
@@ -240,7 +241,9 @@ def test_demo_search_in_browser(server) -> None:
 
 
 def test_train_page_in_browser(server) -> None:
-    """Start a demo training from the Train page, watch its curves appear, stop it."""
+    """Start a demo training from the Train page, watch its curves appear, stop it. After the
+    search journey above (same server) the page offers that run's best snapshot, as it does a
+    user who has just searched; run alone, it offers a preset."""
     from core.store.jobs import JobStore
 
     base, store_path = server

@@ -6,7 +6,8 @@ in the README's order, on one store, with only these changes:
   journey made first, `--step 5` that run's last step, job `2` the second job, `cell.json` /
   `run3.json.gz` / `S` files in a temporary folder;
 - long commands are scaled down with documented flags only (`--k`, `--epochs`, `--max-steps`,
-  `--max-batches`), appended so the README's own flags still parse;
+  `--max-batches`), appended so the README's own flags still parse (the first search is cut
+  to two steps, so that `resume` has one left);
 - the first search and the second training job are stopped with Ctrl-C after their first
   step / epoch, so that the README's `resume 3` and `train --resume 2` have something to
   resume (the README documents that journey too);
@@ -38,6 +39,7 @@ SHARED = ROOT.parent / "shared" / "data"
 CIFAR = SHARED / "cifar10" / "cifar-10-batches-py"
 PTB = SHARED / "ptb-proxy"
 SCALE_SEARCH = ["--k", "2", "--epochs", "1", "--max-steps", "1", "--max-batches", "2"]
+SCALE_INTERRUPTED = ["--max-steps", "2"]  # Ctrl-C'd after step 1: `resume` then trains one step
 SCALE_TRAIN = ["--epochs", "1", "--max-batches", "2"]
 SCALE_TRAIN_RESUMED = ["--epochs", "2", "--max-batches", "2"]
 TIMEOUT = 300
@@ -152,7 +154,9 @@ def _step(j: Journey, args: list[str], capsys) -> None:
     if cuda_refused:
         return _check_cuda_refusal(j, args, capsys)
     if sub == "search" and "--dry-run" not in args and j.count("SELECT COUNT(*) FROM runs") == 0:
-        code, err = j.interrupt_after(args, "runs", "SELECT COUNT(*) FROM steps WHERE run_id=1 AND step>=1")
+        code, err = j.interrupt_after(
+            args + SCALE_INTERRUPTED, "runs", "SELECT COUNT(*) FROM steps WHERE run_id=1 AND step>=1"
+        )
         assert code == EXIT_INTERRUPTED and "resume with `resume 1`" in err, err
         assert j.status("runs", 1) == "stopped"
         return None
