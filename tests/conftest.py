@@ -22,3 +22,31 @@ os.environ["AUTOSHRINK_WORKERS"] = "1"
 @pytest.fixture
 def store_path(tmp_path: Path) -> Path:
     return tmp_path / "runs.db"
+
+
+# The files that take longest, longest first. `--dist loadfile` hands files to the two workers in
+# collection order (pytest_configure turns off xdist's reordering by test count, which put these
+# few-test files last, so one worker ran on alone for half a minute); starting the long ones first
+# lets the short ones fill the gaps. A file missing here only runs later, never not at all.
+LONGEST_FIRST = (
+    "test_search.py",
+    "test_journeys_cli.py",
+    "test_browser.py",
+    "test_gpu_paths.py",
+    "test_ray.py",
+    "test_batched.py",
+    "test_real_data.py",
+    "test_faults_sigterm.py",
+    "test_browser_classroom.py",
+    "test_control.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order kept otherwise
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist is loaded
+        config.option.loadscopereorder = False
