@@ -235,11 +235,22 @@ def task64() -> CNNProxyTask:
     return as_float64(make_task())
 
 
-@pytest.mark.parametrize("chunk", [0, 6])
-def test_batched_step_equals_one_at_a_time(task64, chunk):
-    """chunk 0 is the CPU default (one slot per union), 6 puts all candidates in one union."""
+@pytest.fixture(scope="module")
+def single64(task64) -> tuple[list, list]:
+    """(jobs, their one-at-a-time records) of a 6-candidate step in float64, for both chunkings."""
     jobs = step_jobs(task64, 6)
-    single, together = both(task64, jobs, BatchedOptions(chunk=chunk))
+    with float64():
+        return jobs, evaluate_single(StepJob(task64, 1, jobs, STEP_SEED, lambda: False, nop, nop))
+
+
+@pytest.mark.parametrize("chunk", [0, 6])
+def test_batched_step_equals_one_at_a_time(task64, single64, chunk):
+    """chunk 0 is the CPU default (one slot per union), 6 puts all candidates in one union."""
+    jobs, single = single64
+    with float64():
+        together = evaluate_batched(
+            StepJob(task64, 1, jobs, STEP_SEED, lambda: False, nop, nop), options=BatchedOptions(chunk=chunk)
+        )
     assert_same(single, together)
     assert all(r.status == CandidateStatus.OK and r.epochs == 3 for r in together)
 

@@ -23,6 +23,7 @@ def test_one_cnn_shrink_step_on_real_cifar10(store_path):
         max_steps=1,
         per_class_train=200,
         per_class_val=50,
+        noise_seeds=1,  # the noise has its own tests (test_noise.py); here one step is the point
         threads=1,
     )
     store = Store(store_path)
@@ -38,8 +39,9 @@ def test_one_cnn_shrink_step_on_real_cifar10(store_path):
 def test_one_rnn_shrink_step_on_real_ptb_proxy(store_path):
     # Paper RNN settings (e=h=100, batch 128, BPTT 35, lr 20), one epoch capped at 10 batches.
     cfg = preset_config(
-        "rnn", "paper", data=f"ptb:{PTB_DIR}", nodes=4, k=2, epochs=1, max_steps=1, max_batches=10, threads=1
-    )
+        "rnn", "paper", data=f"ptb:{PTB_DIR}", nodes=4, k=2, epochs=1, max_steps=1, max_batches=10, threads=1,
+        noise_seeds=1,
+    )  # fmt: skip
     store = Store(store_path)
     run_id = create_run(store, cfg)
     assert run_search(store, run_id) == RunStatus.FINISHED, store.get_run(run_id).error
