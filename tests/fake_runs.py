@@ -12,7 +12,7 @@ import random
 
 from core.cell.genotype import Genotype
 from core.search.config import SearchConfig, preset_config
-from core.search.control import plan_targets, random_cells, to_cell
+from core.search.control import CONTROL_STEP, plan_targets, random_cells, to_cell
 from core.search.loop import create_run, step_candidates
 from core.search.noise import measure_noise
 from core.search.tasks import cnn_score, rnn_score
@@ -113,7 +113,7 @@ def fake_control(store: Store, run_id: int, samples: int, edges: list[int] | Non
     rng = random.Random(run_id)
     for target in targets:
         for sample, g in enumerate(random_cells(steps[0].genotype, cfg.seed, target, samples)):
-            rec = _candidate(-1, sample, None, g, _figures(g, rng))
+            rec = _candidate(CONTROL_STEP, sample, None, g, _figures(g, rng))
             commit_control_cell(store, run_id, to_cell(rec, target))
     finish_control(store, run_id, RunStatus.FINISHED, "", 1.0)
 

@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import run_main
+
 from core.cell.genotype import Genotype
-from core.cli.main import main
 from core.store.runs import CandidateRecord, RunStatus, StepRecord, Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,9 +34,9 @@ TINY_SEARCH = [
 
 
 def cli(capsys, *args: object) -> tuple[int, str]:
-    """`python -m core ARGS` in this process (same code path as the console, no torch start-up)."""
-    code = main([str(a) for a in args])
-    return code, capsys.readouterr().err
+    """helpers.run_main, keeping (exit code, stderr): what the fault tests read."""
+    code, _, err = run_main(capsys, *args)
+    return code, err
 
 
 def error_line(err: str) -> str:

@@ -168,6 +168,15 @@ def run_main(capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, st
     return code, out, err
 
 
+def parent_pid(pid: int) -> int | None:
+    """The parent of process `pid` from /proc (Linux); None once the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])  # the name in (...) may hold spaces
+    except OSError:
+        return None
+
+
 def count_rows(path: Path, sql: str) -> int:
     """`SELECT COUNT(*) ...` on a store another process is writing: 0 while the file or table is
     not there yet, or is locked (a kill -9 test polls this until the child has got far enough)."""

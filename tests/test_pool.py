@@ -9,6 +9,7 @@ import os
 import pytest
 import torch
 import torch.multiprocessing as tmp
+from helpers import parent_pid
 
 import core.search.evaluators.pool as pool_mod
 from core.cell.genotype import Genotype
@@ -70,11 +71,6 @@ def test_pool_matches_one_at_a_time_cnn():
     _compare("cnn", cfg, evaluate_batched)
 
 
-def _parent(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as fh:
-        return int(fh.read().rsplit(")", 1)[1].split()[1])
-
-
 @pytest.mark.skipif("forkserver" not in tmp.get_all_start_methods(), reason="no fork server on this platform")
 @pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads parent pids from /proc")
 def test_each_pool_forks_its_workers_from_one_fork_server():
@@ -90,7 +86,7 @@ def test_each_pool_forks_its_workers_from_one_fork_server():
         pool = Pool(task, workers=2, threads=1)
         try:
             records = pool.run(StepJob(task, 1, jobs, 5, lambda: False, lambda *a: None, lambda *a: None))
-            parents.append({_parent(int(r.worker.rsplit(" ", 1)[1])) for r in records})
+            parents.append({parent_pid(int(r.worker.rsplit(" ", 1)[1])) for r in records})
         finally:
             pool.close()
     assert parents[0] == parents[1] and len(parents[0]) == 1 and os.getpid() not in parents[0]

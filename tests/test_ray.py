@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import wait_until
+from helpers import parent_pid, wait_until
 
 ray = pytest.importorskip("ray", reason="ray is not installed (pip install the pin in requirements.txt)")
 
@@ -87,13 +87,9 @@ def _my_workers(title: str = "ray::train_chunk") -> list[int]:
     return found
 
 
-def _descends_from(pid: int, ancestor: int) -> bool:
-    while pid > 1:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                pid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            return False
+def _descends_from(pid: int | None, ancestor: int) -> bool:
+    while pid is not None and pid > 1:
+        pid = parent_pid(pid)
         if pid == ancestor:
             return True
     return False

@@ -163,10 +163,10 @@ _MAIN_LOCK = threading.Lock()
 
 @contextmanager
 def _bare_main() -> Iterator[None]:
-    """While workers are spawned, `__main__` is a bare module. multiprocessing's spawn re-runs the
-    parent's main script in every child (to find what it defines); under `streamlit run` (and
-    AppTest) that script is app.py, and a worker must not start the app. The workers need nothing
-    from it: the jobs they run live in this module."""
+    """While workers start, `__main__` is a bare module. multiprocessing re-runs the parent's main
+    script in every child it spawns or forks from its fork server (to find what it defines); under
+    `streamlit run` (and AppTest) that script is app.py, and a worker must not start the app. The
+    workers need nothing from it: the jobs they run live in this module."""
     with _MAIN_LOCK:
         main = sys.modules.get("__main__")
         sys.modules["__main__"] = types.ModuleType("__main__")
