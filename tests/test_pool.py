@@ -5,11 +5,13 @@ CPU with cores for two or more workers."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.multiprocessing as tmp
-from helpers import parent_pid
+from helpers import count_rows, kill_9_when, parent_pid, wait_until
 
 import core.search.evaluators.pool as pool_mod
 from core.cell.genotype import Genotype
@@ -21,6 +23,7 @@ from core.search.evaluators.pool import Pool, pool_size
 from core.search.evaluators.single import evaluate_single
 from core.search.loop import step_candidates
 from core.search.tasks import make_task
+from core.store.runs import Store
 
 CPU = torch.device("cpu")
 SAME = ("idx", "status", "accuracy", "perplexity", "score", "epochs", "stop_reason", "history")
@@ -124,3 +127,20 @@ def test_pool_matches_one_at_a_time_rnn_bf16_and_workers_do_not_rerun_the_server
     cfg = preset_config("rnn", "demo", k=2, epochs=2, max_batches=5, precision="bf16")
     _compare("rnn", cfg, evaluate_single)
     assert sys.modules["__main__"] is fake_main
+
+
+def test_a_kill_9_of_the_search_ends_its_workers(tmp_path):
+    """After a kill -9 of the search nothing closes the pool: its workers, blocked on a queue
+    whose other ends they hold themselves, would wait for ever. Each watches the search's
+    process and ends once it is gone."""
+    db = tmp_path / "runs.db"
+    env = {k: v for k, v in os.environ.items() if k != pool_mod.WORKERS_ENV}  # the pool, as a user gets it
+    args = ["search", "cnn", "--preset", "demo", "--k", "2", "--epochs", "2", "--store", str(db)]
+    proc = subprocess.Popen([sys.executable, "-m", "core", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    kill_9_when(proc, lambda: count_rows(db, "SELECT COUNT(*) FROM steps") >= 1, "the search", 120, poll=0.05)
+    labels = [c.worker for c in Store(db).candidates(1, 0)]
+    assert labels and all(" process " in label for label in labels), labels  # trained by pool workers
+    workers = {int(label.rsplit(" ", 1)[1]) for label in labels}
+    gone = lambda: all(parent_pid(pid) is None for pid in workers)  # noqa: E731
+    wait_until(gone, "the workers to end", 10 * pool_mod.OWNER_POLL_S)

@@ -26,6 +26,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import types
 import weakref
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -42,6 +43,7 @@ from core.search.config import SearchConfig
 from core.store.runs import CandidateRecord
 
 POLL_S = 0.2
+OWNER_POLL_S = 1.0  # how often a worker checks that the search's process still exists
 # The evaluator's own state per proxy task (not stored on the task): its run's worker processes.
 # Weak keys: a pool whose task is gone shuts down with it (Pool's finalizer).
 _POOLS: weakref.WeakKeyDictionary[object, Pool] = weakref.WeakKeyDictionary()
@@ -105,7 +107,7 @@ class Pool:
             workers,
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(type(task), cfg.to_dict(), data, threads, self.events, self.stop),
+            initargs=(type(task), cfg.to_dict(), data, threads, self.events, self.stop, os.getpid()),
         )
         self._finalizer = weakref.finalize(self, self.executor.shutdown, wait=False, cancel_futures=True)
 
@@ -205,11 +207,12 @@ def close_pool(task) -> None:
 _WORKER: dict = {}
 
 
-def _init_worker(task_type: type, cfg: dict, data, threads: int, events, stop) -> None:
+def _init_worker(task_type: type, cfg: dict, data, threads: int, events, stop, owner: int) -> None:
     """Once per worker process: its thread count and its proxy task, built on the shared data.
     Ctrl-C is the parent's to handle (it stops the step through the shared event), so a
     worker ignores it rather than dying mid-candidate with a traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_end_with, args=(owner,), name="owner-watch", daemon=True).start()
     torch.set_num_threads(threads)
     settings = SearchConfig.from_dict(cfg)
     _WORKER.update(
@@ -218,6 +221,19 @@ def _init_worker(task_type: type, cfg: dict, data, threads: int, events, stop) -
         stop=stop,
         label=f"{socket.gethostname()} process {os.getpid()}",
     )
+
+
+def _end_with(owner: int) -> None:
+    """End this worker once the search's process `owner` is gone. After a kill -9 of the search
+    nothing else would: the workers wait on a queue whose other ends they hold themselves."""
+    while True:
+        time.sleep(OWNER_POLL_S)
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # it exists, under another user (a reused pid): keep watching
+            pass
 
 
 def _train_job(step: int, job: Job, step_seed: int) -> CandidateRecord | None:
