@@ -82,12 +82,27 @@ def main() -> None:
     alone = local(StepJob(task, 1, jobs, 5, lambda: False, nop, nop))
     one_s = time.perf_counter() - t0
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    speedup, ceiling = one_s / pool_s, _ceiling(alone, pooled, workers)
     print(
         f"{args.task} paper step, k={len(jobs)}, {cfg.epochs} epoch(s), batches cap {cfg.max_batches or '-'}, "
         f"precision {task.precision}: one core (1 thread, {task.evaluator}) {one_s:.1f} s | pool of {workers} "
-        f"x 1 thread {pool_s:.1f} s (start-up included) | speed-up {one_s / pool_s:.2f}x | records identical: "
+        f"x 1 thread {pool_s:.1f} s (start-up included) | speed-up {speedup:.2f}x | records identical: "
         f"{_same(alone, pooled)} | load {load}"
     )
+    print(
+        f"hardware ceiling: a candidate trains {workers / ceiling:.2f}x as long when {workers} train at once as "
+        f"when it trains alone (its own timer), so {workers} cores give at most {ceiling:.2f}x on this work; "
+        f"the pool reached {speedup / ceiling:.0%} of that"
+    )
+
+
+def _ceiling(alone: list, pooled: list, workers: int) -> float:
+    """The speed-up `workers` cores can give this work at best: `workers` over how much longer a
+    candidate trains beside the others than alone, each timed by the trainer itself (so start-up,
+    scheduling and the last straggler are not in it). Shared caches, memory bandwidth and sibling
+    hyper-threads of the host set it, not the pool."""
+    slower = sum(r.wall_s for r in pooled) / sum(r.wall_s for r in alone)
+    return workers / slower
 
 
 if __name__ == "__main__":

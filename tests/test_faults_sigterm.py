@@ -24,6 +24,7 @@ from test_faults_processes import TIMEOUT, TINY_TRAIN, _finish, _status
 from core.cell.presets import load_preset
 from core.runner.foreground import EXIT_TERMINATED
 from core.runner.threads import Runner
+from core.store.controls import claim_control, get_control
 from core.store.jobs import JobStore
 from core.store.runs import RunStatus, Store
 from core.training.config import train_config
@@ -203,12 +204,16 @@ from core.runner import threads
 runner = threads.Runner()
 runner.shutdown = functools.partial(runner.shutdown, grace_s=0.3)
 
-def stuck(stop):  # a search that never reaches a batch boundary (still loading data, say)
+def stuck(stop):  # work that never reaches a batch boundary (still loading data, say)
     x = torch.randn(256, 256)
     while True:
         x = (x @ x).tanh()
 
-runner._launch((sys.argv[1], "search", 1), stuck)
+kind = sys.argv[2]
+if kind == "helper":
+    runner.start_helper("compare-warm-up", stuck)
+else:
+    runner._launch((sys.argv[1], kind, 1), stuck)
 stopped = threading.Event()
 signal.signal(signal.SIGTERM, lambda s, f: stopped.set())  # like Streamlit's: stop the server
 threads.chain_stop_signals(runner)
@@ -219,17 +224,30 @@ print("server stopped")
 """
 
 
-def test_sigterm_with_a_thread_stuck_in_torch_still_exits_0(tmp_path):
-    """Before: on a loaded server a search that had not reached a batch boundary within the
-    grace was still inside torch when the interpreter finalised, and the process aborted in C++
-    (SIGABRT, "terminate called without an active exception") instead of exiting 0."""
-    db = tmp_path / "s.db"
-    store = Store(db)
+def _claimed_rows(db: Path) -> tuple[Store, JobStore]:
+    """Run 1 with a running control, and a running job 1, all claimed by this test's process (so a
+    row the server leaves alone reads `running`)."""
+    store, jobs = Store(db), JobStore(db)
     run_id = store.create_run("cnn", tiny_config().to_dict(), 3)
     store.claim(run_id, "cpu", "single")
+    claim_control(store, run_id, 2, [3], "cpu")
+    job_id = jobs.create_job("cnn", load_preset("shrinkcnn-a"), {}, "test")
+    jobs.claim_job(job_id, "cpu")
+    return store, jobs
+
+
+@pytest.mark.parametrize("kind", ["search", "control", "helper"])
+def test_sigterm_with_a_thread_stuck_in_torch_still_exits_0(tmp_path, kind):
+    """Before: on a loaded server a search that had not reached a batch boundary within the
+    grace was still inside torch when the interpreter finalised, and the process aborted in C++
+    (SIGABRT, "terminate called without an active exception") instead of exiting 0. The app's
+    Compare warm-up thread (a `helper`: no row) did the same to a server stopped soon after its
+    start. A control left so was marked through the jobs table: job 1 `stopped`, control live."""
+    db = tmp_path / "s.db"
+    store, jobs = _claimed_rows(db)
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run(
-        [sys.executable, "-c", STUCK_SERVER, str(db.resolve())],
+        [sys.executable, "-c", STUCK_SERVER, str(db.resolve()), kind],
         cwd=root,
         capture_output=True,
         text=True,
@@ -237,4 +255,6 @@ def test_sigterm_with_a_thread_stuck_in_torch_still_exits_0(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "server stopped" in proc.stdout and "terminate called" not in proc.stderr
-    assert store.get_run(run_id).status == RunStatus.STOPPED
+    stopped = {"search": store.get_run(1).status, "control": get_control(store, 1).status}
+    assert stopped == {k: RunStatus.STOPPED if k == kind else RunStatus.RUNNING for k in stopped}
+    assert jobs.get_job(1).status == RunStatus.RUNNING  # a job of another process: untouched

@@ -60,13 +60,15 @@ def get_store() -> Store:
 
 
 @st.cache_resource(show_spinner=False)
-def warm_up(store_path: str) -> threading.Thread:
+def warm_up(store_path: str) -> bool:
     """Once per server: cost the published cells and the newest run's best snapshot in the
     background (core.insight.compare memoises them per process), so the first visit to
-    Compare finds them ready instead of paying torch's first forward passes."""
+    Compare finds them ready instead of paying torch's first forward passes. The Runner owns
+    the thread, so a SIGTERM soon after start-up waits for its cell (or ends the process)
+    rather than finalising the interpreter under a forward pass, which aborts it."""
     store = store_at(store_path)  # here, in the script thread: the cache is not for other threads
 
-    def work() -> None:
+    def work(stop: threading.Event) -> None:
         from core.cell.presets import load_preset, preset_names
         from core.insight.compare import cnn_costs
 
@@ -76,11 +78,12 @@ def warm_up(store_path: str) -> threading.Thread:
             best = store.best_step(runs[0].id) if runs else None
             cells += [best.genotype] if best is not None else []
             for g in cells:
+                if stop.is_set():
+                    return
                 if g.kind == "cnn":
                     cnn_costs(g.to_json(), "proxy")
         except Exception:  # noqa: BLE001 - a warm-up must never break the app; Compare costs on demand anyway
             pass
 
-    thread = threading.Thread(target=work, name="compare-warm-up", daemon=True)
-    thread.start()
-    return thread
+    get_runner().start_helper("compare-warm-up", work)
+    return True

@@ -53,6 +53,13 @@ class Runner:
             self._threads[key] = (thread, stop)
         thread.start()
 
+    def start_helper(self, name: str, work: Callable[[threading.Event], object]) -> None:
+        """Run `work(stop)` (a warm-up, say: no store row of its own) in a daemon thread that the
+        exit path treats as it treats a search: `shutdown` sets `stop` and waits its grace, and one
+        still inside torch after that ends the process at once. Left alone, such a thread aborts
+        the interpreter's finalisation (see `exit_if_stuck`). `work` should check `stop` often."""
+        self._launch(("", name, 0), work)
+
     def stop_at_exit(self) -> None:
         """Call `shutdown` when this process exits (the app server does this for its Runner)."""
         atexit.register(self.shutdown_at_exit)
@@ -87,7 +94,7 @@ class Runner:
         for _, thread, _ in live:
             thread.join(max(0.0, deadline - time.monotonic()))
         for key, thread, _ in live:
-            if thread.is_alive():
+            if thread.is_alive() and key[1] in _MARK_STOPPED:
                 _mark_stopped(*key)
         return [key for key, _, _ in live]
 
@@ -227,20 +234,42 @@ def _stop_then(runner: Runner, previous) -> Callable:
 
 
 def _mark_stopped(path: str, kind: str, row_id: int) -> None:
-    """Leave a run or job whose thread did not stop in time `stopped` (if it is still live)."""
+    """Leave a run, control or job whose thread did not stop in time `stopped` (if it is still live)."""
     try:
-        if kind == "search":
-            store = Store(path)
-            if store.get_run(row_id).status.live:
-                store.finish(row_id, RunStatus.STOPPED)
-        else:
-            from core.store.jobs import JobStore
-
-            jobs = JobStore(path)
-            if jobs.get_job(row_id).status.live:
-                jobs.finish_job(row_id, RunStatus.STOPPED)
+        _MARK_STOPPED[kind](path, row_id)
     except Exception as exc:  # noqa: BLE001 -- at exit: a store gone meanwhile must not hide the others
         logging.getLogger(__name__).warning("could not mark %s %s stopped: %s", kind, row_id, exc)
+
+
+def _stop_run(path: str, run_id: int) -> None:
+    store = Store(path)
+    if store.get_run(run_id).status.live:
+        store.finish(run_id, RunStatus.STOPPED)
+
+
+def _stop_control(path: str, run_id: int) -> None:
+    from core.store.controls import finish_control, get_control
+
+    store = Store(path)
+    control = get_control(store, run_id)
+    if control is not None and RunStatus(control.status).live:
+        finish_control(store, run_id, RunStatus.STOPPED, "", 0.0)
+
+
+def _stop_job(path: str, job_id: int) -> None:
+    from core.store.jobs import JobStore
+
+    jobs = JobStore(path)
+    if jobs.get_job(job_id).status.live:
+        jobs.finish_job(job_id, RunStatus.STOPPED)
+
+
+# What a thread of each kind leaves live when it cannot stop in time; helpers have no row.
+_MARK_STOPPED: dict[str, Callable[[str, int], None]] = {
+    "search": _stop_run,
+    "control": _stop_control,
+    "train": _stop_job,
+}
 
 
 def _key(store: Store, kind: str, job_id: int) -> tuple[str, str, int]:
