@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -98,6 +100,18 @@ def _descends_from(pid: int | None, ancestor: int) -> bool:
 def test_the_local_cluster_is_sized_to_this_machine(cluster):
     assert cluster["nodes"] == 1 and cluster["cpus"] == os.cpu_count() and cluster["gpus"] == 0
     assert "1 node" in ray_eval.describe_cluster(cluster)
+    assert ray_eval.cluster_status().startswith(ray_eval.describe_cluster(cluster))  # the Search page's caption
+
+
+def test_the_search_page_caption_does_not_import_ray_before_a_ray_search():
+    """Importing Ray took a second of CPU on every app server's first Search page."""
+    code = (
+        "import sys; from core.search.evaluators.ray_eval import cluster_status;"
+        " print(cluster_status()); print('ray' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ray_eval.ROOT, capture_output=True, text=True, timeout=120)
+    status, imported = out.stdout.strip().splitlines()
+    assert status.startswith("no Ray cluster yet: the first ray search joins") and imported == "False", out
 
 
 @pytest.fixture(scope="module")

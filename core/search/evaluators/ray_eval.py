@@ -27,9 +27,11 @@ AUTOSHRINK_RAY_CPUS_PER_SEARCH CPUs at a time, so a class of demos keeps the ser
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import socket
+import sys
 import threading
 import weakref
 from contextlib import contextmanager
@@ -219,12 +221,12 @@ def describe_cluster(info: dict) -> str:
 
 
 def cluster_status() -> str:
-    """For a page: the cluster this process is on, or what the first ray search will start or join."""
-    try:
-        _ray()
-    except RayEvaluatorError:
+    """For a page: the cluster this process is on, or what the first ray search will start or join.
+    Ray is not imported for this (a second of CPU on every server's first Search page): a process
+    that never imported it is on no cluster."""
+    if importlib.util.find_spec("ray") is None:
         return "Ray is not installed: the ray evaluator is unavailable"
-    info = cluster_info()
+    info = cluster_info() if "ray" in sys.modules else {}
     limit = f"at most {SLOTS.limit} searches on it at once, {SLOTS.active} now"
     if info:
         return f"{describe_cluster(info)}; {limit}"
