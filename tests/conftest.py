@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+# Compile each source file once per suite run, not once per process: the suite starts some fifty
+# Python processes (xdist workers, CLI runs, app servers, Ray and pool workers), and where the
+# environment sets PYTHONDONTWRITEBYTECODE each of them compiled core/, ui/ and the test modules
+# again. The caches are git-ignored (__pycache__/).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 # The app imports the recorded sample runs (assets/runs/) into its store; tests start from
 # empty stores unless they ask for the samples.
@@ -37,7 +45,6 @@ LONGEST_FIRST = (
     "test_batched.py",
     "test_real_data.py",
     "test_faults_sigterm.py",
-    "test_browser_classroom.py",
     "test_control.py",
 )
 
