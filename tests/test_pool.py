@@ -70,7 +70,7 @@ def _compare(kind: str, cfg, local) -> None:
 
 
 def test_pool_matches_one_at_a_time_cnn():
-    cfg = preset_config("cnn", "demo", k=3, epochs=2, precision="fp32")
+    cfg = preset_config("cnn", "demo", k=3, epochs=2, max_batches=4, precision="fp32")  # 3 jobs on 2 workers
     _compare("cnn", cfg, evaluate_batched)
 
 
@@ -135,7 +135,7 @@ def test_a_kill_9_of_the_search_ends_its_workers(tmp_path):
     process and ends once it is gone."""
     db = tmp_path / "runs.db"
     env = {k: v for k, v in os.environ.items() if k != pool_mod.WORKERS_ENV}  # the pool, as a user gets it
-    args = ["search", "cnn", "--preset", "demo", "--k", "2", "--epochs", "2", "--store", str(db)]
+    args = ["search", "cnn", "--preset", "demo", "--k", "2", "--epochs", "2", "--max-batches", "2", "--store", str(db)]
     proc = subprocess.Popen([sys.executable, "-m", "core", *args], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     kill_9_when(proc, lambda: count_rows(db, "SELECT COUNT(*) FROM steps") >= 1, "the search", 120, poll=0.05)
