@@ -196,6 +196,23 @@ def test_an_app_server_stopped_by_sigterm_leaves_its_search_stopped(tmp_path):
     assert run.status == RunStatus.STOPPED and run.error == "", (run.status, run.error, log_path.read_text())
 
 
+def test_shutdown_stops_every_helper_thread_even_two_of_one_name():
+    """Helpers (the app's warm-up, one per store) have no row; each must stay tracked, so that exit
+    waits for all of them rather than finalising the interpreter under one of them."""
+    runner, ran = Runner(), []
+
+    def work(stop: threading.Event) -> None:
+        ran.append(1)
+        stop.wait(60)
+
+    runner.start_helper("compare-warm-up", work)
+    runner.start_helper("compare-warm-up", work)
+    wait_until(lambda: len(ran) == 2, "both helpers to start", TIMEOUT, 0.01)
+    stopped = runner.shutdown(grace_s=10)
+    assert len(stopped) == 2 and all(kind == "helper" for _, kind, _ in stopped)
+    assert not any(thread.is_alive() for thread, _ in runner._threads.values())
+
+
 STUCK_SERVER = """
 import functools, os, signal, sys, threading, time
 import torch

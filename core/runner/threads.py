@@ -18,6 +18,7 @@ other normal exit.
 from __future__ import annotations
 
 import atexit
+import itertools
 import logging
 import os
 import signal
@@ -45,6 +46,7 @@ class Runner:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._threads: dict[tuple[str, str, int], tuple[threading.Thread, threading.Event]] = {}
+        self._helpers = itertools.count()  # each helper its own key: a second must not untrack the first
 
     def _launch(self, key: tuple[str, str, int], target: Callable[[threading.Event], object]) -> None:
         stop = threading.Event()
@@ -58,7 +60,7 @@ class Runner:
         exit path treats as it treats a search: `shutdown` sets `stop` and waits its grace, and one
         still inside torch after that ends the process at once. Left alone, such a thread aborts
         the interpreter's finalisation (see `exit_if_stuck`). `work` should check `stop` often."""
-        self._launch(("", name, 0), work)
+        self._launch((name, "helper", next(self._helpers)), work)
 
     def stop_at_exit(self) -> None:
         """Call `shutdown` when this process exits (the app server does this for its Runner)."""
