@@ -40,6 +40,7 @@ import torch.multiprocessing as tmp
 
 from core.search.candidates import EpochFn, Job, StepJob
 from core.search.config import SearchConfig
+from core.store.lifecycle import alive
 from core.store.runs import CandidateRecord
 
 POLL_S = 0.2
@@ -224,16 +225,13 @@ def _init_worker(task_type: type, cfg: dict, data, threads: int, events, stop, o
 
 
 def _end_with(owner: int) -> None:
-    """End this worker once the search's process `owner` is gone. After a kill -9 of the search
-    nothing else would: the workers wait on a queue whose other ends they hold themselves."""
-    while True:
+    """End this worker once the search's process `owner` is gone (or a zombie its parent has not
+    reaped yet), judged as the store judges a row's owner. After a kill -9 of the search nothing
+    else would: the workers wait on a queue whose other ends they hold themselves."""
+    host = socket.gethostname()
+    while alive(host, owner, None):
         time.sleep(OWNER_POLL_S)
-        try:
-            os.kill(owner, 0)
-        except ProcessLookupError:
-            os._exit(1)
-        except PermissionError:  # it exists, under another user (a reused pid): keep watching
-            pass
+    os._exit(1)
 
 
 def _train_job(step: int, job: Job, step_seed: int) -> CandidateRecord | None:
