@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -227,7 +228,7 @@ def test_training_loss_equals_nll_of_the_forward_log_probs():
     torch.testing.assert_close(h2, h)
     for a, b in zip(grads, ref_grads):
         torch.testing.assert_close(a, b)
-    model.decoder_dtype = torch.bfloat16
+    model.matmul_dtype = torch.bfloat16
     low, _ = model.loss(tokens, model.init_hidden(3), targets)
     assert low.dtype == torch.float32 and abs(low.item() - ref.item()) < 0.05
 
@@ -290,7 +291,7 @@ def test_bf16_decoder_gradients_match_fp32_across_chunks_and_blocks(monkeypatch)
     tokens, targets = torch.randint(0, 37, (7, 5)), torch.randint(0, 37, (7, 5))  # 35 rows
     results = {}
     for dtype in (None, torch.bfloat16):
-        model.decoder_dtype = dtype
+        model.matmul_dtype = dtype
         loss, _ = model.loss(tokens, model.init_hidden(5), targets)
         with torch.no_grad():
             assert model.loss(tokens, model.init_hidden(5), targets)[0].item() == loss.item()
@@ -299,3 +300,20 @@ def test_bf16_decoder_gradients_match_fp32_across_chunks_and_blocks(monkeypatch)
     assert abs(low.item() - ref.item()) < 0.02
     for a, b in zip(low_grads, ref_grads):
         assert (a - b).norm() <= 0.03 * b.norm() + 1e-6
+
+
+def test_a_target_whose_probability_underflows_counts_the_floor_not_infinity() -> None:
+    """Training takes log p of the target from the softmax: when the target's p underflows fp32
+    (a logit 200 below another) the token counts -log(P_FLOOR), 87.3 nats, so the loss stays
+    finite and the divergence rule, not a NaN, judges it; validation (log_softmax) gives 200."""
+    import core.nets.rnn as rnn
+
+    out = torch.tensor([[1.0, 0.0]], requires_grad=True)
+    weight = torch.tensor([[200.0, 0.0], [0.0, 0.0]])
+    bias, targets = torch.zeros(2), torch.tensor([1])
+    train = rnn._ChunkedNLL.apply(out, weight, bias, targets, None, True)
+    with torch.no_grad():
+        val = rnn._ChunkedNLL.apply(out, weight, bias, targets, None, False)
+    assert train.item() == pytest.approx(-math.log(rnn.P_FLOOR), rel=1e-6) and val.item() == pytest.approx(200.0)
+    train.backward()
+    assert torch.isfinite(out.grad).all() and out.grad[0, 0].item() == pytest.approx(200.0)

@@ -94,6 +94,7 @@ class DagRNNCell(nn.Module):
         self.genotype = g
         self.emb, self.hidden = emb, hidden
         self.dropout_x, self.dropout_h = dropout_x, dropout_h
+        self.matmul_dtype: torch.dtype | None = None  # bf16 under --precision bf16: see dag_scan
         self.leaves = g.leaves()
         live = g.reachable()
         self.in_degree = {j: len(g.inputs(j)) for j in live if j != 0}
@@ -182,7 +183,7 @@ class DagRNNCell(nn.Module):
         if torch.compiler.is_compiling() or torch.jit.is_tracing():  # exporters trace plain ops, not a Function
             return self._steps(x, h0, h_mask)
         weights = [self.edge_w[str(p.source)] for p in self.plans]
-        outputs = dag_scan(self._scan_plan(x.device), x, h0, h_mask, self.w0, weights)
+        outputs = dag_scan(self._scan_plan(x.device), x, h0, h_mask, self.w0, weights, self.matmul_dtype)
         return outputs, outputs[-1]
 
     def _steps(self, x: Tensor, h0: Tensor, h_mask: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -254,9 +255,17 @@ class RNNLanguageModel(nn.Module):
         self.cell = DagRNNCell(genotype, emb, hidden, dropout_x=dropout_x, dropout_h=dropout_h)
         self.decoder_bias = nn.Parameter(torch.zeros(vocab_size))
         nn.init.uniform_(self.encoder.weight, -EMB_INIT_RANGE, EMB_INIT_RANGE)
-        # --precision bf16: the decoder (a V x h matmul per token, most of the arithmetic at PTB
-        # sizes) runs under bf16 autocast; the cell's small recurrent matmuls and the softmax stay fp32
-        self.decoder_dtype: torch.dtype | None = None
+
+    @property
+    def matmul_dtype(self) -> torch.dtype | None:
+        """The dtype the matmuls run in: bf16 under --precision bf16, None for fp32. The decoder
+        (a V x h matmul per token) and the cell's recurrent matmuls take bf16 operands; weights,
+        states, gates, softmax and loss stay fp32, as under autocast."""
+        return self.cell.matmul_dtype
+
+    @matmul_dtype.setter
+    def matmul_dtype(self, dtype: torch.dtype | None) -> None:
+        self.cell.matmul_dtype = dtype
 
     def _embed(self, tokens: Tensor) -> Tensor:
         """Look up embeddings with word-row and token dropout applied in training mode."""
@@ -282,10 +291,10 @@ class RNNLanguageModel(nn.Module):
         out = states
         if self.training and self.dropout > 0:
             out = out * _mask(out, (1, out.size(1), self.hidden), self.dropout)
-        if self.decoder_dtype is None:
+        if self.matmul_dtype is None:
             logits = F.linear(out, self.encoder.weight, self.decoder_bias)
         else:
-            with torch.autocast(out.device.type, dtype=self.decoder_dtype):
+            with torch.autocast(out.device.type, dtype=self.matmul_dtype):
                 logits = F.linear(out, self.encoder.weight, self.decoder_bias).float()
         return F.log_softmax(logits, dim=-1), h, states
 
@@ -299,7 +308,7 @@ class RNNLanguageModel(nn.Module):
         flat = out.reshape(-1, self.hidden)
         weight, bias = self.encoder.weight, self.decoder_bias
         need_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (flat, weight, bias))
-        return _ChunkedNLL.apply(flat, weight, bias, targets.reshape(-1), self.decoder_dtype, need_grad), h
+        return _ChunkedNLL.apply(flat, weight, bias, targets.reshape(-1), self.matmul_dtype, need_grad), h
 
     def init_hidden(self, batch_size: int) -> Tensor:
         """Zero state on the model's device: each epoch starts the sequence afresh."""
@@ -308,6 +317,10 @@ class RNNLanguageModel(nn.Module):
 
 NLL_CHUNK = 128  # rows of logits per chunk: 128 x V fp32 stays in a core's cache at PTB sizes
 NLL_CHUNK_FP32 = 64  # fp32 matmuls: the chunk's three matmuls and passes measured faster at half (a 2 MB L2)
+# Training takes log p of the target from the softmax it needs for the gradient (an exp pass
+# fewer than log_softmax, then exp); a target whose p underflows fp32 counts as this floor's
+# -log, 87.3 nats, where log_softmax would give more: a loss that diverged either way.
+P_FLOOR = torch.finfo(torch.float32).tiny
 
 
 class _ChunkedNLL(torch.autograd.Function):
@@ -329,11 +342,13 @@ class _ChunkedNLL(torch.autograd.Function):
         grads = _Grads.begin(out, weight, bias, dtype) if need_grad else None
         chunk = NLL_CHUNK if dtype is not None else NLL_CHUNK_FP32
         for s in range(0, len(targets), chunk):
-            tc = targets[s : s + chunk, None]
-            log_p = torch.log_softmax(_logits(o[s : s + chunk], wt, bias), dim=1)
-            total -= log_p.gather(1, tc).sum()
-            if grads is not None:
-                grads.add_chunk(log_p, tc, o, w, s)
+            tc, z = targets[s : s + chunk, None], _logits(o[s : s + chunk], wt, bias)
+            if grads is None:
+                total -= torch.log_softmax(z, dim=1).gather(1, tc).sum()
+                continue
+            p = torch.softmax(z, dim=1)  # one exp pass: p is what the gradient needs
+            total -= p.gather(1, tc).clamp_min_(P_FLOOR).log_().sum()
+            grads.add_chunk(p, tc, o, w, s)
         if grads is not None:
             ctx.save_for_backward(grads.grad_out, grads.grad_w, grads.grad_b)
         ctx.rows = len(targets)
@@ -368,10 +383,10 @@ class _Grads:
         probs = None if dtype is None else out.new_empty(min(BF16_BLOCK, out.size(0)), weight.size(0), dtype=dtype)
         return cls(*grads, probs)
 
-    def add_chunk(self, log_p: Tensor, tc: Tensor, o: Tensor, w: Tensor, s: int) -> None:
-        """p = exp(log_p) - onehot (in place), its row sum into d b, and its matmuls (or a
+    def add_chunk(self, p: Tensor, tc: Tensor, o: Tensor, w: Tensor, s: int) -> None:
+        """p = softmax - onehot (in place), its row sum into d b, and its matmuls (or a
         place in the block, multiplied when the block is full)."""
-        p = log_p.exp_().scatter_add_(1, tc, log_p.new_full(tc.shape, -1.0))
+        p.scatter_add_(1, tc, p.new_full(tc.shape, -1.0))
         self.grad_b += p.sum(0)
         end = s + len(tc)
         if self.probs is None:

@@ -194,7 +194,7 @@ def train_rnn_proxy(
     result = TrainResult(status=CandidateStatus.OK)
     t0 = time.perf_counter()
     dev = torch.device(device)
-    model.decoder_dtype = torch.bfloat16 if precision == "bf16" else None  # see RNNLanguageModel
+    model.matmul_dtype = torch.bfloat16 if precision == "bf16" else None  # see RNNLanguageModel
     with torch.random.fork_rng(devices=[dev.index or 0] if dev.type == "cuda" else []):
         torch.manual_seed(data_seed)
         try:

@@ -161,7 +161,7 @@ def _prepare(ctx: JobContext, genotype: Genotype, cfg: RNNTrainConfig, device: t
     cost = rnn_cost(genotype, cfg.emb, cfg.hidden, corpus.vocab_size)
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     model = build_language_model(genotype, corpus.vocab_size, cfg).to(device)
-    model.decoder_dtype = autocast_dtype(resolve_precision(cfg.precision, device))  # the decoder in bf16
+    model.matmul_dtype = autocast_dtype(resolve_precision(cfg.precision, device))  # decoder and cell matmuls in bf16
     train = batchify(corpus.train, cfg.batch_size, device)
     windows = len(list(bptt_windows(train.size(0), cfg.bptt, cfg.bptt)))
     job = _Job(
@@ -281,7 +281,7 @@ def _finish(ctx: JobContext, job: _Job, cfg: RNNTrainConfig, device: torch.devic
     test_loss = evaluate_lm(model, batchify(corpus.test, cfg.eval_batch_size, device), cfg.bptt)
     metrics = {**job.summary(), "test_perplexity": perplexity(test_loss)}
     model = model.eval().cpu()
-    model.decoder_dtype = None  # the exported model is fp32
+    model.matmul_dtype = None  # the exported model is fp32
     tokens = corpus.valid[: cfg.bptt].view(-1, 1).cpu()
     return TrainOutcome(
         stopped=False,
