@@ -317,3 +317,28 @@ def test_a_target_whose_probability_underflows_counts_the_floor_not_infinity() -
     assert train.item() == pytest.approx(-math.log(rnn.P_FLOOR), rel=1e-6) and val.item() == pytest.approx(200.0)
     train.backward()
     assert torch.isfinite(out.grad).all() and out.grad[0, 0].item() == pytest.approx(200.0)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_the_bf16_scan_stays_within_bf16_rounding_of_fp32(masked: bool) -> None:
+    """With matmul_dtype bf16 the scan's matmuls (forward, backward, weight gradients) take bf16
+    operands and everything else stays fp32: outputs and every gradient stay within bf16
+    rounding of the fp32 scan's, and they come back in fp32."""
+    genotype = Genotype.dense("rnn", 6, 0).without_edge((0, 5))  # a paper candidate
+    torch.manual_seed(3)
+    cell = DagRNNCell(genotype, 16, 16, dropout_h=0.5 if masked else 0.0)
+    x, h0 = torch.randn(12, 8, 16), torch.randn(8, 16)
+    weights = torch.randn(12, 8, 16)
+    results = {}
+    for dtype in (None, torch.bfloat16):
+        cell.matmul_dtype = dtype
+        torch.manual_seed(4)  # the same hidden mask in both
+        inputs = [x.clone().requires_grad_(), h0.clone().requires_grad_(), *cell.parameters()]
+        out, _ = cell(inputs[0], inputs[1])
+        results[dtype] = out, torch.autograd.grad((out * weights).sum(), inputs)
+    (ref, ref_grads), (low, low_grads) = results[None], results[torch.bfloat16]
+    assert low.dtype == torch.float32 and all(g.dtype == torch.float32 for g in low_grads)
+    assert not torch.equal(low, ref)  # the bf16 path really ran
+    assert (low - ref).abs().max() < 0.02
+    for a, b in zip(low_grads, ref_grads):
+        assert (a - b).norm() <= 0.03 * b.norm() + 1e-6

@@ -86,10 +86,11 @@ def _low(t: Tensor, dtype: torch.dtype | None) -> Tensor:
 
 
 def _mm(a: Tensor, b: Tensor, dtype: torch.dtype | None) -> Tensor:
-    """a @ b with both operands in `dtype`, the result in a's (fp32) dtype."""
+    """a @ b with both operands in `dtype` (an operand already in it is not cast again), the
+    result in the wider of their own dtypes: fp32."""
     if dtype is None:
         return a @ b
-    return (a.to(dtype) @ b.to(dtype)).to(a.dtype)
+    return (a.to(dtype) @ b.to(dtype)).to(torch.promote_types(a.dtype, b.dtype))
 
 
 @dataclass
@@ -296,10 +297,9 @@ def _weight_grads(
     pre-activation gradients are in saved.a0 and saved.acts once the backward steps ran)."""
     steps, batch, h, e, low = x.size(0), x.size(1), plan.hidden, plan.emb, saved.dtype
     rows = steps * batch
-    d0 = saved.a0.view(rows, 2 * h)
-    d0_low = _low(d0, low)
+    d0 = _low(saved.a0.view(rows, 2 * h), low)  # cast once for its three matmuls
     h_in = h_prev if mask is None else h_prev * mask
-    dw0 = torch.cat([_mm(x.reshape(rows, e).t(), d0_low, low), _mm(h_in.reshape(rows, h).t(), d0_low, low)])
+    dw0 = torch.cat([_mm(x.reshape(rows, e).t(), d0, low), _mm(h_in.reshape(rows, h).t(), d0, low)])
     out = [_mm(d0, w0[:e].t(), low).view(steps, batch, e), dw0]
     for src, d in zip(plan.sources, saved.acts):
         s = saved.states[:, :, src.source]
